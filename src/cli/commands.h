@@ -1,0 +1,21 @@
+// Subcommands of the vkvit CLI: each registers itself on the app in its own file.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include "vk/context.h"
+
+namespace vkvit::cli {
+
+// Flags every subcommand shares.
+struct GlobalOptions {
+  int device = -1;
+  bool validation = false;
+  bool profile = false;
+  // The context options after the environment (VKVIT_*) and then the flags are applied.
+  vk::ContextOptions context_options() const;
+};
+
+void add_devices_command(CLI::App& app, GlobalOptions& global);
+void add_bench_command(CLI::App& app, GlobalOptions& global);
+
+}  // namespace vkvit::cli

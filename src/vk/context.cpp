@@ -1,0 +1,494 @@
+#include "vk/context.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "vk/error.h"
+#include "vk/log.h"
+#include "vk/memory.h"
+#include "vk/pipeline.h"
+#include "vk/profiler.h"
+
+namespace vkvit::vk {
+
+namespace {
+
+const char* kValidationLayer = "VK_LAYER_KHRONOS_validation";
+
+std::string version_string(uint32_t v) {
+  std::ostringstream s;
+  s << VK_API_VERSION_MAJOR(v) << "." << VK_API_VERSION_MINOR(v) << "." << VK_API_VERSION_PATCH(v);
+  return s.str();
+}
+
+// Vendors pack driverVersion differently; these are the published schemes.
+std::string driver_version_string(uint32_t vendor, uint32_t v) {
+  std::ostringstream s;
+  if (vendor == 0x10DE) {  // NVIDIA: 10.8.8.6
+    s << (v >> 22) << "." << ((v >> 14) & 0xff) << "." << ((v >> 6) & 0xff) << "." << (v & 0x3f);
+  } else if (vendor == 0x8086) {  // Intel on Windows: 18.14
+    s << (v >> 14) << "." << (v & 0x3fff);
+  } else {
+    s << version_string(v);
+  }
+  return s.str();
+}
+
+std::string vendor_name(uint32_t id) {
+  switch (id) {
+    case 0x1002: return "AMD";
+    case 0x10DE: return "NVIDIA";
+    case 0x8086: return "Intel";
+    case 0x13B5: return "ARM";
+    case 0x5143: return "Qualcomm";
+    case 0x106B: return "Apple";
+    case 0x10005: return "Mesa";
+    default: {
+      std::ostringstream s;
+      s << "0x" << std::hex << id;
+      return s.str();
+    }
+  }
+}
+
+const char* type_name(VkPhysicalDeviceType t) {
+  switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return "CPU";
+    default: return "other";
+  }
+}
+
+int type_rank(VkPhysicalDeviceType t) {
+  switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 0;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 1;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return 3;
+    default: return 4;
+  }
+}
+
+bool has_extension(const std::vector<VkExtensionProperties>& exts, const char* name) {
+  for (const auto& e : exts)
+    if (!std::strcmp(e.extensionName, name)) return true;
+  return false;
+}
+
+bool layer_available(const char* name) {
+  uint32_t n = 0;
+  vkEnumerateInstanceLayerProperties(&n, nullptr);
+  std::vector<VkLayerProperties> layers(n);
+  vkEnumerateInstanceLayerProperties(&n, layers.data());
+  for (const auto& l : layers)
+    if (!std::strcmp(l.layerName, name)) return true;
+  return false;
+}
+
+DeviceInfo describe(VkPhysicalDevice pd, uint32_t index) {
+  DeviceInfo d;
+  d.index = index;
+
+  VkPhysicalDeviceSubgroupProperties subgroup{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+  VkPhysicalDeviceDriverProperties driver{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
+  subgroup.pNext = &driver;
+  VkPhysicalDeviceProperties2 props{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+  props.pNext = &subgroup;
+  vkGetPhysicalDeviceProperties2(pd, &props);
+  const auto& p = props.properties;
+  const auto& lim = p.limits;
+
+  d.name = p.deviceName;
+  d.vendor_id = p.vendorID;
+  d.vendor = vendor_name(p.vendorID);
+  d.driver_name = driver.driverName;
+  d.driver_info = driver.driverInfo;
+  d.driver_version = driver_version_string(p.vendorID, p.driverVersion);
+  d.api_version = version_string(p.apiVersion);
+  d.vulkan_1_2 = p.apiVersion >= VK_API_VERSION_1_2;
+  d.type = p.deviceType;
+  d.type_name = type_name(p.deviceType);
+  d.subgroup_size = subgroup.subgroupSize;
+  d.subgroup_ops = subgroup.supportedOperations;
+  d.subgroup_in_compute = (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) != 0;
+  d.timestamps = lim.timestampComputeAndGraphics;
+  d.timestamp_period_ns = lim.timestampPeriod;
+  d.max_storage_buffer_range = lim.maxStorageBufferRange;
+  d.min_storage_offset_alignment = lim.minStorageBufferOffsetAlignment;
+  d.max_workgroup_invocations = lim.maxComputeWorkGroupInvocations;
+  for (int i = 0; i < 3; ++i) {
+    d.max_workgroup_size[i] = lim.maxComputeWorkGroupSize[i];
+    d.max_workgroup_count[i] = lim.maxComputeWorkGroupCount[i];
+  }
+  d.max_shared_memory = lim.maxComputeSharedMemorySize;
+  d.max_push_constants = lim.maxPushConstantsSize;
+
+  VkPhysicalDeviceMaintenance3Properties m3{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
+  VkPhysicalDeviceProperties2 props2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+  props2.pNext = &m3;
+  vkGetPhysicalDeviceProperties2(pd, &props2);
+  d.max_memory_allocation_size = m3.maxMemoryAllocationSize;
+
+  VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+  VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+  f11.pNext = &f12;
+  VkPhysicalDeviceFeatures2 feats{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  feats.pNext = &f11;
+  if (d.vulkan_1_2) {
+    vkGetPhysicalDeviceFeatures2(pd, &feats);
+    d.float16 = f12.shaderFloat16;
+    d.int8 = f12.shaderInt8;
+    d.storage16 = f11.storageBuffer16BitAccess;
+  }
+
+  uint32_t n = 0;
+  vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, nullptr);
+  std::vector<VkExtensionProperties> exts(n);
+  vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, exts.data());
+  d.cooperative_matrix_khr = has_extension(exts, "VK_KHR_cooperative_matrix");
+  d.cooperative_matrix_nv = has_extension(exts, "VK_NV_cooperative_matrix");
+
+  VkPhysicalDeviceMemoryProperties mem;
+  vkGetPhysicalDeviceMemoryProperties(pd, &mem);
+  for (uint32_t i = 0; i < mem.memoryHeapCount; ++i)
+    d.heaps.push_back({mem.memoryHeaps[i].size, (mem.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) != 0});
+  return d;
+}
+
+}  // namespace
+
+std::string DeviceInfo::subgroup_ops_string() const {
+  static const std::pair<VkSubgroupFeatureFlagBits, const char*> names[] = {
+      {VK_SUBGROUP_FEATURE_BASIC_BIT, "basic"},
+      {VK_SUBGROUP_FEATURE_VOTE_BIT, "vote"},
+      {VK_SUBGROUP_FEATURE_ARITHMETIC_BIT, "arithmetic"},
+      {VK_SUBGROUP_FEATURE_BALLOT_BIT, "ballot"},
+      {VK_SUBGROUP_FEATURE_SHUFFLE_BIT, "shuffle"},
+      {VK_SUBGROUP_FEATURE_SHUFFLE_RELATIVE_BIT, "shuffle_relative"},
+      {VK_SUBGROUP_FEATURE_CLUSTERED_BIT, "clustered"},
+      {VK_SUBGROUP_FEATURE_QUAD_BIT, "quad"},
+  };
+  std::string s;
+  for (const auto& [bit, name] : names) {
+    if (!(subgroup_ops & bit)) continue;
+    if (!s.empty()) s += " ";
+    s += name;
+  }
+  return s.empty() ? "none" : s;
+}
+
+bool DeviceInfo::is_lavapipe() const {
+  return driver_name.find("llvmpipe") != std::string::npos || name.find("llvmpipe") != std::string::npos;
+}
+
+ContextOptions ContextOptions::from_env() {
+  ContextOptions o;
+  auto flag = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v && *v && std::strcmp(v, "0") != 0;
+  };
+  o.validation = flag("VKVIT_VALIDATION");
+  o.profile = flag("VKVIT_PROFILE");
+  if (const char* v = std::getenv("VKVIT_DEVICE"); v && *v) {
+    char* end = nullptr;
+    long idx = std::strtol(v, &end, 10);
+    if (*end != '\0' || idx < 0)
+      throw Error(std::string("VKVIT_DEVICE='") + v + "' is not a device index; run `vkvit devices` to list them");
+    o.device = static_cast<int>(idx);
+  }
+  return o;
+}
+
+// The instance and, with validation, the debug messenger that routes layer messages to our log.
+struct Context::InstanceState {
+  VkInstance instance = VK_NULL_HANDLE;
+  VkDebugUtilsMessengerEXT messenger = VK_NULL_HANDLE;
+  bool validation = false;
+  std::atomic<int> validation_errors{0};
+
+  static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
+                                                   VkDebugUtilsMessageTypeFlagsEXT,
+                                                   const VkDebugUtilsMessengerCallbackDataEXT* data,
+                                                   void* user) {
+    auto* self = static_cast<InstanceState*>(user);
+    const char* msg = data && data->pMessage ? data->pMessage : "(no message)";
+    if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) {
+      self->validation_errors++;
+      log(LogLevel::error, std::string("validation: ") + msg);
+    } else if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) {
+      log_warn(std::string("validation: ") + msg);
+    } else {
+      log_debug(std::string("validation: ") + msg);
+    }
+    return VK_FALSE;
+  }
+
+  explicit InstanceState(bool want_validation) {
+    validation = want_validation;
+    if (validation && !layer_available(kValidationLayer))
+      throw Error(std::string("validation requested but ") + kValidationLayer +
+                  " is not installed (install the Debian package vulkan-validationlayers)");
+
+    VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
+    app.pApplicationName = "vkvit";
+    app.pEngineName = "vkvit";
+    app.apiVersion = VK_API_VERSION_1_2;
+
+    std::vector<const char*> layers, extensions;
+    VkDebugUtilsMessengerCreateInfoEXT dbg{VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT};
+    dbg.messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT;
+    dbg.messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+                      VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT;
+    dbg.pfnUserCallback = &on_message;
+    dbg.pUserData = this;
+
+    VkInstanceCreateInfo ci{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
+    ci.pApplicationInfo = &app;
+    if (validation) {
+      layers.push_back(kValidationLayer);
+      extensions.push_back(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
+      ci.pNext = &dbg;  // also catch messages from vkCreateInstance itself
+    }
+    ci.enabledLayerCount = static_cast<uint32_t>(layers.size());
+    ci.ppEnabledLayerNames = layers.data();
+    ci.enabledExtensionCount = static_cast<uint32_t>(extensions.size());
+    ci.ppEnabledExtensionNames = extensions.data();
+    VkResult r = vkCreateInstance(&ci, nullptr, &instance);
+    if (r == VK_ERROR_INCOMPATIBLE_DRIVER || r == VK_ERROR_INITIALIZATION_FAILED)
+      throw Error(std::string("no Vulkan driver found (") + result_name(r) +
+                  "): install your GPU's Vulkan driver, or mesa-vulkan-drivers for the CPU driver lavapipe");
+    check(r, "vkCreateInstance");
+
+    if (validation) {
+      auto create = reinterpret_cast<PFN_vkCreateDebugUtilsMessengerEXT>(
+          vkGetInstanceProcAddr(instance, "vkCreateDebugUtilsMessengerEXT"));
+      if (create) check(create(instance, &dbg, nullptr, &messenger), "vkCreateDebugUtilsMessengerEXT");
+    }
+  }
+
+  ~InstanceState() {
+    if (messenger) {
+      auto destroy = reinterpret_cast<PFN_vkDestroyDebugUtilsMessengerEXT>(
+          vkGetInstanceProcAddr(instance, "vkDestroyDebugUtilsMessengerEXT"));
+      if (destroy) destroy(instance, messenger, nullptr);
+    }
+    if (instance) vkDestroyInstance(instance, nullptr);
+  }
+
+  std::vector<VkPhysicalDevice> physical_devices() const {
+    uint32_t n = 0;
+    check(vkEnumeratePhysicalDevices(instance, &n, nullptr), "vkEnumeratePhysicalDevices");
+    std::vector<VkPhysicalDevice> out(n);
+    check(vkEnumeratePhysicalDevices(instance, &n, out.data()), "vkEnumeratePhysicalDevices");
+    return out;
+  }
+};
+
+std::vector<DeviceInfo> Context::list_devices(bool validation) {
+  InstanceState inst(validation);
+  std::vector<DeviceInfo> out;
+  auto pds = inst.physical_devices();
+  for (uint32_t i = 0; i < pds.size(); ++i) out.push_back(describe(pds[i], i));
+  return out;
+}
+
+uint32_t Context::preferred_device(const std::vector<DeviceInfo>& devices) {
+  uint32_t best = 0;
+  int best_rank = 1 << 30;
+  for (const auto& d : devices) {
+    // Devices that cannot run our SPIR-V rank last.
+    int rank = type_rank(d.type) + (d.vulkan_1_2 ? 0 : 100);
+    if (rank < best_rank) {
+      best_rank = rank;
+      best = d.index;
+    }
+  }
+  return best;
+}
+
+Context::Context(const ContextOptions& options) : options_(options) {
+  instance_ = std::make_unique<InstanceState>(options.validation);
+  auto pds = instance_->physical_devices();
+  if (pds.empty())
+    throw Error("no Vulkan device found: install your GPU's Vulkan driver, or mesa-vulkan-drivers for the CPU driver lavapipe");
+  std::vector<DeviceInfo> infos;
+  for (uint32_t i = 0; i < pds.size(); ++i) infos.push_back(describe(pds[i], i));
+
+  uint32_t chosen = preferred_device(infos);
+  if (options.device >= 0) {
+    if (static_cast<size_t>(options.device) >= pds.size())
+      throw Error("device " + std::to_string(options.device) + " does not exist: there are " +
+                  std::to_string(pds.size()) + " Vulkan devices (0.." + std::to_string(pds.size() - 1) +
+                  "); run `vkvit devices` to list them");
+    chosen = static_cast<uint32_t>(options.device);
+  }
+  info_ = infos[chosen];
+  physical_ = pds[chosen];
+  if (!info_.vulkan_1_2)
+    throw Error("device " + std::to_string(chosen) + " (" + info_.name + ") supports Vulkan " + info_.api_version +
+                "; vkvit needs Vulkan 1.2: update the driver or pick another device with --device");
+
+  uint32_t nq = 0;
+  vkGetPhysicalDeviceQueueFamilyProperties(physical_, &nq, nullptr);
+  std::vector<VkQueueFamilyProperties> families(nq);
+  vkGetPhysicalDeviceQueueFamilyProperties(physical_, &nq, families.data());
+  bool found = false;
+  // Prefer a compute queue family that also has timestamps.
+  for (uint32_t i = 0; i < nq && !found; ++i) {
+    if ((families[i].queueFlags & VK_QUEUE_COMPUTE_BIT) && families[i].timestampValidBits > 0) {
+      queue_family_ = i;
+      found = true;
+    }
+  }
+  for (uint32_t i = 0; i < nq && !found; ++i) {
+    if (families[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
+      queue_family_ = i;
+      found = true;
+    }
+  }
+  if (!found) throw Error("device " + info_.name + " has no compute queue; pick another device with --device");
+  if (families[queue_family_].timestampValidBits == 0) info_.timestamps = false;
+
+  float priority = 1.0f;
+  VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+  qci.queueFamilyIndex = queue_family_;
+  qci.queueCount = 1;
+  qci.pQueuePriorities = &priority;
+
+  // Enable only what the device has; kernels check info() before using fp16 or 16-bit storage.
+  VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+  VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+  f11.pNext = &f12;
+  f11.storageBuffer16BitAccess = info_.storage16;
+  f12.shaderFloat16 = info_.float16;
+  f12.shaderInt8 = info_.int8;
+  VkPhysicalDeviceFeatures2 feats{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  feats.pNext = &f11;
+
+  VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+  dci.pNext = &feats;
+  dci.queueCreateInfoCount = 1;
+  dci.pQueueCreateInfos = &qci;
+  check(vkCreateDevice(physical_, &dci, nullptr, &device_), "vkCreateDevice");
+  vkGetDeviceQueue(device_, queue_family_, 0, &queue_);
+  vkGetPhysicalDeviceMemoryProperties(physical_, &memory_props_);
+
+  VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+  pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+  pci.queueFamilyIndex = queue_family_;
+  check(vkCreateCommandPool(device_, &pci, nullptr, &command_pool_), "vkCreateCommandPool");
+
+  pipelines_ = std::make_unique<PipelineCache>(*this);
+  profiler_ = std::make_unique<Profiler>();
+  log_info("using device " + std::to_string(info_.index) + ": " + info_.name + " (" + info_.driver_name + ")");
+}
+
+Context::~Context() {
+  if (device_) vkDeviceWaitIdle(device_);
+  if (options_.profile && profiler_ && !profiler_->empty()) profiler_->print(stderr);
+  staging_.reset();
+  pipelines_.reset();
+  if (command_pool_) vkDestroyCommandPool(device_, command_pool_, nullptr);
+  if (device_) vkDestroyDevice(device_, nullptr);
+  instance_.reset();
+}
+
+VkInstance Context::instance() const { return instance_->instance; }
+bool Context::validation_enabled() const { return instance_->validation; }
+int Context::validation_errors() const { return instance_->validation_errors.load(); }
+
+uint32_t Context::memory_type(uint32_t type_bits, VkMemoryPropertyFlags required,
+                              VkMemoryPropertyFlags preferred) const {
+  int fallback = -1;
+  for (uint32_t i = 0; i < memory_props_.memoryTypeCount; ++i) {
+    if (!(type_bits & (1u << i))) continue;
+    VkMemoryPropertyFlags f = memory_props_.memoryTypes[i].propertyFlags;
+    if ((f & required) != required) continue;
+    if ((f & preferred) == preferred) return i;
+    if (fallback < 0) fallback = static_cast<int>(i);
+  }
+  if (fallback < 0) throw Error("device " + info_.name + " has no memory type with the needed properties");
+  return static_cast<uint32_t>(fallback);
+}
+
+void Context::note_allocation(int64_t delta) {
+  allocated_ = static_cast<uint64_t>(static_cast<int64_t>(allocated_) + delta);
+  peak_allocated_ = std::max(peak_allocated_, allocated_);
+}
+
+Buffer& Context::staging(uint64_t bytes) {
+  if (!staging_ || staging_->size() < bytes) {
+    staging_.reset();
+    uint64_t size = std::max<uint64_t>(bytes, 1 << 20);
+    staging_ = std::make_unique<Buffer>(*this, size, MemoryKind::host_staging, "staging buffer");
+  }
+  return *staging_;
+}
+
+namespace {
+// One-off command buffer: record, submit, wait.
+template <class Fn>
+void run_once(Context& ctx, Fn&& record) {
+  VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+  ai.commandPool = ctx.command_pool();
+  ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+  ai.commandBufferCount = 1;
+  VkCommandBuffer cb;
+  check(vkAllocateCommandBuffers(ctx.device(), &ai, &cb), "vkAllocateCommandBuffers");
+  VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+  bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+  vkBeginCommandBuffer(cb, &bi);
+  // Make earlier GPU writes visible to the transfer and the transfer visible to later work.
+  VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+  mb.srcAccessMask = VK_ACCESS_MEMORY_WRITE_BIT;
+  mb.dstAccessMask = VK_ACCESS_MEMORY_READ_BIT | VK_ACCESS_MEMORY_WRITE_BIT;
+  vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, 0, 1, &mb, 0,
+                       nullptr, 0, nullptr);
+  record(cb);
+  vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, 0, 1, &mb, 0,
+                       nullptr, 0, nullptr);
+  check(vkEndCommandBuffer(cb), "vkEndCommandBuffer");
+  VkFenceCreateInfo fi{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+  VkFence fence;
+  check(vkCreateFence(ctx.device(), &fi, nullptr, &fence), "vkCreateFence");
+  VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+  si.commandBufferCount = 1;
+  si.pCommandBuffers = &cb;
+  VkResult r = vkQueueSubmit(ctx.queue(), 1, &si, fence);
+  if (r == VK_SUCCESS) r = vkWaitForFences(ctx.device(), 1, &fence, VK_TRUE, UINT64_MAX);
+  vkDestroyFence(ctx.device(), fence, nullptr);
+  vkFreeCommandBuffers(ctx.device(), ctx.command_pool(), 1, &cb);
+  check(r, "vkQueueSubmit (transfer)");
+}
+}  // namespace
+
+void Context::upload(const View& dst, const void* data, uint64_t bytes) {
+  if (bytes == 0) return;
+  if (bytes > dst.size)
+    throw Error("upload of " + std::to_string(bytes) + " bytes into a " + std::to_string(dst.size) + "-byte view");
+  Buffer& s = staging(bytes);
+  std::memcpy(s.mapped(), data, bytes);
+  run_once(*this, [&](VkCommandBuffer cb) {
+    VkBufferCopy region{0, dst.offset, bytes};
+    vkCmdCopyBuffer(cb, s.handle(), dst.buffer, 1, &region);
+  });
+}
+
+void Context::download(const View& src, void* data, uint64_t bytes) {
+  if (bytes == 0) return;
+  if (bytes > src.size)
+    throw Error("download of " + std::to_string(bytes) + " bytes from a " + std::to_string(src.size) + "-byte view");
+  Buffer& s = staging(bytes);
+  run_once(*this, [&](VkCommandBuffer cb) {
+    VkBufferCopy region{src.offset, 0, bytes};
+    vkCmdCopyBuffer(cb, src.buffer, s.handle(), 1, &region);
+  });
+  std::memcpy(data, s.mapped(), bytes);
+}
+
+}  // namespace vkvit::vk

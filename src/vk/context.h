@@ -1,0 +1,129 @@
+// The Vulkan instance, the chosen device and its queue, and what every op needs from them:
+// device facts (for tile choices and limits), the pipeline cache, transfers, validation, profiling.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <vulkan/vulkan.h>
+
+namespace vkvit::vk {
+
+class PipelineCache;
+class Profiler;
+class Buffer;
+struct View;
+
+struct MemoryHeapInfo {
+  uint64_t bytes = 0;
+  bool device_local = false;
+};
+
+// Everything `vkvit devices` prints and the kernels choose from.
+struct DeviceInfo {
+  uint32_t index = 0;  // position in vkEnumeratePhysicalDevices order
+  std::string name;
+  uint32_t vendor_id = 0;
+  std::string vendor;  // AMD, NVIDIA, Intel, ... from the PCI vendor id
+  std::string driver_name;
+  std::string driver_info;
+  std::string driver_version;  // decoded with the vendor's scheme
+  std::string api_version;
+  VkPhysicalDeviceType type = VK_PHYSICAL_DEVICE_TYPE_OTHER;
+  std::string type_name;
+  std::vector<MemoryHeapInfo> heaps;
+  uint32_t subgroup_size = 0;
+  VkSubgroupFeatureFlags subgroup_ops = 0;
+  bool subgroup_in_compute = false;
+  bool float16 = false;       // shaderFloat16
+  bool int8 = false;          // shaderInt8
+  bool storage16 = false;     // storageBuffer16BitAccess
+  bool cooperative_matrix_khr = false;
+  bool cooperative_matrix_nv = false;
+  bool timestamps = false;    // timestampComputeAndGraphics
+  float timestamp_period_ns = 1.0f;
+  uint64_t max_storage_buffer_range = 0;
+  uint64_t max_memory_allocation_size = 0;
+  uint64_t min_storage_offset_alignment = 0;
+  uint32_t max_workgroup_invocations = 0;
+  uint32_t max_workgroup_size[3] = {0, 0, 0};
+  uint32_t max_workgroup_count[3] = {0, 0, 0};
+  uint32_t max_shared_memory = 0;
+  uint32_t max_push_constants = 0;
+  bool vulkan_1_2 = false;  // vkvit's shaders need a Vulkan 1.2 device
+
+  std::string subgroup_ops_string() const;
+  bool is_lavapipe() const;  // Mesa's CPU driver: wants the register-blocked kernels
+};
+
+struct ContextOptions {
+  bool validation = false;  // load VK_LAYER_KHRONOS_validation and count its errors
+  int device = -1;          // index into the device list; -1 picks the best
+  bool profile = false;     // timestamp every dispatch and print a per-op table at exit
+
+  // VKVIT_VALIDATION=1, VKVIT_DEVICE=N, VKVIT_PROFILE=1.
+  static ContextOptions from_env();
+};
+
+class Context {
+ public:
+  explicit Context(const ContextOptions& options = ContextOptions::from_env());
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  // Every device the loader reports, best first is *not* implied: index order.
+  static std::vector<DeviceInfo> list_devices(bool validation = false);
+  // The index that the default choice picks: discrete, integrated, virtual, CPU.
+  static uint32_t preferred_device(const std::vector<DeviceInfo>& devices);
+
+  const DeviceInfo& info() const { return info_; }
+  VkInstance instance() const;
+  VkPhysicalDevice physical_device() const { return physical_; }
+  VkDevice device() const { return device_; }
+  VkQueue queue() const { return queue_; }
+  uint32_t queue_family() const { return queue_family_; }
+  VkCommandPool command_pool() const { return command_pool_; }
+  bool validation_enabled() const;
+  // Validation-layer errors reported since this context was created (0 without validation).
+  int validation_errors() const;
+  bool profiling() const { return options_.profile; }
+
+  PipelineCache& pipelines() { return *pipelines_; }
+  Profiler& profiler() { return *profiler_; }
+
+  // Memory type with all `required` flags, preferring one that also has `preferred`.
+  uint32_t memory_type(uint32_t type_bits, VkMemoryPropertyFlags required,
+                       VkMemoryPropertyFlags preferred = 0) const;
+
+  // Blocking transfers through a staging buffer (set-up, tests, checkpoints; not the hot path).
+  void upload(const View& dst, const void* data, uint64_t bytes);
+  void download(const View& src, void* data, uint64_t bytes);
+
+  // Bytes of device memory allocated through vkvit::vk::Buffer now, and the peak.
+  uint64_t allocated_bytes() const { return allocated_; }
+  uint64_t peak_allocated_bytes() const { return peak_allocated_; }
+  void note_allocation(int64_t delta_bytes);
+
+ private:
+  struct InstanceState;
+  Buffer& staging(uint64_t bytes);
+
+  ContextOptions options_;
+  std::unique_ptr<InstanceState> instance_;
+  DeviceInfo info_;
+  VkPhysicalDevice physical_ = VK_NULL_HANDLE;
+  VkDevice device_ = VK_NULL_HANDLE;
+  VkQueue queue_ = VK_NULL_HANDLE;
+  uint32_t queue_family_ = 0;
+  VkCommandPool command_pool_ = VK_NULL_HANDLE;
+  VkPhysicalDeviceMemoryProperties memory_props_{};
+  std::unique_ptr<PipelineCache> pipelines_;
+  std::unique_ptr<Profiler> profiler_;
+  std::unique_ptr<Buffer> staging_;
+  uint64_t allocated_ = 0;
+  uint64_t peak_allocated_ = 0;
+};
+
+}  // namespace vkvit::vk

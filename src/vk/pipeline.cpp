@@ -1,0 +1,168 @@
+#include "vk/pipeline.h"
+
+#include <cstring>
+
+#include "vk/context.h"
+#include "vk/error.h"
+#include "vk/shader_registry.h"
+
+namespace vkvit::vk {
+
+namespace {
+constexpr uint32_t kSetsPerPool = 256;
+constexpr uint32_t kMaxBindings = 16;
+}  // namespace
+
+uint32_t spec_float(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+PipelineCache::PipelineCache(Context& ctx) : ctx_(ctx) {}
+
+PipelineCache::~PipelineCache() {
+  VkDevice d = ctx_.device();
+  for (auto& [key, k] : kernels_) {
+    vkDestroyPipeline(d, k->pipeline, nullptr);
+    vkDestroyPipelineLayout(d, k->layout, nullptr);
+  }
+  for (auto& [n, l] : set_layouts_) vkDestroyDescriptorSetLayout(d, l, nullptr);
+  for (VkDescriptorPool p : pools_) vkDestroyDescriptorPool(d, p, nullptr);
+}
+
+VkDescriptorSetLayout PipelineCache::set_layout(uint32_t bindings) {
+  auto it = set_layouts_.find(bindings);
+  if (it != set_layouts_.end()) return it->second;
+  std::vector<VkDescriptorSetLayoutBinding> b(bindings);
+  for (uint32_t i = 0; i < bindings; ++i) {
+    b[i].binding = i;
+    b[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+    b[i].descriptorCount = 1;
+    b[i].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
+  }
+  VkDescriptorSetLayoutCreateInfo ci{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
+  ci.bindingCount = bindings;
+  ci.pBindings = b.data();
+  VkDescriptorSetLayout layout;
+  check(vkCreateDescriptorSetLayout(ctx_.device(), &ci, nullptr, &layout), "vkCreateDescriptorSetLayout");
+  set_layouts_[bindings] = layout;
+  return layout;
+}
+
+const Kernel& PipelineCache::get(const std::string& shader, uint32_t bindings, uint32_t push_bytes,
+                                 const SpecConstants& spec) {
+  std::string key = shader;
+  for (uint32_t v : spec) key += ":" + std::to_string(v);
+  auto it = kernels_.find(key);
+  if (it != kernels_.end()) {
+    if (it->second->bindings != bindings || it->second->push_bytes != push_bytes)
+      throw Error("shader " + shader + " requested with inconsistent binding count or push-constant size");
+    return *it->second;
+  }
+
+  const ShaderBinary* bin = find_shader(shader);
+  if (!bin) throw Error("shader '" + shader + "' is not built into this binary (no shaders/" + shader + ".comp)");
+  if (bindings > kMaxBindings) throw Error("shader " + shader + " has more than 16 bindings");
+  if (push_bytes > ctx_.info().max_push_constants)
+    throw Error("shader " + shader + " needs " + std::to_string(push_bytes) + " bytes of push constants; device " +
+                ctx_.info().name + " allows " + std::to_string(ctx_.info().max_push_constants));
+
+  auto k = std::make_unique<Kernel>();
+  k->name = shader;
+  k->bindings = bindings;
+  k->push_bytes = push_bytes;
+  k->set_layout = set_layout(bindings);
+
+  VkPushConstantRange range{VK_SHADER_STAGE_COMPUTE_BIT, 0, push_bytes};
+  VkPipelineLayoutCreateInfo lci{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
+  lci.setLayoutCount = 1;
+  lci.pSetLayouts = &k->set_layout;
+  lci.pushConstantRangeCount = push_bytes ? 1 : 0;
+  lci.pPushConstantRanges = push_bytes ? &range : nullptr;
+  check(vkCreatePipelineLayout(ctx_.device(), &lci, nullptr, &k->layout), "vkCreatePipelineLayout");
+
+  VkShaderModuleCreateInfo mci{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
+  mci.codeSize = bin->bytes;
+  mci.pCode = bin->words;
+  VkShaderModule module;
+  check(vkCreateShaderModule(ctx_.device(), &mci, nullptr, &module), ("vkCreateShaderModule " + shader).c_str());
+
+  std::vector<VkSpecializationMapEntry> entries(spec.size());
+  for (uint32_t i = 0; i < spec.size(); ++i) entries[i] = {i, i * 4u, 4u};
+  VkSpecializationInfo si{};
+  si.mapEntryCount = static_cast<uint32_t>(entries.size());
+  si.pMapEntries = entries.data();
+  si.dataSize = spec.size() * 4;
+  si.pData = spec.data();
+
+  VkComputePipelineCreateInfo pci{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
+  pci.stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO;
+  pci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
+  pci.stage.module = module;
+  pci.stage.pName = "main";
+  pci.stage.pSpecializationInfo = spec.empty() ? nullptr : &si;
+  pci.layout = k->layout;
+  VkResult r = vkCreateComputePipelines(ctx_.device(), VK_NULL_HANDLE, 1, &pci, nullptr, &k->pipeline);
+  vkDestroyShaderModule(ctx_.device(), module, nullptr);
+  check(r, ("vkCreateComputePipelines " + shader).c_str());
+
+  const Kernel& ref = *k;
+  kernels_[key] = std::move(k);
+  return ref;
+}
+
+VkDescriptorSet PipelineCache::allocate_set(VkDescriptorSetLayout layout) {
+  if (sets_left_in_pool_ == 0) {
+    VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSetsPerPool * kMaxBindings};
+    VkDescriptorPoolCreateInfo ci{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
+    ci.maxSets = kSetsPerPool;
+    ci.poolSizeCount = 1;
+    ci.pPoolSizes = &size;
+    VkDescriptorPool pool;
+    check(vkCreateDescriptorPool(ctx_.device(), &ci, nullptr, &pool), "vkCreateDescriptorPool");
+    pools_.push_back(pool);
+    sets_left_in_pool_ = kSetsPerPool;
+  }
+  VkDescriptorSetAllocateInfo ai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
+  ai.descriptorPool = pools_.back();
+  ai.descriptorSetCount = 1;
+  ai.pSetLayouts = &layout;
+  VkDescriptorSet set;
+  check(vkAllocateDescriptorSets(ctx_.device(), &ai, &set), "vkAllocateDescriptorSets");
+  --sets_left_in_pool_;
+  return set;
+}
+
+VkDescriptorSet PipelineCache::descriptor_set(const Kernel& kernel, const View* views, uint32_t count) {
+  if (count != kernel.bindings)
+    throw Error("shader " + kernel.name + " takes " + std::to_string(kernel.bindings) + " buffers, " +
+                std::to_string(count) + " given");
+  // Key: layout + every (buffer, offset, size), as raw bytes.
+  std::string key(reinterpret_cast<const char*>(&kernel.set_layout), sizeof(kernel.set_layout));
+  for (uint32_t i = 0; i < count; ++i) {
+    key.append(reinterpret_cast<const char*>(&views[i].buffer), sizeof(VkBuffer));
+    key.append(reinterpret_cast<const char*>(&views[i].offset), sizeof(uint64_t));
+    key.append(reinterpret_cast<const char*>(&views[i].size), sizeof(uint64_t));
+  }
+  auto it = sets_.find(key);
+  if (it != sets_.end()) return it->second;
+
+  VkDescriptorSet set = allocate_set(kernel.set_layout);
+  VkDescriptorBufferInfo infos[kMaxBindings];
+  VkWriteDescriptorSet writes[kMaxBindings];
+  for (uint32_t i = 0; i < count; ++i) {
+    infos[i] = {views[i].buffer, views[i].offset, views[i].size};
+    writes[i] = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
+    writes[i].dstSet = set;
+    writes[i].dstBinding = i;
+    writes[i].descriptorCount = 1;
+    writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+    writes[i].pBufferInfo = &infos[i];
+  }
+  vkUpdateDescriptorSets(ctx_.device(), count, writes, 0, nullptr);
+  sets_[key] = set;
+  return set;
+}
+
+}  // namespace vkvit::vk

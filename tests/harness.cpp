@@ -1,0 +1,115 @@
+#include "harness.h"
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <random>
+#include <sstream>
+
+namespace vkvit::test {
+
+vk::Context& ctx() {
+  static vk::Context context(vk::ContextOptions::from_env());
+  return context;
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float lo, float hi) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+std::vector<double> to_double(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
+
+std::vector<float> to_float(const std::vector<double>& v) {
+  std::vector<float> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = static_cast<float>(v[i]);
+  return out;
+}
+
+DeviceTensor::DeviceTensor(const std::vector<float>& data) : DeviceTensor(data.size()) { write(data); }
+
+DeviceTensor::DeviceTensor(size_t n) : n_(n) {
+  buffer_ = std::make_unique<vk::Buffer>(ctx(), std::max<size_t>(n, 1) * sizeof(float), vk::MemoryKind::device,
+                                         "test tensor");
+  write(std::vector<float>(n, 0.0f));
+}
+
+std::vector<float> DeviceTensor::read() const {
+  std::vector<float> out(n_);
+  ctx().download(buffer_->view(), out.data(), n_ * sizeof(float));
+  return out;
+}
+
+void DeviceTensor::write(const std::vector<float>& data) {
+  REQUIRE(data.size() == n_);
+  ctx().upload(buffer_->view(), data.data(), n_ * sizeof(float));
+}
+
+void require_close(const std::vector<float>& gpu, const std::vector<double>& ref, double atol, double rtol,
+                   const std::string& what) {
+  REQUIRE(gpu.size() == ref.size());
+  size_t bad = 0, worst = 0;
+  double worst_excess = -1;
+  for (size_t i = 0; i < gpu.size(); ++i) {
+    const double err = std::abs(double(gpu[i]) - ref[i]);
+    const double tol = atol + rtol * std::abs(ref[i]);
+    const double excess = std::isfinite(gpu[i]) ? err - tol : INFINITY;
+    if (excess > 0) ++bad;
+    if (excess > worst_excess) {
+      worst_excess = excess;
+      worst = i;
+    }
+  }
+  std::ostringstream msg;
+  msg << what << ": " << bad << " of " << gpu.size() << " elements outside atol=" << atol << " rtol=" << rtol;
+  if (!gpu.empty()) msg << "; worst at [" << worst << "]: gpu=" << gpu[worst] << " ref=" << ref[worst];
+  INFO(msg.str());
+  CHECK(bad == 0);
+  INFO("validation errors reported by VK_LAYER_KHRONOS_validation (see the log above)");
+  CHECK(ctx().validation_errors() == 0);
+}
+
+std::vector<double> numeric_gradient(const std::function<double(const std::vector<double>&)>& f,
+                                     std::vector<double> x, double eps) {
+  std::vector<double> g(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double keep = x[i];
+    x[i] = keep + eps;
+    const double fp = f(x);
+    x[i] = keep - eps;
+    const double fm = f(x);
+    x[i] = keep;
+    g[i] = (fp - fm) / (2 * eps);
+  }
+  return g;
+}
+
+void require_gradient_close(const std::vector<double>& analytic, const std::vector<double>& numeric, double atol,
+                            double rtol, const std::string& what) {
+  REQUIRE(analytic.size() == numeric.size());
+  size_t bad = 0, worst = 0;
+  double worst_excess = -1;
+  for (size_t i = 0; i < analytic.size(); ++i) {
+    const double excess = std::abs(analytic[i] - numeric[i]) - (atol + rtol * std::abs(numeric[i]));
+    if (excess > 0) ++bad;
+    if (excess > worst_excess) {
+      worst_excess = excess;
+      worst = i;
+    }
+  }
+  std::ostringstream msg;
+  msg << what << ": " << bad << " of " << analytic.size() << " gradient elements differ from finite differences";
+  if (!analytic.empty()) msg << "; worst at [" << worst << "]: analytic=" << analytic[worst] << " numeric=" << numeric[worst];
+  INFO(msg.str());
+  CHECK(bad == 0);
+}
+
+double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+}  // namespace vkvit::test

@@ -1,0 +1,56 @@
+// Shared test helpers: one Vulkan context for the whole run (validation on when
+// VKVIT_VALIDATION=1), fresh random data, upload/download, GPU-vs-reference comparison that
+// reports the worst element, and finite-difference gradient checks in double precision.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vk/context.h"
+#include "vk/memory.h"
+#include "vk/recorder.h"
+
+namespace vkvit::test {
+
+// The suite's context. Tests tagged [gpu] use it.
+vk::Context& ctx();
+
+// Uniform random floats in [lo, hi) from a fixed seed (deterministic across runs).
+std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f);
+std::vector<double> to_double(const std::vector<float>& v);
+std::vector<float> to_float(const std::vector<double>& v);
+
+// A device buffer holding `data` (or n floats of garbage-free zeros), freed with the object.
+class DeviceTensor {
+ public:
+  explicit DeviceTensor(const std::vector<float>& data);
+  explicit DeviceTensor(size_t n);  // zero-filled
+  vk::View view() const { return buffer_->view(); }
+  std::vector<float> read() const;
+  void write(const std::vector<float>& data);
+  size_t size() const { return n_; }
+
+ private:
+  size_t n_;
+  std::unique_ptr<vk::Buffer> buffer_;
+};
+
+// Fails the current test unless |gpu - ref| <= atol + rtol * |ref| for every element; the message
+// names `what`, the count of bad elements and the worst one. Also fails on any validation error.
+void require_close(const std::vector<float>& gpu, const std::vector<double>& ref, double atol, double rtol,
+                   const std::string& what);
+
+// Central finite difference of a scalar function f at x: df/dx_i for all i.
+std::vector<double> numeric_gradient(const std::function<double(const std::vector<double>&)>& f,
+                                     std::vector<double> x, double eps = 1e-6);
+
+// Fails unless analytic and numeric gradients agree: |a - n| <= atol + rtol * |n|.
+void require_gradient_close(const std::vector<double>& analytic, const std::vector<double>& numeric, double atol,
+                            double rtol, const std::string& what);
+
+// Dot product, used to turn a vector output into a scalar loss L = sum(out * w) for gradient checks.
+double dot(const std::vector<double>& a, const std::vector<double>& b);
+
+}  // namespace vkvit::test
