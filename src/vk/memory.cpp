@@ -5,6 +5,7 @@
 
 #include "vk/context.h"
 #include "vk/error.h"
+#include "vk/pipeline.h"
 
 namespace vkvit::vk {
 
@@ -78,6 +79,7 @@ Buffer::Buffer(Context& ctx, uint64_t bytes, MemoryKind kind, const std::string&
 }
 
 Buffer::~Buffer() {
+  ctx_.pipelines().forget_buffer(buffer_);
   if (mapped_) vkUnmapMemory(ctx_.device(), memory_);
   if (buffer_) vkDestroyBuffer(ctx_.device(), buffer_, nullptr);
   if (memory_) {

@@ -112,10 +112,11 @@ const Kernel& PipelineCache::get(const std::string& shader, uint32_t bindings, u
   return ref;
 }
 
-VkDescriptorSet PipelineCache::allocate_set(VkDescriptorSetLayout layout) {
+PipelineCache::CachedSet PipelineCache::allocate_set(VkDescriptorSetLayout layout) {
   if (sets_left_in_pool_ == 0) {
     VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSetsPerPool * kMaxBindings};
     VkDescriptorPoolCreateInfo ci{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
+    ci.flags = VK_DESCRIPTOR_POOL_CREATE_FREE_DESCRIPTOR_SET_BIT;
     ci.maxSets = kSetsPerPool;
     ci.poolSizeCount = 1;
     ci.pPoolSizes = &size;
@@ -131,7 +132,19 @@ VkDescriptorSet PipelineCache::allocate_set(VkDescriptorSetLayout layout) {
   VkDescriptorSet set;
   check(vkAllocateDescriptorSets(ctx_.device(), &ai, &set), "vkAllocateDescriptorSets");
   --sets_left_in_pool_;
-  return set;
+  return {set, pools_.back()};
+}
+
+void PipelineCache::forget_buffer(VkBuffer buffer) {
+  auto it = keys_by_buffer_.find(buffer);
+  if (it == keys_by_buffer_.end()) return;
+  for (const std::string& key : it->second) {
+    auto s = sets_.find(key);
+    if (s == sets_.end()) continue;  // already gone through another of its buffers
+    vkFreeDescriptorSets(ctx_.device(), s->second.pool, 1, &s->second.set);
+    sets_.erase(s);
+  }
+  keys_by_buffer_.erase(it);
 }
 
 VkDescriptorSet PipelineCache::descriptor_set(const Kernel& kernel, const View* views, uint32_t count) {
@@ -146,9 +159,10 @@ VkDescriptorSet PipelineCache::descriptor_set(const Kernel& kernel, const View* 
     key.append(reinterpret_cast<const char*>(&views[i].size), sizeof(uint64_t));
   }
   auto it = sets_.find(key);
-  if (it != sets_.end()) return it->second;
+  if (it != sets_.end()) return it->second.set;
 
-  VkDescriptorSet set = allocate_set(kernel.set_layout);
+  const CachedSet cached = allocate_set(kernel.set_layout);
+  const VkDescriptorSet set = cached.set;
   VkDescriptorBufferInfo infos[kMaxBindings];
   VkWriteDescriptorSet writes[kMaxBindings];
   for (uint32_t i = 0; i < count; ++i) {
@@ -161,7 +175,11 @@ VkDescriptorSet PipelineCache::descriptor_set(const Kernel& kernel, const View* 
     writes[i].pBufferInfo = &infos[i];
   }
   vkUpdateDescriptorSets(ctx_.device(), count, writes, 0, nullptr);
-  sets_[key] = set;
+  sets_[key] = cached;
+  for (uint32_t i = 0; i < count; ++i) {
+    auto& keys = keys_by_buffer_[views[i].buffer];
+    if (keys.empty() || keys.back() != key) keys.push_back(key);
+  }
   return set;
 }
 

@@ -43,17 +43,26 @@ class PipelineCache {
   // A descriptor set of `kernel`'s layout binding `views` in order; cached by the exact ranges.
   VkDescriptorSet descriptor_set(const Kernel& kernel, const View* views, uint32_t count);
 
+  // Called when a buffer is destroyed: its cached sets must go, because a new buffer may reuse
+  // the same handle value and would otherwise be bound through a set that names the old one.
+  void forget_buffer(VkBuffer buffer);
+
   size_t pipeline_count() const { return kernels_.size(); }
   size_t descriptor_set_count() const { return sets_.size(); }
 
  private:
   VkDescriptorSetLayout set_layout(uint32_t bindings);
-  VkDescriptorSet allocate_set(VkDescriptorSetLayout layout);
+  struct CachedSet {
+    VkDescriptorSet set;
+    VkDescriptorPool pool;
+  };
+  CachedSet allocate_set(VkDescriptorSetLayout layout);
 
   Context& ctx_;
   std::map<std::string, std::unique_ptr<Kernel>> kernels_;
   std::map<uint32_t, VkDescriptorSetLayout> set_layouts_;
-  std::unordered_map<std::string, VkDescriptorSet> sets_;
+  std::unordered_map<std::string, CachedSet> sets_;
+  std::unordered_map<VkBuffer, std::vector<std::string>> keys_by_buffer_;
   std::vector<VkDescriptorPool> pools_;
   uint32_t sets_left_in_pool_ = 0;
 };

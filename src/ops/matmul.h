@@ -1,0 +1,44 @@
+// Batched matrix multiply, the workhorse of linear layers and attention:
+//   C[z] = alpha * op(A[z]) * op(B[z]) + beta * C[z] (+ bias broadcast over rows)
+// op(A) is (M, K): A is stored (M, K) row-major, or (K, M) when trans_a.
+// op(B) is (K, N): B is stored (K, N) row-major, or (N, K) when trans_b (a PyTorch Linear weight).
+// Leading dimensions (row strides, in floats) let attention read Q, K, V straight out of the
+// fused qkv activation. The batch index z = outer * batch_inner + inner maps to the element offset
+// outer * stride_outer + inner * stride_inner of each operand, which covers (batch, head) pairs.
+// fp32 in, fp32 out, fp32 accumulation.
+#pragma once
+#include <cstdint>
+
+#include "vk/memory.h"
+#include "vk/recorder.h"
+
+namespace vkvit::ops {
+
+struct MatmulOperand {
+  uint32_t ld = 0;             // row stride in floats; 0 = dense (K or M for A, N or K for B, N for C)
+  uint64_t stride_outer = 0;   // floats between outer batch entries
+  uint64_t stride_inner = 0;   // floats between inner batch entries
+};
+
+struct MatmulShape {
+  uint32_t M = 0, N = 0, K = 0;
+  bool trans_a = false;
+  bool trans_b = false;
+  uint32_t batch = 1;        // total batch count (outer * inner)
+  uint32_t batch_inner = 1;  // inner batch count; batch must be a multiple of it
+  MatmulOperand a, b, c;
+  float alpha = 1.0f;
+  float beta = 0.0f;  // 1 accumulates into C (backward passes)
+};
+
+// c: (batch, M, N); a: (batch, M, K) or (batch, K, M); b: (batch, K, N) or (batch, N, K);
+// bias: (N) or an empty View for none.
+void matmul(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::View& b, const MatmulShape& shape,
+            const vk::View& bias = {});
+
+namespace ref {
+// Same semantics as ops::matmul on host arrays (element offsets, not bytes).
+void matmul(double* c, const double* a, const double* b, const MatmulShape& shape, const double* bias = nullptr);
+}  // namespace ref
+
+}  // namespace vkvit::ops

@@ -1,0 +1,133 @@
+// The Vulkan runtime: validation errors are counted, arenas respect their limits, dispatch
+// helpers split what devices cannot take in one piece, and caches are reused.
+#include <catch2/catch.hpp>
+
+#include "harness.h"
+#include "ops/gelu.h"
+#include "ops/launch.h"
+#include "vk/error.h"
+#include "vk/pipeline.h"
+#include "vk/profiler.h"
+
+using namespace vkvit;
+using namespace vkvit::test;
+
+TEST_CASE("validation layer errors are counted by the context", "[runtime]") {
+  vk::ContextOptions o;
+  o.validation = true;
+  vk::Context checked(o);
+  REQUIRE(checked.validation_errors() == 0);
+  // A zero-sized buffer violates VUID-VkBufferCreateInfo-size-00912.
+  VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+  bci.size = 0;
+  bci.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT;
+  VkBuffer buffer = VK_NULL_HANDLE;
+  vkCreateBuffer(checked.device(), &bci, nullptr, &buffer);
+  if (buffer) vkDestroyBuffer(checked.device(), buffer, nullptr);
+  CHECK(checked.validation_errors() > 0);
+}
+
+TEST_CASE("the default device choice prefers GPUs over CPU drivers", "[runtime]") {
+  std::vector<vk::DeviceInfo> devices(3);
+  devices[0].type = VK_PHYSICAL_DEVICE_TYPE_CPU;
+  devices[1].type = VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU;
+  devices[2].type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
+  for (uint32_t i = 0; i < 3; ++i) {
+    devices[i].index = i;
+    devices[i].vulkan_1_2 = true;
+  }
+  CHECK(vk::Context::preferred_device(devices) == 2);
+  devices[2].vulkan_1_2 = false;  // cannot run our SPIR-V
+  CHECK(vk::Context::preferred_device(devices) == 1);
+}
+
+TEST_CASE("a device index out of range is a clear error", "[runtime][gpu]") {
+  vk::ContextOptions o;
+  o.device = 99;
+  REQUIRE_THROWS_WITH(vk::Context(o), Catch::Contains("device 99 does not exist") && Catch::Contains("vkvit devices"));
+}
+
+TEST_CASE("arenas sub-allocate aligned views and name what does not fit", "[runtime][gpu]") {
+  vk::Arena arena(ctx(), "activations", 1 << 20);
+  vk::View a = arena.alloc(100, "a");
+  vk::View b = arena.alloc(100, "b");
+  CHECK(a.buffer == b.buffer);
+  CHECK(b.offset % ctx().info().min_storage_offset_alignment == 0);
+  CHECK_FALSE(a.overlaps(b));
+  REQUIRE_THROWS_WITH(arena.alloc(2 << 20, "huge tensor"),
+                      Catch::Contains("huge tensor") && Catch::Contains("activations"));
+}
+
+TEST_CASE("a binding over maxStorageBufferRange is refused with the limit named", "[runtime][gpu]") {
+  const uint64_t limit = ctx().info().max_storage_buffer_range;
+  if (limit >= ctx().info().max_memory_allocation_size) {
+    WARN("device allows bindings as large as allocations; nothing to check");
+    return;
+  }
+  vk::Buffer big(ctx(), limit + 4096, vk::MemoryKind::device, "big");
+  vk::Recorder rec(ctx());
+  const vk::Kernel& k = ctx().pipelines().get("gelu", 2, 4, {ops::kElementwiseGroup});
+  const uint32_t n = 1;
+  REQUIRE_THROWS_WITH(rec.dispatch(k, {big.view(), big.view()}, n, vk::Groups{}, "gelu"),
+                      Catch::Contains("maxStorageBufferRange") && Catch::Contains("gelu"));
+}
+
+TEST_CASE("elementwise ops split work over the binding range and the group-count limit", "[runtime][gpu]") {
+  const uint64_t limit = ctx().info().max_storage_buffer_range;
+  // More floats than one binding holds (and than 65535 groups of 256 cover): the launcher must
+  // split into chunks and fold groups into y.
+  const uint64_t n = limit / 4 + 4096 + 7;
+  vk::Buffer in(ctx(), n * 4, vk::MemoryKind::device, "in");
+  vk::Buffer out(ctx(), n * 4, vk::MemoryKind::device, "out");
+  std::vector<float> x(n);
+  for (uint64_t i = 0; i < n; ++i) x[i] = float(int64_t(i % 2001) - 1000) / 250.0f;
+  ctx().upload(in.view(), x.data(), n * 4);
+  vk::Recorder rec(ctx());
+  ops::gelu_forward(rec, out.view(), in.view(), n);
+  rec.submit_and_wait();
+  std::vector<float> y(n);
+  ctx().download(out.view(), y.data(), n * 4);
+  // Spot-check both ends and the chunk seam against the double reference.
+  std::vector<uint64_t> idx = {0, 1, 255, 256, limit / 4 - 1, limit / 4, limit / 4 + 1, n - 1};
+  size_t bad = 0;
+  for (uint64_t i : idx) {
+    double xd = x[i], ref;
+    ops::ref::gelu_forward(&ref, &xd, 1);
+    if (std::abs(ref - y[i]) > 2e-6 + 1e-5 * std::abs(ref)) ++bad;
+  }
+  CHECK(bad == 0);
+  uint64_t zeros = 0;  // every element written: gelu(x) == 0 only at x == 0 here
+  for (uint64_t i = 0; i < n; ++i)
+    if (y[i] == 0.0f && x[i] != 0.0f) ++zeros;
+  CHECK(zeros == 0);
+}
+
+TEST_CASE("pipelines and descriptor sets are cached and reused", "[runtime][gpu]") {
+  DeviceTensor a(random_floats(300, 1)), b(300);
+  vk::Recorder rec(ctx());
+  ops::gelu_forward(rec, b.view(), a.view(), 300);
+  rec.submit_and_wait();
+  const size_t pipelines = ctx().pipelines().pipeline_count();
+  const size_t sets = ctx().pipelines().descriptor_set_count();
+  ops::gelu_forward(rec, b.view(), a.view(), 300);
+  rec.submit_and_wait();
+  CHECK(ctx().pipelines().pipeline_count() == pipelines);
+  CHECK(ctx().pipelines().descriptor_set_count() == sets);
+}
+
+TEST_CASE("profiling records GPU time per op label", "[runtime][gpu]") {
+  vk::ContextOptions o;
+  o.profile = true;
+  vk::Context profiled(o);
+  if (!profiled.info().timestamps) {
+    WARN("device has no compute timestamps");
+    return;
+  }
+  vk::Buffer in(profiled, 4096 * 4, vk::MemoryKind::device, "in"), out(profiled, 4096 * 4, vk::MemoryKind::device, "out");
+  vk::Recorder rec(profiled);
+  ops::gelu_forward(rec, out.view(), in.view(), 4096);
+  rec.submit_and_wait();
+  REQUIRE(profiled.profiler().entries().count("gelu") == 1);
+  CHECK(profiled.profiler().entries().at("gelu").count == 1);
+  profiled.profiler().clear();  // keep the exit table out of the test log
+}
