@@ -125,6 +125,13 @@ void Recorder::dispatch(const Kernel& kernel, std::initializer_list<View> views,
   after_command();
 }
 
+void Recorder::external(std::initializer_list<View> views, const char* label,
+                        const std::function<void(VkCommandBuffer)>& record) {
+  before_command(views, label);
+  record(cb_);
+  after_command();
+}
+
 void Recorder::fill(const View& dst, float value) {
   before_command({dst}, "fill");
   uint32_t bits;

@@ -4,6 +4,7 @@
 // every command is timestamped and its GPU time lands in the context's Profiler under its label.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -44,6 +45,10 @@ class Recorder {
                 const char* label) {
     dispatch(kernel, views, &push, sizeof(Push), groups, label);
   }
+
+  // Records commands that are not our own dispatches (VkFFT's) with the same hazard tracking:
+  // `views` are the ranges they touch, `record` receives the command buffer.
+  void external(std::initializer_list<View> views, const char* label, const std::function<void(VkCommandBuffer)>& record);
 
   void fill(const View& dst, float value);  // every float of dst = value (explicit zeroing of grads)
   void copy(const View& src, const View& dst);
