@@ -1,0 +1,107 @@
+#version 450
+// LayerNorm backward (accumulates). With xhat = (x - mean) * rstd and g = dout * gamma:
+//   din    += rstd * (g - mean_D(g) - xhat * mean_D(g * xhat))        (per row)
+//   dgamma += sum_rows dout * xhat,   dbeta += sum_rows dout           (per column)
+// (derivation: PyTorch's native_layer_norm_backward; llm.c layernorm_backward).
+// PASS (constant_id 1) picks the kernel:
+//   0: one subgroup per row (WORKGROUP_SIZE / gl_SubgroupSize rows per workgroup) computes din
+//      with one subgroupAdd of (sum g, sum g * xhat): no shared memory, no barriers;
+//   1: one workgroup per TILE_N column groups (constant_id 2) computes dgamma and dbeta. Its
+//      WORKGROUP_SIZE / TILE_N row lanes each walk a strided subset of the rows, then the lanes'
+//      partials are added in a fixed order: deterministic, no float atomics. VEC (constant_id 3)
+//      columns per invocation: 4 reads vec4 (needs D % 4 == 0, fewer gathers on lavapipe), or 1.
+// Both passes use VEC-wide accesses; scalar loads come back as vec4(x, 0, 0, 0), and a zero
+// dout component contributes nothing to any sum.
+#extension GL_GOOGLE_include_directive : require
+#include "index.glsl"
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+
+layout(constant_id = 1) const uint PASS = 0;
+layout(constant_id = 2) const uint TILE_N = 32;
+layout(constant_id = 3) const uint VEC = 1;
+
+layout(set = 0, binding = 0) buffer DIn { float din[]; };               // (M, D)
+layout(set = 0, binding = 1) buffer DGamma { float dgamma[]; };         // (D)
+layout(set = 0, binding = 2) buffer DBeta { float dbeta[]; };           // (D)
+layout(set = 0, binding = 3) readonly buffer Mean { float mean_[]; };   // (M)
+layout(set = 0, binding = 4) readonly buffer Rstd { float rstd_[]; };   // (M)
+layout(set = 0, binding = 5) readonly buffer In { float in_[]; };       // (M, D)
+layout(set = 0, binding = 6) readonly buffer DOut { float dout[]; };    // (M, D)
+layout(set = 0, binding = 7) readonly buffer Gamma { float gamma[]; };  // (D)
+layout(set = 0, binding = 0) buffer DIn4 { vec4 din4[]; };              // (M, D / 4), the same memory
+layout(set = 0, binding = 7) readonly buffer Gamma4 { vec4 gamma4[]; }; // (D / 4)
+layout(set = 0, binding = 5) readonly buffer In4 { vec4 in4[]; };       // (M, D / 4), the same memory
+layout(set = 0, binding = 6) readonly buffer DOut4 { vec4 dout4[]; };   // (M, D / 4), the same memory
+layout(push_constant) uniform Push { uint M; uint D; } p;
+
+// (row lanes, TILE_N) partials of dgamma and dbeta; the launcher keeps WORKGROUP_SIZE <= 256.
+shared vec4 lane_dgamma[256];
+shared vec4 lane_dbeta[256];
+
+vec4 load_in(uint r, uint c) { return VEC == 4u ? in4[r * (p.D / 4u) + c] : vec4(in_[r * p.D + c], 0.0, 0.0, 0.0); }
+vec4 load_dout(uint r, uint c) {
+  return VEC == 4u ? dout4[r * (p.D / 4u) + c] : vec4(dout[r * p.D + c], 0.0, 0.0, 0.0);
+}
+vec4 load_gamma(uint c) { return VEC == 4u ? gamma4[c] : vec4(gamma[c], 0.0, 0.0, 0.0); }
+
+void rows_pass() {
+  uint row = linear_group_id() * (WORKGROUP_SIZE / gl_SubgroupSize) + gl_SubgroupID;
+  if (row >= p.M) return;  // uniform over the subgroup
+  uint tid = gl_SubgroupInvocationID;
+  uint n = p.D / VEC;  // accesses per row
+  float mean = mean_[row], rstd = rstd_[row];
+
+  vec4 sg = vec4(0.0), sgx = vec4(0.0);  // sum g, sum g * xhat
+  for (uint c = tid; c < n; c += gl_SubgroupSize) {
+    vec4 g = load_dout(row, c) * load_gamma(c);
+    vec4 xhat = (load_in(row, c) - mean) * rstd;
+    sg += g;
+    sgx += g * xhat;
+  }
+  vec2 s = subgroupAdd(vec2(dot(sg, vec4(1.0)), dot(sgx, vec4(1.0)))) / float(p.D);
+
+  for (uint c = tid; c < n; c += gl_SubgroupSize) {
+    vec4 g = load_dout(row, c) * load_gamma(c);
+    vec4 xhat = (load_in(row, c) - mean) * rstd;
+    vec4 d = rstd * (g - s.x - xhat * s.y);
+    if (VEC == 4u) din4[row * n + c] += d;
+    else din[row * n + c] += d.x;
+  }
+}
+
+void columns_pass() {
+  uint tid = gl_LocalInvocationID.x;
+  uint lanes = WORKGROUP_SIZE / TILE_N;
+  uint cols = p.D / VEC;  // column groups
+  uint col = linear_group_id() * TILE_N + tid % TILE_N;
+  uint lane = tid / TILE_N;
+  vec4 acc_g = vec4(0.0), acc_b = vec4(0.0);  // this lane's partial dgamma, dbeta
+  if (col < cols) {
+    for (uint r = lane; r < p.M; r += lanes) {
+      vec4 dy = load_dout(r, col);
+      acc_g += dy * (load_in(r, col) - mean_[r]) * rstd_[r];
+      acc_b += dy;
+    }
+  }
+  lane_dgamma[tid] = acc_g;
+  lane_dbeta[tid] = acc_b;
+  memoryBarrierShared();
+  barrier();
+  if (lane == 0u && col < cols) {
+    vec4 total_g = vec4(0.0), total_b = vec4(0.0);
+    for (uint l = 0u; l < lanes; ++l) {
+      total_g += lane_dgamma[l * TILE_N + tid];
+      total_b += lane_dbeta[l * TILE_N + tid];
+    }
+    for (uint v = 0u; v < VEC; ++v) {
+      dgamma[col * VEC + v] += total_g[v];
+      dbeta[col * VEC + v] += total_b[v];
+    }
+  }
+}
+
+void main() {
+  if (PASS == 0u) rows_pass();
+  else columns_pass();
+}

@@ -1,0 +1,43 @@
+// bias_grad launcher: one dispatch of column tiles per chunk of rows; chunks (only when dy is
+// larger than one binding) accumulate into db one after another, keeping the order fixed.
+#include "ops/bias_grad.h"
+
+#include "ops/launch.h"
+
+namespace vkvit::ops {
+
+namespace {
+struct BiasGradPush {
+  uint32_t M, N;
+};
+static_assert(sizeof(BiasGradPush) == 8);
+
+constexpr uint32_t kGroup = 256;  // <= the shader's lane_partials size
+
+struct BiasGradTiles {
+  uint32_t tile_n;  // column groups per workgroup; WORKGROUP_SIZE / tile_n row lanes
+  uint32_t vec;     // columns per invocation
+};
+
+// vec4 loads whenever N allows it (every ViT width): on lavapipe they cut the per-lane gathers
+// 4x. lavapipe has 2..16 cores and wants few, fat workgroups (64 columns x 16 row lanes); other
+// devices want many workgroups, so 32 columns x 32 row lanes (still 128-byte row segments).
+BiasGradTiles choose_tiles(const vk::Context& ctx, uint32_t N) {
+  if (N % 4 != 0) return {32, 1};
+  return ctx.info().is_lavapipe() ? BiasGradTiles{16, 4} : BiasGradTiles{8, 4};
+}
+}  // namespace
+
+void bias_grad(vk::Recorder& rec, const vk::View& db, const vk::View& dy, uint64_t M, uint32_t N) {
+  if (M == 0 || N == 0) return;
+  const BiasGradTiles t = choose_tiles(rec.context(), N);
+  const vk::Kernel& k =
+      rec.context().pipelines().get("bias_grad", 2, sizeof(BiasGradPush), {kGroup, t.tile_n, t.vec});
+  for_each_chunk(rec.context(), M, uint64_t(N) * 4, [&](uint64_t first, uint64_t rows) {
+    const BiasGradPush push{static_cast<uint32_t>(rows), N};
+    rec.dispatch(k, {db.slice(0, N), dy.slice(first * N, rows * N)}, push,
+                 rec.groups_1d(div_up(N / t.vec, t.tile_n)), "bias_grad");
+  });
+}
+
+}  // namespace vkvit::ops

@@ -1,0 +1,33 @@
+// Fully connected layer as PyTorch nn.Linear / timm: weight (N, K) row-major (out features by in
+// features), bias (N). Built on ops::matmul and ops::bias_grad; no shader of its own.
+//   forward:  y = x W^T + b
+//   backward: dx += dy W,  dW += dy^T x,  db += sum_rows dy   (all accumulate)
+#pragma once
+#include <cstdint>
+
+#include "vk/memory.h"
+#include "vk/recorder.h"
+
+namespace vkvit::ops {
+
+// b may be an empty View (no bias).
+void linear_forward(vk::Recorder& rec, const vk::View& y /* (M, N) */, const vk::View& x /* (M, K) */,
+                    const vk::View& w /* (N, K) */, const vk::View& b /* (N) or empty */, uint32_t M, uint32_t N,
+                    uint32_t K);
+
+// dx may be an empty View when the input needs no gradient (the patch-embedding input);
+// db may be empty for a layer without bias.
+void linear_backward(vk::Recorder& rec, const vk::View& dx /* (M, K) or empty */, const vk::View& dw /* (N, K) */,
+                     const vk::View& db /* (N) or empty */, const vk::View& dy /* (M, N) */,
+                     const vk::View& x /* (M, K) */, const vk::View& w /* (N, K) */, uint32_t M, uint32_t N,
+                     uint32_t K);
+
+namespace ref {
+// b, dx and db may be null, with the same meaning as the empty Views above.
+void linear_forward(double* y, const double* x, const double* w, const double* b, uint64_t M, uint64_t N,
+                    uint64_t K);
+void linear_backward(double* dx, double* dw, double* db, const double* dy, const double* x, const double* w,
+                     uint64_t M, uint64_t N, uint64_t K);
+}  // namespace ref
+
+}  // namespace vkvit::ops
