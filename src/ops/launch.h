@@ -3,6 +3,8 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
+#include <numeric>
 
 #include "vk/context.h"
 #include "vk/recorder.h"
@@ -21,6 +23,22 @@ template <class Fn>
 void for_each_chunk(const vk::Context& ctx, uint64_t n, uint64_t bytes_per_element, Fn&& fn) {
   const uint64_t max_count = std::max<uint64_t>(ctx.info().max_storage_buffer_range / bytes_per_element / 64 * 64, 64);
   for (uint64_t first = 0; first < n; first += max_count) fn(first, std::min(max_count, n - first));
+}
+
+// How many consecutive items a chunk may hold when each item spans floats_per_item[t] floats of
+// tensor t (items back to back in every tensor): every tensor's chunk fits one binding
+// (maxStorageBufferRange) and every chunk start stays aligned for minStorageBufferOffsetAlignment,
+// so launchers can slice all tensors at the same item boundaries. 0 when not even the smallest
+// aligned count fits; the launcher then reports which op and shape are too large.
+inline uint64_t items_per_chunk(const vk::Context& ctx, std::initializer_list<uint64_t> floats_per_item) {
+  const uint64_t align_floats = std::max<uint64_t>(ctx.info().min_storage_offset_alignment / 4, 1);
+  uint64_t step = 1, most = UINT64_MAX;
+  for (uint64_t f : floats_per_item) {
+    if (f == 0) continue;
+    step = std::lcm(step, align_floats / std::gcd(align_floats, f));
+    most = std::min(most, ctx.info().max_storage_buffer_range / 4 / f);
+  }
+  return most / step * step;
 }
 
 }  // namespace vkvit::ops

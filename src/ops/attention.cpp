@@ -1,0 +1,170 @@
+// Launchers for unfused multi-head attention: ops::matmul for the four products, ops::softmax for
+// the probabilities and their backward. See ops/attention.h for the math and the layout.
+#include "ops/attention.h"
+
+#include <cmath>
+#include <string>
+
+#include "ops/launch.h"
+#include "ops/matmul.h"
+#include "ops/softmax.h"
+#include "vk/error.h"
+
+namespace vkvit::ops {
+
+namespace {
+
+struct Sizes {
+  uint32_t B, N, D, H, d;
+  float scale;
+};
+
+Sizes check_sizes(const char* op, uint32_t B, uint32_t N, uint32_t D, uint32_t H) {
+  const std::string shape = "B=" + std::to_string(B) + " N=" + std::to_string(N) + " D=" + std::to_string(D) +
+                            " H=" + std::to_string(H);
+  if (H == 0 || D % H != 0)
+    throw Error(std::string(op) + ": width D must be a multiple of the head count H (" + shape + ")");
+  const uint32_t d = D / H;
+  return Sizes{B, N, D, H, d, static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)))};
+}
+
+void check_view(const char* op, const char* name, const vk::View& v, uint64_t floats) {
+  if (v.size < floats * sizeof(float))
+    throw Error(std::string("internal: ") + op + ": " + name + " holds " + std::to_string(v.size) + " bytes, needs " +
+                std::to_string(floats * sizeof(float)));
+}
+
+// Calls fn(first_image, image_count) over chunks of images whose qkv, probs and out slices each
+// fit one binding and start aligned.
+template <class Fn>
+void for_each_image_chunk(const vk::Context& ctx, const char* op, const Sizes& s, Fn&& fn) {
+  const uint64_t N = s.N;
+  const uint64_t per_chunk = items_per_chunk(ctx, {N * 3 * s.D, uint64_t(s.H) * N * N, N * s.D});
+  if (per_chunk == 0)
+    throw Error(std::string(op) + ": one image's attention (N=" + std::to_string(s.N) + ", D=" + std::to_string(s.D) +
+                ", H=" + std::to_string(s.H) + ") does not fit one storage binding (" +
+                vk::format_bytes(ctx.info().max_storage_buffer_range) + ") on " + ctx.info().name);
+  for (uint64_t first = 0; first < s.B; first += per_chunk) fn(first, std::min<uint64_t>(per_chunk, s.B - first));
+}
+
+// Operand layouts for `images` images, batch index z = image * H + head.
+struct Layouts {
+  MatmulOperand qkv;    // one of q, k, v inside (B, N, 3D): rows 3D apart, head h at column h*d
+  MatmulOperand heads;  // (B, H, N, N) probs / scratch, dense
+  MatmulOperand out;    // (B, N, D) out / dout: rows D apart, head h at column h*d
+};
+
+Layouts layouts(const Sizes& s) {
+  const uint64_t N = s.N;
+  return Layouts{{3 * s.D, N * 3 * s.D, s.d}, {0, uint64_t(s.H) * N * N, N * N}, {s.D, N * s.D, s.d}};
+}
+
+MatmulShape heads_shape(const Sizes& s, uint64_t images, uint32_t M, uint32_t N, uint32_t K) {
+  MatmulShape m;
+  m.M = M;
+  m.N = N;
+  m.K = K;
+  m.batch = static_cast<uint32_t>(images * s.H);
+  m.batch_inner = s.H;
+  return m;
+}
+
+}  // namespace
+
+void attention_forward(vk::Recorder& rec, const vk::View& out, const vk::View& probs, const vk::View& qkv,
+                       uint32_t B, uint32_t N, uint32_t D, uint32_t H) {
+  if (B == 0 || N == 0 || D == 0) return;
+  vk::Context& ctx = rec.context();
+  const Sizes s = check_sizes("attention_forward", B, N, D, H);
+  check_view("attention_forward", "out", out, uint64_t(B) * N * D);
+  check_view("attention_forward", "probs", probs, uint64_t(B) * H * N * N);
+  check_view("attention_forward", "qkv", qkv, uint64_t(B) * N * 3 * D);
+  const Layouts L = layouts(s);
+
+  for_each_image_chunk(ctx, "attention_forward", s, [&](uint64_t first, uint64_t images) {
+    const uint64_t row = uint64_t(N) * 3 * D, heads = uint64_t(H) * N * N, tokens = uint64_t(N) * D;
+    const vk::View qkv_c = qkv.slice(first * row, images * row);  // (images, N, 3D)
+    const vk::View q = qkv_c, k = qkv_c.slice(D, images * row - D), v = qkv_c.slice(2 * D, images * row - 2 * D);
+    const vk::View probs_c = probs.slice(first * heads, images * heads);  // (images, H, N, N)
+    const vk::View out_c = out.slice(first * tokens, images * tokens);    // (images, N, D)
+
+    // S = scale * Q K^T, written where P will live.
+    MatmulShape scores = heads_shape(s, images, N, N, s.d);
+    scores.trans_b = true;
+    scores.a = L.qkv;
+    scores.b = L.qkv;
+    scores.c = L.heads;
+    scores.alpha = s.scale;
+    matmul(rec, probs_c, q, k, scores);
+
+    softmax_forward(rec, probs_c, probs_c, images * H * N, N);
+
+    // O = P V, each head into its columns of out.
+    MatmulShape pv = heads_shape(s, images, N, s.d, N);
+    pv.a = L.heads;
+    pv.b = L.qkv;
+    pv.c = L.out;
+    matmul(rec, out_c, probs_c, v, pv);
+  });
+}
+
+void attention_backward(vk::Recorder& rec, const vk::View& dqkv, const vk::View& scratch, const vk::View& probs,
+                        const vk::View& qkv, const vk::View& dout, uint32_t B, uint32_t N, uint32_t D, uint32_t H) {
+  if (B == 0 || N == 0 || D == 0) return;
+  vk::Context& ctx = rec.context();
+  const Sizes s = check_sizes("attention_backward", B, N, D, H);
+  check_view("attention_backward", "dqkv", dqkv, uint64_t(B) * N * 3 * D);
+  check_view("attention_backward", "scratch", scratch, uint64_t(B) * H * N * N);
+  check_view("attention_backward", "probs", probs, uint64_t(B) * H * N * N);
+  check_view("attention_backward", "qkv", qkv, uint64_t(B) * N * 3 * D);
+  check_view("attention_backward", "dout", dout, uint64_t(B) * N * D);
+  const Layouts L = layouts(s);
+
+  for_each_image_chunk(ctx, "attention_backward", s, [&](uint64_t first, uint64_t images) {
+    const uint64_t row = uint64_t(N) * 3 * D, heads = uint64_t(H) * N * N, tokens = uint64_t(N) * D;
+    const uint64_t len = images * row;
+    const vk::View qkv_c = qkv.slice(first * row, len);  // (images, N, 3D)
+    const vk::View q = qkv_c, k = qkv_c.slice(D, len - D), v = qkv_c.slice(2 * D, len - 2 * D);
+    const vk::View dqkv_c = dqkv.slice(first * row, len);  // (images, N, 3D)
+    const vk::View dq = dqkv_c, dk = dqkv_c.slice(D, len - D), dv = dqkv_c.slice(2 * D, len - 2 * D);
+    const vk::View probs_c = probs.slice(first * heads, images * heads);      // (images, H, N, N)
+    const vk::View scratch_c = scratch.slice(first * heads, images * heads);  // (images, H, N, N)
+    const vk::View dout_c = dout.slice(first * tokens, images * tokens);      // (images, N, D)
+
+    // dV += P^T dO
+    MatmulShape dv_shape = heads_shape(s, images, N, s.d, N);
+    dv_shape.trans_a = true;
+    dv_shape.a = L.heads;
+    dv_shape.b = L.out;
+    dv_shape.c = L.qkv;
+    dv_shape.beta = 1.0f;
+    matmul(rec, dv, probs_c, dout_c, dv_shape);
+
+    // dP = dO V^T
+    MatmulShape dp_shape = heads_shape(s, images, N, N, s.d);
+    dp_shape.trans_b = true;
+    dp_shape.a = L.out;
+    dp_shape.b = L.qkv;
+    dp_shape.c = L.heads;
+    matmul(rec, scratch_c, dout_c, v, dp_shape);
+
+    // dS = P * (dP - rowsum(dP * P)), in place over dP.
+    softmax_backward(rec, scratch_c, probs_c, scratch_c, images * H * N, N, /*accumulate=*/false);
+
+    // dQ += scale * dS K
+    MatmulShape dq_shape = heads_shape(s, images, N, s.d, N);
+    dq_shape.a = L.heads;
+    dq_shape.b = L.qkv;
+    dq_shape.c = L.qkv;
+    dq_shape.alpha = s.scale;
+    dq_shape.beta = 1.0f;
+    matmul(rec, dq, scratch_c, k, dq_shape);
+
+    // dK += scale * dS^T Q
+    MatmulShape dk_shape = dq_shape;
+    dk_shape.trans_a = true;
+    matmul(rec, dk, scratch_c, q, dk_shape);
+  });
+}
+
+}  // namespace vkvit::ops

@@ -1,0 +1,51 @@
+// Multi-head scaled dot-product attention (Vaswani et al. 2017, "Attention Is All You Need"),
+// forward and backward, laid out as timm's / torchvision's ViT Attention block uses it:
+//   qkv (B, N, 3D) is the output of the qkv Linear(D, 3D): each token's row is [q (D); k (D); v (D)]
+//   and within each of q, k, v head h owns columns h*d .. h*d + d - 1 (d = D / H).
+//   out (B, N, D) holds the heads concatenated in the same order, ready for the proj Linear.
+// Per image b and head h, with scale = 1 / sqrt(d):
+//   S = scale * Q K^T,  P = softmax(S) over keys,  O = P V.
+// Backward (P saved by the forward):
+//   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dP * P)),  dQ = scale * dS K,  dK = scale * dS^T Q.
+//
+// This is the unfused path, kept as the reference path: the matmuls read Q, K, V straight out of
+// qkv and write O straight into out through leading dimensions and two-level (image, head) batch
+// strides (no copies), and softmax runs in place on the scores. Its memory cost is quadratic in N:
+// probs holds B*H*N*N floats saved for backward, and backward needs a scratch of the same
+// B*H*N*N floats for dP / dS (ViT-B/16 at N = 197, H = 12: 1.8 MiB per image each). A fused,
+// flash-style path that recomputes P in tiles and saves only the row log-sum-exp is planned; it
+// will be tested against this one.
+//
+// K and V start D and 2D floats into each qkv row, which for widths like D = 21 is not a multiple
+// of minStorageBufferOffsetAlignment; ops::matmul takes views at any float offset (it binds the
+// aligned-down range and passes the remainder to the shader), so every width works.
+#pragma once
+#include <cstdint>
+
+#include "vk/memory.h"
+#include "vk/recorder.h"
+
+namespace vkvit::ops {
+
+// out = attention(qkv); probs = softmax(scale * Q K^T), saved for backward.
+void attention_forward(vk::Recorder& rec, const vk::View& out /* (B, N, D) */, const vk::View& probs /* (B, H, N, N) */,
+                       const vk::View& qkv /* (B, N, 3D) */, uint32_t B, uint32_t N, uint32_t D, uint32_t H);
+
+// dqkv += gradient of sum(out * dout) with respect to qkv (the caller zeroes dqkv once per step).
+// scratch is overwritten (dP, then dS in place); probs and qkv are the forward's.
+void attention_backward(vk::Recorder& rec, const vk::View& dqkv /* (B, N, 3D) */,
+                        const vk::View& scratch /* (B, H, N, N) */, const vk::View& probs /* (B, H, N, N) */,
+                        const vk::View& qkv /* (B, N, 3D) */, const vk::View& dout /* (B, N, D) */, uint32_t B,
+                        uint32_t N, uint32_t D, uint32_t H);
+
+namespace ref {
+// Same semantics on host arrays, written as plain loops (no matmul), in double precision.
+void attention_forward(double* out /* (B, N, D) */, double* probs /* (B, H, N, N) */, const double* qkv /* (B, N, 3D) */,
+                       uint32_t B, uint32_t N, uint32_t D, uint32_t H);
+// dqkv += ...; needs no scratch from the caller.
+void attention_backward(double* dqkv /* (B, N, 3D) */, const double* probs /* (B, H, N, N) */,
+                        const double* qkv /* (B, N, 3D) */, const double* dout /* (B, N, D) */, uint32_t B, uint32_t N,
+                        uint32_t D, uint32_t H);
+}  // namespace ref
+
+}  // namespace vkvit::ops
