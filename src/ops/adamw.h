@@ -1,0 +1,70 @@
+// AdamW over the flat parameter buffer, one dispatch per bindable chunk, in place on params, m, v.
+// Semantics of torch.optim.AdamW (Loshchilov & Hutter 2019, "Decoupled Weight Decay
+// Regularization"; https://pytorch.org/docs/stable/generated/torch.optim.AdamW.html), step t >= 1:
+//   g  = grad * clip_coef                                   (clip_grad_norm_, coefficient from grad_norm)
+//   p *= 1 - lr * weight_decay                              (only elements of decayed tensors)
+//   m  = beta1 * m + (1 - beta1) * g
+//   v  = beta2 * v + (1 - beta2) * g^2
+//   p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+// The bias corrections are computed on the host in double and passed as floats, as PyTorch's
+// Python-side scalars are. No amsgrad, no maximize.
+//
+// Weight-decay mask: timm decays weights but not biases, norm parameters, cls_token or pos_embed
+// (adamw_decays). The flat buffer interleaves such tensors, so the mask is a small device table of
+// the merged [start, end) element ranges that decay, which the shader binary-searches. A table
+// keeps the whole update one dispatch per chunk whatever the layout, costs a few cached reads per
+// element (ViT-B has ~50 decayed ranges: 6 steps), and is uploaded once; a per-element mask would
+// add a full-size buffer, and one dispatch per tensor would be ~150 tiny dispatches per step.
+//
+// Non-finite clip coefficient (grad_norm saw NaN/Inf gradients): the step is skipped, params, m and
+// v are left as they were, as torch.cuda.amp.GradScaler skips such steps. The caller sees the NaN/Inf
+// norm when it reads grad_norm's result and decides whether t advances.
+#pragma once
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "vk/memory.h"
+#include "vk/recorder.h"
+
+namespace vkvit::ops {
+
+struct AdamWHyper {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.05;
+};
+
+// A tensor's place in the flat parameter buffer, in floats, and whether it is decayed.
+struct ParamRange {
+  uint64_t first = 0;
+  uint64_t count = 0;
+  bool decay = false;
+};
+
+// timm's rule (timm.optim.param_groups_weight_decay with ViT's no_weight_decay()): no decay for
+// tensors with ndim <= 1 (biases, norm weights), names ending in ".bias", and cls_token,
+// pos_embed, dist_token.
+bool adamw_decays(std::string_view name, size_t ndim);
+
+// The decay table for these tensors: sorted, merged [start, end) pairs, flattened, to upload as
+// uint32. Never empty (a single empty range when nothing decays) so it can always be bound.
+// Throws when tensors overlap or the buffer exceeds 2^32 floats.
+std::vector<uint32_t> adamw_decay_table(const std::vector<ParamRange>& tensors);
+
+// clip: grad_norm's result (its coefficient is applied to every gradient), or an empty View for
+// none. decay_table: exactly adamw_decay_table's output on the device (its size gives the range
+// count). t: the 1-based step; the caller owns it (and may hold it back after a skipped step).
+void adamw_step(vk::Recorder& rec, const vk::View& params /* (n) */, const vk::View& m /* (n) */,
+                const vk::View& v /* (n) */, const vk::View& grads /* (n) */, const vk::View& clip /* (2) or {} */,
+                const vk::View& decay_table /* (2 * ranges) uint32 */, uint64_t n, const AdamWHyper& h, uint64_t t);
+
+namespace ref {
+// Same update on host arrays; decay[i] != 0 marks decayed elements; a non-finite clip_coef skips.
+void adamw_step(double* params /* (n) */, double* m /* (n) */, double* v /* (n) */, const double* grads /* (n) */,
+                double clip_coef, const uint8_t* decay /* (n) */, uint64_t n, const AdamWHyper& h, uint64_t t);
+}  // namespace ref
+
+}  // namespace vkvit::ops

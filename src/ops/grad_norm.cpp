@@ -1,0 +1,71 @@
+#include "ops/grad_norm.h"
+
+#include "ops/launch.h"
+#include "vk/error.h"
+
+namespace vkvit::ops {
+
+namespace {
+// Each partial covers kTile = kGroup * kItems consecutive floats: lanes read coalesced strides of
+// kGroup, kItems times, so a partial is a 16-term serial sum per lane and a tree of 256, and the
+// number of partials stays small (ViT-B's 86M gradients give 21k) for the single final workgroup.
+constexpr uint32_t kGroup = 256;  // power of two: tree reductions
+constexpr uint32_t kItems = 16;
+constexpr uint64_t kTile = uint64_t(kGroup) * kItems;
+
+struct PartialPush {
+  uint32_t n;       // floats in this range
+  uint32_t offset;  // index of this range's first partial in scratch
+};
+static_assert(sizeof(PartialPush) == 8);
+
+struct FinishPush {
+  uint32_t partials;
+  float max_norm;
+};
+static_assert(sizeof(FinishPush) == 8);
+
+// Calls fn(range, first, count, partial_offset) for every bindable chunk of every range.
+template <class Fn>
+uint64_t for_each_tiled_chunk(const vk::Context& ctx, const std::vector<vk::View>& grads, Fn&& fn) {
+  uint64_t partials = 0;
+  for (const vk::View& g : grads)
+    for_each_chunk(ctx, g.floats(), 4, [&](uint64_t first, uint64_t count) {
+      fn(g, first, count, partials);
+      partials += div_up(count, kTile);
+    });
+  return partials;
+}
+}  // namespace
+
+uint64_t grad_norm_scratch_floats(const vk::Context& ctx, const std::vector<vk::View>& grads) {
+  return std::max<uint64_t>(for_each_tiled_chunk(ctx, grads, [](const vk::View&, uint64_t, uint64_t, uint64_t) {}), 1);
+}
+
+void grad_norm(vk::Recorder& rec, const vk::View& result, const vk::View& scratch, const std::vector<vk::View>& grads,
+               float max_norm) {
+  const uint64_t needed = grad_norm_scratch_floats(rec.context(), grads);
+  if (scratch.floats() < needed)
+    throw Error("internal: grad_norm scratch of " + std::to_string(scratch.floats()) + " floats, needs " +
+                std::to_string(needed));
+  if (result.floats() < kGradNormFloats) throw Error("internal: grad_norm result view is smaller than 2 floats");
+  if (needed > UINT32_MAX) throw Error("grad_norm: too many gradient elements for 32-bit partial indices");
+  vk::PipelineCache& pc = rec.context().pipelines();
+  const vk::Kernel& partial_k = pc.get("grad_norm", 2, sizeof(PartialPush), {kGroup, kItems});
+  const vk::View partials = scratch.slice(0, needed);
+  const uint64_t used = for_each_tiled_chunk(rec.context(), grads, [&](const vk::View& g, uint64_t first,
+                                                                       uint64_t count, uint64_t offset) {
+    PartialPush push{static_cast<uint32_t>(count), static_cast<uint32_t>(offset)};
+    // Each dispatch writes its own partials; the recorder still sees the shared scratch view and
+    // orders the (few) chunk dispatches, which costs a barrier, not correctness.
+    rec.dispatch(partial_k, {partials, g.slice(first, count)}, push, rec.groups_1d(div_up(count, kTile)),
+                 "grad_norm");
+  });
+  if (used == 0) rec.fill(partials, 0.0f);  // no gradients at all: the norm is 0
+  const vk::Kernel& finish_k = pc.get("grad_norm_finish", 2, sizeof(FinishPush), {kGroup});
+  rec.dispatch(finish_k, {result.slice(0, kGradNormFloats), partials},
+               FinishPush{static_cast<uint32_t>(std::max<uint64_t>(used, 1)), max_norm}, vk::Groups{1, 1, 1},
+               "grad_norm_finish");
+}
+
+}  // namespace vkvit::ops

@@ -1,0 +1,24 @@
+// Plain C++ reference for one AdamW step, in double precision (torch.optim.AdamW semantics; see
+// ops/adamw.h), written in the order of PyTorch's single-tensor implementation.
+#include <cmath>
+
+#include "ops/adamw.h"
+
+namespace vkvit::ops::ref {
+
+void adamw_step(double* params, double* m, double* v, const double* grads, double clip_coef, const uint8_t* decay,
+                uint64_t n, const AdamWHyper& h, uint64_t t) {
+  if (!std::isfinite(clip_coef)) return;  // skipped step
+  const double bias_correction1 = 1 - std::pow(h.beta1, double(t));
+  const double bias_correction2 = 1 - std::pow(h.beta2, double(t));
+  const double step_size = h.lr / bias_correction1;
+  for (uint64_t i = 0; i < n; ++i) {
+    const double g = grads[i] * clip_coef;
+    if (decay[i]) params[i] *= 1 - h.lr * h.weight_decay;
+    m[i] = h.beta1 * m[i] + (1 - h.beta1) * g;
+    v[i] = h.beta2 * v[i] + (1 - h.beta2) * g * g;
+    params[i] -= step_size * m[i] / (std::sqrt(v[i]) / std::sqrt(bias_correction2) + h.eps);
+  }
+}
+
+}  // namespace vkvit::ops::ref
