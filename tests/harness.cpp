@@ -7,10 +7,17 @@
 
 namespace vkvit::test {
 
+namespace {
+vk::Context* g_context = nullptr;
+}
+
 vk::Context& ctx() {
   static vk::Context context(vk::ContextOptions::from_env());
+  g_context = &context;
   return context;
 }
+
+int validation_errors_so_far() { return g_context ? g_context->validation_errors() : 0; }
 
 std::vector<float> random_floats(size_t n, uint32_t seed, float lo, float hi) {
   std::mt19937 rng(seed);

@@ -16,6 +16,8 @@ namespace vkvit::test {
 
 // The suite's context. Tests tagged [gpu] use it.
 vk::Context& ctx();
+// Validation errors reported to the suite's context so far; 0 when it was never created.
+int validation_errors_so_far();
 
 // Uniform random floats in [lo, hi) from a fixed seed (deterministic across runs).
 std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f);
