@@ -1,0 +1,136 @@
+// Token mixers of the ViT block and the activation allocator they share with the model.
+// AttentionMixer is timm's Attention: qkv Linear(D, 3D), multi-head attention, proj Linear(D, D).
+#include "model/token_mixer.h"
+
+#include <algorithm>
+
+#include "ops/attention.h"
+#include "ops/launch.h"
+#include "ops/linear.h"
+#include "ops/matmul.h"
+#include "vk/error.h"
+
+namespace vkvit::model {
+
+ActivationAlloc::ActivationAlloc(const vk::Context& ctx, vk::Arena* arena)
+    : ctx_(ctx), arena_(arena), align_(std::max<uint64_t>(ctx.info().min_storage_offset_alignment, 16)) {}
+
+vk::View ActivationAlloc::tensor(uint64_t floats, const std::string& name) {
+  const uint64_t bytes = std::max<uint64_t>(floats * 4, 4);
+  const uint64_t padded = (bytes + align_ - 1) / align_ * align_;
+  bytes_ += padded;
+  largest_ = std::max(largest_, padded);
+  if (!arena_) return vk::View{VK_NULL_HANDLE, 0, bytes};
+  return arena_->alloc(bytes, name);
+}
+
+vk::View ActivationAlloc::scratch(const std::string& key, uint64_t floats) {
+  auto it = scratch_.find(key);
+  if (it != scratch_.end()) {
+    if (it->second.size < floats * 4)
+      throw Error("internal: scratch '" + key + "' was taken with " + std::to_string(it->second.size / 4) +
+                  " floats, now asked for " + std::to_string(floats));
+    return it->second;
+  }
+  return scratch_[key] = tensor(floats, "scratch " + key);
+}
+
+vk::View param_view(const vk::View& flat, const ParamLayout& layout, const std::string& name) {
+  const ParamInfo& p = layout.at(name);
+  return flat.slice(p.offset, p.count);
+}
+
+void linear_backward_overwrite(vk::Recorder& rec, const vk::View& dx, const vk::View& dw, const vk::View& db,
+                               const vk::View& dy, const vk::View& x, const vk::View& w, uint32_t M, uint32_t N,
+                               uint32_t K) {
+  ops::MatmulShape s;  // dx (M, K) = dy (M, N) x W (N, K)
+  s.M = M;
+  s.N = K;
+  s.K = N;
+  ops::matmul(rec, dx, dy, w, s);
+  ops::linear_backward(rec, vk::View{}, dw, db, dy, x, w, M, N, K);
+}
+
+namespace {
+
+class AttentionMixer : public TokenMixer {
+ public:
+  AttentionMixer(vk::Context& ctx, const MixerSetup& s)
+      : prefix_(s.prefix), B_(s.max_batch), T_(s.cfg.tokens()), D_(s.cfg.dim), H_(s.cfg.heads) {
+    const std::string a = s.prefix + "attn.";
+    w_qkv_ = param_view(s.params, s.layout, a + "qkv.weight");
+    b_qkv_ = param_view(s.params, s.layout, a + "qkv.bias");
+    w_proj_ = param_view(s.params, s.layout, a + "proj.weight");
+    b_proj_ = param_view(s.params, s.layout, a + "proj.bias");
+    dw_qkv_ = param_view(s.grads, s.layout, a + "qkv.weight");
+    db_qkv_ = param_view(s.grads, s.layout, a + "qkv.bias");
+    dw_proj_ = param_view(s.grads, s.layout, a + "proj.weight");
+    db_proj_ = param_view(s.grads, s.layout, a + "proj.bias");
+    // The attention op splits a batch into image chunks that each fit one binding; one image must fit.
+    if (ops::items_per_chunk(ctx, {uint64_t(T_) * 3 * D_, uint64_t(H_) * T_ * T_, uint64_t(T_) * D_}) == 0)
+      throw Error("model: one image's attention (" + std::to_string(T_) + " tokens, " + std::to_string(H_) +
+                  " heads, width " + std::to_string(D_) + ") does not fit one storage binding of " +
+                  vk::format_bytes(ctx.info().max_storage_buffer_range) + " on " + ctx.info().name +
+                  ": use larger patches or a smaller image size");
+  }
+
+  void allocate(ActivationAlloc& alloc) override {
+    const uint64_t BT = uint64_t(B_) * T_, heads = uint64_t(B_) * H_ * T_ * T_;
+    const std::string a = prefix_ + "attn.";
+    qkv_ = alloc.tensor(BT * 3 * D_, a + "qkv (B, N, 3D)");
+    probs_ = alloc.tensor(heads, a + "probs (B, H, N, N)");
+    out_ = alloc.tensor(BT * D_, a + "out (B, N, D)");
+    dqkv_ = alloc.scratch("attn.dqkv (B, N, 3D)", BT * 3 * D_);
+    dprobs_ = alloc.scratch("attn.dP (B, H, N, N)", heads);
+    dout_ = alloc.scratch("attn.dout (B, N, D)", BT * D_);
+  }
+
+  void forward(vk::Recorder& rec, const vk::View& out, const vk::View& in, uint32_t batch) override {
+    const uint32_t M = batch * T_;
+    ops::linear_forward(rec, qkv_, in, w_qkv_, b_qkv_, M, 3 * D_, D_);
+    ops::attention_forward(rec, out_, probs_, qkv_, batch, T_, D_, H_);
+    ops::linear_forward(rec, out, out_, w_proj_, b_proj_, M, D_, D_);
+  }
+
+  void backward(vk::Recorder& rec, const vk::View& din, const vk::View& dout, const vk::View& in,
+                uint32_t batch) override {
+    const uint32_t M = batch * T_;
+    linear_backward_overwrite(rec, dout_, dw_proj_, db_proj_, dout, out_, w_proj_, M, D_, D_);
+    rec.fill(dqkv_.slice(0, uint64_t(M) * 3 * D_), 0.0f);  // attention_backward accumulates
+    ops::attention_backward(rec, dqkv_, dprobs_, probs_, qkv_, dout_, batch, T_, D_, H_);
+    ops::linear_backward(rec, din, dw_qkv_, db_qkv_, dqkv_, in, w_qkv_, M, 3 * D_, D_);
+  }
+
+ private:
+  std::string prefix_;
+  uint32_t B_, T_, D_, H_;
+  vk::View w_qkv_, b_qkv_, w_proj_, b_proj_;      // (3D, D) (3D) (D, D) (D)
+  vk::View dw_qkv_, db_qkv_, dw_proj_, db_proj_;  // same shapes
+  vk::View qkv_;     // (B, N, 3D) saved
+  vk::View probs_;   // (B, H, N, N) saved
+  vk::View out_;     // (B, N, D) heads concatenated, saved (proj's input)
+  vk::View dqkv_;    // (B, N, 3D) scratch
+  vk::View dprobs_;  // (B, H, N, N) scratch
+  vk::View dout_;    // (B, N, D) scratch: gradient of out_
+};
+
+}  // namespace
+
+void declare_mixer_params(ParamLayout& layout, const std::string& prefix, const VitConfig& cfg) {
+  const int64_t D = cfg.dim;
+  if (cfg.mixer == "attention") {
+    layout.add(prefix + "attn.qkv.weight", {3 * D, D});
+    layout.add(prefix + "attn.qkv.bias", {3 * D});
+    layout.add(prefix + "attn.proj.weight", {D, D});
+    layout.add(prefix + "attn.proj.bias", {D});
+    return;
+  }
+  throw Error("model config: unknown mixer '" + cfg.mixer + "'");
+}
+
+std::unique_ptr<TokenMixer> make_token_mixer(vk::Context& ctx, const MixerSetup& setup) {
+  if (setup.cfg.mixer == "attention") return std::make_unique<AttentionMixer>(ctx, setup);
+  throw Error("model config: unknown mixer '" + setup.cfg.mixer + "'");
+}
+
+}  // namespace vkvit::model

@@ -1,0 +1,77 @@
+// The token mixer of a ViT block (the part between norm1 and the first residual add) behind one
+// small interface, so a different mixer (a global filter over the patch grid, as in GFNet) can be
+// added without touching the block code in vit.cpp: give it a class here, a branch in
+// declare_mixer_params and make_token_mixer, a VitConfig::mixer name, and a reference in vit_ref.cpp.
+// Also holds the small layer helpers that the mixers and the block share.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "model/vit_config.h"
+#include "model/vit_params.h"
+#include "vk/context.h"
+#include "vk/memory.h"
+#include "vk/recorder.h"
+
+namespace vkvit::model {
+
+// Hands out activation memory in two passes over the same calls: a counting pass (no arena) that
+// sums the bytes, then the real pass from an arena sized by the count. Per-layer tensors get their
+// own range; scratch tensors with the same key share one range across layers (dP, gradients of
+// intermediate activations), which is valid because the layers run one after another.
+class ActivationAlloc {
+ public:
+  ActivationAlloc(const vk::Context& ctx, vk::Arena* arena);  // arena null: counting pass
+  vk::View tensor(uint64_t floats, const std::string& name);
+  vk::View scratch(const std::string& key, uint64_t floats);
+  uint64_t bytes() const { return bytes_; }          // padded bytes handed out so far
+  uint64_t largest() const { return largest_; }      // the largest single request, padded
+
+ private:
+  const vk::Context& ctx_;
+  vk::Arena* arena_;
+  uint64_t align_;
+  uint64_t bytes_ = 0, largest_ = 0;
+  std::map<std::string, vk::View> scratch_;
+};
+
+// What a mixer sees: its slice of the parameters and gradients is found by name under `prefix`
+// ("blocks.N.") in `layout`; params/grads are the whole flat buffers.
+struct MixerSetup {
+  const VitConfig& cfg;
+  const ParamLayout& layout;
+  std::string prefix;
+  vk::View params, grads;
+  uint32_t max_batch;
+};
+
+class TokenMixer {
+ public:
+  virtual ~TokenMixer() = default;
+  // Takes its activations and scratch; called twice (counting, then real), keeping the second.
+  virtual void allocate(ActivationAlloc& alloc) = 0;
+  // out (B, T, D) = mixer(in (B, T, D)), out overwritten; keeps what backward needs.
+  virtual void forward(vk::Recorder& rec, const vk::View& out, const vk::View& in, uint32_t batch) = 0;
+  // din (B, T, D) += the gradient of sum(out * dout) with respect to in; the mixer's parameter
+  // gradients accumulate too. `in` is the forward's input.
+  virtual void backward(vk::Recorder& rec, const vk::View& din, const vk::View& dout, const vk::View& in,
+                        uint32_t batch) = 0;
+};
+
+// Adds the mixer's parameter tensors for one block (names under `prefix`) in timm's order.
+void declare_mixer_params(ParamLayout& layout, const std::string& prefix, const VitConfig& cfg);
+std::unique_ptr<TokenMixer> make_token_mixer(vk::Context& ctx, const MixerSetup& setup);
+
+// The view of one named tensor inside a flat buffer laid out by `layout`.
+vk::View param_view(const vk::View& flat, const ParamLayout& layout, const std::string& name);
+
+// Linear backward that overwrites dx instead of accumulating (saves zeroing it first):
+// dx = dy W; dW += dy^T x; db += column sums of dy.
+void linear_backward_overwrite(vk::Recorder& rec, const vk::View& dx /* (M, K) */, const vk::View& dw /* (N, K) */,
+                               const vk::View& db /* (N) */, const vk::View& dy /* (M, N) */,
+                               const vk::View& x /* (M, K) */, const vk::View& w /* (N, K) */, uint32_t M,
+                               uint32_t N, uint32_t K);
+
+}  // namespace vkvit::model

@@ -1,0 +1,281 @@
+// ViT forward and backward on the GPU, composed from the ops (see vit.h for the model).
+// The backward pass keeps one running gradient of the residual stream (dx_): each LayerNorm
+// backward accumulates into it, which is exactly the residual connection's gradient, so the blocks
+// need no explicit residual backward. Intermediate gradients live in scratch shared by all blocks.
+#include "model/vit.h"
+
+#include <algorithm>
+
+#include "ops/gelu.h"
+#include "ops/launch.h"
+#include "ops/layernorm.h"
+#include "ops/linear.h"
+#include "ops/matmul.h"
+#include "ops/patch_embed.h"
+#include "ops/residual.h"
+#include "vk/error.h"
+
+namespace vkvit::model {
+
+struct Vit::Block {
+  std::string prefix;  // "blocks.N."
+  std::unique_ptr<TokenMixer> mixer;
+  vk::View n1w, n1b, n2w, n2b;      // (D) each
+  vk::View fc1w, fc1b, fc2w, fc2b;  // (F, D) (F) (D, F) (D)
+  vk::View dn1w, dn1b, dn2w, dn2b, dfc1w, dfc1b, dfc2w, dfc2b;  // gradients, same shapes
+  vk::View in;                      // (B, N, D) the previous block's out (or the embedding)
+  vk::View ln1, ln2;                // (B, N, D) norm outputs
+  vk::View mean1, rstd1, mean2, rstd2;  // (B * N)
+  vk::View mid;                     // (B, N, D) in + mixer(ln1)
+  vk::View pre;                     // (B, N, F) fc1 output, gelu's input
+  vk::View hidden;                  // (B, N, F) gelu output, fc2's input
+  vk::View out;                     // (B, N, D) mid + mlp(ln2)
+};
+
+Vit::Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch)
+    : ctx_(ctx), cfg_(cfg), max_batch_(max_batch), layout_(vit_param_layout(cfg)) {
+  if (max_batch == 0) throw Error("model: max_batch must be > 0");
+  const uint64_t param_bytes = layout_.total_floats() * 4;
+  params_ = std::make_unique<vk::Buffer>(ctx, param_bytes, vk::MemoryKind::device, "parameters");
+  grads_ = std::make_unique<vk::Buffer>(ctx, param_bytes, vk::MemoryKind::device, "gradients");
+
+  for (int l = 0; l < cfg_.depth; ++l) {
+    auto b = std::make_unique<Block>();
+    b->prefix = "blocks." + std::to_string(l) + ".";
+    b->mixer = make_token_mixer(ctx, MixerSetup{cfg_, layout_, b->prefix, params_view(), grads_view(), max_batch});
+    const std::string& p = b->prefix;
+    b->n1w = param(p + "norm1.weight"), b->n1b = param(p + "norm1.bias");
+    b->n2w = param(p + "norm2.weight"), b->n2b = param(p + "norm2.bias");
+    b->fc1w = param(p + "mlp.fc1.weight"), b->fc1b = param(p + "mlp.fc1.bias");
+    b->fc2w = param(p + "mlp.fc2.weight"), b->fc2b = param(p + "mlp.fc2.bias");
+    b->dn1w = grad(p + "norm1.weight"), b->dn1b = grad(p + "norm1.bias");
+    b->dn2w = grad(p + "norm2.weight"), b->dn2b = grad(p + "norm2.bias");
+    b->dfc1w = grad(p + "mlp.fc1.weight"), b->dfc1b = grad(p + "mlp.fc1.bias");
+    b->dfc2w = grad(p + "mlp.fc2.weight"), b->dfc2b = grad(p + "mlp.fc2.bias");
+    blocks_.push_back(std::move(b));
+  }
+
+  // Count first, then allocate exactly that from one arena.
+  ActivationAlloc count(ctx, nullptr);
+  allocate(count);
+  activation_bytes_ = count.bytes();
+  uint64_t heap = 0;
+  for (const vk::MemoryHeapInfo& h : ctx.info().heaps)
+    if (h.device_local) heap = std::max(heap, h.bytes);
+  const uint64_t needed = activation_bytes_ + 2 * param_bytes;
+  if (heap > 0 && needed > heap) {
+    const uint64_t per_image = std::max<uint64_t>(activation_bytes_ / max_batch, 1);
+    const uint64_t fits = heap > 2 * param_bytes ? (heap - 2 * param_bytes) / per_image : 0;
+    throw OutOfMemoryError("model " + label() + " with batch " + std::to_string(max_batch) + " needs " +
+                           vk::format_bytes(needed) + " of device memory (activations " +
+                           vk::format_bytes(activation_bytes_) + "), the device has " + vk::format_bytes(heap) +
+                           ": use a batch of at most " + std::to_string(fits * 9 / 10));
+  }
+  // One allocation holds the count exactly. Beyond maxMemoryAllocationSize the arena fills
+  // several chunks first-fit, and each chunk may strand up to one tensor's worth at its end.
+  const uint64_t chunk_limit = std::max<uint64_t>(ctx.info().max_memory_allocation_size, 1);
+  const uint64_t slack = activation_bytes_ <= chunk_limit ? 0 : (activation_bytes_ / chunk_limit + 1) * count.largest();
+  arena_ = std::make_unique<vk::Arena>(ctx, "activations", activation_bytes_ + slack);
+  ActivationAlloc real(ctx, arena_.get());
+  allocate(real);
+
+  // Pooling is a (1, N) x (N, D) product per image with these weights.
+  std::vector<float> pool(cfg_.tokens(), 0.0f);
+  if (cfg_.pool == "cls")
+    pool[0] = 1.0f;
+  else
+    std::fill(pool.begin() + 1, pool.end(), 1.0f / static_cast<float>(cfg_.num_patches()));
+  ctx.upload(pool_w_, pool.data(), pool.size() * 4);
+
+  vk::Recorder rec(ctx);
+  rec.fill(params_view(), 0.0f);
+  rec.fill(grads_view(), 0.0f);
+  rec.submit_and_wait();
+}
+
+Vit::~Vit() = default;
+
+void Vit::allocate(ActivationAlloc& a) {
+  const uint64_t B = max_batch_, N = cfg_.tokens(), Np = cfg_.num_patches(), D = cfg_.dim, F = cfg_.mlp_dim;
+  const uint64_t BN = B * N;
+  patches_ = a.tensor(B * Np * cfg_.patch_dim(), "patches (B, Np, C*P*P)");
+  x0_ = a.tensor(BN * D, "patch_embed out (B, N, D)");
+  proj_ = a.scratch("patch_embed proj (B, Np, D)", B * Np * D);
+  vk::View in = x0_;
+  for (auto& b : blocks_) {
+    const std::string& p = b->prefix;
+    b->in = in;
+    b->ln1 = a.tensor(BN * D, p + "norm1 out (B, N, D)");
+    b->mean1 = a.tensor(BN, p + "norm1 mean (B * N)");
+    b->rstd1 = a.tensor(BN, p + "norm1 rstd (B * N)");
+    b->mixer->allocate(a);
+    b->mid = a.tensor(BN * D, p + "residual 1 (B, N, D)");
+    b->ln2 = a.tensor(BN * D, p + "norm2 out (B, N, D)");
+    b->mean2 = a.tensor(BN, p + "norm2 mean (B * N)");
+    b->rstd2 = a.tensor(BN, p + "norm2 rstd (B * N)");
+    b->pre = a.tensor(BN * F, p + "mlp.fc1 out (B, N, F)");
+    b->hidden = a.tensor(BN * F, p + "mlp gelu out (B, N, F)");
+    b->out = a.tensor(BN * D, p + "residual 2 (B, N, D)");
+    in = b->out;
+  }
+  xn_ = a.tensor(BN * D, "norm out (B, N, D)");
+  mean_ = a.tensor(BN, "norm mean (B * N)");
+  rstd_ = a.tensor(BN, "norm rstd (B * N)");
+  pool_w_ = a.tensor(N, "pool weights (N)");
+  pooled_ = a.tensor(B * D, "pooled (B, D)");
+  logits_ = a.tensor(B * cfg_.num_classes, "logits (B, K)");
+  dx_ = a.scratch("dx (B, N, D)", BN * D);
+  dln_ = a.scratch("dnorm (B, N, D)", BN * D);
+  dhidden_ = a.scratch("dhidden (B, N, F)", BN * F);
+  dpre_ = a.scratch("dpre (B, N, F)", BN * F);
+  dpooled_ = a.scratch("dpooled (B, D)", B * D);
+}
+
+vk::View Vit::params_view() const { return params_->view().slice(0, layout_.total_floats()); }
+vk::View Vit::grads_view() const { return grads_->view().slice(0, layout_.total_floats()); }
+vk::View Vit::param(const std::string& name) const { return param_view(params_view(), layout_, name); }
+vk::View Vit::grad(const std::string& name) const { return param_view(grads_view(), layout_, name); }
+
+void Vit::init(uint64_t seed) { write_params(vit_init_params(cfg_, layout_, seed)); }
+
+std::vector<float> Vit::read_params() const {
+  std::vector<float> flat(layout_.total_floats());
+  ctx_.download(params_view(), flat.data(), flat.size() * 4);
+  return flat;
+}
+
+std::vector<float> Vit::read_grads() const {
+  std::vector<float> flat(layout_.total_floats());
+  ctx_.download(grads_view(), flat.data(), flat.size() * 4);
+  return flat;
+}
+
+void Vit::write_params(const std::vector<float>& flat) {
+  if (flat.size() != layout_.total_floats())
+    throw Error("model " + label() + ": write_params got " + std::to_string(flat.size()) + " floats, the layout has " +
+                std::to_string(layout_.total_floats()));
+  ctx_.upload(params_view(), flat.data(), flat.size() * 4);
+}
+
+std::string Vit::label() const { return cfg_.name.empty() ? std::string("(custom ViT)") : cfg_.name; }
+
+void Vit::check_batch(uint32_t batch, const char* what) const {
+  if (batch == 0 || batch > max_batch_)
+    throw Error("model " + label() + ": " + what + " batch " + std::to_string(batch) + " is outside 1.." +
+                std::to_string(max_batch_) + " (max_batch)");
+}
+
+namespace {
+
+// Calls fn(first, count) over image chunks whose patch-embedding tensors each fit one binding
+// (the patch_embed kernel binds its whole token tensor).
+template <class Fn>
+void for_each_embed_chunk(const vk::Context& ctx, const VitConfig& cfg, uint32_t batch, Fn&& fn) {
+  const uint64_t N = cfg.tokens(), Np = cfg.num_patches(), D = cfg.dim;
+  const uint64_t per = ops::items_per_chunk(ctx, {N * D, Np * D, Np * uint64_t(cfg.patch_dim())});
+  if (per == 0)
+    throw Error("model: one image's patch embedding (" + std::to_string(N) + " tokens of width " + std::to_string(D) +
+                ") does not fit one storage binding: use larger patches");
+  for (uint64_t first = 0; first < batch; first += per) fn(first, std::min<uint64_t>(per, batch - first));
+}
+
+ops::PatchEmbedShape embed_shape(const VitConfig& cfg, uint64_t images) {
+  ops::PatchEmbedShape s;
+  s.B = static_cast<uint32_t>(images);
+  s.Np = cfg.num_patches();
+  s.CPP = cfg.patch_dim();
+  s.D = cfg.dim;
+  return s;
+}
+
+}  // namespace
+
+void Vit::forward(vk::Recorder& rec, uint32_t batch) {
+  check_batch(batch, "forward");
+  const uint32_t N = cfg_.tokens(), Np = cfg_.num_patches(), D = cfg_.dim, F = cfg_.mlp_dim, K = cfg_.num_classes;
+  const uint64_t CPP = cfg_.patch_dim();
+  const uint32_t M = batch * N;
+
+  const vk::View pw = param("patch_embed.proj.weight"), pb = param("patch_embed.proj.bias");
+  const vk::View cls = param("cls_token"), pos = param("pos_embed");
+  for_each_embed_chunk(ctx_, cfg_, batch, [&](uint64_t first, uint64_t n) {
+    ops::patch_embed_forward(rec, x0_.slice(first * N * D, n * N * D), proj_.slice(first * Np * D, n * Np * D),
+                             patches_.slice(first * Np * CPP, n * Np * CPP), pw, pb, cls, pos, embed_shape(cfg_, n));
+  });
+
+  for (auto& b : blocks_) {
+    ops::layernorm_forward(rec, b->ln1, b->mean1, b->rstd1, b->in, b->n1w, b->n1b, M, D, cfg_.ln_eps);
+    b->mixer->forward(rec, b->mid, b->ln1, batch);
+    ops::residual_forward(rec, b->mid, b->mid, b->in, uint64_t(M) * D);
+    ops::layernorm_forward(rec, b->ln2, b->mean2, b->rstd2, b->mid, b->n2w, b->n2b, M, D, cfg_.ln_eps);
+    ops::linear_forward(rec, b->pre, b->ln2, b->fc1w, b->fc1b, M, F, D);
+    ops::gelu_forward(rec, b->hidden, b->pre, uint64_t(M) * F);
+    ops::linear_forward(rec, b->out, b->hidden, b->fc2w, b->fc2b, M, D, F);
+    ops::residual_forward(rec, b->out, b->out, b->mid, uint64_t(M) * D);
+  }
+
+  const vk::View x_last = blocks_.back()->out;
+  ops::layernorm_forward(rec, xn_, mean_, rstd_, x_last, param("norm.weight"), param("norm.bias"), M, D, cfg_.ln_eps);
+  // pooled[b] (1, D) = pool_w (1, N) x xn[b] (N, D); the weights are shared by every image.
+  ops::MatmulShape s;
+  s.M = 1;
+  s.N = D;
+  s.K = N;
+  s.batch = batch;
+  s.a.stride_outer = 0;
+  s.b.stride_outer = uint64_t(N) * D;
+  s.c.stride_outer = D;
+  ops::matmul(rec, pooled_, pool_w_, xn_, s);
+  ops::linear_forward(rec, logits_, pooled_, param("head.weight"), param("head.bias"), batch, K, D);
+}
+
+void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits) {
+  check_batch(batch, "backward");
+  const uint32_t N = cfg_.tokens(), Np = cfg_.num_patches(), D = cfg_.dim, F = cfg_.mlp_dim, K = cfg_.num_classes;
+  const uint64_t CPP = cfg_.patch_dim();
+  const uint32_t M = batch * N;
+  if (dlogits.size < uint64_t(batch) * K * 4)
+    throw Error("internal: model backward: dlogits holds " + std::to_string(dlogits.size / 4) + " floats, needs " +
+                std::to_string(uint64_t(batch) * K));
+
+  linear_backward_overwrite(rec, dpooled_, grad("head.weight"), grad("head.bias"), dlogits.slice(0, uint64_t(batch) * K),
+                            pooled_, param("head.weight"), batch, K, D);
+  // dxn[b] (N, D) = pool_w^T (N, 1) x dpooled[b] (1, D): overwrites every row, zero where the pool ignores a token.
+  ops::MatmulShape s;
+  s.M = N;
+  s.N = D;
+  s.K = 1;
+  s.trans_a = true;
+  s.batch = batch;
+  s.a.stride_outer = 0;
+  s.b.stride_outer = D;
+  s.c.stride_outer = uint64_t(N) * D;
+  ops::matmul(rec, dln_, pool_w_, dpooled_, s);
+  rec.fill(dx_.slice(0, uint64_t(M) * D), 0.0f);
+  ops::layernorm_backward(rec, dx_, grad("norm.weight"), grad("norm.bias"), mean_, rstd_, blocks_.back()->out, dln_,
+                          param("norm.weight"), M, D);
+
+  // dx_ holds the gradient of each block's output; every norm backward adds the gradient that
+  // reaches the block input through its branch.
+  for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
+    Block& b = **it;
+    linear_backward_overwrite(rec, dhidden_, b.dfc2w, b.dfc2b, dx_, b.hidden, b.fc2w, M, D, F);
+    rec.fill(dpre_.slice(0, uint64_t(M) * F), 0.0f);
+    ops::gelu_backward(rec, dpre_, b.pre, dhidden_, uint64_t(M) * F);
+    linear_backward_overwrite(rec, dln_, b.dfc1w, b.dfc1b, dpre_, b.ln2, b.fc1w, M, F, D);
+    ops::layernorm_backward(rec, dx_, b.dn2w, b.dn2b, b.mean2, b.rstd2, b.mid, dln_, b.n2w, M, D);
+    rec.fill(dln_.slice(0, uint64_t(M) * D), 0.0f);
+    b.mixer->backward(rec, dln_, dx_, b.ln1, batch);
+    ops::layernorm_backward(rec, dx_, b.dn1w, b.dn1b, b.mean1, b.rstd1, b.in, dln_, b.n1w, M, D);
+  }
+
+  const vk::View dpw = grad("patch_embed.proj.weight"), dpb = grad("patch_embed.proj.bias");
+  const vk::View dcls = grad("cls_token"), dpos = grad("pos_embed");
+  for_each_embed_chunk(ctx_, cfg_, batch, [&](uint64_t first, uint64_t n) {
+    ops::patch_embed_backward(rec, dpw, dpb, dcls, dpos, proj_.slice(first * Np * D, n * Np * D),
+                              dx_.slice(first * N * D, n * N * D), patches_.slice(first * Np * CPP, n * Np * CPP),
+                              embed_shape(cfg_, n));
+  });
+}
+
+}  // namespace vkvit::model

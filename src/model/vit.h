@@ -1,0 +1,93 @@
+// The Vision Transformer on the GPU: parameters and gradients in one flat buffer each (layout in
+// vit_params.h), activations in one arena sized up front for max_batch, forward and backward of
+// the whole stack recorded into a Recorder. As timm's VisionTransformer (class token, learned
+// position embedding, pre-norm blocks):
+//   x = patch_embed(patches) (+ cls, + pos_embed)
+//   each block: x = x + mixer(norm1(x)); x = x + fc2(gelu(fc1(norm2(x))))
+//   logits = head(pool(norm(x)))   pool: the cls token, or the mean of the patch tokens
+// (timm with global_pool='avg' normalises after pooling, under the name fc_norm; vkvit normalises
+// every token before pooling, under the name norm, for both pools.)
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/token_mixer.h"
+#include "model/vit_config.h"
+#include "model/vit_params.h"
+#include "vk/context.h"
+#include "vk/memory.h"
+#include "vk/recorder.h"
+
+namespace vkvit::model {
+
+class Vit {
+ public:
+  // Validates cfg; throws vkvit::Error (OutOfMemoryError for memory) naming what does not fit.
+  Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch);
+  ~Vit();
+  Vit(const Vit&) = delete;
+  Vit& operator=(const Vit&) = delete;
+
+  const VitConfig& config() const { return cfg_; }
+  uint32_t max_batch() const { return max_batch_; }
+  const ParamLayout& layout() const { return layout_; }
+  const std::vector<ParamInfo>& params() const { return layout_.params(); }
+  uint64_t param_count() const { return layout_.param_count(); }  // without alignment padding
+  vk::View params_view() const;  // (layout().total_floats()) one flat device buffer
+  vk::View grads_view() const;   // same layout
+  // One tensor of params_view() / grads_view() by timm name.
+  vk::View param(const std::string& name) const;
+  vk::View grad(const std::string& name) const;
+
+  // timm's init (see vit_init_params), uploaded.
+  void init(uint64_t seed);
+  std::vector<float> read_params() const;  // (layout().total_floats()) flat host copy
+  void write_params(const std::vector<float>& flat);
+  std::vector<float> read_grads() const;
+
+  vk::View patches_input() const { return patches_; }  // (max_batch, Np, C*P*P): upload a batch here
+  vk::View logits() const { return logits_; }          // (max_batch, K)
+
+  // Records the forward pass of the first `batch` images of patches_input() into logits();
+  // keeps the activations for backward.
+  void forward(vk::Recorder& rec, uint32_t batch);
+  // Records the backward pass from dlogits (batch, K) after forward(rec, batch); ACCUMULATES into
+  // grads_view() (the caller zeroes it, e.g. rec.fill(grads_view(), 0)).
+  void backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits);
+
+  uint64_t activation_bytes() const { return activation_bytes_; }
+
+ private:
+  struct Block;
+  void allocate(ActivationAlloc& alloc);
+  void check_batch(uint32_t batch, const char* what) const;
+  std::string label() const;  // the config's name for messages
+
+  vk::Context& ctx_;
+  VitConfig cfg_;
+  uint32_t max_batch_;
+  ParamLayout layout_;
+  std::unique_ptr<vk::Buffer> params_, grads_;
+  std::unique_ptr<vk::Arena> arena_;
+  uint64_t activation_bytes_ = 0;
+  std::vector<std::unique_ptr<Block>> blocks_;
+
+  vk::View patches_;  // (B, Np, CPP) input
+  vk::View x0_;       // (B, N, D) patch embedding output = first block's input
+  vk::View proj_;     // (B, Np, D) scratch of patch_embed
+  vk::View xn_;       // (B, N, D) final norm output
+  vk::View mean_, rstd_;  // (B * N) final norm statistics
+  vk::View pool_w_;   // (N) pooling weights: one-hot cls, or 1/Np over patch tokens
+  vk::View pooled_;   // (B, D)
+  vk::View logits_;   // (B, K)
+  // Backward scratch shared by all blocks.
+  vk::View dx_;       // (B, N, D) gradient of the residual stream
+  vk::View dln_;      // (B, N, D) gradient of a norm output
+  vk::View dhidden_;  // (B, N, F) gradient of gelu's output
+  vk::View dpre_;     // (B, N, F) gradient of fc1's output
+  vk::View dpooled_;  // (B, D)
+};
+
+}  // namespace vkvit::model

@@ -1,0 +1,38 @@
+// The whole ViT in double precision on the CPU, composed from the ops' reference functions
+// (ops::ref), for tests: GPU logits and gradients are compared against it, and it is itself
+// checked against finite differences. Same model, parameter layout and names as model::Vit.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/vit_config.h"
+#include "model/vit_params.h"
+
+namespace vkvit::model {
+
+class VitRef {
+ public:
+  explicit VitRef(const VitConfig& cfg);
+  const ParamLayout& layout() const { return layout_; }
+
+  // params: (layout().total_floats()) flat, as Vit::read_params; patches: (B, Np, C*P*P).
+  // Returns logits (B, K) and keeps the activations for backward.
+  std::vector<double> forward(const std::vector<double>& params, const std::vector<double>& patches, uint32_t B);
+  // After forward with the same params: grads (layout().total_floats()) += d sum(logits * dlogits) / d params.
+  void backward(const std::vector<double>& params, const std::vector<double>& dlogits, std::vector<double>& grads);
+
+ private:
+  struct Block {
+    std::vector<double> in, ln1, mean1, rstd1, qkv, probs, att, mid, ln2, mean2, rstd2, pre, hidden, out;
+  };
+  const double* p(const std::vector<double>& flat, const std::string& name) const;
+  double* g(std::vector<double>& flat, const std::string& name) const;
+
+  VitConfig cfg_;
+  ParamLayout layout_;
+  uint32_t B_ = 0;
+  std::vector<double> patches_, x0_, xn_, mean_, rstd_, pooled_;
+  std::vector<Block> blocks_;
+};
+
+}  // namespace vkvit::model
