@@ -1,0 +1,167 @@
+// Run configuration: one YAML file = one reproducible run (model + data + optimizer + schedule).
+// Loaded strictly (unknown keys, wrong types and out-of-range values are one-line errors naming the
+// file, the key path and the line), fully resolved (presets expanded, mlp_ratio turned into
+// mlp_dim) and written back as YAML into runs/<run>/config.yaml, so a run folder alone is enough
+// to repeat the run. Names follow timm where timm has them.
+//
+// Keys and defaults (defaults are DeiT/timm ImageNet values; a file sets what differs):
+//   model:
+//     preset: ""                 a model preset (model::VitConfig::preset_names()); its fields are
+//                                applied first, explicit fields below override them
+//     image_size: 224            input side in pixels (multiple of patch_size)
+//     patch_size: 16
+//     in_chans: 3
+//     dim: 768                   embedding width (multiple of heads)
+//     depth: 12                  transformer blocks
+//     heads: 12
+//     mlp_dim: 3072              hidden width of the MLP; or mlp_ratio: R (mlp_dim = R * dim), not both
+//     num_classes: 1000
+//     pool: cls                  cls | mean (timm global_pool 'token' | 'avg')
+//     mixer: attention           token mixer of every block (checked by model::VitConfig::validate)
+//     ln_eps: 1.0e-06            LayerNorm epsilon (timm and torchvision ViTs use 1e-6)
+//   data:
+//     dir: ""                    ImageFolder root holding <train_split>/ and <val_split>/ (or --data-dir)
+//     train_split: train
+//     val_split: val
+//     workers: 4                 decode threads
+//     mean: [0.485, 0.456, 0.406]   one value per input channel (in_chans)
+//     std: [0.229, 0.224, 0.225]
+//     crop_pct: 0.875            eval: resize shorter side to floor(image_size / crop_pct), center crop
+//     interpolation: bicubic     nearest | bilinear | bicubic | area | lanczos
+//     random_resized_crop: true  train: RandomResizedCrop(image_size, scale, ratio); false = eval resize+crop
+//     scale: [0.08, 1.0]         area fraction range of the random crop
+//     ratio: [0.75, 1.3333333333333333]  aspect ratio range of the random crop
+//     hflip: 0.5                 probability of a horizontal flip in training (0 = off), as timm
+//     max_pixels: 100000000      images whose header claims more pixels are skipped (decompression bombs)
+//   train:
+//     epochs: 300
+//     batch_size: 128
+//     lr: 0.0005                 peak learning rate, reached at the end of warmup
+//     min_lr: 1.0e-05            end of the cosine
+//     warmup_epochs: 5           may be fractional; 0 = no warmup; longer than epochs = warmup all run
+//     warmup_lr: 1.0e-06         learning rate at step 0
+//     weight_decay: 0.05         AdamW decoupled decay (not on biases, norms, tokens, pos_embed)
+//     betas: [0.9, 0.999]
+//     eps: 1.0e-08
+//     clip_grad: 0               global gradient-norm clip; 0 = off
+//     label_smoothing: 0.1       in [0, 1)
+//     seed: 42
+//     eval_every: 1              evaluate every N epochs (and after the last)
+//     log_every: 50              log a line every N steps
+//   output:
+//     dir: runs                  runs are created under it as <YYYYmmdd-HHMMSS>-<config name>/
+//
+// Overrides (command-line flags) are "section.key=value" with the value read by YAML rules
+// ("train.lr=1e-3", "data.mean=[0.5]") and checked exactly like the file; an override of
+// model.preset replaces every model field with the preset's (apply it before field overrides).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/vit_config.h"
+
+namespace vkvit::train {
+
+// The shape of the model; the same fields as model::VitConfig (see to_vit_config).
+struct ModelFields {
+  std::string preset;  // informational once resolved: the fields below are what counts
+  int image_size = 224;
+  int patch_size = 16;
+  int in_chans = 3;
+  int dim = 768;
+  int depth = 12;
+  int heads = 12;
+  int mlp_dim = 3072;
+  int num_classes = 1000;
+  std::string pool = "cls";
+  std::string mixer = "attention";
+  double ln_eps = 1e-6;
+
+  bool operator==(const ModelFields& o) const;
+  bool operator!=(const ModelFields& o) const { return !(*this == o); }
+};
+
+struct DataConfig {
+  std::string dir;
+  std::string train_split = "train";
+  std::string val_split = "val";
+  int workers = 4;
+  std::vector<double> mean = {0.485, 0.456, 0.406};  // (C)
+  std::vector<double> std = {0.229, 0.224, 0.225};   // (C)
+  double crop_pct = 0.875;
+  std::string interpolation = "bicubic";
+  bool random_resized_crop = true;
+  std::vector<double> scale = {0.08, 1.0};            // [min, max]
+  std::vector<double> ratio = {3.0 / 4.0, 4.0 / 3.0};  // [min, max]
+  double hflip = 0.5;
+  uint64_t max_pixels = 100000000;
+
+  bool operator==(const DataConfig& o) const;
+  bool operator!=(const DataConfig& o) const { return !(*this == o); }
+};
+
+struct OptimConfig {
+  int epochs = 300;
+  int batch_size = 128;
+  double lr = 5e-4;
+  double min_lr = 1e-5;
+  double warmup_epochs = 5;
+  double warmup_lr = 1e-6;
+  double weight_decay = 0.05;
+  std::vector<double> betas = {0.9, 0.999};  // [beta1, beta2]
+  double eps = 1e-8;
+  double clip_grad = 0;
+  double label_smoothing = 0.1;
+  uint64_t seed = 42;
+  int eval_every = 1;
+  int log_every = 50;
+
+  bool operator==(const OptimConfig& o) const;
+  bool operator!=(const OptimConfig& o) const { return !(*this == o); }
+};
+
+struct OutputConfig {
+  std::string dir = "runs";
+
+  bool operator==(const OutputConfig& o) const { return dir == o.dir; }
+  bool operator!=(const OutputConfig& o) const { return !(*this == o); }
+};
+
+struct TrainConfig {
+  ModelFields model;
+  DataConfig data;
+  OptimConfig train;
+  OutputConfig output;
+
+  // Not YAML keys: where the config came from. `name` is the file's stem ("fmnist_vit_tiny"), used
+  // in the run folder's name; `source` is the path (or the label given to parse) used in errors.
+  std::string name;
+  std::string source;
+
+  // Reads and checks a YAML file. Throws vkvit::Error "<path>:<line>: <key.path>: <reason>".
+  static TrainConfig load(const std::string& path);
+  // The same from text; `source` stands for the file in errors, its stem becomes `name`.
+  static TrainConfig parse(const std::string& yaml_text, const std::string& source);
+
+  // "section.key=value"; the value is YAML ("0.001", "[0.5, 0.5]", "bicubic"). Throws Error naming
+  // the override and the key; the config is unchanged when it throws.
+  void apply_override(const std::string& assignment);
+  // Several at once, as given on one command line: the rules between fields are checked after the
+  // last, so e.g. model.in_chans, data.mean and data.std can change together.
+  void apply_overrides(const std::vector<std::string>& assignments);
+
+  // The fully resolved config as YAML; parse(to_yaml()) gives back an equal config.
+  std::string to_yaml() const;
+  // Writes to_yaml() to `path` (temp file + rename, so a crash never leaves half a file).
+  void save(const std::string& path) const;
+
+  // Equality of the four sections (name and source are not compared).
+  bool operator==(const TrainConfig& o) const;
+  bool operator!=(const TrainConfig& o) const { return !(*this == o); }
+};
+
+// The model team's struct, for building the model (ln_eps is narrowed to float there).
+model::VitConfig to_vit_config(const ModelFields& m);
+
+}  // namespace vkvit::train

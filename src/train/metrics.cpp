@@ -1,0 +1,121 @@
+// Metrics over host copies of the logits: small (B x K) arrays once per step or eval batch.
+#include "train/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "vk/error.h"
+
+namespace vkvit::train {
+
+uint32_t label_rank(const float* logits, uint32_t num_classes, uint32_t label) {
+  const float x = logits[label];
+  if (std::isnan(x)) return num_classes;
+  uint32_t rank = 0;
+  for (uint32_t c = 0; c < num_classes; ++c)
+    if (logits[c] > x || (logits[c] == x && c < label)) ++rank;
+  return rank;
+}
+
+namespace {
+uint32_t checked_label(int32_t label, uint32_t num_classes, uint32_t row) {
+  if (label < 0 || uint32_t(label) >= num_classes)
+    throw Error("metrics: label " + std::to_string(label) + " of row " + std::to_string(row) + " is outside [0, " +
+                std::to_string(num_classes) + ")");
+  return uint32_t(label);
+}
+}  // namespace
+
+uint64_t topk_correct(const float* logits, const int32_t* labels, uint32_t batch, uint32_t num_classes, uint32_t k) {
+  k = std::min(k, num_classes);
+  uint64_t correct = 0;
+  for (uint32_t b = 0; b < batch; ++b) {
+    const uint32_t label = checked_label(labels[b], num_classes, b);
+    if (label_rank(logits + size_t(b) * num_classes, num_classes, label) < k) ++correct;
+  }
+  return correct;
+}
+
+AccuracyMeter::AccuracyMeter(uint32_t num_classes)
+    : num_classes_(num_classes), class_total_(num_classes), class_correct_(num_classes) {
+  if (num_classes == 0) throw Error("metrics: an accuracy meter needs at least one class");
+}
+
+void AccuracyMeter::add(const float* logits, const int32_t* labels, uint32_t batch) {
+  const uint32_t k5 = std::min<uint32_t>(5, num_classes_);
+  for (uint32_t b = 0; b < batch; ++b) {
+    const uint32_t label = checked_label(labels[b], num_classes_, b);
+    const uint32_t rank = label_rank(logits + size_t(b) * num_classes_, num_classes_, label);
+    ++count_;
+    ++class_total_[label];
+    if (rank < 1) ++top1_, ++class_correct_[label];
+    if (rank < k5) ++top5_;
+  }
+}
+
+double AccuracyMeter::top1() const {
+  return count_ ? double(top1_) / double(count_) : std::numeric_limits<double>::quiet_NaN();
+}
+
+double AccuracyMeter::top5() const {
+  return count_ ? double(top5_) / double(count_) : std::numeric_limits<double>::quiet_NaN();
+}
+
+std::vector<double> AccuracyMeter::per_class() const {
+  std::vector<double> acc(num_classes_);
+  for (uint32_t c = 0; c < num_classes_; ++c)
+    acc[c] = class_total_[c] ? double(class_correct_[c]) / double(class_total_[c])
+                             : std::numeric_limits<double>::quiet_NaN();
+  return acc;
+}
+
+void AccuracyMeter::reset() {
+  count_ = top1_ = top5_ = 0;
+  std::fill(class_total_.begin(), class_total_.end(), 0);
+  std::fill(class_correct_.begin(), class_correct_.end(), 0);
+}
+
+void RunningMean::add(double value, double weight) {
+  sum_ += value * weight;
+  weight_ += weight;
+}
+
+double RunningMean::mean() const {
+  return weight_ > 0 ? sum_ / weight_ : std::numeric_limits<double>::quiet_NaN();
+}
+
+void Throughput::start() {
+  if (running_) return;
+  running_ = true;
+  since_ = clock::now();
+}
+
+void Throughput::stop() {
+  if (!running_) return;
+  seconds_ += std::chrono::duration<double>(clock::now() - since_).count();
+  running_ = false;
+}
+
+void Throughput::add(uint64_t images, double seconds) {
+  images_ += images;
+  seconds_ += seconds;
+}
+
+double Throughput::seconds() const {
+  return seconds_ + (running_ ? std::chrono::duration<double>(clock::now() - since_).count() : 0.0);
+}
+
+double Throughput::images_per_s() const {
+  const double s = seconds();
+  return s > 0 ? double(images_) / s : 0.0;
+}
+
+void Throughput::reset() {
+  images_ = 0;
+  seconds_ = 0;
+  running_ = false;
+}
+
+}  // namespace vkvit::train

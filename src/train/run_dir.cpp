@@ -1,0 +1,122 @@
+// Run folder creation and summary.csv appends.
+#include "train/run_dir.h"
+
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <system_error>
+
+#include "vk/error.h"
+
+namespace vkvit::train {
+
+namespace fs = std::filesystem;
+
+const char* const RunDir::kSummaryHeader =
+    "epoch,train_loss,val_loss,val_top1,val_top5,lr,img_per_s,skipped_files";
+
+namespace {
+
+// Folder names keep to a portable set: a config named "my run/1" must not create nested folders.
+std::string safe_name(const std::string& name) {
+  std::string s;
+  for (char c : name) s += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
+  return s.empty() ? "run" : s;
+}
+
+void make_parents(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(dir.string() + ": cannot create the output folder: " + ec.message());
+}
+
+// Creates `dir` itself; false when it already exists.
+bool make_new(const fs::path& dir) {
+  std::error_code ec;
+  if (fs::create_directory(dir, ec)) return true;
+  if (ec) throw Error(dir.string() + ": cannot create the run folder: " + ec.message());
+  return false;
+}
+
+std::string cell(double v) {
+  if (std::isnan(v)) return "";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+}  // namespace
+
+RunDir RunDir::create(const TrainConfig& cfg, const std::string& explicit_dir, std::time_t now) {
+  fs::path dir;
+  if (!explicit_dir.empty()) {
+    dir = explicit_dir;
+    if (dir.has_parent_path()) make_parents(dir.parent_path());
+    if (!make_new(dir)) {
+      std::error_code ec;
+      if (!fs::is_directory(dir, ec))
+        throw Error(dir.string() + ": the output path exists and is not a folder");
+      if (!fs::is_empty(dir, ec))
+        throw Error(dir.string() + ": the output folder is not empty; give another --output, or --resume to continue that run");
+    }
+  } else {
+    if (now == 0) now = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    const fs::path root = cfg.output.dir;
+    make_parents(root);
+    const std::string base = std::string(stamp) + "-" + safe_name(cfg.name);
+    dir = root / base;
+    for (int i = 2; !make_new(dir); ++i) {
+      if (i > 1000) throw Error((root / base).string() + ": cannot find a free run folder name");
+      dir = root / (base + "-" + std::to_string(i));
+    }
+  }
+  RunDir run(dir.string());
+  run.write_config(cfg);
+  return run;
+}
+
+RunDir RunDir::open(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw Error(dir + ": not a run folder (no such folder)");
+  return RunDir(dir);
+}
+
+std::string RunDir::file(const std::string& name) const { return (fs::path(path_) / name).string(); }
+
+void RunDir::write_config(const TrainConfig& cfg) const { cfg.save(file("config.yaml")); }
+
+void RunDir::append_summary(const SummaryRow& r) const {
+  const std::string path = file("summary.csv");
+  std::error_code ec;
+  const bool fresh = !fs::exists(path, ec) || fs::file_size(path, ec) == 0;
+  if (!fresh) {
+    std::ifstream in(path);
+    std::string first;
+    std::getline(in, first);
+    if (first != kSummaryHeader)
+      throw Error(path + ": its header is not vkvit's (" + std::string(kSummaryHeader) +
+                  "); move it away to continue this run");
+  }
+  std::FILE* f = std::fopen(path.c_str(), "a");
+  if (!f) throw Error(path + ": cannot open for appending: " + std::strerror(errno));
+  std::string line;
+  if (fresh) line += std::string(kSummaryHeader) + "\n";
+  line += std::to_string(r.epoch) + "," + cell(r.train_loss) + "," + cell(r.val_loss) + "," + cell(r.val_top1) + "," +
+          cell(r.val_top5) + "," + cell(r.lr) + "," + cell(r.img_per_s) + "," + std::to_string(r.skipped_files) + "\n";
+  bool ok = std::fwrite(line.data(), 1, line.size(), f) == line.size() && std::fflush(f) == 0 && fsync(fileno(f)) == 0;
+  const int err = errno;
+  if (std::fclose(f) != 0) ok = false;
+  if (!ok) throw Error(path + ": cannot append a row: " + std::strerror(err ? err : EIO));
+}
+
+}  // namespace vkvit::train

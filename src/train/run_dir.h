@@ -1,0 +1,52 @@
+// The run folder (DESIGN.md "Conventions"): runs/<YYYYmmdd-HHMMSS>-<config name>/ holding
+// config.yaml (the fully resolved config), summary.csv (one row per epoch) and the checkpoints
+// (last.safetensors, best.safetensors, written by the trainer through path()).
+#pragma once
+#include <cstdint>
+#include <ctime>
+#include <string>
+
+#include "train/config.h"
+
+namespace vkvit::train {
+
+// One summary.csv row. NaN values (e.g. val_* in an epoch without evaluation) are empty cells.
+struct SummaryRow {
+  int epoch = 0;           // 1-based, the epoch just finished
+  double train_loss = 0;   // mean over the epoch's images
+  double val_loss = 0;
+  double val_top1 = 0;     // percent, as timm's summary.csv
+  double val_top5 = 0;     // percent
+  double lr = 0;           // the rate of the epoch's last step
+  double img_per_s = 0;    // training throughput
+  uint64_t skipped_files = 0;  // unreadable images skipped so far (counted skips, DESIGN.md bad inputs)
+};
+
+class RunDir {
+ public:
+  // The header line of summary.csv (without the newline).
+  static const char* const kSummaryHeader;
+
+  // A new run folder. With `explicit_dir` empty: <cfg.output.dir>/<YYYYmmdd-HHMMSS>-<cfg.name>,
+  // local time `now` (default: the current time), with "-2", "-3", ... appended when that name is
+  // taken (two runs started in the same second). With `explicit_dir` (--output) that folder is the
+  // run folder; it may exist only if empty. Parents are created. Writes config.yaml.
+  static RunDir create(const TrainConfig& cfg, const std::string& explicit_dir = "", std::time_t now = 0);
+  // An existing run folder, e.g. to resume: nothing is written; summary rows are appended.
+  static RunDir open(const std::string& dir);
+
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const;  // path()/name
+
+  // Rewrites config.yaml (atomically).
+  void write_config(const TrainConfig& cfg) const;
+  // Appends one row to summary.csv, writing the header first when the file is new, and syncs it
+  // so the row survives a crash. Throws Error when an existing file has a different header.
+  void append_summary(const SummaryRow& row) const;
+
+ private:
+  explicit RunDir(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
+}  // namespace vkvit::train
