@@ -1,0 +1,43 @@
+// Decoding one image file into 8-bit RGB (or gray) with OpenCV, after checking the file cheaply:
+// the file size and the pixel count read from the format's own header are checked before any
+// pixel buffer is allocated, and a JPEG or PNG that ends early is rejected instead of being
+// decoded into half-grey pixels.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+namespace vkvit::data {
+
+struct DecodeLimits {
+  uint64_t max_pixels = 89478485;        // PIL's Image.MAX_IMAGE_PIXELS: width * height above this is refused
+  uint64_t max_file_bytes = 1ull << 30;  // files larger than this are refused before being read
+};
+
+// What the header says, without decoding pixels.
+struct ImageHeader {
+  std::string format;  // "JPEG", "PNG", "BMP", "WebP", "TIFF", "PNM"
+  uint64_t width = 0, height = 0;
+  bool alpha = false;  // the file may carry transparency (PNG colour types 4/6 or tRNS, WebP alpha)
+};
+
+// Parses the header of an in-memory file. Throws vkvit::Error ("<path>: <reason>") for an empty
+// file, an unrecognised or unsupported format, a truncated JPEG/PNG/WebP, or a header without a
+// usable size. `path` is only used in messages.
+ImageHeader probe_image(const std::vector<uint8_t>& bytes, const std::string& path);
+
+// Reads and decodes `path` into an 8-bit HxWxC cv::Mat, C = channels (3: RGB order, 1: gray).
+// - 16-bit images are scaled (value * 255 / 65535, rounded), not clamped; float TIFFs are read as [0, 1].
+// - grayscale becomes 3 equal channels when channels == 3; colour becomes gray (ITU-R 601 luma,
+//   as PIL's convert('L')) when channels == 1.
+// - alpha (PNG, WebP) is composited over a white background. PIL's convert('RGB'), which timm
+//   uses, drops alpha instead and shows whatever colour hides under transparent pixels; white
+//   gives a defined picture. TIFF alpha is dropped.
+// - EXIF orientation is applied (OpenCV does it for every flag but IMREAD_UNCHANGED, which only
+//   the alpha path uses; PNG/WebP files rarely carry EXIF orientation).
+// Throws vkvit::Error naming the file and the reason.
+cv::Mat decode_image(const std::string& path, int channels, const DecodeLimits& limits = {});
+
+}  // namespace vkvit::data

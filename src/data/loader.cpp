@@ -1,0 +1,170 @@
+// Loader (see loader.h). Positions p of the epoch order map to slots p % window; workers may claim
+// a position only while it is less than cursor + window, so the slots of unconsumed positions are
+// never reused, and next() can read a ready slot without holding the lock.
+#include "data/loader.h"
+
+#include <algorithm>
+
+#include "data/patchify.h"
+#include "data/rng.h"
+#include "vk/error.h"
+#include "vk/log.h"
+
+namespace vkvit::data {
+
+Loader::Loader(std::vector<Sample> samples, const LoaderConfig& config) : samples_(std::move(samples)), config_(config) {
+  validate(config_.transform);
+  if (samples_.empty()) throw Error("loader: no images to load");
+  if (samples_.size() > UINT32_MAX) throw Error("loader: more than 2^32 images");
+  if (config_.batch_size == 0) throw Error("loader: batch size must be > 0");
+  if (config_.train && samples_.size() < config_.batch_size)
+    throw Error("loader: the training set has " + std::to_string(samples_.size()) + " images, fewer than one batch of " +
+                std::to_string(config_.batch_size) + " (the last partial batch is dropped when training); lower the batch size");
+  const int size = config_.transform.image_size, P = config_.patch_size;
+  if (P <= 0 || size % P != 0)
+    throw Error("loader: image size " + std::to_string(size) + " is not a multiple of patch size " + std::to_string(P));
+  grid_ = size / P;
+  const uint64_t window = uint64_t(std::max<uint32_t>(config_.prefetch_batches, 1)) * config_.batch_size;
+  slots_.resize(size_t(std::min<uint64_t>(window, samples_.size())));
+}
+
+Loader::~Loader() { stop_workers(); }
+
+std::vector<uint32_t> Loader::epoch_order(uint32_t n, bool train, uint64_t seed, uint64_t epoch) {
+  std::vector<uint32_t> order(n);
+  for (uint32_t i = 0; i < n; ++i) order[i] = i;
+  if (train) {
+    std::mt19937_64 rng(mix_seed(seed, epoch, ~0ull));  // index ~0: never a sample index
+    for (uint32_t i = n; i > 1; --i) std::swap(order[i - 1], order[uniform_below(rng, i)]);
+  }
+  return order;
+}
+
+uint64_t Loader::batches_per_epoch() const {
+  const uint64_t n = samples_.size(), b = config_.batch_size;
+  return config_.train ? n / b : (n + b - 1) / b;
+}
+
+void Loader::stop_workers() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+}
+
+void Loader::start_epoch(uint64_t epoch) {
+  stop_workers();
+  epoch_ = epoch;
+  order_ = epoch_order(uint32_t(samples_.size()), config_.train, config_.seed, epoch);
+  skipped_ = 0;
+  consecutive_failures_ = 0;
+  for (Slot& s : slots_) s.ready = s.failed = false;
+  next_position_ = cursor_ = 0;
+  stopping_ = false;
+  started_ = true;
+  for (uint32_t i = 0; i < config_.workers; ++i) threads_.emplace_back([this] { worker_loop(); });
+}
+
+// Decode + transform + patchify one position into its slot. Never throws: a failure is recorded.
+void Loader::prepare(uint64_t position, Slot& slot) const {
+  const uint32_t index = order_[position];
+  const Sample& sample = samples_[index];
+  slot.failed = false;
+  slot.error.clear();
+  try {
+    const cv::Mat rgb = decode_image(sample.path, config_.transform.channels, config_.limits);
+    cv::Mat image;
+    if (config_.train) {
+      std::mt19937_64 rng(mix_seed(config_.seed, epoch_, index));
+      image = transform_train(rgb, config_.transform, rng);
+    } else {
+      image = transform_eval(rgb, config_.transform);
+    }
+    slot.data.resize(floats_per_image());
+    patchify(image, config_.patch_size, slot.data.data());
+  } catch (const std::exception& e) {  // vkvit::Error carries "<path>: <reason>"; others get the path added
+    slot.failed = true;
+    const std::string what = e.what();
+    slot.error = what.compare(0, sample.path.size(), sample.path) == 0 ? what : sample.path + ": " + what;
+  }
+}
+
+void Loader::worker_loop() {
+  const uint64_t n = order_.size(), window = slots_.size();
+  for (;;) {
+    uint64_t p;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      work_cv_.wait(lock, [&] { return stopping_ || next_position_ >= n || next_position_ < cursor_ + window; });
+      if (stopping_ || next_position_ >= n) return;
+      p = next_position_++;
+    }
+    Slot& slot = slots_[p % window];
+    prepare(p, slot);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      slot.ready = true;
+    }
+    ready_cv_.notify_all();
+  }
+}
+
+bool Loader::next(Batch& out) {
+  if (!started_) throw Error("internal: Loader::next() before start_epoch()");
+  const uint64_t n = order_.size(), window = slots_.size(), per_image = floats_per_image();
+  const uint32_t B = config_.batch_size;
+  out.size = 0;
+  out.patches.resize(size_t(B) * per_image);
+  out.labels.clear();
+  out.paths.clear();
+  while (out.size < B && cursor_ < n) {
+    const uint64_t p = cursor_;
+    Slot& slot = slots_[p % window];
+    if (threads_.empty()) {
+      prepare(p, slot);
+    } else {
+      std::unique_lock<std::mutex> lock(mutex_);
+      ready_cv_.wait(lock, [&] { return slot.ready; });
+    }
+    // The slot is ours until cursor_ moves past it.
+    const Sample& sample = samples_[order_[p]];
+    if (slot.failed) {
+      ++skipped_;
+      ++consecutive_failures_;
+      if (warned_.insert(sample.path).second) log_warn("skipping " + slot.error);
+      if (consecutive_failures_ > config_.max_consecutive_failures) {
+        const std::string last = slot.error;
+        stop_workers();
+        started_ = false;
+        throw Error(std::to_string(consecutive_failures_) + " images in a row failed to load (last: " + last +
+                    "); check the dataset folder");
+      }
+    } else {
+      consecutive_failures_ = 0;
+      std::copy(slot.data.begin(), slot.data.end(), out.patches.begin() + size_t(out.size) * per_image);
+      out.labels.push_back(sample.label);
+      out.paths.push_back(sample.path);
+      ++out.size;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      slot.ready = false;
+      ++cursor_;
+    }
+    work_cv_.notify_all();
+  }
+  if (out.size == 0 || (config_.train && out.size < B)) {
+    out.size = 0;
+    out.patches.clear();
+    out.labels.clear();
+    out.paths.clear();
+    return false;
+  }
+  out.patches.resize(size_t(out.size) * per_image);
+  return true;
+}
+
+}  // namespace vkvit::data

@@ -1,0 +1,104 @@
+// Loader: batches of patchified images, prepared ahead by worker threads.
+//
+// Workers take positions of the epoch's order from a shared counter, decode + transform + patchify
+// into a bounded window of slots, and next() assembles batches from the slots strictly in order.
+// Every random choice comes from a per-sample generator seeded from (seed, epoch, sample index) and
+// the shuffle from (seed, epoch), so a batch's contents never depend on worker count or timing.
+// A file that fails is skipped (warned once by name, counted); the next good file takes its place
+// in the batch, so with failures the batch boundaries shift, still deterministically.
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "data/decode.h"
+#include "data/image_folder.h"
+#include "data/transform.h"
+
+namespace vkvit::data {
+
+struct LoaderConfig {
+  uint32_t batch_size = 64;
+  uint32_t workers = 2;  // 0: decode on the calling thread inside next()
+  bool train = true;     // shuffle + drop_last + random transforms; otherwise dataset order, eval transform, keep last
+  uint64_t seed = 0;
+  uint32_t prefetch_batches = 4;  // samples prepared ahead: prefetch_batches * batch_size
+  int patch_size = 16;
+  TransformConfig transform;
+  DecodeLimits limits;
+  uint32_t max_consecutive_failures = 20;  // more failures than this in a row: the dataset is broken, throw
+};
+
+struct Batch {
+  uint32_t size = 0;
+  std::vector<float> patches;  // (size, Np, C*P*P)
+  std::vector<uint32_t> labels;
+  std::vector<std::string> paths;
+};
+
+class Loader {
+ public:
+  // samples: from ImageFolder, or a list of files (label 0) for predict. Throws vkvit::Error for an
+  // empty list, batch_size 0, a training set smaller than one batch, or an invalid transform.
+  Loader(std::vector<Sample> samples, const LoaderConfig& config);
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  // Starts (or restarts) an epoch; the shuffle order is a pure function of (seed, epoch) when train.
+  void start_epoch(uint64_t epoch);
+  // Fills `out` with the next batch; false at the end of the epoch. The last partial batch is
+  // dropped when train and kept otherwise. Throws vkvit::Error after more than
+  // max_consecutive_failures failed files in a row.
+  bool next(Batch& out);
+  uint64_t skipped_this_epoch() const { return skipped_; }
+  // Batches in an epoch when no file fails (an upper bound otherwise).
+  uint64_t batches_per_epoch() const;
+
+  uint64_t patches_per_image() const { return uint64_t(grid_) * grid_; }
+  uint64_t floats_per_patch() const { return uint64_t(config_.transform.channels) * config_.patch_size * config_.patch_size; }
+  uint64_t floats_per_image() const { return patches_per_image() * floats_per_patch(); }
+  const std::vector<Sample>& samples() const { return samples_; }
+
+  // The order of sample indices for an epoch: identity when !train, else a Fisher-Yates shuffle
+  // driven by (seed, epoch).
+  static std::vector<uint32_t> epoch_order(uint32_t n, bool train, uint64_t seed, uint64_t epoch);
+
+ private:
+  struct Slot {
+    std::vector<float> data;  // (Np, C*P*P)
+    bool ready = false;
+    bool failed = false;
+    std::string error;
+  };
+  void stop_workers();
+  void worker_loop();
+  void prepare(uint64_t position, Slot& slot) const;
+
+  std::vector<Sample> samples_;
+  LoaderConfig config_;
+  int grid_ = 0;  // patches per side
+
+  std::vector<uint32_t> order_;
+  uint64_t epoch_ = 0;
+  bool started_ = false;
+  uint64_t skipped_ = 0;
+  uint32_t consecutive_failures_ = 0;
+  std::set<std::string> warned_;  // each failing file is warned about once per Loader
+
+  // Shared with the workers, guarded by mutex_.
+  std::mutex mutex_;
+  std::condition_variable work_cv_, ready_cv_;
+  std::vector<Slot> slots_;  // position p lives in slots_[p % slots_.size()]
+  uint64_t next_position_ = 0;  // next position a worker claims
+  uint64_t cursor_ = 0;         // next position next() consumes
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace vkvit::data

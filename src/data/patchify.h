@@ -1,0 +1,13 @@
+// Patchify: the host side of ViT's patch embedding. A conv with kernel = stride = P over the image
+// equals a matmul of the image's patches, each flattened [c][py][px], with the conv weight
+// (D, C, P, P) flattened the same way; this writes those rows.
+#pragma once
+#include <opencv2/core.hpp>
+
+namespace vkvit::data {
+
+// image: HxWxC CV_32F, H and W multiples of patch_size. out: (H/P)*(W/P) rows of C*P*P floats;
+// row r is patch (r / (W/P), r % (W/P)), laid out [c][py][px]. Throws vkvit::Error on bad shapes.
+void patchify(const cv::Mat& image, int patch_size, float* out);
+
+}  // namespace vkvit::data

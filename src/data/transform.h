@@ -1,0 +1,49 @@
+// Train and eval transforms with timm/torchvision semantics: RandomResizedCrop + horizontal flip for
+// training; resize of the shorter side to floor(size / crop_pct) + center crop for evaluation;
+// then (x / 255 - mean) / std. Resizing follows the algorithm of Pillow's resample (antialiased
+// when shrinking, bicubic a = -0.5), which is what torchvision applies to PIL images, in float:
+// Pillow rounds to 8 bits after each pass, so values may differ from timm's by about one grey
+// level (not compared against Pillow itself, which this machine lacks).
+#pragma once
+#include <random>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+namespace vkvit::data {
+
+struct TransformConfig {
+  int image_size = 224;
+  int channels = 3;
+  std::vector<float> mean{0.485f, 0.456f, 0.406f}, std{0.229f, 0.224f, 0.225f};  // one per channel, or one for all
+  float crop_pct = 0.875f;
+  std::string interpolation = "bicubic";  // bilinear | bicubic | nearest
+  bool random_resized_crop = true;        // false: train uses the eval geometry (plus flip)
+  float scale_min = 0.08f, scale_max = 1.0f, ratio_min = 3.f / 4, ratio_max = 4.f / 3;
+  bool hflip = true;
+};
+
+// Throws vkvit::Error for an unusable config (sizes, mean/std length, interpolation name, ranges).
+void validate(const TransformConfig& config);
+
+// Crop box in source pixels.
+struct CropBox {
+  int x = 0, y = 0, width = 0, height = 0;
+};
+// torchvision's RandomResizedCrop.get_params: ten tries at a random area and log-uniform aspect
+// ratio, then the whole image clamped to the ratio range, centred. Uniforms are drawn from rng
+// with a portable recipe (53-bit doubles, unbiased integers), so a seed gives the same crop on
+// every standard library.
+CropBox random_resized_crop_box(int width, int height, const TransformConfig& config, std::mt19937_64& rng);
+
+// Resamples the `box` region of an 8-bit HxWxC image to out_w x out_h floats in [0, 255], PIL style.
+cv::Mat resample(const cv::Mat& image8, const CropBox& box, int out_w, int out_h, const std::string& interpolation);
+
+// Train: random-resized-crop (or eval geometry) + flip with p = 0.5, rng-driven. Eval: resize the
+// shorter side to floor(size / crop_pct) (longer side truncated, as torchvision), center crop
+// (offsets rounded half to even, as Python's round). Output: float32 size x size x C, normalized.
+cv::Mat transform_train(const cv::Mat& rgb8, const TransformConfig& config, std::mt19937_64& rng);
+cv::Mat transform_eval(const cv::Mat& rgb8, const TransformConfig& config);
+
+}  // namespace vkvit::data
