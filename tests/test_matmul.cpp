@@ -1,20 +1,49 @@
-// matmul: GPU vs the double-precision reference on odd shapes, every transpose, batches, bias.
+// matmul: every kernel (naive, lavapipe, tiled) vs the double-precision reference on odd shapes,
+// every transpose, batches with two-level strides, bias, beta accumulation, unaligned leading
+// dimensions, the vec4 load variants, the long-K split and a call larger than one binding.
 #include <catch2/catch.hpp>
+#include <cstdlib>
 
 #include "harness.h"
 #include "ops/matmul.h"
+#include "vk/error.h"
 
 using namespace vkvit;
 using namespace vkvit::test;
 
 namespace {
 
+const ops::MatmulKernel kKernels[] = {ops::MatmulKernel::naive, ops::MatmulKernel::lavapipe,
+                                      ops::MatmulKernel::tiled};
+
+// llvmpipe compiles the fully unrolled lavapipe kernel slowly (about 1.4 s per pipeline for the
+// 8x8 variant, 6 s for the default 16x12, once per Mesa shader cache). The broad tests run the
+// 8x8 variant, which is the same GLSL body (common/matmul_lavapipe.glsl) with a smaller block;
+// one test covers the default block on the shapes the ViT uses.
+class SmallLavapipeTile {
+ public:
+  SmallLavapipeTile() {
+    if (std::getenv("VKVIT_MATMUL_TM") || std::getenv("VKVIT_MATMUL_TN")) return;  // the user's choice wins
+    setenv("VKVIT_MATMUL_TM", "8", 1);
+    setenv("VKVIT_MATMUL_TN", "8", 1);
+    set_ = true;
+  }
+  ~SmallLavapipeTile() {
+    if (!set_) return;
+    unsetenv("VKVIT_MATMUL_TM");
+    unsetenv("VKVIT_MATMUL_TN");
+  }
+
+ private:
+  bool set_ = false;
+};
+
 size_t extent(uint32_t rows, uint32_t ld, const ops::MatmulOperand& op, const ops::MatmulShape& s) {
   const uint64_t outer = s.batch / s.batch_inner - 1, inner = s.batch_inner - 1;
   return outer * op.stride_outer + inner * op.stride_inner + uint64_t(rows) * ld;
 }
 
-void check_matmul(ops::MatmulShape s, bool with_bias, uint32_t seed) {
+void check_matmul(ops::MatmulShape s, bool with_bias, uint32_t seed, ops::MatmulKernel kernel) {
   const uint32_t lda = s.a.ld ? s.a.ld : (s.trans_a ? s.M : s.K);
   const uint32_t ldb = s.b.ld ? s.b.ld : (s.trans_b ? s.K : s.N);
   const uint32_t ldc = s.c.ld ? s.c.ld : s.N;
@@ -25,45 +54,209 @@ void check_matmul(ops::MatmulShape s, bool with_bias, uint32_t seed) {
 
   DeviceTensor da(a), db(b), dc(c0), dbias(bias);
   vk::Recorder rec(ctx());
-  ops::matmul(rec, dc.view(), da.view(), db.view(), s, with_bias ? dbias.view() : vk::View{});
+  ops::matmul(rec, dc.view(), da.view(), db.view(), s, with_bias ? dbias.view() : vk::View{}, kernel);
   rec.submit_and_wait();
 
   auto ref = to_double(c0);
   auto ad = to_double(a), bd = to_double(b), biasd = to_double(bias);
   ops::ref::matmul(ref.data(), ad.data(), bd.data(), s, with_bias ? biasd.data() : nullptr);
-  // fp32 accumulation of K products of values in [-1, 1]: error grows like sqrt(K) * 6e-8 * K.
-  require_close(dc.read(), ref, 1e-5 * s.K, 1e-5, "matmul");
+  // fp32 accumulation of K products of values in [-1, 1]: each of the K roundings is at most
+  // 6e-8 of a partial sum bounded by K, so 1e-5 * K covers the worst case with margin; elements
+  // of C outside the product (padding of an unaligned ldc) must come back unchanged (atol too).
+  require_close(dc.read(), ref, 1e-5 * std::max(s.K, 1u), 1e-5,
+                std::string("matmul ") + ops::matmul_kernel_name(kernel));
+}
+
+ops::MatmulShape shape(uint32_t M, uint32_t N, uint32_t K, bool ta, bool tb) {
+  ops::MatmulShape s;
+  s.M = M;
+  s.N = N;
+  s.K = K;
+  s.trans_a = ta;
+  s.trans_b = tb;
+  return s;
 }
 
 }  // namespace
 
-TEST_CASE("matmul matches the reference for every transpose on odd shapes", "[matmul][gpu]") {
-  for (bool ta : {false, true})
-    for (bool tb : {false, true}) {
-      ops::MatmulShape s;
-      s.M = 50;
-      s.N = 127;
-      s.K = 13;
-      s.trans_a = ta;
-      s.trans_b = tb;
-      s.alpha = 0.75f;
-      s.beta = 1.0f;
-      DYNAMIC_SECTION("trans_a=" << ta << " trans_b=" << tb) { check_matmul(s, true, 10 + 2 * ta + tb); }
-    }
+TEST_CASE("matmul kernels match the reference for every transpose on odd shapes", "[matmul][gpu]") {
+  SmallLavapipeTile small_tile;
+  // Not multiples of any tile (lavapipe 16 x 96, tiled 32 x 32 or 64 x 64) nor of 4 (scalar loads),
+  // degenerate M, N, K = 1, and a K that is not a multiple of the 4-wide k step.
+  struct Dims {
+    uint32_t M, N, K;
+  };
+  const Dims dims[] = {{50, 127, 13}, {1, 37, 19}, {23, 1, 7}, {9, 11, 1}, {193, 67, 129}};
+  uint32_t seed = 100;
+  for (ops::MatmulKernel kernel : kKernels)
+    for (const Dims& d : dims)
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          ops::MatmulShape s = shape(d.M, d.N, d.K, ta, tb);
+          s.alpha = 0.75f;
+          s.beta = (seed % 2) ? 1.0f : 0.0f;  // half of the cases accumulate into C
+          const bool bias = seed % 3 != 0;
+          seed += 4;
+          DYNAMIC_SECTION(ops::matmul_kernel_name(kernel) << " M=" << d.M << " N=" << d.N << " K=" << d.K
+                                                          << " trans_a=" << ta << " trans_b=" << tb) {
+            check_matmul(s, bias, seed, kernel);
+          }
+        }
+}
+
+TEST_CASE("matmul vec4 load variants match the reference", "[matmul][gpu]") {
+  SmallLavapipeTile small_tile;
+  // Every dimension a multiple of 4 (the lavapipe kernel loads A and B as vec4), but M and N not
+  // multiples of its 16 x 96 block, so the clamped edge loads are exercised too.
+  uint32_t seed = 300;
+  for (ops::MatmulKernel kernel : {ops::MatmulKernel::lavapipe, ops::MatmulKernel::tiled})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        ops::MatmulShape s = shape(52, 100, 36, ta, tb);
+        s.beta = 1.0f;
+        seed += 4;
+        DYNAMIC_SECTION(ops::matmul_kernel_name(kernel) << " trans_a=" << ta << " trans_b=" << tb) {
+          check_matmul(s, true, seed, kernel);
+        }
+      }
+}
+
+TEST_CASE("matmul with unaligned leading dimensions", "[matmul][gpu]") {
+  SmallLavapipeTile small_tile;
+  // Row strides larger than the rows and odd (ld % 4 != 0 forces scalar loads even though the
+  // sizes are multiples of 4); C's padding columns must be left alone.
+  uint32_t seed = 400;
+  for (ops::MatmulKernel kernel : kKernels)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        ops::MatmulShape s = shape(20, 24, 16, ta, tb);
+        s.a.ld = (ta ? s.M : s.K) + 3;
+        s.b.ld = (tb ? s.K : s.N) + 5;
+        s.c.ld = s.N + 1;
+        s.beta = 0.5f;
+        seed += 4;
+        DYNAMIC_SECTION(ops::matmul_kernel_name(kernel) << " trans_a=" << ta << " trans_b=" << tb) {
+          check_matmul(s, false, seed, kernel);
+        }
+      }
 }
 
 TEST_CASE("matmul reads heads out of a fused qkv layout with two-level batch strides", "[matmul][gpu]") {
-  // Scores S = Q K^T for B=2 images, H=3 heads, N=17 tokens, d=5: qkv is (B, N, 3, H, d).
-  const uint32_t B = 2, H = 3, N = 17, d = 5, D = H * d;
-  ops::MatmulShape s;
-  s.M = N;
-  s.N = N;
-  s.K = d;
-  s.trans_b = true;
-  s.batch = B * H;
-  s.batch_inner = H;
-  s.a = {3 * D, uint64_t(N) * 3 * D, d};
-  s.b = {3 * D, uint64_t(N) * 3 * D, d};
-  s.c = {0, uint64_t(H) * N * N, uint64_t(N) * N};
-  check_matmul(s, false, 40);
+  SmallLavapipeTile small_tile;
+  // Scores S = Q K^T for B=2 images, H=3 heads, N=17 tokens, d=5: qkv is (B, N, 3, H, d);
+  // then O = P V with P (B, H, N, N) and V read from the same qkv buffer (d = 8: vec4 loads).
+  for (ops::MatmulKernel kernel : kKernels) {
+    for (uint32_t d : {5u, 8u}) {
+      const uint32_t B = 2, H = 3, N = 17, D = H * d;
+      ops::MatmulShape s;
+      s.M = N;
+      s.N = N;
+      s.K = d;
+      s.trans_b = true;
+      s.batch = B * H;
+      s.batch_inner = H;
+      s.a = {3 * D, uint64_t(N) * 3 * D, d};
+      s.b = {3 * D, uint64_t(N) * 3 * D, d};
+      s.c = {0, uint64_t(H) * N * N, uint64_t(N) * N};
+      DYNAMIC_SECTION(ops::matmul_kernel_name(kernel) << " scores d=" << d) { check_matmul(s, false, 40, kernel); }
+
+      ops::MatmulShape o;
+      o.M = N;
+      o.N = d;
+      o.K = N;
+      o.batch = B * H;
+      o.batch_inner = H;
+      o.a = {0, uint64_t(H) * N * N, uint64_t(N) * N};
+      o.b = {3 * D, uint64_t(N) * 3 * D, d};
+      o.c = {D, uint64_t(N) * D, d};  // output (B, N, H, d)
+      DYNAMIC_SECTION(ops::matmul_kernel_name(kernel) << " P V d=" << d) { check_matmul(o, false, 41, kernel); }
+    }
+  }
+}
+
+TEST_CASE("matmul with K = 0 leaves beta * C + bias", "[matmul][gpu]") {
+  SmallLavapipeTile small_tile;
+  for (ops::MatmulKernel kernel : kKernels) {
+    ops::MatmulShape s = shape(5, 7, 0, false, true);
+    s.a.ld = 1;  // so the (unread) operands are not empty buffers
+    s.b.ld = 1;
+    s.beta = 0.5f;
+    DYNAMIC_SECTION(ops::matmul_kernel_name(kernel)) { check_matmul(s, true, 50, kernel); }
+  }
+}
+
+TEST_CASE("matmul with a long K runs as accumulated chunks", "[matmul][gpu]") {
+  SmallLavapipeTile small_tile;
+  // K above the lavapipe kernel's split threshold (2048): the product runs as 512-deep pieces,
+  // the later ones with beta = 1 and without the bias; dW = dY^T X is the real case (TN).
+  for (bool ta : {false, true}) {
+    ops::MatmulShape s = shape(20, 36, 2100, ta, false);
+    s.beta = 0.25f;
+    DYNAMIC_SECTION("trans_a=" << ta) { check_matmul(s, true, 60, ops::MatmulKernel::lavapipe); }
+  }
+}
+
+TEST_CASE("matmul splits an operand larger than maxStorageBufferRange", "[matmul][gpu]") {
+  SmallLavapipeTile small_tile;
+  // A (M, K) of 540000 x 64 floats = 138 MB, above lavapipe's 128 MiB binding limit: the call
+  // must split along M. Checked on rows at the start, across the split and at the end.
+  const uint64_t limit = ctx().info().max_storage_buffer_range;
+  const uint32_t K = 64, N = 4;
+  const uint32_t M = static_cast<uint32_t>(limit / (K * 4) + limit / (K * 4) / 32);
+  ops::MatmulShape s = shape(M, N, K, false, false);
+  auto a = random_floats(uint64_t(M) * K, 70);
+  auto b = random_floats(uint64_t(K) * N, 71);
+  DeviceTensor da(a), db(b), dc(uint64_t(M) * N);
+  vk::Recorder rec(ctx());
+  ops::matmul(rec, dc.view(), da.view(), db.view(), s);
+  rec.submit_and_wait();
+  const auto c = dc.read();
+  const auto bd = to_double(b);
+  for (uint64_t first : {uint64_t(0), uint64_t(M / 2 - 500), uint64_t(M - 1000)}) {
+    const uint32_t rows = 1000;
+    std::vector<double> ad(a.begin() + first * K, a.begin() + (first + rows) * K), ref(uint64_t(rows) * N);
+    ops::MatmulShape sub = s;
+    sub.M = rows;
+    ops::ref::matmul(ref.data(), ad.data(), bd.data(), sub);
+    std::vector<float> got(c.begin() + first * N, c.begin() + (first + rows) * N);
+    // Same fp32 accumulation bound as above.
+    require_close(got, ref, 1e-5 * K, 1e-5, "matmul rows from " + std::to_string(first));
+  }
+}
+
+TEST_CASE("matmul default lavapipe block on the ViT linear-layer layouts", "[matmul][gpu]") {
+  // The production variant (16 x 12 per lane) with vec4 loads: forward Y = X W^T (NT), and the
+  // backward dX = dY W (NN) and dW = dY^T X (TN), at a reduced token count that is not a
+  // multiple of the 16-row block.
+  struct Case {
+    uint32_t M, N, K;
+    bool ta, tb;
+  };
+  const Case cases[] = {{100, 96, 64, false, true}, {100, 64, 96, false, false}, {96, 64, 100, true, false}};
+  uint32_t seed = 500;
+  for (const Case& c : cases) {
+    ops::MatmulShape s = shape(c.M, c.N, c.K, c.ta, c.tb);
+    s.beta = c.ta ? 1.0f : 0.0f;  // dW accumulates over micro-batches
+    seed += 4;
+    DYNAMIC_SECTION("trans_a=" << c.ta << " trans_b=" << c.tb) {
+      check_matmul(s, !c.ta, seed, ops::MatmulKernel::lavapipe);
+    }
+  }
+}
+
+TEST_CASE("matmul kernel names parse and the device picks one", "[matmul]") {
+  CHECK(ops::parse_matmul_kernel("naive") == ops::MatmulKernel::naive);
+  CHECK(ops::parse_matmul_kernel("lavapipe") == ops::MatmulKernel::lavapipe);
+  CHECK(ops::parse_matmul_kernel("tiled") == ops::MatmulKernel::tiled);
+  CHECK_THROWS_AS(ops::parse_matmul_kernel("fast"), Error);
+  vk::DeviceInfo gpu;
+  gpu.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
+  gpu.name = "some GPU";
+  vk::DeviceInfo cpu;
+  cpu.type = VK_PHYSICAL_DEVICE_TYPE_CPU;
+  cpu.name = "llvmpipe (LLVM 15.0.6, 256 bits)";
+  if (!std::getenv("VKVIT_MATMUL_KERNEL")) {
+    CHECK(ops::matmul_kernel_for(gpu) == ops::MatmulKernel::tiled);
+    CHECK(ops::matmul_kernel_for(cpu) == ops::MatmulKernel::lavapipe);
+  }
 }

@@ -1,12 +1,173 @@
 // `vkvit bench`: measured GPU throughput. Modes are added as their ops land.
+//   matmul  GFLOP/s of ops::matmul at 1024^3 and at the ViT-Tiny linear-layer shapes (forward
+//           Y = X W^T and both backward products), against the naive kernel in the same run.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <sys/resource.h>
+
 #include "cli/commands.h"
+#include "ops/matmul.h"
+#include "vk/error.h"
+#include "vk/memory.h"
+#include "vk/profiler.h"
+#include "vk/recorder.h"
 
 namespace vkvit::cli {
+
+namespace {
+
+struct MatmulBenchOptions {
+  int repeat = 5;
+  int naive_repeat = 3;
+  uint32_t naive_rows = 128;
+  uint32_t tokens = 6400;
+  std::string kernel = "auto";
+  std::vector<std::string> only;  // shape names; empty = all
+};
+
+struct BenchShape {
+  std::string name;
+  uint32_t M, N, K;
+  bool trans_a, trans_b;
+};
+
+// ViT-Tiny (D = 192, MLP 768) linear layers over `tokens` rows. Forward Y = X W^T is NT; the
+// backward products are dX = dY W (NN) and dW = dY^T X (TN).
+std::vector<BenchShape> matmul_shapes(uint32_t tokens) {
+  std::vector<BenchShape> shapes{{"square", 1024, 1024, 1024, false, false}};
+  struct Layer {
+    const char* name;
+    uint32_t out, in;
+  };
+  const Layer layers[] = {{"qkv", 576, 192}, {"proj", 192, 192}, {"fc1", 768, 192}, {"fc2", 192, 768}};
+  for (const Layer& l : layers) shapes.push_back({std::string(l.name) + ".fwd", tokens, l.out, l.in, false, true});
+  for (const Layer& l : layers) shapes.push_back({std::string(l.name) + ".dX", tokens, l.in, l.out, false, false});
+  for (const Layer& l : layers) shapes.push_back({std::string(l.name) + ".dW", l.out, l.in, tokens, true, false});
+  return shapes;
+}
+
+const char* transposes(const BenchShape& s) {
+  static const char* names[] = {"NN", "NT", "TN", "TT"};
+  return names[(s.trans_a ? 2 : 0) + (s.trans_b ? 1 : 0)];
+}
+
+// CPU time of this process (all threads: lavapipe's workers included), in ms.
+double process_cpu_ms() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-3;
+}
+
+struct Timing {
+  double ms = 0;      // median device time
+  double cpu_ms = 0;  // median process CPU time per run (CPU drivers: robust to other load)
+};
+
+// Median time in ms of `repeat` submissions of one matmul after a warm-up (which also builds the
+// pipeline). GPU timestamps when the device has them, else wall clock around submit and wait.
+Timing time_matmul(vk::Context& ctx, const BenchShape& s, uint32_t M, ops::MatmulKernel kernel, int repeat) {
+  const uint64_t a_floats = uint64_t(M) * s.K, b_floats = uint64_t(s.K) * s.N, c_floats = uint64_t(M) * s.N;
+  vk::Buffer a(ctx, a_floats * 4, vk::MemoryKind::device, "bench A");  // (M, K) or (K, M)
+  vk::Buffer b(ctx, b_floats * 4, vk::MemoryKind::device, "bench B");  // (K, N) or (N, K)
+  vk::Buffer c(ctx, c_floats * 4, vk::MemoryKind::device, "bench C");  // (M, N)
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (vk::Buffer* buf : {&a, &b}) {
+    std::vector<float> data(buf->size() / 4);
+    for (float& v : data) v = dist(rng);
+    ctx.upload(buf->view(), data.data(), buf->size());
+  }
+  ops::MatmulShape shape;
+  shape.M = M;
+  shape.N = s.N;
+  shape.K = s.K;
+  shape.trans_a = s.trans_a;
+  shape.trans_b = s.trans_b;
+
+  const bool gpu_clock = ctx.profiling() && ctx.info().timestamps;
+  std::vector<double> ms, cpu;
+  vk::Recorder rec(ctx);
+  for (int r = -1; r < repeat; ++r) {
+    ctx.profiler().clear();
+    const double c0 = process_cpu_ms();
+    const auto t0 = std::chrono::steady_clock::now();
+    ops::matmul(rec, c.view(), a.view(), b.view(), shape, {}, kernel);
+    rec.submit_and_wait();
+    const auto t1 = std::chrono::steady_clock::now();
+    const double c1 = process_cpu_ms();
+    if (r < 0) continue;  // warm-up
+    ms.push_back(gpu_clock ? ctx.profiler().total_ns() * 1e-6
+                           : std::chrono::duration<double, std::milli>(t1 - t0).count());
+    cpu.push_back(c1 - c0);
+  }
+  ctx.profiler().clear();  // the bench prints its own table, not the per-op profile
+  std::sort(ms.begin(), ms.end());
+  std::sort(cpu.begin(), cpu.end());
+  return Timing{ms[ms.size() / 2], cpu[cpu.size() / 2]};
+}
+
+void run_matmul_bench(const GlobalOptions& global, const MatmulBenchOptions& o) {
+  vk::ContextOptions copts = global.context_options();
+  copts.profile = true;  // per-dispatch timestamps
+  vk::Context ctx(copts);
+  const vk::DeviceInfo& info = ctx.info();
+  ops::MatmulKernel kernel = ops::parse_matmul_kernel(o.kernel);
+  if (kernel == ops::MatmulKernel::automatic) kernel = ops::matmul_kernel_for(info);
+  const bool gpu_clock = info.timestamps;
+
+  std::printf("# vkvit bench matmul\n");
+  std::printf("# device: %s (%s %s)\n", info.name.c_str(), info.driver_name.c_str(), info.driver_version.c_str());
+  std::printf("# kernel: %s; naive = shaders/matmul_naive.comp in the same run\n", ops::matmul_kernel_name(kernel));
+  std::printf("# FLOPs = 2*M*N*K per product; GFLOP/s = FLOPs / median time of %d runs after 1 warm-up (%s)\n",
+              o.repeat, gpu_clock ? "GPU timestamps" : "wall clock of submit+wait");
+  std::printf("# naive: median of %d runs on min(M, %u) rows, time scaled by M / rows\n", o.naive_repeat,
+              o.naive_rows);
+  std::printf("# cpu_ms: CPU time of this process per run (on a CPU driver, all its worker threads): on a\n"
+              "#   shared machine GFLOP/s per core = FLOPs / cpu_ms is steadier than the wall-clock figure\n");
+  std::printf("%-10s %-3s %6s %6s %6s %10s %9s %10s %11s %11s %8s\n", "shape", "op", "M", "N", "K", "ms", "GFLOP/s",
+              "cpu_ms", "GF/s/core", "naive_GF/s", "speedup");
+  std::fflush(stdout);
+  for (const BenchShape& s : matmul_shapes(o.tokens)) {
+    if (!o.only.empty() && std::find(o.only.begin(), o.only.end(), s.name) == o.only.end()) continue;
+    const double flops = 2.0 * s.M * s.N * s.K;
+    const Timing t = time_matmul(ctx, s, s.M, kernel, o.repeat);
+    const uint32_t naive_m = std::min(s.M, o.naive_rows);
+    double naive_ms = 0;
+    if (o.naive_repeat > 0)
+      naive_ms = time_matmul(ctx, s, naive_m, ops::MatmulKernel::naive, o.naive_repeat).ms * s.M / naive_m;
+    const double gflops = flops / (t.ms * 1e6);
+    const double naive_gflops = naive_ms > 0 ? flops / (naive_ms * 1e6) : 0.0;
+    std::printf("%-10s %-3s %6u %6u %6u %10.3f %9.2f %10.1f %11.2f %11.2f %7.1fx\n", s.name.c_str(), transposes(s),
+                s.M, s.N, s.K, t.ms, gflops, t.cpu_ms, flops / (t.cpu_ms * 1e6), naive_gflops,
+                naive_ms > 0 ? naive_ms / t.ms : 0.0);
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace
 
 void add_bench_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("bench", "Measure kernel throughput on the chosen device");
   cmd->require_subcommand(1);
-  (void)global;
+
+  auto opts = std::make_shared<MatmulBenchOptions>();
+  auto* mm = cmd->add_subcommand("matmul", "GFLOP/s of matmul at 1024^3 and the ViT-Tiny shapes, vs the naive kernel");
+  mm->add_option("--repeat", opts->repeat, "Timed runs per shape (median reported)")->check(CLI::PositiveNumber);
+  mm->add_option("--kernel", opts->kernel, "Kernel: auto, lavapipe, tiled or naive")
+      ->check(CLI::IsMember({"auto", "lavapipe", "tiled", "naive"}));
+  mm->add_option("--naive-repeat", opts->naive_repeat, "Timed runs of the naive baseline (0 skips it)")
+      ->check(CLI::NonNegativeNumber);
+  mm->add_option("--naive-rows", opts->naive_rows, "Rows of M the naive baseline runs on (then scaled)")
+      ->check(CLI::PositiveNumber);
+  mm->add_option("--tokens", opts->tokens, "Token rows of the ViT shapes (batch * tokens)")->check(CLI::PositiveNumber);
+  mm->add_option("--only", opts->only, "Shapes to run by name (square, qkv.fwd, fc2.dW, ...)")->delimiter(',');
+  mm->callback([&global, opts] { run_matmul_bench(global, *opts); });
 }
 
 }  // namespace vkvit::cli

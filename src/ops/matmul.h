@@ -8,11 +8,21 @@
 // fp32 in, fp32 out, fp32 accumulation.
 #pragma once
 #include <cstdint>
+#include <string>
 
+#include "vk/context.h"
 #include "vk/memory.h"
 #include "vk/recorder.h"
 
 namespace vkvit::ops {
+
+// Which shader computes the product. `automatic` picks per device (matmul_kernel_for).
+enum class MatmulKernel {
+  automatic,
+  naive,     // shaders/matmul_naive.comp: one output per invocation; the benchmark's baseline
+  lavapipe,  // shaders/matmul_lavapipe.comp: register-blocked, no shared memory (CPU Vulkan)
+  tiled,     // shaders/matmul_tiled.comp: shared-memory tiles (GPUs)
+};
 
 struct MatmulOperand {
   uint32_t ld = 0;             // row stride in floats; 0 = dense (K or M for A, N or K for B, N for C)
@@ -32,9 +42,19 @@ struct MatmulShape {
 };
 
 // c: (batch, M, N); a: (batch, M, K) or (batch, K, M); b: (batch, K, N) or (batch, N, K);
-// bias: (N) or an empty View for none.
+// bias: (N) or an empty View for none. Calls whose operands would need a binding larger than
+// maxStorageBufferRange are split along the batch, M, N or K (K with beta = 1 accumulation);
+// a shape that cannot be split throws vkvit::Error naming it. `kernel` forces a shader (tests,
+// benchmarks); automatic honours VKVIT_MATMUL_KERNEL=naive|lavapipe|tiled, else the device.
 void matmul(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::View& b, const MatmulShape& shape,
-            const vk::View& bias = {});
+            const vk::View& bias = {}, MatmulKernel kernel = MatmulKernel::automatic);
+
+// The kernel `automatic` resolves to: the VKVIT_MATMUL_KERNEL override, else lavapipe on CPU
+// Vulkan drivers and tiled on GPUs.
+MatmulKernel matmul_kernel_for(const vk::DeviceInfo& device);
+const char* matmul_kernel_name(MatmulKernel kernel);
+// "naive" | "lavapipe" | "tiled" | "auto"; throws vkvit::Error naming the bad value.
+MatmulKernel parse_matmul_kernel(const std::string& name);
 
 namespace ref {
 // Same semantics as ops::matmul on host arrays (element offsets, not bytes).

@@ -1,0 +1,140 @@
+// Register-blocked matmul for CPU Vulkan (lavapipe/llvmpipe), following the recipe measured on
+// this project's machine (DESIGN.md, BENCHMARKS.md): one 8-lane workgroup (= one subgroup = one
+// 256-bit SIMD vector), no shared memory, no barriers. Every lane of a workgroup computes the
+// same TM rows of C, so all lanes need the same A values; the lanes split TN-wide column strips of
+// B. A TM x TN accumulator block per lane turns each A value into TN and each B value into TM
+// fused multiply-adds. Workgroup x walks M, so consecutive workgroups reuse the same B column
+// strip while it is still in cache.
+//
+// Why the loads look the way they do: llvmpipe executes a storage-buffer load as a loop over the
+// 8 lanes (a branch, a bounds check and a scalar load per lane and component), so the cost is
+// per load *instruction* far more than per float. Hence (1) B is loaded as vec4 where the layout
+// allows (one lane loop fetches 4 floats), and (2) A is not loaded by every lane: the 8 lanes
+// fetch 8 different A values (vec4 where allowed) in one load and subgroupBroadcast hands each
+// value to all lanes, which llvmpipe does with a register extract and splat.
+// C[z] = alpha * op(A[z]) op(B[z]) + beta * C[z] + bias; layout in src/ops/matmul.h.
+//
+// The including shaders/matmul_lavapipe_<TM>x<TN>.comp defines TM (rows of C per workgroup, shared by its lanes) and TN
+// (columns of C per lane) as compile-time constants: glslc then unrolls every loop below and keeps
+// the TM x TN accumulators in registers. Spec-constant array sizes would leave the loops rolled
+// and the arrays in memory, because lavapipe does not unroll after specialization.
+#extension GL_EXT_control_flow_attributes : require
+#extension GL_KHR_shader_subgroup_ballot : require
+
+// Lanes per workgroup, fixed so the A distribution below unrolls at compile time; the workgroup
+// must be one subgroup (true wherever the subgroup size is >= 8). TM must be a multiple of 8.
+// (A fixed local_size also sidesteps lavapipe's specialized-gl_WorkGroupSize bug, DESIGN.md.)
+#define LANES 8u
+layout(local_size_x = 8) in;
+// constant_id 0 is unused (kept so every variant shares the launcher's spec-constant layout).
+layout(constant_id = 0) const uint UNUSED_LANES = 8;
+layout(constant_id = 1) const bool TRANS_A = false;   // A stored (K, M)
+layout(constant_id = 2) const bool TRANS_B = false;   // B stored (N, K)
+layout(constant_id = 3) const bool VEC_A = false;     // A's contiguous dim, lda, strides, base % 4 == 0
+layout(constant_id = 4) const bool VEC_B = false;     // same for B (TN % 4 == 0 when !TRANS_B)
+#include "matmul_common.glsl"
+
+
+// A values for row i of the block, from the per-lane loads: row i was fetched by lane i % LANES
+// into its register (i / LANES).
+#define A_ROWS (TM / LANES)
+
+void main() {
+  const uint lane = gl_SubgroupInvocationID;
+  uint a0, b0, c0;
+  batch_bases(gl_WorkGroupID.z, a0, b0, c0);
+  const uint m0 = gl_WorkGroupID.x * TM;
+  const uint n0 = (gl_WorkGroupID.y * LANES + lane) * TN;
+
+  // Rows past M and columns past N re-read the last valid one instead of branching inside the
+  // k loop; their results are never stored.
+  // Scalar A path: this lane fetches rows r * LANES + lane of the block.
+  uint arow[A_ROWS];
+  [[unroll]] for (uint r = 0; r < A_ROWS; ++r) {
+    const uint m = min(m0 + r * LANES + lane, p.M - 1u);
+    arow[r] = TRANS_A ? a0 + m : a0 + m * p.lda;
+  }
+  // Transposed vec4 A path: the 4 x TM slice of A for four k is TM vec4s along M; this lane
+  // fetches vec4 number r * LANES + lane, i.e. k offset q and column group j below.
+  uint atcol[A_ROWS], atq[A_ROWS];
+  [[unroll]] for (uint r = 0; r < A_ROWS; ++r) {
+    const uint idx = r * LANES + lane;
+    atq[r] = idx / (TM / 4u);
+    atcol[r] = a0 + min(m0 + 4u * (idx % (TM / 4u)), p.M - min(p.M, 4u));
+  }
+  uint bcol[TN];
+  [[unroll]] for (uint j = 0; j < TN; ++j) {
+    const uint n = min(n0 + j, p.N - 1u);
+    bcol[j] = TRANS_B ? b0 + n * p.ldb : b0 + n;
+  }
+  const uint a_step = TRANS_A ? p.lda : 1u;  // floats from k to k + 1
+  const uint b_step = TRANS_B ? 1u : p.ldb;
+
+  float acc[TM][TN];
+  [[unroll]] for (uint i = 0; i < TM; ++i)
+    [[unroll]] for (uint j = 0; j < TN; ++j) acc[i][j] = 0.0;
+
+  // Four k per iteration so loads along k can be vec4. One loop body only (llvmpipe compiles
+  // this unrolled block for seconds, so there is no separate remainder loop): when K is not a
+  // multiple of 4, the last iteration zeroes A for k >= K (vec4 loads along k are only used
+  // when K % 4 == 0) and reads B at a clamped, valid k.
+  for (uint k = 0; k < p.K; k += 4u) {
+    float av[4][TM];
+    float bv[4][TN];
+    if (VEC_A && !TRANS_A) {
+      [[unroll]] for (uint r = 0; r < A_ROWS; ++r) {
+        const vec4 v = a4[(arow[r] + k) >> 2];
+        [[unroll]] for (uint l = 0; l < LANES; ++l)
+          [[unroll]] for (uint kk = 0; kk < 4u; ++kk) av[kk][r * LANES + l] = subgroupBroadcast(v[kk], l);
+      }
+    } else if (VEC_A && TRANS_A) {
+      [[unroll]] for (uint r = 0; r < A_ROWS; ++r) {
+        const vec4 v = a4[(atcol[r] + min(k + atq[r], p.K - 1u) * p.lda) >> 2];
+        [[unroll]] for (uint l = 0; l < LANES; ++l) {
+          const uint idx = r * LANES + l, q = idx / (TM / 4u), j = idx % (TM / 4u);
+          [[unroll]] for (uint c = 0; c < 4u; ++c)
+            av[q][4u * j + c] = k + q < p.K ? subgroupBroadcast(v[c], l) : 0.0;
+        }
+      }
+    } else {
+      [[unroll]] for (uint kk = 0; kk < 4u; ++kk) {
+        const uint kc = min(k + kk, p.K - 1u);
+        [[unroll]] for (uint r = 0; r < A_ROWS; ++r) {
+          const float v = a[arow[r] + kc * a_step];
+          [[unroll]] for (uint l = 0; l < LANES; ++l)
+            av[kk][r * LANES + l] = k + kk < p.K ? subgroupBroadcast(v, l) : 0.0;
+        }
+      }
+    }
+    if (VEC_B && TRANS_B) {
+      [[unroll]] for (uint j = 0; j < TN; ++j) {
+        const vec4 v = b4[(bcol[j] + k) >> 2];
+        [[unroll]] for (uint kk = 0; kk < 4u; ++kk) bv[kk][j] = v[kk];
+      }
+    } else if (VEC_B && !TRANS_B) {
+      [[unroll]] for (uint kk = 0; kk < 4u; ++kk) {
+        const uint kc = min(k + kk, p.K - 1u);
+        [[unroll]] for (uint j = 0; j < TN; j += 4u) {
+          const vec4 v = b4[(b0 + kc * p.ldb + min(n0 + j, p.N - min(p.N, 4u))) >> 2];
+          [[unroll]] for (uint c = 0; c < 4u; ++c) bv[kk][j + c] = v[c];
+        }
+      }
+    } else {
+      [[unroll]] for (uint kk = 0; kk < 4u; ++kk) {
+        const uint kc = min(k + kk, p.K - 1u);
+        [[unroll]] for (uint j = 0; j < TN; ++j) bv[kk][j] = b[bcol[j] + kc * b_step];
+      }
+    }
+    [[unroll]] for (uint kk = 0; kk < 4u; ++kk)
+      [[unroll]] for (uint i = 0; i < TM; ++i)
+        [[unroll]] for (uint j = 0; j < TN; ++j) acc[i][j] = fma(av[kk][i], bv[kk][j], acc[i][j]);
+  }
+
+  [[unroll]] for (uint i = 0; i < TM; ++i) {
+    const uint m = m0 + i;
+    [[unroll]] for (uint j = 0; j < TN; ++j) {
+      const uint n = n0 + j;
+      if (m < p.M && n < p.N) store_c(c0 + m * p.ldc + n, n, acc[i][j]);
+    }
+  }
+}
