@@ -160,7 +160,7 @@ TEST_CASE("train transform: output size, determinism per rng, crop bounds and fl
   CHECK(kept + flipped == 40);
   CHECK(kept > 5);
   CHECK(flipped > 5);
-  whole.hflip = false;
+  whole.hflip = 0.0f;
   for (uint64_t seed = 0; seed < 10; ++seed) {
     std::mt19937_64 r(seed);
     CHECK(cv::norm(transform_train(img, whole, r), plain, cv::NORM_INF) < 1e-5);

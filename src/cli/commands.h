@@ -17,5 +17,8 @@ struct GlobalOptions {
 
 void add_devices_command(CLI::App& app, GlobalOptions& global);
 void add_bench_command(CLI::App& app, GlobalOptions& global);
+void add_train_command(CLI::App& app, GlobalOptions& global);
+void add_eval_command(CLI::App& app, GlobalOptions& global);
+void add_predict_command(CLI::App& app, GlobalOptions& global);
 
 }  // namespace vkvit::cli

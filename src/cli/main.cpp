@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
   app.add_flag("--profile", global.profile, "Print per-op GPU time at exit; env VKVIT_PROFILE=1");
 
   cli::add_devices_command(app, global);
+  cli::add_train_command(app, global);
+  cli::add_eval_command(app, global);
+  cli::add_predict_command(app, global);
   cli::add_bench_command(app, global);
 
   try {

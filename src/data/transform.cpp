@@ -215,7 +215,7 @@ cv::Mat transform_train(const cv::Mat& rgb8, const TransformConfig& config, std:
   } else {
     f255 = eval_geometry(rgb8, config);
   }
-  const bool flip = config.hflip && uniform01(rng) < 0.5;
+  const bool flip = config.hflip > 0 && uniform01(rng) < config.hflip;
   return normalize(f255, config, flip);
 }
 

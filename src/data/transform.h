@@ -21,7 +21,7 @@ struct TransformConfig {
   std::string interpolation = "bicubic";  // bilinear | bicubic | nearest
   bool random_resized_crop = true;        // false: train uses the eval geometry (plus flip)
   float scale_min = 0.08f, scale_max = 1.0f, ratio_min = 3.f / 4, ratio_max = 4.f / 3;
-  bool hflip = true;
+  float hflip = 0.5f;  // probability of a horizontal flip in training (0 = off), as timm
 };
 
 // Throws vkvit::Error for an unusable config (sizes, mean/std length, interpolation name, ranges).

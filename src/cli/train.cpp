@@ -1,0 +1,64 @@
+// `vkvit train`: train a ViT from a YAML run config on an ImageFolder dataset.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+namespace vkvit::cli {
+
+namespace {
+struct TrainArgs {
+  std::string config;
+  std::string data_dir, output, resume;
+  int batch_size = 0, epochs = 0;
+  double lr = 0;
+  long long seed = -1;
+  std::vector<std::string> overrides;
+  bool quiet = false;
+};
+}  // namespace
+
+void add_train_command(CLI::App& app, GlobalOptions& global) {
+  auto args = std::make_shared<TrainArgs>();
+  auto* cmd = app.add_subcommand("train", "Train a ViT on an ImageFolder dataset (root/<split>/<class>/<image>)");
+  cmd->add_option("--config,-c", args->config, "Run config (YAML), e.g. configs/fmnist_vit_tiny.yaml")->required();
+  cmd->add_option("--data-dir", args->data_dir, "Dataset root holding the train and val splits (data.dir)");
+  cmd->add_option("--output", args->output, "Run folder (default: <output.dir>/<timestamp>-<config name>)");
+  cmd->add_option("--resume", args->resume, "Continue from a checkpoint (its .optim.safetensors beside it)");
+  cmd->add_option("-b,--batch-size", args->batch_size, "Batch size (train.batch_size)")->check(CLI::PositiveNumber);
+  cmd->add_option("--epochs", args->epochs, "Epochs (train.epochs)")->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", args->lr, "Peak learning rate (train.lr)")->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", args->seed, "Seed for init, shuffling and augmentation (train.seed)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--set", args->overrides, "Override any config key: --set train.warmup_epochs=1 (repeatable)");
+  cmd->add_option("overrides", args->overrides, "Overrides as key=value, like --set");
+  cmd->add_flag("--quiet,-q", args->quiet, "Only errors on stderr");
+  cmd->footer("Example:\n  vkvit train --config configs/fmnist_vit_tiny.yaml --data-dir datasets/fashion-mnist --epochs 2");
+  cmd->callback([args, &global] {
+    train::TrainConfig cfg = train::TrainConfig::load(args->config);
+    std::vector<std::string> ov = args->overrides;
+    if (!args->data_dir.empty()) ov.push_back("data.dir=" + args->data_dir);
+    if (args->batch_size) ov.push_back("train.batch_size=" + std::to_string(args->batch_size));
+    if (args->epochs) ov.push_back("train.epochs=" + std::to_string(args->epochs));
+    if (args->lr > 0) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "train.lr=%.17g", args->lr);
+      ov.push_back(buf);
+    }
+    if (args->seed >= 0) ov.push_back("train.seed=" + std::to_string(args->seed));
+    if (!ov.empty()) cfg.apply_overrides(ov);
+    vk::Context ctx(global.context_options());
+    train::TrainOptions opts;
+    opts.output = args->output;
+    opts.resume = args->resume;
+    opts.quiet = args->quiet;
+    const train::TrainResult r = train::train(ctx, cfg, opts);
+    std::printf("run folder: %s\n", r.run_dir.c_str());
+    if (r.last_eval.images)
+      std::printf("val top1 %.2f%%  top5 %.2f%%  loss %.4f  (best top1 %.2f%%)\n", r.last_eval.top1, r.last_eval.top5,
+                  r.last_eval.loss, r.best_top1);
+    std::printf("train %.1f img/s, eval %.1f img/s\n", r.train_images_per_s, r.last_eval.images_per_s);
+  });
+}
+
+}  // namespace vkvit::cli

@@ -1,0 +1,139 @@
+#include "train/checkpoint.h"
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "model/safetensors.h"
+#include "vk/error.h"
+
+namespace vkvit::train {
+
+namespace {
+
+std::map<std::string, std::string> metadata_of(const CheckpointMeta& meta) {
+  std::map<std::string, std::string> md;
+  md["format"] = "pt";  // what timm/safetensors readers expect for PyTorch-style tensors
+  md["vkvit.config"] = meta.config.to_yaml();
+  md["vkvit.config_name"] = meta.config.name;
+  md["vkvit.classes"] = nlohmann::json(meta.classes).dump();
+  md["vkvit.epoch"] = std::to_string(meta.epoch);
+  md["vkvit.step"] = std::to_string(meta.step);
+  std::ostringstream best;
+  best.precision(17);
+  best << meta.best_top1;
+  md["vkvit.best_top1"] = best.str();
+  return md;
+}
+
+const std::string& require_key(const std::map<std::string, std::string>& md, const std::string& key,
+                               const std::string& path) {
+  auto it = md.find(key);
+  if (it == md.end())
+    throw Error(path + ": not a vkvit checkpoint (no \"" + key +
+                "\" in __metadata__); import timm or torchvision weights with `vkvit convert`");
+  return it->second;
+}
+
+uint64_t parse_u64(const std::string& text, const std::string& key, const std::string& path) {
+  try {
+    size_t used = 0;
+    uint64_t v = std::stoull(text, &used);
+    if (used == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  throw Error(path + ": __metadata__ \"" + key + "\" is not a non-negative integer: '" + text + "'");
+}
+
+}  // namespace
+
+std::string optimizer_state_path(const std::string& checkpoint_path) {
+  const std::string suffix = ".safetensors";
+  std::string base = checkpoint_path;
+  if (base.size() > suffix.size() && base.compare(base.size() - suffix.size(), suffix.size(), suffix) == 0)
+    base.resize(base.size() - suffix.size());
+  return base + ".optim.safetensors";
+}
+
+void save_checkpoint(const std::string& path, const model::Vit& vit, const CheckpointMeta& meta) {
+  const std::vector<float> flat = vit.read_params();
+  std::vector<model::TensorRef> refs;
+  for (const auto& p : vit.params()) {
+    std::vector<uint64_t> shape(p.shape.begin(), p.shape.end());
+    refs.push_back({p.name, shape, flat.data() + p.offset});
+  }
+  model::write_safetensors(path, refs, metadata_of(meta));
+}
+
+CheckpointMeta read_checkpoint_meta(const std::string& path) {
+  const model::SafeTensors st = model::read_safetensors(path);
+  CheckpointMeta meta;
+  meta.config = TrainConfig::parse(require_key(st.metadata, "vkvit.config", path), path + " (__metadata__ vkvit.config)");
+  if (auto it = st.metadata.find("vkvit.config_name"); it != st.metadata.end()) meta.config.name = it->second;
+  try {
+    meta.classes = nlohmann::json::parse(require_key(st.metadata, "vkvit.classes", path)).get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(path + ": __metadata__ \"vkvit.classes\" is not a JSON list of strings");
+  }
+  if (meta.classes.size() != static_cast<size_t>(meta.config.model.num_classes))
+    throw Error(path + ": " + std::to_string(meta.classes.size()) + " class names for a model with " +
+                std::to_string(meta.config.model.num_classes) + " classes");
+  meta.epoch = parse_u64(require_key(st.metadata, "vkvit.epoch", path), "vkvit.epoch", path);
+  meta.step = parse_u64(require_key(st.metadata, "vkvit.step", path), "vkvit.step", path);
+  if (auto it = st.metadata.find("vkvit.best_top1"); it != st.metadata.end()) meta.best_top1 = std::atof(it->second.c_str());
+  return meta;
+}
+
+void load_checkpoint_weights(const std::string& path, model::Vit& vit) {
+  const model::SafeTensors st = model::read_safetensors(path);
+  std::vector<float> flat(vit.layout().total_floats(), 0.0f);
+  std::vector<std::string> problems;
+  std::map<std::string, bool> expected;
+  for (const auto& p : vit.params()) {
+    expected[p.name] = true;
+    const model::Tensor* t = st.find(p.name);
+    if (!t) {
+      problems.push_back("missing " + p.name);
+      continue;
+    }
+    std::vector<uint64_t> want(p.shape.begin(), p.shape.end());
+    if (t->shape != want) {
+      auto fmt = [](const std::vector<uint64_t>& s) {
+        std::string out = "(";
+        for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+        return out + ")";
+      };
+      problems.push_back(p.name + " has shape " + fmt(t->shape) + ", the model expects " + fmt(want));
+      continue;
+    }
+    std::copy(t->data.begin(), t->data.end(), flat.begin() + static_cast<std::ptrdiff_t>(p.offset));
+  }
+  for (const auto& t : st.tensors)
+    if (!expected.count(t.name)) problems.push_back("unexpected " + t.name);
+  if (!problems.empty()) {
+    std::string msg = path + ": tensors do not fit the model (" + std::to_string(problems.size()) + "): ";
+    for (size_t i = 0; i < problems.size(); ++i) msg += (i ? "; " : "") + problems[i];
+    throw Error(msg);
+  }
+  vit.write_params(flat);
+}
+
+void save_optimizer_state(const std::string& path, const std::vector<float>& m, const std::vector<float>& v,
+                          const CheckpointMeta& meta) {
+  std::map<std::string, std::string> md;
+  md["vkvit.epoch"] = std::to_string(meta.epoch);
+  md["vkvit.step"] = std::to_string(meta.step);
+  model::write_safetensors(path, {{"adam.m", {m.size()}, m.data()}, {"adam.v", {v.size()}, v.data()}}, md);
+}
+
+void load_optimizer_state(const std::string& path, uint64_t floats, std::vector<float>& m, std::vector<float>& v) {
+  const model::SafeTensors st = model::read_safetensors(path);
+  const model::Tensor* tm = st.find("adam.m");
+  const model::Tensor* tv = st.find("adam.v");
+  if (!tm || !tv || tm->numel() != floats || tv->numel() != floats)
+    throw Error(path + ": optimizer state does not fit this model (expected adam.m and adam.v with " +
+                std::to_string(floats) + " values each)");
+  m = tm->data;
+  v = tv->data;
+}
+
+}  // namespace vkvit::train

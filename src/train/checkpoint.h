@@ -1,0 +1,43 @@
+// Checkpoints: model weights in safetensors with timm names, and the optimizer state beside them.
+//
+// <name>.safetensors        every model tensor (timm name and shape, F32); __metadata__ holds
+//                           "vkvit.config" (the fully resolved run config as YAML), "vkvit.classes"
+//                           (JSON list of class names, index = label), "vkvit.epoch", "vkvit.step",
+//                           "vkvit.best_top1".
+// <name>.optim.safetensors  Adam's m and v as two flat tensors in the model's parameter layout,
+//                           and the same epoch/step metadata, so --resume continues the run.
+// Both are written atomically (temp file, fsync, rename, fsync folder).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/vit.h"
+#include "train/config.h"
+
+namespace vkvit::train {
+
+struct CheckpointMeta {
+  TrainConfig config;
+  std::vector<std::string> classes;
+  uint64_t epoch = 0;  // epochs completed
+  uint64_t step = 0;   // optimizer steps taken
+  double best_top1 = -1;
+};
+
+// The sibling file that holds the optimizer state of `checkpoint_path`.
+std::string optimizer_state_path(const std::string& checkpoint_path);
+
+void save_checkpoint(const std::string& path, const model::Vit& vit, const CheckpointMeta& meta);
+// Reads only the metadata (config, classes, progress); throws vkvit::Error naming the file.
+CheckpointMeta read_checkpoint_meta(const std::string& path);
+// Loads the weights into `vit`, whose config must match; reports every missing, unexpected or
+// mis-shaped tensor at once.
+void load_checkpoint_weights(const std::string& path, model::Vit& vit);
+
+void save_optimizer_state(const std::string& path, const std::vector<float>& m, const std::vector<float>& v,
+                          const CheckpointMeta& meta);
+// m and v must have `floats` elements each; throws vkvit::Error when the file does not match.
+void load_optimizer_state(const std::string& path, uint64_t floats, std::vector<float>& m, std::vector<float>& v);
+
+}  // namespace vkvit::train

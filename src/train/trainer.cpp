@@ -1,0 +1,323 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "data/image_folder.h"
+#include "ops/adamw.h"
+#include "ops/cross_entropy.h"
+#include "ops/grad_norm.h"
+#include "train/checkpoint.h"
+#include "train/metrics.h"
+#include "train/run_dir.h"
+#include "train/schedule.h"
+#include "vk/error.h"
+#include "vk/log.h"
+#include "vk/recorder.h"
+
+namespace vkvit::train {
+
+namespace fs = std::filesystem;
+
+data::LoaderConfig loader_config(const TrainConfig& cfg, bool train) {
+  data::LoaderConfig lc;
+  lc.batch_size = static_cast<uint32_t>(cfg.train.batch_size);
+  lc.workers = static_cast<uint32_t>(cfg.data.workers);
+  lc.train = train;
+  lc.seed = cfg.train.seed;
+  lc.patch_size = cfg.model.patch_size;
+  data::TransformConfig& t = lc.transform;
+  t.image_size = cfg.model.image_size;
+  t.channels = cfg.model.in_chans;
+  t.mean.assign(cfg.data.mean.begin(), cfg.data.mean.end());
+  t.std.assign(cfg.data.std.begin(), cfg.data.std.end());
+  t.crop_pct = static_cast<float>(cfg.data.crop_pct);
+  t.interpolation = cfg.data.interpolation;
+  t.random_resized_crop = cfg.data.random_resized_crop;
+  t.scale_min = static_cast<float>(cfg.data.scale[0]);
+  t.scale_max = static_cast<float>(cfg.data.scale[1]);
+  t.ratio_min = static_cast<float>(cfg.data.ratio[0]);
+  t.ratio_max = static_cast<float>(cfg.data.ratio[1]);
+  t.hflip = static_cast<float>(cfg.data.hflip);
+  lc.limits.max_pixels = cfg.data.max_pixels;
+  return lc;
+}
+
+namespace {
+
+// Mean cross-entropy (no smoothing) of host logits, in double.
+double cross_entropy_sum(const float* logits, const uint32_t* labels, uint32_t B, uint32_t K) {
+  double total = 0;
+  for (uint32_t b = 0; b < B; ++b) {
+    const float* row = logits + uint64_t(b) * K;
+    double mx = row[0];
+    for (uint32_t k = 1; k < K; ++k) mx = std::max<double>(mx, row[k]);
+    double s = 0;
+    for (uint32_t k = 0; k < K; ++k) s += std::exp(double(row[k]) - mx);
+    total += mx + std::log(s) - row[labels[b]];
+  }
+  return total;
+}
+
+std::string format_eval(const EvalResult& r) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "loss %.4f  top1 %.2f%%  top5 %.2f%%  (%llu images, %.0f img/s)", r.loss, r.top1,
+                r.top5, static_cast<unsigned long long>(r.images), r.images_per_s);
+  return buf;
+}
+
+}  // namespace
+
+EvalResult evaluate(vk::Context& ctx, model::Vit& vit, data::Loader& loader) {
+  const uint32_t K = static_cast<uint32_t>(vit.config().num_classes);
+  AccuracyMeter meter(K);
+  EvalResult r;
+  double loss_sum = 0;
+  std::vector<float> logits;
+  std::vector<int32_t> labels;
+  data::Batch batch;
+  vk::Recorder rec(ctx);
+  const auto start = std::chrono::steady_clock::now();
+  loader.start_epoch(0);
+  while (loader.next(batch)) {
+    ctx.upload(vit.patches_input(), batch.patches.data(), batch.patches.size() * sizeof(float));
+    vit.forward(rec, batch.size);
+    rec.submit_and_wait();
+    logits.resize(uint64_t(batch.size) * K);
+    ctx.download(vit.logits(), logits.data(), logits.size() * sizeof(float));
+    labels.assign(batch.labels.begin(), batch.labels.end());
+    meter.add(logits.data(), labels.data(), batch.size);
+    loss_sum += cross_entropy_sum(logits.data(), batch.labels.data(), batch.size, K);
+    r.images += batch.size;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  r.skipped = loader.skipped_this_epoch();
+  r.loss = r.images ? loss_sum / double(r.images) : NAN;
+  r.top1 = 100.0 * meter.top1();
+  r.top5 = 100.0 * meter.top5();
+  for (double a : meter.per_class()) r.per_class.push_back(100.0 * a);
+  r.images_per_s = seconds > 0 ? r.images / seconds : 0;
+  return r;
+}
+
+namespace {
+
+// GPU state of the optimizer and the loss, next to the model.
+struct StepBuffers {
+  std::unique_ptr<vk::Arena> arena;
+  vk::View labels, losses, loss, correct, lse, dlogits, dloss, norm, norm_scratch, m, v, decay_table;
+};
+
+StepBuffers make_step_buffers(vk::Context& ctx, const model::Vit& vit, uint32_t B) {
+  const uint64_t K = vit.config().num_classes;
+  const uint64_t n = vit.layout().total_floats();
+  const std::vector<vk::View> grads = {vit.grads_view()};
+  std::vector<ops::ParamRange> ranges;
+  for (const auto& p : vit.params()) ranges.push_back({p.offset, p.count, p.decay});
+  const std::vector<uint32_t> table = ops::adamw_decay_table(ranges);
+  const uint64_t scratch = ops::grad_norm_scratch_floats(ctx, grads);
+
+  const uint64_t pad = 256;  // per-view alignment slack
+  const uint64_t floats = 4 * B + 1 + B * K + 1 + ops::kGradNormFloats + scratch + 2 * n + table.size();
+  StepBuffers s;
+  s.arena = std::make_unique<vk::Arena>(ctx, "optimizer state", floats * 4 + 16 * pad);
+  s.labels = s.arena->alloc(B * 4, "labels");
+  s.losses = s.arena->alloc_floats(B, "per-image losses");
+  s.loss = s.arena->alloc_floats(1, "loss");
+  s.correct = s.arena->alloc_floats(B, "correct flags");
+  s.lse = s.arena->alloc_floats(B, "log-sum-exp");
+  s.dlogits = s.arena->alloc_floats(B * K, "logit gradients");
+  s.dloss = s.arena->alloc_floats(1, "loss gradient");
+  s.norm = s.arena->alloc_floats(ops::kGradNormFloats, "gradient norm");
+  s.norm_scratch = s.arena->alloc_floats(scratch, "gradient norm scratch");
+  s.m = s.arena->alloc_floats(n, "Adam m");
+  s.v = s.arena->alloc_floats(n, "Adam v");
+  s.decay_table = s.arena->alloc(table.size() * 4, "weight-decay table");
+  ctx.upload(s.decay_table, table.data(), table.size() * 4);
+  const float one = 1.0f;
+  ctx.upload(s.dloss, &one, 4);
+  vk::Recorder rec(ctx);
+  rec.fill(s.m, 0.0f);
+  rec.fill(s.v, 0.0f);
+  rec.submit_and_wait();
+  return s;
+}
+
+std::vector<data::Sample> split_samples(const std::string& root, const std::vector<std::string>& expect_classes,
+                                        std::vector<std::string>* classes_out) {
+  data::ImageFolder folder = data::ImageFolder::scan(root);
+  if (!expect_classes.empty() && folder.classes != expect_classes)
+    throw Error(root + ": its class folders differ from the training classes (" + std::to_string(folder.classes.size()) +
+                " vs " + std::to_string(expect_classes.size()) + "); use the same class folders in every split");
+  if (classes_out) *classes_out = folder.classes;
+  return folder.samples;
+}
+
+}  // namespace
+
+TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options) {
+  if (cfg.data.dir.empty())
+    throw Error("no dataset folder: set data.dir in " + cfg.source + " or pass --data-dir");
+  const model::VitConfig vcfg = to_vit_config(cfg.model);
+
+  std::vector<std::string> classes;
+  const std::string train_root = (fs::path(cfg.data.dir) / cfg.data.train_split).string();
+  const std::string val_root = (fs::path(cfg.data.dir) / cfg.data.val_split).string();
+  std::vector<data::Sample> train_samples = split_samples(train_root, {}, &classes);
+  if (classes.size() != static_cast<size_t>(vcfg.num_classes))
+    throw Error(train_root + " has " + std::to_string(classes.size()) + " classes but model.num_classes is " +
+                std::to_string(vcfg.num_classes) + "; set model.num_classes=" + std::to_string(classes.size()));
+  std::vector<data::Sample> val_samples;
+  if (fs::exists(val_root)) val_samples = split_samples(val_root, classes, nullptr);
+  else log_warn("no validation split at " + val_root + ": training without evaluation");
+
+  const uint32_t B = static_cast<uint32_t>(cfg.train.batch_size);
+  data::Loader train_loader(train_samples, loader_config(cfg, true));
+  std::unique_ptr<data::Loader> val_loader;
+  if (!val_samples.empty()) val_loader = std::make_unique<data::Loader>(val_samples, loader_config(cfg, false));
+
+  model::Vit vit(ctx, vcfg, B);
+  StepBuffers sb = make_step_buffers(ctx, vit, B);
+  const uint64_t n = vit.layout().total_floats();
+  const uint32_t K = static_cast<uint32_t>(vcfg.num_classes);
+
+  uint64_t step = 0, start_epoch = 0;
+  double best_top1 = -1;
+  if (!options.resume.empty()) {
+    const CheckpointMeta meta = read_checkpoint_meta(options.resume);
+    if (meta.config.model != cfg.model)
+      throw Error(options.resume + ": its model differs from the config's model section; resume with the config it was trained with");
+    if (meta.classes != classes)
+      throw Error(options.resume + ": its classes differ from the folders in " + train_root);
+    load_checkpoint_weights(options.resume, vit);
+    std::vector<float> m, v;
+    load_optimizer_state(optimizer_state_path(options.resume), n, m, v);
+    ctx.upload(sb.m, m.data(), n * 4);
+    ctx.upload(sb.v, v.data(), n * 4);
+    step = meta.step;
+    start_epoch = meta.epoch;
+    best_top1 = meta.best_top1;
+    log_info("resuming from " + options.resume + " at epoch " + std::to_string(start_epoch) + ", step " + std::to_string(step));
+  } else {
+    vit.init(cfg.train.seed);
+  }
+
+  RunDir run = options.resume.empty() || !options.output.empty() ? RunDir::create(cfg, options.output)
+                                                                 : RunDir::open(fs::path(options.resume).parent_path().string());
+  const uint64_t steps_per_epoch = train_loader.batches_per_epoch();
+  const LrSchedule schedule = LrSchedule::from_config(cfg.train, steps_per_epoch);
+  ops::AdamWHyper hyper;
+  hyper.beta1 = cfg.train.betas[0];
+  hyper.beta2 = cfg.train.betas[1];
+  hyper.eps = cfg.train.eps;
+  hyper.weight_decay = cfg.train.weight_decay;
+
+  if (!options.quiet)
+    std::fprintf(stderr, "vkvit: training %s (%llu parameters) on %s: %zu train / %zu val images, %llu steps per epoch\n",
+                 cfg.name.c_str(), static_cast<unsigned long long>(vit.param_count()), ctx.info().name.c_str(),
+                 train_samples.size(), val_samples.size(), static_cast<unsigned long long>(steps_per_epoch));
+
+  TrainResult result;
+  result.run_dir = run.path();
+  result.best_top1 = best_top1;
+  vk::Recorder rec(ctx);
+  data::Batch batch;
+  uint64_t nonfinite_in_a_row = 0;
+  for (uint64_t epoch = start_epoch; epoch < static_cast<uint64_t>(cfg.train.epochs); ++epoch) {
+    train_loader.start_epoch(epoch);
+    RunningMean train_loss;
+    Throughput speed;
+    speed.start();
+    double lr = schedule.at(step);
+    uint64_t epoch_step = 0;
+    while (train_loader.next(batch)) {
+      lr = schedule.at(step);
+      hyper.lr = lr;
+      ctx.upload(vit.patches_input(), batch.patches.data(), batch.patches.size() * sizeof(float));
+      ctx.upload(sb.labels, batch.labels.data(), batch.size * 4);
+
+      rec.fill(vit.grads_view(), 0.0f);
+      rec.fill(sb.dlogits, 0.0f);
+      vit.forward(rec, batch.size);
+      ops::cross_entropy_forward(rec, sb.losses, sb.loss, sb.correct, sb.lse, vit.logits(), sb.labels, batch.size, K,
+                                 static_cast<float>(cfg.train.label_smoothing));
+      ops::cross_entropy_backward(rec, sb.dlogits, sb.lse, vit.logits(), sb.labels, sb.dloss, batch.size, K,
+                                  static_cast<float>(cfg.train.label_smoothing));
+      vit.backward(rec, batch.size, sb.dlogits);
+      ops::grad_norm(rec, sb.norm, sb.norm_scratch, {vit.grads_view()}, static_cast<float>(cfg.train.clip_grad));
+      // AdamW skips the update itself when the clip coefficient is not finite (NaN/Inf gradients).
+      ops::adamw_step(rec, vit.params_view(), sb.m, sb.v, vit.grads_view(), sb.norm, sb.decay_table, n, hyper, step + 1);
+      rec.submit_and_wait();
+
+      float stats[1 + ops::kGradNormFloats];
+      ctx.download(sb.loss, &stats[0], 4);
+      ctx.download(sb.norm, &stats[1], ops::kGradNormFloats * 4);
+      const float loss = stats[0], norm = stats[1 + ops::kGradNormIndex];
+      if (!std::isfinite(loss) || !std::isfinite(norm)) {
+        ++nonfinite_in_a_row;
+        log_warn("step " + std::to_string(step) + ": non-finite loss or gradient norm; the update was skipped");
+        if (nonfinite_in_a_row > 5)
+          throw Error("training diverged: more than 5 steps in a row with non-finite loss or gradients (last at step " +
+                      std::to_string(step) + "); the last good checkpoint is " + run.file("last.safetensors") +
+                      "; lower train.lr or set train.clip_grad");
+        continue;  // the step counter only advances for applied updates
+      }
+      nonfinite_in_a_row = 0;
+      ++step;
+      ++epoch_step;
+      train_loss.add(loss, batch.size);
+      speed.add_images(batch.size);
+      if (!options.quiet && cfg.train.log_every > 0 && epoch_step % static_cast<uint64_t>(cfg.train.log_every) == 0)
+        std::fprintf(stderr, "epoch %llu step %llu/%llu  loss %.4f  lr %.3g  %.0f img/s\n",
+                     static_cast<unsigned long long>(epoch + 1), static_cast<unsigned long long>(epoch_step),
+                     static_cast<unsigned long long>(steps_per_epoch), train_loss.mean(), lr, speed.images_per_s());
+    }
+    speed.stop();
+    result.train_images_per_s = speed.images_per_s();
+
+    SummaryRow row;
+    row.epoch = epoch + 1;
+    row.train_loss = train_loss.mean();
+    row.lr = lr;
+    row.img_per_s = speed.images_per_s();
+    row.skipped_files = train_loader.skipped_this_epoch();
+    row.val_loss = row.val_top1 = row.val_top5 = NAN;
+    const bool last_epoch = epoch + 1 == static_cast<uint64_t>(cfg.train.epochs);
+    if (val_loader && (last_epoch || (cfg.train.eval_every > 0 && (epoch + 1) % cfg.train.eval_every == 0))) {
+      result.last_eval = evaluate(ctx, vit, *val_loader);
+      row.val_loss = result.last_eval.loss;
+      row.val_top1 = result.last_eval.top1;
+      row.val_top5 = result.last_eval.top5;
+      row.skipped_files += result.last_eval.skipped;
+    }
+    run.append_summary(row);
+    if (!options.quiet) {
+      std::fprintf(stderr, "epoch %llu/%d: train loss %.4f, %.0f img/s, %llu files skipped",
+                   static_cast<unsigned long long>(epoch + 1), cfg.train.epochs, row.train_loss, row.img_per_s,
+                   static_cast<unsigned long long>(row.skipped_files));
+      if (std::isfinite(row.val_top1)) std::fprintf(stderr, "; val %s", format_eval(result.last_eval).c_str());
+      std::fprintf(stderr, "\n");
+    }
+
+    CheckpointMeta meta;
+    meta.config = cfg;
+    meta.classes = classes;
+    meta.epoch = epoch + 1;
+    meta.step = step;
+    const bool best = std::isfinite(row.val_top1) && row.val_top1 > result.best_top1;
+    if (best) result.best_top1 = row.val_top1;
+    meta.best_top1 = result.best_top1;
+    // Optimizer state first: a checkpoint that exists always has its state beside it.
+    std::vector<float> m(n), v(n);
+    ctx.download(sb.m, m.data(), n * 4);
+    ctx.download(sb.v, v.data(), n * 4);
+    save_optimizer_state(optimizer_state_path(run.file("last.safetensors")), m, v, meta);
+    save_checkpoint(run.file("last.safetensors"), vit, meta);
+    if (best) save_checkpoint(run.file("best.safetensors"), vit, meta);
+  }
+  return result;
+}
+
+}  // namespace vkvit::train

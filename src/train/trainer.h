@@ -1,0 +1,47 @@
+// The training loop: data loader → GPU forward → cross-entropy → backward → grad norm/clip →
+// AdamW, one command-buffer submission per step; evaluation after each epoch; checkpoints and
+// summary.csv in the run folder. Also the evaluation pass shared by `vkvit eval`.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/loader.h"
+#include "model/vit.h"
+#include "train/config.h"
+#include "vk/context.h"
+
+namespace vkvit::train {
+
+// The data side of a run config: transforms and loader settings for one split.
+data::LoaderConfig loader_config(const TrainConfig& cfg, bool train);
+
+struct EvalResult {
+  uint64_t images = 0;
+  uint64_t skipped = 0;
+  double loss = 0;  // mean cross-entropy without label smoothing (as timm's validate)
+  double top1 = 0, top5 = 0;  // percent
+  std::vector<double> per_class;  // percent; NaN for a class without samples
+  double images_per_s = 0;
+};
+
+// Runs the model over every batch of `loader` (one epoch, eval order) and scores it.
+EvalResult evaluate(vk::Context& ctx, model::Vit& vit, data::Loader& loader);
+
+struct TrainOptions {
+  std::string output;  // run folder; empty: <output.dir>/<timestamp>-<config name>
+  std::string resume;  // checkpoint to continue from (its .optim.safetensors sibling too)
+  bool quiet = false;
+};
+
+struct TrainResult {
+  std::string run_dir;
+  EvalResult last_eval;
+  double best_top1 = -1;
+  double train_images_per_s = 0;
+};
+
+TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options);
+
+}  // namespace vkvit::train
