@@ -134,18 +134,9 @@ void add_predict_command(CLI::App& app, GlobalOptions& global) {
     data::Loader loader(samples, train::loader_config(meta.config, false));
 
     std::vector<Prediction> preds;
-    std::vector<float> logits;
-    data::Batch batch;
-    vk::Recorder rec(ctx);
-    loader.start_epoch(0);
-    while (loader.next(batch)) {
-      ctx.upload(vit.patches_input(), batch.patches.data(), batch.patches.size() * sizeof(float));
-      vit.forward(rec, batch.size);
-      rec.submit_and_wait();
-      logits.resize(uint64_t(batch.size) * K);
-      ctx.download(vit.logits(), logits.data(), logits.size() * sizeof(float));
+    train::infer(ctx, vit, loader, [&](const data::Batch& batch, const float* logits) {
       for (uint32_t b = 0; b < batch.size; ++b) {
-        const float* row = logits.data() + uint64_t(b) * K;
+        const float* row = logits + uint64_t(b) * K;
         std::vector<double> score(row, row + K);
         if (args->output_type == "prob") {
           const double mx = *std::max_element(score.begin(), score.end());
@@ -161,7 +152,7 @@ void add_predict_command(CLI::App& app, GlobalOptions& global) {
         for (int i = 0; i < k; ++i) p.topk.push_back({order[i], score[order[i]]});
         preds.push_back(std::move(p));
       }
-    }
+    });
     const std::string text = format == "json" ? to_json(preds, meta.classes) : to_csv(preds, meta.classes, k);
     if (args->results_file.empty()) {
       std::fwrite(text.data(), 1, text.size(), stdout);

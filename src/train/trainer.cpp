@@ -70,28 +70,36 @@ std::string format_eval(const EvalResult& r) {
 
 }  // namespace
 
-EvalResult evaluate(vk::Context& ctx, model::Vit& vit, data::Loader& loader) {
-  const uint32_t K = static_cast<uint32_t>(vit.config().num_classes);
-  AccuracyMeter meter(K);
-  EvalResult r;
-  double loss_sum = 0;
+void infer(vk::Context& ctx, model::Vit& vit, data::Loader& loader,
+           const std::function<void(const data::Batch& batch, const float* logits)>& fn) {
+  const uint64_t K = static_cast<uint64_t>(vit.config().num_classes);
   std::vector<float> logits;
-  std::vector<int32_t> labels;
   data::Batch batch;
   vk::Recorder rec(ctx);
-  const auto start = std::chrono::steady_clock::now();
   loader.start_epoch(0);
   while (loader.next(batch)) {
     ctx.upload(vit.patches_input(), batch.patches.data(), batch.patches.size() * sizeof(float));
     vit.forward(rec, batch.size);
     rec.submit_and_wait();
-    logits.resize(uint64_t(batch.size) * K);
+    logits.resize(batch.size * K);
     ctx.download(vit.logits(), logits.data(), logits.size() * sizeof(float));
-    labels.assign(batch.labels.begin(), batch.labels.end());
-    meter.add(logits.data(), labels.data(), batch.size);
-    loss_sum += cross_entropy_sum(logits.data(), batch.labels.data(), batch.size, K);
-    r.images += batch.size;
+    fn(batch, logits.data());
   }
+}
+
+EvalResult evaluate(vk::Context& ctx, model::Vit& vit, data::Loader& loader) {
+  const uint32_t K = static_cast<uint32_t>(vit.config().num_classes);
+  AccuracyMeter meter(K);
+  EvalResult r;
+  double loss_sum = 0;
+  std::vector<int32_t> labels;
+  const auto start = std::chrono::steady_clock::now();
+  infer(ctx, vit, loader, [&](const data::Batch& batch, const float* logits) {
+    labels.assign(batch.labels.begin(), batch.labels.end());
+    meter.add(logits, labels.data(), batch.size);
+    loss_sum += cross_entropy_sum(logits, batch.labels.data(), batch.size, K);
+    r.images += batch.size;
+  });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   r.skipped = loader.skipped_this_epoch();
   r.loss = r.images ? loss_sum / double(r.images) : NAN;

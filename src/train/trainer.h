@@ -3,6 +3,7 @@
 // summary.csv in the run folder. Also the evaluation pass shared by `vkvit eval`.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,10 @@ struct EvalResult {
   std::vector<double> per_class;  // percent; NaN for a class without samples
   double images_per_s = 0;
 };
+
+// Runs the model over one epoch of `loader` and hands every batch with its logits (size, K) to `fn`.
+void infer(vk::Context& ctx, model::Vit& vit, data::Loader& loader,
+           const std::function<void(const data::Batch& batch, const float* logits)>& fn);
 
 // Runs the model over every batch of `loader` (one epoch, eval order) and scores it.
 EvalResult evaluate(vk::Context& ctx, model::Vit& vit, data::Loader& loader);
