@@ -1,6 +1,7 @@
 // matmul: every kernel (naive, lavapipe, tiled) vs the double-precision reference on odd shapes,
 // every transpose, batches with two-level strides, bias, beta accumulation, unaligned leading
-// dimensions, the vec4 load variants, the long-K split and a call larger than one binding.
+// dimensions, the vec4 load variants, the long-K split, a call larger than one binding, and the
+// launcher's small-block choice for batched small products (attention over few tokens).
 #include <catch2/catch.hpp>
 #include <cstdlib>
 
@@ -242,6 +243,60 @@ TEST_CASE("matmul default lavapipe block on the ViT linear-layer layouts", "[mat
       check_matmul(s, !c.ta, seed, ops::MatmulKernel::lavapipe);
     }
   }
+}
+
+TEST_CASE("matmul small batched products with the launcher's own block choice", "[matmul][gpu]") {
+  // No forced block: the launcher picks the 8-row small blocks (8 x 2 for N <= 16, 8 x 3 up to 32)
+  // and several batch entries per workgroup. Batch counts that are not a multiple of the entries
+  // per workgroup (8) leave the last workgroup partly empty; every transpose, beta = 1 (attention's
+  // backward accumulates), degenerate 1 x 1 and the largest small shape (32 x 32).
+  struct Case {
+    uint32_t M, N, K, batch, inner;
+  };
+  const Case cases[] = {{17, 17, 16, 20, 4}, {17, 16, 17, 9, 3}, {13, 5, 7, 11, 1}, {1, 1, 1, 3, 1}, {32, 32, 3, 8, 2}};
+  uint32_t seed = 600;
+  for (const Case& c : cases)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        ops::MatmulShape s = shape(c.M, c.N, c.K, ta, tb);
+        s.batch = c.batch;
+        s.batch_inner = c.inner;
+        const uint64_t a_size = uint64_t(c.M) * c.K, b_size = uint64_t(c.K) * c.N, c_size = uint64_t(c.M) * c.N;
+        // Inner entries back to back, outer entries with a gap (so the two strides differ).
+        s.a = {0, (a_size + 3) * c.inner, a_size};
+        s.b = {0, (b_size + 1) * c.inner, b_size};
+        s.c = {0, (c_size + 2) * c.inner, c_size};
+        s.alpha = 0.25f;
+        s.beta = seed % 2 ? 1.0f : 0.0f;
+        seed += 4;
+        DYNAMIC_SECTION("M=" << c.M << " N=" << c.N << " K=" << c.K << " batch=" << c.batch << " trans_a=" << ta
+                             << " trans_b=" << tb) {
+          check_matmul(s, seed % 3 == 0, seed, ops::MatmulKernel::lavapipe);
+        }
+      }
+}
+
+TEST_CASE("matmul on the Fashion-MNIST attention layouts with the launcher's blocks", "[matmul][gpu]") {
+  // The four attention product shapes at N = 17 tokens, d = 16, H = 4 over 10 images (40 heads):
+  // Q, K, V inside (B, N, 3D), P dense (B, H, N, N), O (B, N, D); vec4 loads where aligned.
+  const uint32_t B = 10, H = 4, N = 17, d = 16, D = H * d;
+  const ops::MatmulOperand qkv{3 * D, uint64_t(N) * 3 * D, d}, heads{0, uint64_t(H) * N * N, uint64_t(N) * N},
+      out{D, uint64_t(N) * D, d};
+  auto make = [&](uint32_t M, uint32_t Nc, uint32_t K, bool ta, bool tb, ops::MatmulOperand a, ops::MatmulOperand b,
+                  ops::MatmulOperand c, float beta) {
+    ops::MatmulShape s = shape(M, Nc, K, ta, tb);
+    s.batch = B * H;
+    s.batch_inner = H;
+    s.a = a;
+    s.b = b;
+    s.c = c;
+    s.beta = beta;
+    return s;
+  };
+  SECTION("S = Q K^T") { check_matmul(make(N, N, d, false, true, qkv, qkv, heads, 0.0f), false, 700, ops::MatmulKernel::lavapipe); }
+  SECTION("O = P V") { check_matmul(make(N, d, N, false, false, heads, qkv, out, 0.0f), false, 701, ops::MatmulKernel::lavapipe); }
+  SECTION("dV += P^T dO") { check_matmul(make(N, d, N, true, false, heads, out, qkv, 1.0f), false, 702, ops::MatmulKernel::lavapipe); }
+  SECTION("dK += dS^T Q") { check_matmul(make(N, d, N, true, false, heads, qkv, qkv, 1.0f), false, 703, ops::MatmulKernel::lavapipe); }
 }
 
 TEST_CASE("matmul kernel names parse and the device picks one", "[matmul]") {

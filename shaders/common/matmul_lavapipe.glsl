@@ -32,6 +32,11 @@ layout(constant_id = 1) const bool TRANS_A = false;   // A stored (K, M)
 layout(constant_id = 2) const bool TRANS_B = false;   // B stored (N, K)
 layout(constant_id = 3) const bool VEC_A = false;     // A's contiguous dim, lda, strides, base % 4 == 0
 layout(constant_id = 4) const bool VEC_B = false;     // same for B (TN % 4 == 0 when !TRANS_B)
+// Batch entries per workgroup. Batched small products (attention over B * H heads of 17 x 17)
+// give each workgroup only a few hundred FMAs per entry, and lavapipe's fixed cost per workgroup
+// (task hand-out, this prologue) then outweighs the product; looping over several entries in one
+// workgroup amortises it. The launcher sets it; 1 for single products.
+layout(constant_id = 5) const uint BATCH_PER_GROUP = 1;
 #include "matmul_common.glsl"
 
 
@@ -39,10 +44,11 @@ layout(constant_id = 4) const bool VEC_B = false;     // same for B (TN % 4 == 0
 // into its register (i / LANES).
 #define A_ROWS (TM / LANES)
 
-void main() {
+// One TM x (LANES * TN) block of C for batch entry z.
+void block(uint z) {
   const uint lane = gl_SubgroupInvocationID;
   uint a0, b0, c0;
-  batch_bases(gl_WorkGroupID.z, a0, b0, c0);
+  batch_bases(z, a0, b0, c0);
   const uint m0 = gl_WorkGroupID.x * TM;
   const uint n0 = (gl_WorkGroupID.y * LANES + lane) * TN;
 
@@ -137,4 +143,10 @@ void main() {
       if (m < p.M && n < p.N) store_c(c0 + m * p.ldc + n, n, acc[i][j]);
     }
   }
+}
+
+void main() {
+  const uint first = gl_WorkGroupID.z * BATCH_PER_GROUP;
+  const uint last = min(first + BATCH_PER_GROUP, p.batch);
+  for (uint z = first; z < last; ++z) block(z);  // z is uniform: no lane leaves the loop alone
 }

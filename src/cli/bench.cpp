@@ -1,6 +1,8 @@
 // `vkvit bench`: measured GPU throughput. Modes are added as their ops land.
-//   matmul  GFLOP/s of ops::matmul at 1024^3 and at the ViT-Tiny linear-layer shapes (forward
-//           Y = X W^T and both backward products), against the naive kernel in the same run.
+//   matmul  GFLOP/s of ops::matmul at 1024^3, at the ViT-Tiny linear-layer shapes (forward
+//           Y = X W^T and both backward products) and at the Fashion-MNIST tiny model's shapes
+//           (fm.*: its linear layers and batched attention products), against the naive kernel
+//           in the same run.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -35,6 +37,11 @@ struct BenchShape {
   std::string name;
   uint32_t M, N, K;
   bool trans_a, trans_b;
+  // Batched products (attention): batch entries, inner batch count and operand layouts as
+  // ops::matmul takes them; batch = 1 with dense layouts for the linear layers.
+  uint32_t batch = 1, batch_inner = 1;
+  ops::MatmulOperand a{}, b{}, c{};
+  float beta = 0.0f;
 };
 
 // ViT-Tiny (D = 192, MLP 768) linear layers over `tokens` rows. Forward Y = X W^T is NT; the
@@ -50,6 +57,50 @@ std::vector<BenchShape> matmul_shapes(uint32_t tokens) {
   for (const Layer& l : layers) shapes.push_back({std::string(l.name) + ".dX", tokens, l.in, l.out, false, false});
   for (const Layer& l : layers) shapes.push_back({std::string(l.name) + ".dW", l.out, l.in, tokens, true, false});
   return shapes;
+}
+
+// The Fashion-MNIST tiny model (configs/fmnist_vit_tiny.yaml: batch 128, N = 17 tokens, D = 64,
+// H = 4 heads of d = 16, MLP 128): its linear layers over 2176 token rows, prefixed "fm.", and the
+// six attention products batched over B * H = 512 heads with the layouts attention.cpp uses
+// (Q, K, V read out of the fused (B, N, 3D) qkv activation, P and dP dense (B, H, N, N)).
+std::vector<BenchShape> fmnist_shapes() {
+  const uint32_t B = 128, N = 17, D = 64, H = 4, d = D / H, tokens = B * N;
+  std::vector<BenchShape> shapes;
+  struct Layer {
+    const char* name;
+    uint32_t out, in;
+  };
+  const Layer layers[] = {{"qkv", 3 * D, D}, {"proj", D, D}, {"fc1", 2 * D, D}, {"fc2", D, 2 * D}};
+  for (const Layer& l : layers) shapes.push_back({std::string("fm.") + l.name + ".fwd", tokens, l.out, l.in, false, true});
+  for (const Layer& l : layers) shapes.push_back({std::string("fm.") + l.name + ".dX", tokens, l.in, l.out, false, false});
+  for (const Layer& l : layers) shapes.push_back({std::string("fm.") + l.name + ".dW", l.out, l.in, tokens, true, false});
+  const ops::MatmulOperand qkv{3 * D, uint64_t(N) * 3 * D, d}, heads{0, uint64_t(H) * N * N, uint64_t(N) * N},
+      out{D, uint64_t(N) * D, d};
+  auto attn = [&](const char* name, uint32_t M, uint32_t Nc, uint32_t K, bool ta, bool tb, ops::MatmulOperand a,
+                  ops::MatmulOperand b, ops::MatmulOperand c, float beta) {
+    BenchShape s{std::string("fm.attn.") + name, M, Nc, K, ta, tb};
+    s.batch = B * H;
+    s.batch_inner = H;
+    s.a = a;
+    s.b = b;
+    s.c = c;
+    s.beta = beta;
+    shapes.push_back(s);
+  };
+  attn("qk", N, N, d, false, true, qkv, qkv, heads, 0.0f);   // S = Q K^T
+  attn("pv", N, d, N, false, false, heads, qkv, out, 0.0f);  // O = P V
+  attn("dv", N, d, N, true, false, heads, out, qkv, 1.0f);   // dV += P^T dO
+  attn("dp", N, N, d, false, true, out, qkv, heads, 0.0f);   // dP = dO V^T
+  attn("dq", N, d, N, false, false, heads, qkv, qkv, 1.0f);  // dQ += dS K
+  attn("dk", N, d, N, true, false, heads, qkv, qkv, 1.0f);   // dK += dS^T Q
+  return shapes;
+}
+
+// Floats an operand of `rows` x `cols` (row stride ld, 0 = cols) spans over a shape's batch.
+uint64_t operand_floats(const BenchShape& s, uint32_t rows, uint32_t cols, const ops::MatmulOperand& op) {
+  const uint32_t ld = op.ld ? op.ld : cols;
+  const uint64_t outer = s.batch / s.batch_inner - 1, inner = s.batch_inner - 1;
+  return outer * op.stride_outer + inner * op.stride_inner + uint64_t(rows - 1) * ld + cols;
 }
 
 const char* transposes(const BenchShape& s) {
@@ -72,13 +123,15 @@ struct Timing {
 // Median time in ms of `repeat` submissions of one matmul after a warm-up (which also builds the
 // pipeline). GPU timestamps when the device has them, else wall clock around submit and wait.
 Timing time_matmul(vk::Context& ctx, const BenchShape& s, uint32_t M, ops::MatmulKernel kernel, int repeat) {
-  const uint64_t a_floats = uint64_t(M) * s.K, b_floats = uint64_t(s.K) * s.N, c_floats = uint64_t(M) * s.N;
+  const uint64_t a_floats = operand_floats(s, s.trans_a ? s.K : M, s.trans_a ? M : s.K, s.a);
+  const uint64_t b_floats = operand_floats(s, s.trans_b ? s.N : s.K, s.trans_b ? s.K : s.N, s.b);
+  const uint64_t c_floats = operand_floats(s, M, s.N, s.c);
   vk::Buffer a(ctx, a_floats * 4, vk::MemoryKind::device, "bench A");  // (M, K) or (K, M)
   vk::Buffer b(ctx, b_floats * 4, vk::MemoryKind::device, "bench B");  // (K, N) or (N, K)
   vk::Buffer c(ctx, c_floats * 4, vk::MemoryKind::device, "bench C");  // (M, N)
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  for (vk::Buffer* buf : {&a, &b}) {
+  for (vk::Buffer* buf : {&a, &b, &c}) {  // C too: beta = 1 shapes read it
     std::vector<float> data(buf->size() / 4);
     for (float& v : data) v = dist(rng);
     ctx.upload(buf->view(), data.data(), buf->size());
@@ -89,6 +142,12 @@ Timing time_matmul(vk::Context& ctx, const BenchShape& s, uint32_t M, ops::Matmu
   shape.K = s.K;
   shape.trans_a = s.trans_a;
   shape.trans_b = s.trans_b;
+  shape.batch = s.batch;
+  shape.batch_inner = s.batch_inner;
+  shape.a = s.a;
+  shape.b = s.b;
+  shape.c = s.c;
+  shape.beta = s.beta;
 
   const bool gpu_clock = ctx.profiling() && ctx.info().timestamps;
   std::vector<double> ms, cpu;
@@ -130,12 +189,14 @@ void run_matmul_bench(const GlobalOptions& global, const MatmulBenchOptions& o) 
               o.naive_rows);
   std::printf("# cpu_ms: CPU time of this process per run (on a CPU driver, all its worker threads): on a\n"
               "#   shared machine GFLOP/s per core = FLOPs / cpu_ms is steadier than the wall-clock figure\n");
-  std::printf("%-10s %-3s %6s %6s %6s %10s %9s %10s %11s %11s %8s\n", "shape", "op", "M", "N", "K", "ms", "GFLOP/s",
+  std::printf("%-13s %-3s %6s %6s %6s %5s %10s %9s %10s %11s %11s %8s\n", "shape", "op", "M", "N", "K", "batch", "ms", "GFLOP/s",
               "cpu_ms", "GF/s/core", "naive_GF/s", "speedup");
   std::fflush(stdout);
-  for (const BenchShape& s : matmul_shapes(o.tokens)) {
+  std::vector<BenchShape> shapes = matmul_shapes(o.tokens);
+  for (const BenchShape& s : fmnist_shapes()) shapes.push_back(s);
+  for (const BenchShape& s : shapes) {
     if (!o.only.empty() && std::find(o.only.begin(), o.only.end(), s.name) == o.only.end()) continue;
-    const double flops = 2.0 * s.M * s.N * s.K;
+    const double flops = 2.0 * s.M * s.N * s.K * s.batch;
     const Timing t = time_matmul(ctx, s, s.M, kernel, o.repeat);
     const uint32_t naive_m = std::min(s.M, o.naive_rows);
     double naive_ms = 0;
@@ -143,8 +204,8 @@ void run_matmul_bench(const GlobalOptions& global, const MatmulBenchOptions& o) 
       naive_ms = time_matmul(ctx, s, naive_m, ops::MatmulKernel::naive, o.naive_repeat).ms * s.M / naive_m;
     const double gflops = flops / (t.ms * 1e6);
     const double naive_gflops = naive_ms > 0 ? flops / (naive_ms * 1e6) : 0.0;
-    std::printf("%-10s %-3s %6u %6u %6u %10.3f %9.2f %10.1f %11.2f %11.2f %7.1fx\n", s.name.c_str(), transposes(s),
-                s.M, s.N, s.K, t.ms, gflops, t.cpu_ms, flops / (t.cpu_ms * 1e6), naive_gflops,
+    std::printf("%-13s %-3s %6u %6u %6u %5u %10.3f %9.2f %10.1f %11.2f %11.2f %7.1fx\n", s.name.c_str(), transposes(s),
+                s.M, s.N, s.K, s.batch, t.ms, gflops, t.cpu_ms, flops / (t.cpu_ms * 1e6), naive_gflops,
                 naive_ms > 0 ? naive_ms / t.ms : 0.0);
     std::fflush(stdout);
   }
@@ -166,7 +227,7 @@ void add_bench_command(CLI::App& app, GlobalOptions& global) {
   mm->add_option("--naive-rows", opts->naive_rows, "Rows of M the naive baseline runs on (then scaled)")
       ->check(CLI::PositiveNumber);
   mm->add_option("--tokens", opts->tokens, "Token rows of the ViT shapes (batch * tokens)")->check(CLI::PositiveNumber);
-  mm->add_option("--only", opts->only, "Shapes to run by name (square, qkv.fwd, fc2.dW, ...)")->delimiter(',');
+  mm->add_option("--only", opts->only, "Shapes to run by name (square, qkv.fwd, fc2.dW, fm.qkv.fwd, fm.attn.qk, ...)")->delimiter(',');
   mm->callback([&global, opts] { run_matmul_bench(global, *opts); });
 }
 

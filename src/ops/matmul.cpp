@@ -27,8 +27,9 @@ struct MatmulPush {
   float alpha, beta;
   uint32_t flags;  // bit 0 trans_a, bit 1 trans_b, bit 2 has_bias
   uint32_t a_base, b_base, c_base, bias_base;  // floats from the start of each binding
+  uint32_t batch;                              // batch entries of this dispatch
 };
-static_assert(sizeof(MatmulPush) == 80);
+static_assert(sizeof(MatmulPush) == 84);
 
 // Split points are multiples of this many rows/columns, so a sub-call keeps the vec4 alignment
 // of the whole call (offsets stay multiples of 4 floats).
@@ -50,6 +51,7 @@ struct Config {
   uint32_t cols_per_group;  // N per workgroup
   vk::SpecConstants spec;   // without the per-call transpose/vec flags
   uint32_t tm = 0, tn = 0;  // lavapipe: register block per lane
+  uint32_t batch_per_group = 1;  // lavapipe: batch entries per workgroup (z)
 };
 
 uint32_t env_uint(const char* name, uint32_t fallback) {
@@ -59,19 +61,40 @@ uint32_t env_uint(const char* name, uint32_t fallback) {
 }
 
 // lavapipe: 8-lane workgroups; each computes TM rows (shared by its lanes) x 8 * TN columns (TN
-// per lane). 16 x 12 was the best or within noise of the best for NN, NT and TN (BENCHMARKS.md),
-// so every transpose uses it; the parameters stay for a per-transpose choice. VKVIT_MATMUL_TM / VKVIT_MATMUL_TN pick another
-// compiled variant (shaders/matmul_lavapipe_<TM>x<TN>.comp) for tuning experiments.
-Config lavapipe_config(const vk::DeviceInfo& info, bool trans_a, bool trans_b) {
-  (void)trans_a;
-  (void)trans_b;
+// per lane), for batch_per_group batch entries. The block is picked per shape (measurements in
+// BENCHMARKS.md, "small shapes"):
+//  - 16 x 12 was the best or within noise of the best for NN, NT and TN on large products, and
+//    16 x 8 matches it where N is a multiple of 64 but not of 96 (N = 64, 128: a 96-column block
+//    would compute a third of its columns for nothing);
+//  - small batched products (attention's 17 x 17 x 16 per head) use an 8-row block that covers
+//    N with the least padding, and loop over several batch entries per workgroup so lavapipe's
+//    fixed cost per workgroup is paid once per several heads.
+// VKVIT_MATMUL_TM / VKVIT_MATMUL_TN force a compiled variant (shaders/matmul_lavapipe_<TM>x<TN>.comp)
+// and VKVIT_MATMUL_BATCH_PER_GROUP the entries per workgroup, for tests and tuning experiments.
+constexpr uint32_t kSmallProductRows = 32;     // M and N at most this: the small-block path
+constexpr uint32_t kSmallEntryFlops = 1u << 17;  // entries cheaper than this share workgroups
+constexpr uint32_t kSmallBatchPerGroup = 8;
+
+Config lavapipe_config(const vk::DeviceInfo& info, const MatmulShape& s) {
   if (info.subgroup_size != 0 && info.subgroup_size < 8)
     throw Error("the lavapipe matmul kernel needs a subgroup size of at least 8; device " + info.name + " has " +
                 std::to_string(info.subgroup_size) + " (use VKVIT_MATMUL_KERNEL=tiled)");
-  const uint32_t tm = env_uint("VKVIT_MATMUL_TM", 16);
-  const uint32_t tn = env_uint("VKVIT_MATMUL_TN", 12);
+  uint32_t tm = 16, tn = 12;
+  if (s.M <= kSmallProductRows && s.N <= kSmallProductRows) {
+    tm = 8;
+    tn = s.N <= 16 ? 2 : 3;  // 16 or 24 columns per workgroup
+  } else if (s.N % 96 != 0 && s.N % 64 == 0) {
+    tn = 8;
+  }
+  tm = env_uint("VKVIT_MATMUL_TM", tm);
+  tn = env_uint("VKVIT_MATMUL_TN", tn);
+  const uint64_t entry_flops = 2ull * s.M * s.N * s.K;
+  uint32_t per_group = s.batch > 1 && entry_flops < kSmallEntryFlops ? kSmallBatchPerGroup : 1;
+  per_group = std::max(env_uint("VKVIT_MATMUL_BATCH_PER_GROUP", per_group), 1u);
   const std::string shader = "matmul_lavapipe_" + std::to_string(tm) + "x" + std::to_string(tn);
-  return Config{MatmulKernel::lavapipe, shader, tm, 8 * tn, {8}, tm, tn};
+  Config cfg{MatmulKernel::lavapipe, shader, tm, 8 * tn, {8}, tm, tn};
+  cfg.batch_per_group = per_group;
+  return cfg;
 }
 
 // tiled: 64x64 tiles of 256 invocations (4x4 outputs each) where the device allows it; smaller
@@ -90,11 +113,11 @@ Config tiled_config(const vk::DeviceInfo& info) {
   return Config{MatmulKernel::tiled, "matmul_tiled", bm, bn, {threads, bm, bn, bk, tm, tn}};
 }
 
-Config config_for(MatmulKernel kernel, const vk::DeviceInfo& info, bool trans_a, bool trans_b) {
+Config config_for(MatmulKernel kernel, const vk::DeviceInfo& info, const MatmulShape& s) {
   switch (kernel) {
     case MatmulKernel::naive: return Config{kernel, "matmul_naive", 16, 16, {}};
     case MatmulKernel::tiled: return tiled_config(info);
-    default: return lavapipe_config(info, trans_a, trans_b);
+    default: return lavapipe_config(info, s);
   }
 }
 
@@ -118,7 +141,7 @@ class Launcher {
   Launcher(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::View& b, const vk::View& bias,
            const MatmulShape& s, MatmulKernel kernel)
       : rec_(rec), info_(rec.context().info()), c_(c), a_(a), b_(b), bias_(bias), s_(s),
-        cfg_(config_for(kernel, info_, s.trans_a, s.trans_b)) {
+        cfg_(config_for(kernel, info_, s)) {
     lda_ = s.a.ld ? s.a.ld : (s.trans_a ? s.M : s.K);
     ldb_ = s.b.ld ? s.b.ld : (s.trans_b ? s.K : s.N);
     ldc_ = s.c.ld ? s.c.ld : s.N;
@@ -311,6 +334,7 @@ class Launcher {
     push.a_base = static_cast<uint32_t>(ba.base);
     push.b_base = static_cast<uint32_t>(bb.base);
     push.c_base = static_cast<uint32_t>(bc.base);
+    push.batch = p.outer * p.inner;
     Binding bbias = bc;
     if (p.bias) {
       bbias = bind(bias_, p.bias_off, p.N);
@@ -323,7 +347,8 @@ class Launcher {
     if (cfg_.kernel == MatmulKernel::naive) {
       groups = vk::Groups{div_up(p.N, 16), div_up(p.M, 16), batch};
     } else {
-      groups = vk::Groups{static_cast<uint32_t>(groups_m(p)), static_cast<uint32_t>(groups_n(p)), batch};
+      groups = vk::Groups{static_cast<uint32_t>(groups_m(p)), static_cast<uint32_t>(groups_n(p)),
+                          div_up(batch, cfg_.batch_per_group)};
       spec.push_back(s_.trans_a);
       spec.push_back(s_.trans_b);
       if (cfg_.kernel == MatmulKernel::lavapipe) {
@@ -331,6 +356,7 @@ class Launcher {
         const bool vb = vec_ok(bb.base, ldb_, s_.b, s_.trans_b ? p.K : p.N) && (s_.trans_b || cfg_.tn % 4 == 0);
         spec.push_back(va && !no_vec_);
         spec.push_back(vb && !no_vec_);
+        spec.push_back(cfg_.batch_per_group);
       }
     }
     const vk::Kernel& k = rec_.context().pipelines().get(cfg_.shader, 4, sizeof(MatmulPush), spec);

@@ -1,6 +1,8 @@
-// Launchers for shaders/softmax.comp and shaders/softmax_backward.comp (one workgroup per row).
+// Launchers for shaders/softmax.comp and shaders/softmax_backward.comp (one workgroup per row) and
+// their short-row twins shaders/softmax_rows*.comp (one row per invocation), picked by row length.
 #include "ops/softmax.h"
 
+#include <cstdlib>
 #include <string>
 
 #include "ops/launch.h"
@@ -31,6 +33,19 @@ uint32_t workgroup_size(uint32_t cols) {
   return 128;
 }
 
+// Rows up to this long run one row per invocation (shaders/softmax_rows*.comp), kRowsGroup rows
+// per workgroup; longer rows keep one workgroup per row, whose lanes share the row's reads.
+// Attention over 17 tokens (8704 rows per Fashion-MNIST step): 30 ms per call on lavapipe with a
+// workgroup per row (BENCHMARKS.md, "small shapes"). A row per invocation reads its row serially,
+// which a GPU's lanes do not coalesce, so the threshold stays short.
+constexpr uint32_t kShortRow = 32;
+constexpr uint32_t kRowsGroup = 64;
+
+uint32_t short_row_limit() {
+  if (const char* v = std::getenv("VKVIT_SOFTMAX_SHORT_ROW")) return static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
+  return kShortRow;
+}
+
 void require_subgroups(const vk::Context& ctx, const char* op) {
   const auto& info = ctx.info();
   const VkSubgroupFeatureFlags need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
@@ -54,12 +69,14 @@ void for_each_row_chunk(const vk::Context& ctx, uint64_t rows, uint32_t cols, co
 void softmax_forward(vk::Recorder& rec, const vk::View& out, const vk::View& in, uint64_t rows, uint32_t cols) {
   if (rows == 0 || cols == 0) return;
   vk::Context& ctx = rec.context();
-  require_subgroups(ctx, "softmax");
-  const vk::Kernel& k = ctx.pipelines().get("softmax", 2, sizeof(SoftmaxPush), {workgroup_size(cols)});
+  const bool short_rows = cols <= short_row_limit();
+  if (!short_rows) require_subgroups(ctx, "softmax");
+  const vk::Kernel& k = short_rows ? ctx.pipelines().get("softmax_rows", 2, sizeof(SoftmaxPush), {kRowsGroup})
+                                   : ctx.pipelines().get("softmax", 2, sizeof(SoftmaxPush), {workgroup_size(cols)});
   for_each_row_chunk(ctx, rows, cols, "softmax", [&](uint64_t first, uint64_t count) {
     SoftmaxPush push{static_cast<uint32_t>(count), cols};
     rec.dispatch(k, {out.slice(first * cols, count * cols), in.slice(first * cols, count * cols)}, push,
-                 rec.groups_1d(count), "softmax");
+                 rec.groups_1d(short_rows ? div_up(count, kRowsGroup) : count), "softmax");
   });
 }
 
@@ -67,14 +84,16 @@ void softmax_backward(vk::Recorder& rec, const vk::View& din, const vk::View& pr
                       uint64_t rows, uint32_t cols, bool accumulate) {
   if (rows == 0 || cols == 0) return;
   vk::Context& ctx = rec.context();
-  require_subgroups(ctx, "softmax_backward");
+  const bool short_rows = cols <= short_row_limit();
+  if (!short_rows) require_subgroups(ctx, "softmax_backward");
   const vk::Kernel& k =
-      ctx.pipelines().get("softmax_backward", 3, sizeof(SoftmaxBackwardPush), {workgroup_size(cols)});
+      short_rows ? ctx.pipelines().get("softmax_rows_backward", 3, sizeof(SoftmaxBackwardPush), {kRowsGroup})
+                 : ctx.pipelines().get("softmax_backward", 3, sizeof(SoftmaxBackwardPush), {workgroup_size(cols)});
   for_each_row_chunk(ctx, rows, cols, "softmax_backward", [&](uint64_t first, uint64_t count) {
     SoftmaxBackwardPush push{static_cast<uint32_t>(count), cols, accumulate ? 1u : 0u};
     const uint64_t f = first * cols, n = count * cols;
-    rec.dispatch(k, {din.slice(f, n), probs.slice(f, n), dout.slice(f, n)}, push, rec.groups_1d(count),
-                 "softmax_backward");
+    rec.dispatch(k, {din.slice(f, n), probs.slice(f, n), dout.slice(f, n)}, push,
+                 rec.groups_1d(short_rows ? div_up(count, kRowsGroup) : count), "softmax_backward");
   });
 }
 

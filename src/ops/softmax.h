@@ -2,7 +2,8 @@
 // probabilities use it in place, and it serves any other row-wise softmax.
 // Forward: out[r, :] = softmax(in[r, :]) (PyTorch torch.softmax(x, dim=-1)), max-subtracted so
 // that large logits do not overflow. Backward: din[r, c] (+)= p[r, c] * (dout[r, c] - sum_j dout[r, j] p[r, j]).
-// One workgroup per row; any cols works (13, 197, 1024, ...), with rows split into dispatches
+// One workgroup per row, or one row per invocation for short rows (cols <= 32; the launcher
+// picks, VKVIT_SOFTMAX_SHORT_ROW overrides the limit for tests); any cols works (13, 197, 1024, ...), with rows split into dispatches
 // that fit maxStorageBufferRange. out may be the same range as in, and din the same as dout
 // (with accumulate = false): every element is read and written by the same shader lane.
 // Needs subgroup arithmetic in compute shaders (every Vulkan 1.2 GPU we target and lavapipe).
