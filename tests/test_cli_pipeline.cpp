@@ -1,0 +1,468 @@
+// The train → eval → predict pipeline through the vkvit binary, as users run it: eval's JSON fields
+// and its numbers recomputed by hand from predict's logits, predict's CSV/JSON and
+// --results-file, recursive sorted folder search, a corrupt image skipped by name with stdout
+// still clean, and one-line errors for bad configs and missing folders.
+//
+// One tiny checkpoint is trained per test process (the static fixture below) with `vkvit train`,
+// on 16x16 grayscale stripes whose orientation is the class.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_file(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string line;
+  while (std::getline(ss, line)) out.push_back(line);
+  return out;
+}
+
+std::vector<std::string> split_csv(const std::string& line) {
+  std::vector<std::string> cells;
+  std::stringstream ls(line);
+  std::string cell;
+  while (std::getline(ls, cell, ',')) cells.push_back(cell);
+  return cells;
+}
+
+// A scratch folder, removed with the object.
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& tag) {
+    path = fs::temp_directory_path() / ("vkvit-pipeline-" + tag + "-" + std::to_string(::getpid()));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+};
+
+struct Run {
+  int status;
+  std::string out, err;  // stdout and stderr apart: results must never mix with logs
+};
+
+// Runs the binary with stdout and stderr captured into files of a private scratch folder.
+Run run(const std::string& args) {
+  static TempDir scratch("capture");
+  const fs::path out = scratch.path / "stdout", err = scratch.path / "stderr";
+  const std::string cmd = std::string(VKVIT_BINARY) + " " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
+  const int st = std::system(cmd.c_str());
+  Run r{WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_file(out), read_file(err)};
+  // Under VKVIT_VALIDATION=1 the binary loads the layer too; any error it reports fails the test.
+  INFO(r.err);
+  CHECK(r.err.find("validation:") == std::string::npos);
+  return r;
+}
+
+std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+
+const std::vector<std::string> kClasses = {"diag_down", "diag_up", "horizontal", "vertical"};
+
+// Stripes of period 4 in orientation k, random phase and contrast, pixel noise.
+cv::Mat stripes(int k, cv::RNG& rng) {
+  const int side = 16, phase = rng.uniform(0, 4);
+  const double lo = rng.uniform(20.0, 80.0), hi = rng.uniform(170.0, 235.0);
+  cv::Mat m(side, side, CV_8UC1);
+  for (int y = 0; y < side; ++y)
+    for (int x = 0; x < side; ++x) {
+      const int t = k == 0 ? x + y : k == 1 ? x - y + side : k == 2 ? y : x;
+      m.at<uint8_t>(y, x) = cv::saturate_cast<uint8_t>((((t + phase) / 2) % 2 ? hi : lo) + rng.gaussian(18.0));
+    }
+  return m;
+}
+
+const char* kTinyConfig =
+    "model:\n"
+    "  image_size: 16\n"
+    "  patch_size: 4\n"
+    "  in_chans: 1\n"
+    "  dim: 32\n"
+    "  depth: 1\n"
+    "  heads: 2\n"
+    "  mlp_dim: 64\n"
+    "  num_classes: 4\n"
+    "data:\n"
+    "  workers: 1\n"
+    "  mean: [0.5]\n"
+    "  std: [0.25]\n"
+    "  crop_pct: 1.0\n"
+    "  interpolation: bilinear\n"
+    "  random_resized_crop: false\n"
+    "  hflip: 0\n"
+    "train:\n"
+    "  epochs: 6\n"
+    "  batch_size: 16\n"
+    "  lr: 3.0e-3\n"
+    "  min_lr: 1.0e-4\n"
+    "  warmup_epochs: 0.5\n"
+    "  warmup_lr: 1.0e-4\n"
+    "  label_smoothing: 0.0\n"
+    "  seed: 7\n";
+
+// The dataset, its config and a checkpoint trained once per process with `vkvit train`.
+struct Trained {
+  TempDir dir{"trained"};
+  fs::path data, config, checkpoint;
+  std::string train_output;
+
+  Trained() {
+    data = dir.path / "data";
+    cv::RNG rng(99);
+    for (const auto& [split, n] : {std::pair<std::string, int>{"train", 32}, {"val", 8}})
+      for (int k = 0; k < 4; ++k) {
+        const fs::path cls = data / split / kClasses[k];
+        fs::create_directories(cls);
+        for (int i = 0; i < n; ++i)
+          REQUIRE(cv::imwrite((cls / (std::to_string(i) + ".png")).string(), stripes(k, rng)));
+      }
+    config = dir.path / "tiny.yaml";
+    write_file(config, kTinyConfig);
+    const Run r = run("train --config " + q(config) + " --data-dir " + q(data) + " --output " + q(dir.path / "run") + " -q");
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    train_output = r.out;
+    checkpoint = dir.path / "run" / "last.safetensors";
+    REQUIRE(fs::exists(checkpoint));
+  }
+};
+
+const Trained& trained() {
+  static Trained t;
+  return t;
+}
+
+struct Row {
+  std::string file;
+  std::vector<std::pair<std::string, double>> topk;  // (label, score)
+};
+
+// Parses predict's CSV; checks the header for k (label, score) pairs on the way.
+std::vector<Row> parse_predictions(const std::string& csv, int k) {
+  const std::vector<std::string> lines = lines_of(csv);
+  REQUIRE(!lines.empty());
+  std::string header = "file";
+  for (int i = 1; i <= k; ++i) header += ",label_" + std::to_string(i) + ",score_" + std::to_string(i);
+  CHECK(lines[0] == header);
+  std::vector<Row> rows;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const std::vector<std::string> cells = split_csv(lines[i]);
+    INFO("row " << i << ": " << lines[i]);
+    REQUIRE(cells.size() == size_t(1 + 2 * k));
+    Row r{cells[0], {}};
+    for (int j = 0; j < k; ++j) r.topk.push_back({cells[1 + 2 * j], std::stod(cells[2 + 2 * j])});
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("vkvit train writes a run folder and names it on stdout", "[cli]") {
+  const Trained& t = trained();
+  CHECK_THAT(t.train_output, Contains("run folder: " + (t.dir.path / "run").string()));
+  CHECK_THAT(t.train_output, Contains("val top1"));
+  for (const char* f : {"last.safetensors", "last.optim.safetensors", "best.safetensors", "config.yaml", "summary.csv"})
+    CHECK(fs::exists(t.dir.path / "run" / f));
+  CHECK(lines_of(read_file(t.dir.path / "run" / "summary.csv")).size() == 1 + 6);
+}
+
+TEST_CASE("vkvit eval prints timm fields that match a hand computation from predict logits", "[cli]") {
+  const Trained& t = trained();
+  const fs::path val = t.data / "val";
+  TempDir out("eval");
+  // Batch sizes that do not divide the 32 images (a partial last batch) and differ between the two
+  // commands: neither may change a number.
+  const Run e = run("eval -b 5 --checkpoint " + q(t.checkpoint) + " --data-dir " + q(val) + " --results-file " +
+                    q(out.path / "eval.json"));
+  INFO(e.out << e.err);
+  REQUIRE(e.status == 0);
+  const nlohmann::json j = nlohmann::json::parse(e.out);
+  for (const char* field : {"top1", "top1_err", "top5", "top5_err", "loss", "per_class_top1", "param_count",
+                            "img_size", "crop_pct", "images", "skipped_files"})
+    CHECK(j.contains(field));
+  CHECK(nlohmann::json::parse(read_file(out.path / "eval.json")) == j);
+  CHECK(j["images"].get<int>() == 32);
+  CHECK(j["skipped_files"].get<int>() == 0);
+  CHECK(j["img_size"].get<int>() == 16);
+  CHECK(j["crop_pct"].get<double>() == 1.0);
+  // timm's count for this shape: patch_embed 16*32+32, cls 32, pos_embed 17*32, one block
+  // (norms 2*64, qkv 32*96+96, proj 32*32+32, fc1 32*64+64, fc2 64*32+32), norm 64, head 32*4+4.
+  CHECK(j["param_count"].get<int>() == 9860);
+  CHECK(j["top1_err"].get<double>() == Approx(100.0 - j["top1"].get<double>()).margin(1e-9));
+  CHECK(j["top5"].get<double>() == Approx(100.0));  // 4 classes
+  CHECK(j["top5_err"].get<double>() == Approx(0.0).margin(1e-9));
+
+  // The same folder through predict, all K logits per image; top1 and mean cross-entropy by hand.
+  const Run p = run("predict -b 7 --checkpoint " + q(t.checkpoint) + " --output-type logit --topk 4 " + q(val));
+  INFO(p.err);
+  REQUIRE(p.status == 0);
+  const std::vector<Row> rows = parse_predictions(p.out, 4);
+  REQUIRE(rows.size() == 32);
+  double loss = 0;
+  int correct = 0;
+  std::map<std::string, std::pair<int, int>> per_class;  // label -> (correct, seen)
+  for (const Row& r : rows) {
+    const std::string truth = fs::path(r.file).parent_path().filename().string();
+    std::map<std::string, double> logit;
+    for (const auto& [label, score] : r.topk) logit[label] = score;
+    REQUIRE(logit.size() == 4);
+    REQUIRE(logit.count(truth));
+    double mx = -INFINITY, sum = 0;
+    for (const auto& kv : logit) mx = std::max(mx, kv.second);
+    for (const auto& kv : logit) sum += std::exp(kv.second - mx);
+    loss += mx + std::log(sum) - logit[truth];
+    const bool ok = r.topk[0].first == truth;
+    correct += ok;
+    per_class[truth].first += ok;
+    per_class[truth].second += 1;
+  }
+  loss /= double(rows.size());
+  const double top1 = 100.0 * correct / double(rows.size());
+  CHECK(j["top1"].get<double>() == Approx(top1).margin(1e-3));
+  // predict prints 6 significant digits; eval rounds the loss to 5 decimals.
+  CHECK(j["loss"].get<double>() == Approx(loss).margin(2e-5));
+  REQUIRE(j["per_class_top1"].size() == 4);
+  for (const auto& name : kClasses) {
+    INFO("class " << name);
+    REQUIRE(j["per_class_top1"].contains(name));
+    CHECK(j["per_class_top1"][name].get<double>() ==
+          Approx(100.0 * per_class[name].first / per_class[name].second).margin(1e-3));
+  }
+  // 48 steps on unambiguous stripes leave the model well above chance (25%; 72% on lavapipe).
+  CHECK(top1 >= 50.0);
+}
+
+TEST_CASE("vkvit predict CSV has one label and score pair per k and probabilities that sum to one", "[cli]") {
+  const Trained& t = trained();
+  const fs::path val = t.data / "val";
+  const Run p = run("predict --checkpoint " + q(t.checkpoint) + " --topk 4 " + q(val));
+  INFO(p.err);
+  REQUIRE(p.status == 0);
+  const std::vector<Row> rows = parse_predictions(p.out, 4);
+  REQUIRE(rows.size() == 32);
+  for (const Row& r : rows) {
+    INFO(r.file);
+    double sum = 0;
+    std::set<std::string> labels;
+    for (size_t i = 0; i < r.topk.size(); ++i) {
+      sum += r.topk[i].second;
+      labels.insert(r.topk[i].first);
+      CHECK(r.topk[i].second >= 0.0);
+      if (i) CHECK(r.topk[i].second <= r.topk[i - 1].second);
+    }
+    CHECK(labels.size() == 4);
+    CHECK(sum == Approx(1.0).margin(1e-4));
+  }
+
+  // Fewer than K: the first pairs of the same ranking. More than K: clamped to K.
+  const Run p2 = run("predict --checkpoint " + q(t.checkpoint) + " --topk 2 " + q(val));
+  REQUIRE(p2.status == 0);
+  const std::vector<Row> rows2 = parse_predictions(p2.out, 2);
+  REQUIRE(rows2.size() == rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    CHECK(rows2[i].file == rows[i].file);
+    CHECK(rows2[i].topk[0].first == rows[i].topk[0].first);
+    CHECK(rows2[i].topk[1].first == rows[i].topk[1].first);
+  }
+  const Run p9 = run("predict --checkpoint " + q(t.checkpoint) + " --topk 9 " + q(val / "vertical"));
+  REQUIRE(p9.status == 0);
+  CHECK(parse_predictions(p9.out, 4).size() == 8);
+}
+
+TEST_CASE("vkvit predict searches folders recursively in sorted order and skips hidden files", "[cli]") {
+  const Trained& t = trained();
+  TempDir tree("tree");
+  const fs::path src = t.data / "val" / "horizontal" / "0.png";
+  fs::create_directories(tree.path / "a" / "b");
+  fs::create_directories(tree.path / ".hidden_dir");
+  for (const char* rel : {"b.png", "a/z.png", "a/b/c.png", "a/B.png", ".hidden.png", ".hidden_dir/x.png"})
+    fs::copy_file(src, tree.path / rel);
+  write_file(tree.path / "a" / "notes.txt", "not an image\n");
+
+  const Run p = run("predict --checkpoint " + q(t.checkpoint) + " --topk 1 " + q(tree.path));
+  INFO(p.err);
+  REQUIRE(p.status == 0);
+  const std::vector<Row> rows = parse_predictions(p.out, 1);
+  std::vector<std::string> files;
+  for (const Row& r : rows) files.push_back(fs::relative(r.file, tree.path).string());
+  // Byte order of the whole path: "a/B.png" < "a/b/c.png" < "a/z.png" < "b.png".
+  CHECK(files == std::vector<std::string>{"a/B.png", "a/b/c.png", "a/z.png", "b.png"});
+  // The same image everywhere: the same answer everywhere.
+  for (const Row& r : rows) CHECK(r.topk[0].first == rows[0].topk[0].first);
+
+  // A file and a folder given together: in the order given.
+  const Run p2 = run("predict --checkpoint " + q(t.checkpoint) + " --topk 1 " + q(tree.path / "b.png") + " " +
+                     q(tree.path / "a" / "b"));
+  REQUIRE(p2.status == 0);
+  const std::vector<Row> rows2 = parse_predictions(p2.out, 1);
+  REQUIRE(rows2.size() == 2);
+  CHECK(fs::path(rows2[0].file).filename() == "b.png");
+  CHECK(fs::path(rows2[1].file).filename() == "c.png");
+}
+
+TEST_CASE("vkvit predict JSON output and --results-file chosen by extension", "[cli]") {
+  const Trained& t = trained();
+  const fs::path folder = t.data / "val" / "diag_up";
+  TempDir out("results");
+  const std::string base = "predict --checkpoint " + q(t.checkpoint) + " --topk 3 ";
+
+  const Run csv = run(base + q(folder));
+  REQUIRE(csv.status == 0);
+  const std::vector<Row> rows = parse_predictions(csv.out, 3);
+  REQUIRE(rows.size() == 8);
+
+  const Run js = run(base + "--format json " + q(folder));
+  INFO(js.err);
+  REQUIRE(js.status == 0);
+  const nlohmann::json j = nlohmann::json::parse(js.out);
+  REQUIRE(j.is_array());
+  REQUIRE(j.size() == rows.size());
+  for (size_t i = 0; i < j.size(); ++i) {
+    CHECK(j[i]["file"].get<std::string>() == rows[i].file);
+    REQUIRE(j[i]["topk"].is_array());
+    REQUIRE(j[i]["topk"].size() == 3);
+    for (size_t r = 0; r < 3; ++r) {
+      const auto& e = j[i]["topk"][r];
+      const int index = e["index"].get<int>();
+      REQUIRE(index >= 0);
+      REQUIRE(index < 4);
+      CHECK(e["label"].get<std::string>() == kClasses[size_t(index)]);
+      CHECK(e["label"].get<std::string>() == rows[i].topk[r].first);
+      CHECK(e["score"].get<double>() == Approx(rows[i].topk[r].second).epsilon(1e-5).margin(1e-6));
+    }
+  }
+
+  // --results-file: the format follows the extension, and stdout stays empty.
+  const Run to_json = run(base + "--results-file " + q(out.path / "p.json") + " " + q(folder));
+  REQUIRE(to_json.status == 0);
+  CHECK(to_json.out.empty());
+  CHECK(nlohmann::json::parse(read_file(out.path / "p.json")) == j);
+  const Run to_csv = run(base + "--format json --results-file " + q(out.path / "p.csv") + " " + q(folder));
+  REQUIRE(to_csv.status == 0);
+  CHECK(to_csv.out.empty());
+  CHECK(read_file(out.path / "p.csv") == csv.out);
+
+  const Run bad = run(base + "--results-file " + q(out.path / "p.txt") + " " + q(folder));
+  INFO(bad.err);
+  CHECK(bad.status == 1);
+  CHECK(bad.out.empty());
+  CHECK(lines_of(bad.err).size() == 1);
+  CHECK_THAT(bad.err, Contains("p.txt") && Contains(".csv or .json"));
+  CHECK_FALSE(fs::exists(out.path / "p.txt"));
+}
+
+TEST_CASE("vkvit predict skips a corrupt image with a warning naming it and keeps stdout clean CSV", "[cli]") {
+  const Trained& t = trained();
+  TempDir folder("corrupt");
+  for (const char* name : {"a.png", "c.png", "d.png"}) fs::copy_file(t.data / "val" / "vertical" / "1.png", folder.path / name);
+  write_file(folder.path / "b_broken.png", "this is text, not a PNG\n");
+
+  const Run p = run("predict --checkpoint " + q(t.checkpoint) + " --topk 2 " + q(folder.path));
+  INFO("stderr: " << p.err);
+  REQUIRE(p.status == 0);
+  CHECK_THAT(p.err, Contains("b_broken.png"));
+  CHECK(p.out.find("b_broken") == std::string::npos);
+  const std::vector<Row> rows = parse_predictions(p.out, 2);
+  REQUIRE(rows.size() == 3);
+  CHECK(fs::path(rows[0].file).filename() == "a.png");
+  CHECK(fs::path(rows[1].file).filename() == "c.png");
+  CHECK(fs::path(rows[2].file).filename() == "d.png");
+  CHECK_THAT(p.err, Contains("3 images classified, 1 skipped"));
+}
+
+TEST_CASE("vkvit train config errors are one line naming the key and its line", "[cli]") {
+  TempDir dir("config-errors");
+  const std::string good = kTinyConfig;
+
+  SECTION("an unknown key") {
+    std::string text = good;
+    const size_t at = text.find("  dim: 32");
+    text.replace(at, 9, "  dimm: 32");
+    const std::string line = std::to_string(1 + std::count(text.begin(), text.begin() + long(at), '\n'));
+    write_file(dir.path / "unknown.yaml", text);
+    const Run r = run("train --config " + q(dir.path / "unknown.yaml") + " --data-dir " + q(dir.path));
+    INFO(r.err);
+    CHECK(r.status == 1);
+    CHECK(r.out.empty());
+    CHECK(lines_of(r.err).size() == 1);
+    CHECK_THAT(r.err, Contains("unknown.yaml:" + line + ":") && Contains("model.dimm"));
+  }
+  SECTION("a wrong type") {
+    std::string text = good;
+    const size_t at = text.find("  epochs: 6");
+    text.replace(at, 11, "  epochs: many");
+    const std::string line = std::to_string(1 + std::count(text.begin(), text.begin() + long(at), '\n'));
+    write_file(dir.path / "wrongtype.yaml", text);
+    const Run r = run("train --config " + q(dir.path / "wrongtype.yaml") + " --data-dir " + q(dir.path));
+    INFO(r.err);
+    CHECK(r.status == 1);
+    CHECK(r.out.empty());
+    CHECK(lines_of(r.err).size() == 1);
+    CHECK_THAT(r.err, Contains("wrongtype.yaml:" + line + ":") && Contains("train.epochs") && Contains("many"));
+  }
+}
+
+TEST_CASE("a missing data folder is one clear line from train, eval and predict", "[cli]") {
+  TempDir dir("missing");
+  write_file(dir.path / "tiny.yaml", kTinyConfig);
+  const fs::path missing = dir.path / "no-such-dataset";
+
+  const Run tr = run("train --config " + q(dir.path / "tiny.yaml") + " --data-dir " + q(missing) + " --output " +
+                     q(dir.path / "run"));
+  INFO(tr.err);
+  CHECK(tr.status == 1);
+  CHECK(tr.out.empty());
+  CHECK(lines_of(tr.err).size() == 1);
+  CHECK_THAT(tr.err, Contains(missing.string()) && Contains("does not exist"));
+
+  const Trained& t = trained();
+  const Run ev = run("eval --checkpoint " + q(t.checkpoint) + " --data-dir " + q(missing));
+  INFO(ev.err);
+  CHECK(ev.status == 1);
+  CHECK(ev.out.empty());
+  CHECK(lines_of(ev.err).size() == 1);
+  CHECK_THAT(ev.err, Contains(missing.string()) && Contains("does not exist"));
+
+  const Run pr = run("predict --checkpoint " + q(t.checkpoint) + " " + q(missing));
+  INFO(pr.err);
+  CHECK(pr.status == 1);
+  CHECK(pr.out.empty());
+  CHECK(lines_of(pr.err).size() == 1);
+  CHECK_THAT(pr.err, Contains(missing.string()));
+}
