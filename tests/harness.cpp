@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 #include <sstream>
+#include <unistd.h>
 
 namespace vkvit::test {
 
@@ -112,6 +113,20 @@ void require_gradient_close(const std::vector<double>& analytic, const std::vect
   INFO(msg.str());
   CHECK(bad == 0);
 }
+
+TempDir::TempDir(const std::string& tag)
+    : path(std::filesystem::temp_directory_path() / ("vkvit-test-" + tag + "-" + std::to_string(::getpid()))) {
+  std::filesystem::remove_all(path);
+  std::filesystem::create_directories(path);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+std::string TempDir::file(const std::string& name) const { return (path / name).string(); }
+std::string TempDir::str() const { return path.string(); }
 
 double dot(const std::vector<double>& a, const std::vector<double>& b) {
   double s = 0;

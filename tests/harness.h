@@ -3,6 +3,7 @@
 // reports the worst element, and finite-difference gradient checks in double precision.
 #pragma once
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -51,6 +52,19 @@ std::vector<double> numeric_gradient(const std::function<double(const std::vecto
 // Fails unless analytic and numeric gradients agree: |a - n| <= atol + rtol * |n|.
 void require_gradient_close(const std::vector<double>& analytic, const std::vector<double>& numeric, double atol,
                             double rtol, const std::string& what);
+
+// A fresh folder under the system temp dir, unique per process and tag, removed with the object.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const;  // path/name
+  std::string operator/(const std::string& name) const { return file(name); }
+  std::string str() const;
+  const std::filesystem::path path;
+};
 
 // Dot product, used to turn a vector output into a scalar loss L = sum(out * w) for gradient checks.
 double dot(const std::vector<double>& a, const std::vector<double>& b);

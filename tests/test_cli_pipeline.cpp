@@ -7,6 +7,8 @@
 // on 16x16 grayscale stripes whose orientation is the class.
 #include <catch2/catch.hpp>
 
+#include "harness.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +30,7 @@
 
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
+using vkvit::test::TempDir;
 
 namespace {
 
@@ -55,22 +58,6 @@ std::vector<std::string> split_csv(const std::string& line) {
   while (std::getline(ls, cell, ',')) cells.push_back(cell);
   return cells;
 }
-
-// A scratch folder, removed with the object.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("vkvit-pipeline-" + tag + "-" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
 
 struct Run {
   int status;

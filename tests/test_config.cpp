@@ -4,6 +4,8 @@
 // run folder (config.yaml, summary.csv).
 #include <catch2/catch.hpp>
 
+#include "harness.h"
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +19,7 @@
 using namespace vkvit;
 using namespace vkvit::train;
 namespace fs = std::filesystem;
+using vkvit::test::TempDir;
 
 namespace {
 
@@ -35,20 +38,6 @@ std::string error_of(F&& f) {
 std::string parse_error(const std::string& yaml) {
   return error_of([&] { TrainConfig::parse(yaml, "cfg/x.yaml"); });
 }
-
-// A fresh folder under the temp dir, removed with the object.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("vkvit-test-" + tag + "-" + std::to_string(getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 std::string read_text(const fs::path& p) {
   std::ifstream in(p);

@@ -3,6 +3,8 @@
 // and patchify's row layout.
 #include <catch2/catch.hpp>
 
+#include "harness.h"
+
 #include <unistd.h>
 
 #include <cstring>
@@ -23,23 +25,9 @@ using namespace vkvit;
 using namespace vkvit::data;
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
+using vkvit::test::TempDir;
 
 namespace {
-
-// A fresh folder under the system temp dir, removed with the object.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("vkvit-data-" + tag + "-" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
   fs::create_directories(fs::path(path).parent_path());

@@ -31,6 +31,7 @@
 
 using namespace vkvit;
 namespace fs = std::filesystem;
+using vkvit::test::TempDir;
 
 namespace {
 
@@ -88,21 +89,6 @@ struct StripeDataset {
       }
     }
   }
-};
-
-// A scratch folder for run outputs, removed with the object.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("vkvit-train-" + tag + "-" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
 
 // The tiny run. Grayscale, no augmentation (the stripes are the whole signal), one worker so the
