@@ -124,6 +124,14 @@ void require(bool ok, const Where& w, const std::string& reason) {
   if (!ok) w.fail(reason);
 }
 
+// A number that must be >= 0 (or > 0 when `positive`), the common case of the optimizer keys.
+double read_non_negative(const YAML::Node& n, const Where& w, bool positive, const std::string& note = "") {
+  const double v = read_number(n, w);
+  if (positive) require(v > 0, w, "must be > 0" + note + ", got " + fmt(v));
+  else require(v >= 0, w, "must be >= 0" + note + ", got " + fmt(v));
+  return v;
+}
+
 // A [min, max] range of positive numbers.
 std::vector<double> read_range(const YAML::Node& n, const Where& w) {
   std::vector<double> v = read_numbers(n, w, 2);
@@ -260,54 +268,19 @@ const Field kFields[] = {
 
     {"train", "epochs", SETTER { x.c.train.epochs = int(read_int(n, w, 1, 1000000)); }},
     {"train", "batch_size", SETTER { x.c.train.batch_size = int(read_int(n, w, 1, 1 << 20)); }},
-    {"train", "lr",
-     SETTER {
-       const double v = read_number(n, w);
-       require(v > 0, w, "must be > 0, got " + fmt(v));
-       x.c.train.lr = v;
-     }},
-    {"train", "min_lr",
-     SETTER {
-       const double v = read_number(n, w);
-       require(v >= 0, w, "must be >= 0, got " + fmt(v));
-       x.c.train.min_lr = v;
-     }},
-    {"train", "warmup_epochs",
-     SETTER {
-       const double v = read_number(n, w);
-       require(v >= 0, w, "must be >= 0, got " + fmt(v));
-       x.c.train.warmup_epochs = v;
-     }},
-    {"train", "warmup_lr",
-     SETTER {
-       const double v = read_number(n, w);
-       require(v >= 0, w, "must be >= 0, got " + fmt(v));
-       x.c.train.warmup_lr = v;
-     }},
-    {"train", "weight_decay",
-     SETTER {
-       const double v = read_number(n, w);
-       require(v >= 0, w, "must be >= 0, got " + fmt(v));
-       x.c.train.weight_decay = v;
-     }},
+    {"train", "lr", SETTER { x.c.train.lr = read_non_negative(n, w, true); }},
+    {"train", "min_lr", SETTER { x.c.train.min_lr = read_non_negative(n, w, false); }},
+    {"train", "warmup_epochs", SETTER { x.c.train.warmup_epochs = read_non_negative(n, w, false); }},
+    {"train", "warmup_lr", SETTER { x.c.train.warmup_lr = read_non_negative(n, w, false); }},
+    {"train", "weight_decay", SETTER { x.c.train.weight_decay = read_non_negative(n, w, false); }},
     {"train", "betas",
      SETTER {
        std::vector<double> v = read_numbers(n, w, 2);
        for (double b : v) require(b >= 0 && b < 1, w, "each beta must be in [0, 1), got " + fmt(b));
        x.c.train.betas = v;
      }},
-    {"train", "eps",
-     SETTER {
-       const double v = read_number(n, w);
-       require(v > 0, w, "must be > 0, got " + fmt(v));
-       x.c.train.eps = v;
-     }},
-    {"train", "clip_grad",
-     SETTER {
-       const double v = read_number(n, w);
-       require(v >= 0, w, "must be >= 0 (0 = off), got " + fmt(v));
-       x.c.train.clip_grad = v;
-     }},
+    {"train", "eps", SETTER { x.c.train.eps = read_non_negative(n, w, true); }},
+    {"train", "clip_grad", SETTER { x.c.train.clip_grad = read_non_negative(n, w, false, " (0 = off)"); }},
     {"train", "label_smoothing",
      SETTER {
        const double v = read_number(n, w);
