@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include "harness.h"
+#include "stripes.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -79,50 +80,8 @@ Run run(const std::string& args) {
 
 std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
 
-const std::vector<std::string> kClasses = {"diag_down", "diag_up", "horizontal", "vertical"};
+const std::string kTinyConfig = vkvit::test::tiny_stripes_config_yaml(6);
 
-// Stripes of period 4 in orientation k, random phase and contrast, pixel noise.
-cv::Mat stripes(int k, cv::RNG& rng) {
-  const int side = 16, phase = rng.uniform(0, 4);
-  const double lo = rng.uniform(20.0, 80.0), hi = rng.uniform(170.0, 235.0);
-  cv::Mat m(side, side, CV_8UC1);
-  for (int y = 0; y < side; ++y)
-    for (int x = 0; x < side; ++x) {
-      const int t = k == 0 ? x + y : k == 1 ? x - y + side : k == 2 ? y : x;
-      m.at<uint8_t>(y, x) = cv::saturate_cast<uint8_t>((((t + phase) / 2) % 2 ? hi : lo) + rng.gaussian(18.0));
-    }
-  return m;
-}
-
-const char* kTinyConfig =
-    "model:\n"
-    "  image_size: 16\n"
-    "  patch_size: 4\n"
-    "  in_chans: 1\n"
-    "  dim: 32\n"
-    "  depth: 1\n"
-    "  heads: 2\n"
-    "  mlp_dim: 64\n"
-    "  num_classes: 4\n"
-    "data:\n"
-    "  workers: 1\n"
-    "  mean: [0.5]\n"
-    "  std: [0.25]\n"
-    "  crop_pct: 1.0\n"
-    "  interpolation: bilinear\n"
-    "  random_resized_crop: false\n"
-    "  hflip: 0\n"
-    "train:\n"
-    "  epochs: 6\n"
-    "  batch_size: 16\n"
-    "  lr: 3.0e-3\n"
-    "  min_lr: 1.0e-4\n"
-    "  warmup_epochs: 0.5\n"
-    "  warmup_lr: 1.0e-4\n"
-    "  label_smoothing: 0.0\n"
-    "  seed: 7\n";
-
-// The dataset, its config and a checkpoint trained once per process with `vkvit train`.
 struct Trained {
   TempDir dir{"trained"};
   fs::path data, config, checkpoint;
@@ -130,14 +89,7 @@ struct Trained {
 
   Trained() {
     data = dir.path / "data";
-    cv::RNG rng(99);
-    for (const auto& [split, n] : {std::pair<std::string, int>{"train", 32}, {"val", 8}})
-      for (int k = 0; k < 4; ++k) {
-        const fs::path cls = data / split / kClasses[k];
-        fs::create_directories(cls);
-        for (int i = 0; i < n; ++i)
-          REQUIRE(cv::imwrite((cls / (std::to_string(i) + ".png")).string(), stripes(k, rng)));
-      }
+    vkvit::test::write_stripe_dataset(data, 32, 8, 99, 0);
     config = dir.path / "tiny.yaml";
     write_file(config, kTinyConfig);
     const Run r = run("train --config " + q(config) + " --data-dir " + q(data) + " --output " + q(dir.path / "run") + " -q");
@@ -245,7 +197,7 @@ TEST_CASE("vkvit eval prints timm fields that match a hand computation from pred
   // predict prints 6 significant digits; eval rounds the loss to 5 decimals.
   CHECK(j["loss"].get<double>() == Approx(loss).margin(2e-5));
   REQUIRE(j["per_class_top1"].size() == 4);
-  for (const auto& name : kClasses) {
+  for (const auto& name : vkvit::test::stripe_classes()) {
     INFO("class " << name);
     REQUIRE(j["per_class_top1"].contains(name));
     CHECK(j["per_class_top1"][name].get<double>() ==
@@ -349,7 +301,7 @@ TEST_CASE("vkvit predict JSON output and --results-file chosen by extension", "[
       const int index = e["index"].get<int>();
       REQUIRE(index >= 0);
       REQUIRE(index < 4);
-      CHECK(e["label"].get<std::string>() == kClasses[size_t(index)]);
+      CHECK(e["label"].get<std::string>() == vkvit::test::stripe_classes()[size_t(index)]);
       CHECK(e["label"].get<std::string>() == rows[i].topk[r].first);
       CHECK(e["score"].get<double>() == Approx(rows[i].topk[r].second).epsilon(1e-5).margin(1e-6));
     }

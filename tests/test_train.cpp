@@ -23,6 +23,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "harness.h"
+#include "stripes.h"
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
@@ -35,94 +36,14 @@ using vkvit::test::TempDir;
 
 namespace {
 
-// root/{train,val}/<orientation>/<i>.png; removed with the object.
+// root/{train,val}/<orientation>/<iii>.png; removed with the object.
 struct StripeDataset {
-  static constexpr int kSide = 16;
+  TempDir dir;
   fs::path root;
-
-  StripeDataset(const std::string& tag, int train_per_class, int val_per_class) {
-    root = fs::temp_directory_path() / ("vkvit-train-" + tag + "-" + std::to_string(::getpid()));
-    fs::remove_all(root);
-    cv::RNG rng(1234);
-    write_split("train", train_per_class, rng);
-    write_split("val", val_per_class, rng);
-  }
-  ~StripeDataset() {
-    std::error_code ec;
-    fs::remove_all(root, ec);
-  }
-  StripeDataset(const StripeDataset&) = delete;
-  StripeDataset& operator=(const StripeDataset&) = delete;
-
-  // Sorted names, so the label order of ImageFolder is this order.
-  static std::vector<std::string> classes() { return {"diag_down", "diag_up", "horizontal", "vertical"}; }
-
-  // One image of class k: stripes of period 4 (2 bright, 2 dark rows/columns/diagonals).
-  static cv::Mat stripes(int k, cv::RNG& rng) {
-    const int phase = rng.uniform(0, 4);
-    const double lo = rng.uniform(20.0, 80.0), hi = rng.uniform(170.0, 235.0);
-    cv::Mat m(kSide, kSide, CV_8UC1);
-    for (int y = 0; y < kSide; ++y)
-      for (int x = 0; x < kSide; ++x) {
-        int t = 0;
-        switch (k) {
-          case 0: t = x + y; break;                  // diag_down: constant along x = -y
-          case 1: t = x - y + kSide; break;          // diag_up
-          case 2: t = y; break;                      // horizontal
-          default: t = x; break;                     // vertical
-        }
-        const double v = ((t + phase) / 2) % 2 ? hi : lo;
-        m.at<uint8_t>(y, x) = cv::saturate_cast<uint8_t>(v + rng.gaussian(18.0));
-      }
-    return m;
-  }
-
-  void write_split(const std::string& split, int per_class, cv::RNG& rng) const {
-    const auto names = classes();
-    for (int k = 0; k < static_cast<int>(names.size()); ++k) {
-      const fs::path dir = root / split / names[k];
-      fs::create_directories(dir);
-      for (int i = 0; i < per_class; ++i) {
-        char name[32];
-        std::snprintf(name, sizeof name, "%03d.png", i);
-        REQUIRE(cv::imwrite((dir / name).string(), stripes(k, rng)));
-      }
-    }
+  StripeDataset(const std::string& tag, int train_per_class, int val_per_class) : dir("train-" + tag), root(dir.path) {
+    test::write_stripe_dataset(root, train_per_class, val_per_class, 1234, 3);
   }
 };
-
-// The tiny run. Grayscale, no augmentation (the stripes are the whole signal), one worker so the
-// two cores are left to lavapipe.
-std::string tiny_config_yaml(const std::string& data_dir) {
-  return "model:\n"
-         "  image_size: 16\n"
-         "  patch_size: 4\n"
-         "  in_chans: 1\n"
-         "  dim: 32\n"
-         "  depth: 1\n"
-         "  heads: 2\n"
-         "  mlp_dim: 64\n"
-         "  num_classes: 4\n"
-         "data:\n"
-         "  dir: " + data_dir + "\n"
-         "  workers: 1\n"
-         "  mean: [0.5]\n"
-         "  std: [0.25]\n"
-         "  crop_pct: 1.0\n"
-         "  interpolation: bilinear\n"
-         "  random_resized_crop: false\n"
-         "  hflip: 0\n"
-         "train:\n"
-         "  epochs: 10\n"
-         "  batch_size: 16\n"
-         "  lr: 3.0e-3\n"
-         "  min_lr: 1.0e-4\n"
-         "  warmup_epochs: 0.5\n"
-         "  warmup_lr: 1.0e-4\n"
-         "  weight_decay: 0.05\n"
-         "  label_smoothing: 0.0\n"
-         "  seed: 7\n";
-}
 
 struct SummaryCsv {
   std::string header;
@@ -177,7 +98,7 @@ TEST_CASE("a tiny ViT learns stripe orientation: loss falls, val top1 far above 
   StripeDataset data("learn", 32, 16);  // 128 train (8 steps per epoch), 64 val
   const int kEpochs = 25;             // 200 steps
   TempDir out("learn-run");
-  train::TrainConfig cfg = train::TrainConfig::parse(tiny_config_yaml(data.root.string()), "tiny_stripes.yaml");
+  train::TrainConfig cfg = train::TrainConfig::parse(test::tiny_stripes_config_yaml(10, data.root.string()), "tiny_stripes.yaml");
   cfg.train.epochs = kEpochs;
   train::TrainOptions opts;
   opts.output = out / "run";
@@ -221,7 +142,7 @@ TEST_CASE("a tiny ViT learns stripe orientation: loss falls, val top1 far above 
   const train::CheckpointMeta last = train::read_checkpoint_meta(out / "run/last.safetensors");
   CHECK(last.epoch == uint64_t(kEpochs));
   CHECK(last.step == uint64_t(kEpochs) * 8);
-  CHECK(last.classes == StripeDataset::classes());
+  CHECK(last.classes == test::stripe_classes());
   CHECK(last.config == cfg);
   const train::CheckpointMeta best = train::read_checkpoint_meta(out / "run/best.safetensors");
   CHECK(best.best_top1 == Approx(r.best_top1));
@@ -238,7 +159,7 @@ TEST_CASE("a tiny ViT learns stripe orientation: loss falls, val top1 far above 
 TEST_CASE("resume continues at the saved epoch and step and retraces an uninterrupted run", "[train]") {
   StripeDataset data("resume", 16, 8);  // 64 train (4 steps per epoch), 32 val
   TempDir out("resume-run");
-  train::TrainConfig cfg = train::TrainConfig::parse(tiny_config_yaml(data.root.string()), "tiny_stripes.yaml");
+  train::TrainConfig cfg = train::TrainConfig::parse(test::tiny_stripes_config_yaml(10, data.root.string()), "tiny_stripes.yaml");
   cfg.train.min_lr = cfg.train.lr;
   const uint64_t steps_per_epoch = 4;
 
