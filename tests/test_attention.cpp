@@ -109,3 +109,63 @@ TEST_CASE("attention on the GPU matches the reference on a tiny odd shape", "[at
   // B = 3, N = 13, H = 2, d = 5: rows shorter than a workgroup, an odd image count.
   check_attention_gpu(3, 13, 2, 5, 800);
 }
+
+namespace {
+
+// The fused path against the double reference: out, the saved log-sum-exp and dqkv (which the
+// fused backward overwrites, so it starts as junk).
+void check_fused_attention_gpu(uint32_t B, uint32_t N, uint32_t H, uint32_t d, uint32_t seed) {
+  const uint32_t D = H * d;
+  REQUIRE(ops::attention_fused_supported(D, H));
+  const size_t n_qkv = size_t(B) * N * 3 * D, n_out = size_t(B) * N * D, n_rows = size_t(B) * H * N;
+  auto qkv = random_floats(n_qkv, seed, -1.5f, 1.5f);
+  auto dout = random_floats(n_out, seed + 1);
+  auto junk_qkv = random_floats(n_qkv, seed + 2, -100, 100);
+  auto junk_rows = random_floats(n_rows, seed + 3, -100, 100);
+
+  DeviceTensor d_qkv(qkv), d_out(n_out), d_lse(junk_rows), d_dout(dout), d_dqkv(junk_qkv), d_delta(junk_rows);
+  vk::Recorder rec(ctx());
+  ops::attention_fused_forward(rec, d_out.view(), d_lse.view(), d_qkv.view(), B, N, D, H);
+  ops::attention_fused_backward(rec, d_dqkv.view(), d_delta.view(), d_lse.view(), d_qkv.view(), d_out.view(),
+                                d_dout.view(), B, N, D, H);
+  rec.submit_and_wait();
+
+  auto qkvd = to_double(qkv), doutd = to_double(dout);
+  std::vector<double> ref_out(n_out), ref_probs(size_t(B) * H * N * N), ref_lse(n_rows);
+  ops::ref::attention_forward(ref_out.data(), ref_probs.data(), qkvd.data(), B, N, D, H);
+  ops::ref::attention_lse(ref_lse.data(), qkvd.data(), B, N, D, H);
+  std::vector<double> ref_dqkv(n_qkv, 0.0);
+  ops::ref::attention_backward(ref_dqkv.data(), ref_probs.data(), qkvd.data(), doutd.data(), B, N, D, H);
+
+  // Same error budget as the unfused path (check_attention_gpu): the kernels sum the same terms in
+  // a different order. The log-sum-exp is a log of a sum of N positive terms: a few ulp of its
+  // magnitude (|lse| <= ~log N + 2.25 * d / sqrt(d)).
+  require_close(d_out.read(), ref_out, 2e-6, 1e-5, "fused attention out");
+  require_close(d_lse.read(), ref_lse, 2e-6, 1e-5, "fused attention lse");
+  require_close(d_dqkv.read(), ref_dqkv, 2e-6, 1e-5, "fused attention dqkv");
+}
+
+}  // namespace
+
+TEST_CASE("fused attention matches the reference at the Fashion-MNIST shape", "[attention][gpu]") {
+  // N = 17 (16 patches + cls), d = 16, H = 4: heads share workgroups, the last row chunk of each
+  // head has one row, the last key chunk one key.
+  check_fused_attention_gpu(5, 17, 4, 16, 900);
+}
+
+TEST_CASE("fused attention matches the reference with one token and with a whole chunk", "[attention][gpu]") {
+  check_fused_attention_gpu(3, 1, 2, 16, 910);  // softmax over a single key: out = v
+  check_fused_attention_gpu(2, 8, 1, 32, 920);  // exactly one 8-row chunk
+  check_fused_attention_gpu(1, 9, 3, 32, 930);  // one full chunk and a single-row chunk
+}
+
+TEST_CASE("fused attention matches the reference for a ViT-Ti block", "[attention][gpu]") {
+  check_fused_attention_gpu(2, 197, 3, 64, 940);
+}
+
+TEST_CASE("fused attention rejects head widths it has no kernel for", "[attention]") {
+  CHECK_FALSE(ops::attention_fused_supported(21, 3));  // d = 7
+  CHECK_FALSE(ops::attention_fused_supported(64, 3));  // not divisible
+  CHECK(ops::attention_fused_supported(64, 4));
+  CHECK(ops::attention_fused_supported(768, 12));
+}

@@ -290,6 +290,21 @@ TEST_CASE("vit on the GPU matches the reference with odd widths", "[vit][gpu]") 
   }
 }
 
+TEST_CASE("vit with fused attention on the GPU matches the reference", "[vit][gpu]") {
+  // Width 32 in 2 heads of 16 (the fused kernels' smallest head width), 17 tokens as in the
+  // Fashion-MNIST model; the fused path is chosen with VKVIT_ATTENTION=fused. Same error budget.
+  VitConfig c = tiny_config("cls");
+  c.image_size = 16, c.patch_size = 4, c.dim = 32, c.heads = 2, c.mlp_dim = 40;
+  ::setenv("VKVIT_ATTENTION", "fused", 1);
+  try {
+    check_vit_gpu(c, 3, 3, 1200, 5e-6, 5e-6, 1e-5);
+  } catch (...) {
+    ::unsetenv("VKVIT_ATTENTION");
+    throw;
+  }
+  ::unsetenv("VKVIT_ATTENTION");
+}
+
 TEST_CASE("vit init on the GPU is timm init and survives a round trip", "[vit][gpu]") {
   const VitConfig cfg = tiny_config("cls");
   model::Vit vit(ctx(), cfg, 2);

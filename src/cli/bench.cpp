@@ -3,6 +3,8 @@
 //           Y = X W^T and both backward products) and at the Fashion-MNIST tiny model's shapes
 //           (fm.*: its linear layers and batched attention products), against the naive kernel
 //           in the same run.
+//   attention  fused vs unfused multi-head attention (ops/attention.h), forward and forward +
+//           backward, at the Fashion-MNIST, ViT-Ti and ViT-S shapes, timed in the same run.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +16,7 @@
 #include <sys/resource.h>
 
 #include "cli/commands.h"
+#include "ops/attention.h"
 #include "ops/matmul.h"
 #include "vk/error.h"
 #include "vk/memory.h"
@@ -211,6 +214,91 @@ void run_matmul_bench(const GlobalOptions& global, const MatmulBenchOptions& o) 
   }
 }
 
+struct AttentionBenchOptions {
+  int repeat = 5;
+  std::vector<std::string> only;  // shape names; empty = all
+};
+
+struct AttentionShape {
+  const char* name;
+  uint32_t B, N, D, H;
+};
+
+// Median device time (ms) of `repeat` recordings of `record` after a warm-up; see time_matmul.
+template <class Record>
+double time_recording(vk::Context& ctx, int repeat, Record&& record) {
+  const bool gpu_clock = ctx.profiling() && ctx.info().timestamps;
+  std::vector<double> ms;
+  vk::Recorder rec(ctx);
+  for (int r = -1; r < repeat; ++r) {
+    ctx.profiler().clear();
+    const auto t0 = std::chrono::steady_clock::now();
+    record(rec);
+    rec.submit_and_wait();
+    const auto t1 = std::chrono::steady_clock::now();
+    if (r >= 0)
+      ms.push_back(gpu_clock ? ctx.profiler().total_ns() * 1e-6 : std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  ctx.profiler().clear();
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+void run_attention_bench(const GlobalOptions& global, const AttentionBenchOptions& o) {
+  vk::ContextOptions copts = global.context_options();
+  copts.profile = true;
+  vk::Context ctx(copts);
+  const vk::DeviceInfo& info = ctx.info();
+  std::printf("# vkvit bench attention\n# device: %s (%s %s)\n", info.name.c_str(), info.driver_name.c_str(),
+              info.driver_version.c_str());
+  std::printf("# time = median of %d runs after 1 warm-up (%s); f+b = forward + backward\n", o.repeat,
+              info.timestamps ? "GPU timestamps" : "wall clock");
+  std::printf("%-8s %4s %4s %4s %3s %12s %12s %12s %12s %9s %9s\n", "shape", "B", "N", "D", "H", "unfused_fwd",
+              "fused_fwd", "unfused_f+b", "fused_f+b", "fwd_x", "f+b_x");
+  const AttentionShape shapes[] = {{"fmnist", 128, 17, 64, 4}, {"vit_ti", 8, 197, 192, 3}, {"vit_s", 8, 197, 384, 6}};
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (const AttentionShape& s : shapes) {
+    if (!o.only.empty() && std::find(o.only.begin(), o.only.end(), s.name) == o.only.end()) continue;
+    if (!ops::attention_fused_supported(s.D, s.H)) continue;
+    const uint64_t qkv_n = uint64_t(s.B) * s.N * 3 * s.D, out_n = uint64_t(s.B) * s.N * s.D;
+    const uint64_t probs_n = uint64_t(s.B) * s.H * s.N * s.N, rows_n = uint64_t(s.B) * s.H * s.N;
+    auto buffer = [&](uint64_t floats, const char* name) {
+      auto b = std::make_unique<vk::Buffer>(ctx, floats * 4, vk::MemoryKind::device, name);
+      std::vector<float> data(floats);
+      for (float& v : data) v = dist(rng);
+      ctx.upload(b->view(), data.data(), floats * 4);
+      return b;
+    };
+    const auto qkv = buffer(qkv_n, "bench qkv"), out = buffer(out_n, "bench out"), dout = buffer(out_n, "bench dout");
+    const auto dqkv = buffer(qkv_n, "bench dqkv"), probs = buffer(probs_n, "bench probs");
+    const auto scratch = buffer(probs_n, "bench dP"), lse = buffer(rows_n, "bench lse"), delta = buffer(rows_n, "bench delta");
+    auto unfused_fwd = [&](vk::Recorder& rec) {
+      ops::attention_forward(rec, out->view(), probs->view(), qkv->view(), s.B, s.N, s.D, s.H);
+    };
+    auto fused_fwd = [&](vk::Recorder& rec) {
+      ops::attention_fused_forward(rec, out->view(), lse->view(), qkv->view(), s.B, s.N, s.D, s.H);
+    };
+    auto unfused_both = [&](vk::Recorder& rec) {
+      unfused_fwd(rec);
+      rec.fill(dqkv->view(), 0.0f);  // the model zeroes dqkv before the unfused backward too
+      ops::attention_backward(rec, dqkv->view(), scratch->view(), probs->view(), qkv->view(), dout->view(), s.B, s.N, s.D,
+                              s.H);
+    };
+    auto fused_both = [&](vk::Recorder& rec) {
+      fused_fwd(rec);
+      ops::attention_fused_backward(rec, dqkv->view(), delta->view(), lse->view(), qkv->view(), out->view(), dout->view(),
+                                    s.B, s.N, s.D, s.H);
+    };
+    const double uf = time_recording(ctx, o.repeat, unfused_fwd), ff = time_recording(ctx, o.repeat, fused_fwd);
+    const double ub = time_recording(ctx, o.repeat, unfused_both), fb = time_recording(ctx, o.repeat, fused_both);
+    std::printf("%-8s %4u %4u %4u %3u %9.2f ms %9.2f ms %9.2f ms %9.2f ms %8.2fx %8.2fx\n", s.name, s.B, s.N, s.D, s.H,
+                uf, ff, ub, fb, uf / ff, ub / fb);
+    std::fflush(stdout);
+  }
+  std::printf("# fwd_x, f+b_x: unfused time / fused time (> 1: fused is faster)\n");
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app, GlobalOptions& global) {
@@ -229,6 +317,12 @@ void add_bench_command(CLI::App& app, GlobalOptions& global) {
   mm->add_option("--tokens", opts->tokens, "Token rows of the ViT shapes (batch * tokens)")->check(CLI::PositiveNumber);
   mm->add_option("--only", opts->only, "Shapes to run by name (square, qkv.fwd, fc2.dW, fm.qkv.fwd, fm.attn.qk, ...)")->delimiter(',');
   mm->callback([&global, opts] { run_matmul_bench(global, *opts); });
+
+  auto aopts = std::make_shared<AttentionBenchOptions>();
+  auto* at = cmd->add_subcommand("attention", "Fused vs unfused attention, forward and forward+backward");
+  at->add_option("--repeat", aopts->repeat, "Timed runs per shape (median reported)")->check(CLI::PositiveNumber);
+  at->add_option("--only", aopts->only, "Shapes to run by name (fmnist, vit_ti, vit_s)")->delimiter(',');
+  at->callback([&global, aopts] { run_attention_bench(global, *aopts); });
 }
 
 }  // namespace vkvit::cli

@@ -1,8 +1,14 @@
 // Token mixers of the ViT block and the activation allocator they share with the model.
 // AttentionMixer is timm's Attention: qkv Linear(D, 3D), multi-head attention, proj Linear(D, D).
+// Attention runs the unfused path (matmul + softmax) unless VKVIT_ATTENTION=fused asks for the
+// fused kernels (head widths 16, 32, 64): on lavapipe they are 0.5-0.9x as fast as the unfused
+// path (`vkvit bench attention`, BENCHMARKS.md) and they have not been measured on a real GPU
+// yet; their gain so far is memory (B*H*N floats saved per layer instead of B*H*N*N).
 #include "model/token_mixer.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "ops/attention.h"
 #include "ops/launch.h"
@@ -56,7 +62,8 @@ namespace {
 class AttentionMixer : public TokenMixer {
  public:
   AttentionMixer(vk::Context& ctx, const MixerSetup& s)
-      : prefix_(s.prefix), B_(s.max_batch), T_(s.cfg.tokens()), D_(s.cfg.dim), H_(s.cfg.heads) {
+      : prefix_(s.prefix), B_(s.max_batch), T_(s.cfg.tokens()), D_(s.cfg.dim), H_(s.cfg.heads),
+        fused_(use_fused_attention(D_, H_)) {
     const std::string a = s.prefix + "attn.";
     w_qkv_ = param_view(s.params, s.layout, a + "qkv.weight");
     b_qkv_ = param_view(s.params, s.layout, a + "qkv.bias");
@@ -75,20 +82,23 @@ class AttentionMixer : public TokenMixer {
   }
 
   void allocate(ActivationAlloc& alloc) override {
-    const uint64_t BT = uint64_t(B_) * T_, heads = uint64_t(B_) * H_ * T_ * T_;
+    const uint64_t BT = uint64_t(B_) * T_;
+    // Saved per head: the probabilities (unfused) or only the row log-sum-exp (fused).
+    const uint64_t saved = fused_ ? uint64_t(B_) * H_ * T_ : uint64_t(B_) * H_ * T_ * T_;
     const std::string a = prefix_ + "attn.";
     qkv_ = alloc.tensor(BT * 3 * D_, a + "qkv (B, N, 3D)");
-    probs_ = alloc.tensor(heads, a + "probs (B, H, N, N)");
+    saved_ = alloc.tensor(saved, a + (fused_ ? "lse (B, H, N)" : "probs (B, H, N, N)"));
     out_ = alloc.tensor(BT * D_, a + "out (B, N, D)");
     dqkv_ = alloc.scratch("attn.dqkv (B, N, 3D)", BT * 3 * D_);
-    dprobs_ = alloc.scratch("attn.dP (B, H, N, N)", heads);
+    scratch_ = fused_ ? alloc.scratch("attn.delta (B, H, N)", saved) : alloc.scratch("attn.dP (B, H, N, N)", saved);
     dout_ = alloc.scratch("attn.dout (B, N, D)", BT * D_);
   }
 
   void forward(vk::Recorder& rec, const vk::View& out, const vk::View& in, uint32_t batch) override {
     const uint32_t M = batch * T_;
     ops::linear_forward(rec, qkv_, in, w_qkv_, b_qkv_, M, 3 * D_, D_);
-    ops::attention_forward(rec, out_, probs_, qkv_, batch, T_, D_, H_);
+    if (fused_) ops::attention_fused_forward(rec, out_, saved_, qkv_, batch, T_, D_, H_);
+    else ops::attention_forward(rec, out_, saved_, qkv_, batch, T_, D_, H_);
     ops::linear_forward(rec, out, out_, w_proj_, b_proj_, M, D_, D_);
   }
 
@@ -96,21 +106,35 @@ class AttentionMixer : public TokenMixer {
                 uint32_t batch) override {
     const uint32_t M = batch * T_;
     linear_backward_overwrite(rec, dout_, dw_proj_, db_proj_, dout, out_, w_proj_, M, D_, D_);
-    rec.fill(dqkv_.slice(0, uint64_t(M) * 3 * D_), 0.0f);  // attention_backward accumulates
-    ops::attention_backward(rec, dqkv_, dprobs_, probs_, qkv_, dout_, batch, T_, D_, H_);
+    if (fused_) {
+      ops::attention_fused_backward(rec, dqkv_, scratch_, saved_, qkv_, out_, dout_, batch, T_, D_, H_);
+    } else {
+      rec.fill(dqkv_.slice(0, uint64_t(M) * 3 * D_), 0.0f);  // the unfused backward accumulates
+      ops::attention_backward(rec, dqkv_, scratch_, saved_, qkv_, dout_, batch, T_, D_, H_);
+    }
     ops::linear_backward(rec, din, dw_qkv_, db_qkv_, dqkv_, in, w_qkv_, M, 3 * D_, D_);
   }
 
  private:
+  static bool use_fused_attention(uint32_t D, uint32_t H) {
+    const char* env = std::getenv("VKVIT_ATTENTION");
+    if (!env || std::strcmp(env, "fused") != 0) return false;
+    if (!ops::attention_fused_supported(D, H))
+      throw Error("VKVIT_ATTENTION=fused: no fused attention kernel for head width " + std::to_string(D / H) +
+                  " (there are kernels for 16, 32 and 64); unset VKVIT_ATTENTION");
+    return true;
+  }
+
   std::string prefix_;
   uint32_t B_, T_, D_, H_;
+  bool fused_;
   vk::View w_qkv_, b_qkv_, w_proj_, b_proj_;      // (3D, D) (3D) (D, D) (D)
   vk::View dw_qkv_, db_qkv_, dw_proj_, db_proj_;  // same shapes
   vk::View qkv_;     // (B, N, 3D) saved
-  vk::View probs_;   // (B, H, N, N) saved
+  vk::View saved_;   // fused: lse (B, H, N); unfused: probs (B, H, N, N)
   vk::View out_;     // (B, N, D) heads concatenated, saved (proj's input)
   vk::View dqkv_;    // (B, N, 3D) scratch
-  vk::View dprobs_;  // (B, H, N, N) scratch
+  vk::View scratch_; // fused: delta (B, H, N); unfused: dP (B, H, N, N)
   vk::View dout_;    // (B, N, D) scratch: gradient of out_
 };
 

@@ -1,7 +1,9 @@
-// Launchers for unfused multi-head attention: ops::matmul for the four products, ops::softmax for
-// the probabilities and their backward. See ops/attention.h for the math and the layout.
+// Launchers for multi-head attention. Unfused: ops::matmul for the four products, ops::softmax for
+// the probabilities and their backward. Fused: shaders/attention_fused_{fwd,dq,dkv}_d<d>.comp.
+// See ops/attention.h for the math and the layout.
 #include "ops/attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -164,6 +166,107 @@ void attention_backward(vk::Recorder& rec, const vk::View& dqkv, const vk::View&
     MatmulShape dk_shape = dq_shape;
     dk_shape.trans_a = true;
     matmul(rec, dk, scratch_c, q, dk_shape);
+  });
+}
+
+namespace {
+
+struct FusedPush {
+  uint32_t heads;
+  uint32_t N;
+  uint32_t H;
+  uint32_t D;
+  float scale;
+};
+static_assert(sizeof(FusedPush) == 20);
+
+// Heads per workgroup: about 64 query rows, so that few-token heads (17 rows) share the
+// workgroup's fixed cost on lavapipe while long sequences keep one head per workgroup.
+uint32_t fused_heads_per_group(uint32_t N) { return std::max(1u, 64u / N); }
+
+const vk::Kernel& fused_kernel(vk::Context& ctx, const char* kind, uint32_t d, uint32_t bindings, uint32_t N) {
+  const std::string name = std::string("attention_fused_") + kind + "_d" + std::to_string(d);
+  return ctx.pipelines().get(name, bindings, sizeof(FusedPush), {8u, fused_heads_per_group(N)});
+}
+
+void check_vec4_aligned(const char* op, std::initializer_list<vk::View> views) {
+  for (const vk::View& v : views)
+    if (v.offset % 16 != 0)
+      throw Error(std::string("internal: ") + op + ": a view starts at byte " + std::to_string(v.offset) +
+                  ", not 16-byte aligned as the fused kernels' vec4 loads need");
+}
+
+// Calls fn(first_image, images, push) over chunks of images whose qkv, out and (B, H, N) slices
+// each fit one binding and start aligned.
+template <class Fn>
+void for_each_fused_chunk(const vk::Context& ctx, const char* op, const Sizes& s, Fn&& fn) {
+  const uint64_t N = s.N;
+  const uint64_t per_chunk = items_per_chunk(ctx, {N * 3 * s.D, N * s.D, uint64_t(s.H) * N});
+  if (per_chunk == 0)
+    throw Error(std::string(op) + ": one image's attention (N=" + std::to_string(s.N) + ", D=" + std::to_string(s.D) +
+                ") does not fit one storage binding (" + vk::format_bytes(ctx.info().max_storage_buffer_range) +
+                ") on " + ctx.info().name);
+  for (uint64_t first = 0; first < s.B; first += per_chunk) {
+    const uint64_t images = std::min<uint64_t>(per_chunk, s.B - first);
+    fn(first, images, FusedPush{static_cast<uint32_t>(images * s.H), s.N, s.H, s.D, s.scale});
+  }
+}
+
+}  // namespace
+
+bool attention_fused_supported(uint32_t D, uint32_t H) {
+  if (H == 0 || D % H != 0) return false;
+  const uint32_t d = D / H;
+  return d == 16 || d == 32 || d == 64;
+}
+
+void attention_fused_forward(vk::Recorder& rec, const vk::View& out, const vk::View& lse, const vk::View& qkv,
+                             uint32_t B, uint32_t N, uint32_t D, uint32_t H) {
+  if (B == 0 || N == 0 || D == 0) return;
+  vk::Context& ctx = rec.context();
+  const Sizes s = check_sizes("attention_fused_forward", B, N, D, H);
+  if (!attention_fused_supported(D, H))
+    throw Error("internal: attention_fused_forward: no fused kernel for head width " + std::to_string(s.d));
+  check_view("attention_fused_forward", "out", out, uint64_t(B) * N * D);
+  check_view("attention_fused_forward", "lse", lse, uint64_t(B) * H * N);
+  check_view("attention_fused_forward", "qkv", qkv, uint64_t(B) * N * 3 * D);
+  check_vec4_aligned("attention_fused_forward", {out, qkv});
+  const vk::Kernel& k = fused_kernel(ctx, "fwd", s.d, 3, N);
+  for_each_fused_chunk(ctx, "attention_fused_forward", s, [&](uint64_t first, uint64_t images, const FusedPush& push) {
+    const uint64_t row = uint64_t(N) * 3 * D, tokens = uint64_t(N) * D, heads = uint64_t(H) * N;
+    rec.dispatch(k, {out.slice(first * tokens, images * tokens), lse.slice(first * heads, images * heads),
+                     qkv.slice(first * row, images * row)},
+                 push, rec.groups_1d(div_up(push.heads, fused_heads_per_group(N))), "attention_fused");
+  });
+}
+
+void attention_fused_backward(vk::Recorder& rec, const vk::View& dqkv, const vk::View& delta, const vk::View& lse,
+                              const vk::View& qkv, const vk::View& out, const vk::View& dout, uint32_t B, uint32_t N,
+                              uint32_t D, uint32_t H) {
+  if (B == 0 || N == 0 || D == 0) return;
+  vk::Context& ctx = rec.context();
+  const char* op = "attention_fused_backward";
+  const Sizes s = check_sizes(op, B, N, D, H);
+  if (!attention_fused_supported(D, H))
+    throw Error(std::string("internal: ") + op + ": no fused kernel for head width " + std::to_string(s.d));
+  check_view(op, "dqkv", dqkv, uint64_t(B) * N * 3 * D);
+  check_view(op, "delta", delta, uint64_t(B) * H * N);
+  check_view(op, "lse", lse, uint64_t(B) * H * N);
+  check_view(op, "qkv", qkv, uint64_t(B) * N * 3 * D);
+  check_view(op, "out", out, uint64_t(B) * N * D);
+  check_view(op, "dout", dout, uint64_t(B) * N * D);
+  check_vec4_aligned(op, {dqkv, qkv, out, dout});
+  const vk::Kernel& kq = fused_kernel(ctx, "dq", s.d, 6, N);
+  const vk::Kernel& kkv = fused_kernel(ctx, "dkv", s.d, 5, N);
+  for_each_fused_chunk(ctx, op, s, [&](uint64_t first, uint64_t images, const FusedPush& push) {
+    const uint64_t row = uint64_t(N) * 3 * D, tokens = uint64_t(N) * D, heads = uint64_t(H) * N;
+    const vk::View dqkv_c = dqkv.slice(first * row, images * row), qkv_c = qkv.slice(first * row, images * row);
+    const vk::View out_c = out.slice(first * tokens, images * tokens);
+    const vk::View dout_c = dout.slice(first * tokens, images * tokens);
+    const vk::View lse_c = lse.slice(first * heads, images * heads), delta_c = delta.slice(first * heads, images * heads);
+    const vk::Groups groups = rec.groups_1d(div_up(push.heads, fused_heads_per_group(N)));
+    rec.dispatch(kq, {dqkv_c, delta_c, qkv_c, out_c, dout_c, lse_c}, push, groups, "attention_fused_dq");
+    rec.dispatch(kkv, {dqkv_c, qkv_c, dout_c, lse_c, delta_c}, push, groups, "attention_fused_dkv");
   });
 }
 

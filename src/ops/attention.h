@@ -8,13 +8,16 @@
 // Backward (P saved by the forward):
 //   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dP * P)),  dQ = scale * dS K,  dK = scale * dS^T Q.
 //
-// This is the unfused path, kept as the reference path: the matmuls read Q, K, V straight out of
-// qkv and write O straight into out through leading dimensions and two-level (image, head) batch
-// strides (no copies), and softmax runs in place on the scores. Its memory cost is quadratic in N:
-// probs holds B*H*N*N floats saved for backward, and backward needs a scratch of the same
-// B*H*N*N floats for dP / dS (ViT-B/16 at N = 197, H = 12: 1.8 MiB per image each). A fused,
-// flash-style path that recomputes P in tiles and saves only the row log-sum-exp is planned; it
-// will be tested against this one.
+// Two paths compute this. The unfused one is the reference path: the matmuls read Q, K, V straight
+// out of qkv and write O straight into out through leading dimensions and two-level (image, head)
+// batch strides (no copies), and softmax runs in place on the scores. Its memory cost is quadratic
+// in N: probs holds B*H*N*N floats saved for backward, and backward needs a scratch of the same
+// B*H*N*N floats for dP / dS (ViT-B/16 at N = 197, H = 12: 1.8 MiB per image each).
+// The fused path (attention_fused_*, shaders/common/attention_fused*.glsl) runs the whole forward
+// in one kernel with an online softmax and saves only the row log-sum-exp (B*H*N floats); its
+// backward recomputes P from it in two kernels (dQ per query row, then dK and dV per key row),
+// with delta_i = dO_i . O_i in place of rowsum(dP * P). It exists for head widths
+// attention_fused_supported() accepts; the model uses it there and the unfused path elsewhere.
 //
 // K and V start D and 2D floats into each qkv row, which for widths like D = 21 is not a multiple
 // of minStorageBufferOffsetAlignment; ops::matmul takes views at any float offset (it binds the
@@ -38,8 +41,25 @@ void attention_backward(vk::Recorder& rec, const vk::View& dqkv /* (B, N, 3D) */
                         const vk::View& qkv /* (B, N, 3D) */, const vk::View& dout /* (B, N, D) */, uint32_t B,
                         uint32_t N, uint32_t D, uint32_t H);
 
+// True when the fused kernels exist for this shape: head width d = D / H in {16, 32, 64}.
+bool attention_fused_supported(uint32_t D, uint32_t H);
+
+// out = attention(qkv); lse (B, H, N) = log sum_j exp(scale q_i . k_j), saved for backward.
+// Every view must start 16-byte aligned (the kernels load vec4s).
+void attention_fused_forward(vk::Recorder& rec, const vk::View& out /* (B, N, D) */, const vk::View& lse /* (B, H, N) */,
+                             const vk::View& qkv /* (B, N, 3D) */, uint32_t B, uint32_t N, uint32_t D, uint32_t H);
+
+// dqkv = gradient of sum(out * dout) with respect to qkv (overwritten, not accumulated); out and
+// lse are the forward's; delta (B, H, N) is scratch.
+void attention_fused_backward(vk::Recorder& rec, const vk::View& dqkv /* (B, N, 3D) */,
+                              const vk::View& delta /* (B, H, N) */, const vk::View& lse /* (B, H, N) */,
+                              const vk::View& qkv /* (B, N, 3D) */, const vk::View& out /* (B, N, D) */,
+                              const vk::View& dout /* (B, N, D) */, uint32_t B, uint32_t N, uint32_t D, uint32_t H);
+
 namespace ref {
 // Same semantics on host arrays, written as plain loops (no matmul), in double precision.
+// Row log-sum-exp of the scores, what the fused forward saves: lse (B, H, N).
+void attention_lse(double* lse, const double* qkv /* (B, N, 3D) */, uint32_t B, uint32_t N, uint32_t D, uint32_t H);
 void attention_forward(double* out /* (B, N, D) */, double* probs /* (B, H, N, N) */, const double* qkv /* (B, N, 3D) */,
                        uint32_t B, uint32_t N, uint32_t D, uint32_t H);
 // dqkv += ...; needs no scratch from the caller.

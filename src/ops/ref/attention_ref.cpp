@@ -73,4 +73,23 @@ void attention_backward(double* dqkv, const double* probs, const double* qkv, co
       }
 }
 
+void attention_lse(double* lse, const double* qkv, uint32_t B, uint32_t N, uint32_t D, uint32_t H) {
+  const uint32_t d = D / H;
+  const double scale = 1.0 / std::sqrt(double(d));
+  std::vector<double> s(N);
+  for (uint64_t b = 0; b < B; ++b)
+    for (uint32_t h = 0; h < H; ++h)
+      for (uint32_t i = 0; i < N; ++i) {
+        for (uint32_t j = 0; j < N; ++j) {
+          double sc = 0;
+          for (uint32_t c = 0; c < d; ++c) sc += qkv[qkv_at(N, D, d, b, i, 0, h, c)] * qkv[qkv_at(N, D, d, b, j, 1, h, c)];
+          s[j] = scale * sc;
+        }
+        const double m = *std::max_element(s.begin(), s.end());
+        double sum = 0;
+        for (double x : s) sum += std::exp(x - m);
+        lse[(b * H + h) * N + i] = m + std::log(sum);
+      }
+}
+
 }  // namespace vkvit::ops::ref

@@ -1,0 +1,60 @@
+// Shared part of the fused attention kernels (shaders/attention_fused_{fwd,dq,dkv}_d<d>.comp;
+// the math is in src/ops/attention.h). They never hold a B*H*N*N matrix: the forward keeps an
+// online softmax per query row (Milakov & Gimelshein 2018; Dao et al. 2022, FlashAttention) and
+// saves only the row log-sum-exp; the backward recomputes each probability from it.
+//
+// Shaped for lavapipe like the matmul (common/matmul_lavapipe.glsl, DESIGN.md): one 8-lane
+// workgroup = one subgroup = one SIMD vector, no shared memory. A lane owns one row (a query row
+// in the forward and dQ kernels, a key row in the dK/dV kernel) and its vectors of HEAD_DIM floats
+// live in registers. The other side's rows are fetched 8 at a time, one row per lane, as vec4
+// loads, and subgroupBroadcast hands each fetched row to all lanes: llvmpipe turns a storage load
+// into a per-lane loop, so every lane loading the same row would cost 8 times as many loads.
+// HEAD_DIM is a compile-time #define (one .comp per head width) so every loop over it unrolls and
+// the vectors stay in registers; lavapipe does not unroll loops sized by spec constants.
+//
+// Rows are grouped per (image b, head h) = z = b * H + h. A workgroup handles HEADS_PER_GROUP
+// consecutive heads and all row chunks of each: with few tokens (17 for Fashion-MNIST) a head is
+// a few thousand FMAs, and lavapipe's fixed cost per workgroup would otherwise dominate.
+#extension GL_EXT_control_flow_attributes : require
+#extension GL_KHR_shader_subgroup_ballot : require
+
+#define LANES 8u
+#define HV (HEAD_DIM / 4u)  // vec4s per head row
+
+layout(local_size_x = 8) in;
+layout(constant_id = 0) const uint UNUSED_LANES = 8;  // the launcher's spec-constant layout
+layout(constant_id = 1) const uint HEADS_PER_GROUP = 1;
+
+// Offsets are in vec4 for the vec4 bindings, in floats for the per-row float bindings.
+layout(push_constant) uniform Push {
+  uint heads;  // B * H in this dispatch
+  uint N;      // tokens
+  uint H;      // heads per image
+  uint D;      // model width: qkv rows are 3D floats, out rows D
+  float scale; // 1 / sqrt(HEAD_DIM)
+} p;
+
+// Scores of masked keys (past N in the last chunk): exp() of them minus any real score is 0.
+const float kMasked = -1.0e30;
+
+// Vec4 offset of row `token` of q (part 0), k (1) or v (2) of head h of image b inside qkv.
+uint qkv_row(uint b, uint h, uint token, uint part) {
+  return ((b * p.N + token) * 3u * p.D + part * p.D + h * HEAD_DIM) / 4u;
+}
+// Vec4 offset of row `token` of head h of image b inside a (B, N, D) tensor (out, dout).
+uint out_row(uint b, uint h, uint token) { return ((b * p.N + token) * p.D + h * HEAD_DIM) / 4u; }
+
+// Launchers fold more than maxComputeWorkGroupCount[0] workgroups into y.
+uint group_index() { return gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x; }
+
+// The heads of this workgroup: calls the kernel's head(b, h, z) for each.
+#define FOR_EACH_HEAD(fn)                                            \
+  void main() {                                                      \
+    const uint first = group_index() * HEADS_PER_GROUP;         \
+    for (uint zz = 0; zz < HEADS_PER_GROUP; ++zz) {                  \
+      const uint z = first + zz;                                     \
+      if (z >= p.heads) return;                                      \
+      fn(z / p.H, z % p.H, z);                                       \
+    }                                                                \
+  }
+

@@ -1,0 +1,56 @@
+// Fused attention backward, part 1 of 2 (see common/attention_fused.glsl): per query row i,
+//   delta_i = dO_i . O_i                      (= sum_j P_ij dP_ij, the softmax backward's row sum)
+//   dQ_i    = scale * sum_j P_ij (dO_i . v_j - delta_i) k_j,   P_ij = exp(scale q_i . k_j - lse_i).
+// Writes the q part of dqkv (overwrite) and delta for part 2 (attention_fused_dkv).
+#include "attention_fused.glsl"
+
+layout(set = 0, binding = 0) writeonly buffer Dqkv { vec4 dqkv_[]; };  // (B, N, 3D), q part
+layout(set = 0, binding = 1) writeonly buffer Delta { float delta_[]; };  // (B, H, N)
+layout(set = 0, binding = 2) readonly buffer Qkv { vec4 qkv_[]; };       // (B, N, 3D)
+layout(set = 0, binding = 3) readonly buffer Out { vec4 out_[]; };       // (B, N, D) forward output
+layout(set = 0, binding = 4) readonly buffer Dout { vec4 dout_[]; };     // (B, N, D)
+layout(set = 0, binding = 5) readonly buffer Lse { float lse_[]; };      // (B, H, N)
+
+void head(uint b, uint h, uint z) {
+  const uint lane = gl_SubgroupInvocationID;
+  for (uint i0 = 0; i0 < p.N; i0 += LANES) {
+    const uint i = min(i0 + lane, p.N - 1u);
+    vec4 q[HV], dout[HV], dq[HV];
+    const uint qrow = qkv_row(b, h, i, 0u), orow = out_row(b, h, i);
+    float delta = 0.0;
+    [[unroll]] for (uint c = 0; c < HV; ++c) {
+      q[c] = qkv_[qrow + c] * p.scale;
+      dout[c] = dout_[orow + c];
+      delta += dot(dout[c], out_[orow + c]);
+      dq[c] = vec4(0.0);
+    }
+    const float lse = lse_[z * p.N + i];
+    for (uint j0 = 0; j0 < p.N; j0 += LANES) {
+      const uint j = min(j0 + lane, p.N - 1u);
+      vec4 k[HV], v[HV];
+      const uint krow = qkv_row(b, h, j, 1u), vrow = qkv_row(b, h, j, 2u);
+      [[unroll]] for (uint c = 0; c < HV; ++c) {
+        k[c] = qkv_[krow + c];
+        v[c] = qkv_[vrow + c];
+      }
+      [[unroll]] for (uint t = 0; t < LANES; ++t) {
+        float s = 0.0, dp = 0.0;
+        vec4 kt[HV];
+        [[unroll]] for (uint c = 0; c < HV; ++c) {
+          kt[c] = subgroupBroadcast(k[c], t);
+          s += dot(q[c], kt[c]);
+          dp += dot(dout[c], subgroupBroadcast(v[c], t));
+        }
+        const float prob = j0 + t < p.N ? exp(s - lse) : 0.0;
+        const float ds = prob * (dp - delta);
+        [[unroll]] for (uint c = 0; c < HV; ++c) dq[c] += ds * kt[c];
+      }
+    }
+    if (i0 + lane < p.N) {
+      [[unroll]] for (uint c = 0; c < HV; ++c) dqkv_[qrow + c] = dq[c] * p.scale;
+      delta_[z * p.N + i] = delta;
+    }
+  }
+}
+
+FOR_EACH_HEAD(head)
