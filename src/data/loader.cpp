@@ -112,12 +112,17 @@ void Loader::worker_loop() {
   }
 }
 
-bool Loader::next(Batch& out) {
+bool Loader::next(Batch& out, float* patches_out) {
   if (!started_) throw Error("internal: Loader::next() before start_epoch()");
   const uint64_t n = order_.size(), window = slots_.size(), per_image = floats_per_image();
   const uint32_t B = config_.batch_size;
   out.size = 0;
-  out.patches.resize(size_t(B) * per_image);
+  if (patches_out) {
+    out.patches.clear();
+  } else {
+    out.patches.resize(size_t(B) * per_image);
+    patches_out = out.patches.data();
+  }
   out.labels.clear();
   out.paths.clear();
   while (out.size < B && cursor_ < n) {
@@ -144,7 +149,7 @@ bool Loader::next(Batch& out) {
       }
     } else {
       consecutive_failures_ = 0;
-      std::copy(slot.data.begin(), slot.data.end(), out.patches.begin() + size_t(out.size) * per_image);
+      std::copy(slot.data.begin(), slot.data.end(), patches_out + size_t(out.size) * per_image);
       out.labels.push_back(sample.label);
       out.paths.push_back(sample.path);
       ++out.size;
@@ -163,7 +168,7 @@ bool Loader::next(Batch& out) {
     out.paths.clear();
     return false;
   }
-  out.patches.resize(size_t(out.size) * per_image);
+  if (!out.patches.empty()) out.patches.resize(size_t(out.size) * per_image);
   return true;
 }
 

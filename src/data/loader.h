@@ -36,7 +36,7 @@ struct LoaderConfig {
 
 struct Batch {
   uint32_t size = 0;
-  std::vector<float> patches;  // (size, Np, C*P*P)
+  std::vector<float> patches;  // (size, Np, C*P*P); empty when next() wrote them elsewhere
   std::vector<uint32_t> labels;
   std::vector<std::string> paths;
 };
@@ -55,8 +55,11 @@ class Loader {
   // Fills `out` with the next batch; false at the end of the epoch. The last partial batch is
   // dropped when train and kept otherwise. Throws vkvit::Error after more than
   // max_consecutive_failures failed files in a row.
-  bool next(Batch& out);
+  // With `patches_out` (room for batch_size * floats_per_image() floats, e.g. mapped host memory
+  // that the GPU copies from), the patches are assembled there and out.patches stays empty.
+  bool next(Batch& out, float* patches_out = nullptr);
   uint64_t skipped_this_epoch() const { return skipped_; }
+  uint32_t batch_size() const { return config_.batch_size; }
   // Batches in an epoch when no file fails (an upper bound otherwise).
   uint64_t batches_per_epoch() const;
 

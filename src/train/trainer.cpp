@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 
@@ -47,6 +48,44 @@ data::LoaderConfig loader_config(const TrainConfig& cfg, bool train) {
 
 namespace {
 
+// Host-visible buffers around one step: the loader assembles each batch straight into mapped
+// `upload` memory, and the step's own command buffer copies it to the model's input and copies
+// its results (logits, loss, gradient norm) into mapped `readback` memory. A step is then one
+// submission with no separate upload or download (each of those would be a submit and a wait).
+class StepIo {
+ public:
+  StepIo(vk::Context& ctx, const model::Vit& vit, uint32_t max_batch, uint64_t readback_floats)
+      : per_image_(vit.config().num_patches() * vit.config().patch_dim()),
+        upload_(ctx, (per_image_ + 1) * max_batch * 4, vk::MemoryKind::host_staging, "batch staging"),
+        readback_(ctx, std::max<uint64_t>(readback_floats, 1) * 4, vk::MemoryKind::host_readback, "step readback"),
+        max_batch_(max_batch) {}
+
+  float* patches() { return static_cast<float*>(upload_.mapped()); }
+  float* readback() { return static_cast<float*>(readback_.mapped()); }
+
+  // Records the copies of `batch` (patches already in patches(); labels from the batch) to the
+  // model input and, when given, the labels buffer.
+  void record_upload(vk::Recorder& rec, const data::Batch& batch, const vk::View& input, const vk::View* labels) {
+    const uint64_t patch_bytes = uint64_t(batch.size) * per_image_ * 4;
+    rec.copy(upload_.view().bytes(0, patch_bytes), input.bytes(0, patch_bytes));
+    if (labels) {
+      const uint64_t at = uint64_t(max_batch_) * per_image_ * 4;
+      std::memcpy(static_cast<char*>(upload_.mapped()) + at, batch.labels.data(), batch.size * 4);
+      rec.copy(upload_.view().bytes(at, batch.size * 4), labels->bytes(0, batch.size * 4));
+    }
+  }
+  // Records a copy of `src` into readback() at float `at`.
+  void record_readback(vk::Recorder& rec, const vk::View& src, uint64_t at) {
+    rec.copy(src, readback_.view().bytes(at * 4, src.size));
+  }
+
+ private:
+  uint64_t per_image_;
+  vk::Buffer upload_;    // (max_batch, Np, patch_dim) patches, then max_batch labels
+  vk::Buffer readback_;
+  uint32_t max_batch_;
+};
+
 // Mean cross-entropy (no smoothing) of host logits, in double.
 double cross_entropy_sum(const float* logits, const uint32_t* labels, uint32_t B, uint32_t K) {
   double total = 0;
@@ -73,17 +112,19 @@ std::string format_eval(const EvalResult& r) {
 void infer(vk::Context& ctx, model::Vit& vit, data::Loader& loader,
            const std::function<void(const data::Batch& batch, const float* logits)>& fn) {
   const uint64_t K = static_cast<uint64_t>(vit.config().num_classes);
-  std::vector<float> logits;
+  if (loader.batch_size() > vit.max_batch())
+    throw Error("internal: infer: loader batches of " + std::to_string(loader.batch_size()) +
+                " images, model sized for " + std::to_string(vit.max_batch()));
+  StepIo io(ctx, vit, loader.batch_size(), uint64_t(loader.batch_size()) * K);
   data::Batch batch;
   vk::Recorder rec(ctx);
   loader.start_epoch(0);
-  while (loader.next(batch)) {
-    ctx.upload(vit.patches_input(), batch.patches.data(), batch.patches.size() * sizeof(float));
+  while (loader.next(batch, io.patches())) {
+    io.record_upload(rec, batch, vit.patches_input(), nullptr);
     vit.forward(rec, batch.size);
+    io.record_readback(rec, vit.logits().slice(0, batch.size * K), 0);
     rec.submit_and_wait();
-    logits.resize(batch.size * K);
-    ctx.download(vit.logits(), logits.data(), logits.size() * sizeof(float));
-    fn(batch, logits.data());
+    fn(batch, io.readback());
   }
 }
 
@@ -231,6 +272,7 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
   result.run_dir = run.path();
   result.best_top1 = best_top1;
   vk::Recorder rec(ctx);
+  StepIo io(ctx, vit, B, 1 + ops::kGradNormFloats);
   data::Batch batch;
   uint64_t nonfinite_in_a_row = 0;
   for (uint64_t epoch = start_epoch; epoch < static_cast<uint64_t>(cfg.train.epochs); ++epoch) {
@@ -240,12 +282,10 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
     speed.start();
     double lr = schedule.at(step);
     uint64_t epoch_step = 0;
-    while (train_loader.next(batch)) {
+    while (train_loader.next(batch, io.patches())) {
       lr = schedule.at(step);
       hyper.lr = lr;
-      ctx.upload(vit.patches_input(), batch.patches.data(), batch.patches.size() * sizeof(float));
-      ctx.upload(sb.labels, batch.labels.data(), batch.size * 4);
-
+      io.record_upload(rec, batch, vit.patches_input(), &sb.labels);
       rec.fill(vit.grads_view(), 0.0f);
       rec.fill(sb.dlogits, 0.0f);
       vit.forward(rec, batch.size);
@@ -257,12 +297,11 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
       ops::grad_norm(rec, sb.norm, sb.norm_scratch, {vit.grads_view()}, static_cast<float>(cfg.train.clip_grad));
       // AdamW skips the update itself when the clip coefficient is not finite (NaN/Inf gradients).
       ops::adamw_step(rec, vit.params_view(), sb.m, sb.v, vit.grads_view(), sb.norm, sb.decay_table, n, hyper, step + 1);
+      io.record_readback(rec, sb.loss, 0);
+      io.record_readback(rec, sb.norm, 1);
       rec.submit_and_wait();
 
-      float stats[1 + ops::kGradNormFloats];
-      ctx.download(sb.loss, &stats[0], 4);
-      ctx.download(sb.norm, &stats[1], ops::kGradNormFloats * 4);
-      const float loss = stats[0], norm = stats[1 + ops::kGradNormIndex];
+      const float loss = io.readback()[0], norm = io.readback()[1 + ops::kGradNormIndex];
       if (!std::isfinite(loss) || !std::isfinite(norm)) {
         ++nonfinite_in_a_row;
         log_warn("step " + std::to_string(step) + ": non-finite loss or gradient norm; the update was skipped");
