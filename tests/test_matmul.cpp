@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "harness.h"
+#include "ops/attention.h"
 #include "ops/matmul.h"
 #include "vk/error.h"
 
@@ -279,24 +280,11 @@ TEST_CASE("matmul small batched products with the launcher's own block choice", 
 TEST_CASE("matmul on the Fashion-MNIST attention layouts with the launcher's blocks", "[matmul][gpu]") {
   // The four attention product shapes at N = 17 tokens, d = 16, H = 4 over 10 images (40 heads):
   // Q, K, V inside (B, N, 3D), P dense (B, H, N, N), O (B, N, D); vec4 loads where aligned.
-  const uint32_t B = 10, H = 4, N = 17, d = 16, D = H * d;
-  const ops::MatmulOperand qkv{3 * D, uint64_t(N) * 3 * D, d}, heads{0, uint64_t(H) * N * N, uint64_t(N) * N},
-      out{D, uint64_t(N) * D, d};
-  auto make = [&](uint32_t M, uint32_t Nc, uint32_t K, bool ta, bool tb, ops::MatmulOperand a, ops::MatmulOperand b,
-                  ops::MatmulOperand c, float beta) {
-    ops::MatmulShape s = shape(M, Nc, K, ta, tb);
-    s.batch = B * H;
-    s.batch_inner = H;
-    s.a = a;
-    s.b = b;
-    s.c = c;
-    s.beta = beta;
-    return s;
-  };
-  SECTION("S = Q K^T") { check_matmul(make(N, N, d, false, true, qkv, qkv, heads, 0.0f), false, 700, ops::MatmulKernel::lavapipe); }
-  SECTION("O = P V") { check_matmul(make(N, d, N, false, false, heads, qkv, out, 0.0f), false, 701, ops::MatmulKernel::lavapipe); }
-  SECTION("dV += P^T dO") { check_matmul(make(N, d, N, true, false, heads, out, qkv, 1.0f), false, 702, ops::MatmulKernel::lavapipe); }
-  SECTION("dK += dS^T Q") { check_matmul(make(N, d, N, true, false, heads, qkv, qkv, 1.0f), false, 703, ops::MatmulKernel::lavapipe); }
+  const ops::AttentionProducts p = ops::attention_products(10, 17, 64, 4);
+  SECTION("S = Q K^T") { check_matmul(p.scores, false, 700, ops::MatmulKernel::lavapipe); }
+  SECTION("O = P V") { check_matmul(p.pv, false, 701, ops::MatmulKernel::lavapipe); }
+  SECTION("dV += P^T dO") { check_matmul(p.dv, false, 702, ops::MatmulKernel::lavapipe); }
+  SECTION("dK += dS^T Q") { check_matmul(p.dk, false, 703, ops::MatmulKernel::lavapipe); }
 }
 
 TEST_CASE("matmul kernel names parse and the device picks one", "[matmul]") {

@@ -67,7 +67,7 @@ std::vector<BenchShape> matmul_shapes(uint32_t tokens) {
 // six attention products batched over B * H = 512 heads with the layouts attention.cpp uses
 // (Q, K, V read out of the fused (B, N, 3D) qkv activation, P and dP dense (B, H, N, N)).
 std::vector<BenchShape> fmnist_shapes() {
-  const uint32_t B = 128, N = 17, D = 64, H = 4, d = D / H, tokens = B * N;
+  const uint32_t B = 128, N = 17, D = 64, H = 4, tokens = B * N;
   std::vector<BenchShape> shapes;
   struct Layer {
     const char* name;
@@ -77,25 +77,23 @@ std::vector<BenchShape> fmnist_shapes() {
   for (const Layer& l : layers) shapes.push_back({std::string("fm.") + l.name + ".fwd", tokens, l.out, l.in, false, true});
   for (const Layer& l : layers) shapes.push_back({std::string("fm.") + l.name + ".dX", tokens, l.in, l.out, false, false});
   for (const Layer& l : layers) shapes.push_back({std::string("fm.") + l.name + ".dW", l.out, l.in, tokens, true, false});
-  const ops::MatmulOperand qkv{3 * D, uint64_t(N) * 3 * D, d}, heads{0, uint64_t(H) * N * N, uint64_t(N) * N},
-      out{D, uint64_t(N) * D, d};
-  auto attn = [&](const char* name, uint32_t M, uint32_t Nc, uint32_t K, bool ta, bool tb, ops::MatmulOperand a,
-                  ops::MatmulOperand b, ops::MatmulOperand c, float beta) {
-    BenchShape s{std::string("fm.attn.") + name, M, Nc, K, ta, tb};
-    s.batch = B * H;
-    s.batch_inner = H;
-    s.a = a;
-    s.b = b;
-    s.c = c;
-    s.beta = beta;
+  const ops::AttentionProducts p = ops::attention_products(B, N, D, H);
+  auto attn = [&](const char* name, const ops::MatmulShape& m) {
+    BenchShape s{std::string("fm.attn.") + name, m.M, m.N, m.K, m.trans_a, m.trans_b};
+    s.batch = m.batch;
+    s.batch_inner = m.batch_inner;
+    s.a = m.a;
+    s.b = m.b;
+    s.c = m.c;
+    s.beta = m.beta;
     shapes.push_back(s);
   };
-  attn("qk", N, N, d, false, true, qkv, qkv, heads, 0.0f);   // S = Q K^T
-  attn("pv", N, d, N, false, false, heads, qkv, out, 0.0f);  // O = P V
-  attn("dv", N, d, N, true, false, heads, out, qkv, 1.0f);   // dV += P^T dO
-  attn("dp", N, N, d, false, true, out, qkv, heads, 0.0f);   // dP = dO V^T
-  attn("dq", N, d, N, false, false, heads, qkv, qkv, 1.0f);  // dQ += dS K
-  attn("dk", N, d, N, true, false, heads, qkv, qkv, 1.0f);   // dK += dS^T Q
+  attn("qk", p.scores);
+  attn("pv", p.pv);
+  attn("dv", p.dv);
+  attn("dp", p.dp);
+  attn("dq", p.dq);
+  attn("dk", p.dk);
   return shapes;
 }
 

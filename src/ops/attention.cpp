@@ -49,29 +49,33 @@ void for_each_image_chunk(const vk::Context& ctx, const char* op, const Sizes& s
   for (uint64_t first = 0; first < s.B; first += per_chunk) fn(first, std::min<uint64_t>(per_chunk, s.B - first));
 }
 
-// Operand layouts for `images` images, batch index z = image * H + head.
-struct Layouts {
-  MatmulOperand qkv;    // one of q, k, v inside (B, N, 3D): rows 3D apart, head h at column h*d
-  MatmulOperand heads;  // (B, H, N, N) probs / scratch, dense
-  MatmulOperand out;    // (B, N, D) out / dout: rows D apart, head h at column h*d
-};
-
-Layouts layouts(const Sizes& s) {
-  const uint64_t N = s.N;
-  return Layouts{{3 * s.D, N * 3 * s.D, s.d}, {0, uint64_t(s.H) * N * N, N * N}, {s.D, N * s.D, s.d}};
-}
-
-MatmulShape heads_shape(const Sizes& s, uint64_t images, uint32_t M, uint32_t N, uint32_t K) {
-  MatmulShape m;
-  m.M = M;
-  m.N = N;
-  m.K = K;
-  m.batch = static_cast<uint32_t>(images * s.H);
-  m.batch_inner = s.H;
-  return m;
-}
-
 }  // namespace
+
+AttentionProducts attention_products(uint32_t images, uint32_t N, uint32_t D, uint32_t H) {
+  const Sizes s = check_sizes("attention", images, N, D, H);
+  const MatmulOperand qkv{3 * D, uint64_t(N) * 3 * D, s.d};                // one of q, k, v: rows 3D apart
+  const MatmulOperand heads{0, uint64_t(H) * N * N, uint64_t(N) * N};       // (B, H, N, N), dense
+  const MatmulOperand out{D, uint64_t(N) * D, s.d};                         // (B, N, D): rows D apart
+  auto product = [&](uint32_t M, uint32_t Nc, uint32_t K, bool ta, bool tb, MatmulOperand a, MatmulOperand b,
+                     MatmulOperand c, float alpha, float beta) {
+    MatmulShape m;
+    m.M = M, m.N = Nc, m.K = K;
+    m.trans_a = ta, m.trans_b = tb;
+    m.batch = images * H;
+    m.batch_inner = H;
+    m.a = a, m.b = b, m.c = c;
+    m.alpha = alpha, m.beta = beta;
+    return m;
+  };
+  AttentionProducts p;
+  p.scores = product(N, N, s.d, false, true, qkv, qkv, heads, s.scale, 0.0f);
+  p.pv = product(N, s.d, N, false, false, heads, qkv, out, 1.0f, 0.0f);
+  p.dv = product(N, s.d, N, true, false, heads, out, qkv, 1.0f, 1.0f);
+  p.dp = product(N, N, s.d, false, true, out, qkv, heads, 1.0f, 0.0f);
+  p.dq = product(N, s.d, N, false, false, heads, qkv, qkv, s.scale, 1.0f);
+  p.dk = product(N, s.d, N, true, false, heads, qkv, qkv, s.scale, 1.0f);
+  return p;
+}
 
 void attention_forward(vk::Recorder& rec, const vk::View& out, const vk::View& probs, const vk::View& qkv,
                        uint32_t B, uint32_t N, uint32_t D, uint32_t H) {
@@ -81,7 +85,6 @@ void attention_forward(vk::Recorder& rec, const vk::View& out, const vk::View& p
   check_view("attention_forward", "out", out, uint64_t(B) * N * D);
   check_view("attention_forward", "probs", probs, uint64_t(B) * H * N * N);
   check_view("attention_forward", "qkv", qkv, uint64_t(B) * N * 3 * D);
-  const Layouts L = layouts(s);
 
   for_each_image_chunk(ctx, "attention_forward", s, [&](uint64_t first, uint64_t images) {
     const uint64_t row = uint64_t(N) * 3 * D, heads = uint64_t(H) * N * N, tokens = uint64_t(N) * D;
@@ -89,24 +92,10 @@ void attention_forward(vk::Recorder& rec, const vk::View& out, const vk::View& p
     const vk::View q = qkv_c, k = qkv_c.slice(D, images * row - D), v = qkv_c.slice(2 * D, images * row - 2 * D);
     const vk::View probs_c = probs.slice(first * heads, images * heads);  // (images, H, N, N)
     const vk::View out_c = out.slice(first * tokens, images * tokens);    // (images, N, D)
-
-    // S = scale * Q K^T, written where P will live.
-    MatmulShape scores = heads_shape(s, images, N, N, s.d);
-    scores.trans_b = true;
-    scores.a = L.qkv;
-    scores.b = L.qkv;
-    scores.c = L.heads;
-    scores.alpha = s.scale;
-    matmul(rec, probs_c, q, k, scores);
-
+    const AttentionProducts p = attention_products(static_cast<uint32_t>(images), N, D, H);
+    matmul(rec, probs_c, q, k, p.scores);  // S, written where P will live
     softmax_forward(rec, probs_c, probs_c, images * H * N, N);
-
-    // O = P V, each head into its columns of out.
-    MatmulShape pv = heads_shape(s, images, N, s.d, N);
-    pv.a = L.heads;
-    pv.b = L.qkv;
-    pv.c = L.out;
-    matmul(rec, out_c, probs_c, v, pv);
+    matmul(rec, out_c, probs_c, v, p.pv);  // each head into its columns of out
   });
 }
 
@@ -120,7 +109,6 @@ void attention_backward(vk::Recorder& rec, const vk::View& dqkv, const vk::View&
   check_view("attention_backward", "probs", probs, uint64_t(B) * H * N * N);
   check_view("attention_backward", "qkv", qkv, uint64_t(B) * N * 3 * D);
   check_view("attention_backward", "dout", dout, uint64_t(B) * N * D);
-  const Layouts L = layouts(s);
 
   for_each_image_chunk(ctx, "attention_backward", s, [&](uint64_t first, uint64_t images) {
     const uint64_t row = uint64_t(N) * 3 * D, heads = uint64_t(H) * N * N, tokens = uint64_t(N) * D;
@@ -132,40 +120,13 @@ void attention_backward(vk::Recorder& rec, const vk::View& dqkv, const vk::View&
     const vk::View probs_c = probs.slice(first * heads, images * heads);      // (images, H, N, N)
     const vk::View scratch_c = scratch.slice(first * heads, images * heads);  // (images, H, N, N)
     const vk::View dout_c = dout.slice(first * tokens, images * tokens);      // (images, N, D)
-
-    // dV += P^T dO
-    MatmulShape dv_shape = heads_shape(s, images, N, s.d, N);
-    dv_shape.trans_a = true;
-    dv_shape.a = L.heads;
-    dv_shape.b = L.out;
-    dv_shape.c = L.qkv;
-    dv_shape.beta = 1.0f;
-    matmul(rec, dv, probs_c, dout_c, dv_shape);
-
-    // dP = dO V^T
-    MatmulShape dp_shape = heads_shape(s, images, N, N, s.d);
-    dp_shape.trans_b = true;
-    dp_shape.a = L.out;
-    dp_shape.b = L.qkv;
-    dp_shape.c = L.heads;
-    matmul(rec, scratch_c, dout_c, v, dp_shape);
-
+    const AttentionProducts p = attention_products(static_cast<uint32_t>(images), N, D, H);
+    matmul(rec, dv, probs_c, dout_c, p.dv);
+    matmul(rec, scratch_c, dout_c, v, p.dp);
     // dS = P * (dP - rowsum(dP * P)), in place over dP.
     softmax_backward(rec, scratch_c, probs_c, scratch_c, images * H * N, N, /*accumulate=*/false);
-
-    // dQ += scale * dS K
-    MatmulShape dq_shape = heads_shape(s, images, N, s.d, N);
-    dq_shape.a = L.heads;
-    dq_shape.b = L.qkv;
-    dq_shape.c = L.qkv;
-    dq_shape.alpha = s.scale;
-    dq_shape.beta = 1.0f;
-    matmul(rec, dq, scratch_c, k, dq_shape);
-
-    // dK += scale * dS^T Q
-    MatmulShape dk_shape = dq_shape;
-    dk_shape.trans_a = true;
-    matmul(rec, dk, scratch_c, q, dk_shape);
+    matmul(rec, dq, scratch_c, k, p.dq);
+    matmul(rec, dk, scratch_c, q, p.dk);
   });
 }
 

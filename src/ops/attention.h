@@ -25,6 +25,7 @@
 #pragma once
 #include <cstdint>
 
+#include "ops/matmul.h"
 #include "vk/memory.h"
 #include "vk/recorder.h"
 
@@ -40,6 +41,20 @@ void attention_backward(vk::Recorder& rec, const vk::View& dqkv /* (B, N, 3D) */
                         const vk::View& scratch /* (B, H, N, N) */, const vk::View& probs /* (B, H, N, N) */,
                         const vk::View& qkv /* (B, N, 3D) */, const vk::View& dout /* (B, N, D) */, uint32_t B,
                         uint32_t N, uint32_t D, uint32_t H);
+
+// The six batched products of the unfused path over `images` images (batch index z = image * H
+// + head), with the operand layouts and alpha/beta the path passes to ops::matmul: Q, K, V read
+// from qkv (B, N, 3D), P / dP dense (B, H, N, N), O / dO in (B, N, D). The views they apply to
+// are slices of those tensors (K and V start D and 2D floats in). Bench and tests reuse them.
+struct AttentionProducts {
+  MatmulShape scores;  // S = scale Q K^T     (into the probs buffer)
+  MatmulShape pv;      // O = P V
+  MatmulShape dv;      // dV += P^T dO
+  MatmulShape dp;      // dP = dO V^T
+  MatmulShape dq;      // dQ += scale dS K
+  MatmulShape dk;      // dK += scale dS^T Q
+};
+AttentionProducts attention_products(uint32_t images, uint32_t N, uint32_t D, uint32_t H);
 
 // True when the fused kernels exist for this shape: head width d = D / H in {16, 32, 64}.
 bool attention_fused_supported(uint32_t D, uint32_t H);
