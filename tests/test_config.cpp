@@ -113,6 +113,14 @@ TEST_CASE("every config in configs/ loads, resolves a valid model and round-trip
   CHECK(tiny.data.std == std::vector<double>{0.3530});
   CHECK_FALSE(tiny.data.random_resized_crop);
   CHECK(tiny.train.label_smoothing == 0.1);
+  // The demo config spells out the vit_fmnist_tiny preset.
+  const model::VitConfig tiny_model = to_vit_config(tiny.model), tiny_preset = model::VitConfig::preset("vit_fmnist_tiny");
+  CHECK(tiny_model.patch_size == tiny_preset.patch_size);
+  CHECK(tiny_model.dim == tiny_preset.dim);
+  CHECK(tiny_model.depth == tiny_preset.depth);
+  CHECK(tiny_model.heads == tiny_preset.heads);
+  CHECK(tiny_model.mlp_dim == tiny_preset.mlp_dim);
+  CHECK(tiny_model.pool == tiny_preset.pool);
 
   const TrainConfig b16 = TrainConfig::load((dir / "imagenet_vit_b16.yaml").string());
   CHECK(b16.train.lr == 5e-4 * b16.train.batch_size / 512);

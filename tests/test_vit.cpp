@@ -105,7 +105,9 @@ TEST_CASE("vit parameter counts match timm and the layout is aligned", "[vit]") 
   CHECK(model::vit_param_layout(VitConfig::preset("vit_small_patch16_224")).param_count() == 22050664);
   CHECK(model::vit_param_layout(VitConfig::preset("vit_base_patch16_224")).param_count() == 86567656);
   CHECK(VitConfig::preset("vit_tiny_patch16_224").tokens() == 197);
-  CHECK(VitConfig::preset("vit_fmnist_tiny").patch_dim() == 49);
+  CHECK(VitConfig::preset("vit_fmnist_tiny").patch_dim() == 196);
+  CHECK(model::vit_param_layout(VitConfig::preset("vit_fmnist_tiny")).param_count() == 292490);
+  CHECK(VitConfig::preset("vit_fmnist_tiny").pool == "mean");
 
   const ParamLayout L = model::vit_param_layout(VitConfig::preset("vit_tiny_patch16_224"));
   CHECK(L.params().size() == 4 + 12 * 12 + 4);

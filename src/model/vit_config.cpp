@@ -9,8 +9,9 @@ namespace vkvit::model {
 namespace {
 
 VitConfig make(const std::string& name, int image, int patch, int chans, int dim, int depth, int heads, int mlp,
-               int classes) {
+               int classes, const std::string& pool = "cls") {
   VitConfig c;
+  c.pool = pool;
   c.name = name;
   c.image_size = image;
   c.patch_size = patch;
@@ -28,9 +29,10 @@ VitConfig make(const std::string& name, int image, int patch, int chans, int dim
 //   vit_tiny_patch16_224   2.51 GFLOP   5,717,416 params
 //   vit_small_patch16_224  9.20 GFLOP  22,050,664 params
 //   vit_base_patch16_224  35.13 GFLOP  86,567,656 params
-//   vit_fmnist_tiny        4.85 MFLOP     139,018 params  (17 tokens of 7x7 patches, width 64, 4 blocks):
-//                          the lavapipe demo; an epoch of Fashion-MNIST (60k images, ~3x for training)
-//                          is ~0.9 TFLOP, about 10 minutes on 2 CPU cores
+//   vit_fmnist_tiny        2.85 MFLOP     292,490 params  (4 tokens of 14x14 patches, width 128, 2 blocks,
+//                          mean pool): the lavapipe demo. Fewer, wider tokens reached a given accuracy
+//                          with the least compute in a recipe search (BENCHMARKS.md); an epoch is about
+//                          a minute on 2 CPU cores
 //   vit_fmnist_small      50.1 MFLOP      456,394 params  (50 tokens of 4x4 patches, width 96, 6 blocks)
 //   vit_cifar_small      251 MFLOP      1,806,538 params  (65 tokens of 4x4 RGB patches, width 192, 6 blocks)
 const std::vector<VitConfig>& presets() {
@@ -38,7 +40,7 @@ const std::vector<VitConfig>& presets() {
       make("vit_tiny_patch16_224", 224, 16, 3, 192, 12, 3, 768, 1000),
       make("vit_small_patch16_224", 224, 16, 3, 384, 12, 6, 1536, 1000),
       make("vit_base_patch16_224", 224, 16, 3, 768, 12, 12, 3072, 1000),
-      make("vit_fmnist_tiny", 28, 7, 1, 64, 4, 4, 128, 10),
+      make("vit_fmnist_tiny", 28, 14, 1, 128, 2, 4, 256, 10, "mean"),
       make("vit_fmnist_small", 28, 4, 1, 96, 6, 3, 192, 10),
       make("vit_cifar_small", 32, 4, 3, 192, 6, 3, 384, 10),
   };
