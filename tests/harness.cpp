@@ -4,7 +4,11 @@
 #include <cmath>
 #include <random>
 #include <sstream>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
 
 namespace vkvit::test {
 
@@ -127,6 +131,28 @@ TempDir::~TempDir() {
 
 std::string TempDir::file(const std::string& name) const { return (path / name).string(); }
 std::string TempDir::str() const { return path.string(); }
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_file(const std::filesystem::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
+
+std::string shell_quote(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+
+CliRun run_cli(const std::string& args) {
+  static TempDir scratch("capture");
+  const std::filesystem::path out = scratch.path / "stdout", err = scratch.path / "stderr";
+  const std::string cmd = std::string(VKVIT_BINARY) + " " + args + " >" + shell_quote(out) + " 2>" + shell_quote(err);
+  const int st = std::system(cmd.c_str());
+  CliRun r{WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_file(out), read_file(err)};
+  INFO(r.err);
+  CHECK(r.err.find("validation:") == std::string::npos);
+  return r;
+}
 
 double dot(const std::vector<double>& a, const std::vector<double>& b) {
   double s = 0;

@@ -66,6 +66,19 @@ class TempDir {
   const std::filesystem::path path;
 };
 
+std::string read_file(const std::filesystem::path& p);
+void write_file(const std::filesystem::path& p, const std::string& text);
+std::string shell_quote(const std::filesystem::path& p);  // 'p' for the shell
+
+struct CliRun {
+  int status;
+  std::string out, err;  // stdout and stderr apart: results must never mix with logs
+};
+// Runs the vkvit binary (VKVIT_BINARY) with `args`, stdout and stderr captured into files of a
+// private scratch folder. Under VKVIT_VALIDATION=1 the binary loads the layer too; any error it
+// reports fails the test.
+CliRun run_cli(const std::string& args);
+
 // Dot product, used to turn a vector output into a scalar loss L = sum(out * w) for gradient checks.
 double dot(const std::vector<double>& a, const std::vector<double>& b);
 

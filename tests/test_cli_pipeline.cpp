@@ -31,18 +31,11 @@
 
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
+using vkvit::test::read_file;
 using vkvit::test::TempDir;
+using vkvit::test::write_file;
 
 namespace {
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_file(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
@@ -60,25 +53,9 @@ std::vector<std::string> split_csv(const std::string& line) {
   return cells;
 }
 
-struct Run {
-  int status;
-  std::string out, err;  // stdout and stderr apart: results must never mix with logs
-};
-
-// Runs the binary with stdout and stderr captured into files of a private scratch folder.
-Run run(const std::string& args) {
-  static TempDir scratch("capture");
-  const fs::path out = scratch.path / "stdout", err = scratch.path / "stderr";
-  const std::string cmd = std::string(VKVIT_BINARY) + " " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
-  const int st = std::system(cmd.c_str());
-  Run r{WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_file(out), read_file(err)};
-  // Under VKVIT_VALIDATION=1 the binary loads the layer too; any error it reports fails the test.
-  INFO(r.err);
-  CHECK(r.err.find("validation:") == std::string::npos);
-  return r;
-}
-
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+using Run = vkvit::test::CliRun;
+Run run(const std::string& args) { return vkvit::test::run_cli(args); }
+std::string q(const fs::path& p) { return vkvit::test::shell_quote(p); }
 
 const std::string kTinyConfig = vkvit::test::tiny_stripes_config_yaml(6);
 

@@ -20,5 +20,6 @@ void add_bench_command(CLI::App& app, GlobalOptions& global);
 void add_train_command(CLI::App& app, GlobalOptions& global);
 void add_eval_command(CLI::App& app, GlobalOptions& global);
 void add_predict_command(CLI::App& app, GlobalOptions& global);
+void add_convert_command(CLI::App& app, GlobalOptions& global);
 
 }  // namespace vkvit::cli

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   cli::add_train_command(app, global);
   cli::add_eval_command(app, global);
   cli::add_predict_command(app, global);
+  cli::add_convert_command(app, global);
   cli::add_bench_command(app, global);
 
   try {

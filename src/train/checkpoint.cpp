@@ -64,6 +64,13 @@ void save_checkpoint(const std::string& path, const model::Vit& vit, const Check
   model::write_safetensors(path, refs, metadata_of(meta));
 }
 
+void save_checkpoint_tensors(const std::string& path, const std::vector<model::Tensor>& tensors,
+                             const CheckpointMeta& meta) {
+  std::vector<model::TensorRef> refs;
+  for (const model::Tensor& t : tensors) refs.push_back({t.name, t.shape, t.data.data()});
+  model::write_safetensors(path, refs, metadata_of(meta));
+}
+
 CheckpointMeta read_checkpoint_meta(const std::string& path) {
   const model::SafeTensors st = model::read_safetensors(path);
   CheckpointMeta meta;

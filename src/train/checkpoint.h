@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "model/safetensors.h"
 #include "model/vit.h"
 #include "train/config.h"
 
@@ -29,6 +30,9 @@ struct CheckpointMeta {
 std::string optimizer_state_path(const std::string& checkpoint_path);
 
 void save_checkpoint(const std::string& path, const model::Vit& vit, const CheckpointMeta& meta);
+// The same file from host tensors with timm names (what `vkvit convert` writes).
+void save_checkpoint_tensors(const std::string& path, const std::vector<model::Tensor>& tensors,
+                             const CheckpointMeta& meta);
 // Reads only the metadata (config, classes, progress); throws vkvit::Error naming the file.
 CheckpointMeta read_checkpoint_meta(const std::string& path);
 // Loads the weights into `vit`, whose config must match; reports every missing, unexpected or

@@ -14,6 +14,7 @@
 #include "train/metrics.h"
 #include "train/run_dir.h"
 #include "train/schedule.h"
+#include "train/train_step.h"
 #include "vk/error.h"
 #include "vk/log.h"
 #include "vk/recorder.h"
@@ -153,47 +154,6 @@ EvalResult evaluate(vk::Context& ctx, model::Vit& vit, data::Loader& loader) {
 
 namespace {
 
-// GPU state of the optimizer and the loss, next to the model.
-struct StepBuffers {
-  std::unique_ptr<vk::Arena> arena;
-  vk::View labels, losses, loss, correct, lse, dlogits, dloss, norm, norm_scratch, m, v, decay_table;
-};
-
-StepBuffers make_step_buffers(vk::Context& ctx, const model::Vit& vit, uint32_t B) {
-  const uint64_t K = vit.config().num_classes;
-  const uint64_t n = vit.layout().total_floats();
-  const std::vector<vk::View> grads = {vit.grads_view()};
-  std::vector<ops::ParamRange> ranges;
-  for (const auto& p : vit.params()) ranges.push_back({p.offset, p.count, p.decay});
-  const std::vector<uint32_t> table = ops::adamw_decay_table(ranges);
-  const uint64_t scratch = ops::grad_norm_scratch_floats(ctx, grads);
-
-  const uint64_t pad = 256;  // per-view alignment slack
-  const uint64_t floats = 4 * B + 1 + B * K + 1 + ops::kGradNormFloats + scratch + 2 * n + table.size();
-  StepBuffers s;
-  s.arena = std::make_unique<vk::Arena>(ctx, "optimizer state", floats * 4 + 16 * pad);
-  s.labels = s.arena->alloc(B * 4, "labels");
-  s.losses = s.arena->alloc_floats(B, "per-image losses");
-  s.loss = s.arena->alloc_floats(1, "loss");
-  s.correct = s.arena->alloc_floats(B, "correct flags");
-  s.lse = s.arena->alloc_floats(B, "log-sum-exp");
-  s.dlogits = s.arena->alloc_floats(B * K, "logit gradients");
-  s.dloss = s.arena->alloc_floats(1, "loss gradient");
-  s.norm = s.arena->alloc_floats(ops::kGradNormFloats, "gradient norm");
-  s.norm_scratch = s.arena->alloc_floats(scratch, "gradient norm scratch");
-  s.m = s.arena->alloc_floats(n, "Adam m");
-  s.v = s.arena->alloc_floats(n, "Adam v");
-  s.decay_table = s.arena->alloc(table.size() * 4, "weight-decay table");
-  ctx.upload(s.decay_table, table.data(), table.size() * 4);
-  const float one = 1.0f;
-  ctx.upload(s.dloss, &one, 4);
-  vk::Recorder rec(ctx);
-  rec.fill(s.m, 0.0f);
-  rec.fill(s.v, 0.0f);
-  rec.submit_and_wait();
-  return s;
-}
-
 std::vector<data::Sample> split_samples(const std::string& root, const std::vector<std::string>& expect_classes,
                                         std::vector<std::string>* classes_out) {
   data::ImageFolder folder = data::ImageFolder::scan(root);
@@ -228,9 +188,8 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
   if (!val_samples.empty()) val_loader = std::make_unique<data::Loader>(val_samples, loader_config(cfg, false));
 
   model::Vit vit(ctx, vcfg, B);
-  StepBuffers sb = make_step_buffers(ctx, vit, B);
+  TrainStep sb(ctx, vit, B);
   const uint64_t n = vit.layout().total_floats();
-  const uint32_t K = static_cast<uint32_t>(vcfg.num_classes);
 
   uint64_t step = 0, start_epoch = 0;
   double best_top1 = -1;
@@ -243,8 +202,8 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
     load_checkpoint_weights(options.resume, vit);
     std::vector<float> m, v;
     load_optimizer_state(optimizer_state_path(options.resume), n, m, v);
-    ctx.upload(sb.m, m.data(), n * 4);
-    ctx.upload(sb.v, v.data(), n * 4);
+    ctx.upload(sb.m(), m.data(), n * 4);
+    ctx.upload(sb.v(), v.data(), n * 4);
     step = meta.step;
     start_epoch = meta.epoch;
     best_top1 = meta.best_top1;
@@ -285,20 +244,11 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
     while (train_loader.next(batch, io.patches())) {
       lr = schedule.at(step);
       hyper.lr = lr;
-      io.record_upload(rec, batch, vit.patches_input(), &sb.labels);
-      rec.fill(vit.grads_view(), 0.0f);
-      rec.fill(sb.dlogits, 0.0f);
-      vit.forward(rec, batch.size);
-      ops::cross_entropy_forward(rec, sb.losses, sb.loss, sb.correct, sb.lse, vit.logits(), sb.labels, batch.size, K,
-                                 static_cast<float>(cfg.train.label_smoothing));
-      ops::cross_entropy_backward(rec, sb.dlogits, sb.lse, vit.logits(), sb.labels, sb.dloss, batch.size, K,
-                                  static_cast<float>(cfg.train.label_smoothing));
-      vit.backward(rec, batch.size, sb.dlogits);
-      ops::grad_norm(rec, sb.norm, sb.norm_scratch, {vit.grads_view()}, static_cast<float>(cfg.train.clip_grad));
-      // AdamW skips the update itself when the clip coefficient is not finite (NaN/Inf gradients).
-      ops::adamw_step(rec, vit.params_view(), sb.m, sb.v, vit.grads_view(), sb.norm, sb.decay_table, n, hyper, step + 1);
-      io.record_readback(rec, sb.loss, 0);
-      io.record_readback(rec, sb.norm, 1);
+      io.record_upload(rec, batch, vit.patches_input(), &sb.labels());
+      sb.record(rec, batch.size, hyper, step + 1, static_cast<float>(cfg.train.label_smoothing),
+                static_cast<float>(cfg.train.clip_grad));
+      io.record_readback(rec, sb.loss(), 0);
+      io.record_readback(rec, sb.norm(), 1);
       rec.submit_and_wait();
 
       const float loss = io.readback()[0], norm = io.readback()[1 + ops::kGradNormIndex];
@@ -358,8 +308,8 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
     meta.best_top1 = result.best_top1;
     // Optimizer state first: a checkpoint that exists always has its state beside it.
     std::vector<float> m(n), v(n);
-    ctx.download(sb.m, m.data(), n * 4);
-    ctx.download(sb.v, v.data(), n * 4);
+    ctx.download(sb.m(), m.data(), n * 4);
+    ctx.download(sb.v(), v.data(), n * 4);
     save_optimizer_state(optimizer_state_path(run.file("last.safetensors")), m, v, meta);
     save_checkpoint(run.file("last.safetensors"), vit, meta);
     if (best) save_checkpoint(run.file("best.safetensors"), vit, meta);

@@ -1,0 +1,56 @@
+// One optimizer step on the GPU; see train_step.h.
+#include "train/train_step.h"
+
+#include "ops/cross_entropy.h"
+#include "ops/grad_norm.h"
+
+namespace vkvit::train {
+
+TrainStep::TrainStep(vk::Context& ctx, model::Vit& vit, uint32_t B) : vit_(vit) {
+  const uint64_t K = vit.config().num_classes;
+  const uint64_t n = vit.layout().total_floats();
+  const std::vector<vk::View> grads = {vit.grads_view()};
+  std::vector<ops::ParamRange> ranges;
+  for (const auto& p : vit.params()) ranges.push_back({p.offset, p.count, p.decay});
+  const std::vector<uint32_t> table = ops::adamw_decay_table(ranges);
+  const uint64_t scratch = ops::grad_norm_scratch_floats(ctx, grads);
+
+  const uint64_t pad = 256;  // per-view alignment slack
+  const uint64_t floats = 4 * B + 1 + B * K + 1 + ops::kGradNormFloats + scratch + 2 * n + table.size();
+  arena_ = std::make_unique<vk::Arena>(ctx, "optimizer state", floats * 4 + 16 * pad);
+  labels_ = arena_->alloc(B * 4, "labels");
+  losses_ = arena_->alloc_floats(B, "per-image losses");
+  loss_ = arena_->alloc_floats(1, "loss");
+  correct_ = arena_->alloc_floats(B, "correct flags");
+  lse_ = arena_->alloc_floats(B, "log-sum-exp");
+  dlogits_ = arena_->alloc_floats(B * K, "logit gradients");
+  dloss_ = arena_->alloc_floats(1, "loss gradient");
+  norm_ = arena_->alloc_floats(ops::kGradNormFloats, "gradient norm");
+  norm_scratch_ = arena_->alloc_floats(scratch, "gradient norm scratch");
+  m_ = arena_->alloc_floats(n, "Adam m");
+  v_ = arena_->alloc_floats(n, "Adam v");
+  decay_table_ = arena_->alloc(table.size() * 4, "weight-decay table");
+  ctx.upload(decay_table_, table.data(), table.size() * 4);
+  const float one = 1.0f;
+  ctx.upload(dloss_, &one, 4);
+  vk::Recorder rec(ctx);
+  rec.fill(m_, 0.0f);
+  rec.fill(v_, 0.0f);
+  rec.submit_and_wait();
+}
+
+void TrainStep::record(vk::Recorder& rec, uint32_t batch, const ops::AdamWHyper& hyper, uint64_t t,
+                       float label_smoothing, float clip_grad) {
+  const uint32_t K = static_cast<uint32_t>(vit_.config().num_classes);
+  rec.fill(vit_.grads_view(), 0.0f);
+  rec.fill(dlogits_, 0.0f);
+  vit_.forward(rec, batch);
+  ops::cross_entropy_forward(rec, losses_, loss_, correct_, lse_, vit_.logits(), labels_, batch, K, label_smoothing);
+  ops::cross_entropy_backward(rec, dlogits_, lse_, vit_.logits(), labels_, dloss_, batch, K, label_smoothing);
+  vit_.backward(rec, batch, dlogits_);
+  ops::grad_norm(rec, norm_, norm_scratch_, {vit_.grads_view()}, clip_grad);
+  ops::adamw_step(rec, vit_.params_view(), m_, v_, vit_.grads_view(), norm_, decay_table_,
+                  vit_.layout().total_floats(), hyper, t);
+}
+
+}  // namespace vkvit::train

@@ -1,0 +1,39 @@
+// The GPU side of one optimizer step, recorded into the caller's command buffer: zero the
+// gradients, forward, cross-entropy with label smoothing, backward, gradient norm (with the clip
+// coefficient), AdamW (which skips the update itself when the gradients are not finite). The
+// loss, the gradient norm and Adam's state stay on the GPU; callers record copies of what they
+// read. Used by the training loop and by the PyTorch parity tests, so both run the same step.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "model/vit.h"
+#include "ops/adamw.h"
+#include "vk/context.h"
+#include "vk/memory.h"
+#include "vk/recorder.h"
+
+namespace vkvit::train {
+
+class TrainStep {
+ public:
+  TrainStep(vk::Context& ctx, model::Vit& vit, uint32_t max_batch);
+
+  // One step on the batch already in vit.patches_input() and labels(). `t` is the 1-based count
+  // of applied updates (AdamW's bias correction); clip_grad 0 = no clipping.
+  void record(vk::Recorder& rec, uint32_t batch, const ops::AdamWHyper& hyper, uint64_t t, float label_smoothing,
+              float clip_grad);
+
+  const vk::View& labels() const { return labels_; }  // (max_batch) uint32 class indices
+  const vk::View& loss() const { return loss_; }      // (1) mean loss of the recorded step
+  const vk::View& norm() const { return norm_; }      // (ops::kGradNormFloats) [norm, clip coefficient]
+  const vk::View& m() const { return m_; }            // Adam's first moment, the parameter layout
+  const vk::View& v() const { return v_; }            // second moment
+
+ private:
+  model::Vit& vit_;
+  std::unique_ptr<vk::Arena> arena_;
+  vk::View labels_, losses_, loss_, correct_, lse_, dlogits_, dloss_, norm_, norm_scratch_, m_, v_, decay_table_;
+};
+
+}  // namespace vkvit::train
