@@ -183,6 +183,18 @@ TEST_CASE("safetensors F16 and BF16 tensors load as exact fp32", "[safetensors]"
   CHECK(st.tensors[1].data == std::vector<float>(bff, bff + 4));
 }
 
+TEST_CASE("safetensors F64 tensors load rounded to the nearest float", "[safetensors]") {
+  const double d[] = {1.0, -0.1, 1e-40, 3.4028235677973366e38, 1.0 + 1e-12};
+  TempDir tmp("st-f64");
+  const std::string header = "{" + entry("d", "F64", "[5]", 0, 40) + "}";
+  const std::string path = tmp.file("double.safetensors");
+  write_bytes(path, le64(header.size()) + header + std::string(reinterpret_cast<const char*>(d), sizeof d));
+  const SafeTensors st = read_safetensors(path);
+  REQUIRE(st.tensors.size() == 1);
+  CHECK(st.tensors[0].dtype == DType::F64);
+  for (int i = 0; i < 5; ++i) CHECK(st.tensors[0].data[i] == static_cast<float>(d[i]));
+}
+
 TEST_CASE("safetensors header entries may come in any order, the data order decides", "[safetensors]") {
   TempDir tmp("st-order");
   const std::string header = "{" + entry("b", "F32", "[1]", 4, 8) + "," + entry("a", "F32", "[1]", 0, 4) + "}  ";
@@ -233,8 +245,8 @@ TEST_CASE("malformed safetensors files are rejected with the reason", "[safetens
       {"dtype size mismatch", raw_file("{" + entry("a", "F16", "[3]", 0, 12) + "}", 12),
        "tensor 'a': dtype F16 with shape [3] needs 6 bytes but data_offsets span 12"},
       {"reversed offsets", raw_file("{" + entry("a", "F32", "[1]", 8, 4) + "}", 8), "data_offsets [8, 4] are out of order"},
-      {"unsupported dtype", raw_file("{" + entry("a", "F64", "[1]", 0, 8) + "}", 8),
-       "dtype F64 is not supported (vkvit reads F32, F16, BF16)"},
+      {"unsupported dtype", raw_file("{" + entry("a", "I64", "[1]", 0, 8) + "}", 8),
+       "dtype I64 is not supported (vkvit reads F32, F16, BF16, F64)"},
       {"negative dimension", raw_file("{" + entry("a", "F32", "[-1]", 0, 4) + "}", 4), "shape holds -1, not a non-negative integer"},
       {"fractional offset", raw_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4.0]}}", 4),
        "data_offsets must be two non-negative integers"},

@@ -29,11 +29,18 @@ const char* dtype_name(DType d) {
     case DType::F32: return "F32";
     case DType::F16: return "F16";
     case DType::BF16: return "BF16";
+    case DType::F64: return "F64";
   }
   return "?";
 }
 
-uint64_t dtype_size(DType d) { return d == DType::F32 ? 4 : 2; }
+uint64_t dtype_size(DType d) {
+  switch (d) {
+    case DType::F32: return 4;
+    case DType::F64: return 8;
+    default: return 2;
+  }
+}
 
 uint64_t Tensor::numel() const {
   uint64_t n = 1;
@@ -153,6 +160,10 @@ class Reader {
       t.data.resize(n);
       if (e.dtype == DType::F32) {
         read_exact(f, t.data.data(), n * 4);
+      } else if (e.dtype == DType::F64) {  // rounded to the nearest float
+        std::vector<double> raw(n);
+        read_exact(f, raw.data(), n * 8);
+        for (uint64_t i = 0; i < n; ++i) t.data[i] = static_cast<float>(raw[i]);
       } else {
         std::vector<uint16_t> raw(n);
         read_exact(f, raw.data(), n * 2);
@@ -245,7 +256,8 @@ class Reader {
     if (d == "F32") e.dtype = DType::F32;
     else if (d == "F16") e.dtype = DType::F16;
     else if (d == "BF16") e.dtype = DType::BF16;
-    else bad(who + "dtype " + d + " is not supported (vkvit reads F32, F16, BF16)");
+    else if (d == "F64") e.dtype = DType::F64;
+    else bad(who + "dtype " + d + " is not supported (vkvit reads F32, F16, BF16, F64)");
 
     const json& sh = v["shape"];
     if (!sh.is_array()) bad(who + "shape is not a list");

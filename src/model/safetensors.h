@@ -3,8 +3,8 @@
 // The header maps each tensor name to {"dtype", "shape", "data_offsets": [begin, end]} (offsets
 // relative to the byte after the header) plus an optional "__metadata__" of string -> string.
 //
-// vkvit writes F32 only and reads F32, F16 and BF16 (converted to fp32), which covers timm and
-// torchvision exports. The reader is strict (DESIGN.md bad input 17): a file is either read
+// vkvit writes F32 only and reads F32, F16, BF16 and F64 (converted to fp32), which covers timm
+// and torchvision exports and state_dicts saved in double. The reader is strict (DESIGN.md bad input 17): a file is either read
 // completely and consistently or rejected with one line "<path>: not a valid safetensors file:
 // <reason>" — never partially loaded.
 #pragma once
@@ -17,8 +17,8 @@
 
 namespace vkvit::model {
 
-enum class DType { F32, F16, BF16 };
-const char* dtype_name(DType d);  // "F32", "F16", "BF16" as in the header
+enum class DType { F32, F16, BF16, F64 };
+const char* dtype_name(DType d);  // "F32", "F16", "BF16", "F64" as in the header
 uint64_t dtype_size(DType d);     // bytes per element
 
 // Headers larger than this are refused before they are read (as the reference implementation).
@@ -41,7 +41,7 @@ struct SafeTensors {
 // Reads and checks a whole file. Rejected (vkvit::Error naming the file and the reason):
 // header length past the end of the file or over kMaxSafetensorsHeader; a header that is not a
 // JSON object starting with '{'; duplicate keys anywhere in the header; "__metadata__" that is not
-// string -> string; a tensor entry with a missing or unknown field; dtypes other than F32/F16/BF16;
+// string -> string; a tensor entry with a missing or unknown field; dtypes other than F32/F16/BF16/F64;
 // shape products that overflow 64 bits; a byte span that is not dtype size x element count;
 // reversed offsets (begin > end); tensors that overlap, leave a hole between them or start after
 // byte 0; data running past the end of the file; trailing bytes after the last tensor.
