@@ -16,6 +16,7 @@ struct TrainArgs {
   long long seed = -1;
   std::vector<std::string> overrides;
   bool quiet = false;
+  uint64_t max_steps = 0;
 };
 }  // namespace
 
@@ -33,6 +34,10 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--set", args->overrides, "Override any config key: --set train.warmup_epochs=1 (repeatable)");
   cmd->add_option("overrides", args->overrides, "Overrides as key=value, like --set");
   cmd->add_flag("--quiet,-q", args->quiet, "Only errors on stderr");
+  cmd->add_option("--max-steps", args->max_steps,
+                  "Stop after this many optimizer steps in all, saving last.safetensors mid-epoch; --resume "
+                  "continues exactly where it stopped")
+      ->check(CLI::PositiveNumber);
   cmd->footer("Example:\n  vkvit train --config configs/fmnist_vit_tiny.yaml --data-dir datasets/fashion-mnist --epochs 2");
   cmd->callback([args, &global] {
     train::TrainConfig cfg = train::TrainConfig::load(args->config);
@@ -52,6 +57,7 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
     opts.output = args->output;
     opts.resume = args->resume;
     opts.quiet = args->quiet;
+    opts.max_steps = args->max_steps;
     const train::TrainResult r = train::train(ctx, cfg, opts);
     std::printf("run folder: %s\n", r.run_dir.c_str());
     if (r.last_eval.images)

@@ -55,14 +55,17 @@ void Loader::stop_workers() {
   threads_.clear();
 }
 
-void Loader::start_epoch(uint64_t epoch) {
+void Loader::start_epoch(uint64_t epoch, uint64_t first_position) {
   stop_workers();
   epoch_ = epoch;
   order_ = epoch_order(uint32_t(samples_.size()), config_.train, config_.seed, epoch);
+  if (first_position > order_.size())
+    throw Error("resume position " + std::to_string(first_position) + " is past the end of an epoch of " +
+                std::to_string(order_.size()) + " images; was the checkpoint written for another dataset?");
   skipped_ = 0;
   consecutive_failures_ = 0;
   for (Slot& s : slots_) s.ready = s.failed = false;
-  next_position_ = cursor_ = 0;
+  next_position_ = cursor_ = first_position;
   stopping_ = false;
   started_ = true;
   for (uint32_t i = 0; i < config_.workers; ++i) threads_.emplace_back([this] { worker_loop(); });

@@ -51,7 +51,11 @@ class Loader {
   Loader& operator=(const Loader&) = delete;
 
   // Starts (or restarts) an epoch; the shuffle order is a pure function of (seed, epoch) when train.
-  void start_epoch(uint64_t epoch);
+  // `first_position` skips that many positions of the epoch's order (resuming mid-epoch: pass
+  // what position() returned when the checkpoint was written).
+  void start_epoch(uint64_t epoch, uint64_t first_position = 0);
+  // Positions of the epoch's order consumed so far (images delivered plus files skipped).
+  uint64_t position() const { return cursor_; }
   // Fills `out` with the next batch; false at the end of the epoch. The last partial batch is
   // dropped when train and kept otherwise. Throws vkvit::Error after more than
   // max_consecutive_failures failed files in a row.

@@ -22,6 +22,14 @@ std::map<std::string, std::string> metadata_of(const CheckpointMeta& meta) {
   best.precision(17);
   best << meta.best_top1;
   md["vkvit.best_top1"] = best.str();
+  if (meta.position > 0) {
+    md["vkvit.position"] = std::to_string(meta.position);
+    std::ostringstream sum;
+    sum.precision(17);
+    sum << meta.epoch_loss_sum;
+    md["vkvit.epoch_loss_sum"] = sum.str();
+    md["vkvit.epoch_images"] = std::to_string(meta.epoch_images);
+  }
   return md;
 }
 
@@ -87,6 +95,11 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   meta.epoch = parse_u64(require_key(st.metadata, "vkvit.epoch", path), "vkvit.epoch", path);
   meta.step = parse_u64(require_key(st.metadata, "vkvit.step", path), "vkvit.step", path);
   if (auto it = st.metadata.find("vkvit.best_top1"); it != st.metadata.end()) meta.best_top1 = std::atof(it->second.c_str());
+  if (auto it = st.metadata.find("vkvit.position"); it != st.metadata.end()) {
+    meta.position = parse_u64(it->second, "vkvit.position", path);
+    meta.epoch_images = parse_u64(require_key(st.metadata, "vkvit.epoch_images", path), "vkvit.epoch_images", path);
+    meta.epoch_loss_sum = std::atof(require_key(st.metadata, "vkvit.epoch_loss_sum", path).c_str());
+  }
   return meta;
 }
 

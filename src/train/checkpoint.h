@@ -3,7 +3,8 @@
 // <name>.safetensors        every model tensor (timm name and shape, F32); __metadata__ holds
 //                           "vkvit.config" (the fully resolved run config as YAML), "vkvit.classes"
 //                           (JSON list of class names, index = label), "vkvit.epoch", "vkvit.step",
-//                           "vkvit.best_top1".
+//                           "vkvit.best_top1", and for a checkpoint written mid-epoch
+//                           "vkvit.position", "vkvit.epoch_loss_sum", "vkvit.epoch_images".
 // <name>.optim.safetensors  Adam's m and v as two flat tensors in the model's parameter layout,
 //                           and the same epoch/step metadata, so --resume continues the run.
 // Both are written atomically (temp file, fsync, rename, fsync folder).
@@ -24,6 +25,12 @@ struct CheckpointMeta {
   uint64_t epoch = 0;  // epochs completed
   uint64_t step = 0;   // optimizer steps taken
   double best_top1 = -1;
+  // Written mid-epoch (--max-steps): the loader position reached in epoch `epoch` (0-based, the
+  // one in progress) and the epoch's running train-loss sum and image count, so that --resume
+  // continues the same batches and summary.csv's row for the epoch is the uninterrupted one.
+  uint64_t position = 0;
+  double epoch_loss_sum = 0;
+  uint64_t epoch_images = 0;
 };
 
 // The sibling file that holds the optimizer state of `checkpoint_path`.

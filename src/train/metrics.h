@@ -47,7 +47,9 @@ class RunningMean {
   void add(double value, double weight = 1.0);
   double mean() const;  // NaN before any add
   double weight() const { return weight_; }
+  double sum() const { return sum_; }  // of value * weight
   void reset() { sum_ = weight_ = 0; }
+  void restore(double sum, double weight) { sum_ = sum, weight_ = weight; }  // what sum() and weight() returned
 
  private:
   double sum_ = 0, weight_ = 0;

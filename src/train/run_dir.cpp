@@ -119,4 +119,18 @@ void RunDir::append_summary(const SummaryRow& r) const {
   if (!ok) throw Error(path + ": cannot append a row: " + std::strerror(err ? err : EIO));
 }
 
+void RunDir::append_step(const StepRow& r) const {
+  const std::string path = file("steps.csv");
+  std::error_code ec;
+  const bool fresh = !fs::exists(path, ec) || fs::file_size(path, ec) == 0;
+  std::FILE* f = std::fopen(path.c_str(), "a");
+  if (!f) throw Error(path + ": cannot open for appending: " + std::strerror(errno));
+  // %.9g: every float value reads back exactly.
+  const int ok = std::fprintf(f, "%s%llu,%llu,%.9g,%.9g,%.9g\n", fresh ? "step,epoch,loss,lr,grad_norm\n" : "",
+                              static_cast<unsigned long long>(r.step), static_cast<unsigned long long>(r.epoch), r.loss,
+                              r.lr, r.grad_norm);
+  const int err = errno;
+  if (std::fclose(f) != 0 || ok < 0) throw Error(path + ": cannot append a row: " + std::strerror(err ? err : EIO));
+}
+
 }  // namespace vkvit::train

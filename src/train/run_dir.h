@@ -1,5 +1,6 @@
 // The run folder (DESIGN.md "Conventions"): runs/<YYYYmmdd-HHMMSS>-<config name>/ holding
-// config.yaml (the fully resolved config), summary.csv (one row per epoch) and the checkpoints
+// config.yaml (the fully resolved config), summary.csv (one row per epoch), steps.csv (one row per
+// optimizer step) and the checkpoints
 // (last.safetensors, best.safetensors, written by the trainer through path()).
 #pragma once
 #include <cstdint>
@@ -20,6 +21,16 @@ struct SummaryRow {
   double lr = 0;           // the rate of the epoch's last step
   double img_per_s = 0;    // training throughput
   uint64_t skipped_files = 0;  // unreadable images skipped so far (counted skips, DESIGN.md bad inputs)
+};
+
+// One steps.csv row: every applied optimizer step, so loss curves need no log parsing and a
+// resumed run can be compared with an uninterrupted one value for value.
+struct StepRow {
+  uint64_t step = 0;   // 1-based count of applied updates
+  uint64_t epoch = 0;  // 1-based
+  double loss = 0;     // the batch's mean loss (with label smoothing), as the GPU computed it
+  double lr = 0;
+  double grad_norm = 0;
 };
 
 class RunDir {
@@ -43,6 +54,9 @@ class RunDir {
   // Appends one row to summary.csv, writing the header first when the file is new, and syncs it
   // so the row survives a crash. Throws Error when an existing file has a different header.
   void append_summary(const SummaryRow& row) const;
+  // Appends one row to steps.csv (header first when new); not synced per row (a crash may lose
+  // the rows since the last checkpoint, which a resume writes again).
+  void append_step(const StepRow& row) const;
 
  private:
   explicit RunDir(std::string path) : path_(std::move(path)) {}

@@ -191,8 +191,9 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
   TrainStep sb(ctx, vit, B);
   const uint64_t n = vit.layout().total_floats();
 
-  uint64_t step = 0, start_epoch = 0;
-  double best_top1 = -1;
+  uint64_t step = 0, start_epoch = 0, start_position = 0;
+  double best_top1 = -1, resumed_loss_sum = 0;
+  uint64_t resumed_images = 0;
   if (!options.resume.empty()) {
     const CheckpointMeta meta = read_checkpoint_meta(options.resume);
     if (meta.config.model != cfg.model)
@@ -206,8 +207,12 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
     ctx.upload(sb.v(), v.data(), n * 4);
     step = meta.step;
     start_epoch = meta.epoch;
+    start_position = meta.position;
+    resumed_loss_sum = meta.epoch_loss_sum;
+    resumed_images = meta.epoch_images;
     best_top1 = meta.best_top1;
-    log_info("resuming from " + options.resume + " at epoch " + std::to_string(start_epoch) + ", step " + std::to_string(step));
+    log_info("resuming from " + options.resume + " at epoch " + std::to_string(start_epoch) + ", step " +
+             std::to_string(step) + (start_position ? ", image " + std::to_string(start_position) + " of the epoch" : ""));
   } else {
     vit.init(cfg.train.seed);
   }
@@ -234,13 +239,28 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
   StepIo io(ctx, vit, B, 1 + ops::kGradNormFloats);
   data::Batch batch;
   uint64_t nonfinite_in_a_row = 0;
+  // last.safetensors and its optimizer state (first: a checkpoint that exists always has its
+  // state beside it); `meta` says how far the run is.
+  auto save_last = [&](const CheckpointMeta& meta) {
+    std::vector<float> m(n), v(n);
+    ctx.download(sb.m(), m.data(), n * 4);
+    ctx.download(sb.v(), v.data(), n * 4);
+    save_optimizer_state(optimizer_state_path(run.file("last.safetensors")), m, v, meta);
+    save_checkpoint(run.file("last.safetensors"), vit, meta);
+  };
+  CheckpointMeta meta;
+  meta.config = cfg;
+  meta.classes = classes;
+
   for (uint64_t epoch = start_epoch; epoch < static_cast<uint64_t>(cfg.train.epochs); ++epoch) {
-    train_loader.start_epoch(epoch);
+    const bool resumed_mid_epoch = epoch == start_epoch && start_position > 0;
+    train_loader.start_epoch(epoch, resumed_mid_epoch ? start_position : 0);
     RunningMean train_loss;
+    if (resumed_mid_epoch) train_loss.restore(resumed_loss_sum, double(resumed_images));
     Throughput speed;
     speed.start();
     double lr = schedule.at(step);
-    uint64_t epoch_step = 0;
+    uint64_t epoch_step = resumed_mid_epoch ? resumed_images / B : 0;
     while (train_loader.next(batch, io.patches())) {
       lr = schedule.at(step);
       hyper.lr = lr;
@@ -266,6 +286,22 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
       ++epoch_step;
       train_loss.add(loss, batch.size);
       speed.add_images(batch.size);
+      run.append_step({step, epoch + 1, loss, lr, norm});
+      if (options.max_steps > 0 && step >= options.max_steps) {
+        meta.epoch = epoch;  // epochs completed: this one is not
+        meta.step = step;
+        meta.best_top1 = result.best_top1;
+        meta.position = train_loader.position();
+        meta.epoch_loss_sum = train_loss.sum();
+        meta.epoch_images = static_cast<uint64_t>(train_loss.weight());
+        save_last(meta);
+        if (!options.quiet)
+          std::fprintf(stderr, "vkvit: stopped after step %llu (--max-steps) in epoch %llu; continue with --resume %s\n",
+                       static_cast<unsigned long long>(step), static_cast<unsigned long long>(epoch + 1),
+                       run.file("last.safetensors").c_str());
+        result.stopped_early = true;
+        return result;
+      }
       if (!options.quiet && cfg.train.log_every > 0 && epoch_step % static_cast<uint64_t>(cfg.train.log_every) == 0)
         std::fprintf(stderr, "epoch %llu step %llu/%llu  loss %.4f  lr %.3g  %.0f img/s\n",
                      static_cast<unsigned long long>(epoch + 1), static_cast<unsigned long long>(epoch_step),
@@ -298,20 +334,15 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
       std::fprintf(stderr, "\n");
     }
 
-    CheckpointMeta meta;
-    meta.config = cfg;
-    meta.classes = classes;
     meta.epoch = epoch + 1;
     meta.step = step;
+    meta.position = 0;
+    meta.epoch_loss_sum = 0;
+    meta.epoch_images = 0;
     const bool best = std::isfinite(row.val_top1) && row.val_top1 > result.best_top1;
     if (best) result.best_top1 = row.val_top1;
     meta.best_top1 = result.best_top1;
-    // Optimizer state first: a checkpoint that exists always has its state beside it.
-    std::vector<float> m(n), v(n);
-    ctx.download(sb.m(), m.data(), n * 4);
-    ctx.download(sb.v(), v.data(), n * 4);
-    save_optimizer_state(optimizer_state_path(run.file("last.safetensors")), m, v, meta);
-    save_checkpoint(run.file("last.safetensors"), vit, meta);
+    save_last(meta);
     if (best) save_checkpoint(run.file("best.safetensors"), vit, meta);
   }
   return result;

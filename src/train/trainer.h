@@ -38,6 +38,9 @@ struct TrainOptions {
   std::string output;  // run folder; empty: <output.dir>/<timestamp>-<config name>
   std::string resume;  // checkpoint to continue from (its .optim.safetensors sibling too)
   bool quiet = false;
+  // Stop after this many applied updates in all (0: run every epoch), writing last.safetensors
+  // mid-epoch so that --resume continues with the very next batch.
+  uint64_t max_steps = 0;
 };
 
 struct TrainResult {
@@ -45,6 +48,7 @@ struct TrainResult {
   EvalResult last_eval;
   double best_top1 = -1;
   double train_images_per_s = 0;
+  bool stopped_early = false;  // TrainOptions::max_steps was reached
 };
 
 TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options);
