@@ -303,4 +303,17 @@ TEST_CASE("resume after --max-steps mid-epoch retraces the uninterrupted run ste
   CHECK(max_abs_diff(out / "resumed/last.safetensors", out / "whole/last.safetensors", nullptr) == 0.0);
   CHECK(max_abs_diff(out / "resumed/last.optim.safetensors", out / "whole/last.optim.safetensors", nullptr) == 0.0);
   CHECK(r2.last_eval.top1 == Approx(rw.last_eval.top1).margin(1e-9));
+
+  // A config whose model disagrees with the checkpoint is refused with what differs.
+  train::TrainConfig other = cfg;
+  other.model.mlp_dim += 4;
+  other.model.pool = other.model.pool == "cls" ? "mean" : "cls";
+  train::TrainOptions bad;
+  bad.resume = out / "whole/last.safetensors";
+  bad.output = out / "bad";
+  bad.quiet = true;
+  CHECK_THROWS_WITH(train::train(test::ctx(), other, bad),
+                    Catch::Contains("its model differs from the config's model section (checkpoint vs config: mlp_dim " +
+                                    std::to_string(cfg.model.mlp_dim) + " vs " + std::to_string(other.model.mlp_dim) +
+                                    ", pool " + cfg.model.pool + " vs " + other.model.pool + ")"));
 }

@@ -560,6 +560,29 @@ void TrainConfig::save(const std::string& path) const {
   model::write_file_atomic(path, [&](std::FILE* f) { return std::fwrite(text.data(), 1, text.size(), f) == text.size(); });
 }
 
+std::string ModelFields::differences(const ModelFields& o) const {
+  std::string out;
+  auto field = [&](const char* name, const auto& a, const auto& b) {
+    if (a == b) return;
+    std::ostringstream line;
+    line << (out.empty() ? "" : ", ") << name << " " << a << " vs " << b;
+    out += line.str();
+  };
+  field("preset", preset, o.preset);
+  field("image_size", image_size, o.image_size);
+  field("patch_size", patch_size, o.patch_size);
+  field("in_chans", in_chans, o.in_chans);
+  field("dim", dim, o.dim);
+  field("depth", depth, o.depth);
+  field("heads", heads, o.heads);
+  field("mlp_dim", mlp_dim, o.mlp_dim);
+  field("num_classes", num_classes, o.num_classes);
+  field("pool", pool, o.pool);
+  field("mixer", mixer, o.mixer);
+  field("ln_eps", ln_eps, o.ln_eps);
+  return out;
+}
+
 bool ModelFields::operator==(const ModelFields& o) const {
   return preset == o.preset && image_size == o.image_size && patch_size == o.patch_size && in_chans == o.in_chans &&
          dim == o.dim && depth == o.depth && heads == o.heads && mlp_dim == o.mlp_dim &&

@@ -80,6 +80,8 @@ struct ModelFields {
 
   bool operator==(const ModelFields& o) const;
   bool operator!=(const ModelFields& o) const { return !(*this == o); }
+  // "dim 64 vs 128, pool cls vs mean": the fields that differ from `o` (empty when equal).
+  std::string differences(const ModelFields& o) const;
 };
 
 struct DataConfig {

@@ -197,7 +197,8 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
   if (!options.resume.empty()) {
     const CheckpointMeta meta = read_checkpoint_meta(options.resume);
     if (meta.config.model != cfg.model)
-      throw Error(options.resume + ": its model differs from the config's model section; resume with the config it was trained with");
+      throw Error(options.resume + ": its model differs from the config's model section (checkpoint vs config: " +
+                  meta.config.model.differences(cfg.model) + "); resume with the config it was trained with");
     if (meta.classes != classes)
       throw Error(options.resume + ": its classes differ from the folders in " + train_root);
     load_checkpoint_weights(options.resume, vit);
