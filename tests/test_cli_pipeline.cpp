@@ -113,7 +113,7 @@ TEST_CASE("vkvit train writes a run folder and names it on stdout", "[cli]") {
   const Trained& t = trained();
   CHECK_THAT(t.train_output, Contains("run folder: " + (t.dir.path / "run").string()));
   CHECK_THAT(t.train_output, Contains("val top1"));
-  for (const char* f : {"last.safetensors", "last.optim.safetensors", "best.safetensors", "config.yaml", "summary.csv"})
+  for (const char* f : {"last.safetensors", "best.safetensors", "config.yaml", "summary.csv", "steps.csv"})
     CHECK(fs::exists(t.dir.path / "run" / f));
   CHECK(lines_of(read_file(t.dir.path / "run" / "summary.csv")).size() == 1 + 6);
 }

@@ -2,6 +2,7 @@
 // checkpoint back out to either naming (--to). The tensors keep their values (F16/BF16 inputs
 // become F32); only names change, and pos_embed is resampled when the config's image size gives
 // another patch grid than the weights were trained on (model/weight_import.h).
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 
@@ -66,7 +67,11 @@ void export_command(const ConvertArgs& a) {
   if (to == model::WeightNames::torchvision && vcfg.pool != "cls")
     throw Error(a.input + ": the model pools by '" + vcfg.pool + "'; torchvision's VisionTransformer can only classify "
                 "the cls token, so only --to timm can hold it");
-  const model::SafeTensors src = model::read_safetensors(a.input);
+  model::SafeTensors src = model::read_safetensors(a.input);
+  // The optimizer state of a last.safetensors is not part of the model.
+  src.tensors.erase(std::remove_if(src.tensors.begin(), src.tensors.end(),
+                                   [](const model::Tensor& t) { return t.name.rfind("vkvit.", 0) == 0; }),
+                    src.tensors.end());
   const std::vector<model::Tensor> out =
       model::export_weights(model::import_weights(src, model::WeightNames::timm, vcfg, a.input), to);
   std::vector<model::TensorRef> refs;

@@ -26,7 +26,7 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--config,-c", args->config, "Run config (YAML), e.g. configs/fmnist_vit_tiny.yaml")->required();
   cmd->add_option("--data-dir", args->data_dir, "Dataset root holding the train and val splits (data.dir)");
   cmd->add_option("--output", args->output, "Run folder (default: <output.dir>/<timestamp>-<config name>)");
-  cmd->add_option("--resume", args->resume, "Continue from a checkpoint (its .optim.safetensors beside it)");
+  cmd->add_option("--resume", args->resume, "Continue from a run's last.safetensors (weights, optimizer state, position)");
   cmd->add_option("-b,--batch-size", args->batch_size, "Batch size (train.batch_size)")->check(CLI::PositiveNumber);
   cmd->add_option("--epochs", args->epochs, "Epochs (train.epochs)")->check(CLI::PositiveNumber);
   cmd->add_option("--lr", args->lr, "Peak learning rate (train.lr)")->check(CLI::PositiveNumber);

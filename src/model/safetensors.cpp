@@ -3,6 +3,12 @@
 // header's bytes and ends in one clear line.
 #include "model/safetensors.h"
 
+#include <cstdlib>
+
+#include <chrono>
+
+#include <thread>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -394,6 +400,10 @@ void write_file_atomic(const std::string& path, const std::function<bool(std::FI
   bool ok = fill(f);
   int err = errno ? errno : EIO;
   if (ok && std::fflush(f) != 0) ok = false, err = errno;
+  // Fault injection for the kill test (tests/test_kill.cpp): hold the written, not yet renamed
+  // temp file open this long, so that a kill lands inside a save.
+  if (const char* ms = std::getenv("VKVIT_FAULT_SAVE_DELAY_MS"))
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(ms)));
   if (ok && fsync(fileno(f)) != 0) ok = false, err = errno;
   if (std::fclose(f) != 0 && ok) ok = false, err = errno;
   if (!ok) fail("write", err);

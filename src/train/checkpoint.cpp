@@ -54,20 +54,20 @@ uint64_t parse_u64(const std::string& text, const std::string& key, const std::s
 
 }  // namespace
 
-std::string optimizer_state_path(const std::string& checkpoint_path) {
-  const std::string suffix = ".safetensors";
-  std::string base = checkpoint_path;
-  if (base.size() > suffix.size() && base.compare(base.size() - suffix.size(), suffix.size(), suffix) == 0)
-    base.resize(base.size() - suffix.size());
-  return base + ".optim.safetensors";
-}
-
-void save_checkpoint(const std::string& path, const model::Vit& vit, const CheckpointMeta& meta) {
+void save_checkpoint(const std::string& path, const model::Vit& vit, const CheckpointMeta& meta,
+                     const std::vector<float>* adam_m, const std::vector<float>* adam_v) {
   const std::vector<float> flat = vit.read_params();
   std::vector<model::TensorRef> refs;
   for (const auto& p : vit.params()) {
     std::vector<uint64_t> shape(p.shape.begin(), p.shape.end());
     refs.push_back({p.name, shape, flat.data() + p.offset});
+  }
+  if ((adam_m == nullptr) != (adam_v == nullptr)) throw Error("internal: save_checkpoint needs both Adam m and v");
+  if (adam_m) {
+    const uint64_t n = vit.layout().total_floats();
+    if (adam_m->size() != n || adam_v->size() != n) throw Error("internal: Adam state does not match the layout");
+    refs.push_back({kAdamM, {n}, adam_m->data()});
+    refs.push_back({kAdamV, {n}, adam_v->data()});
   }
   model::write_safetensors(path, refs, metadata_of(meta));
 }
@@ -128,7 +128,7 @@ void load_checkpoint_weights(const std::string& path, model::Vit& vit) {
     std::copy(t->data.begin(), t->data.end(), flat.begin() + static_cast<std::ptrdiff_t>(p.offset));
   }
   for (const auto& t : st.tensors)
-    if (!expected.count(t.name)) problems.push_back("unexpected " + t.name);
+    if (!expected.count(t.name) && t.name.rfind("vkvit.", 0) != 0) problems.push_back("unexpected " + t.name);
   if (!problems.empty()) {
     std::string msg = path + ": tensors do not fit the model (" + std::to_string(problems.size()) + "): ";
     for (size_t i = 0; i < problems.size(); ++i) msg += (i ? "; " : "") + problems[i];
@@ -137,21 +137,16 @@ void load_checkpoint_weights(const std::string& path, model::Vit& vit) {
   vit.write_params(flat);
 }
 
-void save_optimizer_state(const std::string& path, const std::vector<float>& m, const std::vector<float>& v,
-                          const CheckpointMeta& meta) {
-  std::map<std::string, std::string> md;
-  md["vkvit.epoch"] = std::to_string(meta.epoch);
-  md["vkvit.step"] = std::to_string(meta.step);
-  model::write_safetensors(path, {{"adam.m", {m.size()}, m.data()}, {"adam.v", {v.size()}, v.data()}}, md);
-}
-
 void load_optimizer_state(const std::string& path, uint64_t floats, std::vector<float>& m, std::vector<float>& v) {
   const model::SafeTensors st = model::read_safetensors(path);
-  const model::Tensor* tm = st.find("adam.m");
-  const model::Tensor* tv = st.find("adam.v");
-  if (!tm || !tv || tm->numel() != floats || tv->numel() != floats)
-    throw Error(path + ": optimizer state does not fit this model (expected adam.m and adam.v with " +
-                std::to_string(floats) + " values each)");
+  const model::Tensor* tm = st.find(kAdamM);
+  const model::Tensor* tv = st.find(kAdamV);
+  if (!tm || !tv)
+    throw Error(path + ": has no optimizer state (" + kAdamM + ", " + kAdamV +
+                "); resume from a run's last.safetensors, not best.safetensors or converted weights");
+  if (tm->numel() != floats || tv->numel() != floats)
+    throw Error(path + ": its optimizer state does not fit this model (" + std::to_string(tm->numel()) + " values, " +
+                "the model's layout has " + std::to_string(floats) + ")");
   m = tm->data;
   v = tv->data;
 }

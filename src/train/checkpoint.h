@@ -1,13 +1,17 @@
-// Checkpoints: model weights in safetensors with timm names, and the optimizer state beside them.
+// Checkpoints: model weights in safetensors with timm names, optionally with the optimizer state.
 //
-// <name>.safetensors        every model tensor (timm name and shape, F32); __metadata__ holds
-//                           "vkvit.config" (the fully resolved run config as YAML), "vkvit.classes"
-//                           (JSON list of class names, index = label), "vkvit.epoch", "vkvit.step",
-//                           "vkvit.best_top1", and for a checkpoint written mid-epoch
-//                           "vkvit.position", "vkvit.epoch_loss_sum", "vkvit.epoch_images".
-// <name>.optim.safetensors  Adam's m and v as two flat tensors in the model's parameter layout,
-//                           and the same epoch/step metadata, so --resume continues the run.
-// Both are written atomically (temp file, fsync, rename, fsync folder).
+// <name>.safetensors  every model tensor (timm name and shape, F32); __metadata__ holds
+//                     "vkvit.config" (the fully resolved run config as YAML), "vkvit.classes"
+//                     (JSON list of class names, index = label), "vkvit.epoch", "vkvit.step",
+//                     "vkvit.best_top1", and for a checkpoint written mid-epoch
+//                     "vkvit.position", "vkvit.epoch_loss_sum", "vkvit.epoch_images".
+//                     last.safetensors also holds Adam's m and v as two flat tensors in the
+//                     model's parameter layout, "vkvit.adam.m" and "vkvit.adam.v" (timm's last
+//                     checkpoint likewise carries its optimizer), so --resume needs one file;
+//                     best.safetensors and converted weights hold the model only.
+// One file per checkpoint, written atomically (temp file, fsync, rename, fsync folder): a crash or
+// a kill at any moment leaves the previous complete checkpoint or the new one, never a mix of a
+// new optimizer state with old weights.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -33,10 +37,14 @@ struct CheckpointMeta {
   uint64_t epoch_images = 0;
 };
 
-// The sibling file that holds the optimizer state of `checkpoint_path`.
-std::string optimizer_state_path(const std::string& checkpoint_path);
+// Names of the optimizer-state tensors inside a checkpoint; loaders of the model skip "vkvit.*".
+constexpr const char* kAdamM = "vkvit.adam.m";
+constexpr const char* kAdamV = "vkvit.adam.v";
 
-void save_checkpoint(const std::string& path, const model::Vit& vit, const CheckpointMeta& meta);
+// The model's weights, and Adam's m and v when given (both or neither, each the layout's
+// total_floats() long).
+void save_checkpoint(const std::string& path, const model::Vit& vit, const CheckpointMeta& meta,
+                     const std::vector<float>* adam_m = nullptr, const std::vector<float>* adam_v = nullptr);
 // The same file from host tensors with timm names (what `vkvit convert` writes).
 void save_checkpoint_tensors(const std::string& path, const std::vector<model::Tensor>& tensors,
                              const CheckpointMeta& meta);
@@ -46,9 +54,8 @@ CheckpointMeta read_checkpoint_meta(const std::string& path);
 // mis-shaped tensor at once.
 void load_checkpoint_weights(const std::string& path, model::Vit& vit);
 
-void save_optimizer_state(const std::string& path, const std::vector<float>& m, const std::vector<float>& v,
-                          const CheckpointMeta& meta);
-// m and v must have `floats` elements each; throws vkvit::Error when the file does not match.
+// Adam's m and v from a checkpoint that has them (`floats` elements each); throws vkvit::Error
+// naming the file when it has none or they do not fit.
 void load_optimizer_state(const std::string& path, uint64_t floats, std::vector<float>& m, std::vector<float>& v);
 
 }  // namespace vkvit::train

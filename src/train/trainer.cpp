@@ -203,7 +203,7 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
       throw Error(options.resume + ": its classes differ from the folders in " + train_root);
     load_checkpoint_weights(options.resume, vit);
     std::vector<float> m, v;
-    load_optimizer_state(optimizer_state_path(options.resume), n, m, v);
+    load_optimizer_state(options.resume, n, m, v);
     ctx.upload(sb.m(), m.data(), n * 4);
     ctx.upload(sb.v(), v.data(), n * 4);
     step = meta.step;
@@ -240,14 +240,13 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
   StepIo io(ctx, vit, B, 1 + ops::kGradNormFloats);
   data::Batch batch;
   uint64_t nonfinite_in_a_row = 0;
-  // last.safetensors and its optimizer state (first: a checkpoint that exists always has its
-  // state beside it); `meta` says how far the run is.
+  // last.safetensors with the optimizer state inside (one atomic file); `meta` says how far the
+  // run is.
   auto save_last = [&](const CheckpointMeta& meta) {
     std::vector<float> m(n), v(n);
     ctx.download(sb.m(), m.data(), n * 4);
     ctx.download(sb.v(), v.data(), n * 4);
-    save_optimizer_state(optimizer_state_path(run.file("last.safetensors")), m, v, meta);
-    save_checkpoint(run.file("last.safetensors"), vit, meta);
+    save_checkpoint(run.file("last.safetensors"), vit, meta, &m, &v);
   };
   CheckpointMeta meta;
   meta.config = cfg;

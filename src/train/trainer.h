@@ -36,7 +36,7 @@ EvalResult evaluate(vk::Context& ctx, model::Vit& vit, data::Loader& loader);
 
 struct TrainOptions {
   std::string output;  // run folder; empty: <output.dir>/<timestamp>-<config name>
-  std::string resume;  // checkpoint to continue from (its .optim.safetensors sibling too)
+  std::string resume;  // checkpoint to continue from (a run's last.safetensors: weights and optimizer)
   bool quiet = false;
   // Stop after this many applied updates in all (0: run every epoch), writing last.safetensors
   // mid-epoch so that --resume continues with the very next batch.
