@@ -382,3 +382,21 @@ TEST_CASE("a missing data folder is one clear line from train, eval and predict"
   CHECK(lines_of(pr.err).size() == 1);
   CHECK_THAT(pr.err, Contains(missing.string()));
 }
+
+TEST_CASE("vkvit bench train-step and infer run the model and end with a RESULT line", "[cli]") {
+  TempDir dir("bench-model");
+  write_file(dir.path / "tiny.yaml", kTinyConfig);
+  for (const char* mode : {"train-step", "infer"}) {
+    const Run r = run(std::string("bench ") + mode + " --config " + q(dir.path / "tiny.yaml") + " -b 4 --steps 2 --warmup 1");
+    INFO(mode << ": " << r.out << r.err);
+    REQUIRE(r.status == 0);
+    const std::vector<std::string> lines = lines_of(r.out);
+    REQUIRE_FALSE(lines.empty());
+    CHECK_THAT(lines.back(), Contains(std::string("RESULT impl=vkvit mode=") + mode));
+    CHECK_THAT(lines.back(), Contains("batch=4"));
+    CHECK_THAT(lines.back(), Contains("img_per_s="));
+  }
+  const Run bad = run("bench infer --preset vit_nonexistent");
+  CHECK(bad.status != 0);
+  CHECK_THAT(bad.err, Contains("vit_nonexistent"));
+}

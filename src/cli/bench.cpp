@@ -13,8 +13,7 @@
 #include <string>
 #include <vector>
 
-#include <sys/resource.h>
-
+#include "cli/bench_common.h"
 #include "cli/commands.h"
 #include "ops/attention.h"
 #include "ops/matmul.h"
@@ -107,13 +106,6 @@ uint64_t operand_floats(const BenchShape& s, uint32_t rows, uint32_t cols, const
 const char* transposes(const BenchShape& s) {
   static const char* names[] = {"NN", "NT", "TN", "TT"};
   return names[(s.trans_a ? 2 : 0) + (s.trans_b ? 1 : 0)];
-}
-
-// CPU time of this process (all threads: lavapipe's workers included), in ms.
-double process_cpu_ms() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-3;
 }
 
 struct Timing {
@@ -321,6 +313,8 @@ void add_bench_command(CLI::App& app, GlobalOptions& global) {
   at->add_option("--repeat", aopts->repeat, "Timed runs per shape (median reported)")->check(CLI::PositiveNumber);
   at->add_option("--only", aopts->only, "Shapes to run by name (fmnist, vit_ti, vit_s)")->delimiter(',');
   at->callback([&global, aopts] { run_attention_bench(global, *aopts); });
+
+  add_model_bench_commands(cmd, global);  // train-step, infer: whole-model timings
 }
 
 }  // namespace vkvit::cli

@@ -1,0 +1,196 @@
+// `vkvit bench train-step` and `vkvit bench infer`: the speed of the whole model on the chosen
+// device, to put beside PyTorch's on the same machine (tests/bench/compare.sh).
+//   train-step  train::TrainStep, the trainer's own step (zero grads, forward, label-smoothed
+//               cross-entropy, backward, grad norm, AdamW), recorded into one command buffer and
+//               submitted and waited for once per step, as the training loop does.
+//   infer       model::Vit::forward only.
+// Weights come from vit.init and the inputs are random patches and labels put on the device once
+// before timing: no decoding, no loader, no upload per step, so the figure is the GPU step alone
+// (the trainer adds a ~100 KB staging copy and a 3-float readback per step on top).
+// The last stdout line is machine-readable (RESULT key=value ...) for the comparison script.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cli/bench_common.h"
+#include "cli/commands.h"
+#include "model/vit.h"
+#include "train/config.h"
+#include "train/train_step.h"
+#include "vk/error.h"
+#include "vk/memory.h"
+#include "vk/profiler.h"
+#include "vk/recorder.h"
+
+namespace vkvit::cli {
+
+namespace {
+
+struct ModelBenchOptions {
+  std::string config;  // a run config (model + train sections), or
+  std::string preset;  // a model preset with the default optimizer settings
+  int batch = 0;       // 0 = the config's train.batch_size
+  int steps = 10;
+  int warmup = 2;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// The config and optimizer settings the step runs with: from a run config, or a preset with
+// OptimConfig's defaults (timm/DeiT values: label smoothing 0.1, no clipping).
+struct BenchSetup {
+  std::string model_name;
+  model::VitConfig vit;
+  train::OptimConfig optim;
+};
+
+BenchSetup resolve(const ModelBenchOptions& o) {
+  if (o.config.empty() == o.preset.empty()) throw Error("bench: give exactly one of --config FILE or --preset NAME");
+  BenchSetup s;
+  if (!o.config.empty()) {
+    const train::TrainConfig cfg = train::TrainConfig::load(o.config);
+    s.model_name = o.config;
+    s.vit = train::to_vit_config(cfg.model);
+    s.optim = cfg.train;
+  } else {
+    s.model_name = o.preset;
+    s.vit = model::VitConfig::preset(o.preset);
+  }
+  if (o.batch > 0) s.optim.batch_size = o.batch;
+  return s;
+}
+
+void run_model_bench(const GlobalOptions& global, const ModelBenchOptions& o, bool train_step) {
+  const BenchSetup s = resolve(o);
+  const uint32_t B = static_cast<uint32_t>(s.optim.batch_size);
+  const char* mode = train_step ? "train-step" : "infer";
+  vk::Context ctx(global.context_options());
+  const vk::DeviceInfo& info = ctx.info();
+
+  model::Vit vit(ctx, s.vit, B);
+  vit.init(s.optim.seed);
+  std::unique_ptr<train::TrainStep> step;
+  if (train_step) step = std::make_unique<train::TrainStep>(ctx, vit, B);
+
+  // Random inputs of the right scale (normalized pixels are roughly N(0, 1)) and labels.
+  std::mt19937 rng(static_cast<uint32_t>(s.optim.seed));
+  std::normal_distribution<float> pixel(0.0f, 1.0f);
+  std::vector<float> patches(uint64_t(B) * s.vit.num_patches() * s.vit.patch_dim());  // (B, Np, C*P*P)
+  for (float& v : patches) v = pixel(rng);
+  ctx.upload(vit.patches_input(), patches.data(), patches.size() * 4);
+  if (step) {
+    std::uniform_int_distribution<uint32_t> label(0, static_cast<uint32_t>(s.vit.num_classes) - 1);
+    std::vector<uint32_t> labels(B);  // (B)
+    for (uint32_t& v : labels) v = label(rng);
+    ctx.upload(step->labels(), labels.data(), labels.size() * 4);
+  }
+
+  ops::AdamWHyper hyper;
+  hyper.lr = s.optim.lr;
+  hyper.beta1 = s.optim.betas[0];
+  hyper.beta2 = s.optim.betas[1];
+  hyper.eps = s.optim.eps;
+  hyper.weight_decay = s.optim.weight_decay;
+
+  std::printf("# vkvit bench %s\n", mode);
+  std::printf("# device: %s (%s %s)\n", info.name.c_str(), info.driver_name.c_str(), info.driver_version.c_str());
+  std::printf("# model: %s (image %d, patch %d, %d tokens, dim %d, depth %d, heads %d, mlp %d, %d classes, %s pool, %s), "
+              "%llu parameters\n",
+              s.model_name.c_str(), s.vit.image_size, s.vit.patch_size, s.vit.tokens(), s.vit.dim, s.vit.depth,
+              s.vit.heads, s.vit.mlp_dim, s.vit.num_classes, s.vit.pool.c_str(), s.vit.mixer.c_str(),
+              static_cast<unsigned long long>(vit.param_count()));
+  std::printf("# batch %u, %d timed steps after %d warm-up steps (the first builds the pipelines)\n", B, o.steps, o.warmup);
+  std::fflush(stdout);
+
+  // The first steps compile every pipeline (seconds on lavapipe without a warm Mesa shader cache):
+  // they are run and thrown away, and so is their profile.
+  vk::Recorder rec(ctx);
+  std::vector<double> wall_ms, cpu_ms;
+  uint64_t t = 0;  // AdamW's step count, as the trainer's
+  for (int i = -o.warmup; i < o.steps; ++i) {
+    if (i == 0) ctx.profiler().clear();
+    const double c0 = process_cpu_ms();
+    const auto t0 = std::chrono::steady_clock::now();
+    if (step)
+      step->record(rec, B, hyper, ++t, static_cast<float>(s.optim.label_smoothing), static_cast<float>(s.optim.clip_grad));
+    else
+      vit.forward(rec, B);
+    rec.submit_and_wait();
+    const auto t1 = std::chrono::steady_clock::now();
+    if (i < 0) continue;
+    wall_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    cpu_ms.push_back(process_cpu_ms() - c0);
+  }
+
+  // A sanity check that the steps trained: on one fixed batch the loss falls from about ln(K).
+  float loss = NAN;
+  if (step) ctx.download(step->loss(), &loss, 4);
+
+  // Counted FLOPs: the matmuls of the forward pass (VitConfig::flops_per_image: patch projection,
+  // qkv, Q K^T, P V, proj, fc1, fc2, head; 2 per multiply-add; norms, softmax, GELU and the
+  // optimizer not counted). A train step is counted as 3x forward: backward is two products
+  // (dX and dW) per forward product, as in the usual 6 * params * tokens estimate.
+  const double fwd_flops = static_cast<double>(s.vit.flops_per_image());
+  const double flops = fwd_flops * (train_step ? 3.0 : 1.0);
+  const double ms = median(wall_ms), cpu = median(cpu_ms);
+  const double img_s = B / (ms * 1e-3);
+  const double gflops = flops * B / (ms * 1e6);
+  std::printf("FLOPs per image: %.4g forward (matmuls only)", fwd_flops);
+  if (train_step) std::printf(" x 3 = %.4g per train-step image", flops);
+  std::printf("\n");
+  std::printf("median step: %.3f ms wall (min %.3f, max %.3f), %.3f ms process CPU\n", ms,
+              *std::min_element(wall_ms.begin(), wall_ms.end()), *std::max_element(wall_ms.begin(), wall_ms.end()), cpu);
+  std::printf("throughput: %.2f img/s, %.3f GFLOP/s (%.2f img per CPU-second)\n", img_s, gflops, B / (cpu * 1e-3));
+  std::printf("peak device memory: %s (now %s; activations %s)\n", vk::format_bytes(ctx.peak_allocated_bytes()).c_str(),
+              vk::format_bytes(ctx.allocated_bytes()).c_str(), vk::format_bytes(vit.activation_bytes()).c_str());
+  if (step) std::printf("loss of the last step: %.4f (ln K = %.4f)\n", loss, std::log(double(s.vit.num_classes)));
+  if (ctx.profiling() && !ctx.profiler().empty()) {
+    // Printed here rather than by the context at exit, so that it covers the timed steps only and
+    // comes before the RESULT line. Timestamps around every dispatch slow the step down a little.
+    std::printf("# per-op GPU time over the %d timed steps (divide by %d for per step):\n", o.steps, o.steps);
+    ctx.profiler().print(stdout);
+    ctx.profiler().clear();
+  }
+  std::printf("RESULT impl=vkvit mode=%s model=%s batch=%u steps=%d ms=%.3f cpu_ms=%.3f img_per_s=%.3f gflop_per_s=%.4f "
+              "flops_per_img=%.6g peak_mib=%.1f\n",
+              mode, s.model_name.c_str(), B, o.steps, ms, cpu, img_s, gflops, flops,
+              ctx.peak_allocated_bytes() / 1048576.0);
+  std::fflush(stdout);
+}
+
+void add_mode(CLI::App* bench, GlobalOptions& global, const char* name, const char* help, bool train_step) {
+  auto o = std::make_shared<ModelBenchOptions>();
+  auto* cmd = bench->add_subcommand(name, help);
+  auto* config = cmd->add_option("--config,-c", o->config, "Run config (YAML): model, batch size and optimizer settings");
+  auto* preset = cmd->add_option("--preset", o->preset, "Model preset (vit_tiny_patch16_224, vit_fmnist_tiny, ...)");
+  config->excludes(preset);
+  cmd->add_option("-b,--batch", o->batch, "Batch size (default: the config's train.batch_size, 128 for a preset)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--steps", o->steps, "Timed steps (median reported)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--warmup", o->warmup, "Untimed steps first (pipeline compilation)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->footer(std::string("Example:\n  vkvit bench ") + name + " --config configs/fmnist_vit_tiny.yaml --steps 20\n"
+              "  vkvit --profile bench " + name + " --preset vit_tiny_patch16_224 -b 8 --steps 3");
+  cmd->callback([&global, o, train_step] { run_model_bench(global, *o, train_step); });
+}
+
+}  // namespace
+
+void add_model_bench_commands(CLI::App* bench, GlobalOptions& global) {
+  add_mode(bench, global, "train-step", "Time one training step of a whole model (forward, loss, backward, AdamW)", true);
+  add_mode(bench, global, "infer", "Time the forward pass of a whole model", false);
+}
+
+}  // namespace vkvit::cli
