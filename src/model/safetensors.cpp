@@ -10,6 +10,7 @@
 #include <thread>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -387,6 +388,17 @@ void write_file_atomic(const std::string& path, const std::function<bool(std::FI
     std::remove(tmp.c_str());
     throw Error(path + ": cannot write (" + what + "): " + std::strerror(err));
   };
+  // Temp files of this target left by processes that were killed mid-write: their process no
+  // longer exists, so nobody will rename them; remove them instead of letting them pile up.
+  const std::string stale_prefix = "." + target.filename().string() + ".tmp-";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(stale_prefix, 0) != 0) continue;
+    const long pid = std::strtol(name.c_str() + stale_prefix.size(), nullptr, 10);
+    if (pid > 0 && pid != getpid() && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+      fs::remove(entry.path(), ec);
+  }
 
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail("create " + tmp.string(), errno);
