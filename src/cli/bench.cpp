@@ -113,8 +113,34 @@ struct Timing {
   double cpu_ms = 0;  // median process CPU time per run (CPU drivers: robust to other load)
 };
 
-// Median time in ms of `repeat` submissions of one matmul after a warm-up (which also builds the
-// pipeline). GPU timestamps when the device has them, else wall clock around submit and wait.
+// Medians over `repeat` submissions of what `record` records, after one warm-up (which also
+// builds the pipelines). GPU timestamps when the device has them, else wall clock around submit
+// and wait; the per-op profile is cleared, since the bench prints its own table.
+template <class Record>
+Timing time_recording(vk::Context& ctx, int repeat, Record&& record) {
+  const bool gpu_clock = ctx.profiling() && ctx.info().timestamps;
+  std::vector<double> ms, cpu;
+  vk::Recorder rec(ctx);
+  for (int r = -1; r < repeat; ++r) {
+    ctx.profiler().clear();
+    const double c0 = process_cpu_ms();
+    const auto t0 = std::chrono::steady_clock::now();
+    record(rec);
+    rec.submit_and_wait();
+    const auto t1 = std::chrono::steady_clock::now();
+    const double c1 = process_cpu_ms();
+    if (r < 0) continue;  // warm-up
+    ms.push_back(gpu_clock ? ctx.profiler().total_ns() * 1e-6
+                           : std::chrono::duration<double, std::milli>(t1 - t0).count());
+    cpu.push_back(c1 - c0);
+  }
+  ctx.profiler().clear();
+  std::sort(ms.begin(), ms.end());
+  std::sort(cpu.begin(), cpu.end());
+  return Timing{ms[ms.size() / 2], cpu[cpu.size() / 2]};
+}
+
+// time_recording of one matmul of shape `s` with M rows on random operands.
 Timing time_matmul(vk::Context& ctx, const BenchShape& s, uint32_t M, ops::MatmulKernel kernel, int repeat) {
   const uint64_t a_floats = operand_floats(s, s.trans_a ? s.K : M, s.trans_a ? M : s.K, s.a);
   const uint64_t b_floats = operand_floats(s, s.trans_b ? s.N : s.K, s.trans_b ? s.K : s.N, s.b);
@@ -142,26 +168,9 @@ Timing time_matmul(vk::Context& ctx, const BenchShape& s, uint32_t M, ops::Matmu
   shape.c = s.c;
   shape.beta = s.beta;
 
-  const bool gpu_clock = ctx.profiling() && ctx.info().timestamps;
-  std::vector<double> ms, cpu;
-  vk::Recorder rec(ctx);
-  for (int r = -1; r < repeat; ++r) {
-    ctx.profiler().clear();
-    const double c0 = process_cpu_ms();
-    const auto t0 = std::chrono::steady_clock::now();
+  return time_recording(ctx, repeat, [&](vk::Recorder& rec) {
     ops::matmul(rec, c.view(), a.view(), b.view(), shape, {}, kernel);
-    rec.submit_and_wait();
-    const auto t1 = std::chrono::steady_clock::now();
-    const double c1 = process_cpu_ms();
-    if (r < 0) continue;  // warm-up
-    ms.push_back(gpu_clock ? ctx.profiler().total_ns() * 1e-6
-                           : std::chrono::duration<double, std::milli>(t1 - t0).count());
-    cpu.push_back(c1 - c0);
-  }
-  ctx.profiler().clear();  // the bench prints its own table, not the per-op profile
-  std::sort(ms.begin(), ms.end());
-  std::sort(cpu.begin(), cpu.end());
-  return Timing{ms[ms.size() / 2], cpu[cpu.size() / 2]};
+  });
 }
 
 void run_matmul_bench(const GlobalOptions& global, const MatmulBenchOptions& o) {
@@ -214,26 +223,6 @@ struct AttentionShape {
   uint32_t B, N, D, H;
 };
 
-// Median device time (ms) of `repeat` recordings of `record` after a warm-up; see time_matmul.
-template <class Record>
-double time_recording(vk::Context& ctx, int repeat, Record&& record) {
-  const bool gpu_clock = ctx.profiling() && ctx.info().timestamps;
-  std::vector<double> ms;
-  vk::Recorder rec(ctx);
-  for (int r = -1; r < repeat; ++r) {
-    ctx.profiler().clear();
-    const auto t0 = std::chrono::steady_clock::now();
-    record(rec);
-    rec.submit_and_wait();
-    const auto t1 = std::chrono::steady_clock::now();
-    if (r >= 0)
-      ms.push_back(gpu_clock ? ctx.profiler().total_ns() * 1e-6 : std::chrono::duration<double, std::milli>(t1 - t0).count());
-  }
-  ctx.profiler().clear();
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
 void run_attention_bench(const GlobalOptions& global, const AttentionBenchOptions& o) {
   vk::ContextOptions copts = global.context_options();
   copts.profile = true;
@@ -280,8 +269,8 @@ void run_attention_bench(const GlobalOptions& global, const AttentionBenchOption
       ops::attention_fused_backward(rec, dqkv->view(), delta->view(), lse->view(), qkv->view(), out->view(), dout->view(),
                                     s.B, s.N, s.D, s.H);
     };
-    const double uf = time_recording(ctx, o.repeat, unfused_fwd), ff = time_recording(ctx, o.repeat, fused_fwd);
-    const double ub = time_recording(ctx, o.repeat, unfused_both), fb = time_recording(ctx, o.repeat, fused_both);
+    const double uf = time_recording(ctx, o.repeat, unfused_fwd).ms, ff = time_recording(ctx, o.repeat, fused_fwd).ms;
+    const double ub = time_recording(ctx, o.repeat, unfused_both).ms, fb = time_recording(ctx, o.repeat, fused_both).ms;
     std::printf("%-8s %4u %4u %4u %3u %9.2f ms %9.2f ms %9.2f ms %9.2f ms %8.2fx %8.2fx\n", s.name, s.B, s.N, s.D, s.H,
                 uf, ff, ub, fb, uf / ff, ub / fb);
     std::fflush(stdout);
