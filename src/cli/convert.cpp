@@ -70,7 +70,7 @@ void export_command(const ConvertArgs& a) {
   model::SafeTensors src = model::read_safetensors(a.input);
   // The optimizer state of a last.safetensors is not part of the model.
   src.tensors.erase(std::remove_if(src.tensors.begin(), src.tensors.end(),
-                                   [](const model::Tensor& t) { return t.name.rfind("vkvit.", 0) == 0; }),
+                                   [](const model::Tensor& t) { return train::is_training_state(t.name); }),
                     src.tensors.end());
   const std::vector<model::Tensor> out =
       model::export_weights(model::import_weights(src, model::WeightNames::timm, vcfg, a.input), to);

@@ -128,7 +128,7 @@ void load_checkpoint_weights(const std::string& path, model::Vit& vit) {
     std::copy(t->data.begin(), t->data.end(), flat.begin() + static_cast<std::ptrdiff_t>(p.offset));
   }
   for (const auto& t : st.tensors)
-    if (!expected.count(t.name) && t.name.rfind("vkvit.", 0) != 0) problems.push_back("unexpected " + t.name);
+    if (!expected.count(t.name) && !is_training_state(t.name)) problems.push_back("unexpected " + t.name);
   if (!problems.empty()) {
     std::string msg = path + ": tensors do not fit the model (" + std::to_string(problems.size()) + "): ";
     for (size_t i = 0; i < problems.size(); ++i) msg += (i ? "; " : "") + problems[i];

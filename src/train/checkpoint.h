@@ -40,6 +40,8 @@ struct CheckpointMeta {
 // Names of the optimizer-state tensors inside a checkpoint; loaders of the model skip "vkvit.*".
 constexpr const char* kAdamM = "vkvit.adam.m";
 constexpr const char* kAdamV = "vkvit.adam.v";
+// True for a tensor that is training state ("vkvit.*"), not part of the model.
+inline bool is_training_state(const std::string& tensor_name) { return tensor_name.rfind("vkvit.", 0) == 0; }
 
 // The model's weights, and Adam's m and v when given (both or neither, each the layout's
 // total_floats() long).
