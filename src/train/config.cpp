@@ -583,11 +583,8 @@ std::string ModelFields::differences(const ModelFields& o) const {
   return out;
 }
 
-bool ModelFields::operator==(const ModelFields& o) const {
-  return preset == o.preset && image_size == o.image_size && patch_size == o.patch_size && in_chans == o.in_chans &&
-         dim == o.dim && depth == o.depth && heads == o.heads && mlp_dim == o.mlp_dim &&
-         num_classes == o.num_classes && pool == o.pool && mixer == o.mixer && ln_eps == o.ln_eps;
-}
+// One field list: equality is "no field differs".
+bool ModelFields::operator==(const ModelFields& o) const { return differences(o).empty(); }
 
 bool DataConfig::operator==(const DataConfig& o) const {
   return dir == o.dir && train_split == o.train_split && val_split == o.val_split && workers == o.workers &&
