@@ -37,7 +37,27 @@ layout(constant_id = 4) const bool VEC_B = false;     // same for B (TN % 4 == 0
 // (task hand-out, this prologue) then outweighs the product; looping over several entries in one
 // workgroup amortises it. The launcher sets it; 1 for single products.
 layout(constant_id = 5) const uint BATCH_PER_GROUP = 1;
+// Load four floats as two 64-bit components instead of four 32-bit ones. llvmpipe's load is a
+// loop over the lanes with a bounds check, branch and scalar load per lane *and component*, so
+// this halves the work per float (needs shaderInt64; the launcher sets it where enabled).
+layout(constant_id = 6) const bool WIDE_LOADS = false;
 #include "matmul_common.glsl"
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+layout(set = 0, binding = 1) readonly buffer A8 { u64vec2 a8[]; };
+layout(set = 0, binding = 2) readonly buffer B8 { u64vec2 b8[]; };
+
+vec4 wide_to_vec4(u64vec2 w) {
+  return vec4(uintBitsToFloat(uint(w.x)), uintBitsToFloat(uint(w.x >> 32)), uintBitsToFloat(uint(w.y)),
+              uintBitsToFloat(uint(w.y >> 32)));
+}
+vec4 load_a4(uint i) {
+  if (WIDE_LOADS) return wide_to_vec4(a8[i]);
+  return a4[i];
+}
+vec4 load_b4(uint i) {
+  if (WIDE_LOADS) return wide_to_vec4(b8[i]);
+  return b4[i];
+}
 
 
 // A values for row i of the block, from the per-lane loads: row i was fetched by lane i % LANES
@@ -89,13 +109,13 @@ void block(uint z) {
     float bv[4][TN];
     if (VEC_A && !TRANS_A) {
       [[unroll]] for (uint r = 0; r < A_ROWS; ++r) {
-        const vec4 v = a4[(arow[r] + k) >> 2];
+        const vec4 v = load_a4((arow[r] + k) >> 2);
         [[unroll]] for (uint l = 0; l < LANES; ++l)
           [[unroll]] for (uint kk = 0; kk < 4u; ++kk) av[kk][r * LANES + l] = subgroupBroadcast(v[kk], l);
       }
     } else if (VEC_A && TRANS_A) {
       [[unroll]] for (uint r = 0; r < A_ROWS; ++r) {
-        const vec4 v = a4[(atcol[r] + min(k + atq[r], p.K - 1u) * p.lda) >> 2];
+        const vec4 v = load_a4((atcol[r] + min(k + atq[r], p.K - 1u) * p.lda) >> 2);
         [[unroll]] for (uint l = 0; l < LANES; ++l) {
           const uint idx = r * LANES + l, q = idx / (TM / 4u), j = idx % (TM / 4u);
           [[unroll]] for (uint c = 0; c < 4u; ++c)
@@ -114,14 +134,14 @@ void block(uint z) {
     }
     if (VEC_B && TRANS_B) {
       [[unroll]] for (uint j = 0; j < TN; ++j) {
-        const vec4 v = b4[(bcol[j] + k) >> 2];
+        const vec4 v = load_b4((bcol[j] + k) >> 2);
         [[unroll]] for (uint kk = 0; kk < 4u; ++kk) bv[kk][j] = v[kk];
       }
     } else if (VEC_B && !TRANS_B) {
       [[unroll]] for (uint kk = 0; kk < 4u; ++kk) {
         const uint kc = min(k + kk, p.K - 1u);
         [[unroll]] for (uint j = 0; j < TN; j += 4u) {
-          const vec4 v = b4[(b0 + kc * p.ldb + min(n0 + j, p.N - min(p.N, 4u))) >> 2];
+          const vec4 v = load_b4((b0 + kc * p.ldb + min(n0 + j, p.N - min(p.N, 4u))) >> 2);
           [[unroll]] for (uint c = 0; c < 4u; ++c) bv[kk][j + c] = v[c];
         }
       }

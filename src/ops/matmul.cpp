@@ -148,6 +148,7 @@ class Launcher {
     align_ = std::max<uint64_t>(info_.min_storage_offset_alignment, 16);
     no_vec_ = env_uint("VKVIT_MATMUL_SCALAR", 0) != 0;
     if (cfg_.kernel == MatmulKernel::lavapipe) k_chunk_ = env_uint("VKVIT_MATMUL_KCHUNK", kLavapipeKChunk);
+    wide_loads_ = info_.int64 && env_uint("VKVIT_MATMUL_WIDE", 1) != 0;
   }
 
   void run() {
@@ -357,6 +358,7 @@ class Launcher {
         spec.push_back(va && !no_vec_);
         spec.push_back(vb && !no_vec_);
         spec.push_back(cfg_.batch_per_group);
+        spec.push_back(wide_loads_);
       }
     }
     const vk::Kernel& k = rec_.context().pipelines().get(cfg_.shader, 4, sizeof(MatmulPush), spec);
@@ -370,8 +372,9 @@ class Launcher {
   Config cfg_;
   uint32_t lda_ = 0, ldb_ = 0, ldc_ = 0;
   uint64_t align_ = 16;
-  bool no_vec_ = false;
-  uint32_t k_chunk_ = 0;  // lavapipe: longer K runs as several accumulating dispatches  // VKVIT_MATMUL_SCALAR=1: scalar loads only (tests, measurements)
+  bool no_vec_ = false;      // VKVIT_MATMUL_SCALAR=1: scalar loads only (tests, measurements)
+  bool wide_loads_ = false;  // lavapipe: vec4 loads as two 64-bit components (VKVIT_MATMUL_WIDE=0: off)
+  uint32_t k_chunk_ = 0;     // lavapipe: longer K runs as several accumulating dispatches
 };
 
 }  // namespace

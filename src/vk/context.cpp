@@ -144,6 +144,7 @@ DeviceInfo describe(VkPhysicalDevice pd, uint32_t index) {
     d.float16 = f12.shaderFloat16;
     d.int8 = f12.shaderInt8;
     d.storage16 = f11.storageBuffer16BitAccess;
+    d.int64 = feats.features.shaderInt64;
   }
 
   uint32_t n = 0;
@@ -369,6 +370,7 @@ Context::Context(const ContextOptions& options) : options_(options) {
   f12.shaderInt8 = info_.int8;
   VkPhysicalDeviceFeatures2 feats{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
   feats.pNext = &f11;
+  feats.features.shaderInt64 = info_.int64;
 
   VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
   dci.pNext = &feats;

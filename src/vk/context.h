@@ -39,6 +39,7 @@ struct DeviceInfo {
   bool float16 = false;       // shaderFloat16
   bool int8 = false;          // shaderInt8
   bool storage16 = false;     // storageBuffer16BitAccess
+  bool int64 = false;         // shaderInt64 (the lavapipe matmul's 64-bit loads)
   bool cooperative_matrix_khr = false;
   bool cooperative_matrix_nv = false;
   bool timestamps = false;    // timestampComputeAndGraphics
