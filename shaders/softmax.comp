@@ -14,12 +14,13 @@ layout(set = 0, binding = 1) readonly buffer In { float in_[]; };     // (rows, 
 layout(push_constant) uniform Push {
   uint rows;
   uint cols;
+  uint out_base, in_base;  // floats from the start of each binding (bindings start aligned down)
 } p;
 
 void main() {
   uint row = linear_group_id();
   if (row >= p.rows) return;  // uniform over the workgroup: no lane skips the barrier alone
-  uint base = row * p.cols;
+  uint base = row * p.cols + p.in_base, obase = row * p.cols + p.out_base;
 
   float m = SOFTMAX_LOWEST, s = 0.0;
   for (uint c = gl_LocalInvocationID.x; c < p.cols; c += WORKGROUP_SIZE) {
@@ -34,5 +35,5 @@ void main() {
   vec2 stats = workgroup_softmax_stats(m, s);
   float inv_sum = 1.0 / stats.y;
   for (uint c = gl_LocalInvocationID.x; c < p.cols; c += WORKGROUP_SIZE)
-    out_[base + c] = exp(in_[base + c] - stats.x) * inv_sum;
+    out_[obase + c] = exp(in_[base + c] - stats.x) * inv_sum;
 }

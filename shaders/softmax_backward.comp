@@ -16,20 +16,21 @@ layout(push_constant) uniform Push {
   uint rows;
   uint cols;
   uint accumulate;
+  uint din_base, probs_base, dout_base;  // floats from the start of each binding
 } p;
 
 void main() {
   uint row = linear_group_id();
   if (row >= p.rows) return;  // uniform over the workgroup
-  uint base = row * p.cols;
+  uint r = row * p.cols, dib = r + p.din_base, pb = r + p.probs_base, dob = r + p.dout_base;
 
   float partial = 0.0;
   for (uint c = gl_LocalInvocationID.x; c < p.cols; c += WORKGROUP_SIZE)
-    partial += dout[base + c] * probs[base + c];
+    partial += dout[dob + c] * probs[pb + c];
   float dot_gp = workgroup_sum(partial);
 
   for (uint c = gl_LocalInvocationID.x; c < p.cols; c += WORKGROUP_SIZE) {
-    float g = probs[base + c] * (dout[base + c] - dot_gp);
-    din[base + c] = p.accumulate != 0u ? din[base + c] + g : g;
+    float g = probs[pb + c] * (dout[dob + c] - dot_gp);
+    din[dib + c] = p.accumulate != 0u ? din[dib + c] + g : g;
   }
 }

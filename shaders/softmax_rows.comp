@@ -13,12 +13,13 @@ layout(set = 0, binding = 1) readonly buffer In { float in_[]; };     // (rows, 
 layout(push_constant) uniform Push {
   uint rows;
   uint cols;
+  uint out_base, in_base;  // floats from the start of each binding (bindings start aligned down)
 } p;
 
 void main() {
   uint row = global_index();
   if (row >= p.rows) return;  // no barriers below
-  uint base = row * p.cols;
+  uint base = row * p.cols + p.in_base, obase = row * p.cols + p.out_base;
 
   // Branch-free online update (lanes hold different rows, so a data-dependent branch would run
   // both sides anyway). Starts from the first element, so no sentinel is needed.
@@ -30,5 +31,5 @@ void main() {
     m = mn;
   }
   float inv_sum = 1.0 / s;
-  for (uint c = 0; c < p.cols; ++c) out_[base + c] = exp(in_[base + c] - m) * inv_sum;
+  for (uint c = 0; c < p.cols; ++c) out_[obase + c] = exp(in_[base + c] - m) * inv_sum;
 }

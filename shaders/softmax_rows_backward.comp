@@ -14,17 +14,18 @@ layout(push_constant) uniform Push {
   uint rows;
   uint cols;
   uint accumulate;
+  uint din_base, probs_base, dout_base;  // floats from the start of each binding
 } p;
 
 void main() {
   uint row = global_index();
   if (row >= p.rows) return;
-  uint base = row * p.cols;
+  uint r = row * p.cols, dib = r + p.din_base, pb = r + p.probs_base, dob = r + p.dout_base;
 
   float dot_gp = 0.0;
-  for (uint c = 0; c < p.cols; ++c) dot_gp += dout[base + c] * probs[base + c];
+  for (uint c = 0; c < p.cols; ++c) dot_gp += dout[dob + c] * probs[pb + c];
   for (uint c = 0; c < p.cols; ++c) {
-    float g = probs[base + c] * (dout[base + c] - dot_gp);
-    din[base + c] = p.accumulate != 0u ? din[base + c] + g : g;
+    float g = probs[pb + c] * (dout[dob + c] - dot_gp);
+    din[dib + c] = p.accumulate != 0u ? din[dib + c] + g : g;
   }
 }

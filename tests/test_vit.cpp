@@ -179,44 +179,60 @@ TEST_CASE("vit init follows timm statistics", "[vit]") {
   CHECK(model::vit_init_params(cfg, L, 43) != flat);
 }
 
-TEST_CASE("vit reference gradients match finite differences", "[vit][ref]") {
-  for (const std::string pool : {"cls", "mean"}) {
-    INFO("pool " << pool);
-    const VitConfig cfg = tiny_config(pool);
-    model::VitRef ref(cfg);
-    const ParamLayout& L = ref.layout();
-    const uint32_t B = 2;
-    const auto params = to_double(random_params(L, 900));
-    const auto patches = to_double(random_floats(B * cfg.num_patches() * cfg.patch_dim(), 901));
-    const auto w = to_double(random_floats(B * cfg.num_classes, 902));  // L = sum(logits * w)
-    ref.forward(params, patches, B);
-    std::vector<double> grads(L.total_floats(), 0.0);
-    ref.backward(params, w, grads);
+namespace {
 
-    // One element of every tensor plus 24 anywhere: a few dozen finite differences.
-    std::mt19937 rng(pool == "cls" ? 903 : 904);
-    std::vector<uint64_t> picks;
-    for (const model::ParamInfo& p : L.params()) picks.push_back(p.offset + rng() % p.count);
-    for (int i = 0; i < 24; ++i) {
-      const model::ParamInfo& p = L.params()[rng() % L.params().size()];
-      picks.push_back(p.offset + rng() % p.count);
-    }
-    std::vector<double> analytic, numeric;
-    model::VitRef probe(cfg);
-    for (uint64_t i : picks) {
-      auto x = params;
-      const double eps = 1e-5;
-      x[i] = params[i] + eps;
-      const double fp = dot(probe.forward(x, patches, B), w);
-      x[i] = params[i] - eps;
-      const double fm = dot(probe.forward(x, patches, B), w);
-      analytic.push_back(grads[i]);
-      numeric.push_back((fp - fm) / (2 * eps));
-    }
-    // Central differences in double with eps = 1e-5: truncation ~eps^2 * |f'''| ~ 1e-10, rounding
-    // ~1e-16 * |L| / eps ~ 1e-11; gradients here are O(0.01..1).
-    require_gradient_close(analytic, numeric, 1e-8, 1e-6, "vit reference gradient, pool " + pool);
+// Finite differences of the reference model at one element of every tensor plus 24 anywhere.
+void check_ref_gradients(const VitConfig& cfg, uint32_t seed) {
+  model::VitRef ref(cfg);
+  const ParamLayout& L = ref.layout();
+  const uint32_t B = 2;
+  const auto params = to_double(random_params(L, seed));
+  const auto patches = to_double(random_floats(B * cfg.num_patches() * cfg.patch_dim(), seed + 1));
+  const auto w = to_double(random_floats(B * cfg.num_classes, seed + 2));  // L = sum(logits * w)
+  ref.forward(params, patches, B);
+  std::vector<double> grads(L.total_floats(), 0.0);
+  ref.backward(params, w, grads);
+
+  std::mt19937 rng(seed + 3);
+  std::vector<uint64_t> picks;
+  for (const model::ParamInfo& p : L.params()) picks.push_back(p.offset + rng() % p.count);
+  for (int i = 0; i < 24; ++i) {
+    const model::ParamInfo& p = L.params()[rng() % L.params().size()];
+    picks.push_back(p.offset + rng() % p.count);
   }
+  std::vector<double> analytic, numeric;
+  model::VitRef probe(cfg);
+  for (uint64_t i : picks) {
+    auto x = params;
+    const double eps = 1e-5;
+    x[i] = params[i] + eps;
+    const double fp = dot(probe.forward(x, patches, B), w);
+    x[i] = params[i] - eps;
+    const double fm = dot(probe.forward(x, patches, B), w);
+    analytic.push_back(grads[i]);
+    numeric.push_back((fp - fm) / (2 * eps));
+  }
+  // Central differences in double with eps = 1e-5: truncation ~eps^2 * |f'''| ~ 1e-10, rounding
+  // ~1e-16 * |L| / eps ~ 1e-11; gradients here are O(0.01..1).
+  require_gradient_close(analytic, numeric, 1e-8, 1e-6, "vit reference gradient, " + cfg.name + " pool " + cfg.pool);
+}
+
+// tiny_config with global filters on a 3x3 grid: in every block, or per block as listed.
+VitConfig global_filter_config(const std::string& mixer, const std::string& pool) {
+  VitConfig c = tiny_config(pool);
+  c.name = "vit_test_gf";
+  c.image_size = 12;  // 3x3 patches of 4
+  c.mixer = mixer;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("vit reference gradients match finite differences", "[vit][ref]") {
+  check_ref_gradients(tiny_config("cls"), 900);
+  check_ref_gradients(tiny_config("mean"), 904);
+  check_ref_gradients(global_filter_config("global_filter", "mean"), 910);
+  check_ref_gradients(global_filter_config("global_filter,attention", "cls"), 920);
 }
 
 namespace {
@@ -305,6 +321,15 @@ TEST_CASE("vit with fused attention on the GPU matches the reference", "[vit][gp
     throw;
   }
   ::unsetenv("VKVIT_ATTENTION");
+}
+
+TEST_CASE("vit with global-filter blocks on the GPU matches the reference", "[vit][gpu][global_filter]") {
+  // A 3x3 grid (odd) with every block a global filter, and a hybrid on a 4x4 grid (even) whose
+  // attention block reads the cls token. Same error budget as the attention model.
+  check_vit_gpu(global_filter_config("global_filter", "mean"), 3, 2, 1300, 5e-6, 5e-6, 1e-5);
+  VitConfig hybrid = global_filter_config("global_filter,attention", "cls");
+  hybrid.image_size = 16;
+  check_vit_gpu(hybrid, 2, 2, 1310, 5e-6, 5e-6, 1e-5);
 }
 
 TEST_CASE("vit init on the GPU is timm init and survives a round trip", "[vit][gpu]") {

@@ -2,7 +2,8 @@
 //   matmul  GFLOP/s of ops::matmul at 1024^3, at the ViT-Tiny linear-layer shapes (forward
 //           Y = X W^T and both backward products) and at the Fashion-MNIST tiny model's shapes
 //           (fm.*: its linear layers and batched attention products), against the naive kernel
-//           in the same run.
+//           in the same run. --dtype f16: ops::matmul_f16 (fp16 A and B, fp32 accumulation and
+//           output) on the same shapes, against the fp32 kernel in the same run.
 //   attention  fused vs unfused multi-head attention (ops/attention.h), forward and forward +
 //           backward, at the Fashion-MNIST, ViT-Ti and ViT-S shapes, timed in the same run.
 #include <algorithm>
@@ -16,7 +17,9 @@
 #include "cli/bench_common.h"
 #include "cli/commands.h"
 #include "ops/attention.h"
+#include "ops/cast.h"
 #include "ops/matmul.h"
+#include "ops/matmul_f16.h"
 #include "vk/error.h"
 #include "vk/memory.h"
 #include "vk/profiler.h"
@@ -33,6 +36,7 @@ struct MatmulBenchOptions {
   uint32_t tokens = 6400;
   std::string kernel = "auto";
   std::vector<std::string> only;  // shape names; empty = all
+  std::string dtype = "f32";      // f16: ops::matmul_f16, with the fp32 kernel as the baseline
 };
 
 struct BenchShape {
@@ -108,52 +112,26 @@ const char* transposes(const BenchShape& s) {
   return names[(s.trans_a ? 2 : 0) + (s.trans_b ? 1 : 0)];
 }
 
-struct Timing {
-  double ms = 0;      // median device time
-  double cpu_ms = 0;  // median process CPU time per run (CPU drivers: robust to other load)
-};
-
-// Medians over `repeat` submissions of what `record` records, after one warm-up (which also
-// builds the pipelines). GPU timestamps when the device has them, else wall clock around submit
-// and wait; the per-op profile is cleared, since the bench prints its own table.
-template <class Record>
-Timing time_recording(vk::Context& ctx, int repeat, Record&& record) {
-  const bool gpu_clock = ctx.profiling() && ctx.info().timestamps;
-  std::vector<double> ms, cpu;
-  vk::Recorder rec(ctx);
-  for (int r = -1; r < repeat; ++r) {
-    ctx.profiler().clear();
-    const double c0 = process_cpu_ms();
-    const auto t0 = std::chrono::steady_clock::now();
-    record(rec);
-    rec.submit_and_wait();
-    const auto t1 = std::chrono::steady_clock::now();
-    const double c1 = process_cpu_ms();
-    if (r < 0) continue;  // warm-up
-    ms.push_back(gpu_clock ? ctx.profiler().total_ns() * 1e-6
-                           : std::chrono::duration<double, std::milli>(t1 - t0).count());
-    cpu.push_back(c1 - c0);
-  }
-  ctx.profiler().clear();
-  std::sort(ms.begin(), ms.end());
-  std::sort(cpu.begin(), cpu.end());
-  return Timing{ms[ms.size() / 2], cpu[cpu.size() / 2]};
-}
-
 // time_recording of one matmul of shape `s` with M rows on random operands.
-Timing time_matmul(vk::Context& ctx, const BenchShape& s, uint32_t M, ops::MatmulKernel kernel, int repeat) {
+// f16: A and B in fp16 (ops::matmul_f16), C fp32.
+Timing time_matmul(vk::Context& ctx, const BenchShape& s, uint32_t M, ops::MatmulKernel kernel, int repeat,
+                   bool f16 = false) {
   const uint64_t a_floats = operand_floats(s, s.trans_a ? s.K : M, s.trans_a ? M : s.K, s.a);
   const uint64_t b_floats = operand_floats(s, s.trans_b ? s.N : s.K, s.trans_b ? s.K : s.N, s.b);
   const uint64_t c_floats = operand_floats(s, M, s.N, s.c);
-  vk::Buffer a(ctx, a_floats * 4, vk::MemoryKind::device, "bench A");  // (M, K) or (K, M)
-  vk::Buffer b(ctx, b_floats * 4, vk::MemoryKind::device, "bench B");  // (K, N) or (N, K)
+  const uint64_t a_bytes = f16 ? ops::half_bytes(a_floats) : a_floats * 4;
+  const uint64_t b_bytes = f16 ? ops::half_bytes(b_floats) : b_floats * 4;
+  vk::Buffer a(ctx, a_bytes, vk::MemoryKind::device, "bench A");  // (M, K) or (K, M)
+  vk::Buffer b(ctx, b_bytes, vk::MemoryKind::device, "bench B");  // (K, N) or (N, K)
   vk::Buffer c(ctx, c_floats * 4, vk::MemoryKind::device, "bench C");  // (M, N)
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   for (vk::Buffer* buf : {&a, &b, &c}) {  // C too: beta = 1 shapes read it
-    std::vector<float> data(buf->size() / 4);
+    const bool half = f16 && buf != &c;
+    std::vector<float> data(buf->size() / (half ? 2 : 4));
     for (float& v : data) v = dist(rng);
-    ctx.upload(buf->view(), data.data(), buf->size());
+    if (half) ctx.upload(buf->view(), ops::to_half(data).data(), buf->size());
+    else ctx.upload(buf->view(), data.data(), buf->size());
   }
   ops::MatmulShape shape;
   shape.M = M;
@@ -169,8 +147,41 @@ Timing time_matmul(vk::Context& ctx, const BenchShape& s, uint32_t M, ops::Matmu
   shape.beta = s.beta;
 
   return time_recording(ctx, repeat, [&](vk::Recorder& rec) {
-    ops::matmul(rec, c.view(), a.view(), b.view(), shape, {}, kernel);
+    if (f16) ops::matmul_f16(rec, c.view(), a.view(), b.view(), shape);
+    else ops::matmul(rec, c.view(), a.view(), b.view(), shape, {}, kernel);
   });
+}
+
+std::vector<BenchShape> all_matmul_shapes(const MatmulBenchOptions& o) {
+  std::vector<BenchShape> shapes = matmul_shapes(o.tokens);
+  for (const BenchShape& s : fmnist_shapes()) shapes.push_back(s);
+  return shapes;
+}
+
+// --dtype f16: ops::matmul_f16 and the fp32 kernel on the same shapes, timed in the same run.
+void run_matmul_f16_bench(vk::Context& ctx, const MatmulBenchOptions& o, ops::MatmulKernel kernel) {
+  const vk::DeviceInfo& info = ctx.info();
+  std::printf("# vkvit bench matmul --dtype f16\n");
+  std::printf("# device: %s (%s %s)\n", info.name.c_str(), info.driver_name.c_str(), info.driver_version.c_str());
+  std::printf("# f16 = ops::matmul_f16 (fp16 A and B, fp32 accumulation and C); f32 = the %s kernel, same run\n",
+              ops::matmul_kernel_name(kernel));
+  std::printf("# FLOPs = 2*M*N*K per product; GFLOP/s = FLOPs / median time of %d runs after 1 warm-up (%s)\n",
+              o.repeat, info.timestamps ? "GPU timestamps" : "wall clock of submit+wait");
+  std::printf("# GF/s/core = FLOPs / process CPU time (steadier than wall clock on a shared machine)\n");
+  std::printf("%-13s %-3s %6s %6s %6s %5s %9s %9s %11s %11s %8s %8s\n", "shape", "op", "M", "N", "K", "batch",
+              "f16_ms", "f16_GF/s", "f16_GF/s/c", "f32_GF/s/c", "wall_x", "cpu_x");
+  std::fflush(stdout);
+  for (const BenchShape& s : all_matmul_shapes(o)) {
+    if (!o.only.empty() && std::find(o.only.begin(), o.only.end(), s.name) == o.only.end()) continue;
+    const double flops = 2.0 * s.M * s.N * s.K * s.batch;
+    const Timing h = time_matmul(ctx, s, s.M, kernel, o.repeat, true);
+    const Timing f = time_matmul(ctx, s, s.M, kernel, o.repeat, false);
+    std::printf("%-13s %-3s %6u %6u %6u %5u %9.3f %9.2f %11.2f %11.2f %7.2fx %7.2fx\n", s.name.c_str(), transposes(s),
+                s.M, s.N, s.K, s.batch, h.ms, flops / (h.ms * 1e6), flops / (h.cpu_ms * 1e6),
+                flops / (f.cpu_ms * 1e6), f.ms / h.ms, f.cpu_ms / h.cpu_ms);
+    std::fflush(stdout);
+  }
+  std::printf("# wall_x, cpu_x: fp32 time / fp16 time (> 1: fp16 is faster)\n");
 }
 
 void run_matmul_bench(const GlobalOptions& global, const MatmulBenchOptions& o) {
@@ -181,6 +192,10 @@ void run_matmul_bench(const GlobalOptions& global, const MatmulBenchOptions& o) 
   ops::MatmulKernel kernel = ops::parse_matmul_kernel(o.kernel);
   if (kernel == ops::MatmulKernel::automatic) kernel = ops::matmul_kernel_for(info);
   const bool gpu_clock = info.timestamps;
+  if (o.dtype == "f16") {
+    run_matmul_f16_bench(ctx, o, kernel);
+    return;
+  }
 
   std::printf("# vkvit bench matmul\n");
   std::printf("# device: %s (%s %s)\n", info.name.c_str(), info.driver_name.c_str(), info.driver_version.c_str());
@@ -294,6 +309,8 @@ void add_bench_command(CLI::App& app, GlobalOptions& global) {
   mm->add_option("--naive-rows", opts->naive_rows, "Rows of M the naive baseline runs on (then scaled)")
       ->check(CLI::PositiveNumber);
   mm->add_option("--tokens", opts->tokens, "Token rows of the ViT shapes (batch * tokens)")->check(CLI::PositiveNumber);
+  mm->add_option("--dtype", opts->dtype, "f32, or f16: ops::matmul_f16 against the fp32 kernel in the same run")
+      ->check(CLI::IsMember({"f32", "f16"}));
   mm->add_option("--only", opts->only, "Shapes to run by name (square, qkv.fwd, fc2.dW, fm.qkv.fwd, fm.attn.qk, ...)")->delimiter(',');
   mm->callback([&global, opts] { run_matmul_bench(global, *opts); });
 
@@ -304,6 +321,7 @@ void add_bench_command(CLI::App& app, GlobalOptions& global) {
   at->callback([&global, aopts] { run_attention_bench(global, *aopts); });
 
   add_model_bench_commands(cmd, global);  // train-step, infer: whole-model timings
+  add_mixer_bench_command(cmd, global);   // mixer: attention vs global filter
 }
 
 }  // namespace vkvit::cli

@@ -37,6 +37,7 @@ struct ModelBenchOptions {
   int batch = 0;       // 0 = the config's train.batch_size
   int steps = 10;
   int warmup = 2;
+  bool amp = false;  // mixed precision (train.amp): fp16 linear layers, loss scaling
 };
 
 double median(std::vector<double> v) {
@@ -76,7 +77,7 @@ void run_model_bench(const GlobalOptions& global, const ModelBenchOptions& o, bo
   vk::Context ctx(global.context_options());
   const vk::DeviceInfo& info = ctx.info();
 
-  model::Vit vit(ctx, s.vit, B);
+  model::Vit vit(ctx, s.vit, B, o.amp || s.optim.amp);
   vit.init(s.optim.seed);
   std::unique_ptr<train::TrainStep> step;
   if (train_step) step = std::make_unique<train::TrainStep>(ctx, vit, B);
@@ -108,7 +109,8 @@ void run_model_bench(const GlobalOptions& global, const ModelBenchOptions& o, bo
               s.model_name.c_str(), s.vit.image_size, s.vit.patch_size, s.vit.tokens(), s.vit.dim, s.vit.depth,
               s.vit.heads, s.vit.mlp_dim, s.vit.num_classes, s.vit.pool.c_str(), s.vit.mixer.c_str(),
               static_cast<unsigned long long>(vit.param_count()));
-  std::printf("# batch %u, %d timed steps after %d warm-up steps (the first builds the pipelines)\n", B, o.steps, o.warmup);
+  std::printf("# batch %u, %d timed steps after %d warm-up steps (the first builds the pipelines)%s\n", B, o.steps,
+              o.warmup, vit.amp() ? "; amp: fp16 linear layers (loss scale held at its initial value)" : "");
   std::fflush(stdout);
 
   // The first steps compile every pipeline (seconds on lavapipe without a warm Mesa shader cache):
@@ -144,7 +146,7 @@ void run_model_bench(const GlobalOptions& global, const ModelBenchOptions& o, bo
   const double ms = median(wall_ms), cpu = median(cpu_ms);
   const double img_s = B / (ms * 1e-3);
   const double gflops = flops * B / (ms * 1e6);
-  std::printf("FLOPs per image: %.4g forward (matmuls only)", fwd_flops);
+  std::printf("FLOPs per image: %.4g forward (matmuls; FFTs estimated)", fwd_flops);
   if (train_step) std::printf(" x 3 = %.4g per train-step image", flops);
   std::printf("\n");
   std::printf("median step: %.3f ms wall (min %.3f, max %.3f), %.3f ms process CPU\n", ms,
@@ -161,9 +163,9 @@ void run_model_bench(const GlobalOptions& global, const ModelBenchOptions& o, bo
     ctx.profiler().clear();
   }
   std::printf("RESULT impl=vkvit mode=%s model=%s batch=%u steps=%d ms=%.3f cpu_ms=%.3f img_per_s=%.3f gflop_per_s=%.4f "
-              "flops_per_img=%.6g peak_mib=%.1f\n",
+              "flops_per_img=%.6g peak_mib=%.1f amp=%d\n",
               mode, s.model_name.c_str(), B, o.steps, ms, cpu, img_s, gflops, flops,
-              ctx.peak_allocated_bytes() / 1048576.0);
+              ctx.peak_allocated_bytes() / 1048576.0, vit.amp() ? 1 : 0);
   std::fflush(stdout);
 }
 
@@ -181,6 +183,7 @@ void add_mode(CLI::App* bench, GlobalOptions& global, const char* name, const ch
   cmd->add_option("--warmup", o->warmup, "Untimed steps first (pipeline compilation)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd->add_flag("--amp", o->amp, "Mixed precision (as train.amp: true): fp16 linear layers, fp32 accumulation");
   cmd->footer(std::string("Example:\n  vkvit bench ") + name + " --config configs/fmnist_vit_tiny.yaml --steps 20\n"
               "  vkvit --profile bench " + name + " --preset vit_tiny_patch16_224 -b 8 --steps 3");
   cmd->callback([&global, o, train_step] { run_model_bench(global, *o, train_step); });

@@ -19,6 +19,8 @@ void add_devices_command(CLI::App& app, GlobalOptions& global);
 void add_bench_command(CLI::App& app, GlobalOptions& global);
 // `bench train-step` and `bench infer` (bench_model.cpp), registered under the bench command.
 void add_model_bench_commands(CLI::App* bench, GlobalOptions& global);
+// `bench mixer` (bench_mixer.cpp): attention vs global filter as the patch grid grows.
+void add_mixer_bench_command(CLI::App* bench, GlobalOptions& global);
 void add_train_command(CLI::App& app, GlobalOptions& global);
 void add_eval_command(CLI::App& app, GlobalOptions& global);
 void add_predict_command(CLI::App& app, GlobalOptions& global);

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "model/global_filter.h"
 #include "ops/attention.h"
 #include "ops/launch.h"
 #include "ops/linear.h"
@@ -46,6 +47,11 @@ vk::View param_view(const vk::View& flat, const ParamLayout& layout, const std::
   return flat.slice(p.offset, p.count);
 }
 
+vk::View param_view_f16(const vk::View& flat16, const ParamLayout& layout, const std::string& name) {
+  const ParamInfo& p = layout.at(name);
+  return flat16.bytes(p.offset * 2, p.count * 2);
+}
+
 void linear_backward_overwrite(vk::Recorder& rec, const vk::View& dx, const vk::View& dw, const vk::View& db,
                                const vk::View& dy, const vk::View& x, const vk::View& w, uint32_t M, uint32_t N,
                                uint32_t K) {
@@ -65,6 +71,7 @@ class AttentionMixer : public TokenMixer {
       : prefix_(s.prefix), B_(s.max_batch), T_(s.cfg.tokens()), D_(s.cfg.dim), H_(s.cfg.heads),
         fused_(use_fused_attention(D_, H_)) {
     const std::string a = s.prefix + "attn.";
+    layout_ = &s.layout;
     w_qkv_ = param_view(s.params, s.layout, a + "qkv.weight");
     b_qkv_ = param_view(s.params, s.layout, a + "qkv.bias");
     w_proj_ = param_view(s.params, s.layout, a + "proj.weight");
@@ -74,7 +81,7 @@ class AttentionMixer : public TokenMixer {
     dw_proj_ = param_view(s.grads, s.layout, a + "proj.weight");
     db_proj_ = param_view(s.grads, s.layout, a + "proj.bias");
     // The attention op splits a batch into image chunks that each fit one binding; one image must fit.
-    if (ops::items_per_chunk(ctx, {uint64_t(T_) * 3 * D_, uint64_t(H_) * T_ * T_, uint64_t(T_) * D_}) == 0)
+    if (ops::attention_images_per_chunk(ctx, T_, D_, H_) == 0)
       throw Error("model: one image's attention (" + std::to_string(T_) + " tokens, " + std::to_string(H_) +
                   " heads, width " + std::to_string(D_) + ") does not fit one storage binding of " +
                   vk::format_bytes(ctx.info().max_storage_buffer_range) + " on " + ctx.info().name +
@@ -92,27 +99,43 @@ class AttentionMixer : public TokenMixer {
     dqkv_ = alloc.scratch("attn.dqkv (B, N, 3D)", BT * 3 * D_);
     scratch_ = fused_ ? alloc.scratch("attn.delta (B, H, N)", saved) : alloc.scratch("attn.dP (B, H, N, N)", saved);
     dout_ = alloc.scratch("attn.dout (B, N, D)", BT * D_);
+    if (f16_) {
+      in16_ = alloc.tensor(half_floats(BT * D_), a + "qkv in fp16 (B, N, D)");
+      out16_ = alloc.tensor(half_floats(BT * D_), a + "proj in fp16 (B, N, D)");
+      dy16_ = alloc.scratch("amp.dy16", half_floats(BT * 3 * D_));
+    }
+  }
+
+  void enable_f16(const vk::View& params16) override {
+    const std::string a = prefix_ + "attn.";
+    w_qkv16_ = param_view_f16(params16, *layout_, a + "qkv.weight");
+    w_proj16_ = param_view_f16(params16, *layout_, a + "proj.weight");
+    f16_ = true;
   }
 
   void forward(vk::Recorder& rec, const vk::View& out, const vk::View& in, uint32_t batch) override {
     const uint32_t M = batch * T_;
-    ops::linear_forward(rec, qkv_, in, w_qkv_, b_qkv_, M, 3 * D_, D_);
+    if (f16_) ops::linear_forward_f16(rec, qkv_, in16_, in, w_qkv16_, b_qkv_, M, 3 * D_, D_);
+    else ops::linear_forward(rec, qkv_, in, w_qkv_, b_qkv_, M, 3 * D_, D_);
     if (fused_) ops::attention_fused_forward(rec, out_, saved_, qkv_, batch, T_, D_, H_);
     else ops::attention_forward(rec, out_, saved_, qkv_, batch, T_, D_, H_);
-    ops::linear_forward(rec, out, out_, w_proj_, b_proj_, M, D_, D_);
+    if (f16_) ops::linear_forward_f16(rec, out, out16_, out_, w_proj16_, b_proj_, M, D_, D_);
+    else ops::linear_forward(rec, out, out_, w_proj_, b_proj_, M, D_, D_);
   }
 
   void backward(vk::Recorder& rec, const vk::View& din, const vk::View& dout, const vk::View& in,
                 uint32_t batch) override {
     const uint32_t M = batch * T_;
-    linear_backward_overwrite(rec, dout_, dw_proj_, db_proj_, dout, out_, w_proj_, M, D_, D_);
+    if (f16_) ops::linear_backward_f16(rec, dout_, 0.0f, dw_proj_, db_proj_, dout, dy16_, out16_, w_proj16_, M, D_, D_);
+    else linear_backward_overwrite(rec, dout_, dw_proj_, db_proj_, dout, out_, w_proj_, M, D_, D_);
     if (fused_) {
       ops::attention_fused_backward(rec, dqkv_, scratch_, saved_, qkv_, out_, dout_, batch, T_, D_, H_);
     } else {
       rec.fill(dqkv_.slice(0, uint64_t(M) * 3 * D_), 0.0f);  // the unfused backward accumulates
       ops::attention_backward(rec, dqkv_, scratch_, saved_, qkv_, dout_, batch, T_, D_, H_);
     }
-    ops::linear_backward(rec, din, dw_qkv_, db_qkv_, dqkv_, in, w_qkv_, M, 3 * D_, D_);
+    if (f16_) ops::linear_backward_f16(rec, din, 1.0f, dw_qkv_, db_qkv_, dqkv_, dy16_, in16_, w_qkv16_, M, 3 * D_, D_);
+    else ops::linear_backward(rec, din, dw_qkv_, db_qkv_, dqkv_, in, w_qkv_, M, 3 * D_, D_);
   }
 
  private:
@@ -136,25 +159,40 @@ class AttentionMixer : public TokenMixer {
   vk::View dqkv_;    // (B, N, 3D) scratch
   vk::View scratch_; // fused: delta (B, H, N); unfused: dP (B, H, N, N)
   vk::View dout_;    // (B, N, D) scratch: gradient of out_
+  // Mixed precision (enable_f16): fp16 weight copies, the fp16 inputs of qkv and proj (kept for
+  // their weight gradients) and the cast of the incoming gradient (scratch shared with the model).
+  const ParamLayout* layout_ = nullptr;
+  bool f16_ = false;
+  vk::View w_qkv16_, w_proj16_;  // (3D, D) (D, D) fp16
+  vk::View in16_, out16_;        // (B, N, D) fp16 each
+  vk::View dy16_;                // (B, N, 3D) fp16 scratch
 };
 
 }  // namespace
 
-void declare_mixer_params(ParamLayout& layout, const std::string& prefix, const VitConfig& cfg) {
+void declare_mixer_params(ParamLayout& layout, const std::string& prefix, const VitConfig& cfg, int layer) {
   const int64_t D = cfg.dim;
-  if (cfg.mixer == "attention") {
+  const std::string mixer = cfg.mixer_at(layer);
+  if (mixer == "attention") {
     layout.add(prefix + "attn.qkv.weight", {3 * D, D});
     layout.add(prefix + "attn.qkv.bias", {3 * D});
     layout.add(prefix + "attn.proj.weight", {D, D});
     layout.add(prefix + "attn.proj.bias", {D});
     return;
   }
-  throw Error("model config: unknown mixer '" + cfg.mixer + "'");
+  if (mixer == "global_filter") {
+    const int64_t g = cfg.grid();
+    layout.add(prefix + "filter.complex_weight", {g, g / 2 + 1, D, 2});
+    return;
+  }
+  throw Error("model config: unknown mixer '" + mixer + "'");
 }
 
 std::unique_ptr<TokenMixer> make_token_mixer(vk::Context& ctx, const MixerSetup& setup) {
-  if (setup.cfg.mixer == "attention") return std::make_unique<AttentionMixer>(ctx, setup);
-  throw Error("model config: unknown mixer '" + setup.cfg.mixer + "'");
+  const std::string mixer = setup.cfg.mixer_at(setup.layer);
+  if (mixer == "attention") return std::make_unique<AttentionMixer>(ctx, setup);
+  if (mixer == "global_filter") return make_global_filter_mixer(ctx, setup);
+  throw Error("model config: unknown mixer '" + mixer + "'");
 }
 
 }  // namespace vkvit::model

@@ -39,12 +39,17 @@ class ActivationAlloc {
 
 // What a mixer sees: its slice of the parameters and gradients is found by name under `prefix`
 // ("blocks.N.") in `layout`; params/grads are the whole flat buffers.
+class GlobalFilterPlans;  // model/global_filter.h
+
 struct MixerSetup {
   const VitConfig& cfg;
   const ParamLayout& layout;
   std::string prefix;
   vk::View params, grads;
   uint32_t max_batch;
+  int layer = 0;  // the block's index: cfg.mixer_at(layer) is this mixer's kind
+  // FFT plans shared by the model's global-filter mixers (the model owns one set).
+  std::shared_ptr<GlobalFilterPlans> fft_plans;
 };
 
 class TokenMixer {
@@ -58,14 +63,23 @@ class TokenMixer {
   // gradients accumulate too. `in` is the forward's input.
   virtual void backward(vk::Recorder& rec, const vk::View& din, const vk::View& dout, const vk::View& in,
                         uint32_t batch) = 0;
+  // Mixed precision (train.amp): run the mixer's linear layers on fp16 copies (ops::linear_forward_f16).
+  // params16 is the model's fp16 copy of the flat parameter buffer (same layout, 2 bytes an element),
+  // refreshed by the model before every forward. Called before allocate(); mixers without
+  // matmuls (or not yet converted) ignore it and stay fp32, which autocast permits.
+  virtual void enable_f16(const vk::View& params16) { (void)params16; }
 };
 
-// Adds the mixer's parameter tensors for one block (names under `prefix`) in timm's order.
-void declare_mixer_params(ParamLayout& layout, const std::string& prefix, const VitConfig& cfg);
+// Adds the mixer's parameter tensors for block `layer` (names under `prefix`) in timm's order.
+void declare_mixer_params(ParamLayout& layout, const std::string& prefix, const VitConfig& cfg, int layer);
 std::unique_ptr<TokenMixer> make_token_mixer(vk::Context& ctx, const MixerSetup& setup);
 
 // The view of one named tensor inside a flat buffer laid out by `layout`.
 vk::View param_view(const vk::View& flat, const ParamLayout& layout, const std::string& name);
+// The same tensor inside the fp16 copy of that buffer (2 bytes an element).
+vk::View param_view_f16(const vk::View& flat16, const ParamLayout& layout, const std::string& name);
+// Floats of activation memory that hold n fp16 values (ActivationAlloc counts floats).
+inline uint64_t half_floats(uint64_t n) { return (n + 1) / 2; }
 
 // Linear backward that overwrites dx instead of accumulating (saves zeroing it first):
 // dx = dy W; dW += dy^T x; db += column sums of dy.

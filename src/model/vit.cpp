@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "model/global_filter.h"
+#include "ops/cast.h"
 #include "ops/gelu.h"
 #include "ops/launch.h"
 #include "ops/layernorm.h"
@@ -30,19 +32,26 @@ struct Vit::Block {
   vk::View pre;                     // (B, N, F) fc1 output, gelu's input
   vk::View hidden;                  // (B, N, F) gelu output, fc2's input
   vk::View out;                     // (B, N, D) mid + mlp(ln2)
+  vk::View fc1w16, fc2w16;          // amp: fp16 weight copies (F, D) (D, F)
+  vk::View ln2_16, hidden16;        // amp: fp16 inputs of fc1 (B, N, D) and fc2 (B, N, F)
 };
 
-Vit::Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch)
-    : ctx_(ctx), cfg_(cfg), max_batch_(max_batch), layout_(vit_param_layout(cfg)) {
+Vit::Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch, bool amp)
+    : ctx_(ctx), cfg_(cfg), max_batch_(max_batch), layout_(vit_param_layout(cfg)), amp_(amp) {
   if (max_batch == 0) throw Error("model: max_batch must be > 0");
   const uint64_t param_bytes = layout_.total_floats() * 4;
   params_ = std::make_unique<vk::Buffer>(ctx, param_bytes, vk::MemoryKind::device, "parameters");
   grads_ = std::make_unique<vk::Buffer>(ctx, param_bytes, vk::MemoryKind::device, "gradients");
+  if (amp_)
+    params16_ = std::make_unique<vk::Buffer>(ctx, ops::half_bytes(layout_.total_floats()), vk::MemoryKind::device,
+                                             "fp16 parameters");
 
+  auto fft_plans = std::make_shared<GlobalFilterPlans>(ctx);  // shared by the global-filter blocks
   for (int l = 0; l < cfg_.depth; ++l) {
     auto b = std::make_unique<Block>();
     b->prefix = "blocks." + std::to_string(l) + ".";
-    b->mixer = make_token_mixer(ctx, MixerSetup{cfg_, layout_, b->prefix, params_view(), grads_view(), max_batch});
+    b->mixer = make_token_mixer(
+        ctx, MixerSetup{cfg_, layout_, b->prefix, params_view(), grads_view(), max_batch, l, fft_plans});
     const std::string& p = b->prefix;
     b->n1w = param(p + "norm1.weight"), b->n1b = param(p + "norm1.bias");
     b->n2w = param(p + "norm2.weight"), b->n2b = param(p + "norm2.bias");
@@ -52,6 +61,12 @@ Vit::Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch)
     b->dn2w = grad(p + "norm2.weight"), b->dn2b = grad(p + "norm2.bias");
     b->dfc1w = grad(p + "mlp.fc1.weight"), b->dfc1b = grad(p + "mlp.fc1.bias");
     b->dfc2w = grad(p + "mlp.fc2.weight"), b->dfc2b = grad(p + "mlp.fc2.bias");
+    if (amp_) {
+      const vk::View p16 = params16_->view();
+      b->fc1w16 = param_view_f16(p16, layout_, p + "mlp.fc1.weight");
+      b->fc2w16 = param_view_f16(p16, layout_, p + "mlp.fc2.weight");
+      b->mixer->enable_f16(p16);
+    }
     blocks_.push_back(std::move(b));
   }
 
@@ -95,12 +110,36 @@ Vit::Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch)
 
 Vit::~Vit() = default;
 
+Vit::Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch, bool amp, CountOnly)
+    : ctx_(ctx), cfg_(cfg), max_batch_(max_batch), layout_(vit_param_layout(cfg)), amp_(amp) {
+  // Mixers only take views of the parameter buffers; a stand-in range of the right length serves.
+  const vk::View stand_in{VK_NULL_HANDLE, 0, layout_.total_floats() * 4};
+  for (int l = 0; l < cfg_.depth; ++l) {
+    auto b = std::make_unique<Block>();
+    b->prefix = "blocks." + std::to_string(l) + ".";
+    b->mixer = make_token_mixer(ctx, MixerSetup{cfg_, layout_, b->prefix, stand_in, stand_in, max_batch, l});
+    // amp: the mixer's fp16 tensors count too (it only takes views of the fp16 parameter copy).
+    if (amp_) b->mixer->enable_f16(vk::View{VK_NULL_HANDLE, 0, ops::half_bytes(layout_.total_floats())});
+    blocks_.push_back(std::move(b));
+  }
+}
+
+std::pair<uint64_t, uint64_t> Vit::activation_plan(vk::Context& ctx, const VitConfig& cfg, uint32_t batch, bool amp) {
+  // The constructor's counting pass over allocate(), so the plan cannot drift from the real arena.
+  Vit shell(ctx, cfg, std::max<uint32_t>(batch, 1), amp, CountOnly{});
+  ActivationAlloc count(ctx, nullptr);
+  shell.allocate(count);
+  return {count.bytes(), count.largest()};
+}
+
 void Vit::allocate(ActivationAlloc& a) {
   const uint64_t B = max_batch_, N = cfg_.tokens(), Np = cfg_.num_patches(), D = cfg_.dim, F = cfg_.mlp_dim;
   const uint64_t BN = B * N;
   patches_ = a.tensor(B * Np * cfg_.patch_dim(), "patches (B, Np, C*P*P)");
   x0_ = a.tensor(BN * D, "patch_embed out (B, N, D)");
   proj_ = a.scratch("patch_embed proj (B, Np, D)", B * Np * D);
+  // Taken before the mixers ask for it with their own sizes: the largest output gradient of a linear layer.
+  if (amp_) dy16_ = a.scratch("amp.dy16", half_floats(std::max<uint64_t>({BN * 3 * D, BN * F, B * cfg_.num_classes})));
   vk::View in = x0_;
   for (auto& b : blocks_) {
     const std::string& p = b->prefix;
@@ -116,6 +155,10 @@ void Vit::allocate(ActivationAlloc& a) {
     b->pre = a.tensor(BN * F, p + "mlp.fc1 out (B, N, F)");
     b->hidden = a.tensor(BN * F, p + "mlp gelu out (B, N, F)");
     b->out = a.tensor(BN * D, p + "residual 2 (B, N, D)");
+    if (amp_) {
+      b->ln2_16 = a.tensor(half_floats(BN * D), p + "mlp.fc1 in fp16 (B, N, D)");
+      b->hidden16 = a.tensor(half_floats(BN * F), p + "mlp.fc2 in fp16 (B, N, F)");
+    }
     in = b->out;
   }
   xn_ = a.tensor(BN * D, "norm out (B, N, D)");
@@ -129,6 +172,7 @@ void Vit::allocate(ActivationAlloc& a) {
   dhidden_ = a.scratch("dhidden (B, N, F)", BN * F);
   dpre_ = a.scratch("dpre (B, N, F)", BN * F);
   dpooled_ = a.scratch("dpooled (B, D)", B * D);
+  if (amp_) pooled16_ = a.tensor(half_floats(B * D), "head in fp16 (B, D)");
 }
 
 vk::View Vit::params_view() const { return params_->view().slice(0, layout_.total_floats()); }
@@ -156,6 +200,8 @@ void Vit::write_params(const std::vector<float>& flat) {
                 std::to_string(layout_.total_floats()));
   ctx_.upload(params_view(), flat.data(), flat.size() * 4);
 }
+
+vk::View Vit::head_w16() const { return param_view_f16(params16_->view(), layout_, "head.weight"); }
 
 std::string Vit::label() const { return cfg_.name.empty() ? std::string("(custom ViT)") : cfg_.name; }
 
@@ -195,6 +241,8 @@ void Vit::forward(vk::Recorder& rec, uint32_t batch) {
   const uint32_t N = cfg_.tokens(), Np = cfg_.num_patches(), D = cfg_.dim, F = cfg_.mlp_dim, K = cfg_.num_classes;
   const uint64_t CPP = cfg_.patch_dim();
   const uint32_t M = batch * N;
+  // The fp16 weight copy, once per forward (= once per training step): the weights changed since.
+  if (amp_) ops::cast_f32_to_f16(rec, params16_->view(), params_view(), layout_.total_floats());
 
   const vk::View pw = param("patch_embed.proj.weight"), pb = param("patch_embed.proj.bias");
   const vk::View cls = param("cls_token"), pos = param("pos_embed");
@@ -208,9 +256,11 @@ void Vit::forward(vk::Recorder& rec, uint32_t batch) {
     b->mixer->forward(rec, b->mid, b->ln1, batch);
     ops::residual_forward(rec, b->mid, b->mid, b->in, uint64_t(M) * D);
     ops::layernorm_forward(rec, b->ln2, b->mean2, b->rstd2, b->mid, b->n2w, b->n2b, M, D, cfg_.ln_eps);
-    ops::linear_forward(rec, b->pre, b->ln2, b->fc1w, b->fc1b, M, F, D);
+    if (amp_) ops::linear_forward_f16(rec, b->pre, b->ln2_16, b->ln2, b->fc1w16, b->fc1b, M, F, D);
+    else ops::linear_forward(rec, b->pre, b->ln2, b->fc1w, b->fc1b, M, F, D);
     ops::gelu_forward(rec, b->hidden, b->pre, uint64_t(M) * F);
-    ops::linear_forward(rec, b->out, b->hidden, b->fc2w, b->fc2b, M, D, F);
+    if (amp_) ops::linear_forward_f16(rec, b->out, b->hidden16, b->hidden, b->fc2w16, b->fc2b, M, D, F);
+    else ops::linear_forward(rec, b->out, b->hidden, b->fc2w, b->fc2b, M, D, F);
     ops::residual_forward(rec, b->out, b->out, b->mid, uint64_t(M) * D);
   }
 
@@ -226,7 +276,10 @@ void Vit::forward(vk::Recorder& rec, uint32_t batch) {
   s.b.stride_outer = uint64_t(N) * D;
   s.c.stride_outer = D;
   ops::matmul(rec, pooled_, pool_w_, xn_, s);
-  ops::linear_forward(rec, logits_, pooled_, param("head.weight"), param("head.bias"), batch, K, D);
+  if (amp_)
+    ops::linear_forward_f16(rec, logits_, pooled16_, pooled_, head_w16(), param("head.bias"), batch, K, D);
+  else
+    ops::linear_forward(rec, logits_, pooled_, param("head.weight"), param("head.bias"), batch, K, D);
 }
 
 void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits) {
@@ -238,8 +291,12 @@ void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits) {
     throw Error("internal: model backward: dlogits holds " + std::to_string(dlogits.size / 4) + " floats, needs " +
                 std::to_string(uint64_t(batch) * K));
 
-  linear_backward_overwrite(rec, dpooled_, grad("head.weight"), grad("head.bias"), dlogits.slice(0, uint64_t(batch) * K),
-                            pooled_, param("head.weight"), batch, K, D);
+  if (amp_)
+    ops::linear_backward_f16(rec, dpooled_, 0.0f, grad("head.weight"), grad("head.bias"),
+                             dlogits.slice(0, uint64_t(batch) * K), dy16_, pooled16_, head_w16(), batch, K, D);
+  else
+    linear_backward_overwrite(rec, dpooled_, grad("head.weight"), grad("head.bias"),
+                              dlogits.slice(0, uint64_t(batch) * K), pooled_, param("head.weight"), batch, K, D);
   // dxn[b] (N, D) = pool_w^T (N, 1) x dpooled[b] (1, D): overwrites every row, zero where the pool ignores a token.
   ops::MatmulShape s;
   s.M = N;
@@ -259,10 +316,12 @@ void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits) {
   // reaches the block input through its branch.
   for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
     Block& b = **it;
-    linear_backward_overwrite(rec, dhidden_, b.dfc2w, b.dfc2b, dx_, b.hidden, b.fc2w, M, D, F);
+    if (amp_) ops::linear_backward_f16(rec, dhidden_, 0.0f, b.dfc2w, b.dfc2b, dx_, dy16_, b.hidden16, b.fc2w16, M, D, F);
+    else linear_backward_overwrite(rec, dhidden_, b.dfc2w, b.dfc2b, dx_, b.hidden, b.fc2w, M, D, F);
     rec.fill(dpre_.slice(0, uint64_t(M) * F), 0.0f);
     ops::gelu_backward(rec, dpre_, b.pre, dhidden_, uint64_t(M) * F);
-    linear_backward_overwrite(rec, dln_, b.dfc1w, b.dfc1b, dpre_, b.ln2, b.fc1w, M, F, D);
+    if (amp_) ops::linear_backward_f16(rec, dln_, 0.0f, b.dfc1w, b.dfc1b, dpre_, dy16_, b.ln2_16, b.fc1w16, M, F, D);
+    else linear_backward_overwrite(rec, dln_, b.dfc1w, b.dfc1b, dpre_, b.ln2, b.fc1w, M, F, D);
     ops::layernorm_backward(rec, dx_, b.dn2w, b.dn2b, b.mean2, b.rstd2, b.mid, dln_, b.n2w, M, D);
     rec.fill(dln_.slice(0, uint64_t(M) * D), 0.0f);
     b.mixer->backward(rec, dln_, dx_, b.ln1, batch);

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/token_mixer.h"
@@ -25,7 +26,11 @@ namespace vkvit::model {
 class Vit {
  public:
   // Validates cfg; throws vkvit::Error (OutOfMemoryError for memory) naming what does not fit.
-  Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch);
+  // amp: mixed precision (train.amp), as PyTorch's autocast: the linear layers' products run on
+  // fp16 copies of their inputs and weights with fp32 accumulation (ops::matmul_f16); patch
+  // embedding, norms, attention's own products, softmax, GELU, pooling, the residual stream, the
+  // parameters and their gradients stay fp32. forward() refreshes the fp16 weight copy itself.
+  Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch, bool amp = false);
   ~Vit();
   Vit(const Vit&) = delete;
   Vit& operator=(const Vit&) = delete;
@@ -58,12 +63,23 @@ class Vit {
   void backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits);
 
   uint64_t activation_bytes() const { return activation_bytes_; }
+  bool amp() const { return amp_; }
+
+  // The activation arena a Vit of `cfg` at max_batch `batch` would take (bytes) and its largest
+  // single tensor (bytes), counted by the constructor's own counting pass without allocating
+  // anything: the memory plan behind out-of-memory advice (which batch would fit).
+  static std::pair<uint64_t, uint64_t> activation_plan(vk::Context& ctx, const VitConfig& cfg, uint32_t batch,
+                                                       bool amp = false);
 
  private:
   struct Block;
+  struct CountOnly {};
+  // The shell activation_plan() counts with: config, layout and blocks, no device memory.
+  Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch, bool amp, CountOnly);
   void allocate(ActivationAlloc& alloc);
   void check_batch(uint32_t batch, const char* what) const;
   std::string label() const;  // the config's name for messages
+  vk::View head_w16() const;  // amp: the head weight's fp16 copy (K, D)
 
   vk::Context& ctx_;
   VitConfig cfg_;
@@ -88,6 +104,11 @@ class Vit {
   vk::View dhidden_;  // (B, N, F) gradient of gelu's output
   vk::View dpre_;     // (B, N, F) gradient of fc1's output
   vk::View dpooled_;  // (B, D)
+  // Mixed precision only.
+  bool amp_ = false;
+  std::unique_ptr<vk::Buffer> params16_;  // (layout().total_floats()) fp16 copy of the parameters
+  vk::View pooled16_;  // (B, D) fp16: the head's input
+  vk::View dy16_;      // (B, N, max(3D, F)) fp16 scratch: the cast of a linear layer's output gradient
 };
 
 }  // namespace vkvit::model

@@ -46,7 +46,7 @@ ParamLayout vit_param_layout(const VitConfig& cfg) {
     const std::string b = "blocks." + std::to_string(l) + ".";
     L.add(b + "norm1.weight", {D});
     L.add(b + "norm1.bias", {D});
-    declare_mixer_params(L, b, cfg);
+    declare_mixer_params(L, b, cfg, l);
     L.add(b + "norm2.weight", {D});
     L.add(b + "norm2.bias", {D});
     L.add(b + "mlp.fc1.weight", {F, D});
@@ -109,6 +109,8 @@ std::vector<float> vit_init_params(const VitConfig& cfg, const ParamLayout& layo
       for (uint64_t i = 0; i < p.count; ++i) w[i] = static_cast<float>((2.0 * rng.uniform() - 1.0) * patch_bound);
     } else if (ends_with(p.name, "norm1.weight") || ends_with(p.name, "norm2.weight") || p.name == "norm.weight") {
       for (uint64_t i = 0; i < p.count; ++i) w[i] = 1.0f;
+    } else if (ends_with(p.name, "filter.complex_weight")) {
+      for (uint64_t i = 0; i < p.count; ++i) w[i] = static_cast<float>(rng.normal() * 0.02);  // GFNet: randn * 0.02
     } else if (ends_with(p.name, ".weight") && p.shape.size() >= 2) {
       trunc_normal(0.02);  // every Linear: mixer, mlp, head
     }

@@ -4,6 +4,7 @@
 #include "model/vit_ref.h"
 
 #include "ops/attention.h"
+#include "ops/global_filter.h"
 #include "ops/gelu.h"
 #include "ops/layernorm.h"
 #include "ops/linear.h"
@@ -44,14 +45,18 @@ std::vector<double> VitRef::forward(const std::vector<double>& params, const std
     b.ln1.assign(M * D, 0), b.mean1.assign(M, 0), b.rstd1.assign(M, 0);
     ops::ref::layernorm_forward(b.ln1.data(), b.mean1.data(), b.rstd1.data(), b.in.data(),
                                 p(params, pre + "norm1.weight"), p(params, pre + "norm1.bias"), M, D, cfg_.ln_eps);
-    // Mixer: attention (the only one so far).
-    b.qkv.assign(M * 3 * D, 0), b.probs.assign(B * H * N * N, 0), b.att.assign(M * D, 0);
-    ops::ref::linear_forward(b.qkv.data(), b.ln1.data(), p(params, pre + "attn.qkv.weight"),
-                             p(params, pre + "attn.qkv.bias"), M, 3 * D, D);
-    ops::ref::attention_forward(b.att.data(), b.probs.data(), b.qkv.data(), B, N, D, H);
     b.mid.assign(M * D, 0);
-    ops::ref::linear_forward(b.mid.data(), b.att.data(), p(params, pre + "attn.proj.weight"),
-                             p(params, pre + "attn.proj.bias"), M, D, D);
+    if (cfg_.mixer_at(l) == "global_filter") {
+      ops::ref::global_filter_forward(b.mid.data(), b.ln1.data(), p(params, pre + "filter.complex_weight"),
+                                      grid_shape(B));
+    } else {
+      b.qkv.assign(M * 3 * D, 0), b.probs.assign(B * H * N * N, 0), b.att.assign(M * D, 0);
+      ops::ref::linear_forward(b.qkv.data(), b.ln1.data(), p(params, pre + "attn.qkv.weight"),
+                               p(params, pre + "attn.qkv.bias"), M, 3 * D, D);
+      ops::ref::attention_forward(b.att.data(), b.probs.data(), b.qkv.data(), B, N, D, H);
+      ops::ref::linear_forward(b.mid.data(), b.att.data(), p(params, pre + "attn.proj.weight"),
+                               p(params, pre + "attn.proj.bias"), M, D, D);
+    }
     ops::ref::residual_forward(b.mid.data(), b.mid.data(), b.in.data(), M * D);
     // MLP.
     b.ln2.assign(M * D, 0), b.mean2.assign(M, 0), b.rstd2.assign(M, 0);
@@ -120,13 +125,19 @@ void VitRef::backward(const std::vector<double>& params, const std::vector<doubl
     ops::ref::layernorm_backward(dmid.data(), g(grads, pre + "norm2.weight"), g(grads, pre + "norm2.bias"),
                                  b.mean2.data(), b.rstd2.data(), b.mid.data(), dln2.data(),
                                  p(params, pre + "norm2.weight"), M, D);
-    // mid = in + proj(attention(qkv(ln1(in))))
-    std::vector<double> datt(M * D, 0.0), dqkv(M * 3 * D, 0.0), dln1(M * D, 0.0);
-    ops::ref::linear_backward(datt.data(), g(grads, pre + "attn.proj.weight"), g(grads, pre + "attn.proj.bias"),
-                              dmid.data(), b.att.data(), p(params, pre + "attn.proj.weight"), M, D, D);
-    ops::ref::attention_backward(dqkv.data(), b.probs.data(), b.qkv.data(), datt.data(), B, N, D, H);
-    ops::ref::linear_backward(dln1.data(), g(grads, pre + "attn.qkv.weight"), g(grads, pre + "attn.qkv.bias"),
-                              dqkv.data(), b.ln1.data(), p(params, pre + "attn.qkv.weight"), M, 3 * D, D);
+    // mid = in + mixer(ln1(in)), the mixer being proj(attention(qkv(.))) or the global filter
+    std::vector<double> dln1(M * D, 0.0);
+    if (cfg_.mixer_at(l) == "global_filter") {
+      ops::ref::global_filter_backward(dln1.data(), g(grads, pre + "filter.complex_weight"), dmid.data(),
+                                       b.ln1.data(), p(params, pre + "filter.complex_weight"), grid_shape(B));
+    } else {
+      std::vector<double> datt(M * D, 0.0), dqkv(M * 3 * D, 0.0);
+      ops::ref::linear_backward(datt.data(), g(grads, pre + "attn.proj.weight"), g(grads, pre + "attn.proj.bias"),
+                                dmid.data(), b.att.data(), p(params, pre + "attn.proj.weight"), M, D, D);
+      ops::ref::attention_backward(dqkv.data(), b.probs.data(), b.qkv.data(), datt.data(), B, N, D, H);
+      ops::ref::linear_backward(dln1.data(), g(grads, pre + "attn.qkv.weight"), g(grads, pre + "attn.qkv.bias"),
+                                dqkv.data(), b.ln1.data(), p(params, pre + "attn.qkv.weight"), M, 3 * D, D);
+    }
     std::vector<double> din(M * D, 0.0);
     ops::ref::accumulate(din.data(), dmid.data(), M * D);
     ops::ref::layernorm_backward(din.data(), g(grads, pre + "norm1.weight"), g(grads, pre + "norm1.bias"),

@@ -7,6 +7,7 @@
 
 #include "model/vit_config.h"
 #include "model/vit_params.h"
+#include "ops/global_filter.h"
 
 namespace vkvit::model {
 
@@ -26,6 +27,9 @@ class VitRef {
     std::vector<double> in, ln1, mean1, rstd1, qkv, probs, att, mid, ln2, mean2, rstd2, pre, hidden, out;
   };
   const double* p(const std::vector<double>& flat, const std::string& name) const;
+  ops::GridShape grid_shape(uint64_t batch) const {
+    return {uint32_t(batch), uint32_t(cfg_.dim), uint32_t(cfg_.grid()), uint32_t(cfg_.grid())};
+  }
   double* g(std::vector<double>& flat, const std::string& name) const;
 
   VitConfig cfg_;

@@ -37,11 +37,10 @@ void check_view(const char* op, const char* name, const vk::View& v, uint64_t fl
 }
 
 // Calls fn(first_image, image_count) over chunks of images whose qkv, probs and out slices each
-// fit one binding and start aligned.
+// fit one binding (see attention_images_per_chunk).
 template <class Fn>
 void for_each_image_chunk(const vk::Context& ctx, const char* op, const Sizes& s, Fn&& fn) {
-  const uint64_t N = s.N;
-  const uint64_t per_chunk = items_per_chunk(ctx, {N * 3 * s.D, uint64_t(s.H) * N * N, N * s.D});
+  const uint64_t per_chunk = attention_images_per_chunk(ctx, s.N, s.D, s.H);
   if (per_chunk == 0)
     throw Error(std::string(op) + ": one image's attention (N=" + std::to_string(s.N) + ", D=" + std::to_string(s.D) +
                 ", H=" + std::to_string(s.H) + ") does not fit one storage binding (" +
@@ -50,6 +49,18 @@ void for_each_image_chunk(const vk::Context& ctx, const char* op, const Sizes& s
 }
 
 }  // namespace
+
+uint64_t attention_images_per_chunk(const vk::Context& ctx, uint32_t N, uint32_t D, uint32_t H) {
+  // No alignment step (items_per_chunk's): one image's N*N probabilities are odd for odd N, so
+  // aligned chunk starts would need several images per chunk, which may not fit when one does.
+  // Instead every binding may carry up to one alignment of lead in front of the slice.
+  const uint64_t range = ctx.info().max_storage_buffer_range, align = ctx.info().min_storage_offset_alignment;
+  if (range <= align) return 0;
+  uint64_t most = UINT64_MAX;
+  for (uint64_t f : {uint64_t(N) * 3 * D, uint64_t(H) * N * N, uint64_t(N) * D})
+    if (f) most = std::min(most, (range - align) / 4 / f);
+  return most;
+}
 
 AttentionProducts attention_products(uint32_t images, uint32_t N, uint32_t D, uint32_t H) {
   const Sizes s = check_sizes("attention", images, N, D, H);

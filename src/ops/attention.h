@@ -42,6 +42,11 @@ void attention_backward(vk::Recorder& rec, const vk::View& dqkv /* (B, N, 3D) */
                         const vk::View& qkv /* (B, N, 3D) */, const vk::View& dout /* (B, N, D) */, uint32_t B,
                         uint32_t N, uint32_t D, uint32_t H);
 
+// Images the unfused path processes per chunk so that each image's qkv, probabilities and output
+// fit one storage binding; 0 when one image does not fit (callers report the shape). Chunks may
+// start at any image: ops::matmul and ops::softmax bind from aligned-down offsets.
+uint64_t attention_images_per_chunk(const vk::Context& ctx, uint32_t N, uint32_t D, uint32_t H);
+
 // The six batched products of the unfused path over `images` images (batch index z = image * H
 // + head), with the operand layouts and alpha/beta the path passes to ops::matmul: Q, K, V read
 // from qkv (B, N, 3D), P / dP dense (B, H, N, N), O / dO in (B, N, D). The views they apply to

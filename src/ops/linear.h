@@ -22,6 +22,21 @@ void linear_backward(vk::Recorder& rec, const vk::View& dx /* (M, K) or empty */
                      const vk::View& x /* (M, K) */, const vk::View& w /* (N, K) */, uint32_t M, uint32_t N,
                      uint32_t K);
 
+// Mixed precision (train.amp), as PyTorch's autocast runs nn.Linear: both products on fp16 copies
+// (ops::matmul_f16) with fp32 accumulation and fp32 outputs; the bias and its gradient stay fp32.
+// x16 (M, K) fp16 receives the cast of x and is kept for the weight gradient; w16 (N, K) is the
+// weight's fp16 copy (the model casts all weights once per step).
+void linear_forward_f16(vk::Recorder& rec, const vk::View& y /* (M, N) */, const vk::View& x16 /* (M, K) fp16 */,
+                        const vk::View& x /* (M, K) */, const vk::View& w16 /* (N, K) fp16 */,
+                        const vk::View& b /* (N) or empty */, uint32_t M, uint32_t N, uint32_t K);
+// dy16 (M, N) fp16 is scratch that receives the cast of dy. dx = dx_beta * dx + dy W (dx_beta 0
+// overwrites, 1 accumulates; dx may be empty), dW += dy^T x, db += column sums of dy (fp32).
+void linear_backward_f16(vk::Recorder& rec, const vk::View& dx /* (M, K) or empty */, float dx_beta,
+                         const vk::View& dw /* (N, K) */, const vk::View& db /* (N) or empty */,
+                         const vk::View& dy /* (M, N) */, const vk::View& dy16 /* (M, N) fp16 scratch */,
+                         const vk::View& x16 /* (M, K) fp16 */, const vk::View& w16 /* (N, K) fp16 */, uint32_t M,
+                         uint32_t N, uint32_t K);
+
 namespace ref {
 // b, dx and db may be null, with the same meaning as the empty Views above.
 void linear_forward(double* y, const double* x, const double* w, const double* b, uint64_t M, uint64_t N,

@@ -1,7 +1,9 @@
 // Launchers for shaders/softmax.comp and shaders/softmax_backward.comp (one workgroup per row) and
 // their short-row twins shaders/softmax_rows*.comp (one row per invocation), picked by row length.
+// Views may start at any float: bindings are aligned down and the shaders skip the lead.
 #include "ops/softmax.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -15,15 +17,17 @@ namespace {
 struct SoftmaxPush {
   uint32_t rows;
   uint32_t cols;
+  uint32_t out_base, in_base;  // floats from the start of each binding
 };
-static_assert(sizeof(SoftmaxPush) == 8);
+static_assert(sizeof(SoftmaxPush) == 16);
 
 struct SoftmaxBackwardPush {
   uint32_t rows;
   uint32_t cols;
   uint32_t accumulate;
+  uint32_t din_base, probs_base, dout_base;  // floats from the start of each binding
 };
-static_assert(sizeof(SoftmaxBackwardPush) == 12);
+static_assert(sizeof(SoftmaxBackwardPush) == 24);
 
 // Lanes per row: enough that short rows (N = 50, 197) keep most lanes busy and long rows are
 // read in few strides. Any value works: the shaders fold whatever subgroups the device forms.
@@ -54,10 +58,26 @@ void require_subgroups(const vk::Context& ctx, const char* op) {
                 " does not offer (it reports: " + info.subgroup_ops_string() + "); pick another device with VKVIT_DEVICE");
 }
 
-// Calls fn(first_row, row_count) over chunks whose bindings fit one storage-buffer range.
+// Views may start anywhere (attention hands over one image's probabilities, which starts wherever
+// the previous image's N*N floats end): each binding starts at the view's offset aligned down to
+// minStorageBufferOffsetAlignment, and the shader skips the `base` floats in front.
+struct Bound {
+  vk::View view;
+  uint32_t base;  // floats
+};
+Bound bind(const vk::Context& ctx, const vk::View& v, uint64_t first, uint64_t count) {
+  const vk::View s = v.slice(first, count);
+  const uint64_t align = std::max<uint64_t>(ctx.info().min_storage_offset_alignment, 4);
+  const uint64_t start = s.offset / align * align;
+  return Bound{vk::View{s.buffer, start, s.offset - start + s.size}, static_cast<uint32_t>((s.offset - start) / 4)};
+}
+
+// Calls fn(first_row, row_count) over chunks whose bindings, with up to one alignment of lead,
+// fit one storage-buffer range.
 template <class Fn>
 void for_each_row_chunk(const vk::Context& ctx, uint64_t rows, uint32_t cols, const char* op, Fn&& fn) {
-  const uint64_t per_chunk = items_per_chunk(ctx, {cols});
+  const uint64_t range = ctx.info().max_storage_buffer_range, align = ctx.info().min_storage_offset_alignment;
+  const uint64_t per_chunk = range > align ? (range - align) / 4 / cols : 0;
   if (per_chunk == 0)
     throw Error(std::string(op) + ": a row of " + std::to_string(cols) + " floats does not fit one storage binding (" +
                 vk::format_bytes(ctx.info().max_storage_buffer_range) + ") on " + ctx.info().name);
@@ -74,9 +94,9 @@ void softmax_forward(vk::Recorder& rec, const vk::View& out, const vk::View& in,
   const vk::Kernel& k = short_rows ? ctx.pipelines().get("softmax_rows", 2, sizeof(SoftmaxPush), {kRowsGroup})
                                    : ctx.pipelines().get("softmax", 2, sizeof(SoftmaxPush), {workgroup_size(cols)});
   for_each_row_chunk(ctx, rows, cols, "softmax", [&](uint64_t first, uint64_t count) {
-    SoftmaxPush push{static_cast<uint32_t>(count), cols};
-    rec.dispatch(k, {out.slice(first * cols, count * cols), in.slice(first * cols, count * cols)}, push,
-                 rec.groups_1d(short_rows ? div_up(count, kRowsGroup) : count), "softmax");
+    const Bound o = bind(ctx, out, first * cols, count * cols), i = bind(ctx, in, first * cols, count * cols);
+    SoftmaxPush push{static_cast<uint32_t>(count), cols, o.base, i.base};
+    rec.dispatch(k, {o.view, i.view}, push, rec.groups_1d(short_rows ? div_up(count, kRowsGroup) : count), "softmax");
   });
 }
 
@@ -90,9 +110,10 @@ void softmax_backward(vk::Recorder& rec, const vk::View& din, const vk::View& pr
       short_rows ? ctx.pipelines().get("softmax_rows_backward", 3, sizeof(SoftmaxBackwardPush), {kRowsGroup})
                  : ctx.pipelines().get("softmax_backward", 3, sizeof(SoftmaxBackwardPush), {workgroup_size(cols)});
   for_each_row_chunk(ctx, rows, cols, "softmax_backward", [&](uint64_t first, uint64_t count) {
-    SoftmaxBackwardPush push{static_cast<uint32_t>(count), cols, accumulate ? 1u : 0u};
     const uint64_t f = first * cols, n = count * cols;
-    rec.dispatch(k, {din.slice(f, n), probs.slice(f, n), dout.slice(f, n)}, push,
+    const Bound di = bind(ctx, din, f, n), pr = bind(ctx, probs, f, n), dout_b = bind(ctx, dout, f, n);
+    SoftmaxBackwardPush push{static_cast<uint32_t>(count), cols, accumulate ? 1u : 0u, di.base, pr.base, dout_b.base};
+    rec.dispatch(k, {di.view, pr.view, dout_b.view}, push,
                  rec.groups_1d(short_rows ? div_up(count, kRowsGroup) : count), "softmax_backward");
   });
 }

@@ -30,6 +30,13 @@ std::map<std::string, std::string> metadata_of(const CheckpointMeta& meta) {
     md["vkvit.epoch_loss_sum"] = sum.str();
     md["vkvit.epoch_images"] = std::to_string(meta.epoch_images);
   }
+  if (meta.loss_scale > 0) {
+    std::ostringstream scale;
+    scale.precision(17);
+    scale << meta.loss_scale;
+    md["vkvit.amp.loss_scale"] = scale.str();
+    md["vkvit.amp.good_steps"] = std::to_string(meta.loss_scale_good_steps);
+  }
   return md;
 }
 
@@ -99,6 +106,13 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
     meta.position = parse_u64(it->second, "vkvit.position", path);
     meta.epoch_images = parse_u64(require_key(st.metadata, "vkvit.epoch_images", path), "vkvit.epoch_images", path);
     meta.epoch_loss_sum = std::atof(require_key(st.metadata, "vkvit.epoch_loss_sum", path).c_str());
+  }
+  if (auto it = st.metadata.find("vkvit.amp.loss_scale"); it != st.metadata.end()) {
+    meta.loss_scale = std::atof(it->second.c_str());
+    meta.loss_scale_good_steps =
+        parse_u64(require_key(st.metadata, "vkvit.amp.good_steps", path), "vkvit.amp.good_steps", path);
+    if (!(meta.loss_scale > 0))
+      throw Error(path + ": __metadata__ \"vkvit.amp.loss_scale\" is not a positive number: '" + it->second + "'");
   }
   return meta;
 }

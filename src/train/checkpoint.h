@@ -9,6 +9,8 @@
 //                     model's parameter layout, "vkvit.adam.m" and "vkvit.adam.v" (timm's last
 //                     checkpoint likewise carries its optimizer), so --resume needs one file;
 //                     best.safetensors and converted weights hold the model only.
+//                     A mixed-precision run's last.safetensors also holds its loss scaler's state,
+//                     "vkvit.amp.loss_scale" and "vkvit.amp.good_steps" (train/loss_scaler.h).
 // One file per checkpoint, written atomically (temp file, fsync, rename, fsync folder): a crash or
 // a kill at any moment leaves the previous complete checkpoint or the new one, never a mix of a
 // new optimizer state with old weights.
@@ -35,6 +37,10 @@ struct CheckpointMeta {
   uint64_t position = 0;
   double epoch_loss_sum = 0;
   uint64_t epoch_images = 0;
+  // Mixed precision (train.amp): the dynamic loss scale and its count of good steps since the
+  // last change; loss_scale 0 = none saved.
+  double loss_scale = 0;
+  uint64_t loss_scale_good_steps = 0;
 };
 
 // Names of the optimizer-state tensors inside a checkpoint; loaders of the model skip "vkvit.*".

@@ -96,8 +96,30 @@ bool read_bool(const YAML::Node& n, const Where& w) {
   return v;
 }
 
+// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
+bool valid_utf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = s[i];
+    const int extra = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : -1;
+    if (extra < 0 || i + extra >= s.size() + (extra == 0)) return false;
+    uint32_t cp = extra == 0 ? c : c & (0x3F >> extra);
+    for (int k = 1; k <= extra; ++k) {
+      const unsigned char t = s[i + k];
+      if ((t >> 6) != 0x2) return false;
+      cp = cp << 6 | (t & 0x3F);
+    }
+    static const uint32_t min_cp[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += size_t(extra) + 1;
+  }
+  return true;
+}
+
 std::string read_string(const YAML::Node& n, const Where& w) {
   if (!n.IsScalar()) w.fail("expected a string, got " + describe(n));
+  // to_yaml() could not write other bytes back (the emitter replaces them), so the saved
+  // config.yaml would name another folder than the run used.
+  if (!valid_utf8(n.Scalar())) w.fail("is not valid UTF-8 text; YAML configs are UTF-8 (rename the folder or file)");
   return n.Scalar();
 }
 
@@ -212,8 +234,17 @@ const Field kFields[] = {
     {"model", "pool", SETTER { x.c.model.pool = read_choice(n, w, {"cls", "mean"}); }},
     {"model", "mixer",
      SETTER {
-       x.c.model.mixer = read_string(n, w);
-       require(!x.c.model.mixer.empty(), w, "must not be empty");
+       // One name for every block, or a list with one per block (kept as "a,b,c").
+       const std::vector<std::string> choices{"attention", "global_filter"};
+       if (n.IsSequence()) {
+         require(n.size() > 0, w, "must not be an empty list");
+         std::string list;
+         for (size_t i = 0; i < n.size(); ++i) list += (i ? "," : "") + read_choice(n[i], w, choices);
+         x.c.model.mixer = list;
+       } else {
+         x.c.model.mixer = read_string(n, w);
+         require(!x.c.model.mixer.empty(), w, "must not be empty");
+       }
      }},
     {"model", "ln_eps",
      SETTER {
@@ -291,6 +322,8 @@ const Field kFields[] = {
      SETTER { x.c.train.seed = uint64_t(read_int(n, w, 0, std::numeric_limits<long long>::max())); }},
     {"train", "eval_every", SETTER { x.c.train.eval_every = int(read_int(n, w, 1, kIntMax)); }},
     {"train", "log_every", SETTER { x.c.train.log_every = int(read_int(n, w, 1, kIntMax)); }},
+    {"train", "max_nonfinite_steps", SETTER { x.c.train.max_nonfinite_steps = int(read_int(n, w, 0, kIntMax)); }},
+    {"train", "amp", SETTER { x.c.train.amp = read_bool(n, w); }},
 
     {"output", "dir",
      SETTER {
@@ -544,6 +577,8 @@ std::string TrainConfig::to_yaml() const {
   e << YAML::Key << "seed" << YAML::Value << train.seed;
   e << YAML::Key << "eval_every" << YAML::Value << train.eval_every;
   e << YAML::Key << "log_every" << YAML::Value << train.log_every;
+  e << YAML::Key << "max_nonfinite_steps" << YAML::Value << train.max_nonfinite_steps;
+  e << YAML::Key << "amp" << YAML::Value << train.amp;
   e << YAML::EndMap;
 
   e << YAML::Key << "output" << YAML::Value << YAML::BeginMap;
@@ -597,7 +632,8 @@ bool OptimConfig::operator==(const OptimConfig& o) const {
   return epochs == o.epochs && batch_size == o.batch_size && lr == o.lr && min_lr == o.min_lr &&
          warmup_epochs == o.warmup_epochs && warmup_lr == o.warmup_lr && weight_decay == o.weight_decay &&
          betas == o.betas && eps == o.eps && clip_grad == o.clip_grad && label_smoothing == o.label_smoothing &&
-         seed == o.seed && eval_every == o.eval_every && log_every == o.log_every;
+         seed == o.seed && eval_every == o.eval_every && log_every == o.log_every &&
+         max_nonfinite_steps == o.max_nonfinite_steps && amp == o.amp;
 }
 
 bool TrainConfig::operator==(const TrainConfig& o) const {

@@ -48,6 +48,8 @@
 //     seed: 42
 //     eval_every: 1              evaluate every N epochs (and after the last)
 //     log_every: 50              log a line every N steps
+//     max_nonfinite_steps: 5     stop when more than this many steps in a row have a non-finite loss or gradient norm
+//     amp: false                 mixed precision: linear layers on fp16 copies, dynamic loss scaling (train/loss_scaler.h)
 //   output:
 //     dir: runs                  runs are created under it as <YYYYmmdd-HHMMSS>-<config name>/
 //
@@ -118,6 +120,8 @@ struct OptimConfig {
   uint64_t seed = 42;
   int eval_every = 1;
   int log_every = 50;
+  int max_nonfinite_steps = 5;  // skipped (non-finite) steps in a row that are tolerated
+  bool amp = false;             // mixed precision (fp16 matmuls, fp32 master weights, loss scaling)
 
   bool operator==(const OptimConfig& o) const;
   bool operator!=(const OptimConfig& o) const { return !(*this == o); }

@@ -7,11 +7,13 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <system_error>
 
+#include "model/safetensors.h"
 #include "vk/error.h"
 
 namespace vkvit::train {
@@ -131,6 +133,29 @@ void RunDir::append_step(const StepRow& r) const {
                               r.lr, r.grad_norm);
   const int err = errno;
   if (std::fclose(f) != 0 || ok < 0) throw Error(path + ": cannot append a row: " + std::strerror(err ? err : EIO));
+}
+
+namespace {
+// Keeps the header and the data rows whose first cell (a 1-based counter) is at most `last`.
+void keep_rows_up_to(const std::string& path, uint64_t last) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string line, kept;
+  bool dropped = false, header = true;
+  while (std::getline(in, line)) {
+    if (header || std::strtoull(line.c_str(), nullptr, 10) <= last) kept += line + "\n";
+    else dropped = true;
+    header = false;
+  }
+  in.close();
+  if (!dropped) return;
+  model::write_file_atomic(path, [&](std::FILE* f) { return std::fwrite(kept.data(), 1, kept.size(), f) == kept.size(); });
+}
+}  // namespace
+
+void RunDir::rewind(uint64_t step, uint64_t epochs_done) const {
+  keep_rows_up_to(file("steps.csv"), step);
+  keep_rows_up_to(file("summary.csv"), epochs_done);
 }
 
 }  // namespace vkvit::train

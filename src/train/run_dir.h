@@ -57,6 +57,11 @@ class RunDir {
   // Appends one row to steps.csv (header first when new); not synced per row (a crash may lose
   // the rows since the last checkpoint, which a resume writes again).
   void append_step(const StepRow& row) const;
+  // Before a resume from a checkpoint saved after `step` updates and `epochs_done` epochs: drops
+  // the steps.csv rows past that step and the summary.csv rows past that epoch, which a run that
+  // stopped later (killed, device lost) wrote and the resumed run writes again. Each file is
+  // rewritten atomically, and only when it has such rows.
+  void rewind(uint64_t step, uint64_t epochs_done) const;
 
  private:
   explicit RunDir(std::string path) : path_(std::move(path)) {}

@@ -1,12 +1,18 @@
 // One optimizer step on the GPU; see train_step.h.
 #include "train/train_step.h"
 
+#include <cstdlib>
+
 #include "ops/cross_entropy.h"
 #include "ops/grad_norm.h"
 
 namespace vkvit::train {
 
 TrainStep::TrainStep(vk::Context& ctx, model::Vit& vit, uint32_t B) : vit_(vit) {
+  // Test hook: VKVIT_LOSS_SCALE_GROWTH_INTERVAL=N grows the loss scale after N good steps instead
+  // of 2000, so that tests of short runs see the growth rule (and its state across a resume).
+  if (const char* env = std::getenv("VKVIT_LOSS_SCALE_GROWTH_INTERVAL"); env && *env)
+    scaler_.set_growth_interval(std::strtoull(env, nullptr, 10));
   const uint64_t K = vit.config().num_classes;
   const uint64_t n = vit.layout().total_floats();
   const std::vector<vk::View> grads = {vit.grads_view()};
@@ -46,9 +52,17 @@ void TrainStep::record(vk::Recorder& rec, uint32_t batch, const ops::AdamWHyper&
   rec.fill(dlogits_, 0.0f);
   vit_.forward(rec, batch);
   ops::cross_entropy_forward(rec, losses_, loss_, correct_, lse_, vit_.logits(), labels_, batch, K, label_smoothing);
+  // amp: the loss gradient carries the loss scale, so every gradient after it is scaled too.
+  if (vit_.amp()) rec.fill(dloss_, scaler_.scale());
   ops::cross_entropy_backward(rec, dlogits_, lse_, vit_.logits(), labels_, dloss_, batch, K, label_smoothing);
   vit_.backward(rec, batch, dlogits_);
-  ops::grad_norm(rec, norm_, norm_scratch_, {vit_.grads_view()}, clip_grad);
+  if (vit_.amp()) {
+    // The norm of the scaled gradients, then the true norm and a coefficient that unscales and clips.
+    ops::grad_norm(rec, norm_, norm_scratch_, {vit_.grads_view()}, 0.0f);
+    record_unscale(rec, norm_, scaler_.scale(), clip_grad);
+  } else {
+    ops::grad_norm(rec, norm_, norm_scratch_, {vit_.grads_view()}, clip_grad);
+  }
   ops::adamw_step(rec, vit_.params_view(), m_, v_, vit_.grads_view(), norm_, decay_table_,
                   vit_.layout().total_floats(), hyper, t);
 }

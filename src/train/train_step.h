@@ -3,12 +3,16 @@
 // coefficient), AdamW (which skips the update itself when the gradients are not finite). The
 // loss, the gradient norm and Adam's state stay on the GPU; callers record copies of what they
 // read. Used by the training loop and by the PyTorch parity tests, so both run the same step.
+// With a mixed-precision model (Vit::amp()) the step also scales the loss gradient by the loss
+// scaler's scale and unscales the gradient norm and the clip coefficient (train/loss_scaler.h);
+// the caller feeds each step's outcome back with scaler().update(finite norm).
 #pragma once
 #include <cstdint>
 #include <memory>
 
 #include "model/vit.h"
 #include "ops/adamw.h"
+#include "train/loss_scaler.h"
 #include "vk/context.h"
 #include "vk/memory.h"
 #include "vk/recorder.h"
@@ -29,9 +33,12 @@ class TrainStep {
   const vk::View& norm() const { return norm_; }      // (ops::kGradNormFloats) [norm, clip coefficient]
   const vk::View& m() const { return m_; }            // Adam's first moment, the parameter layout
   const vk::View& v() const { return v_; }            // second moment
+  bool amp() const { return vit_.amp(); }
+  LossScaler& scaler() { return scaler_; }            // used when amp()
 
  private:
   model::Vit& vit_;
+  LossScaler scaler_;
   std::unique_ptr<vk::Arena> arena_;
   vk::View labels_, losses_, loss_, correct_, lse_, dlogits_, dloss_, norm_, norm_scratch_, m_, v_, decay_table_;
 };

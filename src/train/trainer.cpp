@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include "train/schedule.h"
 #include "train/train_step.h"
 #include "vk/error.h"
+#include "vk/fault.h"
 #include "vk/log.h"
 #include "vk/recorder.h"
 
@@ -154,6 +156,123 @@ EvalResult evaluate(vk::Context& ctx, model::Vit& vit, data::Loader& loader) {
 
 namespace {
 
+// Device memory a training run takes at batch `b`, from the model's memory plan and the buffers
+// the trainer adds; an upper bound (each buffer is allowed some rounding), so a batch it accepts
+// trains. Everything counts against the device-local heap, as on lavapipe's single heap.
+struct MemoryPlan {
+  uint64_t activations = 0;   // the activation arena (with chunking slack)
+  uint64_t largest = 0;       // the largest single allocation or tensor
+  uint64_t parameters = 0;    // one flat parameter-layout buffer (params, grads, Adam m and v)
+  uint64_t staging = 0;       // batch upload and readback buffers (training and evaluation)
+  uint64_t total = 0;
+};
+
+MemoryPlan plan_memory(vk::Context& ctx, const model::VitConfig& vcfg, uint32_t b, bool amp) {
+  MemoryPlan p;
+  const model::ParamLayout layout = model::vit_param_layout(vcfg);
+  const uint64_t n = layout.total_floats(), K = uint64_t(vcfg.num_classes);
+  const uint64_t per_image = uint64_t(vcfg.num_patches()) * vcfg.patch_dim();
+  const auto [act, act_largest] = model::Vit::activation_plan(ctx, vcfg, b, amp);
+  const uint64_t chunk_limit = std::max<uint64_t>(ctx.info().max_memory_allocation_size, 1);
+  p.activations = act + (act <= chunk_limit ? 0 : (act / chunk_limit + 1) * act_largest);
+  p.parameters = n * 4;
+  const uint64_t upload = (per_image + 1) * b * 4;
+  p.staging = 2 * upload + (1 + ops::kGradNormFloats) * 4 + uint64_t(b) * K * 4;
+  // TrainStep's arena: per-image loss buffers and logit gradients, m and v, the norm scratch and
+  // the decay table (at most two entries per tensor), with its alignment slack.
+  const vk::View stand_in{VK_NULL_HANDLE, 0, n * 4};
+  const uint64_t optimizer = (4 * uint64_t(b) + uint64_t(b) * K + 4 + ops::kGradNormFloats +
+                              ops::grad_norm_scratch_floats(ctx, {stand_in}) + 2 * n + 2 * layout.params().size()) * 4 +
+                             16 * 256;
+  const uint64_t context_staging = std::max<uint64_t>(n * 4, 1 << 20);  // checkpoint and resume transfers
+  const uint64_t buffers = 10 + p.activations / chunk_limit;
+  const uint64_t fp16_params = amp ? n * 2 : 0;  // train.amp: the fp16 copy of the weights
+  p.largest = std::max({act_largest, upload, p.parameters, context_staging});
+  p.total = p.activations + 2 * p.parameters + fp16_params + optimizer + p.staging + context_staging +
+            buffers * (64 << 10);
+  return p;
+}
+
+uint64_t device_heap_bytes(const vk::Context& ctx) {
+  uint64_t heap = 0;
+  for (const vk::MemoryHeapInfo& h : ctx.info().heaps)
+    if (h.device_local) heap = std::max(heap, h.bytes);
+  return heap;
+}
+
+bool plan_fits(const MemoryPlan& p, uint64_t available, uint64_t max_allocation) {
+  return p.total <= available && p.largest <= max_allocation;
+}
+
+// Refuses a batch whose plan cannot fit before anything is allocated: the message names the
+// largest buffer (the activations), its size and the device's limits; train() adds the batch
+// that fits.
+void check_memory_plan(vk::Context& ctx, const model::VitConfig& vcfg, uint32_t B, bool amp, const std::string& run_name) {
+  const uint64_t heap = device_heap_bytes(ctx), max_alloc = ctx.info().max_memory_allocation_size;
+  if (heap == 0) return;  // a device that reports no device-local heap: let allocation decide
+  const uint64_t used = ctx.allocated_bytes();
+  const MemoryPlan p = plan_memory(ctx, vcfg, B, amp);
+  if (plan_fits(p, heap > used ? heap - used : 0, max_alloc)) return;
+  throw OutOfMemoryError("out of device memory: training " + run_name + " at batch " + std::to_string(B) + " needs about " + vk::format_bytes(p.total) +
+                         " (activations " + vk::format_bytes(p.activations) + ", largest single allocation " +
+                         vk::format_bytes(p.largest) + "; parameters, gradients, Adam m and v " +
+                         "4 x " + vk::format_bytes(p.parameters) + "; batch staging " + vk::format_bytes(p.staging) +
+                         ") but " + ctx.info().name + " has a " + vk::format_bytes(heap) + " memory heap" +
+                         (used ? " (" + vk::format_bytes(used) + " of it in use)" : std::string()) + " and allows " +
+                         vk::format_bytes(max_alloc) + " per allocation");
+}
+
+// The batch to suggest after an out-of-memory error at batch B: the largest whose plan fits in
+// nine tenths of the heap (the rest is the driver's and other programs').
+std::string batch_advice(vk::Context& ctx, const model::VitConfig& vcfg, uint32_t B, bool amp, const std::string& run_name) {
+  const uint64_t heap = device_heap_bytes(ctx), max_alloc = ctx.info().max_memory_allocation_size;
+  const uint64_t used = ctx.allocated_bytes();
+  const uint64_t available = heap / 10 * 9 > used ? heap / 10 * 9 - used : 0;
+  if (B > 1 && plan_fits(plan_memory(ctx, vcfg, B, amp), available, max_alloc))
+    return "the memory plan of batch " + std::to_string(B) + " fits this device, so other programs may hold its memory; "
+           "free it or use a smaller batch, e.g. -b " + std::to_string(B / 2);
+  uint32_t lo = 0, hi = B > 1 ? B - 1 : 0;  // invariant: lo fits (0 trivially), everything above hi does not
+  while (lo < hi) {
+    const uint32_t mid = lo + (hi - lo + 1) / 2;
+    if (plan_fits(plan_memory(ctx, vcfg, mid, amp), available, max_alloc)) lo = mid;
+    else hi = mid - 1;
+  }
+  if (lo == 0)
+    return "even a batch of 1 needs about " + vk::format_bytes(plan_memory(ctx, vcfg, 1, amp).total) + " for " + run_name +
+           ": use a smaller model (model.dim, model.depth, a larger model.patch_size) or a device with more memory";
+  return run_name + " trains on this device with a batch of at most " + std::to_string(lo) + ": use -b " +
+         std::to_string(lo) + " (train.batch_size)";
+}
+
+// Where a run that stops now can be continued from, as one clause of an error line.
+std::string last_good_checkpoint(const std::string& run_dir, const std::string& resumed_from) {
+  std::string path;
+  if (!run_dir.empty() && fs::exists(fs::path(run_dir) / "last.safetensors"))
+    path = (fs::path(run_dir) / "last.safetensors").string();
+  else if (!resumed_from.empty())
+    path = resumed_from;
+  if (path.empty())
+    return "no checkpoint was written yet (the first is written at the end of epoch 1, or at --max-steps): start the "
+           "run again";
+  std::string when;
+  try {
+    const CheckpointMeta meta = read_checkpoint_meta(path);
+    when = " (saved after step " + std::to_string(meta.step) + ")";
+  } catch (const Error&) {
+    // Named anyway: the loader reports what is wrong with it on --resume.
+  }
+  const std::string config = run_dir.empty() ? std::string("<config>") : (fs::path(run_dir) / "config.yaml").string();
+  return "the last good checkpoint is " + path + when + "; continue with: vkvit train --config " + config +
+         " --resume " + path;
+}
+
+// How far a run got, for the error lines train() writes when it stops.
+struct RunProgress {
+  std::string run_dir;
+  uint64_t step = 0;   // the step being attempted (1-based, as in steps.csv)
+  uint64_t epoch = 0;  // 1-based
+};
+
 std::vector<data::Sample> split_samples(const std::string& root, const std::vector<std::string>& expect_classes,
                                         std::vector<std::string>* classes_out) {
   data::ImageFolder folder = data::ImageFolder::scan(root);
@@ -166,7 +285,7 @@ std::vector<data::Sample> split_samples(const std::string& root, const std::vect
 
 }  // namespace
 
-TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options) {
+static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options, RunProgress& progress) {
   if (cfg.data.dir.empty())
     throw Error("no dataset folder: set data.dir in " + cfg.source + " or pass --data-dir");
   const model::VitConfig vcfg = to_vit_config(cfg.model);
@@ -187,7 +306,8 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
   std::unique_ptr<data::Loader> val_loader;
   if (!val_samples.empty()) val_loader = std::make_unique<data::Loader>(val_samples, loader_config(cfg, false));
 
-  model::Vit vit(ctx, vcfg, B);
+  check_memory_plan(ctx, vcfg, B, cfg.train.amp, cfg.name);
+  model::Vit vit(ctx, vcfg, B, cfg.train.amp);
   TrainStep sb(ctx, vit, B);
   const uint64_t n = vit.layout().total_floats();
 
@@ -204,6 +324,7 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
     load_checkpoint_weights(options.resume, vit);
     std::vector<float> m, v;
     load_optimizer_state(options.resume, n, m, v);
+    if (sb.amp()) sb.scaler().restore_from(meta, options.resume);
     ctx.upload(sb.m(), m.data(), n * 4);
     ctx.upload(sb.v(), v.data(), n * 4);
     step = meta.step;
@@ -220,6 +341,8 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
 
   RunDir run = options.resume.empty() || !options.output.empty() ? RunDir::create(cfg, options.output)
                                                                  : RunDir::open(fs::path(options.resume).parent_path().string());
+  progress.run_dir = run.path();
+  if (!options.resume.empty() && options.output.empty()) run.rewind(step, start_epoch);
   const uint64_t steps_per_epoch = train_loader.batches_per_epoch();
   const LrSchedule schedule = LrSchedule::from_config(cfg.train, steps_per_epoch);
   ops::AdamWHyper hyper;
@@ -246,7 +369,7 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
     std::vector<float> m(n), v(n);
     ctx.download(sb.m(), m.data(), n * 4);
     ctx.download(sb.v(), v.data(), n * 4);
-    save_checkpoint(run.file("last.safetensors"), vit, meta, &m, &v);
+    save_checkpoint(run.file("last.safetensors"), vit, sb.amp() ? sb.scaler().saved_in(meta) : meta, &m, &v);
   };
   CheckpointMeta meta;
   meta.config = cfg;
@@ -262,23 +385,39 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
     double lr = schedule.at(step);
     uint64_t epoch_step = resumed_mid_epoch ? resumed_images / B : 0;
     while (train_loader.next(batch, io.patches())) {
+      progress.step = step + 1;
+      progress.epoch = epoch + 1;
       lr = schedule.at(step);
       hyper.lr = lr;
       io.record_upload(rec, batch, vit.patches_input(), &sb.labels());
+      // VKVIT_FAULT_NAN_AT_STEP: a NaN in the batch, written by the GPU inside this very step.
+      if (vk::fault::nan_at(step + 1, nonfinite_in_a_row)) rec.fill(vit.patches_input().slice(0, 1), NAN);
       sb.record(rec, batch.size, hyper, step + 1, static_cast<float>(cfg.train.label_smoothing),
                 static_cast<float>(cfg.train.clip_grad));
       io.record_readback(rec, sb.loss(), 0);
       io.record_readback(rec, sb.norm(), 1);
+      if (vk::fault::device_lost_at(step + 1)) rec.inject_wait_result(VK_ERROR_DEVICE_LOST);
       rec.submit_and_wait();
 
       const float loss = io.readback()[0], norm = io.readback()[1 + ops::kGradNormIndex];
+      // amp (GradScaler's rule): an fp16 overflow in the gradients of a finite loss skips the step
+      // and halves the loss scale, without counting as divergence while the scale is >= 1.
+      if (sb.amp() && !sb.scaler().update(std::isfinite(loss) && std::isfinite(norm)) && std::isfinite(loss) &&
+          sb.scaler().scale() >= 1.0f) {
+        log_info("step " + std::to_string(step + 1) + ": fp16 gradient overflow; the update was skipped, loss scale now " +
+                 std::to_string(sb.scaler().scale()));
+        continue;
+      }
       if (!std::isfinite(loss) || !std::isfinite(norm)) {
         ++nonfinite_in_a_row;
-        log_warn("step " + std::to_string(step) + ": non-finite loss or gradient norm; the update was skipped");
-        if (nonfinite_in_a_row > 5)
-          throw Error("training diverged: more than 5 steps in a row with non-finite loss or gradients (last at step " +
-                      std::to_string(step) + "); the last good checkpoint is " + run.file("last.safetensors") +
-                      "; lower train.lr or set train.clip_grad");
+        const uint64_t limit = static_cast<uint64_t>(cfg.train.max_nonfinite_steps);
+        log_warn("step " + std::to_string(step + 1) + ": non-finite loss or gradient norm; the update was skipped (" +
+                 std::to_string(nonfinite_in_a_row) + " in a row, the run stops after " + std::to_string(limit) + ")");
+        if (nonfinite_in_a_row > limit)
+          throw TrainingDivergedError(
+              "training diverged: more than " + std::to_string(limit) +
+              " steps in a row had a non-finite loss or gradient norm (the last at step " + std::to_string(step + 1) +
+              "); lower train.lr or set train.clip_grad; " + last_good_checkpoint(run.path(), options.resume));
         continue;  // the step counter only advances for applied updates
       }
       nonfinite_in_a_row = 0;
@@ -346,6 +485,30 @@ TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options
     if (best) save_checkpoint(run.file("best.safetensors"), vit, meta);
   }
   return result;
+}
+
+TrainResult train(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options) {
+  RunProgress progress;
+  try {
+    TrainResult r = run_training(ctx, cfg, options, progress);
+    // The plan's promise, checked where it can be (VKVIT_LOG=info; the guards test reads it).
+    log_info("device memory: peak " + std::to_string(ctx.peak_allocated_bytes()) + " bytes, memory plan " +
+             std::to_string(plan_memory(ctx, to_vit_config(cfg.model), uint32_t(cfg.train.batch_size), cfg.train.amp).total) +
+             " bytes");
+    return r;
+  } catch (const OutOfMemoryError& e) {
+    // Everything the run allocated is freed by now: the advice sees the device as the run found it.
+    throw OutOfMemoryError(e.detail(), batch_advice(ctx, to_vit_config(cfg.model), uint32_t(cfg.train.batch_size), cfg.train.amp, cfg.name));
+  } catch (const DeviceLostError&) {
+    // Nothing on the device can be trusted, and nothing more is read from it: the run ends here,
+    // with what is on disk.
+    const std::string where = progress.step ? " during step " + std::to_string(progress.step) + " (epoch " +
+                                                  std::to_string(progress.epoch) + ")"
+                                            : "";
+    throw DeviceLostError("the GPU was lost (VK_ERROR_DEVICE_LOST)" + where + "; " +
+                          last_good_checkpoint(progress.run_dir, options.resume) +
+                          " once the driver has recovered (see the system log)");
+  }
 }
 
 }  // namespace vkvit::train

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "vk/error.h"
+#include "vk/fault.h"
 #include "vk/log.h"
 #include "vk/memory.h"
 #include "vk/pipeline.h"
@@ -330,6 +331,12 @@ Context::Context(const ContextOptions& options) : options_(options) {
   }
   info_ = infos[chosen];
   physical_ = pds[chosen];
+  // VKVIT_FAULT_DEVICE_MEMORY_LIMIT: report the device as if its heaps were no larger (memory.cpp
+  // enforces the same limit on allocations), so every size check sees the same device.
+  if (const uint64_t limit = fault::faults().device_memory_limit) {
+    for (MemoryHeapInfo& h : info_.heaps) h.bytes = std::min(h.bytes, limit);
+    info_.max_memory_allocation_size = std::min(info_.max_memory_allocation_size, limit);
+  }
   if (!info_.vulkan_1_2)
     throw Error("device " + std::to_string(chosen) + " (" + info_.name + ") supports Vulkan " + info_.api_version +
                 "; vkvit needs Vulkan 1.2: update the driver or pick another device with --device");
@@ -416,6 +423,12 @@ uint32_t Context::memory_type(uint32_t type_bits, VkMemoryPropertyFlags required
   }
   if (fallback < 0) throw Error("device " + info_.name + " has no memory type with the needed properties");
   return static_cast<uint32_t>(fallback);
+}
+
+uint64_t Context::heap_bytes_of_type(uint32_t type) const {
+  if (type >= memory_props_.memoryTypeCount) return 0;
+  const uint32_t heap = memory_props_.memoryTypes[type].heapIndex;
+  return heap < info_.heaps.size() ? info_.heaps[heap].bytes : memory_props_.memoryHeaps[heap].size;
 }
 
 void Context::note_allocation(int64_t delta) {

@@ -97,6 +97,8 @@ class Context {
   // Memory type with all `required` flags, preferring one that also has `preferred`.
   uint32_t memory_type(uint32_t type_bits, VkMemoryPropertyFlags required,
                        VkMemoryPropertyFlags preferred = 0) const;
+  // Size of the heap that memory type `type` allocates from (as info().heaps reports it).
+  uint64_t heap_bytes_of_type(uint32_t type) const;
 
   // Blocking transfers through a staging buffer (set-up, tests, checkpoints; not the hot path).
   void upload(const View& dst, const void* data, uint64_t bytes);

@@ -36,7 +36,7 @@ void check(VkResult r, const char* what) {
   if (r == VK_SUCCESS) return;
   std::string msg = std::string("Vulkan call failed with ") + result_name(r) + ": " + what;
   if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
-    throw OutOfMemoryError(msg + " (out of memory: use a smaller batch or model)");
+    throw OutOfMemoryError(msg + " (out of memory)", "use a smaller batch or model");
   if (r == VK_ERROR_DEVICE_LOST)
     throw DeviceLostError(msg + " (the GPU was lost: check the driver log; the last checkpoint on disk is intact)");
   if (r == VK_ERROR_INCOMPATIBLE_DRIVER || r == VK_ERROR_INITIALIZATION_FAILED)

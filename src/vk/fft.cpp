@@ -6,6 +6,7 @@
 
 #include "vk/context.h"
 #include "vk/error.h"
+#include "vk/pipeline.h"
 #include "vk/recorder.h"
 
 // The patched build-tree copy (src/vk/patch_vkfft.cmake), Vulkan backend only.
@@ -188,6 +189,15 @@ void Fft2d::inverse(Recorder& rec) {
   if (directions_ == FftDirections::forward_only)
     throw Error("internal: inverse FFT on a forward-only plan for " + shape_.str());
   Impl& im = *impl_;
+  // torch.fft.irfft2 semantics for any spectrum, not only Hermitian ones (see the shader).
+  struct HermitianPush {
+    uint32_t batch, h, wc, columns, pairs;
+  } push{static_cast<uint32_t>(shape_.batch), static_cast<uint32_t>(shape_.h), static_cast<uint32_t>(shape_.spectrum_w()),
+         shape_.w % 2 == 0 ? 2u : 1u, static_cast<uint32_t>(shape_.h / 2 + 1)};
+  constexpr uint32_t group = 64;
+  const Kernel& k = ctx_.pipelines().get("fft_hermitian_columns", 1, sizeof(push), {group});
+  const uint64_t invocations = uint64_t(push.batch) * push.columns * push.pairs;
+  rec.dispatch(k, {spectrum_}, push, rec.groups_1d((invocations + group - 1) / group), "fft2d_hermitian_columns");
   rec.external({spectrum_, real_, im.temp}, "fft2d_c2r", [&](VkCommandBuffer cb) {
     VkFFTLaunchParams lp{};
     lp.commandBuffer = &cb;

@@ -12,8 +12,11 @@
 // Normalization. FftNorm::backward (default) matches torch.fft's default "backward" norm: the
 // forward is unscaled, the inverse divides by h*w, so inverse(forward(x)) == x. FftNorm::none
 // leaves the inverse unscaled (VkFFT's own default): inverse(forward(x)) == h*w * x, for callers that
-// fold 1/(h*w) into a filter. The inverse (C2R) ignores the imaginary parts of the bins that must be
-// real (kx = 0, and kx = w/2 for even w), as torch.fft.irfft2 does.
+// fold 1/(h*w) into a filter. The inverse (C2R) equals torch.fft.irfft2 for any spectrum, Hermitian
+// or not: after its ky transform, irfft2 keeps only the real part of the columns kx = 0 and (even
+// w) kx = w/2. VkFFT's even-length C2R lets their imaginary parts leak instead, so inverse() first
+// replaces those two columns by their Hermitian part along ky (shaders/fft_hermitian_columns.comp),
+// which is what the real part keeps. A global filter's product spectrum is not Hermitian there.
 //
 // Binding. A plan is compiled (GLSL generated and compiled by glslang, pipelines created) for its two
 // views at construction, which takes tens to hundreds of milliseconds: create plans once, next to

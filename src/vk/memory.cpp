@@ -5,6 +5,7 @@
 
 #include "vk/context.h"
 #include "vk/error.h"
+#include "vk/fault.h"
 #include "vk/pipeline.h"
 
 namespace vkvit::vk {
@@ -34,8 +35,10 @@ Buffer::Buffer(Context& ctx, uint64_t bytes, MemoryKind kind, const std::string&
   const DeviceInfo& info = ctx.info();
   if (bytes == 0) throw Error("cannot allocate an empty buffer for " + what);
   if (bytes > info.max_memory_allocation_size)
-    throw OutOfMemoryError("cannot allocate " + format_bytes(bytes) + " for " + what + ": the device allows at most " +
-                           format_bytes(info.max_memory_allocation_size) + " per allocation");
+    throw OutOfMemoryError("cannot allocate " + format_bytes(bytes) + " for " + what + " on " + info.name +
+                               ": the device allows at most " + format_bytes(info.max_memory_allocation_size) +
+                               " per allocation (maxMemoryAllocationSize)",
+                           "use a smaller batch or model");
 
   VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
   bci.size = bytes;
@@ -61,14 +64,22 @@ Buffer::Buffer(Context& ctx, uint64_t bytes, MemoryKind kind, const std::string&
   VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
   mai.allocationSize = req.size;
   mai.memoryTypeIndex = ctx.memory_type(req.memoryTypeBits, required, preferred);
-  VkResult r = vkAllocateMemory(ctx.device(), &mai, nullptr, &memory_);
+  // VKVIT_FAULT_DEVICE_MEMORY_LIMIT: fail as the driver would on a heap of that size.
+  const uint64_t limit = fault::faults().device_memory_limit;
+  VkResult r = limit && ctx.allocated_bytes() + req.size > limit
+                   ? VK_ERROR_OUT_OF_DEVICE_MEMORY
+                   : vkAllocateMemory(ctx.device(), &mai, nullptr, &memory_);
   if (r != VK_SUCCESS) {
     vkDestroyBuffer(ctx.device(), buffer_, nullptr);
     buffer_ = VK_NULL_HANDLE;
+    memory_ = VK_NULL_HANDLE;
     if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
       throw OutOfMemoryError("out of device memory allocating " + format_bytes(bytes) + " for " + what + " on " +
-                             info.name + " (" + format_bytes(ctx.allocated_bytes()) +
-                             " already allocated by vkvit): use a smaller batch or model");
+                                 info.name + " (memory heap " +
+                                 format_bytes(ctx.heap_bytes_of_type(mai.memoryTypeIndex)) + ", " +
+                                 format_bytes(ctx.allocated_bytes()) + " of it already allocated by vkvit; at most " +
+                                 format_bytes(info.max_memory_allocation_size) + " per allocation)",
+                             "use a smaller batch or model");
     check(r, ("vkAllocateMemory for " + what).c_str());
   }
   check(vkBindBufferMemory(ctx.device(), buffer_, memory_, 0), "vkBindBufferMemory");
@@ -105,8 +116,10 @@ View Arena::alloc(uint64_t bytes, const std::string& name) {
     }
   }
   if (padded > chunk_limit_)
-    throw OutOfMemoryError(name + " needs " + format_bytes(bytes) + " in one piece but the device allows at most " +
-                           format_bytes(chunk_limit_) + " per allocation: use a smaller batch or model");
+    throw OutOfMemoryError(name + " (" + what_ + ") needs " + format_bytes(bytes) + " in one piece but " +
+                               ctx_.info().name + " allows at most " + format_bytes(chunk_limit_) +
+                               " per allocation (maxMemoryAllocationSize)",
+                           "use a smaller batch or model");
   if (reserved_ + padded > capacity_)
     throw Error(what_ + " arena is full: " + name + " needs " + format_bytes(bytes) + ", " +
                 format_bytes(capacity_ - reserved_) + " of " + format_bytes(capacity_) + " left");

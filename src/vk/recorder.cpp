@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "vk/context.h"
 #include "vk/error.h"
@@ -164,6 +165,7 @@ void Recorder::wait() {
   if (!submitted_) return;
   VkResult r = vkWaitForFences(ctx_.device(), 1, &fence_, VK_TRUE, UINT64_MAX);
   submitted_ = false;
+  if (r == VK_SUCCESS && injected_ != VK_SUCCESS) r = std::exchange(injected_, VK_SUCCESS);
   check(r, "vkWaitForFences");
   check(vkResetFences(ctx_.device(), 1, &fence_), "vkResetFences");
   if (queries_ && commands_ > 0) {

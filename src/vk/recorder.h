@@ -57,6 +57,9 @@ class Recorder {
   void submit();           // end recording and submit; returns immediately
   void wait();             // wait for the submission, collect timestamps, ready to record again
   void submit_and_wait();  // both
+  // Fault injection (VKVIT_FAULT_DEVICE_LOST_AT_STEP): the next wait() still waits for the work,
+  // then reports `result` through the same check() as a failing vkWaitForFences.
+  void inject_wait_result(VkResult result) { injected_ = result; }
   uint32_t commands() const { return commands_; }
 
  private:
@@ -74,6 +77,7 @@ class Recorder {
   uint32_t commands_ = 0;
   std::vector<View> pending_;  // ranges touched since the last barrier
   std::vector<std::string> labels_;
+  VkResult injected_ = VK_SUCCESS;
 };
 
 }  // namespace vkvit::vk
