@@ -67,7 +67,9 @@ void add_eval_command(CLI::App& app, GlobalOptions& global) {
     j["crop_pct"] = meta.config.data.crop_pct;
     j["interpolation"] = meta.config.data.interpolation;
     j["images_per_s"] = round_to(r.images_per_s, 1);
-    const std::string text = j.dump(2);
+    // JSON is UTF-8: a path in another encoding gets U+FFFD for its stray bytes instead of failing
+    // after the whole evaluation.
+    const std::string text = j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
     std::printf("%s\n", text.c_str());
     if (!args->results_file.empty()) {
       std::ofstream out(args->results_file);

@@ -95,7 +95,9 @@ std::string to_json(const std::vector<Prediction>& preds, const std::vector<std:
       e["topk"].push_back({{"index", idx}, {"label", classes[idx]}, {"score", score}});
     j.push_back(e);
   }
-  return j.dump(2) + "\n";
+  // JSON is UTF-8: a file name in another encoding gets U+FFFD for its stray bytes instead of
+  // failing the whole run (the CSV keeps the name's bytes as they are).
+  return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace

@@ -26,6 +26,26 @@ bool hidden(const fs::path& p) {
   return !name.empty() && name[0] == '.';
 }
 
+// Well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF).
+bool valid_utf8(const std::string& s) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = byte(i);
+    size_t n;                            // continuation bytes
+    unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the first continuation byte
+    if (c < 0x80) n = 0;
+    else if (c >= 0xC2 && c <= 0xDF) n = 1;
+    else if (c >= 0xE0 && c <= 0xEF) n = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4) n = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else return false;
+    if (s.size() - i <= n) return false;
+    for (size_t k = 1; k <= n; ++k)
+      if (byte(i + k) < (k == 1 ? lo : 0x80) || byte(i + k) > (k == 1 ? hi : 0xBF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
 using DirId = std::pair<uint64_t, uint64_t>;
 
 // stat() follows symlinks: the identity of the folder a path finally points at.
@@ -91,6 +111,12 @@ ImageFolder ImageFolder::scan(const std::string& root) {
   std::sort(folder.classes.begin(), folder.classes.end());
   if (folder.classes.empty())
     throw Error("dataset folder '" + root + "' has no class folders; expected <root>/<class>/<image> (hidden folders are ignored)");
+  // Class names go into every checkpoint as JSON text, which must be UTF-8: refuse another
+  // encoding now rather than at the end of the first epoch (image file names may be anything).
+  for (const std::string& c : folder.classes)
+    if (!valid_utf8(c))
+      throw Error("class folder '" + (fs::path(root) / c).string() +
+                  "' has a name that is not UTF-8 (checkpoints store class names as UTF-8); rename the folder");
 
   for (uint32_t label = 0; label < folder.classes.size(); ++label) {
     const fs::path class_dir = fs::path(root) / folder.classes[label];

@@ -5,8 +5,10 @@
 // JPEG: the marker segments are walked by their lengths (which skips an EXIF thumbnail and its own
 // end marker) and each scan's entropy-coded data is crossed to the next marker; a file must reach
 // the end-of-image marker FFD9. libjpeg instead warns and fills the missing rows with grey.
-// PNG: chunks are walked by length up to IEND. WebP: the RIFF size must fit the file.
+// PNG: chunks are walked by length up to IEND, each checked against its CRC. WebP: the RIFF size
+// must fit the file.
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstring>
 
@@ -30,6 +32,22 @@ struct Bytes {
 };
 
 [[noreturn]] void fail(const std::string& path, const std::string& why) { throw Error(path + ": " + why); }
+
+// CRC-32 as PNG chunks use it (ISO 3309, reflected polynomial 0xEDB88320), one table lookup per byte.
+uint32_t crc32(const uint8_t* d, size_t n) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) c = table[(c ^ d[i]) & 0xFF] ^ (c >> 8);
+  return ~c;
+}
 
 ImageHeader probe_jpeg(const Bytes& b, const std::string& path) {
   ImageHeader h;
@@ -92,6 +110,15 @@ ImageHeader probe_png(const Bytes& b, const std::string& path) {
     if (pos + 12 > b.n) fail(path, truncated);
     const uint64_t len = b.be32(pos);
     if (pos + 12 + len > b.n) fail(path, truncated);
+    // A damaged chunk is refused here: libpng would refuse it too, but only after printing its
+    // own "libpng error" line, and it does not check every chunk (ancillary ones, say).
+    const uint32_t stored = b.be32(size_t(pos + 8 + len));
+    if (crc32(b.d + pos + 4, size_t(len) + 4) != stored) {
+      std::string type;
+      for (size_t i = pos + 4; i < pos + 8; ++i) type += std::isalpha(b.d[i]) ? char(b.d[i]) : '?';
+      fail(path, "corrupt PNG (CRC mismatch in chunk " + type + " at byte " + std::to_string(pos) +
+                     "); the file is damaged, re-copy it");
+    }
     if (b.starts("tRNS", pos + 4)) h.alpha = true;
     if (b.starts("IEND", pos + 4)) break;
     pos += 12 + len;
@@ -152,10 +179,14 @@ ImageHeader probe_tiff(const Bytes& b, const std::string& path) {
   if (ifd + 2 > b.n) fail(path, "TIFF is truncated (first directory past the end of the file)");
   const uint32_t entries = u16(size_t(ifd));
   if (ifd + 2 + uint64_t(entries) * 12 > b.n) fail(path, "TIFF is truncated (directory past the end of the file)");
+  bool seen[2] = {false, false};
   for (uint32_t e = 0; e < entries; ++e) {
     const size_t at = size_t(ifd + 2 + uint64_t(e) * 12);
     const uint32_t tag = u16(at), type = u16(at + 2);
     if (tag != 256 && tag != 257) continue;
+    // libtiff keeps the first of repeated tags: a later ImageWidth must not hide the size it decodes.
+    if (seen[tag - 256]) continue;
+    seen[tag - 256] = true;
     const uint64_t v = type == 3 ? u16(at + 8) : type == 4 ? u32(at + 8) : 0;  // SHORT or LONG
     (tag == 256 ? h.width : h.height) = v;
   }
@@ -168,17 +199,21 @@ ImageHeader probe_pnm(const Bytes& b, const std::string& path) {
   size_t pos = 2;
   uint64_t v[2] = {0, 0};
   for (uint64_t& x : v) {
-    for (;;) {  // whitespace and # comments
+    // Read as OpenCV's PxM decoder reads (it decodes what passes here, so the sizes must agree):
+    // whitespace and # comments ending at \n or \r, digits, then one byte consumed whatever it is,
+    // so "3#" ends the number and does not open a comment.
+    for (;;) {
       while (pos < b.n && std::isspace(b.d[pos])) ++pos;
       if (pos < b.n && b.d[pos] == '#') {
-        while (pos < b.n && b.d[pos] != '\n') ++pos;
+        while (pos < b.n && b.d[pos] != '\n' && b.d[pos] != '\r') ++pos;
         continue;
       }
       break;
     }
     if (pos >= b.n || !std::isdigit(b.d[pos])) fail(path, "corrupt PNM (no size in the header)");
-    // Saturate at 2^32 so that width * height cannot overflow.
-    while (pos < b.n && std::isdigit(b.d[pos])) x = std::min<uint64_t>(x * 10 + (b.d[pos++] - '0'), 1ull << 32);
+    // Saturate below 2^32 so that width * height cannot overflow (2^32 * 2^32 wraps to 0).
+    while (pos < b.n && std::isdigit(b.d[pos])) x = std::min<uint64_t>(x * 10 + (b.d[pos++] - '0'), 0xFFFFFFFFull);
+    ++pos;
   }
   h.width = v[0];
   h.height = v[1];

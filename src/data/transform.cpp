@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "data/rng.h"
 #include "vk/error.h"
@@ -31,22 +32,26 @@ double filter_value(Filter f, double x) {
   return 0.0;
 }
 
-// Source taps for each output index of one axis: out i reads in[first[i] .. first[i] + count[i]).
+// Source taps for a window of output indices of one axis: window index i (output index
+// window_start + i) reads in[first[i] .. first[i] + count[i]).
 struct Taps {
   std::vector<int> first, count;
   std::vector<float> weight;  // count[i] weights at i * stride
   int stride = 1;
 };
 
-Taps make_taps(int in_size, int out_size, Filter f) {
+// Only the window [window_start, window_start + window) of the out_size outputs is computed: the eval
+// resize of a 1x300000 image to 256 x 76.8 million pixels, of which the crop keeps 224 rows, then
+// costs the crop alone instead of gigabytes of taps.
+Taps make_taps(int in_size, int64_t out_size, int64_t window_start, int window, Filter f) {
   Taps t;
-  t.first.resize(out_size);
-  t.count.resize(out_size);
-  const double scale = double(in_size) / out_size;
+  t.first.resize(window);
+  t.count.resize(window);
+  const double scale = double(in_size) / double(out_size);
   if (f == Filter::nearest) {  // Pillow's affine nearest: floor((i + 0.5) * scale)
-    t.weight.assign(out_size, 1.0f);
-    for (int i = 0; i < out_size; ++i) {
-      t.first[i] = std::min(int((i + 0.5) * scale), in_size - 1);
+    t.weight.assign(window, 1.0f);
+    for (int i = 0; i < window; ++i) {
+      t.first[i] = int(std::min<double>((double(window_start + i) + 0.5) * scale, in_size - 1));
       t.count[i] = 1;
     }
     return t;
@@ -54,10 +59,10 @@ Taps make_taps(int in_size, int out_size, Filter f) {
   const double filterscale = std::max(scale, 1.0);
   const double support = (f == Filter::bilinear ? 1.0 : 2.0) * filterscale;
   t.stride = int(std::ceil(support)) * 2 + 1;
-  t.weight.assign(size_t(out_size) * t.stride, 0.0f);
+  t.weight.assign(size_t(window) * t.stride, 0.0f);
   std::vector<double> w(t.stride);
-  for (int i = 0; i < out_size; ++i) {
-    const double center = (i + 0.5) * scale;
+  for (int i = 0; i < window; ++i) {
+    const double center = (double(window_start + i) + 0.5) * scale;
     const int lo = std::max(int(center - support + 0.5), 0);
     const int hi = std::min(int(center + support + 0.5), in_size);
     double sum = 0.0;
@@ -72,41 +77,39 @@ Taps make_taps(int in_size, int out_size, Filter f) {
 
 // Resamples `box` of image8 to a virtual full_w x full_h image and returns its window
 // [ox, ox + w) x [oy, oy + h) as floats in [0, 255].
-cv::Mat resample_window(const cv::Mat& image8, const CropBox& box, int full_w, int full_h, int ox, int oy, int w, int h,
-                        Filter f) {
+cv::Mat resample_window(const cv::Mat& image8, const CropBox& box, int64_t full_w, int64_t full_h, int64_t ox,
+                        int64_t oy, int w, int h, Filter f) {
   if (image8.depth() != CV_8U) throw Error("transform: expected an 8-bit image");
   if (box.width <= 0 || box.height <= 0 || box.x < 0 || box.y < 0 || box.x + box.width > image8.cols ||
       box.y + box.height > image8.rows)
     throw Error("transform: crop box outside the image");
   const int C = image8.channels();
-  const Taps tx = make_taps(box.width, full_w, f), ty = make_taps(box.height, full_h, f);
+  const Taps tx = make_taps(box.width, full_w, ox, w, f), ty = make_taps(box.height, full_h, oy, h, f);
   // Source rows the window needs.
-  const int row0 = ty.first[oy];
+  const int row0 = ty.first[0];
   int row1 = row0;
-  for (int y = oy; y < oy + h; ++y) row1 = std::max(row1, ty.first[y] + ty.count[y]);
+  for (int y = 0; y < h; ++y) row1 = std::max(row1, ty.first[y] + ty.count[y]);
 
   cv::Mat tmp(row1 - row0, w, CV_32FC(C));  // horizontal pass
   for (int r = row0; r < row1; ++r) {
     const uint8_t* src = image8.ptr<uint8_t>(box.y + r) + size_t(box.x) * C;
     float* dst = tmp.ptr<float>(r - row0);
     for (int x = 0; x < w; ++x, dst += C) {
-      const int ix = ox + x;
-      const float* wt = &tx.weight[size_t(ix) * tx.stride];
-      const uint8_t* s = src + size_t(tx.first[ix]) * C;
+      const float* wt = &tx.weight[size_t(x) * tx.stride];
+      const uint8_t* s = src + size_t(tx.first[x]) * C;
       for (int c = 0; c < C; ++c) dst[c] = 0.0f;
-      for (int k = 0; k < tx.count[ix]; ++k, s += C)
+      for (int k = 0; k < tx.count[x]; ++k, s += C)
         for (int c = 0; c < C; ++c) dst[c] += wt[k] * float(s[c]);
     }
   }
   cv::Mat out(h, w, CV_32FC(C));  // vertical pass
   const size_t row_floats = size_t(w) * C;
   for (int y = 0; y < h; ++y) {
-    const int iy = oy + y;
-    const float* wt = &ty.weight[size_t(iy) * ty.stride];
+    const float* wt = &ty.weight[size_t(y) * ty.stride];
     float* dst = out.ptr<float>(y);
     std::fill(dst, dst + row_floats, 0.0f);
-    for (int k = 0; k < ty.count[iy]; ++k) {
-      const float* s = tmp.ptr<float>(ty.first[iy] + k - row0);
+    for (int k = 0; k < ty.count[y]; ++k) {
+      const float* s = tmp.ptr<float>(ty.first[y] + k - row0);
       const float wk = wt[k];
       for (size_t i = 0; i < row_floats; ++i) dst[i] += wk * s[i];
     }
@@ -146,16 +149,19 @@ void check_input(const cv::Mat& image, const TransformConfig& config) {
 cv::Mat eval_geometry(const cv::Mat& image8, const TransformConfig& config) {
   const int W = image8.cols, H = image8.rows, size = config.image_size;
   const int scale_size = int(std::floor(double(size) / double(config.crop_pct)));
-  int rw, rh;  // torchvision Resize(int): the longer side is int(requested * long / short)
+  // torchvision Resize(int): the longer side is int(requested * long / short); 64-bit, as it may
+  // exceed an int for a thin image (only the crop window is ever computed).
+  int64_t rw, rh;
   if (W <= H) {
     rw = scale_size;
-    rh = int(double(scale_size) * H / W);
+    rh = int64_t(double(scale_size) * H / W);
   } else {
     rh = scale_size;
-    rw = int(double(scale_size) * W / H);
+    rw = int64_t(double(scale_size) * W / H);
   }
   // CenterCrop offsets use Python's round(): half to even, which std::nearbyint does by default.
-  const int left = int(std::nearbyint((rw - size) / 2.0)), top = int(std::nearbyint((rh - size) / 2.0));
+  const int64_t left = int64_t(std::nearbyint(double(rw - size) / 2.0)),
+                top = int64_t(std::nearbyint(double(rh - size) / 2.0));
   return resample_window(image8, {0, 0, W, H}, rw, rh, left, top, size, size, parse_filter(config.interpolation));
 }
 
