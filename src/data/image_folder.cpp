@@ -11,6 +11,7 @@
 #include <set>
 #include <utility>
 
+#include "data/utf8.h"
 #include "vk/error.h"
 
 namespace fs = std::filesystem;
@@ -24,26 +25,6 @@ const char* const kExtensionList = "jpg, jpeg, png, bmp, webp, tif, tiff, pgm, p
 bool hidden(const fs::path& p) {
   const std::string name = p.filename().string();
   return !name.empty() && name[0] == '.';
-}
-
-// Well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF).
-bool valid_utf8(const std::string& s) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = byte(i);
-    size_t n;                            // continuation bytes
-    unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the first continuation byte
-    if (c < 0x80) n = 0;
-    else if (c >= 0xC2 && c <= 0xDF) n = 1;
-    else if (c >= 0xE0 && c <= 0xEF) n = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    else if (c >= 0xF0 && c <= 0xF4) n = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    else return false;
-    if (s.size() - i <= n) return false;
-    for (size_t k = 1; k <= n; ++k)
-      if (byte(i + k) < (k == 1 ? lo : 0x80) || byte(i + k) > (k == 1 ? hi : 0xBF)) return false;
-    i += n + 1;
-  }
-  return true;
 }
 
 using DirId = std::pair<uint64_t, uint64_t>;

@@ -18,6 +18,7 @@
 #include <set>
 #include <sstream>
 
+#include "data/utf8.h"
 #include "model/safetensors.h"
 #include "vk/error.h"
 
@@ -96,30 +97,11 @@ bool read_bool(const YAML::Node& n, const Where& w) {
   return v;
 }
 
-// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
-bool valid_utf8(const std::string& s) {
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = s[i];
-    const int extra = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : -1;
-    if (extra < 0 || i + extra >= s.size() + (extra == 0)) return false;
-    uint32_t cp = extra == 0 ? c : c & (0x3F >> extra);
-    for (int k = 1; k <= extra; ++k) {
-      const unsigned char t = s[i + k];
-      if ((t >> 6) != 0x2) return false;
-      cp = cp << 6 | (t & 0x3F);
-    }
-    static const uint32_t min_cp[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < min_cp[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += size_t(extra) + 1;
-  }
-  return true;
-}
-
 std::string read_string(const YAML::Node& n, const Where& w) {
   if (!n.IsScalar()) w.fail("expected a string, got " + describe(n));
   // to_yaml() could not write other bytes back (the emitter replaces them), so the saved
   // config.yaml would name another folder than the run used.
-  if (!valid_utf8(n.Scalar())) w.fail("is not valid UTF-8 text; YAML configs are UTF-8 (rename the folder or file)");
+  if (!data::valid_utf8(n.Scalar())) w.fail("is not valid UTF-8 text; YAML configs are UTF-8 (rename the folder or file)");
   return n.Scalar();
 }
 
