@@ -160,4 +160,34 @@ double dot(const std::vector<double>& a, const std::vector<double>& b) {
   return s;
 }
 
+ScopedEnv::ScopedEnv(const char* name, const std::string& value, bool unless_set) : name_(name) {
+  const char* old = std::getenv(name);
+  had_ = old != nullptr;
+  if (had_) old_ = old;
+  if (had_ && unless_set) return;
+  setenv(name, value.c_str(), 1);
+  touched_ = true;
+}
+
+ScopedEnv::~ScopedEnv() {
+  if (!touched_) return;
+  if (had_) setenv(name_, old_.c_str(), 1);
+  else unsetenv(name_);
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string line;
+  while (std::getline(ss, line)) out.push_back(line);
+  return out;
+}
+
+std::vector<std::string> lines_with(const std::string& text, const std::string& needle) {
+  std::vector<std::string> out;
+  for (const std::string& l : lines_of(text))
+    if (l.find(needle) != std::string::npos) out.push_back(l);
+  return out;
+}
+
 }  // namespace vkvit::test

@@ -9,7 +9,10 @@
 #include <string>
 #include <vector>
 
+#include <catch2/catch.hpp>
+
 #include "vk/context.h"
+#include "vk/error.h"
 #include "vk/memory.h"
 #include "vk/recorder.h"
 
@@ -81,5 +84,36 @@ CliRun run_cli(const std::string& args);
 
 // Dot product, used to turn a vector output into a scalar loss L = sum(out * w) for gradient checks.
 double dot(const std::vector<double>& a, const std::vector<double>& b);
+
+// Sets an environment variable for the object's lifetime and restores what was there before.
+// With `unless_set`, a value the user already set wins and is left alone (tuning overrides).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value, bool unless_set = false);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  bool had_ = false, touched_ = false;
+  std::string old_;
+};
+
+// The message of the vkvit::Error that f throws; fails the test when it throws nothing.
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  FAIL("expected a vkvit::Error");
+  return "";
+}
+
+// The lines of `text` (without their newlines), and those among them containing `needle`.
+std::vector<std::string> lines_of(const std::string& text);
+std::vector<std::string> lines_with(const std::string& text, const std::string& needle);
 
 }  // namespace vkvit::test

@@ -273,10 +273,7 @@ TEST_CASE("amp resume carries the loss scaler state", "[fp16][gpu]") {
   // Growth every 5 good steps (the test hook): over 12 steps the scale doubles twice. A run
   // stopped at step 6 saves scale 2^17 with 1 good step; resumed, it must end where the
   // uninterrupted run ends: scale 2^18 with 2 good steps, the same weights bit for bit.
-  setenv("VKVIT_LOSS_SCALE_GROWTH_INTERVAL", "5", 1);
-  struct Unset {
-    ~Unset() { unsetenv("VKVIT_LOSS_SCALE_GROWTH_INTERVAL"); }
-  } unset;
+  ScopedEnv growth("VKVIT_LOSS_SCALE_GROWTH_INTERVAL", "5");
   TempDir dir("amp-resume");
   write_stripe_dataset(dir.path / "data", 16, 4, 5, 3);  // 64 images: 4 steps an epoch
   train::TrainConfig cfg =

@@ -36,22 +36,10 @@ using namespace vkvit;
 using namespace vkvit::test::bad;
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
+using vkvit::test::error_of;
 using vkvit::test::TempDir;
 
 namespace {
-
-// The message of the vkvit::Error that f throws; fails the test when it throws nothing or
-// something else.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  FAIL("expected a vkvit::Error");
-  return "";
-}
 
 std::string decode_error(const std::string& path, int channels = 3) {
   return error_of([&] { data::decode_image(path, channels); });

@@ -26,27 +26,14 @@ using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 using namespace vkvit::test::bad;
 using vkvit::test::CliRun;
+using vkvit::test::lines_of;
+using vkvit::test::lines_with;
 using vkvit::test::TempDir;
 
 namespace {
 
 std::string q(const fs::path& p) { return vkvit::test::shell_quote(p); }
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  std::string line;
-  while (std::getline(ss, line)) out.push_back(line);
-  return out;
-}
-
-// Lines of `text` that contain `needle`.
-std::vector<std::string> lines_with(const std::string& text, const std::string& needle) {
-  std::vector<std::string> out;
-  for (const std::string& l : lines_of(text))
-    if (l.find(needle) != std::string::npos) out.push_back(l);
-  return out;
-}
 
 // Output meant for a file or a pipe: plain lines, no carriage-return progress bars, no ANSI codes.
 void check_no_control_codes(const std::string& text, const std::string& what) {

@@ -31,19 +31,13 @@
 
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
+using vkvit::test::lines_of;
 using vkvit::test::read_file;
 using vkvit::test::TempDir;
 using vkvit::test::write_file;
 
 namespace {
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  std::string line;
-  while (std::getline(ss, line)) out.push_back(line);
-  return out;
-}
 
 std::vector<std::string> split_csv(const std::string& line) {
   std::vector<std::string> cells;

@@ -19,21 +19,10 @@
 using namespace vkvit;
 using namespace vkvit::train;
 namespace fs = std::filesystem;
+using vkvit::test::error_of;
 using vkvit::test::TempDir;
 
 namespace {
-
-// The message of the Error that f throws; fails the test when it throws nothing.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  FAIL("expected a vkvit::Error");
-  return "";
-}
 
 std::string parse_error(const std::string& yaml) {
   return error_of([&] { TrainConfig::parse(yaml, "cfg/x.yaml"); });

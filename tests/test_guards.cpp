@@ -33,32 +33,7 @@ namespace {
 // Sets an environment variable for the CLI runs inside one scope. The test process itself never
 // reads the fault variables while one is set (it only starts the vkvit binary), so its own
 // once-read fault switches stay off.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) { setenv(name, value.c_str(), 1); }
-  ~ScopedEnv() { unsetenv(name_); }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
 
- private:
-  const char* name_;
-};
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream s(text);
-  std::string line;
-  while (std::getline(s, line))
-    if (!line.empty()) out.push_back(line);
-  return out;
-}
-
-std::vector<std::string> lines_with(const std::string& text, const std::string& needle) {
-  std::vector<std::string> out;
-  for (const std::string& l : lines_of(text))
-    if (l.find(needle) != std::string::npos) out.push_back(l);
-  return out;
-}
 
 // A stripes dataset (16 train + 8 val images per class: 4 steps per epoch at batch 16) and its
 // tiny run config, in a temp folder.

@@ -22,22 +22,9 @@ const ops::MatmulKernel kKernels[] = {ops::MatmulKernel::naive, ops::MatmulKerne
 // 8x8 variant, 6 s for the default 16x12, once per Mesa shader cache). The broad tests run the
 // 8x8 variant, which is the same GLSL body (common/matmul_lavapipe.glsl) with a smaller block;
 // one test covers the default block on the shapes the ViT uses.
-class SmallLavapipeTile {
- public:
-  SmallLavapipeTile() {
-    if (std::getenv("VKVIT_MATMUL_TM") || std::getenv("VKVIT_MATMUL_TN")) return;  // the user's choice wins
-    setenv("VKVIT_MATMUL_TM", "8", 1);
-    setenv("VKVIT_MATMUL_TN", "8", 1);
-    set_ = true;
-  }
-  ~SmallLavapipeTile() {
-    if (!set_) return;
-    unsetenv("VKVIT_MATMUL_TM");
-    unsetenv("VKVIT_MATMUL_TN");
-  }
-
- private:
-  bool set_ = false;
+// The 8 x 8 block unless the user forces one (VKVIT_MATMUL_..._TM/_TN).
+struct SmallLavapipeTile {
+  ScopedEnv tm{"VKVIT_MATMUL_TM", "8", true}, tn{"VKVIT_MATMUL_TN", "8", true};
 };
 
 size_t extent(uint32_t rows, uint32_t ld, const ops::MatmulOperand& op, const ops::MatmulShape& s) {

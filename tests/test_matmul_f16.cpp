@@ -44,22 +44,9 @@ class HalfTensor {
 
 // The broad tests run the 8 x 8 block: llvmpipe compiles the unrolled 16-row kernels for seconds
 // per pipeline; the production block has its own test below.
-class SmallF16Tile {
- public:
-  SmallF16Tile() {
-    if (std::getenv("VKVIT_MATMUL_F16_TM") || std::getenv("VKVIT_MATMUL_F16_TN")) return;
-    setenv("VKVIT_MATMUL_F16_TM", "8", 1);
-    setenv("VKVIT_MATMUL_F16_TN", "8", 1);
-    set_ = true;
-  }
-  ~SmallF16Tile() {
-    if (!set_) return;
-    unsetenv("VKVIT_MATMUL_F16_TM");
-    unsetenv("VKVIT_MATMUL_F16_TN");
-  }
-
- private:
-  bool set_ = false;
+// The 8 x 8 block unless the user forces one (VKVIT_MATMUL_..._TM/_TN).
+struct SmallF16Tile {
+  ScopedEnv tm{"VKVIT_MATMUL_F16_TM", "8", true}, tn{"VKVIT_MATMUL_F16_TN", "8", true};
 };
 
 size_t extent(uint32_t rows, uint32_t ld, const ops::MatmulOperand& op, const ops::MatmulShape& s) {
