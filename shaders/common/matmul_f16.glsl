@@ -44,7 +44,7 @@ layout(set = 0, binding = 2) readonly buffer B { uint b[]; };         // (batch,
 layout(set = 0, binding = 2) readonly buffer B8 { uvec4 b8[]; };
 layout(set = 0, binding = 3) readonly buffer Bias { float bias[]; };  // (N) fp32 when has_bias
 
-// Mirrored by MatmulF16Push in src/ops/matmul_f16.cpp (the same fields as ops::matmul's push block);
+// Mirrored by MatmulPush in src/ops/matmul_launch.h, the same block as the fp32 kernels';
 // offsets, leading dimensions and strides count elements of each operand's own type.
 layout(push_constant) uniform Push {
   uint M, N, K;

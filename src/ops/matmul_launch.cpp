@@ -1,0 +1,297 @@
+// The matmul launcher shared by ops::matmul and ops::matmul_f16 (see matmul_launch.h).
+#include "ops/matmul_launch.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+#include "ops/launch.h"
+#include "vk/error.h"
+
+namespace vkvit::ops::matmul_detail {
+
+uint32_t env_uint(const char* name, uint32_t fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  return static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
+}
+
+bool has_work(const MatmulShape& s, const char* name) {
+  if (s.M == 0 || s.N == 0 || s.batch == 0) return false;
+  if (s.batch_inner == 0 || s.batch % s.batch_inner != 0)
+    throw Error(std::string("internal: ") + name + " batch " + std::to_string(s.batch) +
+                " is not a multiple of batch_inner " + std::to_string(s.batch_inner));
+  return true;
+}
+
+namespace {
+
+// One (sub-)call: element offsets from the start of the caller's views, sizes, batch range.
+struct Part {
+  uint64_t a_off = 0, b_off = 0, c_off = 0, bias_off = 0;
+  uint32_t M = 0, N = 0, K = 0;
+  uint32_t outer = 1, inner = 1;  // batch entries: outer * inner
+  float beta = 0.0f;
+  bool bias = false;
+};
+
+struct Binding {
+  vk::View view;
+  uint64_t base = 0;  // elements from the binding's start to the operand
+  bool fits = false;
+};
+
+class Launcher {
+ public:
+  Launcher(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::View& b, const vk::View& bias,
+           const MatmulShape& s, const MatmulPolicy& policy)
+      : rec_(rec), info_(rec.context().info()), c_(c), a_(a), b_(b), bias_(bias), s_(s), pol_(policy) {
+    lda_ = s.a.ld ? s.a.ld : (s.trans_a ? s.M : s.K);
+    ldb_ = s.b.ld ? s.b.ld : (s.trans_b ? s.K : s.N);
+    ldc_ = s.c.ld ? s.c.ld : s.N;
+    align_ = std::max<uint64_t>(info_.min_storage_offset_alignment, 16);
+    no_vec_ = env_uint("VKVIT_MATMUL_SCALAR", 0) != 0;
+  }
+
+  void run() {
+    Part whole;
+    whole.M = s_.M;
+    whole.N = s_.N;
+    whole.K = s_.K;
+    whole.outer = s_.batch / s_.batch_inner;
+    whole.inner = s_.batch_inner;
+    whole.beta = s_.beta;
+    whole.bias = bias_.buffer != VK_NULL_HANDLE;
+    // Views that are too small for the shape are a caller bug; say so before reading past them.
+    check_view(a_, extent(whole, 'a'), pol_.a_size, "A");
+    check_view(b_, extent(whole, 'b'), pol_.b_size, "B");
+    check_view(c_, extent(whole, 'c'), pol_.c_size, "C");
+    if (whole.bias) check_view(bias_, s_.N, 4, "bias");
+    launch(whole);
+  }
+
+ private:
+  std::string shape_name() const {
+    return std::string(pol_.name) + " M=" + std::to_string(s_.M) + " N=" + std::to_string(s_.N) +
+           " K=" + std::to_string(s_.K) + " batch=" + std::to_string(s_.batch) + (s_.trans_a ? " trans_a" : "") +
+           (s_.trans_b ? " trans_b" : "");
+  }
+
+  void check_view(const vk::View& v, uint64_t elements, uint32_t size, const char* what) const {
+    if (!pol_.byte_views) {
+      if (elements > v.floats())
+        throw Error("internal: " + shape_name() + ": " + what + " needs " + std::to_string(elements) +
+                    " floats but its view holds " + std::to_string(v.floats()));
+      return;
+    }
+    if (elements * size > v.size)
+      throw Error("internal: " + shape_name() + ": " + what + " needs " + std::to_string(elements) + " elements of " +
+                  std::to_string(size) + " bytes but its view holds " + std::to_string(v.size) + " bytes");
+    if (v.offset % size != 0)
+      throw Error("internal: " + shape_name() + ": " + what + " starts at byte " + std::to_string(v.offset) +
+                  ", not a multiple of its element size");
+  }
+
+  // Elements an operand spans from its first element, over the part's batch entries.
+  uint64_t extent(const Part& p, char which) const {
+    uint32_t rows, cols, ld;
+    const MatmulOperand* op;
+    if (which == 'a') {
+      rows = s_.trans_a ? p.K : p.M, cols = s_.trans_a ? p.M : p.K, ld = lda_, op = &s_.a;
+    } else if (which == 'b') {
+      rows = s_.trans_b ? p.N : p.K, cols = s_.trans_b ? p.K : p.N, ld = ldb_, op = &s_.b;
+    } else {
+      rows = p.M, cols = p.N, ld = ldc_, op = &s_.c;
+    }
+    if (rows == 0 || cols == 0) return 0;
+    return uint64_t(p.outer - 1) * op->stride_outer + uint64_t(p.inner - 1) * op->stride_inner +
+           uint64_t(rows - 1) * ld + cols;
+  }
+
+  // The smallest range of `v` (start aligned down for binding) that holds `count` elements of
+  // `size` bytes from element `off`, rounded up to whole 32-bit words (packed halves are read a
+  // word at a time) where the view allows.
+  Binding bind(const vk::View& v, uint64_t off, uint64_t count, uint32_t size) const {
+    Binding r;
+    const uint64_t start = v.offset + off * size;
+    const uint64_t aligned = start / align_ * align_;
+    const uint64_t lead = start - aligned;
+    const uint64_t bytes = (lead + std::max<uint64_t>(count, 1) * size + 3) / 4 * 4;
+    r.view = vk::View{v.buffer, aligned, std::min(bytes, v.offset + v.size - aligned)};
+    r.base = lead / size;
+    r.fits = r.view.size <= info_.max_storage_buffer_range;
+    return r;
+  }
+
+  uint64_t groups_m(const Part& p) const { return div_up(p.M, pol_.rows_per_group); }
+  uint64_t groups_n(const Part& p) const { return div_up(p.N, pol_.cols_per_group); }
+
+  void launch(const Part& p) {
+    if (p.M == 0 || p.N == 0) return;
+    const uint64_t ea = extent(p, 'a'), eb = extent(p, 'b'), ec = extent(p, 'c');
+    const Binding bc = bind(c_, p.c_off, ec, pol_.c_size);
+    // K == 0 reads neither A nor B; bind C's range in their place (a binding may not be empty).
+    const Binding ba = ea ? bind(a_, p.a_off, ea, pol_.a_size) : bc;
+    const Binding bb = eb ? bind(b_, p.b_off, eb, pol_.b_size) : bc;
+    const uint64_t gx_limit = info_.max_workgroup_count[pol_.x_walks_n ? 1 : 0];
+    const uint64_t gy_limit = info_.max_workgroup_count[pol_.x_walks_n ? 0 : 1];
+    const bool m_groups_ok = groups_m(p) <= gx_limit, n_groups_ok = groups_n(p) <= gy_limit;
+    const bool z_ok = uint64_t(p.outer) * p.inner <= info_.max_workgroup_count[2];
+    const bool k_too_long = pol_.k_chunk > 0 && p.K > std::max(kKSplitAbove, pol_.k_chunk);
+    if (ba.fits && bb.fits && bc.fits && m_groups_ok && n_groups_ok && z_ok && !k_too_long) {
+      dispatch(p, ba, bb, bc);
+      return;
+    }
+    if (k_too_long && ba.fits && bb.fits && bc.fits) {
+      split_k(p, pol_.k_chunk);
+      return;
+    }
+    if (p.outer > 1) {  // whole outer batch entries first, then inner ones, then single matrices
+      Part lo = p, hi = p;
+      lo.outer = p.outer / 2;
+      hi.outer = p.outer - lo.outer;
+      advance(hi, lo.outer, s_.a.stride_outer, s_.b.stride_outer, s_.c.stride_outer);
+      launch(lo);
+      launch(hi);
+      return;
+    }
+    if (p.inner > 1) {
+      Part lo = p, hi = p;
+      lo.inner = p.inner / 2;
+      hi.inner = p.inner - lo.inner;
+      advance(hi, lo.inner, s_.a.stride_inner, s_.b.stride_inner, s_.c.stride_inner);
+      launch(lo);
+      launch(hi);
+      return;
+    }
+    // One matrix: split the dimension that shrinks the operand that does not fit.
+    char dim;
+    if (!bc.fits || (!ba.fits && !s_.trans_a) || !m_groups_ok)
+      dim = 'm';
+    else if (!ba.fits)
+      dim = 'k';
+    else if (!bb.fits)
+      dim = s_.trans_b ? 'n' : 'k';
+    else
+      dim = 'n';
+    const uint32_t size = dim == 'm' ? p.M : dim == 'n' ? p.N : p.K;
+    if (size < 2 * kSplitQuantum)
+      throw Error(shape_name() + " cannot be split so that every buffer binding fits the device's "
+                  "maxStorageBufferRange of " + vk::format_bytes(info_.max_storage_buffer_range) +
+                  " (leading dimensions too large); use smaller operands");
+    const uint32_t half = (size / 2 + kSplitQuantum - 1) / kSplitQuantum * kSplitQuantum;
+    Part lo = p, hi = p;
+    if (dim == 'm') {
+      lo.M = half;
+      hi.M = p.M - half;
+      hi.a_off += s_.trans_a ? half : uint64_t(half) * lda_;
+      hi.c_off += uint64_t(half) * ldc_;
+    } else if (dim == 'n') {
+      lo.N = half;
+      hi.N = p.N - half;
+      hi.b_off += s_.trans_b ? uint64_t(half) * ldb_ : half;
+      hi.c_off += half;
+      hi.bias_off += half;
+    } else {
+      split_k(p, half);
+      return;
+    }
+    launch(lo);
+    launch(hi);
+  }
+
+  // Products over K = [0, first) and [first, K); the second accumulates onto the first (beta = 1)
+  // and does not add the bias again.
+  void split_k(const Part& p, uint32_t first) {
+    Part lo = p, hi = p;
+    lo.K = first;
+    hi.K = p.K - first;
+    hi.a_off += s_.trans_a ? uint64_t(first) * lda_ : first;
+    hi.b_off += s_.trans_b ? first : uint64_t(first) * ldb_;
+    hi.beta = 1.0f;
+    hi.bias = false;
+    launch(lo);
+    launch(hi);
+  }
+
+  static void advance(Part& p, uint32_t count, uint64_t sa, uint64_t sb, uint64_t sc) {
+    p.a_off += count * sa;
+    p.b_off += count * sb;
+    p.c_off += count * sc;
+  }
+
+  // Vector loads (vec4 of floats, uvec4 of 8 halves) of an operand stay inside its rows when every
+  // row start is a multiple of the vector width and so is the contiguous dimension.
+  bool vec_ok(uint64_t base, uint32_t ld, const MatmulOperand& op, uint32_t contiguous) const {
+    const uint32_t w = pol_.vec_width;
+    return base % w == 0 && ld % w == 0 && op.stride_outer % w == 0 && op.stride_inner % w == 0 &&
+           contiguous % w == 0;
+  }
+
+  void dispatch(const Part& p, const Binding& ba, const Binding& bb, const Binding& bc) {
+    MatmulPush push{};
+    push.M = p.M;
+    push.N = p.N;
+    push.K = p.K;
+    push.lda = lda_;
+    push.ldb = ldb_;
+    push.ldc = ldc_;
+    push.batch_inner = p.inner;
+    push.a_outer = static_cast<uint32_t>(s_.a.stride_outer);
+    push.a_inner = static_cast<uint32_t>(s_.a.stride_inner);
+    push.b_outer = static_cast<uint32_t>(s_.b.stride_outer);
+    push.b_inner = static_cast<uint32_t>(s_.b.stride_inner);
+    push.c_outer = static_cast<uint32_t>(s_.c.stride_outer);
+    push.c_inner = static_cast<uint32_t>(s_.c.stride_inner);
+    push.alpha = s_.alpha;
+    push.beta = p.beta;
+    push.flags = p.bias ? 4u : 0u;
+    if (pol_.trans_flags) push.flags |= (s_.trans_a ? 1u : 0u) | (s_.trans_b ? 2u : 0u);
+    push.a_base = static_cast<uint32_t>(ba.base);
+    push.b_base = static_cast<uint32_t>(bb.base);
+    push.c_base = static_cast<uint32_t>(bc.base);
+    push.batch = p.outer * p.inner;
+    Binding bbias = bc;
+    if (p.bias) {
+      bbias = bind(bias_, p.bias_off, p.N, 4);
+      push.bias_base = static_cast<uint32_t>(bbias.base);
+    }
+
+    vk::SpecConstants spec = pol_.spec;
+    if (pol_.trans_spec) {
+      spec.push_back(s_.trans_a);
+      spec.push_back(s_.trans_b);
+    }
+    if (pol_.vec_width != 0) {
+      const bool va = vec_ok(ba.base, lda_, s_.a, s_.trans_a ? p.M : p.K) && (!s_.trans_a || pol_.vec_a_trans);
+      const bool vb = vec_ok(bb.base, ldb_, s_.b, s_.trans_b ? p.K : p.N) && (s_.trans_b || pol_.vec_b_nn);
+      spec.push_back(va && !no_vec_);
+      spec.push_back(vb && !no_vec_);
+      spec.push_back(pol_.batch_per_group);
+    }
+    spec.insert(spec.end(), pol_.tail.begin(), pol_.tail.end());
+    const uint32_t gm = static_cast<uint32_t>(groups_m(p)), gn = static_cast<uint32_t>(groups_n(p));
+    const vk::Groups groups{pol_.x_walks_n ? gn : gm, pol_.x_walks_n ? gm : gn,
+                            div_up(push.batch, pol_.batch_per_group)};
+    const vk::Kernel& k = rec_.context().pipelines().get(pol_.shader, 4, sizeof(MatmulPush), spec);
+    rec_.dispatch(k, {bc.view, ba.view, bb.view, bbias.view}, push, groups, pol_.name);
+  }
+
+  vk::Recorder& rec_;
+  const vk::DeviceInfo& info_;
+  vk::View c_, a_, b_, bias_;
+  const MatmulShape& s_;
+  const MatmulPolicy& pol_;
+  uint32_t lda_ = 0, ldb_ = 0, ldc_ = 0;
+  uint64_t align_ = 16;
+  bool no_vec_ = false;  // VKVIT_MATMUL_SCALAR=1: scalar loads only (tests, measurements)
+};
+
+}  // namespace
+
+void launch_matmul(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::View& b, const vk::View& bias,
+                   const MatmulShape& s, const MatmulPolicy& policy) {
+  Launcher(rec, c, a, b, bias, s, policy).run();
+}
+
+}  // namespace vkvit::ops::matmul_detail

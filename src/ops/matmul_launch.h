@@ -1,0 +1,94 @@
+// The launcher that ops::matmul (fp32) and ops::matmul_f16 (fp16 storage) share: binds each
+// operand to the smallest aligned range, splits calls whose operands would not fit one
+// storage-buffer binding (maxStorageBufferRange) or whose workgroup counts exceed the device's,
+// runs long K as accumulated chunks, and fills the push block and spec constants. The public
+// functions only choose a MatmulPolicy: the shader, its workgroup shape and element sizes.
+//
+// Every offset, leading dimension and stride counts elements of the operand's own type, so the
+// fp32 path (4-byte elements everywhere) and the fp16 path (2-byte A and B) run the same code.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "ops/matmul.h"
+#include "vk/memory.h"
+#include "vk/pipeline.h"
+#include "vk/recorder.h"
+
+namespace vkvit::ops::matmul_detail {
+
+// Mirrored by the push blocks of shaders/common/matmul_common.glsl and common/matmul_f16.glsl.
+struct MatmulPush {
+  uint32_t M, N, K;
+  uint32_t lda, ldb, ldc;
+  uint32_t batch_inner;
+  uint32_t a_outer, a_inner, b_outer, b_inner, c_outer, c_inner;
+  float alpha, beta;
+  uint32_t flags;  // bit 0 trans_a, bit 1 trans_b (fp32 kernels only), bit 2 has_bias
+  uint32_t a_base, b_base, c_base, bias_base;  // elements from the start of each binding
+  uint32_t batch;                              // batch entries of this dispatch
+};
+static_assert(sizeof(MatmulPush) == 84);
+
+// Split points are multiples of this many rows/columns/k, so a sub-call keeps the vector-load
+// alignment of the whole call (offsets stay multiples of 4 floats or 8 halves).
+constexpr uint32_t kSplitQuantum = 64;
+
+// lavapipe: a workgroup streams a K x (8 * TN) strip of B and a K x TM strip of A; for long K the
+// strips no longer stay in this machine's 1.25 MiB L2 while consecutive workgroups reuse them, so
+// products with K above kKSplitAbove (dW = dY^T X over all tokens) run as kKChunk pieces
+// accumulated with beta = 1 (qkv.dW: 4.6 -> 6.4 GFLOP/s per core, BENCHMARKS.md). The fp16
+// kernels keep the same chunk. VKVIT_MATMUL_KCHUNK overrides the chunk (0 disables).
+constexpr uint32_t kKChunk = 512;  // a multiple of kSplitQuantum
+constexpr uint32_t kKSplitAbove = 2048;
+
+// Small batched products (attention's 17 x 17 x 16 per head): M and N at most kSmallProductRows
+// take the small register block, and entries cheaper than kSmallEntryFlops share workgroups,
+// kSmallBatchPerGroup at a time, so lavapipe's fixed cost per workgroup is paid once per several
+// heads (BENCHMARKS.md, "small shapes").
+constexpr uint32_t kSmallProductRows = 32;
+constexpr uint32_t kSmallEntryFlops = 1u << 17;
+constexpr uint32_t kSmallBatchPerGroup = 8;
+
+inline bool small_product(const MatmulShape& s) { return s.M <= kSmallProductRows && s.N <= kSmallProductRows; }
+inline uint32_t small_batch_per_group(const MatmulShape& s) {
+  const uint64_t entry_flops = 2ull * s.M * s.N * s.K;
+  return s.batch > 1 && entry_flops < kSmallEntryFlops ? kSmallBatchPerGroup : 1;
+}
+
+// An unsigned environment override, `fallback` when unset or empty.
+uint32_t env_uint(const char* name, uint32_t fallback);
+
+// What one kernel configuration needs from the launcher.
+struct MatmulPolicy {
+  const char* name = "matmul";  // errors and the dispatch label
+  std::string shader;
+  uint32_t a_size = 4, b_size = 4, c_size = 4;  // bytes per element of A, B, C (the bias is fp32)
+  // fp16 views may start at any even byte, so those launches check each view's start against its
+  // element size and report sizes in bytes; fp32 views are whole floats by construction.
+  bool byte_views = false;
+  uint32_t rows_per_group = 1;   // M per workgroup
+  uint32_t cols_per_group = 1;   // N per workgroup
+  uint32_t batch_per_group = 1;  // batch entries per workgroup (z)
+  bool x_walks_n = false;        // naive: workgroup x walks N and y walks M (else x walks M)
+  bool trans_flags = false;      // push flags carry trans_a / trans_b (the fp32 kernels read them)
+  // Spec constants: `spec`, then trans_a, trans_b when trans_spec, then VEC_A, VEC_B,
+  // BATCH_PER_GROUP when vec_width != 0, then `tail`.
+  vk::SpecConstants spec;
+  bool trans_spec = false;
+  uint32_t vec_width = 0;  // elements per vector load; 0: the kernel has no vector-load variants
+  bool vec_a_trans = true;  // the register block allows vector loads of A stored (K, M)
+  bool vec_b_nn = true;     // the register block allows vector loads of B stored (K, N)
+  vk::SpecConstants tail;
+  uint32_t k_chunk = 0;  // K above max(kKSplitAbove, k_chunk) runs as k_chunk pieces; 0: never
+};
+
+// False when `s` computes nothing (M, N or batch 0); throws vkvit::Error when batch is not a
+// multiple of batch_inner. `name` prefixes the message.
+bool has_work(const MatmulShape& s, const char* name);
+
+// c, a, b, bias as ops::matmul takes them, `s` passed has_work.
+void launch_matmul(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::View& b, const vk::View& bias,
+                   const MatmulShape& s, const MatmulPolicy& policy);
+
+}  // namespace vkvit::ops::matmul_detail
