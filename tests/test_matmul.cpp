@@ -93,6 +93,33 @@ TEST_CASE("matmul kernels match the reference for every transpose on odd shapes"
         }
 }
 
+TEST_CASE("the tiled kernel with the GPU tile (64x64x16, 256 invocations) matches the reference", "[matmul][gpu]") {
+  // Devices with the shared memory and workgroup size for it run this tile; CPU drivers get the
+  // 32 x 32 one, so without the override the GPU tile would only ever run on GPUs.
+  ScopedEnv tile("VKVIT_MATMUL_TILE", "64x64x16");
+  struct Dims {
+    uint32_t M, N, K;
+  };
+  const Dims dims[] = {{50, 127, 13}, {193, 67, 129}, {64, 64, 16}, {1, 130, 33}};
+  uint32_t seed = 700;
+  for (const Dims& d : dims)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        ops::MatmulShape s = shape(d.M, d.N, d.K, ta, tb);
+        s.beta = (seed % 2) ? 1.0f : 0.0f;
+        seed += 3;
+        DYNAMIC_SECTION("M=" << d.M << " N=" << d.N << " K=" << d.K << " trans_a=" << ta << " trans_b=" << tb) {
+          check_matmul(s, seed % 3 != 0, seed, ops::MatmulKernel::tiled);
+        }
+      }
+  ScopedEnv bad("VKVIT_MATMUL_TILE", "64x63x16");
+  ops::MatmulShape s = shape(8, 8, 8, false, false);
+  DeviceTensor a(64), b(64), c(64);
+  vk::Recorder rec(ctx());
+  CHECK_THROWS_WITH(ops::matmul(rec, c.view(), a.view(), b.view(), s, {}, ops::MatmulKernel::tiled),
+                    Catch::Contains("VKVIT_MATMUL_TILE='64x63x16'") && Catch::Contains("multiples of 4"));
+}
+
 TEST_CASE("matmul vec4 load variants match the reference", "[matmul][gpu]") {
   SmallLavapipeTile small_tile;
   // Every dimension a multiple of 4 (the lavapipe kernel loads A and B as vec4), but M and N not

@@ -9,6 +9,7 @@
 #include "ops/matmul.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -87,6 +88,24 @@ MatmulPolicy tiled_policy(const vk::DeviceInfo& info) {
       info.max_workgroup_size[0] < 256 || (info.subgroup_size > 0 && 256 % info.subgroup_size != 0)) {
     bm = bn = 32;
     bk = 8;
+  }
+  // VKVIT_MATMUL_TILE=BMxBNxBK overrides the tile (tuning on a new device; the tests run the GPU
+  // tile 64x64x16 on lavapipe through it). Each invocation keeps its 4 x 4 block.
+  if (const char* env = std::getenv("VKVIT_MATMUL_TILE"); env && *env) {
+    unsigned m = 0, n = 0, k = 0;
+    char tail = 0;
+    if (std::sscanf(env, "%ux%ux%u%c", &m, &n, &k, &tail) != 3 || m == 0 || n == 0 || k == 0 || m % tm != 0 ||
+        n % tn != 0)
+      throw Error("VKVIT_MATMUL_TILE='" + std::string(env) +
+                  "': expected BMxBNxBK with BM and BN multiples of 4 and BK > 0, e.g. 64x64x16");
+    const uint32_t threads = (m / tm) * (n / tn), shared = (m + n) * k * 4;
+    if (threads > info.max_workgroup_invocations || threads > info.max_workgroup_size[0] ||
+        shared > info.max_shared_memory)
+      throw Error("VKVIT_MATMUL_TILE='" + std::string(env) + "' needs " + std::to_string(threads) + " invocations and " +
+                  std::to_string(shared) + " bytes of shared memory; " + info.name + " allows " +
+                  std::to_string(std::min(info.max_workgroup_invocations, info.max_workgroup_size[0])) + " and " +
+                  std::to_string(info.max_shared_memory));
+    bm = m, bn = n, bk = k;
   }
   const uint32_t threads = (bm / tm) * (bn / tn);
   return fp32_policy("matmul_tiled", bm, bn, {threads, bm, bn, bk, tm, tn});
