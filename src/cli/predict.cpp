@@ -30,7 +30,8 @@ struct PredictArgs {
 };
 
 // Image files named directly, or found under folders (recursively, hidden entries skipped,
-// symlinked folders not followed so a link loop cannot trap the walk), in sorted order.
+// symlinked folders not followed so a link loop cannot trap the walk), in sorted order. Links to
+// nothing are listed too: they fail to read and are skipped by name, so none disappears silently.
 std::vector<std::string> collect_images(const std::vector<std::string>& paths) {
   std::vector<std::string> files;
   for (const std::string& p : paths) {
@@ -44,7 +45,11 @@ std::vector<std::string> collect_images(const std::vector<std::string>& paths) {
           if (it->is_directory(ec)) it.disable_recursion_pending();
           continue;
         }
-        if (it->is_regular_file(ec) && data::is_image_extension(name)) found.push_back(it->path().string());
+        if (!data::is_image_extension(name)) continue;
+        // Regular files, and links that lead nowhere (their read fails as a skip naming them).
+        std::error_code sec;
+        if (it->is_regular_file(ec) || (it->is_symlink(sec) && !fs::exists(it->path(), sec)))
+          found.push_back(it->path().string());
       }
       if (ec) throw Error(p + ": cannot list the folder: " + ec.message());
       std::sort(found.begin(), found.end());

@@ -49,7 +49,14 @@ void walk(const fs::path& dir, std::set<DirId>& visited, std::vector<std::string
     if (hidden(p)) continue;
     std::error_code sec;
     const fs::file_status st = fs::status(p, sec);  // follows symlinks; a dangling or looping link fails
-    if (sec) continue;
+    if (sec) {
+      // A link to nothing that is named like an image is kept as a sample: its decode fails and
+      // the loader counts and names the skip, rather than the image vanishing without a word.
+      std::error_code lec;
+      if (fs::is_symlink(fs::symlink_status(p, lec)) && !lec && is_image_extension(p.filename().string()))
+        out.push_back(p.string());
+      continue;
+    }
     if (fs::is_directory(st)) {
       walk(p, visited, out);
     } else if (fs::is_regular_file(st) && is_image_extension(p.filename().string())) {

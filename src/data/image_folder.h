@@ -22,7 +22,8 @@ struct ImageFolder {
 
   // Walks root/<class>/ recursively, following symlinks but never entering a folder twice (a
   // symlink loop ends the walk). Hidden files and folders (name starting with '.') and files of
-  // other extensions are ignored. Throws vkvit::Error for a missing root, a root with no class
+  // other extensions are ignored. Links that lead nowhere (dangling, or looping on themselves)
+  // with an image extension are kept, so that reading them fails as a counted skip by name. Throws vkvit::Error for a missing root, a root with no class
   // folders, a class folder whose name is not UTF-8, or a class folder without images.
   static ImageFolder scan(const std::string& root);
 };
