@@ -30,10 +30,9 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-// Sets an environment variable for the CLI runs inside one scope. The test process itself never
-// reads the fault variables while one is set (it only starts the vkvit binary), so its own
-// once-read fault switches stay off.
-
+// The fault variables are set (ScopedEnv) only around CLI runs: the test process itself never
+// reads them while one is set (it only starts the vkvit binary), so its own once-read fault
+// switches stay off.
 
 // A stripes dataset (16 train + 8 val images per class: 4 steps per epoch at batch 16) and its
 // tiny run config, in a temp folder.

@@ -11,68 +11,60 @@ namespace vkvit::ops {
 
 namespace {
 bool present(const vk::View& v) { return v.buffer != VK_NULL_HANDLE; }
-}  // namespace
 
-void linear_forward(vk::Recorder& rec, const vk::View& y, const vk::View& x, const vk::View& w, const vk::View& b,
-                    uint32_t M, uint32_t N, uint32_t K) {
+// The three products of a linear layer, shared by the fp32 and fp16 paths.
+MatmulShape forward_product(uint32_t M, uint32_t N, uint32_t K) {  // y (M, N) = x (M, K) x W (N, K)^T
   MatmulShape s;
   s.M = M;
   s.N = N;
   s.K = K;
-  s.trans_b = true;  // (M, K) x (N, K)^T
-  matmul(rec, y, x, w, s, b);
+  s.trans_b = true;
+  return s;
 }
-
-void linear_backward(vk::Recorder& rec, const vk::View& dx, const vk::View& dw, const vk::View& db,
-                     const vk::View& dy, const vk::View& x, const vk::View& w, uint32_t M, uint32_t N, uint32_t K) {
-  if (present(dx)) {
-    MatmulShape s;  // dx (M, K) += dy (M, N) x W (N, K)
-    s.M = M;
-    s.N = K;
-    s.K = N;
-    s.beta = 1.0f;
-    matmul(rec, dx, dy, w, s);
-  }
-  MatmulShape s;  // dW (N, K) += dy^T (N, M) x x (M, K); dy is stored (M, N), hence trans_a
+MatmulShape input_grad_product(uint32_t M, uint32_t N, uint32_t K, float beta) {  // dx (M, K) = dy (M, N) x W (N, K)
+  MatmulShape s;
+  s.M = M;
+  s.N = K;
+  s.K = N;
+  s.beta = beta;
+  return s;
+}
+// dW (N, K) += dy^T (N, M) x x (M, K); dy is stored (M, N), hence trans_a.
+MatmulShape weight_grad_product(uint32_t M, uint32_t N, uint32_t K) {
+  MatmulShape s;
   s.M = N;
   s.N = K;
   s.K = M;
   s.trans_a = true;
   s.beta = 1.0f;
-  matmul(rec, dw, dy, x, s);
+  return s;
+}
+}  // namespace
+
+void linear_forward(vk::Recorder& rec, const vk::View& y, const vk::View& x, const vk::View& w, const vk::View& b,
+                    uint32_t M, uint32_t N, uint32_t K) {
+  matmul(rec, y, x, w, forward_product(M, N, K), b);
+}
+
+void linear_backward(vk::Recorder& rec, const vk::View& dx, const vk::View& dw, const vk::View& db,
+                     const vk::View& dy, const vk::View& x, const vk::View& w, uint32_t M, uint32_t N, uint32_t K) {
+  if (present(dx)) matmul(rec, dx, dy, w, input_grad_product(M, N, K, 1.0f));
+  matmul(rec, dw, dy, x, weight_grad_product(M, N, K));
   if (present(db)) bias_grad(rec, db, dy, M, N);
 }
 
 void linear_forward_f16(vk::Recorder& rec, const vk::View& y, const vk::View& x16, const vk::View& x,
                         const vk::View& w16, const vk::View& b, uint32_t M, uint32_t N, uint32_t K) {
   cast_f32_to_f16(rec, x16, x, uint64_t(M) * K);
-  MatmulShape s;
-  s.M = M;
-  s.N = N;
-  s.K = K;
-  s.trans_b = true;
-  matmul_f16(rec, y, x16, w16, s, b);
+  matmul_f16(rec, y, x16, w16, forward_product(M, N, K), b);
 }
 
 void linear_backward_f16(vk::Recorder& rec, const vk::View& dx, float dx_beta, const vk::View& dw, const vk::View& db,
                          const vk::View& dy, const vk::View& dy16, const vk::View& x16, const vk::View& w16,
                          uint32_t M, uint32_t N, uint32_t K) {
   cast_f32_to_f16(rec, dy16, dy, uint64_t(M) * N);
-  if (present(dx)) {
-    MatmulShape s;  // dx (M, K) = dx_beta dx + dy (M, N) x W (N, K)
-    s.M = M;
-    s.N = K;
-    s.K = N;
-    s.beta = dx_beta;
-    matmul_f16(rec, dx, dy16, w16, s);
-  }
-  MatmulShape s;  // dW (N, K) += dy^T (N, M) x x (M, K)
-  s.M = N;
-  s.N = K;
-  s.K = M;
-  s.trans_a = true;
-  s.beta = 1.0f;
-  matmul_f16(rec, dw, dy16, x16, s);
+  if (present(dx)) matmul_f16(rec, dx, dy16, w16, input_grad_product(M, N, K, dx_beta));
+  matmul_f16(rec, dw, dy16, x16, weight_grad_product(M, N, K));
   if (present(db)) bias_grad(rec, db, dy, M, N);
 }
 
