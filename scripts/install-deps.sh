@@ -8,6 +8,7 @@ packages=(
   libvulkan-dev vulkan-tools mesa-vulkan-drivers vulkan-validationlayers
   glslc spirv-tools glslang-dev glslang-tools libvkfft-dev
   libopencv-dev libyaml-cpp-dev catch2 libcli11-dev nlohmann-json3-dev
+  libopenmpi-dev openmpi-bin
   dataset-fashion-mnist python3
 )
 

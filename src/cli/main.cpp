@@ -10,10 +10,16 @@
 //   5    the GPU was lost (VK_ERROR_DEVICE_LOST); for `train` the line names the last good
 //        checkpoint and the command that resumes from it
 //   100+ command-line syntax errors (CLI11's codes; 0 for --help)
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
 
 #include "cli/commands.h"
+#include "dist/comm.h"
 #include "vk/error.h"
+#include "vk/log.h"
 
 namespace vkvit::cli {
 
@@ -22,6 +28,9 @@ vk::ContextOptions GlobalOptions::context_options() const {
   if (device >= 0) o.device = device;
   if (validation) o.validation = true;
   if (profile) o.profile = true;
+  // Several ranks on one machine: each takes its own GPU (by local rank) unless told which.
+  const dist::Comm& world = dist::Comm::world();
+  if (world.distributed()) o.local_rank = world.local_rank();
   return o;
 }
 
@@ -33,14 +42,41 @@ constexpr int kExitDiverged = 3;
 constexpr int kExitOutOfMemory = 4;
 constexpr int kExitDeviceLost = 5;
 
+// One rank's failure ends the whole run: the line names the rank, then every rank is stopped
+// (MPI_Abort) instead of the others waiting forever in their next collective.
 int fail(const std::exception& e, int code) {
-  std::fprintf(stderr, "vkvit: error: %s\n", e.what());
-  return code;
+  const vkvit::dist::Comm& world = vkvit::dist::Comm::world();
+  if (!world.distributed()) {
+    std::fprintf(stderr, "vkvit: error: %s\n", e.what());
+    return code;
+  }
+  std::fprintf(stderr, "vkvit: error: %s: %s\n", world.describe().c_str(), e.what());
+  std::fflush(stderr);
+  vkvit::dist::Comm::world().abort(code);
 }
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace vkvit;
+  try {
+    dist::Comm::init(&argc, &argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vkvit: error: %s\n", e.what());
+    return kExitError;
+  }
+  if (const dist::Comm& world = dist::Comm::world(); world.distributed()) {
+    // Rank 0 speaks for the run; the others only warn (a file they skip), naming themselves.
+    set_log_prefix(world.describe() + ": ");
+    if (!world.is_root() && log_level() > LogLevel::warn) set_log_level(LogLevel::warn);
+    // Ranks sharing a machine may share its CPU driver (lavapipe, e.g. tests on a machine without
+    // a GPU): its thread pool sizes itself to every core, and N such pools (plus MPI waiting for
+    // the slowest rank) on the same cores ran 20x slower than one process here. Each rank gets
+    // its share of the cores instead; other drivers ignore the variable; a value set by the user wins.
+    if (world.local_size() > 1 && !std::getenv("LP_NUM_THREADS")) {
+      const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+      setenv("LP_NUM_THREADS", std::to_string(std::max(1u, cores / unsigned(world.local_size()))).c_str(), 0);
+    }
+  }
   CLI::App app{"vkvit: Vision Transformers on Vulkan compute shaders (AMD, Intel, NVIDIA, CPU)"};
   app.require_subcommand(1);
   cli::GlobalOptions global;
@@ -55,11 +91,20 @@ int main(int argc, char** argv) {
   cli::add_predict_command(app, global);
   cli::add_convert_command(app, global);
   cli::add_bench_command(app, global);
+  // Only train and eval split their work across the ranks of a data-parallel launch; the others
+  // would print or write the same results once per rank.
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    const std::string name = sub->get_name();
+    if (name != "train" && name != "eval")
+      sub->parse_complete_callback([name] { dist::require_single_process(name); });
+  }
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int code = app.exit(e);
+    dist::Comm::finalize();
+    return code;
   } catch (const TrainingDivergedError& e) {
     return fail(e, kExitDiverged);
   } catch (const OutOfMemoryError& e) {
@@ -69,5 +114,6 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     return fail(e, kExitError);
   }
+  dist::Comm::finalize();
   return 0;
 }

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "dist/comm.h"
 #include "train/config.h"
 #include "train/trainer.h"
 
@@ -38,7 +39,10 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
                   "Stop after this many optimizer steps in all, saving last.safetensors mid-epoch; --resume "
                   "continues exactly where it stopped")
       ->check(CLI::PositiveNumber);
-  cmd->footer("Example:\n  vkvit train --config configs/fmnist_vit_tiny.yaml --data-dir datasets/fashion-mnist --epochs 2");
+  cmd->footer(
+      "Example:\n  vkvit train --config configs/fmnist_vit_tiny.yaml --data-dir datasets/fashion-mnist --epochs 2\n"
+      "Data-parallel (one rank per GPU, global batch = ranks x batch size; README: multi-GPU training):\n"
+      "  mpirun -np 4 vkvit train --config configs/imagenet_vit_s16.yaml --data-dir /data/imagenet");
   cmd->callback([args, &global] {
     train::TrainConfig cfg = train::TrainConfig::load(args->config);
     std::vector<std::string> ov = args->overrides;
@@ -59,6 +63,7 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
     opts.quiet = args->quiet;
     opts.max_steps = args->max_steps;
     const train::TrainResult r = train::train(ctx, cfg, opts);
+    if (!dist::Comm::world().is_root()) return;  // rank 0 reports for a data-parallel run
     std::printf("run folder: %s\n", r.run_dir.c_str());
     if (r.last_eval.images)
       std::printf("val top1 %.2f%%  top5 %.2f%%  loss %.4f  (best top1 %.2f%%)\n", r.last_eval.top1, r.last_eval.top5,

@@ -17,6 +17,12 @@ Loader::Loader(std::vector<Sample> samples, const LoaderConfig& config) : sample
   if (samples_.empty()) throw Error("loader: no images to load");
   if (samples_.size() > UINT32_MAX) throw Error("loader: more than 2^32 images");
   if (config_.batch_size == 0) throw Error("loader: batch size must be > 0");
+  if (config_.shard_count == 0 || config_.shard_index >= config_.shard_count)
+    throw Error("internal: loader shard " + std::to_string(config_.shard_index) + " of " + std::to_string(config_.shard_count));
+  if (config_.train && config_.shard_count > 1 && samples_.size() < uint64_t(config_.batch_size) * config_.shard_count)
+    throw Error("loader: the training set has " + std::to_string(samples_.size()) + " images, fewer than one batch of " +
+                std::to_string(config_.batch_size) + " for each of " + std::to_string(config_.shard_count) +
+                " ranks; lower the batch size or use fewer ranks");
   if (config_.train && samples_.size() < config_.batch_size)
     throw Error("loader: the training set has " + std::to_string(samples_.size()) + " images, fewer than one batch of " +
                 std::to_string(config_.batch_size) + " (the last partial batch is dropped when training); lower the batch size");
@@ -41,8 +47,14 @@ std::vector<uint32_t> Loader::epoch_order(uint32_t n, bool train, uint64_t seed,
 }
 
 uint64_t Loader::batches_per_epoch() const {
-  const uint64_t n = samples_.size(), b = config_.batch_size;
-  return config_.train ? n / b : (n + b - 1) / b;
+  const uint64_t n = samples_.size(), b = config_.batch_size, shards = config_.shard_count;
+  if (config_.train) return n / (b * shards);
+  return ((n + b - 1) / b + shards - 1) / shards;
+}
+
+uint64_t Loader::position() const {
+  if (config_.shard_count == 1) return cursor_;
+  return cursor_ < positions_.size() ? positions_[cursor_] : end_position_;
 }
 
 void Loader::stop_workers() {
@@ -66,6 +78,22 @@ void Loader::start_epoch(uint64_t epoch, uint64_t first_position) {
   consecutive_failures_ = 0;
   for (Slot& s : slots_) s.ready = s.failed = false;
   next_position_ = cursor_ = first_position;
+  if (config_.shard_count > 1) {
+    // Chunks are counted from first_position, so that a resumed run (maybe with another number of
+    // ranks) splits the rest of the epoch the same way a fresh start would split a whole one.
+    const uint64_t B = config_.batch_size, shards = config_.shard_count, n = order_.size();
+    const uint64_t round = B * shards;
+    end_position_ = config_.train ? first_position + (n - first_position) / round * round : n;
+    std::vector<uint32_t> mine;
+    positions_.clear();
+    for (uint64_t p = first_position; p < end_position_; ++p) {
+      if ((p - first_position) / B % shards != config_.shard_index) continue;
+      mine.push_back(order_[p]);
+      positions_.push_back(p);
+    }
+    order_ = std::move(mine);
+    next_position_ = cursor_ = 0;
+  }
   stopping_ = false;
   started_ = true;
   for (uint32_t i = 0; i < config_.workers; ++i) threads_.emplace_back([this] { worker_loop(); });

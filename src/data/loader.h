@@ -32,6 +32,12 @@ struct LoaderConfig {
   TransformConfig transform;
   DecodeLimits limits;
   uint32_t max_consecutive_failures = 20;  // more failures than this in a row: the dataset is broken, throw
+  // Data-parallel runs: this loader reads shard `shard_index` of `shard_count`. The epoch order is
+  // cut into chunks of batch_size positions and chunk c goes to shard c % shard_count, so with
+  // N shards of batch B step s covers exactly the positions a single loader of batch N*B would
+  // read at step s. Training keeps only whole rounds of N chunks (drop_last for the global
+  // batch); evaluation keeps everything.
+  uint32_t shard_index = 0, shard_count = 1;
 };
 
 struct Batch {
@@ -54,8 +60,10 @@ class Loader {
   // `first_position` skips that many positions of the epoch's order (resuming mid-epoch: pass
   // what position() returned when the checkpoint was written).
   void start_epoch(uint64_t epoch, uint64_t first_position = 0);
-  // Positions of the epoch's order consumed so far (images delivered plus files skipped).
-  uint64_t position() const { return cursor_; }
+  // Positions of the epoch's order consumed so far (images delivered plus files skipped). For a
+  // shard: the position of its next unread image (the end of its range when done); the minimum
+  // over the shards is where the whole run stands.
+  uint64_t position() const;
   // Fills `out` with the next batch; false at the end of the epoch. The last partial batch is
   // dropped when train and kept otherwise. Throws vkvit::Error after more than
   // max_consecutive_failures failed files in a row.
@@ -91,7 +99,9 @@ class Loader {
   LoaderConfig config_;
   int grid_ = 0;  // patches per side
 
-  std::vector<uint32_t> order_;
+  std::vector<uint32_t> order_;      // sample indices this loader reads this epoch, in order
+  std::vector<uint64_t> positions_;  // shards only: the epoch-order position of each order_ entry
+  uint64_t end_position_ = 0;        // shards only: the end of the range read this epoch
   uint64_t epoch_ = 0;
   bool started_ = false;
   uint64_t skipped_ = 0;

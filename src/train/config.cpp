@@ -306,6 +306,7 @@ const Field kFields[] = {
     {"train", "log_every", SETTER { x.c.train.log_every = int(read_int(n, w, 1, kIntMax)); }},
     {"train", "max_nonfinite_steps", SETTER { x.c.train.max_nonfinite_steps = int(read_int(n, w, 0, kIntMax)); }},
     {"train", "amp", SETTER { x.c.train.amp = read_bool(n, w); }},
+    {"train", "lr_scaling", SETTER { x.c.train.lr_scaling = read_choice(n, w, {"none", "linear"}); }},
 
     {"output", "dir",
      SETTER {
@@ -561,6 +562,7 @@ std::string TrainConfig::to_yaml() const {
   e << YAML::Key << "log_every" << YAML::Value << train.log_every;
   e << YAML::Key << "max_nonfinite_steps" << YAML::Value << train.max_nonfinite_steps;
   e << YAML::Key << "amp" << YAML::Value << train.amp;
+  e << YAML::Key << "lr_scaling" << YAML::Value << train.lr_scaling;
   e << YAML::EndMap;
 
   e << YAML::Key << "output" << YAML::Value << YAML::BeginMap;
@@ -615,7 +617,7 @@ bool OptimConfig::operator==(const OptimConfig& o) const {
          warmup_epochs == o.warmup_epochs && warmup_lr == o.warmup_lr && weight_decay == o.weight_decay &&
          betas == o.betas && eps == o.eps && clip_grad == o.clip_grad && label_smoothing == o.label_smoothing &&
          seed == o.seed && eval_every == o.eval_every && log_every == o.log_every &&
-         max_nonfinite_steps == o.max_nonfinite_steps && amp == o.amp;
+         max_nonfinite_steps == o.max_nonfinite_steps && amp == o.amp && lr_scaling == o.lr_scaling;
 }
 
 bool TrainConfig::operator==(const TrainConfig& o) const {

@@ -50,6 +50,8 @@
 //     log_every: 50              log a line every N steps
 //     max_nonfinite_steps: 5     stop when more than this many steps in a row have a non-finite loss or gradient norm
 //     amp: false                 mixed precision: linear layers on fp16 copies, dynamic loss scaling (train/loss_scaler.h)
+//     lr_scaling: none           data-parallel runs: none | linear (lr x number of ranks: the linear scaling rule
+//                                for the global batch of batch_size x ranks; min_lr and warmup_lr stay as given)
 //   output:
 //     dir: runs                  runs are created under it as <YYYYmmdd-HHMMSS>-<config name>/
 //
@@ -122,6 +124,7 @@ struct OptimConfig {
   int log_every = 50;
   int max_nonfinite_steps = 5;  // skipped (non-finite) steps in a row that are tolerated
   bool amp = false;             // mixed precision (fp16 matmuls, fp32 master weights, loss scaling)
+  std::string lr_scaling = "none";  // "linear": the peak lr is multiplied by the number of ranks
 
   bool operator==(const OptimConfig& o) const;
   bool operator!=(const OptimConfig& o) const { return !(*this == o); }

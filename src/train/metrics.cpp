@@ -77,6 +77,22 @@ void AccuracyMeter::reset() {
   std::fill(class_correct_.begin(), class_correct_.end(), 0);
 }
 
+std::vector<uint64_t> AccuracyMeter::counts() const {
+  std::vector<uint64_t> c = {count_, top1_, top5_};
+  c.insert(c.end(), class_total_.begin(), class_total_.end());
+  c.insert(c.end(), class_correct_.begin(), class_correct_.end());
+  return c;
+}
+
+void AccuracyMeter::set_counts(const std::vector<uint64_t>& c) {
+  if (c.size() != 3 + 2 * size_t(num_classes_)) throw Error("internal: accuracy meter counts of another size");
+  count_ = c[0];
+  top1_ = c[1];
+  top5_ = c[2];
+  std::copy(c.begin() + 3, c.begin() + 3 + num_classes_, class_total_.begin());
+  std::copy(c.begin() + 3 + num_classes_, c.end(), class_correct_.begin());
+}
+
 void RunningMean::add(double value, double weight) {
   sum_ += value * weight;
   weight_ += weight;

@@ -34,6 +34,10 @@ class AccuracyMeter {
   const std::vector<uint64_t>& per_class_total() const { return class_total_; }
   const std::vector<uint64_t>& per_class_correct() const { return class_correct_; }
   void reset();
+  // All of the meter's counts as one array, and back from one: a data-parallel evaluation sums
+  // the arrays of its ranks.
+  std::vector<uint64_t> counts() const;
+  void set_counts(const std::vector<uint64_t>& counts);
 
  private:
   uint32_t num_classes_;

@@ -47,15 +47,27 @@ TrainStep::TrainStep(vk::Context& ctx, model::Vit& vit, uint32_t B) : vit_(vit) 
 
 void TrainStep::record(vk::Recorder& rec, uint32_t batch, const ops::AdamWHyper& hyper, uint64_t t,
                        float label_smoothing, float clip_grad) {
+  record_gradients(rec, batch, label_smoothing, 1.0f);
+  record_update(rec, hyper, t, clip_grad);
+}
+
+void TrainStep::record_gradients(vk::Recorder& rec, uint32_t batch, float label_smoothing, float grad_weight) {
   const uint32_t K = static_cast<uint32_t>(vit_.config().num_classes);
   rec.fill(vit_.grads_view(), 0.0f);
   rec.fill(dlogits_, 0.0f);
   vit_.forward(rec, batch);
   ops::cross_entropy_forward(rec, losses_, loss_, correct_, lse_, vit_.logits(), labels_, batch, K, label_smoothing);
   // amp: the loss gradient carries the loss scale, so every gradient after it is scaled too.
-  if (vit_.amp()) rec.fill(dloss_, scaler_.scale());
+  const float dloss = (vit_.amp() ? scaler_.scale() : 1.0f) * grad_weight;
+  if (dloss != dloss_value_) {
+    rec.fill(dloss_, dloss);
+    dloss_value_ = dloss;
+  }
   ops::cross_entropy_backward(rec, dlogits_, lse_, vit_.logits(), labels_, dloss_, batch, K, label_smoothing);
   vit_.backward(rec, batch, dlogits_);
+}
+
+void TrainStep::record_update(vk::Recorder& rec, const ops::AdamWHyper& hyper, uint64_t t, float clip_grad) {
   if (vit_.amp()) {
     // The norm of the scaled gradients, then the true norm and a coefficient that unscales and clips.
     ops::grad_norm(rec, norm_, norm_scratch_, {vit_.grads_view()}, 0.0f);

@@ -27,6 +27,11 @@ class TrainStep {
   // of applied updates (AdamW's bias correction); clip_grad 0 = no clipping.
   void record(vk::Recorder& rec, uint32_t batch, const ops::AdamWHyper& hyper, uint64_t t, float label_smoothing,
               float clip_grad);
+  // The same step in two halves, for data-parallel runs that average the gradients in between:
+  // the gradients of `grad_weight` times the batch's mean loss (a rank's batch / the global batch,
+  // so that the ranks' sums are the global mean's gradients), then norm, clipping and AdamW.
+  void record_gradients(vk::Recorder& rec, uint32_t batch, float label_smoothing, float grad_weight);
+  void record_update(vk::Recorder& rec, const ops::AdamWHyper& hyper, uint64_t t, float clip_grad);
 
   const vk::View& labels() const { return labels_; }  // (max_batch) uint32 class indices
   const vk::View& loss() const { return loss_; }      // (1) mean loss of the recorded step
@@ -39,6 +44,7 @@ class TrainStep {
  private:
   model::Vit& vit_;
   LossScaler scaler_;
+  float dloss_value_ = 1.0f;  // what dloss_ holds: the loss scale (amp) times the gradient weight
   std::unique_ptr<vk::Arena> arena_;
   vk::View labels_, losses_, loss_, correct_, lse_, dlogits_, dloss_, norm_, norm_scratch_, m_, v_, decay_table_;
 };

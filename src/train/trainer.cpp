@@ -6,12 +6,14 @@
 #include <cstring>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "data/image_folder.h"
 #include "ops/adamw.h"
 #include "ops/cross_entropy.h"
 #include "ops/grad_norm.h"
 #include "train/checkpoint.h"
+#include "train/data_parallel.h"
 #include "train/metrics.h"
 #include "train/run_dir.h"
 #include "train/schedule.h"
@@ -131,7 +133,7 @@ void infer(vk::Context& ctx, model::Vit& vit, data::Loader& loader,
   }
 }
 
-EvalResult evaluate(vk::Context& ctx, model::Vit& vit, data::Loader& loader) {
+EvalResult evaluate(vk::Context& ctx, model::Vit& vit, data::Loader& loader, dist::Comm* comm) {
   const uint32_t K = static_cast<uint32_t>(vit.config().num_classes);
   AccuracyMeter meter(K);
   EvalResult r;
@@ -144,8 +146,21 @@ EvalResult evaluate(vk::Context& ctx, model::Vit& vit, data::Loader& loader) {
     loss_sum += cross_entropy_sum(logits, batch.labels.data(), batch.size, K);
     r.images += batch.size;
   });
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   r.skipped = loader.skipped_this_epoch();
+  if (comm && comm->distributed()) {
+    std::vector<uint64_t> counts = meter.counts();
+    counts.push_back(r.images);
+    counts.push_back(r.skipped);
+    comm->allreduce_sum(counts.data(), counts.size());
+    r.skipped = counts.back();
+    counts.pop_back();
+    r.images = counts.back();
+    counts.pop_back();
+    meter.set_counts(counts);
+    comm->allreduce_sum(&loss_sum, 1);
+    comm->allreduce_max(&seconds, 1);  // the split is done when the slowest rank is
+  }
   r.loss = r.images ? loss_sum / double(r.images) : NAN;
   r.top1 = 100.0 * meter.top1();
   r.top5 = 100.0 * meter.top5();
@@ -246,6 +261,10 @@ std::string batch_advice(vk::Context& ctx, const model::VitConfig& vcfg, uint32_
 
 // Where a run that stops now can be continued from, as one clause of an error line.
 std::string last_good_checkpoint(const std::string& run_dir, const std::string& resumed_from) {
+  // Another rank of a data-parallel run: the folder is rank 0's, maybe on another machine.
+  if (!dist::Comm::world().is_root())
+    return "rank 0 keeps the run's checkpoints" + (run_dir.empty() ? std::string() : " in " + run_dir) +
+           "; continue from its last.safetensors with --resume";
   std::string path;
   if (!run_dir.empty() && fs::exists(fs::path(run_dir) / "last.safetensors"))
     path = (fs::path(run_dir) / "last.safetensors").string();
@@ -285,7 +304,19 @@ std::vector<data::Sample> split_samples(const std::string& root, const std::vect
 
 }  // namespace
 
+// Where a resumed run starts: read from the checkpoint by rank 0 and sent to every rank.
+struct ResumePoint {
+  uint64_t step = 0, epoch = 0, position = 0, epoch_images = 0, loss_scale_good_steps = 0;
+  double epoch_loss_sum = 0, best_top1 = -1, loss_scale = 0;
+};
+
 static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOptions& options, RunProgress& progress) {
+  // Data-parallel runs: every rank trains, rank 0 alone reads the checkpoint it resumes from and
+  // writes the run folder and the log.
+  dist::Comm& world = dist::Comm::world();
+  const bool dp = world.distributed(), root = world.is_root();
+  const bool quiet = options.quiet || !root;
+  const uint32_t ranks = static_cast<uint32_t>(world.size());
   if (cfg.data.dir.empty())
     throw Error("no dataset folder: set data.dir in " + cfg.source + " or pass --data-dir");
   const model::VitConfig vcfg = to_vit_config(cfg.model);
@@ -299,12 +330,16 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
                 std::to_string(vcfg.num_classes) + "; set model.num_classes=" + std::to_string(classes.size()));
   std::vector<data::Sample> val_samples;
   if (fs::exists(val_root)) val_samples = split_samples(val_root, classes, nullptr);
-  else log_warn("no validation split at " + val_root + ": training without evaluation");
+  else if (root) log_warn("no validation split at " + val_root + ": training without evaluation");
+  check_ranks_agree(world, cfg, classes, train_samples, val_samples);
 
   const uint32_t B = static_cast<uint32_t>(cfg.train.batch_size);
-  data::Loader train_loader(train_samples, loader_config(cfg, true));
+  data::LoaderConfig train_lc = loader_config(cfg, true), val_lc = loader_config(cfg, false);
+  train_lc.shard_index = val_lc.shard_index = static_cast<uint32_t>(world.rank());
+  train_lc.shard_count = val_lc.shard_count = ranks;
+  data::Loader train_loader(train_samples, train_lc);
   std::unique_ptr<data::Loader> val_loader;
-  if (!val_samples.empty()) val_loader = std::make_unique<data::Loader>(val_samples, loader_config(cfg, false));
+  if (!val_samples.empty()) val_loader = std::make_unique<data::Loader>(val_samples, val_lc);
 
   check_memory_plan(ctx, vcfg, B, cfg.train.amp, cfg.name);
   model::Vit vit(ctx, vcfg, B, cfg.train.amp);
@@ -315,49 +350,83 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
   double best_top1 = -1, resumed_loss_sum = 0;
   uint64_t resumed_images = 0;
   if (!options.resume.empty()) {
-    const CheckpointMeta meta = read_checkpoint_meta(options.resume);
-    if (meta.config.model != cfg.model)
-      throw Error(options.resume + ": its model differs from the config's model section (checkpoint vs config: " +
-                  meta.config.model.differences(cfg.model) + "); resume with the config it was trained with");
-    if (meta.classes != classes)
-      throw Error(options.resume + ": its classes differ from the folders in " + train_root);
-    load_checkpoint_weights(options.resume, vit);
-    std::vector<float> m, v;
-    load_optimizer_state(options.resume, n, m, v);
-    if (sb.amp()) sb.scaler().restore_from(meta, options.resume);
-    ctx.upload(sb.m(), m.data(), n * 4);
-    ctx.upload(sb.v(), v.data(), n * 4);
-    step = meta.step;
-    start_epoch = meta.epoch;
-    start_position = meta.position;
-    resumed_loss_sum = meta.epoch_loss_sum;
-    resumed_images = meta.epoch_images;
-    best_top1 = meta.best_top1;
+    ResumePoint at;
+    if (root) {
+      const CheckpointMeta meta = read_checkpoint_meta(options.resume);
+      if (meta.config.model != cfg.model)
+        throw Error(options.resume + ": its model differs from the config's model section (checkpoint vs config: " +
+                    meta.config.model.differences(cfg.model) + "); resume with the config it was trained with");
+      if (meta.classes != classes)
+        throw Error(options.resume + ": its classes differ from the folders in " + train_root);
+      load_checkpoint_weights(options.resume, vit);
+      std::vector<float> m, v;
+      load_optimizer_state(options.resume, n, m, v);
+      if (sb.amp()) sb.scaler().restore_from(meta, options.resume);
+      ctx.upload(sb.m(), m.data(), n * 4);
+      ctx.upload(sb.v(), v.data(), n * 4);
+      at = {meta.step, meta.epoch, meta.position, meta.epoch_images, sb.scaler().good_steps(),
+            meta.epoch_loss_sum, meta.best_top1, sb.scaler().scale()};
+    }
+    if (dp) {
+      world.broadcast(&at, sizeof at);
+      broadcast_device(world, ctx, vit.params_view());
+      broadcast_device(world, ctx, sb.m());
+      broadcast_device(world, ctx, sb.v());
+      if (sb.amp() && !root) sb.scaler().restore(at.loss_scale, at.loss_scale_good_steps, options.resume);
+    }
+    step = at.step;
+    start_epoch = at.epoch;
+    start_position = at.position;
+    resumed_loss_sum = at.epoch_loss_sum;
+    resumed_images = at.epoch_images;
+    best_top1 = at.best_top1;
     log_info("resuming from " + options.resume + " at epoch " + std::to_string(start_epoch) + ", step " +
              std::to_string(step) + (start_position ? ", image " + std::to_string(start_position) + " of the epoch" : ""));
   } else {
     vit.init(cfg.train.seed);
+    broadcast_device(world, ctx, vit.params_view());  // every rank starts from rank 0's weights
   }
 
-  RunDir run = options.resume.empty() || !options.output.empty() ? RunDir::create(cfg, options.output)
-                                                                 : RunDir::open(fs::path(options.resume).parent_path().string());
-  progress.run_dir = run.path();
-  if (!options.resume.empty() && options.output.empty()) run.rewind(step, start_epoch);
+  std::optional<RunDir> run;
+  if (root) {
+    run.emplace(options.resume.empty() || !options.output.empty()
+                    ? RunDir::create(cfg, options.output)
+                    : RunDir::open(fs::path(options.resume).parent_path().string()));
+    progress.run_dir = run->path();
+    if (!options.resume.empty() && options.output.empty()) run->rewind(step, start_epoch);
+  }
+  if (dp) {  // the other ranks name rank 0's run folder when they stop
+    uint64_t length = progress.run_dir.size();
+    world.broadcast(&length, sizeof length);
+    progress.run_dir.resize(length);
+    world.broadcast(progress.run_dir.data(), length);
+  }
   const uint64_t steps_per_epoch = train_loader.batches_per_epoch();
-  const LrSchedule schedule = LrSchedule::from_config(cfg.train, steps_per_epoch);
+  OptimConfig schedule_cfg = cfg.train;
+  if (cfg.train.lr_scaling == "linear") schedule_cfg.lr *= ranks;  // the linear scaling rule
+  const LrSchedule schedule = LrSchedule::from_config(schedule_cfg, steps_per_epoch);
+  std::unique_ptr<GradientSync> sync;
+  if (dp) sync = std::make_unique<GradientSync>(ctx, world, vit.layout(), vit.grads_view());
   ops::AdamWHyper hyper;
   hyper.beta1 = cfg.train.betas[0];
   hyper.beta2 = cfg.train.betas[1];
   hyper.eps = cfg.train.eps;
   hyper.weight_decay = cfg.train.weight_decay;
 
-  if (!options.quiet)
+  if (!quiet)
     std::fprintf(stderr, "vkvit: training %s (%llu parameters) on %s: %zu train / %zu val images, %llu steps per epoch\n",
                  cfg.name.c_str(), static_cast<unsigned long long>(vit.param_count()), ctx.info().name.c_str(),
                  train_samples.size(), val_samples.size(), static_cast<unsigned long long>(steps_per_epoch));
+  if (!quiet && dp)
+    std::fprintf(stderr,
+                 "vkvit: %u ranks x batch %u = global batch %llu; gradients averaged in %zu buckets, %.1f MB per "
+                 "step; peak lr %.3g%s\n",
+                 ranks, B, static_cast<unsigned long long>(uint64_t(B) * ranks), sync->buckets(),
+                 double(sync->bytes_per_step()) / 1e6, schedule_cfg.lr,
+                 cfg.train.lr_scaling == "linear" ? " (train.lr x ranks, train.lr_scaling: linear)" : "");
 
   TrainResult result;
-  result.run_dir = run.path();
+  result.run_dir = progress.run_dir;
   result.best_top1 = best_top1;
   vk::Recorder rec(ctx);
   StepIo io(ctx, vit, B, 1 + ops::kGradNormFloats);
@@ -369,7 +438,7 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
     std::vector<float> m(n), v(n);
     ctx.download(sb.m(), m.data(), n * 4);
     ctx.download(sb.v(), v.data(), n * 4);
-    save_checkpoint(run.file("last.safetensors"), vit, sb.amp() ? sb.scaler().saved_in(meta) : meta, &m, &v);
+    save_checkpoint(run->file("last.safetensors"), vit, sb.amp() ? sb.scaler().saved_in(meta) : meta, &m, &v);
   };
   CheckpointMeta meta;
   meta.config = cfg;
@@ -383,23 +452,55 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
     Throughput speed;
     speed.start();
     double lr = schedule.at(step);
-    uint64_t epoch_step = resumed_mid_epoch ? resumed_images / B : 0;
-    while (train_loader.next(batch, io.patches())) {
+    uint64_t epoch_step = resumed_mid_epoch ? resumed_images / (uint64_t(B) * ranks) : 0;
+    const float label_smoothing = static_cast<float>(cfg.train.label_smoothing);
+    const float clip_grad = static_cast<float>(cfg.train.clip_grad);
+    for (;;) {
+      const bool have_batch = train_loader.next(batch, io.patches());
+      // The global batch: the images of every rank's batch (a rank whose shard ran out early,
+      // after failed files, takes part with none; the epoch ends when all have run out).
+      uint64_t images = have_batch ? batch.size : 0;
+      if (dp) world.allreduce_sum(&images, 1);
+      if (images == 0) break;
       progress.step = step + 1;
       progress.epoch = epoch + 1;
       lr = schedule.at(step);
       hyper.lr = lr;
-      io.record_upload(rec, batch, vit.patches_input(), &sb.labels());
-      // VKVIT_FAULT_NAN_AT_STEP: a NaN in the batch, written by the GPU inside this very step.
-      if (vk::fault::nan_at(step + 1, nonfinite_in_a_row)) rec.fill(vit.patches_input().slice(0, 1), NAN);
-      sb.record(rec, batch.size, hyper, step + 1, static_cast<float>(cfg.train.label_smoothing),
-                static_cast<float>(cfg.train.clip_grad));
-      io.record_readback(rec, sb.loss(), 0);
-      io.record_readback(rec, sb.norm(), 1);
-      if (vk::fault::device_lost_at(step + 1)) rec.inject_wait_result(VK_ERROR_DEVICE_LOST);
-      rec.submit_and_wait();
-
-      const float loss = io.readback()[0], norm = io.readback()[1 + ops::kGradNormIndex];
+      if (have_batch) {
+        io.record_upload(rec, batch, vit.patches_input(), &sb.labels());
+        // VKVIT_FAULT_NAN_AT_STEP: a NaN in the batch, written by the GPU inside this very step.
+        if (vk::fault::nan_at(step + 1, nonfinite_in_a_row)) rec.fill(vit.patches_input().slice(0, 1), NAN);
+      }
+      float loss = 0, norm = 0;
+      if (!dp) {
+        sb.record(rec, batch.size, hyper, step + 1, label_smoothing, clip_grad);
+        io.record_readback(rec, sb.loss(), 0);
+        io.record_readback(rec, sb.norm(), 1);
+        if (vk::fault::device_lost_at(step + 1)) rec.inject_wait_result(VK_ERROR_DEVICE_LOST);
+        rec.submit_and_wait();
+        loss = io.readback()[0];
+      } else {
+        // Two submissions: this rank's gradients (weighted by its share of the global batch) out
+        // to host memory, the sum over the ranks, then the same update on every rank.
+        const float share = float(have_batch ? batch.size : 0) / float(images);
+        if (have_batch) {
+          sb.record_gradients(rec, batch.size, label_smoothing, share);
+          sync->record_copy_out(rec);
+          io.record_readback(rec, sb.loss(), 0);
+          rec.submit_and_wait();
+          sync->set_loss(io.readback()[0] * share);
+        } else {
+          sync->clear();
+        }
+        sync->allreduce();
+        sync->record_copy_back(rec);
+        sb.record_update(rec, hyper, step + 1, clip_grad);
+        io.record_readback(rec, sb.norm(), 1);
+        if (vk::fault::device_lost_at(step + 1)) rec.inject_wait_result(VK_ERROR_DEVICE_LOST);
+        rec.submit_and_wait();
+        loss = sync->loss();
+      }
+      norm = io.readback()[1 + ops::kGradNormIndex];
       // amp (GradScaler's rule): an fp16 overflow in the gradients of a finite loss skips the step
       // and halves the loss scale, without counting as divergence while the scale is >= 1.
       if (sb.amp() && !sb.scaler().update(std::isfinite(loss) && std::isfinite(norm)) && std::isfinite(loss) &&
@@ -417,31 +518,34 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
           throw TrainingDivergedError(
               "training diverged: more than " + std::to_string(limit) +
               " steps in a row had a non-finite loss or gradient norm (the last at step " + std::to_string(step + 1) +
-              "); lower train.lr or set train.clip_grad; " + last_good_checkpoint(run.path(), options.resume));
+              "); lower train.lr or set train.clip_grad; " + last_good_checkpoint(progress.run_dir, options.resume));
         continue;  // the step counter only advances for applied updates
       }
       nonfinite_in_a_row = 0;
       ++step;
       ++epoch_step;
-      train_loss.add(loss, batch.size);
-      speed.add_images(batch.size);
-      run.append_step({step, epoch + 1, loss, lr, norm});
+      train_loss.add(loss, double(images));
+      speed.add_images(images);
+      if (run) run->append_step({step, epoch + 1, loss, lr, norm});
       if (options.max_steps > 0 && step >= options.max_steps) {
         meta.epoch = epoch;  // epochs completed: this one is not
         meta.step = step;
         meta.best_top1 = result.best_top1;
-        meta.position = train_loader.position();
+        // The ranks' shards interleave: the run stands where the furthest-behind shard does.
+        uint64_t position = train_loader.position();
+        world.allreduce_min(&position, 1);
+        meta.position = position;
         meta.epoch_loss_sum = train_loss.sum();
         meta.epoch_images = static_cast<uint64_t>(train_loss.weight());
-        save_last(meta);
-        if (!options.quiet)
+        if (run) save_last(meta);
+        if (!quiet)
           std::fprintf(stderr, "vkvit: stopped after step %llu (--max-steps) in epoch %llu; continue with --resume %s\n",
                        static_cast<unsigned long long>(step), static_cast<unsigned long long>(epoch + 1),
-                       run.file("last.safetensors").c_str());
+                       run->file("last.safetensors").c_str());
         result.stopped_early = true;
         return result;
       }
-      if (!options.quiet && cfg.train.log_every > 0 && epoch_step % static_cast<uint64_t>(cfg.train.log_every) == 0)
+      if (!quiet && cfg.train.log_every > 0 && epoch_step % static_cast<uint64_t>(cfg.train.log_every) == 0)
         std::fprintf(stderr, "epoch %llu step %llu/%llu  loss %.4f  lr %.3g  %.0f img/s\n",
                      static_cast<unsigned long long>(epoch + 1), static_cast<unsigned long long>(epoch_step),
                      static_cast<unsigned long long>(steps_per_epoch), train_loss.mean(), lr, speed.images_per_s());
@@ -454,18 +558,20 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
     row.train_loss = train_loss.mean();
     row.lr = lr;
     row.img_per_s = speed.images_per_s();
-    row.skipped_files = train_loader.skipped_this_epoch();
+    uint64_t skipped = train_loader.skipped_this_epoch();
+    world.allreduce_sum(&skipped, 1);
+    row.skipped_files = skipped;
     row.val_loss = row.val_top1 = row.val_top5 = NAN;
     const bool last_epoch = epoch + 1 == static_cast<uint64_t>(cfg.train.epochs);
     if (val_loader && (last_epoch || (cfg.train.eval_every > 0 && (epoch + 1) % cfg.train.eval_every == 0))) {
-      result.last_eval = evaluate(ctx, vit, *val_loader);
+      result.last_eval = evaluate(ctx, vit, *val_loader, &world);
       row.val_loss = result.last_eval.loss;
       row.val_top1 = result.last_eval.top1;
       row.val_top5 = result.last_eval.top5;
       row.skipped_files += result.last_eval.skipped;
     }
-    run.append_summary(row);
-    if (!options.quiet) {
+    if (run) run->append_summary(row);
+    if (!quiet) {
       std::fprintf(stderr, "epoch %llu/%d: train loss %.4f, %.0f img/s, %llu files skipped",
                    static_cast<unsigned long long>(epoch + 1), cfg.train.epochs, row.train_loss, row.img_per_s,
                    static_cast<unsigned long long>(row.skipped_files));
@@ -481,8 +587,10 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
     const bool best = std::isfinite(row.val_top1) && row.val_top1 > result.best_top1;
     if (best) result.best_top1 = row.val_top1;
     meta.best_top1 = result.best_top1;
-    save_last(meta);
-    if (best) save_checkpoint(run.file("best.safetensors"), vit, meta);
+    if (run) {
+      save_last(meta);
+      if (best) save_checkpoint(run->file("best.safetensors"), vit, meta);
+    }
   }
   return result;
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "data/loader.h"
+#include "dist/comm.h"
 #include "model/vit.h"
 #include "train/config.h"
 #include "vk/context.h"
@@ -31,8 +32,10 @@ struct EvalResult {
 void infer(vk::Context& ctx, model::Vit& vit, data::Loader& loader,
            const std::function<void(const data::Batch& batch, const float* logits)>& fn);
 
-// Runs the model over every batch of `loader` (one epoch, eval order) and scores it.
-EvalResult evaluate(vk::Context& ctx, model::Vit& vit, data::Loader& loader);
+// Runs the model over every batch of `loader` (one epoch, eval order) and scores it. With a
+// distributed `comm`, each rank's loader reads its shard and the scores are summed over the ranks,
+// so every rank returns the whole split's result.
+EvalResult evaluate(vk::Context& ctx, model::Vit& vit, data::Loader& loader, dist::Comm* comm = nullptr);
 
 struct TrainOptions {
   std::string output;  // run folder; empty: <output.dir>/<timestamp>-<config name>

@@ -322,6 +322,12 @@ Context::Context(const ContextOptions& options) : options_(options) {
   for (uint32_t i = 0; i < pds.size(); ++i) infos.push_back(describe(pds[i], i));
 
   uint32_t chosen = preferred_device(infos);
+  if (options.device < 0 && options.local_rank >= 0) {
+    std::vector<uint32_t> same_kind;  // devices as good as the preferred one, in index order
+    for (const DeviceInfo& d : infos)
+      if (d.type == infos[chosen].type && d.vulkan_1_2 == infos[chosen].vulkan_1_2) same_kind.push_back(d.index);
+    chosen = same_kind[size_t(options.local_rank) % same_kind.size()];
+  }
   if (options.device >= 0) {
     if (static_cast<size_t>(options.device) >= pds.size())
       throw Error("device " + std::to_string(options.device) + " does not exist: there are " +

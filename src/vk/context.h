@@ -62,6 +62,9 @@ struct ContextOptions {
   bool validation = false;  // load VK_LAYER_KHRONOS_validation and count its errors
   int device = -1;          // index into the device list; -1 picks the best
   bool profile = false;     // timestamp every dispatch and print a per-op table at exit
+  // One of several processes on this machine (its MPI local rank): with device -1, take the
+  // local_rank-th device of the best kind (round robin), so that ranks do not share a GPU.
+  int local_rank = -1;
 
   // VKVIT_VALIDATION=1, VKVIT_DEVICE=N, VKVIT_PROFILE=1.
   static ContextOptions from_env();

@@ -19,17 +19,19 @@ LogLevel level_from_env() {
 
 LogLevel g_level = level_from_env();
 std::mutex g_mutex;
+std::string g_prefix;
 
 }  // namespace
 
 LogLevel log_level() { return g_level; }
 void set_log_level(LogLevel level) { g_level = level; }
+void set_log_prefix(const std::string& prefix) { g_prefix = prefix; }
 
 void log(LogLevel level, const std::string& message) {
   if (level > g_level) return;
   static const char* names[] = {"error", "warning", "info", "debug"};
   std::lock_guard<std::mutex> lock(g_mutex);
-  std::fprintf(stderr, "vkvit: %s: %s\n", names[static_cast<int>(level)], message.c_str());
+  std::fprintf(stderr, "vkvit: %s%s: %s\n", g_prefix.c_str(), names[static_cast<int>(level)], message.c_str());
 }
 
 }  // namespace vkvit

@@ -1,0 +1,203 @@
+// Comm (see comm.h): MPI when built with it (VKVIT_HAVE_MPI) and started by a launcher; one
+// process otherwise.
+#include "dist/comm.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+
+#include "vk/error.h"
+
+#ifdef VKVIT_HAVE_MPI
+#include <mpi.h>
+#endif
+
+namespace vkvit::dist {
+
+namespace {
+
+Comm g_world;
+bool g_initialized = false;
+[[maybe_unused]] bool g_mpi_active = false;  // MPI_Init ran (MPI builds only)
+
+// The world size a launcher announced in the environment (0: no launcher).
+long launcher_world_size() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS"}) {
+    if (const char* v = std::getenv(name); v && *v) return std::strtol(v, nullptr, 10);
+  }
+  // PMIx announces a rank before (or without) a size.
+  if (std::getenv("PMIX_RANK")) return 1;
+  return 0;
+}
+
+std::string hostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown host";
+  return buf;
+}
+
+#ifdef VKVIT_HAVE_MPI
+std::vector<MPI_Request> g_pending;
+
+// MPI counts are ints: large arrays go in pieces of at most 2^30 elements.
+constexpr uint64_t kMaxCount = uint64_t(1) << 30;
+
+template <class T>
+void allreduce_in_place(T* data, uint64_t count, MPI_Datatype type, MPI_Op op) {
+  for (uint64_t at = 0; at < count; at += kMaxCount) {
+    const int n = static_cast<int>(std::min(kMaxCount, count - at));
+    MPI_Allreduce(MPI_IN_PLACE, data + at, n, type, op, MPI_COMM_WORLD);
+  }
+}
+#endif
+
+}  // namespace
+
+// Before init() (library users, the tests) the world is this one process.
+Comm& Comm::world() { return g_world; }
+
+bool Comm::available() {
+#ifdef VKVIT_HAVE_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
+void Comm::init(int* argc, char*** argv) {
+  if (g_initialized) return;
+  g_initialized = true;
+  g_world.host_ = hostname();
+  const long launched = launcher_world_size();
+#ifdef VKVIT_HAVE_MPI
+  if (launched > 0) {
+    MPI_Init(argc, argv);
+    g_mpi_active = true;
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_world.rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_world.size_);
+    // Ranks that share a machine (and its GPUs): the local rank picks the device.
+    MPI_Comm local;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_world.rank_, MPI_INFO_NULL, &local);
+    MPI_Comm_rank(local, &g_world.local_rank_);
+    MPI_Comm_size(local, &g_world.local_size_);
+    MPI_Comm_free(&local);
+  }
+#else
+  (void)argc;
+  (void)argv;
+  if (launched > 1)
+    throw Error("this vkvit was built without MPI, so it cannot join a run of " + std::to_string(launched) +
+                " processes: install libopenmpi-dev and rebuild (CMake VKVIT_MPI=ON), or run a single process");
+#endif
+}
+
+void Comm::finalize() {
+#ifdef VKVIT_HAVE_MPI
+  if (g_mpi_active) {
+    MPI_Finalize();
+    g_mpi_active = false;
+  }
+#endif
+}
+
+std::string Comm::describe() const {
+  return "rank " + std::to_string(rank_) + " of " + std::to_string(size_) + " on " + host_;
+}
+
+void Comm::allreduce_sum(float* data, uint64_t count) {
+#ifdef VKVIT_HAVE_MPI
+  if (size_ > 1) allreduce_in_place(data, count, MPI_FLOAT, MPI_SUM);
+#else
+  (void)data, (void)count;
+#endif
+}
+
+void Comm::allreduce_sum(double* data, uint64_t count) {
+#ifdef VKVIT_HAVE_MPI
+  if (size_ > 1) allreduce_in_place(data, count, MPI_DOUBLE, MPI_SUM);
+#else
+  (void)data, (void)count;
+#endif
+}
+
+void Comm::allreduce_sum(uint64_t* data, uint64_t count) {
+#ifdef VKVIT_HAVE_MPI
+  if (size_ > 1) allreduce_in_place(data, count, MPI_UINT64_T, MPI_SUM);
+#else
+  (void)data, (void)count;
+#endif
+}
+
+void Comm::allreduce_min(uint64_t* data, uint64_t count) {
+#ifdef VKVIT_HAVE_MPI
+  if (size_ > 1) allreduce_in_place(data, count, MPI_UINT64_T, MPI_MIN);
+#else
+  (void)data, (void)count;
+#endif
+}
+
+void Comm::allreduce_max(double* data, uint64_t count) {
+#ifdef VKVIT_HAVE_MPI
+  if (size_ > 1) allreduce_in_place(data, count, MPI_DOUBLE, MPI_MAX);
+#else
+  (void)data, (void)count;
+#endif
+}
+
+void Comm::broadcast(void* data, uint64_t bytes, int root) {
+#ifdef VKVIT_HAVE_MPI
+  if (size_ <= 1) return;
+  char* p = static_cast<char*>(data);
+  for (uint64_t at = 0; at < bytes; at += kMaxCount)
+    MPI_Bcast(p + at, static_cast<int>(std::min(kMaxCount, bytes - at)), MPI_BYTE, root, MPI_COMM_WORLD);
+#else
+  (void)data, (void)bytes, (void)root;
+#endif
+}
+
+std::vector<uint64_t> Comm::allgather(uint64_t value) {
+  std::vector<uint64_t> all(size_t(size_), value);
+#ifdef VKVIT_HAVE_MPI
+  if (size_ > 1) MPI_Allgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD);
+#endif
+  return all;
+}
+
+void Comm::start_allreduce_sum(float* data, uint64_t count) {
+#ifdef VKVIT_HAVE_MPI
+  if (size_ <= 1) return;
+  for (uint64_t at = 0; at < count; at += kMaxCount) {
+    g_pending.emplace_back();
+    MPI_Iallreduce(MPI_IN_PLACE, data + at, static_cast<int>(std::min(kMaxCount, count - at)), MPI_FLOAT, MPI_SUM,
+                   MPI_COMM_WORLD, &g_pending.back());
+  }
+#else
+  (void)data, (void)count;
+#endif
+}
+
+void Comm::wait_all() {
+#ifdef VKVIT_HAVE_MPI
+  if (g_pending.empty()) return;
+  MPI_Waitall(static_cast<int>(g_pending.size()), g_pending.data(), MPI_STATUSES_IGNORE);
+  g_pending.clear();
+#endif
+}
+
+void Comm::abort(int code) {
+#ifdef VKVIT_HAVE_MPI
+  if (g_mpi_active) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+  std::exit(code);
+}
+
+void require_single_process(const std::string& command) {
+  const Comm& w = Comm::world();
+  if (w.distributed())
+    throw Error("vkvit " + command + " runs in one process, but this is " + w.describe() +
+                ": only train and eval split their work across ranks; run it without mpirun");
+}
+
+}  // namespace vkvit::dist

@@ -1,0 +1,120 @@
+// Data-parallel pieces of the trainer; see data_parallel.h.
+#include "train/data_parallel.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "vk/error.h"
+
+namespace vkvit::train {
+
+namespace {
+
+// FNV-1a, 64 bits: a fingerprint to compare across ranks, not a defence against anything.
+struct Fingerprint {
+  uint64_t h = 1469598103934665603ull;
+  void add(const void* data, size_t bytes) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  }
+  void add(const std::string& s) {
+    add(s.data(), s.size());
+    add("\0", 1);
+  }
+  void add(uint64_t v) { add(&v, sizeof v); }
+};
+
+// Paths count from the dataset folder, which may be mounted elsewhere on another machine.
+uint64_t listing_fingerprint(const std::vector<data::Sample>& samples, const std::string& root) {
+  Fingerprint f;
+  f.add(uint64_t(samples.size()));
+  for (const data::Sample& s : samples) {
+    f.add(s.path.compare(0, root.size(), root) == 0 ? s.path.substr(root.size()) : s.path);
+    f.add(uint64_t(s.label));
+  }
+  return f.h;
+}
+
+}  // namespace
+
+void check_ranks_agree(dist::Comm& comm, const TrainConfig& cfg, const std::vector<std::string>& classes,
+                       const std::vector<data::Sample>& train, const std::vector<data::Sample>& val) {
+  if (!comm.distributed()) return;
+  TrainConfig same = cfg;
+  same.data.dir.clear();  // the dataset's own listing is compared below
+  Fingerprint config;
+  config.add(same.to_yaml());
+  Fingerprint class_list;
+  for (const std::string& c : classes) class_list.add(c);
+  // One value per check, gathered from every rank; a rank compares itself with rank 0.
+  const std::vector<uint64_t> configs = comm.allgather(config.h);
+  const std::vector<uint64_t> class_lists = comm.allgather(class_list.h);
+  const std::vector<uint64_t> train_lists = comm.allgather(listing_fingerprint(train, cfg.data.dir));
+  const std::vector<uint64_t> val_lists = comm.allgather(listing_fingerprint(val, cfg.data.dir));
+  const std::vector<uint64_t> train_counts = comm.allgather(train.size());
+  const std::vector<uint64_t> val_counts = comm.allgather(val.size());
+  const size_t me = size_t(comm.rank());
+  if (configs[me] != configs[0])
+    throw Error("its run config differs from rank 0's (" + cfg.source +
+                "): every rank must be started with the same --config and overrides (only data.dir may differ)");
+  const std::string where = " in " + cfg.data.dir;
+  if (class_lists[me] != class_lists[0])
+    throw Error("its class folders" + where + " differ from rank 0's: every rank must see the same dataset");
+  if (train_lists[me] != train_lists[0])
+    throw Error("its training split" + where + " lists " + std::to_string(train_counts[me]) + " images, rank 0's " +
+                std::to_string(train_counts[0]) + (train_counts[me] == train_counts[0] ? " with other names" : "") +
+                ": every rank must see the same dataset at the same path");
+  if (val_lists[me] != val_lists[0])
+    throw Error("its validation split" + where + " lists " + std::to_string(val_counts[me]) + " images, rank 0's " +
+                std::to_string(val_counts[0]) + (val_counts[me] == val_counts[0] ? " with other names" : "") +
+                ": every rank must see the same dataset at the same path");
+}
+
+void broadcast_device(dist::Comm& comm, vk::Context& ctx, const vk::View& view) {
+  if (!comm.distributed()) return;
+  std::vector<char> host(view.size);
+  if (comm.is_root()) ctx.download(view, host.data(), view.size);
+  comm.broadcast(host.data(), view.size);
+  if (!comm.is_root()) ctx.upload(view, host.data(), view.size);
+}
+
+GradientSync::GradientSync(vk::Context& ctx, dist::Comm& comm, const model::ParamLayout& layout,
+                           const vk::View& grads, uint64_t bucket_bytes)
+    : comm_(comm), grads_(grads), floats_(layout.total_floats()) {
+  staging_ = std::make_unique<vk::Buffer>(ctx, (floats_ + 1) * 4, vk::MemoryKind::host_readback, "gradient staging");
+  // Tensors in reverse layout order (head, final norm, the last block, ..., embeddings) are the
+  // order in which the backward pass finishes them; a tensor's range runs to the next tensor's
+  // offset, so the buckets tile the whole buffer, alignment padding included.
+  const auto& params = layout.params();
+  const uint64_t bucket_floats = std::max<uint64_t>(bucket_bytes / 4, 1);
+  uint64_t bucket_end = floats_;
+  for (size_t i = params.size(); i-- > 0;) {
+    const uint64_t first = i == 0 ? 0 : params[i].offset;
+    if (bucket_end - first >= bucket_floats || i == 0) {
+      buckets_.push_back({first, bucket_end - first});
+      bucket_end = first;
+    }
+  }
+  if (buckets_.empty()) buckets_.push_back({0, floats_});
+}
+
+void GradientSync::record_copy_out(vk::Recorder& rec) {
+  rec.copy(grads_.slice(0, floats_), staging_->view().slice(0, floats_));
+}
+
+void GradientSync::clear() { std::memset(staging(), 0, (floats_ + 1) * 4); }
+
+void GradientSync::allreduce() {
+  // Every bucket is started before any is waited for, so MPI can pipeline them; the loss rides
+  // with the first.
+  float* s = staging();
+  comm_.start_allreduce_sum(s + floats_, 1);
+  for (const Range& b : buckets_) comm_.start_allreduce_sum(s + b.first, b.count);
+  comm_.wait_all();
+}
+
+void GradientSync::record_copy_back(vk::Recorder& rec) {
+  rec.copy(staging_->view().slice(0, floats_), grads_.slice(0, floats_));
+}
+
+}  // namespace vkvit::train
