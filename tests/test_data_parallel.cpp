@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "harness.h"
 #include "stripes.h"
 
@@ -118,6 +120,19 @@ TEST_CASE("two ranks with batch B train like one process with batch 2B", "[mpi][
     CHECK(std::abs(std::stod(field(sa[row], val_top1)) - std::stod(field(sb[row], val_top1))) <= 100.0 / 32 + 1e-9);
   }
   CHECK(fs::exists(two / "last.safetensors"));
+
+  // `vkvit eval` on 3 ranks (chunks of 4 images: shards of 12, 12 and 8) reports what one process does.
+  const std::string eval = "eval --checkpoint " + q(one / "last.safetensors") + " --data-dir " + q(s.data / "val") + " -b 4";
+  const CliRun e1 = vkvit::test::run_cli(eval);
+  const CliRun e3 = mpirun("-np 3 " + kVkvit + " " + eval);
+  INFO(e3.err);
+  REQUIRE(e1.status == 0);
+  REQUIRE(e3.status == 0);
+  const auto j1 = nlohmann::json::parse(e1.out), j3 = nlohmann::json::parse(e3.out);  // one JSON: rank 0's
+  CHECK(j3["images"] == 32);
+  CHECK(j3["top1"] == j1["top1"]);
+  CHECK(j3["confusion"] == j1["confusion"]);
+  CHECK(std::abs(j3["loss"].get<double>() - j1["loss"].get<double>()) < 1e-4);
 }
 
 TEST_CASE("a data-parallel run resumes with another number of ranks", "[mpi][cli]") {

@@ -298,6 +298,10 @@ void run_attention_bench(const GlobalOptions& global, const AttentionBenchOption
 void add_bench_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("bench", "Measure kernel throughput on the chosen device");
   cmd->require_subcommand(1);
+  cmd->footer("Examples:\n"
+              "  vkvit bench matmul\n"
+              "  vkvit bench train-step --config configs/fmnist_vit_tiny.yaml\n"
+              "  vkvit --device 1 bench attention");
 
   auto opts = std::make_shared<MatmulBenchOptions>();
   auto* mm = cmd->add_subcommand("matmul", "GFLOP/s of matmul at 1024^3 and the ViT-Tiny shapes, vs the naive kernel");
@@ -312,12 +316,19 @@ void add_bench_command(CLI::App& app, GlobalOptions& global) {
   mm->add_option("--dtype", opts->dtype, "f32, or f16: ops::matmul_f16 against the fp32 kernel in the same run")
       ->check(CLI::IsMember({"f32", "f16"}));
   mm->add_option("--only", opts->only, "Shapes to run by name (square, qkv.fwd, fc2.dW, fm.qkv.fwd, fm.attn.qk, ...)")->delimiter(',');
+  mm->footer("Examples:\n"
+             "  vkvit bench matmul\n"
+             "  vkvit bench matmul --kernel tiled --only square,qkv.fwd --repeat 10\n"
+             "  vkvit bench matmul --dtype f16 --naive-repeat 0");
   mm->callback([&global, opts] { run_matmul_bench(global, *opts); });
 
   auto aopts = std::make_shared<AttentionBenchOptions>();
   auto* at = cmd->add_subcommand("attention", "Fused vs unfused attention, forward and forward+backward");
   at->add_option("--repeat", aopts->repeat, "Timed runs per shape (median reported)")->check(CLI::PositiveNumber);
   at->add_option("--only", aopts->only, "Shapes to run by name (fmnist, vit_ti, vit_s)")->delimiter(',');
+  at->footer("Examples:\n"
+             "  vkvit bench attention\n"
+             "  vkvit bench attention --only fmnist,vit_ti --repeat 5");
   at->callback([&global, aopts] { run_attention_bench(global, *aopts); });
 
   add_model_bench_commands(cmd, global);  // train-step, infer: whole-model timings

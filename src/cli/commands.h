@@ -1,6 +1,8 @@
 // Subcommands of the vkvit CLI: each registers itself on the app in its own file.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
 
 #include "vk/context.h"
 
@@ -25,5 +27,12 @@ void add_train_command(CLI::App& app, GlobalOptions& global);
 void add_eval_command(CLI::App& app, GlobalOptions& global);
 void add_predict_command(CLI::App& app, GlobalOptions& global);
 void add_convert_command(CLI::App& app, GlobalOptions& global);
+void add_explain_command(CLI::App& app, GlobalOptions& global);
+
+// The image files among `paths` (files as given, folders searched recursively, sorted), shared by
+// predict and explain so that both read the same files; throws Error when there are none.
+std::vector<std::string> collect_images(const std::vector<std::string>& paths);
+// `info` (info.cpp): a checkpoint's architecture, size, classes and training progress.
+void add_info_command(CLI::App& app, GlobalOptions& global);
 
 }  // namespace vkvit::cli

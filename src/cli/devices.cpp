@@ -42,11 +42,15 @@ void print_device(const vk::DeviceInfo& d, bool chosen) {
 
 void add_devices_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("devices", "List Vulkan devices and their limits");
+  cmd->footer("The device marked (selected) is the one other commands use; pick another with --device N.\n"
+              "Examples:\n"
+              "  vkvit devices\n"
+              "  VKVIT_DEVICE=1 vkvit devices");
   cmd->callback([&global] {
     const auto opts = global.context_options();
     const auto devices = vk::Context::list_devices(opts.validation);
     if (devices.empty()) {
-      std::printf("no Vulkan devices: install your GPU's Vulkan driver, or mesa-vulkan-drivers for lavapipe\n");
+      std::printf("no Vulkan devices: %s\n", vk::Context::install_hint().c_str());
       return;
     }
     const uint32_t chosen = opts.device >= 0 ? static_cast<uint32_t>(opts.device) : vk::Context::preferred_device(devices);

@@ -1,27 +1,67 @@
-// `vkvit eval`: score a checkpoint on an ImageFolder split (timm validate.py's numbers).
+// `vkvit eval`: score a checkpoint on an ImageFolder split (timm validate.py's numbers), with the
+// confusion matrix in the JSON and as a picture (train/plots.h).
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "dist/comm.h"
 #include "data/image_folder.h"
 #include "model/vit.h"
 #include "train/checkpoint.h"
+#include "train/metrics.h"
+#include "train/plots.h"
 #include "train/trainer.h"
 #include "vk/error.h"
+#include "vk/log.h"
 
 namespace vkvit::cli {
 
 namespace {
+namespace fs = std::filesystem;
+
 struct EvalArgs {
-  std::string checkpoint, data_dir, results_file;
+  std::string checkpoint, data_dir, results_file, confusion;
   int batch_size = 0, workers = -1;
 };
 
 double round_to(double v, int digits) {
   const double s = std::pow(10.0, digits);
   return std::round(v * s) / s;
+}
+
+// Where confusion.png goes: --confusion, else <results stem>_confusion.png beside --results-file
+// (so two evaluations written side by side keep their own pictures), else nowhere.
+std::string confusion_path(const EvalArgs& a) {
+  if (!a.confusion.empty()) return a.confusion;
+  if (a.results_file.empty()) return "";
+  const fs::path r(a.results_file);
+  return (r.parent_path() / (r.stem().string() + "_confusion.png")).string();
+}
+
+// The JSON text with "confusion" written one matrix row per line: the default layout would give
+// every count a line of its own (K^2 lines), unreadable on a terminal. Still one JSON document.
+std::string dump_results(nlohmann::ordered_json j, const std::vector<uint64_t>& confusion, size_t K) {
+  const std::string mark = "@@vkvit-confusion@@";
+  j["confusion"] = confusion.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(mark);
+  // JSON is UTF-8: a path in another encoding gets U+FFFD for its stray bytes instead of failing
+  // after the whole evaluation.
+  std::string text = j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  if (confusion.empty()) return text;
+  std::string rows = "[";
+  for (size_t i = 0; i < K; ++i) {
+    rows += i ? ",\n    [" : "\n    [";
+    for (size_t k = 0; k < K; ++k) rows += (k ? "," : "") + std::to_string(confusion[i * K + k]);
+    rows += "]";
+  }
+  rows += "\n  ]";
+  const std::string quoted = "\"confusion\": \"" + mark + "\"";
+  const size_t at = text.rfind(quoted);
+  return text.replace(at, quoted.size(), "\"confusion\": " + rows);
 }
 }  // namespace
 
@@ -30,11 +70,27 @@ void add_eval_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("eval", "Evaluate a checkpoint on an ImageFolder (root/<class>/<image>)");
   cmd->add_option("--checkpoint", args->checkpoint, "vkvit checkpoint (.safetensors)")->required();
   cmd->add_option("--data-dir", args->data_dir, "Folder of class folders to score (e.g. datasets/fashion-mnist/val)")->required();
-  cmd->add_option("--results-file", args->results_file, "Also write the results as JSON to this file");
+  cmd->add_option("--results-file", args->results_file,
+                  "Also write the results as JSON to this file, and the confusion picture beside it as "
+                  "<stem>_confusion.png");
+  cmd->add_option("--confusion", args->confusion,
+                  "Write the confusion-matrix picture (PNG) here instead; without this and --results-file no "
+                  "picture is written");
   cmd->add_option("-b,--batch-size", args->batch_size, "Batch size (default: the checkpoint's)")->check(CLI::PositiveNumber);
   cmd->add_option("--workers", args->workers, "Decode threads (default: the checkpoint's)")->check(CLI::NonNegativeNumber);
-  cmd->footer("Prints JSON: top1, top1_err, top5, top5_err, loss, per-class accuracy, param_count, img_size, crop_pct.");
+  cmd->footer("Prints JSON: top1, top1_err, top5, top5_err, loss, per-class accuracy, param_count, img_size, crop_pct,\n"
+              "classes and confusion (K rows of K counts: row = true class, column = predicted top-1).\n"
+              "Examples:\n"
+              "  vkvit eval --checkpoint runs/RUN/best.safetensors --data-dir datasets/fashion-mnist/val\n"
+              "  vkvit eval --checkpoint runs/RUN/best.safetensors --data-dir datasets/fashion-mnist/val \\\n"
+              "      --results-file runs/RUN/eval.json          # also runs/RUN/eval_confusion.png\n"
+              "  vkvit eval --checkpoint best.safetensors --data-dir val --confusion confusion.png");
   cmd->callback([args, &global] {
+    const std::string picture = confusion_path(*args);
+    std::string ext = fs::path(picture).extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (!picture.empty() && ext != ".png")
+      throw Error(picture + ": the confusion picture is written as PNG; give --confusion a name ending in .png");
     train::CheckpointMeta meta = train::read_checkpoint_meta(args->checkpoint);
     if (args->batch_size) meta.config.train.batch_size = args->batch_size;
     if (args->workers >= 0) meta.config.data.workers = args->workers;
@@ -46,8 +102,14 @@ void add_eval_command(CLI::App& app, GlobalOptions& global) {
     vk::Context ctx(global.context_options());
     model::Vit vit(ctx, train::to_vit_config(meta.config.model), static_cast<uint32_t>(meta.config.train.batch_size));
     train::load_checkpoint_weights(args->checkpoint, vit);
-    data::Loader loader(folder.samples, train::loader_config(meta.config, false));
-    const train::EvalResult r = train::evaluate(ctx, vit, loader);
+    // Under mpirun each rank scores its shard of the folder and rank 0 reports the sums.
+    dist::Comm& world = dist::Comm::world();
+    data::LoaderConfig lc = train::loader_config(meta.config, false);
+    lc.shard_index = static_cast<uint32_t>(world.rank());
+    lc.shard_count = static_cast<uint32_t>(world.size());
+    data::Loader loader(folder.samples, lc);
+    const train::EvalResult r = train::evaluate(ctx, vit, loader, &world);
+    if (!world.is_root()) return;
 
     nlohmann::ordered_json j;
     j["checkpoint"] = args->checkpoint;
@@ -62,18 +124,28 @@ void add_eval_command(CLI::App& app, GlobalOptions& global) {
     for (size_t k = 0; k < meta.classes.size(); ++k)
       per_class[meta.classes[k]] = std::isfinite(r.per_class[k]) ? nlohmann::json(round_to(r.per_class[k], 3)) : nlohmann::json();
     j["per_class_top1"] = per_class;
+    j["classes"] = meta.classes;
     j["param_count"] = vit.param_count();
     j["img_size"] = meta.config.model.image_size;
     j["crop_pct"] = meta.config.data.crop_pct;
     j["interpolation"] = meta.config.data.interpolation;
     j["images_per_s"] = round_to(r.images_per_s, 1);
-    // JSON is UTF-8: a path in another encoding gets U+FFFD for its stray bytes instead of failing
-    // after the whole evaluation.
-    const std::string text = j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    const std::string text = dump_results(j, r.confusion, meta.classes.size());
     std::printf("%s\n", text.c_str());
     if (!args->results_file.empty()) {
       std::ofstream out(args->results_file);
       if (!(out << text << "\n")) throw Error(args->results_file + ": cannot write the results file");
+    }
+    if (!picture.empty() && r.confusion.empty()) {
+      log_warn("no confusion picture: the matrix is not counted for more than " +
+               std::to_string(train::kMaxConfusionClasses) + " classes");
+    } else if (!picture.empty()) {
+      char title[96];
+      std::snprintf(title, sizeof title, ": top-1 %.2f%% of %llu images", r.top1, static_cast<unsigned long long>(r.images));
+      train::write_confusion_png(picture, r.confusion, meta.classes,
+                                 fs::path(args->checkpoint).filename().string() + " on " +
+                                     fs::path(args->data_dir).lexically_normal().string() + title);
+      log_info("confusion matrix picture: " + picture);
     }
   });
 }

@@ -79,6 +79,11 @@ int main(int argc, char** argv) {
   }
   CLI::App app{"vkvit: Vision Transformers on Vulkan compute shaders (AMD, Intel, NVIDIA, CPU)"};
   app.require_subcommand(1);
+  app.footer("Examples (each subcommand has --help):\n"
+             "  vkvit devices\n"
+             "  vkvit train --config configs/fmnist_vit_tiny.yaml --data-dir datasets/fashion-mnist\n"
+             "  vkvit eval --checkpoint runs/RUN/best.safetensors --data-dir datasets/fashion-mnist/val\n"
+             "  vkvit info runs/RUN/last.safetensors");
   cli::GlobalOptions global;
   app.add_option("--device", global.device, "Vulkan device index (see `vkvit devices`); env VKVIT_DEVICE")
       ->check(CLI::NonNegativeNumber);
@@ -90,6 +95,8 @@ int main(int argc, char** argv) {
   cli::add_eval_command(app, global);
   cli::add_predict_command(app, global);
   cli::add_convert_command(app, global);
+  cli::add_explain_command(app, global);
+  cli::add_info_command(app, global);
   cli::add_bench_command(app, global);
   // Only train and eval split their work across the ranks of a data-parallel launch; the others
   // would print or write the same results once per rank.

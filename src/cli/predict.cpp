@@ -21,14 +21,6 @@ namespace vkvit::cli {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-struct PredictArgs {
-  std::string checkpoint, results_file, output_type = "prob", format;
-  int topk = 5, batch_size = 0;
-  std::vector<std::string> paths;
-};
-
 // Image files named directly, or found under folders (recursively, hidden entries skipped,
 // symlinked folders not followed so a link loop cannot trap the walk), in sorted order. Links to
 // nothing are listed too: they fail to read and are skipped by name, so none disappears silently.
@@ -63,6 +55,14 @@ std::vector<std::string> collect_images(const std::vector<std::string>& paths) {
   if (files.empty()) throw Error("no image files found in the given paths (extensions: jpg jpeg png bmp webp tif tiff pgm ppm)");
   return files;
 }
+
+namespace {
+
+struct PredictArgs {
+  std::string checkpoint, results_file, output_type = "prob", format;
+  int topk = 5, batch_size = 0;
+  std::vector<std::string> paths;
+};
 
 struct Prediction {
   std::string file;

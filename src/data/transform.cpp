@@ -146,23 +146,34 @@ void check_input(const cv::Mat& image, const TransformConfig& config) {
 }
 
 // Eval geometry: shorter side to floor(size / crop_pct), then the centred size x size window.
-cv::Mat eval_geometry(const cv::Mat& image8, const TransformConfig& config) {
-  const int W = image8.cols, H = image8.rows, size = config.image_size;
+struct EvalGeometry {
+  int64_t rw = 0, rh = 0;      // the resized image
+  int64_t left = 0, top = 0;   // the crop's corner in it
+};
+EvalGeometry eval_geometry_of(int W, int H, const TransformConfig& config) {
+  const int size = config.image_size;
   const int scale_size = int(std::floor(double(size) / double(config.crop_pct)));
   // torchvision Resize(int): the longer side is int(requested * long / short); 64-bit, as it may
   // exceed an int for a thin image (only the crop window is ever computed).
-  int64_t rw, rh;
+  EvalGeometry g;
   if (W <= H) {
-    rw = scale_size;
-    rh = int64_t(double(scale_size) * H / W);
+    g.rw = scale_size;
+    g.rh = int64_t(double(scale_size) * H / W);
   } else {
-    rh = scale_size;
-    rw = int64_t(double(scale_size) * W / H);
+    g.rh = scale_size;
+    g.rw = int64_t(double(scale_size) * W / H);
   }
   // CenterCrop offsets use Python's round(): half to even, which std::nearbyint does by default.
-  const int64_t left = int64_t(std::nearbyint(double(rw - size) / 2.0)),
-                top = int64_t(std::nearbyint(double(rh - size) / 2.0));
-  return resample_window(image8, {0, 0, W, H}, rw, rh, left, top, size, size, parse_filter(config.interpolation));
+  g.left = int64_t(std::nearbyint(double(g.rw - size) / 2.0));
+  g.top = int64_t(std::nearbyint(double(g.rh - size) / 2.0));
+  return g;
+}
+
+cv::Mat eval_geometry(const cv::Mat& image8, const TransformConfig& config) {
+  const int W = image8.cols, H = image8.rows, size = config.image_size;
+  const EvalGeometry g = eval_geometry_of(W, H, config);
+  return resample_window(image8, {0, 0, W, H}, g.rw, g.rh, g.left, g.top, size, size,
+                         parse_filter(config.interpolation));
 }
 
 }  // namespace
@@ -223,6 +234,15 @@ cv::Mat transform_train(const cv::Mat& rgb8, const TransformConfig& config, std:
   }
   const bool flip = config.hflip > 0 && uniform01(rng) < config.hflip;
   return normalize(f255, config, flip);
+}
+
+CropWindow eval_crop_window(int width, int height, const TransformConfig& config) {
+  validate(config);
+  if (width <= 0 || height <= 0) throw Error("transform: eval_crop_window of an empty image");
+  const EvalGeometry g = eval_geometry_of(width, height, config);
+  const double sx = double(width) / double(g.rw), sy = double(height) / double(g.rh);
+  const double size = config.image_size;
+  return {double(g.left) * sx, double(g.top) * sy, size * sx, size * sy};
 }
 
 cv::Mat transform_eval(const cv::Mat& rgb8, const TransformConfig& config) {

@@ -46,4 +46,12 @@ cv::Mat resample(const cv::Mat& image8, const CropBox& box, int out_w, int out_h
 cv::Mat transform_train(const cv::Mat& rgb8, const TransformConfig& config, std::mt19937_64& rng);
 cv::Mat transform_eval(const cv::Mat& rgb8, const TransformConfig& config);
 
+// The part of a width x height source image that transform_eval's output shows, in source pixel
+// units (fractional: the crop is cut from the resized image, and resized pixel edge u lies at
+// source position u * width / resized_width, as the resampler places pixel centres).
+struct CropWindow {
+  double x = 0, y = 0, width = 0, height = 0;
+};
+CropWindow eval_crop_window(int width, int height, const TransformConfig& config);
+
 }  // namespace vkvit::data

@@ -1,9 +1,10 @@
 // Token mixers of the ViT block and the activation allocator they share with the model.
 // AttentionMixer is timm's Attention: qkv Linear(D, 3D), multi-head attention, proj Linear(D, D).
 // Attention runs the unfused path (matmul + softmax) unless VKVIT_ATTENTION=fused asks for the
-// fused kernels (head widths 16, 32, 64): on lavapipe they are 0.5-0.9x as fast as the unfused
-// path (`vkvit bench attention`, BENCHMARKS.md) and they have not been measured on a real GPU
-// yet; their gain so far is memory (B*H*N floats saved per layer instead of B*H*N*N).
+// fused kernels (head widths 16, 32, 64) and the model need not keep its probabilities (`vkvit
+// explain` reads them). On lavapipe the fused kernels are 0.5-0.9x as fast as the unfused path
+// (`vkvit bench attention`, BENCHMARKS.md) and they have not been measured on a real GPU yet;
+// their gain so far is memory (B*H*N floats saved per layer instead of B*H*N*N).
 #include "model/token_mixer.h"
 
 #include <algorithm>
@@ -69,7 +70,7 @@ class AttentionMixer : public TokenMixer {
  public:
   AttentionMixer(vk::Context& ctx, const MixerSetup& s)
       : prefix_(s.prefix), B_(s.max_batch), T_(s.cfg.tokens()), D_(s.cfg.dim), H_(s.cfg.heads),
-        fused_(use_fused_attention(D_, H_)) {
+        fused_(!s.keep_attention_probs && use_fused_attention(D_, H_)) {
     const std::string a = s.prefix + "attn.";
     layout_ = &s.layout;
     w_qkv_ = param_view(s.params, s.layout, a + "qkv.weight");
@@ -137,6 +138,8 @@ class AttentionMixer : public TokenMixer {
     if (f16_) ops::linear_backward_f16(rec, din, 1.0f, dw_qkv_, db_qkv_, dqkv_, dy16_, in16_, w_qkv16_, M, 3 * D_, D_);
     else ops::linear_backward(rec, din, dw_qkv_, db_qkv_, dqkv_, in, w_qkv_, M, 3 * D_, D_);
   }
+
+  vk::View attention_probs() const override { return fused_ ? vk::View{} : saved_; }
 
  private:
   static bool use_fused_attention(uint32_t D, uint32_t H) {

@@ -50,6 +50,9 @@ struct MixerSetup {
   int layer = 0;  // the block's index: cfg.mixer_at(layer) is this mixer's kind
   // FFT plans shared by the model's global-filter mixers (the model owns one set).
   std::shared_ptr<GlobalFilterPlans> fft_plans;
+  // Attention keeps its (B, H, N, N) probabilities readable after forward (`vkvit explain`): the
+  // unfused path even under VKVIT_ATTENTION=fused, whose kernels keep only the row log-sum-exp.
+  bool keep_attention_probs = false;
 };
 
 class TokenMixer {
@@ -68,6 +71,9 @@ class TokenMixer {
   // refreshed by the model before every forward. Called before allocate(); mixers without
   // matmuls (or not yet converted) ignore it and stay fp32, which autocast permits.
   virtual void enable_f16(const vk::View& params16) { (void)params16; }
+  // The softmax probabilities of the last forward, (B, H, N, N), when the mixer is attention on
+  // the unfused path; an empty view (size 0) otherwise.
+  virtual vk::View attention_probs() const { return {}; }
 };
 
 // Adds the mixer's parameter tensors for block `layer` (names under `prefix`) in timm's order.

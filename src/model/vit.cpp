@@ -36,7 +36,7 @@ struct Vit::Block {
   vk::View ln2_16, hidden16;        // amp: fp16 inputs of fc1 (B, N, D) and fc2 (B, N, F)
 };
 
-Vit::Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch, bool amp)
+Vit::Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch, bool amp, bool keep_attention_probs)
     : ctx_(ctx), cfg_(cfg), max_batch_(max_batch), layout_(vit_param_layout(cfg)), amp_(amp) {
   if (max_batch == 0) throw Error("model: max_batch must be > 0");
   const uint64_t param_bytes = layout_.total_floats() * 4;
@@ -50,8 +50,8 @@ Vit::Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch, bool amp)
   for (int l = 0; l < cfg_.depth; ++l) {
     auto b = std::make_unique<Block>();
     b->prefix = "blocks." + std::to_string(l) + ".";
-    b->mixer = make_token_mixer(
-        ctx, MixerSetup{cfg_, layout_, b->prefix, params_view(), grads_view(), max_batch, l, fft_plans});
+    b->mixer = make_token_mixer(ctx, MixerSetup{cfg_, layout_, b->prefix, params_view(), grads_view(), max_batch, l,
+                                                fft_plans, keep_attention_probs});
     const std::string& p = b->prefix;
     b->n1w = param(p + "norm1.weight"), b->n1b = param(p + "norm1.bias");
     b->n2w = param(p + "norm2.weight"), b->n2b = param(p + "norm2.bias");
@@ -199,6 +199,19 @@ void Vit::write_params(const std::vector<float>& flat) {
     throw Error("model " + label() + ": write_params got " + std::to_string(flat.size()) + " floats, the layout has " +
                 std::to_string(layout_.total_floats()));
   ctx_.upload(params_view(), flat.data(), flat.size() * 4);
+}
+
+vk::View Vit::attention_probs(int layer) const {
+  if (layer < 0 || layer >= cfg_.depth)
+    throw Error("model " + label() + ": no block " + std::to_string(layer) + " (depth " + std::to_string(cfg_.depth) + ")");
+  if (cfg_.mixer_at(layer) != "attention")
+    throw Error("model " + label() + ": block " + std::to_string(layer) + " is a " + cfg_.mixer_at(layer) +
+                " layer and has no attention probabilities");
+  const vk::View v = blocks_[layer]->mixer->attention_probs();
+  if (v.size == 0)
+    throw Error("internal: model " + label() + ": block " + std::to_string(layer) +
+                " runs fused attention, which keeps no probabilities; build the model with keep_attention_probs");
+  return v;
 }
 
 vk::View Vit::head_w16() const { return param_view_f16(params16_->view(), layout_, "head.weight"); }

@@ -30,7 +30,9 @@ class Vit {
   // fp16 copies of their inputs and weights with fp32 accumulation (ops::matmul_f16); patch
   // embedding, norms, attention's own products, softmax, GELU, pooling, the residual stream, the
   // parameters and their gradients stay fp32. forward() refreshes the fp16 weight copy itself.
-  Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch, bool amp = false);
+  // keep_attention_probs: every attention block keeps its softmax probabilities for
+  // attention_probs(), on the unfused path whatever VKVIT_ATTENTION says (`vkvit explain`).
+  Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch, bool amp = false, bool keep_attention_probs = false);
   ~Vit();
   Vit(const Vit&) = delete;
   Vit& operator=(const Vit&) = delete;
@@ -61,6 +63,11 @@ class Vit {
   // Records the backward pass from dlogits (batch, K) after forward(rec, batch); ACCUMULATES into
   // grads_view() (the caller zeroes it, e.g. rec.fill(grads_view(), 0)).
   void backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits);
+
+  // After forward(rec, batch) has run: block `layer`'s attention probabilities softmax(scale Q K^T),
+  // (max_batch, H, N, N), of which the first `batch` images are this forward's. Throws Error for a
+  // block that is not attention, or a model built without keep_attention_probs on the fused path.
+  vk::View attention_probs(int layer) const;
 
   uint64_t activation_bytes() const { return activation_bytes_; }
   bool amp() const { return amp_; }

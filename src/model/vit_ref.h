@@ -21,6 +21,8 @@ class VitRef {
   std::vector<double> forward(const std::vector<double>& params, const std::vector<double>& patches, uint32_t B);
   // After forward with the same params: grads (layout().total_floats()) += d sum(logits * dlogits) / d params.
   void backward(const std::vector<double>& params, const std::vector<double>& dlogits, std::vector<double>& grads);
+  // After forward: block `layer`'s attention probabilities (B, H, N, N); empty for a global filter.
+  const std::vector<double>& attention_probs(int layer) const { return blocks_.at(layer).probs; }
 
  private:
   struct Block {

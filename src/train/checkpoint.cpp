@@ -86,8 +86,9 @@ void save_checkpoint_tensors(const std::string& path, const std::vector<model::T
   model::write_safetensors(path, refs, metadata_of(meta));
 }
 
-CheckpointMeta read_checkpoint_meta(const std::string& path) {
-  const model::SafeTensors st = model::read_safetensors(path);
+CheckpointMeta read_checkpoint_meta(const std::string& path) { return checkpoint_meta(model::read_safetensors(path), path); }
+
+CheckpointMeta checkpoint_meta(const model::SafeTensors& st, const std::string& path) {
   CheckpointMeta meta;
   meta.config = TrainConfig::parse(require_key(st.metadata, "vkvit.config", path), path + " (__metadata__ vkvit.config)");
   if (auto it = st.metadata.find("vkvit.config_name"); it != st.metadata.end()) meta.config.name = it->second;

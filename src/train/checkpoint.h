@@ -58,6 +58,8 @@ void save_checkpoint_tensors(const std::string& path, const std::vector<model::T
                              const CheckpointMeta& meta);
 // Reads only the metadata (config, classes, progress); throws vkvit::Error naming the file.
 CheckpointMeta read_checkpoint_meta(const std::string& path);
+// The same from a file already read (`path` names it in errors).
+CheckpointMeta checkpoint_meta(const model::SafeTensors& st, const std::string& path);
 // Loads the weights into `vit`, whose config must match; reports every missing, unexpected or
 // mis-shaped tensor at once.
 void load_checkpoint_weights(const std::string& path, model::Vit& vit);

@@ -38,20 +38,35 @@ uint64_t topk_correct(const float* logits, const int32_t* labels, uint32_t batch
   return correct;
 }
 
+uint32_t top1_class(const float* logits, uint32_t num_classes) {
+  uint32_t best = num_classes;
+  for (uint32_t c = 0; c < num_classes; ++c)
+    if (!std::isnan(logits[c]) && (best == num_classes || logits[c] > logits[best])) best = c;
+  return best;
+}
+
 AccuracyMeter::AccuracyMeter(uint32_t num_classes)
     : num_classes_(num_classes), class_total_(num_classes), class_correct_(num_classes) {
   if (num_classes == 0) throw Error("metrics: an accuracy meter needs at least one class");
+  if (num_classes <= kMaxConfusionClasses) confusion_.assign(uint64_t(num_classes) * num_classes, 0);
 }
 
 void AccuracyMeter::add(const float* logits, const int32_t* labels, uint32_t batch) {
   const uint32_t k5 = std::min<uint32_t>(5, num_classes_);
   for (uint32_t b = 0; b < batch; ++b) {
     const uint32_t label = checked_label(labels[b], num_classes_, b);
-    const uint32_t rank = label_rank(logits + size_t(b) * num_classes_, num_classes_, label);
+    const float* row = logits + size_t(b) * num_classes_;
+    const uint32_t rank = label_rank(row, num_classes_, label);
     ++count_;
     ++class_total_[label];
     if (rank < 1) ++top1_, ++class_correct_[label];
     if (rank < k5) ++top5_;
+    if (!confusion_.empty()) {
+      // rank 0 and top1_class agree (both break ties to the lower index), so the diagonal is the
+      // top-1 count; only a row of NaNs, which has no rank-0 class, falls outside the matrix.
+      const uint32_t predicted = rank == 0 ? label : top1_class(row, num_classes_);
+      if (predicted < num_classes_) ++confusion_[uint64_t(label) * num_classes_ + predicted];
+    }
   }
 }
 
@@ -75,22 +90,26 @@ void AccuracyMeter::reset() {
   count_ = top1_ = top5_ = 0;
   std::fill(class_total_.begin(), class_total_.end(), 0);
   std::fill(class_correct_.begin(), class_correct_.end(), 0);
+  std::fill(confusion_.begin(), confusion_.end(), 0);
 }
 
 std::vector<uint64_t> AccuracyMeter::counts() const {
   std::vector<uint64_t> c = {count_, top1_, top5_};
   c.insert(c.end(), class_total_.begin(), class_total_.end());
   c.insert(c.end(), class_correct_.begin(), class_correct_.end());
+  c.insert(c.end(), confusion_.begin(), confusion_.end());
   return c;
 }
 
 void AccuracyMeter::set_counts(const std::vector<uint64_t>& c) {
-  if (c.size() != 3 + 2 * size_t(num_classes_)) throw Error("internal: accuracy meter counts of another size");
+  const size_t K = num_classes_;
+  if (c.size() != 3 + 2 * K + confusion_.size()) throw Error("internal: accuracy meter counts of another size");
   count_ = c[0];
   top1_ = c[1];
   top5_ = c[2];
-  std::copy(c.begin() + 3, c.begin() + 3 + num_classes_, class_total_.begin());
-  std::copy(c.begin() + 3 + num_classes_, c.end(), class_correct_.begin());
+  std::copy(c.begin() + 3, c.begin() + 3 + K, class_total_.begin());
+  std::copy(c.begin() + 3 + K, c.begin() + 3 + 2 * K, class_correct_.begin());
+  std::copy(c.begin() + 3 + 2 * K, c.end(), confusion_.begin());
 }
 
 void RunningMean::add(double value, double weight) {

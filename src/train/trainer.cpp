@@ -15,6 +15,7 @@
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
 #include "train/metrics.h"
+#include "train/plots.h"
 #include "train/run_dir.h"
 #include "train/schedule.h"
 #include "train/train_step.h"
@@ -165,6 +166,7 @@ EvalResult evaluate(vk::Context& ctx, model::Vit& vit, data::Loader& loader, dis
   r.top1 = 100.0 * meter.top1();
   r.top5 = 100.0 * meter.top5();
   for (double a : meter.per_class()) r.per_class.push_back(100.0 * a);
+  r.confusion = meter.confusion();
   r.images_per_s = seconds > 0 ? r.images / seconds : 0;
   return r;
 }
@@ -570,7 +572,10 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
       row.val_top5 = result.last_eval.top5;
       row.skipped_files += result.last_eval.skipped;
     }
-    if (run) run->append_summary(row);
+    if (run) {
+      run->append_summary(row);
+      update_curves(*run);  // runs/<run>/curves.png from every summary.csv row (train/plots.h)
+    }
     if (!quiet) {
       std::fprintf(stderr, "epoch %llu/%d: train loss %.4f, %.0f img/s, %llu files skipped",
                    static_cast<unsigned long long>(epoch + 1), cfg.train.epochs, row.train_loss, row.img_per_s,

@@ -1,6 +1,6 @@
 // The training loop: data loader → GPU forward → cross-entropy → backward → grad norm/clip →
-// AdamW, one command-buffer submission per step; evaluation after each epoch; checkpoints and
-// summary.csv in the run folder. Also the evaluation pass shared by `vkvit eval`.
+// AdamW, one command-buffer submission per step; evaluation after each epoch; checkpoints,
+// summary.csv and curves.png in the run folder. Also the evaluation pass shared by `vkvit eval`.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -25,6 +25,7 @@ struct EvalResult {
   double loss = 0;  // mean cross-entropy without label smoothing (as timm's validate)
   double top1 = 0, top5 = 0;  // percent
   std::vector<double> per_class;  // percent; NaN for a class without samples
+  std::vector<uint64_t> confusion;  // (K, K) counts, row = true class, column = top-1 (AccuracyMeter::confusion)
   double images_per_s = 0;
 };
 

@@ -262,8 +262,7 @@ struct Context::InstanceState {
     ci.ppEnabledExtensionNames = extensions.data();
     VkResult r = vkCreateInstance(&ci, nullptr, &instance);
     if (r == VK_ERROR_INCOMPATIBLE_DRIVER || r == VK_ERROR_INITIALIZATION_FAILED)
-      throw Error(std::string("no Vulkan driver found (") + result_name(r) +
-                  "): install your GPU's Vulkan driver, or mesa-vulkan-drivers for the CPU driver lavapipe");
+      throw Error(std::string("no Vulkan driver found (") + result_name(r) + "): " + Context::install_hint());
     check(r, "vkCreateInstance");
 
     if (validation) {
@@ -299,6 +298,18 @@ std::vector<DeviceInfo> Context::list_devices(bool validation) {
   return out;
 }
 
+std::string Context::install_hint() {
+  // Mesa's package carries lavapipe and the AMD (RADV) and Intel (ANV) drivers; NVIDIA's Vulkan
+  // driver ships only with NVIDIA's own driver.
+  std::string hint =
+      "install mesa-vulkan-drivers (Debian, Ubuntu, Fedora) for the CPU driver lavapipe and Mesa's AMD and Intel GPU "
+      "drivers, or your GPU vendor's driver (NVIDIA: the proprietary driver with its Vulkan ICD)";
+  for (const char* var : {"VK_ICD_FILENAMES", "VK_DRIVER_FILES"})
+    if (const char* v = std::getenv(var); v && *v)
+      hint += std::string("; ") + var + "=" + v + " is set and limits the loader to those driver files";
+  return hint + "; `vulkaninfo --summary` (vulkan-tools) lists what the loader finds";
+}
+
 uint32_t Context::preferred_device(const std::vector<DeviceInfo>& devices) {
   uint32_t best = 0;
   int best_rank = 1 << 30;
@@ -317,7 +328,7 @@ Context::Context(const ContextOptions& options) : options_(options) {
   instance_ = std::make_unique<InstanceState>(options.validation);
   auto pds = instance_->physical_devices();
   if (pds.empty())
-    throw Error("no Vulkan device found: install your GPU's Vulkan driver, or mesa-vulkan-drivers for the CPU driver lavapipe");
+    throw Error("no Vulkan device found: " + install_hint());
   std::vector<DeviceInfo> infos;
   for (uint32_t i = 0; i < pds.size(); ++i) infos.push_back(describe(pds[i], i));
 

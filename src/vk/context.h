@@ -81,6 +81,9 @@ class Context {
   static std::vector<DeviceInfo> list_devices(bool validation = false);
   // The index that the default choice picks: discrete, integrated, virtual, CPU.
   static uint32_t preferred_device(const std::vector<DeviceInfo>& devices);
+  // What to install when the loader finds no driver or no device (one clause of an error line),
+  // naming VK_ICD_FILENAMES / VK_DRIVER_FILES when they are set, since they hide installed drivers.
+  static std::string install_hint();
 
   const DeviceInfo& info() const { return info_; }
   VkInstance instance() const;
