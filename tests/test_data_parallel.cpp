@@ -142,10 +142,21 @@ TEST_CASE("a data-parallel run resumes with another number of ranks", "[mpi][cli
   const auto reference = read_steps(whole);
 
   // 2 ranks x 8 for 5 steps, then one process x 16: the global batch stays 16, so the rest of
-  // the run is the uninterrupted one-process run.
-  CliRun r = mpirun("-np 2 " + kVkvit + " " + s.train_args(8, down) + " --max-steps 5");
+  // the run is the uninterrupted one-process run. Buckets of ~5 KB here: the tiny model's 9 tensor
+  // groups go in several buckets, each sent from its own flushed part of the backward pass.
+  CliRun r = mpirun("-np 2 -x VKVIT_ALLREDUCE_BUCKET_MB=0.005 " + kVkvit + " " + s.train_args(8, down) +
+                    " --max-steps 5");
   INFO(r.err);
   REQUIRE(r.status == 0);
+  CHECK(r.err.empty());  // -q: rank 0 says nothing, and the other ranks never do
+  std::string args = s.train_args(8, s.dir.path / "talk");
+  args.resize(args.size() - 3);  // without -q: rank 0 describes the run
+  r = mpirun("-np 2 -x VKVIT_ALLREDUCE_BUCKET_MB=0.005 " + kVkvit + " " + args + " --max-steps 1");
+  REQUIRE(r.status == 0);
+  const auto plan = vkvit::test::lines_with(r.err, "2 ranks x batch 8 = global batch 16");
+  REQUIRE(plan.size() == 1);
+  CHECK(plan[0].find("buckets overlapping the backward pass") != std::string::npos);
+  CHECK(plan[0].find("in 1 buckets") == std::string::npos);
   r = vkvit::test::run_cli("train --config " + q(down / "config.yaml") + " -b 16 --resume " +
                            q(down / "last.safetensors") + " -q");
   REQUIRE(r.status == 0);

@@ -39,8 +39,6 @@ std::string hostname() {
 }
 
 #ifdef VKVIT_HAVE_MPI
-std::vector<MPI_Request> g_pending;
-
 // MPI counts are ints: large arrays go in pieces of at most 2^30 elements.
 constexpr uint64_t kMaxCount = uint64_t(1) << 30;
 
@@ -163,27 +161,6 @@ std::vector<uint64_t> Comm::allgather(uint64_t value) {
   if (size_ > 1) MPI_Allgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD);
 #endif
   return all;
-}
-
-void Comm::start_allreduce_sum(float* data, uint64_t count) {
-#ifdef VKVIT_HAVE_MPI
-  if (size_ <= 1) return;
-  for (uint64_t at = 0; at < count; at += kMaxCount) {
-    g_pending.emplace_back();
-    MPI_Iallreduce(MPI_IN_PLACE, data + at, static_cast<int>(std::min(kMaxCount, count - at)), MPI_FLOAT, MPI_SUM,
-                   MPI_COMM_WORLD, &g_pending.back());
-  }
-#else
-  (void)data, (void)count;
-#endif
-}
-
-void Comm::wait_all() {
-#ifdef VKVIT_HAVE_MPI
-  if (g_pending.empty()) return;
-  MPI_Waitall(static_cast<int>(g_pending.size()), g_pending.data(), MPI_STATUSES_IGNORE);
-  g_pending.clear();
-#endif
 }
 
 void Comm::abort(int code) {

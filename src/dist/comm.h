@@ -47,10 +47,6 @@ class Comm {
   // Every rank's `value`, indexed by rank.
   std::vector<uint64_t> allgather(uint64_t value);
 
-  // A non-blocking in-place float sum (one gradient bucket); wait_all() completes the ones started.
-  void start_allreduce_sum(float* data, uint64_t count);
-  void wait_all();
-
   // Ends every rank of the run with exit code `code` (the launcher kills the others); the caller
   // has already printed why.
   [[noreturn]] void abort(int code);

@@ -295,7 +295,8 @@ void Vit::forward(vk::Recorder& rec, uint32_t batch) {
     ops::linear_forward(rec, logits_, pooled_, param("head.weight"), param("head.bias"), batch, K, D);
 }
 
-void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits) {
+void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
+                   const std::function<void(uint64_t first)>& grads_ready) {
   check_batch(batch, "backward");
   const uint32_t N = cfg_.tokens(), Np = cfg_.num_patches(), D = cfg_.dim, F = cfg_.mlp_dim, K = cfg_.num_classes;
   const uint64_t CPP = cfg_.patch_dim();
@@ -324,6 +325,7 @@ void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits) {
   rec.fill(dx_.slice(0, uint64_t(M) * D), 0.0f);
   ops::layernorm_backward(rec, dx_, grad("norm.weight"), grad("norm.bias"), mean_, rstd_, blocks_.back()->out, dln_,
                           param("norm.weight"), M, D);
+  if (grads_ready) grads_ready(layout_.at("norm.weight").offset);
 
   // dx_ holds the gradient of each block's output; every norm backward adds the gradient that
   // reaches the block input through its branch.
@@ -339,6 +341,9 @@ void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits) {
     rec.fill(dln_.slice(0, uint64_t(M) * D), 0.0f);
     b.mixer->backward(rec, dln_, dx_, b.ln1, batch);
     ops::layernorm_backward(rec, dx_, b.dn1w, b.dn1b, b.mean1, b.rstd1, b.in, dln_, b.n1w, M, D);
+    // A block's tensors start with its norm1 (vit_param_layout).
+    const int layer = static_cast<int>(blocks_.rend() - it) - 1;
+    if (grads_ready) grads_ready(layout_.at("blocks." + std::to_string(layer) + ".norm1.weight").offset);
   }
 
   const vk::View dpw = grad("patch_embed.proj.weight"), dpb = grad("patch_embed.proj.bias");
@@ -348,6 +353,7 @@ void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits) {
                               dx_.slice(first * N * D, n * N * D), patches_.slice(first * Np * CPP, n * Np * CPP),
                               embed_shape(cfg_, n));
   });
+  if (grads_ready) grads_ready(0);
 }
 
 }  // namespace vkvit::model

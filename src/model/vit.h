@@ -9,6 +9,7 @@
 // every token before pooling, under the name norm, for both pools.)
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -62,7 +63,12 @@ class Vit {
   void forward(vk::Recorder& rec, uint32_t batch);
   // Records the backward pass from dlogits (batch, K) after forward(rec, batch); ACCUMULATES into
   // grads_view() (the caller zeroes it, e.g. rec.fill(grads_view(), 0)).
-  void backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits);
+  // `grads_ready(first)`, when given, is called as soon as the recorded commands have finished
+  // every gradient at layout offsets >= first (floats): after the head and final norm, after
+  // each block, and with 0 at the end; the caller may flush the recorder there (data-parallel
+  // runs start sending those gradients while the rest of the backward pass runs).
+  void backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
+                const std::function<void(uint64_t first)>& grads_ready = {});
 
   // After forward(rec, batch) has run: block `layer`'s attention probabilities softmax(scale Q K^T),
   // (max_batch, H, N, N), of which the first `batch` images are this forward's. Throws Error for a

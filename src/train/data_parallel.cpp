@@ -2,6 +2,7 @@
 #include "train/data_parallel.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "vk/error.h"
@@ -79,38 +80,74 @@ void broadcast_device(dist::Comm& comm, vk::Context& ctx, const vk::View& view) 
 }
 
 GradientSync::GradientSync(vk::Context& ctx, dist::Comm& comm, const model::ParamLayout& layout,
-                           const vk::View& grads, uint64_t bucket_bytes)
-    : comm_(comm), grads_(grads), floats_(layout.total_floats()) {
+                           const vk::View& grads, uint64_t bucket_bytes, bool overlap)
+    : comm_(comm), grads_(grads), floats_(layout.total_floats()), overlap_(overlap) {
   staging_ = std::make_unique<vk::Buffer>(ctx, (floats_ + 1) * 4, vk::MemoryKind::host_readback, "gradient staging");
-  // Tensors in reverse layout order (head, final norm, the last block, ..., embeddings) are the
-  // order in which the backward pass finishes them; a tensor's range runs to the next tensor's
-  // offset, so the buckets tile the whole buffer, alignment padding included.
+  // A tensor's range runs to the next tensor's offset, so the buckets tile the whole buffer,
+  // alignment padding included; walked from the end, as the backward pass finishes them.
   const auto& params = layout.params();
   const uint64_t bucket_floats = std::max<uint64_t>(bucket_bytes / 4, 1);
   uint64_t bucket_end = floats_;
   for (size_t i = params.size(); i-- > 0;) {
     const uint64_t first = i == 0 ? 0 : params[i].offset;
     if (bucket_end - first >= bucket_floats || i == 0) {
-      buckets_.push_back({first, bucket_end - first});
+      buckets_.push_back({first, bucket_end - first, false, -1});
       bucket_end = first;
     }
   }
-  if (buckets_.empty()) buckets_.push_back({0, floats_});
 }
 
-void GradientSync::record_copy_out(vk::Recorder& rec) {
-  rec.copy(grads_.slice(0, floats_), staging_->view().slice(0, floats_));
+std::unique_ptr<GradientSync> GradientSync::from_env(vk::Context& ctx, dist::Comm& comm,
+                                                     const model::ParamLayout& layout, const vk::View& grads) {
+  uint64_t bucket_bytes = kDefaultBucketBytes;
+  if (const char* v = std::getenv("VKVIT_ALLREDUCE_BUCKET_MB"); v && *v) {
+    char* end = nullptr;
+    const double mb = std::strtod(v, &end);
+    if (*end != '\0' || !(mb > 0))
+      throw Error(std::string("VKVIT_ALLREDUCE_BUCKET_MB='") + v + "' is not a positive number of megabytes");
+    bucket_bytes = static_cast<uint64_t>(mb * (1 << 20));
+  }
+  bool overlap = true;
+  if (const char* v = std::getenv("VKVIT_ALLREDUCE_OVERLAP"); v && *v) overlap = std::strcmp(v, "0") != 0;
+  return std::make_unique<GradientSync>(ctx, comm, layout, grads, bucket_bytes, overlap);
 }
 
-void GradientSync::clear() { std::memset(staging(), 0, (floats_ + 1) * 4); }
+void GradientSync::begin_step() {
+  for (Bucket& b : buckets_) {
+    b.copied = false;
+    b.part = -1;
+  }
+}
 
-void GradientSync::allreduce() {
-  // Every bucket is started before any is waited for, so MPI can pipeline them; the loss rides
-  // with the first.
+void GradientSync::grads_ready(vk::Recorder& rec, uint64_t first) {
+  std::vector<Bucket*> done;
+  for (Bucket& b : buckets_)
+    if (!b.copied && b.first >= first) {
+      rec.copy(grads_.slice(b.first, b.count), staging_->view().slice(b.first, b.count));
+      b.copied = true;
+      done.push_back(&b);
+    }
+  if (done.empty() || !overlap_ || first == 0) return;  // first == 0: the end of the step's recording
+  const int part = rec.flush();
+  for (Bucket* b : done) b->part = part;
+}
+
+void GradientSync::allreduce(vk::Recorder* rec, const std::function<float()>& weighted_loss) {
   float* s = staging();
-  comm_.start_allreduce_sum(s + floats_, 1);
-  for (const Range& b : buckets_) comm_.start_allreduce_sum(s + b.first, b.count);
-  comm_.wait_all();
+  bool waited = rec == nullptr;
+  if (!rec) std::memset(s, 0, floats_ * 4);  // no batch on this rank: zeros in every sum
+  for (const Bucket& b : buckets_) {
+    if (rec && b.part >= 0) {
+      rec->wait_flushed(b.part);
+    } else if (!waited) {
+      rec->wait();
+      waited = true;
+    }
+    comm_.allreduce_sum(s + b.first, b.count);
+  }
+  if (!waited) rec->wait();
+  s[floats_] = rec ? weighted_loss() : 0.0f;
+  comm_.allreduce_sum(s + floats_, 1);
 }
 
 void GradientSync::record_copy_back(vk::Recorder& rec) {

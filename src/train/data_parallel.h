@@ -4,6 +4,7 @@
 // through host-visible memory) and every rank applies the same AdamW update to the same weights.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,41 +29,53 @@ void check_ranks_agree(dist::Comm& comm, const TrainConfig& cfg, const std::vect
 // Copies the device buffer range `view` from rank 0 to every rank, through host memory.
 void broadcast_device(dist::Comm& comm, vk::Context& ctx, const vk::View& view);
 
-// Sums the gradient buffer over the ranks. The step's command buffer copies the gradients into
-// mapped host memory (record_copy_out), the host sums them across ranks in buckets of parameter
-// tensors, last layers first (allreduce), and the next command buffer copies the sums back
-// (record_copy_back). One extra float rides along: the rank's weighted loss.
+// Sums the gradient buffer over the ranks, in buckets of whole parameter tensors taken in the
+// order the backward pass finishes them (head, final norm, last block, ..., embeddings). Each
+// bucket is copied into mapped host memory by the step's own commands as soon as its gradients
+// are final (Vit::backward's grads_ready hook) and summed over the ranks by the host (MPI) while,
+// with overlap on, the GPU goes on with the earlier layers; the next command buffer copies the
+// sums back. Every rank sums the same buckets in the same order, then one float: the loss.
 class GradientSync {
  public:
-  // `grads`: the flat gradient buffer laid out by `layout`; buckets hold whole tensors, about
-  // `bucket_bytes` each (a tensor larger than that is a bucket of its own).
+  // `grads`: the flat gradient buffer laid out by `layout`; a bucket holds whole tensors, about
+  // `bucket_bytes` (a larger tensor is a bucket of its own). `overlap`: flush the recorder at
+  // every completed bucket so that its sum overlaps the rest of the backward pass.
   GradientSync(vk::Context& ctx, dist::Comm& comm, const model::ParamLayout& layout, const vk::View& grads,
-               uint64_t bucket_bytes = kDefaultBucketBytes);
+               uint64_t bucket_bytes, bool overlap);
   static constexpr uint64_t kDefaultBucketBytes = 25ull << 20;  // PyTorch DDP's default bucket_cap_mb
+  // VKVIT_ALLREDUCE_BUCKET_MB and VKVIT_ALLREDUCE_OVERLAP=0|1 override the defaults (tuning, tests).
+  static std::unique_ptr<GradientSync> from_env(vk::Context& ctx, dist::Comm& comm, const model::ParamLayout& layout,
+                                                const vk::View& grads);
 
-  void record_copy_out(vk::Recorder& rec);
-  // The rank's share of the step's loss (its batch's mean loss x its share of the global batch),
-  // summed with the gradients; loss() is the global mean after allreduce().
-  void set_loss(float weighted_loss) { staging()[floats_] = weighted_loss; }
-  // Zero gradients and loss: a rank without a batch this step still takes part in the sum.
-  void clear();
-  void allreduce();
+  // Before a step's gradients are recorded.
+  void begin_step();
+  // Vit::backward's grads_ready hook: records the copies of the buckets that are now complete and,
+  // with overlap, submits what is recorded so far (Recorder::flush).
+  void grads_ready(vk::Recorder& rec, uint64_t first);
+  // After the step is submitted (rec.submit()): sums each bucket once its copy has run, waits for
+  // the whole submission, then sums `weighted_loss()` (read after the wait: this rank's share of
+  // the step's loss). A rank without a batch passes no recorder and takes part with zeros.
+  void allreduce(vk::Recorder* rec, const std::function<float()>& weighted_loss);
   void record_copy_back(vk::Recorder& rec);
-  float loss() const { return staging()[floats_]; }
+  float loss() const { return staging()[floats_]; }  // the global batch's mean loss after allreduce()
 
   uint64_t bytes_per_step() const { return (floats_ + 1) * 4; }  // what each rank contributes
   size_t buckets() const { return buckets_.size(); }
+  bool overlap() const { return overlap_; }
 
  private:
   float* staging() const { return static_cast<float*>(staging_->mapped()); }
-  struct Range {
+  struct Bucket {
     uint64_t first, count;  // floats of the flat layout
+    bool copied;            // this step: its copy is recorded
+    int part;               // this step: the flushed part holding that copy (-1: the final submission)
   };
   dist::Comm& comm_;
   vk::View grads_;
   uint64_t floats_;
+  bool overlap_;
   std::unique_ptr<vk::Buffer> staging_;  // (floats + 1): gradients, then the loss
-  std::vector<Range> buckets_;           // in the order the backward pass completes them
+  std::vector<Bucket> buckets_;          // in the order the backward pass completes them
 };
 
 }  // namespace vkvit::train

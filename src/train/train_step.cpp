@@ -51,7 +51,8 @@ void TrainStep::record(vk::Recorder& rec, uint32_t batch, const ops::AdamWHyper&
   record_update(rec, hyper, t, clip_grad);
 }
 
-void TrainStep::record_gradients(vk::Recorder& rec, uint32_t batch, float label_smoothing, float grad_weight) {
+void TrainStep::record_gradients(vk::Recorder& rec, uint32_t batch, float label_smoothing, float grad_weight,
+                                 const std::function<void(uint64_t first)>& grads_ready) {
   const uint32_t K = static_cast<uint32_t>(vit_.config().num_classes);
   rec.fill(vit_.grads_view(), 0.0f);
   rec.fill(dlogits_, 0.0f);
@@ -64,7 +65,7 @@ void TrainStep::record_gradients(vk::Recorder& rec, uint32_t batch, float label_
     dloss_value_ = dloss;
   }
   ops::cross_entropy_backward(rec, dlogits_, lse_, vit_.logits(), labels_, dloss_, batch, K, label_smoothing);
-  vit_.backward(rec, batch, dlogits_);
+  vit_.backward(rec, batch, dlogits_, grads_ready);
 }
 
 void TrainStep::record_update(vk::Recorder& rec, const ops::AdamWHyper& hyper, uint64_t t, float clip_grad) {

@@ -8,6 +8,7 @@
 // the caller feeds each step's outcome back with scaler().update(finite norm).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "model/vit.h"
@@ -30,7 +31,9 @@ class TrainStep {
   // The same step in two halves, for data-parallel runs that average the gradients in between:
   // the gradients of `grad_weight` times the batch's mean loss (a rank's batch / the global batch,
   // so that the ranks' sums are the global mean's gradients), then norm, clipping and AdamW.
-  void record_gradients(vk::Recorder& rec, uint32_t batch, float label_smoothing, float grad_weight);
+  // `grads_ready` is handed to Vit::backward (data-parallel runs send finished buckets early).
+  void record_gradients(vk::Recorder& rec, uint32_t batch, float label_smoothing, float grad_weight,
+                        const std::function<void(uint64_t first)>& grads_ready = {});
   void record_update(vk::Recorder& rec, const ops::AdamWHyper& hyper, uint64_t t, float clip_grad);
 
   const vk::View& labels() const { return labels_; }  // (max_batch) uint32 class indices

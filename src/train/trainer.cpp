@@ -408,7 +408,7 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
   if (cfg.train.lr_scaling == "linear") schedule_cfg.lr *= ranks;  // the linear scaling rule
   const LrSchedule schedule = LrSchedule::from_config(schedule_cfg, steps_per_epoch);
   std::unique_ptr<GradientSync> sync;
-  if (dp) sync = std::make_unique<GradientSync>(ctx, world, vit.layout(), vit.grads_view());
+  if (dp) sync = GradientSync::from_env(ctx, world, vit.layout(), vit.grads_view());
   ops::AdamWHyper hyper;
   hyper.beta1 = cfg.train.betas[0];
   hyper.beta2 = cfg.train.betas[1];
@@ -421,10 +421,11 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
                  train_samples.size(), val_samples.size(), static_cast<unsigned long long>(steps_per_epoch));
   if (!quiet && dp)
     std::fprintf(stderr,
-                 "vkvit: %u ranks x batch %u = global batch %llu; gradients averaged in %zu buckets, %.1f MB per "
-                 "step; peak lr %.3g%s\n",
+                 "vkvit: %u ranks x batch %u = global batch %llu; gradients averaged in %zu buckets%s, %.1f MB "
+                 "per step; peak lr %.3g%s\n",
                  ranks, B, static_cast<unsigned long long>(uint64_t(B) * ranks), sync->buckets(),
-                 double(sync->bytes_per_step()) / 1e6, schedule_cfg.lr,
+                 sync->overlap() ? " overlapping the backward pass" : "", double(sync->bytes_per_step()) / 1e6,
+                 schedule_cfg.lr,
                  cfg.train.lr_scaling == "linear" ? " (train.lr x ranks, train.lr_scaling: linear)" : "");
 
   TrainResult result;
@@ -486,15 +487,15 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
         // to host memory, the sum over the ranks, then the same update on every rank.
         const float share = float(have_batch ? batch.size : 0) / float(images);
         if (have_batch) {
-          sb.record_gradients(rec, batch.size, label_smoothing, share);
-          sync->record_copy_out(rec);
+          sync->begin_step();
+          sb.record_gradients(rec, batch.size, label_smoothing, share,
+                              [&](uint64_t first) { sync->grads_ready(rec, first); });
           io.record_readback(rec, sb.loss(), 0);
-          rec.submit_and_wait();
-          sync->set_loss(io.readback()[0] * share);
+          rec.submit();
+          sync->allreduce(&rec, [&] { return io.readback()[0] * share; });
         } else {
-          sync->clear();
+          sync->allreduce(nullptr, {});
         }
-        sync->allreduce();
         sync->record_copy_back(rec);
         sb.record_update(rec, hyper, step + 1, clip_grad);
         io.record_readback(rec, sb.norm(), 1);

@@ -33,6 +33,12 @@ Recorder::Recorder(Context& ctx) : ctx_(ctx) {
 
 Recorder::~Recorder() {
   if (submitted_) vkWaitForFences(ctx_.device(), 1, &fence_, VK_TRUE, UINT64_MAX);
+  for (const Part& p : flushed_) vkWaitForFences(ctx_.device(), 1, &p.fence, VK_TRUE, UINT64_MAX);
+  spare_.insert(spare_.end(), flushed_.begin(), flushed_.end());
+  for (const Part& p : spare_) {
+    vkDestroyFence(ctx_.device(), p.fence, nullptr);
+    vkFreeCommandBuffers(ctx_.device(), ctx_.command_pool(), 1, &p.cb);
+  }
   if (queries_) vkDestroyQueryPool(ctx_.device(), queries_, nullptr);
   vkDestroyFence(ctx_.device(), fence_, nullptr);
   vkFreeCommandBuffers(ctx_.device(), ctx_.command_pool(), 1, &cb_);
@@ -161,7 +167,50 @@ void Recorder::submit() {
   submitted_ = true;
 }
 
+int Recorder::flush() {
+  if (queries_ || !recording_) return -1;
+  barrier();  // the part's results visible to the host and to what follows
+  check(vkEndCommandBuffer(cb_), "vkEndCommandBuffer");
+  VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+  si.commandBufferCount = 1;
+  si.pCommandBuffers = &cb_;
+  check(vkQueueSubmit(ctx_.queue(), 1, &si, fence_), "vkQueueSubmit");
+  flushed_.push_back({cb_, fence_});
+  if (spare_.empty()) {
+    Part p;
+    VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+    ai.commandPool = ctx_.command_pool();
+    ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    ai.commandBufferCount = 1;
+    check(vkAllocateCommandBuffers(ctx_.device(), &ai, &p.cb), "vkAllocateCommandBuffers");
+    VkFenceCreateInfo fi{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    check(vkCreateFence(ctx_.device(), &fi, nullptr, &p.fence), "vkCreateFence");
+    spare_.push_back(p);
+  }
+  cb_ = spare_.back().cb;
+  fence_ = spare_.back().fence;
+  spare_.pop_back();
+  // The next command begins the fresh buffer with a full barrier, which orders it after the
+  // flushed parts (barriers reach back over earlier submissions to the same queue).
+  recording_ = false;
+  return static_cast<int>(flushed_.size()) - 1;
+}
+
+void Recorder::wait_flushed(int id) {
+  if (id < 0) return;
+  if (static_cast<size_t>(id) >= flushed_.size()) throw Error("internal: wait_flushed: no part " + std::to_string(id));
+  check(vkWaitForFences(ctx_.device(), 1, &flushed_[size_t(id)].fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+}
+
 void Recorder::wait() {
+  // Flushed parts came before the final submission on the same queue.
+  for (const Part& p : flushed_) {
+    check(vkWaitForFences(ctx_.device(), 1, &p.fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+    check(vkResetFences(ctx_.device(), 1, &p.fence), "vkResetFences");
+    check(vkResetCommandBuffer(p.cb, 0), "vkResetCommandBuffer");
+    spare_.push_back(p);
+  }
+  flushed_.clear();
   if (!submitted_) return;
   VkResult r = vkWaitForFences(ctx_.device(), 1, &fence_, VK_TRUE, UINT64_MAX);
   submitted_ = false;

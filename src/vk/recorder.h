@@ -55,8 +55,15 @@ class Recorder {
   void barrier();  // full compute/transfer barrier
 
   void submit();           // end recording and submit; returns immediately
-  void wait();             // wait for the submission, collect timestamps, ready to record again
+  void wait();             // wait for the submission (and every flushed part), collect timestamps
   void submit_and_wait();  // both
+  // Submits what was recorded so far as a part of its own and goes on recording into a fresh
+  // command buffer, so the host can act on the part's results (wait_flushed) while the GPU runs
+  // the rest: the data-parallel step sends gradient buckets while the backward pass goes on.
+  // Returns the part's id, or -1 when nothing was submitted (profiling on: one timestamp pool per
+  // submission; the part then completes with the final wait()).
+  int flush();
+  void wait_flushed(int id);  // waits for part `id` (no-op for -1)
   // Fault injection (VKVIT_FAULT_DEVICE_LOST_AT_STEP): the next wait() still waits for the work,
   // then reports `result` through the same check() as a failing vkWaitForFences.
   void inject_wait_result(VkResult result) { injected_ = result; }
@@ -78,6 +85,12 @@ class Recorder {
   std::vector<View> pending_;  // ranges touched since the last barrier
   std::vector<std::string> labels_;
   VkResult injected_ = VK_SUCCESS;
+  struct Part {
+    VkCommandBuffer cb;
+    VkFence fence;
+  };
+  std::vector<Part> flushed_;  // parts submitted by flush() since the last wait(), in order
+  std::vector<Part> spare_;    // command buffers and fences of parts that completed
 };
 
 }  // namespace vkvit::vk
