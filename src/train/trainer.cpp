@@ -195,6 +195,7 @@ MemoryPlan plan_memory(vk::Context& ctx, const model::VitConfig& vcfg, uint32_t 
   p.parameters = n * 4;
   const uint64_t upload = (per_image + 1) * b * 4;
   p.staging = 2 * upload + (1 + ops::kGradNormFloats) * 4 + uint64_t(b) * K * 4;
+  if (dist::Comm::world().distributed()) p.staging += (n + 1) * 4;  // GradientSync's host copy of the gradients
   // TrainStep's arena: per-image loss buffers and logit gradients, m and v, the norm scratch and
   // the decay table (at most two entries per tensor), with its alignment slack.
   const vk::View stand_in{VK_NULL_HANDLE, 0, n * 4};
