@@ -15,6 +15,7 @@
 #include "train/checkpoint.h"
 #include "train/metrics.h"
 #include "train/plots.h"
+#include "train/progress.h"
 #include "train/trainer.h"
 #include "vk/error.h"
 #include "vk/log.h"
@@ -91,6 +92,9 @@ void add_eval_command(CLI::App& app, GlobalOptions& global) {
     std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
     if (!picture.empty() && ext != ".png")
       throw Error(picture + ": the confusion picture is written as PNG; give --confusion a name ending in .png");
+    // On a terminal only, and from rank 0 (whose shard stands for the whole split).
+    dist::Comm& world = dist::Comm::world();
+    train::CountProgress bar(world.is_root() ? train::progress_mode(false) : train::ProgressMode::off, "eval");
     train::CheckpointMeta meta = train::read_checkpoint_meta(args->checkpoint);
     if (args->batch_size) meta.config.train.batch_size = args->batch_size;
     if (args->workers >= 0) meta.config.data.workers = args->workers;
@@ -103,12 +107,13 @@ void add_eval_command(CLI::App& app, GlobalOptions& global) {
     model::Vit vit(ctx, train::to_vit_config(meta.config.model), static_cast<uint32_t>(meta.config.train.batch_size));
     train::load_checkpoint_weights(args->checkpoint, vit);
     // Under mpirun each rank scores its shard of the folder and rank 0 reports the sums.
-    dist::Comm& world = dist::Comm::world();
     data::LoaderConfig lc = train::loader_config(meta.config, false);
     lc.shard_index = static_cast<uint32_t>(world.rank());
     lc.shard_count = static_cast<uint32_t>(world.size());
     data::Loader loader(folder.samples, lc);
+    loader.set_progress_callback([&bar](uint64_t done, uint64_t total) { bar.update(done, total); });
     const train::EvalResult r = train::evaluate(ctx, vit, loader, &world);
+    bar.clear();
     if (!world.is_root()) return;
 
     nlohmann::ordered_json j;

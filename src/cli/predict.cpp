@@ -13,6 +13,7 @@
 #include "data/loader.h"
 #include "model/vit.h"
 #include "train/checkpoint.h"
+#include "train/progress.h"
 #include "train/trainer.h"
 #include "vk/error.h"
 #include "vk/log.h"
@@ -120,6 +121,7 @@ void add_predict_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("paths", args->paths, "Image files or folders (searched recursively)")->required();
   cmd->footer("Example:\n  vkvit predict --checkpoint runs/x/best.safetensors --topk 3 --results-file preds.csv photos/");
   cmd->callback([args, &global] {
+    train::CountProgress bar(train::progress_mode(false), "predict");  // drawn on a terminal only
     train::CheckpointMeta meta = train::read_checkpoint_meta(args->checkpoint);
     if (args->batch_size) meta.config.train.batch_size = args->batch_size;
     std::string format = args->format.empty() ? "csv" : args->format;
@@ -139,6 +141,7 @@ void add_predict_command(CLI::App& app, GlobalOptions& global) {
     model::Vit vit(ctx, train::to_vit_config(meta.config.model), static_cast<uint32_t>(meta.config.train.batch_size));
     train::load_checkpoint_weights(args->checkpoint, vit);
     data::Loader loader(samples, train::loader_config(meta.config, false));
+    loader.set_progress_callback([&bar](uint64_t done, uint64_t total) { bar.update(done, total); });
 
     std::vector<Prediction> preds;
     train::infer(ctx, vit, loader, [&](const data::Batch& batch, const float* logits) {
@@ -160,6 +163,7 @@ void add_predict_command(CLI::App& app, GlobalOptions& global) {
         preds.push_back(std::move(p));
       }
     });
+    bar.clear();
     const std::string text = format == "json" ? to_json(preds, meta.classes) : to_csv(preds, meta.classes, k);
     if (args->results_file.empty()) {
       std::fwrite(text.data(), 1, text.size(), stdout);

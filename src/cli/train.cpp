@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "dist/comm.h"
 #include "train/config.h"
+#include "train/progress.h"
 #include "train/trainer.h"
 
 namespace vkvit::cli {
@@ -56,6 +57,7 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
     }
     if (args->seed >= 0) ov.push_back("train.seed=" + std::to_string(args->seed));
     if (!ov.empty()) cfg.apply_overrides(ov);
+    train::progress_mode(args->quiet);  // a bad VKVIT_PROGRESS fails now, not after the model is built
     vk::Context ctx(global.context_options());
     train::TrainOptions opts;
     opts.output = args->output;

@@ -147,6 +147,7 @@ bool Loader::next(Batch& out, float* patches_out) {
   if (!started_) throw Error("internal: Loader::next() before start_epoch()");
   const uint64_t n = order_.size(), window = slots_.size(), per_image = floats_per_image();
   const uint32_t B = config_.batch_size;
+  if (progress_) progress_(cursor_, n);
   out.size = 0;
   if (patches_out) {
     out.patches.clear();

@@ -9,6 +9,7 @@
 #pragma once
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -71,6 +72,11 @@ class Loader {
   // that the GPU copies from), the patches are assembled there and out.patches stays empty.
   bool next(Batch& out, float* patches_out = nullptr);
   uint64_t skipped_this_epoch() const { return skipped_; }
+  // Called at the start of every next(), on its caller's thread, with the positions consumed so
+  // far this epoch (images delivered plus files skipped) and all the positions this loader reads
+  // in the epoch: a progress bar's numbers (train/progress.h). The caller is done with the
+  // previous batch by then, so the last call, from the next() that ends the epoch, says all done.
+  void set_progress_callback(std::function<void(uint64_t consumed, uint64_t total)> fn) { progress_ = std::move(fn); }
   uint32_t batch_size() const { return config_.batch_size; }
   // Batches in an epoch when no file fails (an upper bound otherwise).
   uint64_t batches_per_epoch() const;
@@ -107,6 +113,7 @@ class Loader {
   uint64_t skipped_ = 0;
   uint32_t consecutive_failures_ = 0;
   std::set<std::string> warned_;  // each failing file is warned about once per Loader
+  std::function<void(uint64_t, uint64_t)> progress_;
 
   // Shared with the workers, guarded by mutex_.
   std::mutex mutex_;

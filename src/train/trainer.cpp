@@ -16,6 +16,7 @@
 #include "train/data_parallel.h"
 #include "train/metrics.h"
 #include "train/plots.h"
+#include "train/progress.h"
 #include "train/run_dir.h"
 #include "train/schedule.h"
 #include "train/train_step.h"
@@ -428,6 +429,9 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
                  sync->overlap() ? " overlapping the backward pass" : "", double(sync->bytes_per_step()) / 1e6,
                  schedule_cfg.lr,
                  cfg.train.lr_scaling == "linear" ? " (train.lr x ranks, train.lr_scaling: linear)" : "");
+  // The bar or the periodic lines (train/progress.h); erased on the way out when an error stops the run.
+  TrainProgress display(progress_mode(quiet), static_cast<uint64_t>(cfg.train.epochs), steps_per_epoch,
+                        static_cast<uint64_t>(cfg.train.log_every), options.max_steps);
 
   TrainResult result;
   result.run_dir = progress.run_dir;
@@ -542,6 +546,7 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
         meta.epoch_loss_sum = train_loss.sum();
         meta.epoch_images = static_cast<uint64_t>(train_loss.weight());
         if (run) save_last(meta);
+        display.clear();
         if (!quiet)
           std::fprintf(stderr, "vkvit: stopped after step %llu (--max-steps) in epoch %llu; continue with --resume %s\n",
                        static_cast<unsigned long long>(step), static_cast<unsigned long long>(epoch + 1),
@@ -549,10 +554,7 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
         result.stopped_early = true;
         return result;
       }
-      if (!quiet && cfg.train.log_every > 0 && epoch_step % static_cast<uint64_t>(cfg.train.log_every) == 0)
-        std::fprintf(stderr, "epoch %llu step %llu/%llu  loss %.4f  lr %.3g  %.0f img/s\n",
-                     static_cast<unsigned long long>(epoch + 1), static_cast<unsigned long long>(epoch_step),
-                     static_cast<unsigned long long>(steps_per_epoch), train_loss.mean(), lr, speed.images_per_s());
+      display.step(epoch + 1, epoch_step, step, train_loss.mean(), lr, speed.images_per_s(), speed.seconds());
     }
     speed.stop();
     result.train_images_per_s = speed.images_per_s();
@@ -579,6 +581,7 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
       update_curves(*run);  // runs/<run>/curves.png from every summary.csv row (train/plots.h)
     }
     if (!quiet) {
+      display.clear();  // the summary takes the bar's place
       std::fprintf(stderr, "epoch %llu/%d: train loss %.4f, %.0f img/s, %llu files skipped",
                    static_cast<unsigned long long>(epoch + 1), cfg.train.epochs, row.train_loss, row.img_per_s,
                    static_cast<unsigned long long>(row.skipped_files));
