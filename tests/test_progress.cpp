@@ -374,7 +374,7 @@ TEST_CASE("a warning logged while the bar is shown is printed whole above it", "
   CHECK_THAT(screen.back(), StartsWith("epoch 1/1: train loss ") && Contains("8 files skipped"));
 }
 
-TEST_CASE("--quiet prints no progress, VKVIT_PROGRESS=off only the summaries, a bad value is refused", "[progress][cli]") {
+TEST_CASE("a quiet run prints no progress, VKVIT_PROGRESS=off only the summaries, a bad value is refused", "[progress][cli]") {
   {
     ScopedEnv env("VKVIT_PROGRESS", "bar");
     const CliRun r = vkvit::test::run_cli(dataset().train_args("quiet", 1) + " --quiet");
