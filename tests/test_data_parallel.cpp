@@ -160,7 +160,7 @@ TEST_CASE("a data-parallel run resumes with another number of ranks", "[mpi][cli
   const auto plan = vkvit::test::lines_with(r.err, "2 ranks x batch 8 = global batch 16");
   REQUIRE(plan.size() == 1);
   CHECK(plan[0].find("buckets overlapping the backward pass") != std::string::npos);
-  CHECK(plan[0].find("in 1 buckets") == std::string::npos);
+  CHECK(plan[0].find("in 1 bucket") == std::string::npos);
   r = vkvit::test::run_cli("train --config " + q(down / "config.yaml") + " -b 16 --resume " +
                            q(down / "last.safetensors") + " -q");
   REQUIRE(r.status == 0);

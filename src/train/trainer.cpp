@@ -423,10 +423,11 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
                  train_samples.size(), val_samples.size(), static_cast<unsigned long long>(steps_per_epoch));
   if (!quiet && dp)
     std::fprintf(stderr,
-                 "vkvit: %u ranks x batch %u = global batch %llu; gradients averaged in %zu buckets%s, %.1f MB "
+                 "vkvit: %u ranks x batch %u = global batch %llu; gradients averaged in %zu bucket%s, %.1f MB "
                  "per step; peak lr %.3g%s\n",
                  ranks, B, static_cast<unsigned long long>(uint64_t(B) * ranks), sync->buckets(),
-                 sync->overlap() ? " overlapping the backward pass" : "", double(sync->bytes_per_step()) / 1e6,
+                 sync->buckets() == 1 ? "" : sync->overlap() ? "s overlapping the backward pass" : "s",
+                 double(sync->bytes_per_step()) / 1e6,
                  schedule_cfg.lr,
                  cfg.train.lr_scaling == "linear" ? " (train.lr x ranks, train.lr_scaling: linear)" : "");
   // The bar or the periodic lines (train/progress.h); erased on the way out when an error stops the run.
