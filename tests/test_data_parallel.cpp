@@ -197,6 +197,14 @@ TEST_CASE("a failing rank stops every rank with a line naming it", "[mpi][cli]")
     CHECK(vkvit::test::lines_with(r.err, "vkvit: error: rank 1 of 2").size() == 1);
     CHECK(r.err.find("lists 127 images, rank 0's 128") != std::string::npos);
   }
+  SECTION("diverged training: every rank sees it, rank 0 says it once") {
+    const CliRun r = mpirun("-np 2 -x VKVIT_FAULT_NAN_AT_STEP=2 " + kVkvit + " " + s.train_args(8, s.dir.path / "run") +
+                            " --set train.max_nonfinite_steps=0");
+    INFO(r.err);
+    CHECK(r.status == 3);
+    CHECK(vkvit::test::lines_with(r.err, "training diverged").size() == 1);
+    CHECK(vkvit::test::lines_with(r.err, "vkvit: error: rank 0 of 2").size() == 1);
+  }
   SECTION("a rank whose GPU is lost mid-run") {
     const CliRun r = mpirun(rank0 + " : -np 1 env VKVIT_FAULT_DEVICE_LOST_AT_STEP=3 " + kVkvit + " " +
                             s.train_args(8, s.dir.path / "run"));

@@ -521,9 +521,12 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
       if (!std::isfinite(loss) || !std::isfinite(norm)) {
         ++nonfinite_in_a_row;
         const uint64_t limit = static_cast<uint64_t>(cfg.train.max_nonfinite_steps);
-        log_warn("step " + std::to_string(step + 1) + ": non-finite loss or gradient norm; the update was skipped (" +
-                 std::to_string(nonfinite_in_a_row) + " in a row, the run stops after " + std::to_string(limit) + ")");
-        if (nonfinite_in_a_row > limit)
+        if (root)
+          log_warn("step " + std::to_string(step + 1) + ": non-finite loss or gradient norm; the update was skipped (" +
+                   std::to_string(nonfinite_in_a_row) + " in a row, the run stops after " + std::to_string(limit) + ")");
+        // Every rank sees the same summed loss and norm, so all reach this at the same step; rank 0
+        // alone reports it, and the others wait in their next collective until its abort ends them.
+        if (nonfinite_in_a_row > limit && root)
           throw TrainingDivergedError(
               "training diverged: more than " + std::to_string(limit) +
               " steps in a row had a non-finite loss or gradient norm (the last at step " + std::to_string(step + 1) +
