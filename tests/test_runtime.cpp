@@ -41,6 +41,36 @@ TEST_CASE("the default device choice prefers GPUs over CPU drivers", "[runtime]"
   CHECK(vk::Context::preferred_device(devices) == 1);
 }
 
+TEST_CASE("ranks of a data-parallel run take the GPUs of the best kind in turn, --device wins", "[runtime][mpi]") {
+  // Two discrete GPUs at indices 1 and 3, an integrated GPU and a CPU driver.
+  std::vector<vk::DeviceInfo> devices(4);
+  const VkPhysicalDeviceType types[] = {VK_PHYSICAL_DEVICE_TYPE_CPU, VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU,
+                                        VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU, VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU};
+  for (uint32_t i = 0; i < 4; ++i) {
+    devices[i].index = i;
+    devices[i].type = types[i];
+    devices[i].vulkan_1_2 = true;
+  }
+  vk::ContextOptions o;
+  CHECK(vk::Context::choose_device(devices, o) == 1);  // one process: the preferred device
+  const uint32_t expected[] = {1, 3, 1, 3, 1};
+  for (int rank = 0; rank < 5; ++rank) {
+    o.local_rank = rank;
+    CHECK(vk::Context::choose_device(devices, o) == expected[rank]);
+  }
+  o.device = 2;  // an explicit choice wins for every rank
+  CHECK(vk::Context::choose_device(devices, o) == 2);
+  o.device = 4;
+  CHECK_THROWS_WITH(vk::Context::choose_device(devices, o), Catch::Contains("device 4 does not exist"));
+  // One CPU driver only (lavapipe): every rank shares it.
+  std::vector<vk::DeviceInfo> cpu(1);
+  cpu[0].type = VK_PHYSICAL_DEVICE_TYPE_CPU;
+  cpu[0].vulkan_1_2 = true;
+  vk::ContextOptions r;
+  r.local_rank = 3;
+  CHECK(vk::Context::choose_device(cpu, r) == 0);
+}
+
 TEST_CASE("a device index out of range is a clear error", "[runtime][gpu]") {
   vk::ContextOptions o;
   o.device = 99;

@@ -324,6 +324,22 @@ uint32_t Context::preferred_device(const std::vector<DeviceInfo>& devices) {
   return best;
 }
 
+uint32_t Context::choose_device(const std::vector<DeviceInfo>& devices, const ContextOptions& options) {
+  if (options.device >= 0) {
+    if (static_cast<size_t>(options.device) >= devices.size())
+      throw Error("device " + std::to_string(options.device) + " does not exist: there are " +
+                  std::to_string(devices.size()) + " Vulkan devices (0.." + std::to_string(devices.size() - 1) +
+                  "); run `vkvit devices` to list them");
+    return static_cast<uint32_t>(options.device);
+  }
+  const uint32_t best = preferred_device(devices);
+  if (options.local_rank < 0) return best;
+  std::vector<uint32_t> same_kind;  // devices as good as the preferred one, in index order
+  for (const DeviceInfo& d : devices)
+    if (d.type == devices[best].type && d.vulkan_1_2 == devices[best].vulkan_1_2) same_kind.push_back(d.index);
+  return same_kind[size_t(options.local_rank) % same_kind.size()];
+}
+
 Context::Context(const ContextOptions& options) : options_(options) {
   instance_ = std::make_unique<InstanceState>(options.validation);
   auto pds = instance_->physical_devices();
@@ -332,20 +348,7 @@ Context::Context(const ContextOptions& options) : options_(options) {
   std::vector<DeviceInfo> infos;
   for (uint32_t i = 0; i < pds.size(); ++i) infos.push_back(describe(pds[i], i));
 
-  uint32_t chosen = preferred_device(infos);
-  if (options.device < 0 && options.local_rank >= 0) {
-    std::vector<uint32_t> same_kind;  // devices as good as the preferred one, in index order
-    for (const DeviceInfo& d : infos)
-      if (d.type == infos[chosen].type && d.vulkan_1_2 == infos[chosen].vulkan_1_2) same_kind.push_back(d.index);
-    chosen = same_kind[size_t(options.local_rank) % same_kind.size()];
-  }
-  if (options.device >= 0) {
-    if (static_cast<size_t>(options.device) >= pds.size())
-      throw Error("device " + std::to_string(options.device) + " does not exist: there are " +
-                  std::to_string(pds.size()) + " Vulkan devices (0.." + std::to_string(pds.size() - 1) +
-                  "); run `vkvit devices` to list them");
-    chosen = static_cast<uint32_t>(options.device);
-  }
+  const uint32_t chosen = choose_device(infos, options);
   info_ = infos[chosen];
   physical_ = pds[chosen];
   // VKVIT_FAULT_DEVICE_MEMORY_LIMIT: report the device as if its heaps were no larger (memory.cpp

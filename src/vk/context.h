@@ -81,6 +81,10 @@ class Context {
   static std::vector<DeviceInfo> list_devices(bool validation = false);
   // The index that the default choice picks: discrete, integrated, virtual, CPU.
   static uint32_t preferred_device(const std::vector<DeviceInfo>& devices);
+  // The device a context with `options` takes: options.device when set (checked), else for a
+  // rank of a data-parallel run the local_rank-th device (round robin) among those of the
+  // preferred device's kind, else the preferred device.
+  static uint32_t choose_device(const std::vector<DeviceInfo>& devices, const ContextOptions& options);
   // What to install when the loader finds no driver or no device (one clause of an error line),
   // naming VK_ICD_FILENAMES / VK_DRIVER_FILES when they are set, since they hide installed drivers.
   static std::string install_hint();
