@@ -41,14 +41,6 @@ std::string hostname() {
 #ifdef VKVIT_HAVE_MPI
 // MPI counts are ints: large arrays go in pieces of at most 2^30 elements.
 constexpr uint64_t kMaxCount = uint64_t(1) << 30;
-
-template <class T>
-void allreduce_in_place(T* data, uint64_t count, MPI_Datatype type, MPI_Op op) {
-  for (uint64_t at = 0; at < count; at += kMaxCount) {
-    const int n = static_cast<int>(std::min(kMaxCount, count - at));
-    MPI_Allreduce(MPI_IN_PLACE, data + at, n, type, op, MPI_COMM_WORLD);
-  }
-}
 #endif
 
 }  // namespace
@@ -104,43 +96,24 @@ std::string Comm::describe() const {
   return "rank " + std::to_string(rank_) + " of " + std::to_string(size_) + " on " + host_;
 }
 
-void Comm::allreduce_sum(float* data, uint64_t count) {
-#ifdef VKVIT_HAVE_MPI
-  if (size_ > 1) allreduce_in_place(data, count, MPI_FLOAT, MPI_SUM);
-#else
-  (void)data, (void)count;
-#endif
-}
+void Comm::allreduce_sum(float* data, uint64_t count) { allreduce(data, count, Element::f32, Reduce::sum); }
+void Comm::allreduce_sum(double* data, uint64_t count) { allreduce(data, count, Element::f64, Reduce::sum); }
+void Comm::allreduce_sum(uint64_t* data, uint64_t count) { allreduce(data, count, Element::u64, Reduce::sum); }
+void Comm::allreduce_min(uint64_t* data, uint64_t count) { allreduce(data, count, Element::u64, Reduce::min); }
+void Comm::allreduce_max(double* data, uint64_t count) { allreduce(data, count, Element::f64, Reduce::max); }
 
-void Comm::allreduce_sum(double* data, uint64_t count) {
+void Comm::allreduce(void* data, uint64_t count, Element element, Reduce reduce) {
 #ifdef VKVIT_HAVE_MPI
-  if (size_ > 1) allreduce_in_place(data, count, MPI_DOUBLE, MPI_SUM);
+  if (size_ <= 1) return;
+  const MPI_Datatype type = element == Element::f32 ? MPI_FLOAT : element == Element::f64 ? MPI_DOUBLE : MPI_UINT64_T;
+  const MPI_Op op = reduce == Reduce::sum ? MPI_SUM : reduce == Reduce::min ? MPI_MIN : MPI_MAX;
+  const uint64_t size = element == Element::f32 ? 4 : 8;
+  // MPI counts are ints: large arrays go in pieces of at most 2^30 elements.
+  for (uint64_t at = 0; at < count; at += kMaxCount)
+    MPI_Allreduce(MPI_IN_PLACE, static_cast<char*>(data) + at * size, static_cast<int>(std::min(kMaxCount, count - at)),
+                  type, op, MPI_COMM_WORLD);
 #else
-  (void)data, (void)count;
-#endif
-}
-
-void Comm::allreduce_sum(uint64_t* data, uint64_t count) {
-#ifdef VKVIT_HAVE_MPI
-  if (size_ > 1) allreduce_in_place(data, count, MPI_UINT64_T, MPI_SUM);
-#else
-  (void)data, (void)count;
-#endif
-}
-
-void Comm::allreduce_min(uint64_t* data, uint64_t count) {
-#ifdef VKVIT_HAVE_MPI
-  if (size_ > 1) allreduce_in_place(data, count, MPI_UINT64_T, MPI_MIN);
-#else
-  (void)data, (void)count;
-#endif
-}
-
-void Comm::allreduce_max(double* data, uint64_t count) {
-#ifdef VKVIT_HAVE_MPI
-  if (size_ > 1) allreduce_in_place(data, count, MPI_DOUBLE, MPI_MAX);
-#else
-  (void)data, (void)count;
+  (void)data, (void)count, (void)element, (void)reduce;
 #endif
 }
 

@@ -52,6 +52,10 @@ class Comm {
   [[noreturn]] void abort(int code);
 
  private:
+  enum class Element { f32, f64, u64 };
+  enum class Reduce { sum, min, max };
+  void allreduce(void* data, uint64_t count, Element element, Reduce reduce);
+
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
   std::string host_;
 };
