@@ -327,6 +327,7 @@ TEST_CASE("VKVIT_PROGRESS=bar redraws one line in place that each epoch summary 
   CHECK(count_of(r.err, "\repoch 2/2 step ") >= 2);
   CHECK_THAT(r.err, Contains("\repoch 2/2 step 8/8 ["));
   CHECK(r.err.find("epoch 1 step 2/8  loss") == std::string::npos);  // no plain lines
+  CHECK(count_of(r.err, "\reval ") >= 2);  // each epoch's evaluation draws its own bar
   // Every drawing fits the 90 columns.
   for (size_t at = r.err.find('\r'); at != std::string::npos; at = r.err.find('\r', at + 1)) {
     const size_t end = r.err.find_first_of("\x1b\n", at + 1);

@@ -486,7 +486,14 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
     row.val_loss = row.val_top1 = row.val_top5 = NAN;
     const bool last_epoch = epoch + 1 == static_cast<uint64_t>(cfg.train.epochs);
     if (val_loader && (last_epoch || (cfg.train.eval_every > 0 && (epoch + 1) % cfg.train.eval_every == 0))) {
+      // On a terminal the evaluation gets its own bar (rank 0's shard) in place of the finished
+      // epoch's; plain-line and quiet runs show nothing until the summary.
+      display.clear();
+      CountProgress eval_bar(progress_mode(quiet), "eval");
+      val_loader->set_progress_callback([&eval_bar](uint64_t done, uint64_t total) { eval_bar.update(done, total); });
       result.last_eval = evaluate(ctx, vit, *val_loader, &world);
+      val_loader->set_progress_callback({});
+      eval_bar.clear();
       row.val_loss = result.last_eval.loss;
       row.val_top1 = result.last_eval.top1;
       row.val_top5 = result.last_eval.top5;
