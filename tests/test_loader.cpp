@@ -1,5 +1,6 @@
 // data: Loader determinism across worker counts and runs, shuffle per epoch, drop_last vs keep
-// last, counted skips of bad files, the consecutive-failure stop, and restarting mid-epoch.
+// last, counted skips of bad files, the consecutive-failure stop, restarting mid-epoch, and the
+// shards of data-parallel runs.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <set>
 
 #include <opencv2/imgcodecs.hpp>
@@ -174,6 +176,88 @@ TEST_CASE("loader skips and counts files that fail and stops after too many in a
   Loader tolerant(g.samples, c);
   const auto t = epoch(tolerant, 0);
   CHECK(tolerant.skipped_this_epoch() == 7);
+}
+
+TEST_CASE("loader shards split each global batch between ranks and cover every image once", "[data][mpi]") {
+  Dataset d("shards", 3, 9);
+  const ImageFolder f = ImageFolder::scan(d.root.string());
+  REQUIRE(f.samples.size() == 27);
+  auto sharded = [&](bool train, uint32_t batch, uint32_t index, uint32_t count) {
+    LoaderConfig c = small_config(train, 1);
+    c.batch_size = batch;
+    c.shard_index = index;
+    c.shard_count = count;
+    return std::make_unique<Loader>(f.samples, c);
+  };
+  // Training: 2 shards of batch 2 read, step by step, the halves of one loader's batch of 4
+  // (rounds of 4 positions: 6 steps, the 3 positions left over are dropped as a batch would be).
+  LoaderConfig one_cfg = small_config(true, 1);
+  Loader one(f.samples, one_cfg);
+  auto s0 = sharded(true, 2, 0, 2), s1 = sharded(true, 2, 1, 2);
+  CHECK(s0->batches_per_epoch() == 6);
+  const auto whole = epoch(one, 3), a = epoch(*s0, 3), b = epoch(*s1, 3);
+  REQUIRE(whole.size() == 6);
+  REQUIRE(a.size() == 6);
+  REQUIRE(b.size() == 6);
+  for (size_t i = 0; i < whole.size(); ++i) {
+    std::vector<std::string> halves = a[i].paths;
+    halves.insert(halves.end(), b[i].paths.begin(), b[i].paths.end());
+    CHECK(halves == whole[i].paths);
+  }
+  // The run's position is the minimum over the shards' next unread positions.
+  s0->start_epoch(3);
+  s1->start_epoch(3);
+  Batch batch;
+  for (int step = 1; step <= 2; ++step) {
+    REQUIRE(s0->next(batch));
+    REQUIRE(s1->next(batch));
+    CHECK(std::min(s0->position(), s1->position()) == uint64_t(4 * step));
+  }
+  // Resuming at position 8 (maybe with another number of shards) splits the rest the same way.
+  one.start_epoch(3, 8);
+  s0->start_epoch(3, 8);
+  s1->start_epoch(3, 8);
+  REQUIRE(one.next(batch));
+  Batch h0, h1;
+  REQUIRE(s0->next(h0));
+  REQUIRE(s1->next(h1));
+  h0.paths.insert(h0.paths.end(), h1.paths.begin(), h1.paths.end());
+  CHECK(h0.paths == batch.paths);
+
+  // Evaluation: 3 shards of batch 4 keep every image exactly once (chunks 0,3,6 / 1,4 / 2,5).
+  std::multiset<std::string> seen;
+  uint64_t batches = 0;
+  for (uint32_t i = 0; i < 3; ++i) {
+    auto e = sharded(false, 4, i, 3);
+    const auto got = epoch(*e, 0);
+    batches += got.size();
+    for (const Batch& g : got) seen.insert(g.paths.begin(), g.paths.end());
+  }
+  CHECK(batches == 7);
+  CHECK(seen.size() == 27);
+  CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == 27);
+
+  // A shard that meets a broken file runs one batch short at the end of the epoch; the trainer
+  // lets it take part in that step with no images.
+  REQUIRE(f.samples[0].path == d.file("c0/0.png"));
+  write_text(d.file("c0/0.png"), "");
+  const std::vector<uint32_t> order = Loader::epoch_order(27, true, 42, 3);
+  const uint64_t at = uint64_t(std::find(order.begin(), order.end(), 0u) - order.begin());
+  const uint32_t owner = at < 24 ? uint32_t(at / 2 % 2) : 2;  // 2: in the dropped tail, never read
+  std::vector<std::unique_ptr<Loader>> t;
+  t.push_back(sharded(true, 2, 0, 2));
+  t.push_back(sharded(true, 2, 1, 2));
+  for (uint32_t i = 0; i < 2; ++i) {
+    INFO("shard " << i << ", broken file at position " << at);
+    const auto got = epoch(*t[i], 3);
+    CHECK(t[i]->skipped_this_epoch() == (i == owner ? 1u : 0u));
+    CHECK(got.size() == (i == owner ? 5u : 6u));
+  }
+
+  LoaderConfig too_few = small_config(true, 1);
+  too_few.batch_size = 14;
+  too_few.shard_count = 2;
+  CHECK_THROWS_WITH(Loader(f.samples, too_few), Contains("for each of 2 ranks"));
 }
 
 TEST_CASE("loader restarts an epoch midway without waiting for the old one", "[data]") {
