@@ -177,6 +177,25 @@ TEST_CASE("a data-parallel run resumes with another number of ranks", "[mpi][cli
   require_same_steps(reference, read_steps(up));
 }
 
+TEST_CASE("a rank whose shard runs short after a broken file takes part in the last step with no images", "[mpi][cli]") {
+  Setup s;
+  vkvit::test::write_file(s.data / "train" / "vertical" / "broken.png", "not a png");  // 129 files
+  const fs::path out = s.dir.path / "run";
+  const CliRun r = mpirun("-np 2 " + kVkvit + " " + s.train_args(8, out) + " --epochs 1");
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  // 8 global steps of 16 (the 129th position is dropped with its round); the rank that skipped
+  // the file, if it was read, had 7 batches and joined step 8 with zeros.
+  const auto steps = read_steps(out);
+  CHECK(steps.size() == 8);
+  for (const StepRow& row : steps) CHECK(std::isfinite(row.loss));
+  const auto summary = vkvit::test::lines_of(vkvit::test::read_file(out / "summary.csv"));
+  REQUIRE(summary.size() == 2);
+  const std::string skipped = summary[1].substr(summary[1].rfind(',') + 1);
+  CHECK((skipped == "0" || skipped == "1"));
+  if (skipped == "1") CHECK(vkvit::test::lines_with(r.err, "broken.png").size() == 1);  // warned once, by its rank
+}
+
 TEST_CASE("a failing rank stops every rank with a line naming it", "[mpi][cli]") {
   Setup s;
   const std::string rank0 = "-np 1 " + kVkvit + " " + s.train_args(8, s.dir.path / "run");
