@@ -107,3 +107,17 @@ TEST_CASE("running mean and images per second", "[metrics]") {
   CHECK(t.seconds() == s);  // stopped: a pause does not count
   CHECK(t.images_per_s() == Approx(100 / s));
 }
+
+TEST_CASE("softmax and top_classes: probabilities of a row and its k best classes, ties by lower index", "[metrics]") {
+  const float row[5] = {1.0f, 3.0f, 3.0f, -2.0f, 1000.0f};
+  const std::vector<double> p = softmax(row, 4);
+  REQUIRE(p.size() == 4);
+  double sum = 0;
+  for (double v : p) sum += v;
+  CHECK(sum == Approx(1.0));
+  CHECK(p[1] == Approx(std::exp(2.0) / (2 * std::exp(2.0) + 1 + std::exp(-3.0))));
+  CHECK(softmax(row, 5)[4] == Approx(1.0));  // a large logit does not overflow
+  CHECK(top_classes(p, 3) == std::vector<uint32_t>{1, 2, 0});
+  CHECK(top_classes(p, 9) == std::vector<uint32_t>{1, 2, 0, 3});  // k past the classes: all of them
+  CHECK(top_classes({0.5, 0.5, 0.5}, 2) == std::vector<uint32_t>{0, 1});
+}

@@ -23,6 +23,7 @@
 #include "model/attention_rollout.h"
 #include "model/vit.h"
 #include "train/checkpoint.h"
+#include "train/metrics.h"
 #include "train/trainer.h"
 #include "vk/error.h"
 #include "vk/log.h"
@@ -271,16 +272,9 @@ void add_explain_command(CLI::App& app, GlobalOptions& global) {
         for (size_t i = 0; i < plan.layers.size(); ++i) layer_probs.push_back(probs.data() + (i * n + b) * H * NN);
         const std::vector<double> map = model::attention_map(plan, layer_probs, H, N);
 
-        // Softmax and the top k, as predict (ties keep the lower class index first).
-        const float* row = logits.data() + size_t(b) * K;
-        std::vector<double> p(row, row + K);
-        const double mx = *std::max_element(p.begin(), p.end());
-        double sum = 0;
-        for (double& v : p) sum += (v = std::exp(v - mx));
-        for (double& v : p) v /= sum;
-        std::vector<uint32_t> order(K);
-        for (uint32_t i = 0; i < K; ++i) order[i] = i;
-        std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t c) { return p[a] > p[c]; });
+        // The top k as predict reports them.
+        const std::vector<double> p = train::softmax(logits.data() + size_t(b) * K, K);
+        const std::vector<uint32_t> order = train::top_classes(p, uint32_t(std::max(k, 1)));
         std::vector<std::string> lines;
         for (int i = 0; i < k; ++i) lines.push_back(meta.classes[order[i]] + " " + format_prob(p[order[i]]));
 

@@ -13,6 +13,7 @@
 #include "data/loader.h"
 #include "model/vit.h"
 #include "train/checkpoint.h"
+#include "train/metrics.h"
 #include "train/progress.h"
 #include "train/trainer.h"
 #include "vk/error.h"
@@ -147,19 +148,10 @@ void add_predict_command(CLI::App& app, GlobalOptions& global) {
     train::infer(ctx, vit, loader, [&](const data::Batch& batch, const float* logits) {
       for (uint32_t b = 0; b < batch.size; ++b) {
         const float* row = logits + uint64_t(b) * K;
-        std::vector<double> score(row, row + K);
-        if (args->output_type == "prob") {
-          const double mx = *std::max_element(score.begin(), score.end());
-          double sum = 0;
-          for (double& s : score) sum += (s = std::exp(s - mx));
-          for (double& s : score) s /= sum;
-        }
-        std::vector<uint32_t> order(K);
-        for (uint32_t i = 0; i < K; ++i) order[i] = i;
-        // Ties keep the lower class index first, as torch.topk on CPU does in practice.
-        std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t c) { return score[a] > score[c]; });
+        const std::vector<double> score =
+            args->output_type == "prob" ? train::softmax(row, K) : std::vector<double>(row, row + K);
         Prediction p{batch.paths[b], {}};
-        for (int i = 0; i < k; ++i) p.topk.push_back({order[i], score[order[i]]});
+        for (uint32_t c : train::top_classes(score, uint32_t(k))) p.topk.push_back({c, score[c]});
         preds.push_back(std::move(p));
       }
     });

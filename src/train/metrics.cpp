@@ -93,6 +93,23 @@ void AccuracyMeter::reset() {
   std::fill(confusion_.begin(), confusion_.end(), 0);
 }
 
+std::vector<double> softmax(const float* logits, uint32_t num_classes) {
+  std::vector<double> p(logits, logits + num_classes);
+  const double mx = *std::max_element(p.begin(), p.end());
+  double sum = 0;
+  for (double& v : p) sum += (v = std::exp(v - mx));
+  for (double& v : p) v /= sum;
+  return p;
+}
+
+std::vector<uint32_t> top_classes(const std::vector<double>& scores, uint32_t k) {
+  std::vector<uint32_t> order(scores.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t c) { return scores[a] > scores[c]; });
+  order.resize(std::min<size_t>(k, order.size()));
+  return order;
+}
+
 std::vector<uint64_t> AccuracyMeter::counts() const {
   std::vector<uint64_t> c = {count_, top1_, top5_};
   c.insert(c.end(), class_total_.begin(), class_total_.end());

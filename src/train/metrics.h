@@ -24,6 +24,12 @@ uint64_t topk_correct(const float* logits,   // (B, K)
 // gives num_classes.
 uint32_t top1_class(const float* logits, uint32_t num_classes);
 
+// Softmax of one row of logits, in double (max subtracted first).
+std::vector<double> softmax(const float* logits, uint32_t num_classes);
+// The indices of the `k` largest scores, largest first; ties keep the lower class index first, as
+// torch.topk on CPU does in practice (predict and explain report the same top k).
+std::vector<uint32_t> top_classes(const std::vector<double>& scores, uint32_t k);
+
 // Above this many classes the meter keeps no confusion matrix: K x K counts would take more memory
 // (8 K^2 bytes: 32 MiB here, 8 MiB at ImageNet's 1000) than the evaluation is worth spending on it.
 constexpr uint32_t kMaxConfusionClasses = 2048;
