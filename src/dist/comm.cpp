@@ -128,10 +128,13 @@ void Comm::broadcast(void* data, uint64_t bytes, int root) {
 #endif
 }
 
-std::vector<uint64_t> Comm::allgather(uint64_t value) {
-  std::vector<uint64_t> all(size_t(size_), value);
+std::vector<uint64_t> Comm::allgather(const std::vector<uint64_t>& values) {
+  std::vector<uint64_t> all;
+  for (int r = 0; r < size_; ++r) all.insert(all.end(), values.begin(), values.end());
 #ifdef VKVIT_HAVE_MPI
-  if (size_ > 1) MPI_Allgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD);
+  if (size_ > 1)
+    MPI_Allgather(values.data(), static_cast<int>(values.size()), MPI_UINT64_T, all.data(),
+                  static_cast<int>(values.size()), MPI_UINT64_T, MPI_COMM_WORLD);
 #endif
   return all;
 }

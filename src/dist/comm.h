@@ -44,8 +44,8 @@ class Comm {
   void allreduce_max(double* data, uint64_t count);
   // `bytes` from rank `root` to every rank.
   void broadcast(void* data, uint64_t bytes, int root = 0);
-  // Every rank's `value`, indexed by rank.
-  std::vector<uint64_t> allgather(uint64_t value);
+  // Every rank's `values` (the same count on every rank), rank after rank.
+  std::vector<uint64_t> allgather(const std::vector<uint64_t>& values);
 
   // Ends every rank of the run with exit code `code` (the launcher kills the others); the caller
   // has already printed why.

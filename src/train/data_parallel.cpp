@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <tuple>
 
 #include "vk/error.h"
 
@@ -47,28 +48,27 @@ void check_ranks_agree(dist::Comm& comm, const TrainConfig& cfg, const std::vect
   config.add(same.to_yaml());
   Fingerprint class_list;
   for (const std::string& c : classes) class_list.add(c);
-  // One value per check, gathered from every rank; a rank compares itself with rank 0.
-  const std::vector<uint64_t> configs = comm.allgather(config.h);
-  const std::vector<uint64_t> class_lists = comm.allgather(class_list.h);
-  const std::vector<uint64_t> train_lists = comm.allgather(listing_fingerprint(train, cfg.data.dir));
-  const std::vector<uint64_t> val_lists = comm.allgather(listing_fingerprint(val, cfg.data.dir));
-  const std::vector<uint64_t> train_counts = comm.allgather(train.size());
-  const std::vector<uint64_t> val_counts = comm.allgather(val.size());
+  // Every rank's six values in one exchange; a rank compares itself with rank 0.
+  enum { kConfig, kClasses, kTrain, kVal, kTrainCount, kValCount, kValues };
+  const std::vector<uint64_t> all =
+      comm.allgather({config.h, class_list.h, listing_fingerprint(train, cfg.data.dir),
+                      listing_fingerprint(val, cfg.data.dir), train.size(), val.size()});
   const size_t me = size_t(comm.rank());
-  if (configs[me] != configs[0])
+  auto mine = [&](int what) { return all[me * kValues + size_t(what)]; };
+  auto root = [&](int what) { return all[size_t(what)]; };
+  if (mine(kConfig) != root(kConfig))
     throw Error("its run config differs from rank 0's (" + cfg.source +
                 "): every rank must be started with the same --config and overrides (only data.dir may differ)");
   const std::string where = " in " + cfg.data.dir;
-  if (class_lists[me] != class_lists[0])
+  if (mine(kClasses) != root(kClasses))
     throw Error("its class folders" + where + " differ from rank 0's: every rank must see the same dataset");
-  if (train_lists[me] != train_lists[0])
-    throw Error("its training split" + where + " lists " + std::to_string(train_counts[me]) + " images, rank 0's " +
-                std::to_string(train_counts[0]) + (train_counts[me] == train_counts[0] ? " with other names" : "") +
-                ": every rank must see the same dataset at the same path");
-  if (val_lists[me] != val_lists[0])
-    throw Error("its validation split" + where + " lists " + std::to_string(val_counts[me]) + " images, rank 0's " +
-                std::to_string(val_counts[0]) + (val_counts[me] == val_counts[0] ? " with other names" : "") +
-                ": every rank must see the same dataset at the same path");
+  for (const auto& [split, list, count] : {std::tuple<const char*, int, int>{"training", kTrain, kTrainCount},
+                                           {"validation", kVal, kValCount}})
+    if (mine(list) != root(list))
+      throw Error(std::string("its ") + split + " split" + where + " lists " + std::to_string(mine(count)) +
+                  " images, rank 0's " + std::to_string(root(count)) +
+                  (mine(count) == root(count) ? " with other names" : "") +
+                  ": every rank must see the same dataset at the same path");
 }
 
 void broadcast_device(dist::Comm& comm, vk::Context& ctx, const vk::View& view) {
