@@ -9,6 +9,7 @@
 #include "ops/attention.h"
 #include "ops/matmul.h"
 #include "vk/error.h"
+#include "vk/profiler.h"
 
 using namespace vkvit;
 using namespace vkvit::test;
@@ -123,18 +124,54 @@ TEST_CASE("the tiled kernel with the GPU tile (64x64x16, 256 invocations) matche
 TEST_CASE("matmul vec4 load variants match the reference", "[matmul][gpu]") {
   SmallLavapipeTile small_tile;
   // Every dimension a multiple of 4 (the lavapipe kernel loads A and B as vec4), but M and N not
-  // multiples of its 16 x 96 block, so the clamped edge loads are exercised too.
+  // multiples of its 16 x 96 block, so the clamped edge loads are exercised too. The lavapipe
+  // kernel reads aligned operands from texel buffers unless VKVIT_MATMUL_TEXEL=0, and then from
+  // storage buffers, as 64-bit pairs unless VKVIT_MATMUL_WIDE=0: all three paths run here.
+  struct Loads {
+    const char* name;
+    const char* texel;
+    const char* wide;
+  };
+  const Loads loads[] = {{"texel", "1", "1"}, {"storage-wide", "0", "1"}, {"storage", "0", "0"}};
   uint32_t seed = 300;
   for (ops::MatmulKernel kernel : {ops::MatmulKernel::lavapipe, ops::MatmulKernel::tiled})
-    for (bool ta : {false, true})
-      for (bool tb : {false, true}) {
-        ops::MatmulShape s = shape(52, 100, 36, ta, tb);
-        s.beta = 1.0f;
-        seed += 4;
-        DYNAMIC_SECTION(ops::matmul_kernel_name(kernel) << " trans_a=" << ta << " trans_b=" << tb) {
-          check_matmul(s, true, seed, kernel);
+    for (const Loads& l : loads) {
+      if (kernel == ops::MatmulKernel::tiled && l.texel[0] == '0') continue;  // tiled has one load path
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          ops::MatmulShape s = shape(52, 100, 36, ta, tb);
+          s.beta = 1.0f;
+          seed += 4;
+          DYNAMIC_SECTION(ops::matmul_kernel_name(kernel) << " " << l.name << " trans_a=" << ta << " trans_b=" << tb) {
+            ScopedEnv texel{"VKVIT_MATMUL_TEXEL", l.texel}, wide{"VKVIT_MATMUL_WIDE", l.wide};
+            check_matmul(s, true, seed, kernel);
+          }
         }
-      }
+    }
+}
+
+TEST_CASE("matmul reads aligned operands through texel buffers on lavapipe", "[matmul][gpu]") {
+  // The profile's shape labels name the kernel each product ran: aligned A and B take the texel
+  // variant, a K that is not a multiple of 4 (no vec4 loads of A in NN) keeps the storage one.
+  SmallLavapipeTile small_tile;
+  ScopedEnv shapes{"VKVIT_PROFILE_SHAPES", "1"}, texel{"VKVIT_MATMUL_TEXEL", "1"};
+  vk::ContextOptions o;
+  o.profile = true;
+  vk::Context profiled(o);
+  if (!profiled.info().timestamps || ops::matmul_kernel_for(profiled.info()) != ops::MatmulKernel::lavapipe) {
+    WARN("no timestamps or not a CPU driver: the kernel choice is not visible here");
+    return;
+  }
+  vk::Buffer a(profiled, 64 * 64 * 4, vk::MemoryKind::device, "a"), b(profiled, 64 * 64 * 4, vk::MemoryKind::device, "b"),
+      c(profiled, 64 * 64 * 4, vk::MemoryKind::device, "c");
+  vk::Recorder rec(profiled);
+  ops::matmul(rec, c.view(), a.view(), b.view(), shape(40, 64, 32, false, false));
+  ops::matmul(rec, c.view(), a.view(), b.view(), shape(40, 64, 30, false, false));
+  rec.submit_and_wait();
+  const auto& e = profiled.profiler().entries();
+  CHECK(e.count("matmul NN 40x64x32 b1 matmul_lavapipe_texel_8x8") == 1);
+  CHECK(e.count("matmul NN 40x64x30 b1 matmul_lavapipe_8x8") == 1);
+  profiled.profiler().clear();  // keep the exit table out of the test log
 }
 
 TEST_CASE("matmul with unaligned leading dimensions", "[matmul][gpu]") {

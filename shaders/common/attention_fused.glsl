@@ -7,8 +7,9 @@
 // workgroup = one subgroup = one SIMD vector, no shared memory. A lane owns one row (a query row
 // in the forward and dQ kernels, a key row in the dK/dV kernel) and its vectors of HEAD_DIM floats
 // live in registers. The other side's rows are fetched 8 at a time, one row per lane, as vec4
-// loads, and subgroupBroadcast hands each fetched row to all lanes: llvmpipe turns a storage load
-// into a per-lane loop, so every lane loading the same row would cost 8 times as many loads.
+// loads, and subgroupShuffle hands each fetched row to all lanes: llvmpipe turns a storage load
+// into a per-lane loop, so every lane loading the same row would cost 8 times as many loads, and
+// it turns a shuffle into one permute but subgroupBroadcast into a loop over the exec mask.
 // HEAD_DIM is a compile-time #define (one .comp per head width) so every loop over it unrolls and
 // the vectors stay in registers; lavapipe does not unroll loops sized by spec constants.
 //
@@ -16,7 +17,8 @@
 // consecutive heads and all row chunks of each: with few tokens (17 for Fashion-MNIST) a head is
 // a few thousand FMAs, and lavapipe's fixed cost per workgroup would otherwise dominate.
 #extension GL_EXT_control_flow_attributes : require
-#extension GL_KHR_shader_subgroup_ballot : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 
 #define LANES 8u
 #define HV (HEAD_DIM / 4u)  // vec4s per head row

@@ -35,13 +35,13 @@ void head(uint b, uint h, uint z) {
         float s = 0.0, dp = 0.0;
         vec4 qt[HV], dt[HV];
         [[unroll]] for (uint c = 0; c < HV; ++c) {
-          qt[c] = subgroupBroadcast(q[c], t);
-          dt[c] = subgroupBroadcast(dout[c], t);
+          qt[c] = subgroupShuffle(q[c], t);
+          dt[c] = subgroupShuffle(dout[c], t);
           s += dot(qt[c], k[c]);
           dp += dot(dt[c], v[c]);
         }
-        const float prob = i0 + t < p.N ? exp(s - subgroupBroadcast(lse, t)) : 0.0;
-        const float ds = prob * (dp - subgroupBroadcast(delta, t));
+        const float prob = i0 + t < p.N ? exp(s - subgroupShuffle(lse, t)) : 0.0;
+        const float ds = prob * (dp - subgroupShuffle(delta, t));
         [[unroll]] for (uint c = 0; c < HV; ++c) {
           dv[c] += prob * dt[c];
           dk[c] += ds * qt[c];

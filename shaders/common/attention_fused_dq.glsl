@@ -37,9 +37,9 @@ void head(uint b, uint h, uint z) {
         float s = 0.0, dp = 0.0;
         vec4 kt[HV];
         [[unroll]] for (uint c = 0; c < HV; ++c) {
-          kt[c] = subgroupBroadcast(k[c], t);
+          kt[c] = subgroupShuffle(k[c], t);
           s += dot(q[c], kt[c]);
-          dp += dot(dout[c], subgroupBroadcast(v[c], t));
+          dp += dot(dout[c], subgroupShuffle(v[c], t));
         }
         const float prob = j0 + t < p.N ? exp(s - lse) : 0.0;
         const float ds = prob * (dp - delta);

@@ -30,7 +30,7 @@ void head(uint b, uint h, uint z) {
       float chunk_max = kMasked;
       [[unroll]] for (uint t = 0; t < LANES; ++t) {
         float acc = 0.0;
-        [[unroll]] for (uint c = 0; c < HV; ++c) acc += dot(q[c], subgroupBroadcast(k[c], t));
+        [[unroll]] for (uint c = 0; c < HV; ++c) acc += dot(q[c], subgroupShuffle(k[c], t));
         s[t] = j0 + t < p.N ? acc : kMasked;
         chunk_max = max(chunk_max, s[t]);
       }
@@ -41,7 +41,7 @@ void head(uint b, uint h, uint z) {
       [[unroll]] for (uint t = 0; t < LANES; ++t) {
         const float pt = exp(s[t] - m_new);
         l += pt;
-        [[unroll]] for (uint c = 0; c < HV; ++c) o[c] += pt * subgroupBroadcast(v[c], t);
+        [[unroll]] for (uint c = 0; c < HV; ++c) o[c] += pt * subgroupShuffle(v[c], t);
       }
       m = m_new;
     }

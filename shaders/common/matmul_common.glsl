@@ -6,10 +6,17 @@
 // that leading dimensions, batch strides and bases are multiples of 4 (VEC4 variants).
 
 layout(set = 0, binding = 0) buffer C { float c[]; };                   // (batch, M, ldc)
+#ifdef MATMUL_TEXEL_AB
+// A and B as RGBA32F uniform texel buffers: texel i holds floats 4i .. 4i + 3 (the launcher uses
+// these variants only where every vector load is aligned, VEC_A and VEC_B).
+layout(set = 0, binding = 1) uniform samplerBuffer a_texels;
+layout(set = 0, binding = 2) uniform samplerBuffer b_texels;
+#else
 layout(set = 0, binding = 1) readonly buffer A { float a[]; };          // (batch, M, lda) or (batch, K, lda)
 layout(set = 0, binding = 1) readonly buffer A4 { vec4 a4[]; };
 layout(set = 0, binding = 2) readonly buffer B { float b[]; };          // (batch, K, ldb) or (batch, N, ldb)
 layout(set = 0, binding = 2) readonly buffer B4 { vec4 b4[]; };
+#endif
 layout(set = 0, binding = 3) readonly buffer Bias { float bias[]; };    // (N) when has_bias
 
 layout(push_constant) uniform Push {

@@ -5,7 +5,7 @@
 //
 // The same recipe as the fp32 kernel (common/matmul_lavapipe.glsl, reasons there and in
 // BENCHMARKS.md): one 8-lane workgroup = one subgroup, no shared memory, TM rows of C shared by the
-// lanes (each lane fetches different A values, subgroupBroadcast hands them out), TN columns per
+// lanes (each lane fetches different A values, subgroupShuffle hands them out), TN columns per
 // lane, a TM x TN accumulator block in registers, workgroup x walking M. What differs is the load:
 // llvmpipe runs a storage-buffer load as a loop over lanes and components, and a uvec4 of packed
 // halves is 8 values for the 4 components a vec4 load costs. So k advances 8 per iteration, and A
@@ -17,7 +17,8 @@
 // compile-time constants so that glslc unrolls every loop (lavapipe does not unroll after
 // specialization); VEC_B with !TRANS_B needs TN % 8 == 0.
 #extension GL_EXT_control_flow_attributes : require
-#extension GL_KHR_shader_subgroup_ballot : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 #ifdef OUT_F16
 #extension GL_EXT_shader_16bit_storage : require
 #endif
@@ -129,7 +130,7 @@ void block(uint z) {
         float v[8];
         unpack8(a8[(arow[r] + k) >> 3], v);
         [[unroll]] for (uint l = 0; l < LANES; ++l)
-          [[unroll]] for (uint kk = 0; kk < KSTEP; ++kk) av[kk][r * LANES + l] = subgroupBroadcast(v[kk], l);
+          [[unroll]] for (uint kk = 0; kk < KSTEP; ++kk) av[kk][r * LANES + l] = subgroupShuffle(v[kk], l);
       }
     } else if (VEC_A && TRANS_A) {
       [[unroll]] for (uint r = 0; r < A_ROWS; ++r) {
@@ -137,7 +138,7 @@ void block(uint z) {
         unpack8(a8[(atcol[r] + min(k + atq[r], p.K - 1u) * p.lda) >> 3], v);
         [[unroll]] for (uint l = 0; l < LANES; ++l) {
           const uint idx = r * LANES + l, q = idx / (TM / 8u), j = idx % (TM / 8u);
-          [[unroll]] for (uint e = 0; e < 8u; ++e) av[q][8u * j + e] = k + q < p.K ? subgroupBroadcast(v[e], l) : 0.0;
+          [[unroll]] for (uint e = 0; e < 8u; ++e) av[q][8u * j + e] = k + q < p.K ? subgroupShuffle(v[e], l) : 0.0;
         }
       }
     } else {
@@ -146,7 +147,7 @@ void block(uint z) {
         [[unroll]] for (uint r = 0; r < A_ROWS; ++r) {
           const float v = half_a(arow[r] + kc * a_step);
           [[unroll]] for (uint l = 0; l < LANES; ++l)
-            av[kk][r * LANES + l] = k + kk < p.K ? subgroupBroadcast(v, l) : 0.0;
+            av[kk][r * LANES + l] = k + kk < p.K ? subgroupShuffle(v, l) : 0.0;
         }
       }
     }

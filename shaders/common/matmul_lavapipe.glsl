@@ -9,9 +9,13 @@
 // Why the loads look the way they do: llvmpipe executes a storage-buffer load as a loop over the
 // 8 lanes (a branch, a bounds check and a scalar load per lane and component), so the cost is
 // per load *instruction* far more than per float. Hence (1) B is loaded as vec4 where the layout
-// allows (one lane loop fetches 4 floats), and (2) A is not loaded by every lane: the 8 lanes
-// fetch 8 different A values (vec4 where allowed) in one load and subgroupBroadcast hands each
-// value to all lanes, which llvmpipe does with a register extract and splat.
+// allows (one lane loop fetches 4 floats), or, in the texel variants (MATMUL_TEXEL_AB), fetched
+// from a texel buffer, which llvmpipe gathers with eight 16-byte loads and a transpose and no
+// branch; and (2) A is not loaded by every lane: the 8 lanes fetch 8 different A values (vec4
+// where allowed) in one load and subgroupShuffle hands each value to all lanes. llvmpipe turns a
+// shuffle into one cross-lane permute (vpermps); subgroupBroadcast, the obvious choice, costs a
+// loop over the lanes' exec mask per call (looking for the first active lane) and made the kernel
+// 1.3-1.6x slower (BENCHMARKS.md, "matmul: texel fetches and shuffles").
 // C[z] = alpha * op(A[z]) op(B[z]) + beta * C[z] + bias; layout in src/ops/matmul.h.
 //
 // The including shaders/matmul_lavapipe_<TM>x<TN>.comp defines TM (rows of C per workgroup, shared by its lanes) and TN
@@ -19,7 +23,8 @@
 // the TM x TN accumulators in registers. Spec-constant array sizes would leave the loops rolled
 // and the arrays in memory, because lavapipe does not unroll after specialization.
 #extension GL_EXT_control_flow_attributes : require
-#extension GL_KHR_shader_subgroup_ballot : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 
 // Lanes per workgroup, fixed so the A distribution below unrolls at compile time; the workgroup
 // must be one subgroup (true wherever the subgroup size is >= 8). TM must be a multiple of 8.
@@ -42,6 +47,14 @@ layout(constant_id = 5) const uint BATCH_PER_GROUP = 1;
 // this halves the work per float (needs shaderInt64; the launcher sets it where enabled).
 layout(constant_id = 6) const bool WIDE_LOADS = false;
 #include "matmul_common.glsl"
+#ifdef MATMUL_TEXEL_AB
+// Texel fetches: llvmpipe gathers the 8 lanes' texels with plain vector loads and shuffles, no
+// per-lane branches (the storage-buffer path below loops over the lanes); WIDE_LOADS is moot.
+vec4 load_a4(uint i) { return texelFetch(a_texels, int(i)); }
+vec4 load_b4(uint i) { return texelFetch(b_texels, int(i)); }
+float load_a1(uint i) { return texelFetch(a_texels, int(i >> 2))[i & 3u]; }
+float load_b1(uint i) { return texelFetch(b_texels, int(i >> 2))[i & 3u]; }
+#else
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 layout(set = 0, binding = 1) readonly buffer A8 { u64vec2 a8[]; };
 layout(set = 0, binding = 2) readonly buffer B8 { u64vec2 b8[]; };
@@ -58,7 +71,9 @@ vec4 load_b4(uint i) {
   if (WIDE_LOADS) return wide_to_vec4(b8[i]);
   return b4[i];
 }
-
+float load_a1(uint i) { return a[i]; }
+float load_b1(uint i) { return b[i]; }
+#endif
 
 // A values for row i of the block, from the per-lane loads: row i was fetched by lane i % LANES
 // into its register (i / LANES).
@@ -111,7 +126,7 @@ void block(uint z) {
       [[unroll]] for (uint r = 0; r < A_ROWS; ++r) {
         const vec4 v = load_a4((arow[r] + k) >> 2);
         [[unroll]] for (uint l = 0; l < LANES; ++l)
-          [[unroll]] for (uint kk = 0; kk < 4u; ++kk) av[kk][r * LANES + l] = subgroupBroadcast(v[kk], l);
+          [[unroll]] for (uint kk = 0; kk < 4u; ++kk) av[kk][r * LANES + l] = subgroupShuffle(v[kk], l);
       }
     } else if (VEC_A && TRANS_A) {
       [[unroll]] for (uint r = 0; r < A_ROWS; ++r) {
@@ -119,16 +134,16 @@ void block(uint z) {
         [[unroll]] for (uint l = 0; l < LANES; ++l) {
           const uint idx = r * LANES + l, q = idx / (TM / 4u), j = idx % (TM / 4u);
           [[unroll]] for (uint c = 0; c < 4u; ++c)
-            av[q][4u * j + c] = k + q < p.K ? subgroupBroadcast(v[c], l) : 0.0;
+            av[q][4u * j + c] = k + q < p.K ? subgroupShuffle(v[c], l) : 0.0;
         }
       }
     } else {
       [[unroll]] for (uint kk = 0; kk < 4u; ++kk) {
         const uint kc = min(k + kk, p.K - 1u);
         [[unroll]] for (uint r = 0; r < A_ROWS; ++r) {
-          const float v = a[arow[r] + kc * a_step];
+          const float v = load_a1(arow[r] + kc * a_step);
           [[unroll]] for (uint l = 0; l < LANES; ++l)
-            av[kk][r * LANES + l] = k + kk < p.K ? subgroupBroadcast(v, l) : 0.0;
+            av[kk][r * LANES + l] = k + kk < p.K ? subgroupShuffle(v, l) : 0.0;
         }
       }
     }
@@ -148,7 +163,7 @@ void block(uint z) {
     } else {
       [[unroll]] for (uint kk = 0; kk < 4u; ++kk) {
         const uint kc = min(k + kk, p.K - 1u);
-        [[unroll]] for (uint j = 0; j < TN; ++j) bv[kk][j] = b[bcol[j] + kc * b_step];
+        [[unroll]] for (uint j = 0; j < TN; ++j) bv[kk][j] = load_b1(bcol[j] + kc * b_step);
       }
     }
     [[unroll]] for (uint kk = 0; kk < 4u; ++kk)

@@ -157,6 +157,8 @@ static_assert(sizeof(FusedPush) == 20);
 uint32_t fused_heads_per_group(uint32_t N) { return std::max(1u, 64u / N); }
 
 const vk::Kernel& fused_kernel(vk::Context& ctx, const char* kind, uint32_t d, uint32_t bindings, uint32_t N) {
+  require_subgroup_ops(ctx.info(), VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT, "fused attention",
+                       "unset VKVIT_ATTENTION=fused to use the unfused path");
   const std::string name = std::string("attention_fused_") + kind + "_d" + std::to_string(d);
   return ctx.pipelines().get(name, bindings, sizeof(FusedPush), {8u, fused_heads_per_group(N)});
 }

@@ -5,14 +5,29 @@
 #include <cstdint>
 #include <initializer_list>
 #include <numeric>
+#include <string>
 
 #include "vk/context.h"
+#include "vk/error.h"
 #include "vk/recorder.h"
 
 namespace vkvit::ops {
 
 // Invocations per workgroup for elementwise shaders (spec constant 0 = local_size_x).
 constexpr uint32_t kElementwiseGroup = 256;
+
+// Throws, naming `op`, the missing operations and what the device reports, unless compute shaders
+// on this device have every subgroup operation in `need` (VK_SUBGROUP_FEATURE_*_BIT). `hint`
+// ends the message (what to do instead).
+inline void require_subgroup_ops(const vk::DeviceInfo& info, VkSubgroupFeatureFlags need, const std::string& op,
+                                 const std::string& hint = "pick another device with VKVIT_DEVICE") {
+  if (info.subgroup_in_compute && (info.subgroup_ops & need) == need) return;
+  vk::DeviceInfo wanted;
+  wanted.subgroup_ops = need;
+  throw Error(op + " needs subgroup operations (" + wanted.subgroup_ops_string() + ") in compute shaders, which " +
+              info.name + " does not offer (it reports: " +
+              (info.subgroup_in_compute ? info.subgroup_ops_string() : std::string("none in compute")) + "); " + hint);
+}
 
 inline uint32_t div_up(uint64_t a, uint64_t b) { return static_cast<uint32_t>((a + b - 1) / b); }
 

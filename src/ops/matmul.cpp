@@ -14,6 +14,7 @@
 #include <string>
 #include <utility>
 
+#include "ops/launch.h"
 #include "ops/matmul_launch.h"
 #include "vk/error.h"
 #include "vk/pipeline.h"
@@ -55,6 +56,8 @@ MatmulPolicy lavapipe_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
   if (info.subgroup_size != 0 && info.subgroup_size < 8)
     throw Error("the lavapipe matmul kernel needs a subgroup size of at least 8; device " + info.name + " has " +
                 std::to_string(info.subgroup_size) + " (use VKVIT_MATMUL_KERNEL=tiled)");
+  require_subgroup_ops(info, VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT, "the lavapipe matmul kernel",
+                       "use VKVIT_MATMUL_KERNEL=tiled");
   uint32_t tm = 16, tn = 12;
   if (small_product(s)) {
     tm = 8;
@@ -72,6 +75,8 @@ MatmulPolicy lavapipe_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
   pol.vec_a_trans = tm % 4 == 0;
   pol.vec_b_nn = tn % 4 == 0;
   pol.tail = {info.int64 && env_uint("VKVIT_MATMUL_WIDE", 1) != 0};
+  if (env_uint("VKVIT_MATMUL_TEXEL", 1) != 0)
+    pol.texel_shader = "matmul_lavapipe_texel_" + std::to_string(tm) + "x" + std::to_string(tn);
   // Only this kernel runs long K as accumulated chunks (kKChunk, matmul_launch.h).
   pol.k_chunk = env_uint("VKVIT_MATMUL_KCHUNK", kKChunk);
   return pol;

@@ -51,6 +51,7 @@ class Launcher {
     ldc_ = s.c.ld ? s.c.ld : s.N;
     align_ = std::max<uint64_t>(info_.min_storage_offset_alignment, 16);
     no_vec_ = env_uint("VKVIT_MATMUL_SCALAR", 0) != 0;
+    profile_shapes_ = rec.context().profiling() && env_uint("VKVIT_PROFILE_SHAPES", 0) != 0;
   }
 
   void run() {
@@ -75,6 +76,14 @@ class Launcher {
     return std::string(pol_.name) + " M=" + std::to_string(s_.M) + " N=" + std::to_string(s_.N) +
            " K=" + std::to_string(s_.K) + " batch=" + std::to_string(s_.batch) + (s_.trans_a ? " trans_a" : "") +
            (s_.trans_b ? " trans_b" : "");
+  }
+
+  // "matmul NT 320x384x128 b1 matmul_lavapipe_16x12": the transposes as the op reads them (N =
+  // plain, T = transposed), M x N x K, batch entries, kernel.
+  std::string shape_label(const Part& p, const std::string& shader) const {
+    return std::string(pol_.name) + " " + (s_.trans_a ? "T" : "N") + (s_.trans_b ? "T" : "N") + " " +
+           std::to_string(p.M) + "x" + std::to_string(p.N) + "x" + std::to_string(p.K) + " b" +
+           std::to_string(p.outer * p.inner) + " " + shader;
   }
 
   void check_view(const vk::View& v, uint64_t elements, uint32_t size, const char* what) const {
@@ -121,6 +130,10 @@ class Launcher {
     r.base = lead / size;
     r.fits = r.view.size <= info_.max_storage_buffer_range;
     return r;
+  }
+
+  bool texels_fit(const Binding& b) const {
+    return b.view.offset % 16 == 0 && b.view.size % 16 == 0 && b.view.size / 16 <= info_.max_texel_buffer_elements;
   }
 
   uint64_t groups_m(const Part& p) const { return div_up(p.M, pol_.rows_per_group); }
@@ -262,19 +275,27 @@ class Launcher {
       spec.push_back(s_.trans_a);
       spec.push_back(s_.trans_b);
     }
+    bool vec_a = false, vec_b = false;
     if (pol_.vec_width != 0) {
-      const bool va = vec_ok(ba.base, lda_, s_.a, s_.trans_a ? p.M : p.K) && (!s_.trans_a || pol_.vec_a_trans);
-      const bool vb = vec_ok(bb.base, ldb_, s_.b, s_.trans_b ? p.K : p.N) && (s_.trans_b || pol_.vec_b_nn);
-      spec.push_back(va && !no_vec_);
-      spec.push_back(vb && !no_vec_);
+      vec_a = !no_vec_ && vec_ok(ba.base, lda_, s_.a, s_.trans_a ? p.M : p.K) && (!s_.trans_a || pol_.vec_a_trans);
+      vec_b = !no_vec_ && vec_ok(bb.base, ldb_, s_.b, s_.trans_b ? p.K : p.N) && (s_.trans_b || pol_.vec_b_nn);
+      spec.push_back(vec_a);
+      spec.push_back(vec_b);
       spec.push_back(pol_.batch_per_group);
     }
     spec.insert(spec.end(), pol_.tail.begin(), pol_.tail.end());
+    const std::string* shader = &pol_.shader;
+    uint32_t texel_mask = 0;
+    if (!pol_.texel_shader.empty() && vec_a && vec_b && texels_fit(ba) && texels_fit(bb)) {
+      shader = &pol_.texel_shader;
+      texel_mask = 0b0110;  // A and B
+    }
     const uint32_t gm = static_cast<uint32_t>(groups_m(p)), gn = static_cast<uint32_t>(groups_n(p));
     const vk::Groups groups{pol_.x_walks_n ? gn : gm, pol_.x_walks_n ? gm : gn,
                             div_up(push.batch, pol_.batch_per_group)};
-    const vk::Kernel& k = rec_.context().pipelines().get(pol_.shader, 4, sizeof(MatmulPush), spec);
-    rec_.dispatch(k, {bc.view, ba.view, bb.view, bbias.view}, push, groups, pol_.name);
+    const vk::Kernel& k = rec_.context().pipelines().get(*shader, 4, sizeof(MatmulPush), spec, texel_mask);
+    const std::string label = profile_shapes_ ? shape_label(p, *shader) : std::string(pol_.name);
+    rec_.dispatch(k, {bc.view, ba.view, bb.view, bbias.view}, push, groups, label.c_str());
   }
 
   vk::Recorder& rec_;
@@ -285,6 +306,8 @@ class Launcher {
   uint32_t lda_ = 0, ldb_ = 0, ldc_ = 0;
   uint64_t align_ = 16;
   bool no_vec_ = false;  // VKVIT_MATMUL_SCALAR=1: scalar loads only (tests, measurements)
+  // VKVIT_PROFILE_SHAPES=1 with --profile: one profile row per product shape and kernel variant.
+  bool profile_shapes_ = false;
 };
 
 }  // namespace

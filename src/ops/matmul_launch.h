@@ -80,6 +80,9 @@ struct MatmulPolicy {
   bool vec_a_trans = true;  // the register block allows vector loads of A stored (K, M)
   bool vec_b_nn = true;     // the register block allows vector loads of B stored (K, N)
   vk::SpecConstants tail;
+  // The same kernel reading A and B as RGBA32F texel buffers, run instead where both take vector
+  // loads; empty: none.
+  std::string texel_shader;
   uint32_t k_chunk = 0;  // K above max(kKSplitAbove, k_chunk) runs as k_chunk pieces; 0: never
 };
 

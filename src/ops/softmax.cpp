@@ -51,11 +51,7 @@ uint32_t short_row_limit() {
 }
 
 void require_subgroups(const vk::Context& ctx, const char* op) {
-  const auto& info = ctx.info();
-  const VkSubgroupFeatureFlags need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
-  if (!info.subgroup_in_compute || (info.subgroup_ops & need) != need)
-    throw Error(std::string(op) + " needs subgroup arithmetic in compute shaders, which " + info.name +
-                " does not offer (it reports: " + info.subgroup_ops_string() + "); pick another device with VKVIT_DEVICE");
+  require_subgroup_ops(ctx.info(), VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT, op);
 }
 
 // Views may start anywhere (attention hands over one image's probabilities, which starts wherever

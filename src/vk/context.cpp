@@ -120,6 +120,7 @@ DeviceInfo describe(VkPhysicalDevice pd, uint32_t index) {
   d.timestamps = lim.timestampComputeAndGraphics;
   d.timestamp_period_ns = lim.timestampPeriod;
   d.max_storage_buffer_range = lim.maxStorageBufferRange;
+  d.max_texel_buffer_elements = lim.maxTexelBufferElements;
   d.min_storage_offset_alignment = lim.minStorageBufferOffsetAlignment;
   d.max_workgroup_invocations = lim.maxComputeWorkGroupInvocations;
   for (int i = 0; i < 3; ++i) {

@@ -45,6 +45,7 @@ struct DeviceInfo {
   bool timestamps = false;    // timestampComputeAndGraphics
   float timestamp_period_ns = 1.0f;
   uint64_t max_storage_buffer_range = 0;
+  uint64_t max_texel_buffer_elements = 0;
   uint64_t max_memory_allocation_size = 0;
   uint64_t min_storage_offset_alignment = 0;
   uint32_t max_workgroup_invocations = 0;

@@ -27,17 +27,23 @@ PipelineCache::~PipelineCache() {
     vkDestroyPipeline(d, k->pipeline, nullptr);
     vkDestroyPipelineLayout(d, k->layout, nullptr);
   }
+  for (auto& [key, s] : sets_)
+    for (VkBufferView v : s.texel_views) vkDestroyBufferView(d, v, nullptr);
   for (auto& [n, l] : set_layouts_) vkDestroyDescriptorSetLayout(d, l, nullptr);
   for (VkDescriptorPool p : pools_) vkDestroyDescriptorPool(d, p, nullptr);
 }
 
-VkDescriptorSetLayout PipelineCache::set_layout(uint32_t bindings) {
-  auto it = set_layouts_.find(bindings);
+static VkDescriptorType descriptor_type(uint32_t texel_mask, uint32_t binding) {
+  return (texel_mask >> binding) & 1u ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+}
+
+VkDescriptorSetLayout PipelineCache::set_layout(uint32_t bindings, uint32_t texel_mask) {
+  auto it = set_layouts_.find({bindings, texel_mask});
   if (it != set_layouts_.end()) return it->second;
   std::vector<VkDescriptorSetLayoutBinding> b(bindings);
   for (uint32_t i = 0; i < bindings; ++i) {
     b[i].binding = i;
-    b[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+    b[i].descriptorType = descriptor_type(texel_mask, i);
     b[i].descriptorCount = 1;
     b[i].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
   }
@@ -46,18 +52,19 @@ VkDescriptorSetLayout PipelineCache::set_layout(uint32_t bindings) {
   ci.pBindings = b.data();
   VkDescriptorSetLayout layout;
   check(vkCreateDescriptorSetLayout(ctx_.device(), &ci, nullptr, &layout), "vkCreateDescriptorSetLayout");
-  set_layouts_[bindings] = layout;
+  set_layouts_[{bindings, texel_mask}] = layout;
   return layout;
 }
 
 const Kernel& PipelineCache::get(const std::string& shader, uint32_t bindings, uint32_t push_bytes,
-                                 const SpecConstants& spec) {
+                                 const SpecConstants& spec, uint32_t texel_mask) {
   std::string key = shader;
   for (uint32_t v : spec) key += ":" + std::to_string(v);
   auto it = kernels_.find(key);
   if (it != kernels_.end()) {
-    if (it->second->bindings != bindings || it->second->push_bytes != push_bytes)
-      throw Error("shader " + shader + " requested with inconsistent binding count or push-constant size");
+    if (it->second->bindings != bindings || it->second->push_bytes != push_bytes ||
+        it->second->texel_mask != texel_mask)
+      throw Error("shader " + shader + " requested with inconsistent bindings or push-constant size");
     return *it->second;
   }
 
@@ -72,7 +79,8 @@ const Kernel& PipelineCache::get(const std::string& shader, uint32_t bindings, u
   k->name = shader;
   k->bindings = bindings;
   k->push_bytes = push_bytes;
-  k->set_layout = set_layout(bindings);
+  k->texel_mask = texel_mask;
+  k->set_layout = set_layout(bindings, texel_mask);
 
   VkPushConstantRange range{VK_SHADER_STAGE_COMPUTE_BIT, 0, push_bytes};
   VkPipelineLayoutCreateInfo lci{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
@@ -114,12 +122,13 @@ const Kernel& PipelineCache::get(const std::string& shader, uint32_t bindings, u
 
 PipelineCache::CachedSet PipelineCache::allocate_set(VkDescriptorSetLayout layout) {
   if (sets_left_in_pool_ == 0) {
-    VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSetsPerPool * kMaxBindings};
+    const VkDescriptorPoolSize sizes[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSetsPerPool * kMaxBindings},
+                                           {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, kSetsPerPool * kMaxBindings}};
     VkDescriptorPoolCreateInfo ci{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
     ci.flags = VK_DESCRIPTOR_POOL_CREATE_FREE_DESCRIPTOR_SET_BIT;
     ci.maxSets = kSetsPerPool;
-    ci.poolSizeCount = 1;
-    ci.pPoolSizes = &size;
+    ci.poolSizeCount = 2;
+    ci.pPoolSizes = sizes;
     VkDescriptorPool pool;
     check(vkCreateDescriptorPool(ctx_.device(), &ci, nullptr, &pool), "vkCreateDescriptorPool");
     pools_.push_back(pool);
@@ -132,7 +141,12 @@ PipelineCache::CachedSet PipelineCache::allocate_set(VkDescriptorSetLayout layou
   VkDescriptorSet set;
   check(vkAllocateDescriptorSets(ctx_.device(), &ai, &set), "vkAllocateDescriptorSets");
   --sets_left_in_pool_;
-  return {set, pools_.back()};
+  return {set, pools_.back(), {}};
+}
+
+void PipelineCache::free_set(const CachedSet& s) {
+  vkFreeDescriptorSets(ctx_.device(), s.pool, 1, &s.set);
+  for (VkBufferView v : s.texel_views) vkDestroyBufferView(ctx_.device(), v, nullptr);
 }
 
 void PipelineCache::forget_buffer(VkBuffer buffer) {
@@ -141,7 +155,7 @@ void PipelineCache::forget_buffer(VkBuffer buffer) {
   for (const std::string& key : it->second) {
     auto s = sets_.find(key);
     if (s == sets_.end()) continue;  // already gone through another of its buffers
-    vkFreeDescriptorSets(ctx_.device(), s->second.pool, 1, &s->second.set);
+    free_set(s->second);
     sets_.erase(s);
   }
   keys_by_buffer_.erase(it);
@@ -161,18 +175,34 @@ VkDescriptorSet PipelineCache::descriptor_set(const Kernel& kernel, const View* 
   auto it = sets_.find(key);
   if (it != sets_.end()) return it->second.set;
 
-  const CachedSet cached = allocate_set(kernel.set_layout);
+  CachedSet cached = allocate_set(kernel.set_layout);
   const VkDescriptorSet set = cached.set;
   VkDescriptorBufferInfo infos[kMaxBindings];
+  VkBufferView texel_views[kMaxBindings];
   VkWriteDescriptorSet writes[kMaxBindings];
   for (uint32_t i = 0; i < count; ++i) {
-    infos[i] = {views[i].buffer, views[i].offset, views[i].size};
     writes[i] = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
     writes[i].dstSet = set;
     writes[i].dstBinding = i;
     writes[i].descriptorCount = 1;
-    writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
-    writes[i].pBufferInfo = &infos[i];
+    writes[i].descriptorType = descriptor_type(kernel.texel_mask, i);
+    if ((kernel.texel_mask >> i) & 1u) {
+      // Whole RGBA32F texels: the caller binds 16-byte aligned ranges of whole vec4 rows.
+      if (views[i].offset % 16 != 0 || views[i].size % 16 != 0)
+        throw Error("internal: shader " + kernel.name + " binding " + std::to_string(i) +
+                    " as texels needs a 16-byte aligned range of whole texels");
+      VkBufferViewCreateInfo vci{VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO};
+      vci.buffer = views[i].buffer;
+      vci.format = VK_FORMAT_R32G32B32A32_SFLOAT;
+      vci.offset = views[i].offset;
+      vci.range = views[i].size;
+      check(vkCreateBufferView(ctx_.device(), &vci, nullptr, &texel_views[i]), "vkCreateBufferView");
+      cached.texel_views.push_back(texel_views[i]);
+      writes[i].pTexelBufferView = &texel_views[i];
+    } else {
+      infos[i] = {views[i].buffer, views[i].offset, views[i].size};
+      writes[i].pBufferInfo = &infos[i];
+    }
   }
   vkUpdateDescriptorSets(ctx_.device(), count, writes, 0, nullptr);
   sets_[key] = cached;

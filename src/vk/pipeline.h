@@ -1,7 +1,9 @@
 // Compute pipelines created once and cached by (shader, specialization constants), and descriptor
 // sets cached by the exact buffer ranges they bind, so a training step that repeats the same
-// bindings reuses the same sets. Every shader's bindings are storage buffers 0..n-1 in set 0,
-// in launcher-argument order, plus one push-constant block.
+// bindings reuses the same sets. A shader's bindings are 0..n-1 in set 0, in launcher-argument
+// order, plus one push-constant block; each binding is a storage buffer, or a read-only uniform
+// texel buffer of RGBA32F texels (a bit in the kernel's texel mask; the cache makes the buffer
+// views). Texel fetches are how llvmpipe reads memory without a per-lane loop (ops/matmul.cpp).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -22,6 +24,7 @@ struct Kernel {
   std::string name;  // shader name, for errors and the profile
   uint32_t bindings = 0;
   uint32_t push_bytes = 0;
+  uint32_t texel_mask = 0;  // bit i: binding i is a uniform texel buffer (RGBA32F), else storage
   VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
   VkPipelineLayout layout = VK_NULL_HANDLE;
   VkPipeline pipeline = VK_NULL_HANDLE;
@@ -37,8 +40,9 @@ class PipelineCache {
   ~PipelineCache();
 
   // The pipeline for shaders/<shader>.comp with these constants; created on first use.
-  // `bindings` and `push_bytes` must match the shader (validation layers check the rest).
-  const Kernel& get(const std::string& shader, uint32_t bindings, uint32_t push_bytes, const SpecConstants& spec = {});
+  // `bindings`, `push_bytes` and `texel_mask` must match the shader (validation layers check the rest).
+  const Kernel& get(const std::string& shader, uint32_t bindings, uint32_t push_bytes, const SpecConstants& spec = {},
+                    uint32_t texel_mask = 0);
 
   // A descriptor set of `kernel`'s layout binding `views` in order; cached by the exact ranges.
   VkDescriptorSet descriptor_set(const Kernel& kernel, const View* views, uint32_t count);
@@ -51,16 +55,18 @@ class PipelineCache {
   size_t descriptor_set_count() const { return sets_.size(); }
 
  private:
-  VkDescriptorSetLayout set_layout(uint32_t bindings);
+  VkDescriptorSetLayout set_layout(uint32_t bindings, uint32_t texel_mask);
   struct CachedSet {
     VkDescriptorSet set;
     VkDescriptorPool pool;
+    std::vector<VkBufferView> texel_views;  // destroyed with the set
   };
+  void free_set(const CachedSet& s);
   CachedSet allocate_set(VkDescriptorSetLayout layout);
 
   Context& ctx_;
   std::map<std::string, std::unique_ptr<Kernel>> kernels_;
-  std::map<uint32_t, VkDescriptorSetLayout> set_layouts_;
+  std::map<std::pair<uint32_t, uint32_t>, VkDescriptorSetLayout> set_layouts_;  // (bindings, texel mask)
   std::unordered_map<std::string, CachedSet> sets_;
   std::unordered_map<VkBuffer, std::vector<std::string>> keys_by_buffer_;
   std::vector<VkDescriptorPool> pools_;
