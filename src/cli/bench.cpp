@@ -249,7 +249,9 @@ void run_attention_bench(const GlobalOptions& global, const AttentionBenchOption
               info.timestamps ? "GPU timestamps" : "wall clock");
   std::printf("%-8s %4s %4s %4s %3s %12s %12s %12s %12s %9s %9s\n", "shape", "B", "N", "D", "H", "unfused_fwd",
               "fused_fwd", "unfused_f+b", "fused_f+b", "fwd_x", "f+b_x");
-  const AttentionShape shapes[] = {{"fmnist", 128, 17, 64, 4}, {"vit_ti", 8, 197, 192, 3}, {"vit_s", 8, 197, 384, 6}};
+  // demo: configs/fmnist_vit_tiny.yaml (5 tokens of width 128, batch 64); fmnist: its older 7 px
+  // patch version (17 tokens of width 64, batch 128).
+  const AttentionShape shapes[] = {{"demo", 64, 5, 128, 4}, {"fmnist", 128, 17, 64, 4}, {"vit_ti", 8, 197, 192, 3}, {"vit_s", 8, 197, 384, 6}};
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   for (const AttentionShape& s : shapes) {
@@ -325,7 +327,7 @@ void add_bench_command(CLI::App& app, GlobalOptions& global) {
   auto aopts = std::make_shared<AttentionBenchOptions>();
   auto* at = cmd->add_subcommand("attention", "Fused vs unfused attention, forward and forward+backward");
   at->add_option("--repeat", aopts->repeat, "Timed runs per shape (median reported)")->check(CLI::PositiveNumber);
-  at->add_option("--only", aopts->only, "Shapes to run by name (fmnist, vit_ti, vit_s)")->delimiter(',');
+  at->add_option("--only", aopts->only, "Shapes to run by name (demo, fmnist, vit_ti, vit_s)")->delimiter(',');
   at->footer("Examples:\n"
              "  vkvit bench attention\n"
              "  vkvit bench attention --only fmnist,vit_ti --repeat 5");

@@ -1,10 +1,10 @@
 // Token mixers of the ViT block and the activation allocator they share with the model.
 // AttentionMixer is timm's Attention: qkv Linear(D, 3D), multi-head attention, proj Linear(D, D).
-// Attention runs the unfused path (matmul + softmax) unless VKVIT_ATTENTION=fused asks for the
-// fused kernels (head widths 16, 32, 64) and the model need not keep its probabilities (`vkvit
-// explain` reads them). On lavapipe the fused kernels are 0.5-0.9x as fast as the unfused path
-// (`vkvit bench attention`, BENCHMARKS.md) and they have not been measured on a real GPU yet;
-// their gain so far is memory (B*H*N floats saved per layer instead of B*H*N*N).
+// Attention runs the fused kernels (online softmax; head widths 16, 32, 64) on CPU drivers and the
+// unfused path (matmul + softmax) elsewhere; VKVIT_ATTENTION=fused|unfused overrides, and a model
+// that must keep its probabilities (`vkvit explain`) runs unfused. On lavapipe the fused kernels
+// are 1.7-5.4x as fast as the unfused path (`vkvit bench attention`, BENCHMARKS.md); on GPUs they
+// have not been measured, so the unfused path with the tiled matmul stays their default.
 #include "model/token_mixer.h"
 
 #include <algorithm>
@@ -70,7 +70,7 @@ class AttentionMixer : public TokenMixer {
  public:
   AttentionMixer(vk::Context& ctx, const MixerSetup& s)
       : prefix_(s.prefix), B_(s.max_batch), T_(s.cfg.tokens()), D_(s.cfg.dim), H_(s.cfg.heads),
-        fused_(!s.keep_attention_probs && use_fused_attention(D_, H_)) {
+        fused_(!s.keep_attention_probs && use_fused_attention(ctx.info(), D_, H_)) {
     const std::string a = s.prefix + "attn.";
     layout_ = &s.layout;
     w_qkv_ = param_view(s.params, s.layout, a + "qkv.weight");
@@ -142,13 +142,20 @@ class AttentionMixer : public TokenMixer {
   vk::View attention_probs() const override { return fused_ ? vk::View{} : saved_; }
 
  private:
-  static bool use_fused_attention(uint32_t D, uint32_t H) {
+  static bool use_fused_attention(const vk::DeviceInfo& info, uint32_t D, uint32_t H) {
     const char* env = std::getenv("VKVIT_ATTENTION");
-    if (!env || std::strcmp(env, "fused") != 0) return false;
-    if (!ops::attention_fused_supported(D, H))
-      throw Error("VKVIT_ATTENTION=fused: no fused attention kernel for head width " + std::to_string(D / H) +
-                  " (there are kernels for 16, 32 and 64); unset VKVIT_ATTENTION");
-    return true;
+    const std::string choice = env ? env : "";
+    if (choice == "unfused") return false;
+    if (choice == "fused") {
+      if (!ops::attention_fused_supported(D, H))
+        throw Error("VKVIT_ATTENTION=fused: no fused attention kernel for head width " + std::to_string(D / H) +
+                    " (there are kernels for 16, 32 and 64); unset VKVIT_ATTENTION");
+      return true;
+    }
+    if (!choice.empty())
+      throw Error("VKVIT_ATTENTION='" + choice + "': expected fused or unfused (or unset for the device's default)");
+    const bool cpu_driver = info.is_lavapipe() || info.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    return cpu_driver && ops::attention_fused_supported(D, H);
   }
 
   std::string prefix_;
