@@ -46,7 +46,13 @@ layout(constant_id = 5) const uint BATCH_PER_GROUP = 1;
 // loop over the lanes with a bounds check, branch and scalar load per lane *and component*, so
 // this halves the work per float (needs shaderInt64; the launcher sets it where enabled).
 layout(constant_id = 6) const bool WIDE_LOADS = false;
+// Store C four floats at a time as two 64-bit components, for the same reason (the store is a
+// lane loop per component too). The launcher sets it where shaderInt64 is on, TN % 4 == 0 and N,
+// ldc, C's base and batch strides are multiples of 4, so a group of four is wholly in or out.
+layout(constant_id = 7) const bool WIDE_STORES = false;
 #include "matmul_common.glsl"
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+layout(set = 0, binding = 0) buffer C8 { u64vec2 c8[]; };
 #ifdef MATMUL_TEXEL_AB
 // Texel fetches: llvmpipe gathers the 8 lanes' texels with plain vector loads and shuffles, no
 // per-lane branches (the storage-buffer path below loops over the lanes); WIDE_LOADS is moot.
@@ -55,7 +61,6 @@ vec4 load_b4(uint i) { return texelFetch(b_texels, int(i)); }
 float load_a1(uint i) { return texelFetch(a_texels, int(i >> 2))[i & 3u]; }
 float load_b1(uint i) { return texelFetch(b_texels, int(i >> 2))[i & 3u]; }
 #else
-#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 layout(set = 0, binding = 1) readonly buffer A8 { u64vec2 a8[]; };
 layout(set = 0, binding = 2) readonly buffer B8 { u64vec2 b8[]; };
 
@@ -173,9 +178,24 @@ void block(uint z) {
 
   [[unroll]] for (uint i = 0; i < TM; ++i) {
     const uint m = m0 + i;
-    [[unroll]] for (uint j = 0; j < TN; ++j) {
-      const uint n = n0 + j;
-      if (m < p.M && n < p.N) store_c(c0 + m * p.ldc + n, n, acc[i][j]);
+    if (WIDE_STORES && TN % 4u == 0u) {
+      [[unroll]] for (uint j = 0; j < TN; j += 4u) {
+        const uint n = n0 + j, ci = c0 + m * p.ldc + n;
+        if (m >= p.M || n >= p.N) continue;
+        vec4 r = p.alpha * vec4(acc[i][j], acc[i][j + 1u], acc[i][j + 2u], acc[i][j + 3u]);
+        if (p.beta != 0.0) r += p.beta * vec4(c[ci], c[ci + 1u], c[ci + 2u], c[ci + 3u]);
+        if ((p.flags & 4u) != 0u) {
+          const uint bi = p.bias_base + n;
+          r += vec4(bias[bi], bias[bi + 1u], bias[bi + 2u], bias[bi + 3u]);
+        }
+        const uvec4 u = floatBitsToUint(r);
+        c8[ci >> 2] = u64vec2(uint64_t(u.x) | (uint64_t(u.y) << 32), uint64_t(u.z) | (uint64_t(u.w) << 32));
+      }
+    } else {
+      [[unroll]] for (uint j = 0; j < TN; ++j) {
+        const uint n = n0 + j;
+        if (m < p.M && n < p.N) store_c(c0 + m * p.ldc + n, n, acc[i][j]);
+      }
     }
   }
 }

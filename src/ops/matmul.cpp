@@ -70,11 +70,15 @@ MatmulPolicy lavapipe_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
   MatmulPolicy pol = fp32_policy("matmul_lavapipe_" + std::to_string(tm) + "x" + std::to_string(tn), tm, 8 * tn, {8});
   pol.batch_per_group = std::max(env_uint("VKVIT_MATMUL_BATCH_PER_GROUP", small_batch_per_group(s)), 1u);
   // vec4 loads: of A stored (K, M) they span 4 of the TM rows, of B stored (K, N) 4 of the TN
-  // columns. VKVIT_MATMUL_WIDE=0 turns off issuing them as two 64-bit components.
+  // columns. VKVIT_MATMUL_WIDE=0 turns off issuing them, and C's stores of four floats, as two
+  // 64-bit components.
   pol.vec_width = 4;
   pol.vec_a_trans = tm % 4 == 0;
   pol.vec_b_nn = tn % 4 == 0;
-  pol.tail = {info.int64 && env_uint("VKVIT_MATMUL_WIDE", 1) != 0};
+  const bool wide = info.int64 && env_uint("VKVIT_MATMUL_WIDE", 1) != 0;
+  pol.tail = {wide};
+  pol.has_store_spec = true;
+  pol.wide_stores = wide && tn % 4 == 0;
   if (env_uint("VKVIT_MATMUL_TEXEL", 1) != 0)
     pol.texel_shader = "matmul_lavapipe_texel_" + std::to_string(tm) + "x" + std::to_string(tn);
   // Only this kernel runs long K as accumulated chunks (kKChunk, matmul_launch.h).

@@ -284,6 +284,11 @@ class Launcher {
       spec.push_back(pol_.batch_per_group);
     }
     spec.insert(spec.end(), pol_.tail.begin(), pol_.tail.end());
+    if (pol_.has_store_spec) {
+      const uint32_t w = 4;
+      spec.push_back(pol_.wide_stores && bc.base % w == 0 && ldc_ % w == 0 && p.N % w == 0 &&
+                     s_.c.stride_outer % w == 0 && s_.c.stride_inner % w == 0);
+    }
     const std::string* shader = &pol_.shader;
     uint32_t texel_mask = 0;
     if (!pol_.texel_shader.empty() && vec_a && vec_b && texels_fit(ba) && texels_fit(bb)) {

@@ -80,6 +80,11 @@ struct MatmulPolicy {
   bool vec_a_trans = true;  // the register block allows vector loads of A stored (K, M)
   bool vec_b_nn = true;     // the register block allows vector loads of B stored (K, N)
   vk::SpecConstants tail;
+  // has_store_spec: the kernel takes one more spec constant after `tail`, "store C four floats at
+  // a time", set per call when wide_stores is on and C's base, ldc, N and batch strides are
+  // multiples of 4 (the kernel also needs its columns per lane to be a multiple of 4).
+  bool has_store_spec = false;
+  bool wide_stores = false;
   // The same kernel reading A and B as RGBA32F texel buffers, run instead where both take vector
   // loads; empty: none.
   std::string texel_shader;
