@@ -1,22 +1,32 @@
 #version 450
-// One AdamW step (torch.optim.AdamW semantics, see src/ops/adamw.h), one invocation per parameter:
+// One AdamW step (torch.optim.AdamW semantics, see src/ops/adamw.h), four parameters per invocation:
 //   g = grad * clip_coef; p *= 1 - lr wd (decayed elements only);
 //   m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= step_size * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
-// Whether an element decays: binary search of the sorted [start, end) table of decayed ranges.
+// Whether an element decays: its bit in the decay mask (bit i % 32 of word i / 32).
 // A non-finite clip coefficient (NaN/Inf gradients) skips the step: nothing is written.
+//
+// Four per invocation, read and written as two 64-bit components where the launcher allows
+// (WIDE): llvmpipe runs every storage access as a loop over the lanes per component, so a 64-bit
+// pair moves two floats for the price of one, and one mask word serves all four.
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 #include "index.glsl"
+
+layout(constant_id = 1) const bool WIDE = false;  // views 16-byte aligned, shaderInt64 on
 
 layout(set = 0, binding = 0) buffer Params { float params[]; };         // (n)
 layout(set = 0, binding = 1) buffer M { float m[]; };                   // (n) first moment
 layout(set = 0, binding = 2) buffer V { float v[]; };                   // (n) second moment
 layout(set = 0, binding = 3) readonly buffer Grads { float grads[]; };  // (n)
 layout(set = 0, binding = 4) readonly buffer Clip { float clip[]; };    // (2) grad_norm's [norm, coef]
-layout(set = 0, binding = 5) readonly buffer Decay { uint table[]; };   // (2 * ranges) [start, end) pairs
+layout(set = 0, binding = 5) readonly buffer Decay { uint mask[]; };    // (n / 32) decay bits
+layout(set = 0, binding = 0) buffer Params8 { u64vec2 params8[]; };
+layout(set = 0, binding = 1) buffer M8 { u64vec2 m8[]; };
+layout(set = 0, binding = 2) buffer V8 { u64vec2 v8[]; };
+layout(set = 0, binding = 3) readonly buffer Grads8 { u64vec2 grads8[]; };
 layout(push_constant) uniform Push {
   uint n;
-  uint first;  // flat index of this chunk's first element
-  uint ranges;
+  uint first;  // flat index of this chunk's first element (a multiple of 64)
   uint use_clip;
   float step_size;              // lr / (1 - b1^t)
   float bias_correction2_sqrt;  // sqrt(1 - b2^t)
@@ -26,42 +36,47 @@ layout(push_constant) uniform Push {
   float eps;
 } p;
 
-// Number of table ranges that start at or before index (binary search).
-uint ranges_started(uint index) {
-  uint lo = 0, hi = p.ranges;
-  while (lo < hi) {
-    uint mid = (lo + hi) >> 1;
-    if (table[2 * mid] <= index) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+vec4 unpack4(u64vec2 w) {
+  return uintBitsToFloat(uvec4(uint(w.x), uint(w.x >> 32), uint(w.y), uint(w.y >> 32)));
+}
+u64vec2 pack4(vec4 f) {
+  const uvec4 u = floatBitsToUint(f);
+  return u64vec2(uint64_t(u.x) | (uint64_t(u.y) << 32), uint64_t(u.z) | (uint64_t(u.w) << 32));
 }
 
-shared uint s_started;  // ranges_started() of the workgroup's first element
-
 void main() {
-  // One binary search per workgroup, not per element (it cost a third of the step on lavapipe);
-  // each lane then walks forward over the few ranges that may start inside the workgroup's span.
-  uint i = global_index();
-  if (gl_LocalInvocationID.x == 0) s_started = ranges_started(p.first + linear_group_id() * WORKGROUP_SIZE);
-  barrier();
-  if (i >= p.n) return;
+  const uint i0 = 4u * global_index();
+  if (i0 >= p.n) return;
   float coef = 1.0;
   if (p.use_clip != 0u) {
     coef = clip[1];
     if (isnan(coef) || isinf(coef)) return;
   }
-  uint index = p.first + i;
-  uint started = s_started;
-  while (started < p.ranges && table[2 * started] <= index) ++started;
-  bool decayed = started > 0 && index < table[2 * started - 1];  // inside the last range started
+  // The four elements share a mask word: chunks start at multiples of 64 elements.
+  const uint index = p.first + i0;
+  const uint bits = mask[index >> 5] >> (index & 31u);
+  const bvec4 decayed = notEqual(uvec4(bits) & uvec4(1u, 2u, 4u, 8u), uvec4(0u));
 
-  float g = grads[i] * coef;
-  float w = params[i];
-  if (decayed) w *= p.decay_factor;
-  float mi = p.beta1 * m[i] + p.one_minus_beta1 * g;
-  float vi = p.beta2 * v[i] + p.one_minus_beta2 * (g * g);
-  m[i] = mi;
-  v[i] = vi;
-  params[i] = w - p.step_size * mi / (sqrt(vi) / p.bias_correction2_sqrt + p.eps);
+  const bool whole = WIDE && i0 + 4u <= p.n;
+  vec4 g, w, mi, vi;
+  if (whole) {
+    const uint q = i0 >> 2;
+    g = unpack4(grads8[q]), w = unpack4(params8[q]), mi = unpack4(m8[q]), vi = unpack4(v8[q]);
+  } else {
+    for (uint e = 0; e < 4u; ++e) {
+      const uint i = min(i0 + e, p.n - 1u);  // past n: a copy of the last element, never stored
+      g[e] = grads[i], w[e] = params[i], mi[e] = m[i], vi[e] = v[i];
+    }
+  }
+  g *= coef;
+  w = mix(w, w * p.decay_factor, decayed);
+  mi = p.beta1 * mi + p.one_minus_beta1 * g;
+  vi = p.beta2 * vi + p.one_minus_beta2 * (g * g);
+  w -= p.step_size * mi / (sqrt(vi) / p.bias_correction2_sqrt + p.eps);
+  if (whole) {
+    const uint q = i0 >> 2;
+    m8[q] = pack4(mi), v8[q] = pack4(vi), params8[q] = pack4(w);
+  } else {
+    for (uint e = 0; e < 4u && i0 + e < p.n; ++e) m[i0 + e] = mi[e], v[i0 + e] = vi[e], params[i0 + e] = w[e];
+  }
 }

@@ -1,4 +1,4 @@
-// adamw: the reference against the closed form of the first step, the decay table and timm's decay
+// adamw: the reference against the closed form of the first step, the decay mask and timm's decay
 // rule, and the GPU update against the reference over five steps on uneven tensors, with and
 // without clipping, plus a step skipped for non-finite gradients.
 #include <catch2/catch.hpp>
@@ -56,39 +56,49 @@ Layout make_layout() {
   return l;
 }
 
-std::vector<float> table_bits(const std::vector<uint32_t>& table) {
-  std::vector<float> bits(table.size());
-  std::memcpy(bits.data(), table.data(), table.size() * 4);
+std::vector<float> mask_bits(const std::vector<uint32_t>& mask) {
+  std::vector<float> bits(mask.size());
+  std::memcpy(bits.data(), mask.data(), mask.size() * 4);
   return bits;
 }
 
 enum class Clip { none, inactive, active };
 
-void check_steps(Clip clip, uint32_t seed) {
+// lead: floats in front of every tensor's view (1: views off 16-byte alignment, so the shader
+// takes its scalar path; they hold a sentinel that must survive).
+void check_steps(Clip clip, uint32_t seed, uint32_t lead = 0) {
   const Layout l = make_layout();
   REQUIRE(l.n == 100003);
   ops::AdamWHyper h;
   h.lr = 1e-2;  // large enough that five updates move parameters well past fp32 rounding
   h.weight_decay = 0.05;
+  constexpr float kSentinel = 7.5f;
+  auto with_lead = [&](std::vector<float> x) {
+    x.insert(x.begin(), lead, kSentinel);
+    return x;
+  };
+  auto body = [&](const std::vector<float>& x) { return std::vector<float>(x.begin() + lead, x.end()); };
 
   auto p0 = random_floats(l.n, seed);
-  DeviceTensor params(p0), m(l.n), v(l.n), grads(l.n), table(table_bits(ops::adamw_decay_table(l.ranges)));
-  DeviceTensor result(ops::kGradNormFloats), scratch(ops::grad_norm_scratch_floats(ctx(), {grads.view()}));
+  DeviceTensor params(with_lead(p0)), m(with_lead(std::vector<float>(l.n))), v(with_lead(std::vector<float>(l.n))),
+      grads(l.n + lead), mask(mask_bits(ops::adamw_decay_mask(l.ranges, l.n)));
+  auto view = [&](const DeviceTensor& t) { return t.view().slice(lead, l.n); };
+  DeviceTensor result(ops::kGradNormFloats), scratch(ops::grad_norm_scratch_floats(ctx(), {view(grads)}));
   std::vector<double> rp = to_double(p0), rm(l.n, 0.0), rv(l.n, 0.0);
 
   for (uint64_t t = 1; t <= 5; ++t) {
     auto g = random_floats(l.n, seed + uint32_t(t));
     for (uint64_t i = 0; i < l.n; ++i) g[i] *= l.grad_scale[i];
-    grads.write(g);
+    grads.write(with_lead(g));
     auto gd = to_double(g);
     const double norm = ops::ref::grad_norm({{gd.data(), l.n}});  // ~140
     // Active: clip to a third of the norm. Inactive: a max_norm the norm never reaches (coefficient 1).
     const float max_norm = clip == Clip::active ? float(norm / 3) : 1e6f;
 
     vk::Recorder rec(ctx());
-    if (clip != Clip::none) ops::grad_norm(rec, result.view(), scratch.view(), {grads.view()}, max_norm);
-    ops::adamw_step(rec, params.view(), m.view(), v.view(), grads.view(),
-                    clip == Clip::none ? vk::View{} : result.view(), table.view(), l.n, h, t);
+    if (clip != Clip::none) ops::grad_norm(rec, result.view(), scratch.view(), {view(grads)}, max_norm);
+    ops::adamw_step(rec, view(params), view(m), view(v), view(grads),
+                    clip == Clip::none ? vk::View{} : result.view(), mask.view(), l.n, h, t);
     rec.submit_and_wait();
 
     const double coef = clip == Clip::none ? 1.0 : ops::ref::clip_coefficient(norm, max_norm);
@@ -96,14 +106,16 @@ void check_steps(Clip clip, uint32_t seed) {
     ops::ref::adamw_step(rp.data(), rm.data(), rv.data(), gd.data(), coef, l.decay.data(), l.n, h, t);
 
     INFO("step " << t);
+    const std::vector<float> pr = params.read(), mr = m.read(), vr = v.read();
+    for (uint32_t i = 0; i < lead; ++i) REQUIRE((pr[i] == kSentinel && mr[i] == kSentinel && vr[i] == kSentinel));
     // Parameters in [-1.1, 1.1]: a few ulps (6e-8 each) of rounding per step, and update errors of
     // ~1e-6 relative on updates of ~lr = 1e-2 (the GPU clip coefficient differs from the reference's
     // by ~1e-6 relative, which m / sqrt(v) mostly cancels).
-    require_close(params.read(), rp, 5e-7, 1e-6, "adamw params");
+    require_close(body(pr), rp, 5e-7, 1e-6, "adamw params");
     // m is a signed running mean of gradients in [-3, 3]: rounding ~1e-7 absolute where it cancels.
-    require_close(m.read(), rm, 1e-7, 1e-5, "adamw m");
+    require_close(body(mr), rm, 1e-7, 1e-5, "adamw m");
     // v >= 0 has no cancellation: relative rounding only (and the clip coefficient, squared).
-    require_close(v.read(), rv, 1e-20, 1e-5, "adamw v");
+    require_close(body(vr), rv, 1e-20, 1e-5, "adamw v");
   }
 }
 
@@ -130,7 +142,7 @@ TEST_CASE("adamw reference first step has the closed form", "[adamw][ref]") {
   CHECK(p[0] == before);
 }
 
-TEST_CASE("adamw decay table and timm's decay rule", "[adamw][ref]") {
+TEST_CASE("adamw decay mask and timm's decay rule", "[adamw][ref]") {
   CHECK(ops::adamw_decays("blocks.3.attn.qkv.weight", 2));
   CHECK(ops::adamw_decays("patch_embed.proj.weight", 4));
   CHECK_FALSE(ops::adamw_decays("blocks.3.attn.qkv.bias", 1));
@@ -138,18 +150,24 @@ TEST_CASE("adamw decay table and timm's decay rule", "[adamw][ref]") {
   CHECK_FALSE(ops::adamw_decays("cls_token", 3));
   CHECK_FALSE(ops::adamw_decays("pos_embed", 3));
 
-  // Unsorted input; adjacent decayed tensors merge; non-decayed ones and gaps split.
+  // Unsorted input; gaps and non-decayed tensors stay clear.
   std::vector<ops::ParamRange> ranges = {{20, 5, true}, {0, 10, true}, {10, 10, true}, {25, 3, false},
                                          {30, 4, true}, {34, 0, false}};
-  CHECK(ops::adamw_decay_table(ranges) == std::vector<uint32_t>{0, 25, 30, 34});
-  CHECK(ops::adamw_decay_table({{0, 7, false}}) == std::vector<uint32_t>{0, 0});
-  CHECK_THROWS_AS(ops::adamw_decay_table({{0, 10, true}, {5, 10, false}}), Error);
+  const std::vector<uint32_t> mask = ops::adamw_decay_mask(ranges, 40);
+  REQUIRE(mask.size() == 2);
+  // Decayed: [0, 25) (three tensors, unsorted) and [30, 34); not: [25, 28), 28, 29, [34, 40).
+  CHECK(mask[0] == 0xc1ffffffu);  // elements 0-24, 30, 31
+  CHECK(mask[1] == 0x3u);  // elements 32 and 33
+  CHECK(ops::adamw_decay_mask({{0, 7, false}}, 7) == std::vector<uint32_t>{0});
+  CHECK_THROWS_AS(ops::adamw_decay_mask({{0, 10, true}, {5, 10, false}}, 20), Error);
+  CHECK_THROWS_AS(ops::adamw_decay_mask({{0, 10, true}}, 9), Error);
 }
 
 TEST_CASE("adamw on the GPU matches the reference over five steps", "[adamw][gpu]") {
   SECTION("no clipping") { check_steps(Clip::none, 60); }
   SECTION("clipping inactive") { check_steps(Clip::inactive, 70); }
   SECTION("clipping active") { check_steps(Clip::active, 80); }
+  SECTION("views off 16-byte alignment (scalar path)") { check_steps(Clip::active, 85, 1); }
 }
 
 TEST_CASE("adamw skips the step when the gradients are not finite", "[adamw][gpu]") {
@@ -157,11 +175,11 @@ TEST_CASE("adamw skips the step when the gradients are not finite", "[adamw][gpu
   auto p0 = random_floats(l.n, 90), m0 = random_floats(l.n, 91), v0 = random_floats(l.n, 92, 0, 1);
   auto g = random_floats(l.n, 93);
   g[12345] = NAN;
-  DeviceTensor params(p0), m(m0), v(v0), grads(g), table(table_bits(ops::adamw_decay_table(l.ranges)));
+  DeviceTensor params(p0), m(m0), v(v0), grads(g), mask(mask_bits(ops::adamw_decay_mask(l.ranges, l.n)));
   DeviceTensor result(ops::kGradNormFloats), scratch(ops::grad_norm_scratch_floats(ctx(), {grads.view()}));
   vk::Recorder rec(ctx());
   ops::grad_norm(rec, result.view(), scratch.view(), {grads.view()}, 0.0f);
-  ops::adamw_step(rec, params.view(), m.view(), v.view(), grads.view(), result.view(), table.view(), l.n,
+  ops::adamw_step(rec, params.view(), m.view(), v.view(), grads.view(), result.view(), mask.view(), l.n,
                   ops::AdamWHyper{}, 3);
   rec.submit_and_wait();
   CHECK(std::isnan(result.read()[ops::kGradNormIndex]));
@@ -174,7 +192,7 @@ TEST_CASE("adamw skips the step when the gradients are not finite", "[adamw][gpu
 
 TEST_CASE("adamw splits parameters larger than maxStorageBufferRange and keeps the decay mask", "[adamw][gpu]") {
   // Two chunks; decayed ranges straddle the chunk boundary and start inside the second chunk, so the
-  // shader must look the table up by flat index (chunk start + local index), not by local index.
+  // shader must look the mask up by flat index (chunk start + local index), not by local index.
   const uint64_t chunk = ctx().info().max_storage_buffer_range / 4;
   const uint64_t n = chunk + 1037;
   std::vector<ops::ParamRange> ranges = {{0, chunk - 100, false},
@@ -194,11 +212,11 @@ TEST_CASE("adamw splits parameters larger than maxStorageBufferRange and keeps t
   auto params = buffer("params"), grads = buffer("grads"), m = buffer("m"), v = buffer("v");
   ctx().upload(params->view(), p0.data(), n * 4);
   ctx().upload(grads->view(), g.data(), n * 4);
-  DeviceTensor table(table_bits(ops::adamw_decay_table(ranges)));
+  DeviceTensor mask(mask_bits(ops::adamw_decay_mask(ranges, n)));
   vk::Recorder rec(ctx());
   rec.fill(m->view(), 0.0f);
   rec.fill(v->view(), 0.0f);
-  ops::adamw_step(rec, params->view(), m->view(), v->view(), grads->view(), vk::View{}, table.view(), n, h, 1);
+  ops::adamw_step(rec, params->view(), m->view(), v->view(), grads->view(), vk::View{}, mask.view(), n, h, 1);
   rec.submit_and_wait();
 
   // The reference at the interesting indices: both chunk edges, every range edge, the tail.

@@ -11,8 +11,7 @@ namespace vkvit::ops {
 namespace {
 struct AdamWPush {
   uint32_t n;         // floats in this chunk
-  uint32_t first;     // flat index of the chunk's first float: the decay table's coordinates
-  uint32_t ranges;    // [start, end) pairs in the decay table
+  uint32_t first;     // flat index of the chunk's first float: the decay mask's coordinates
   uint32_t use_clip;  // 1: multiply gradients by clip[1]
   float step_size;              // lr / (1 - beta1^t)
   float bias_correction2_sqrt;  // sqrt(1 - beta2^t)
@@ -21,7 +20,7 @@ struct AdamWPush {
   float beta2, one_minus_beta2;
   float eps;
 };
-static_assert(sizeof(AdamWPush) == 48);
+static_assert(sizeof(AdamWPush) == 44);
 }  // namespace
 
 bool adamw_decays(std::string_view name, size_t ndim) {
@@ -31,41 +30,37 @@ bool adamw_decays(std::string_view name, size_t ndim) {
   return name != "cls_token" && name != "pos_embed" && name != "dist_token";
 }
 
-std::vector<uint32_t> adamw_decay_table(const std::vector<ParamRange>& tensors) {
+std::vector<uint32_t> adamw_decay_mask(const std::vector<ParamRange>& tensors, uint64_t n) {
   std::vector<ParamRange> sorted;
   for (const ParamRange& r : tensors)
     if (r.count) sorted.push_back(r);
   std::sort(sorted.begin(), sorted.end(), [](const ParamRange& a, const ParamRange& b) { return a.first < b.first; });
-  std::vector<uint32_t> table;
+  std::vector<uint32_t> mask((n + 31) / 32, 0u);
   for (size_t i = 0; i < sorted.size(); ++i) {
     const ParamRange& r = sorted[i];
     if (i > 0 && r.first < sorted[i - 1].first + sorted[i - 1].count)
       throw Error("internal: parameter tensors at floats " + std::to_string(sorted[i - 1].first) + " and " +
                   std::to_string(r.first) + " overlap");
-    if (r.first + r.count > UINT32_MAX)
-      throw Error("AdamW: the flat parameter buffer exceeds 2^32 floats; the decay table uses 32-bit offsets");
+    if (r.first + r.count > n)
+      throw Error("internal: a parameter tensor at float " + std::to_string(r.first) + " runs past the buffer's " +
+                  std::to_string(n) + " floats");
     if (!r.decay) continue;
-    const uint32_t start = static_cast<uint32_t>(r.first), end = static_cast<uint32_t>(r.first + r.count);
-    if (!table.empty() && table.back() == start)
-      table.back() = end;  // adjacent decayed tensors: one range
-    else
-      table.insert(table.end(), {start, end});
+    for (uint64_t e = r.first; e < r.first + r.count; ++e) mask[e / 32] |= 1u << (e % 32);
   }
-  if (table.empty()) table = {0, 0};
-  return table;
+  return mask;
 }
 
 void adamw_step(vk::Recorder& rec, const vk::View& params, const vk::View& m, const vk::View& v, const vk::View& grads,
-                const vk::View& clip, const vk::View& decay_table, uint64_t n, const AdamWHyper& h, uint64_t t) {
+                const vk::View& clip, const vk::View& decay_mask, uint64_t n, const AdamWHyper& h, uint64_t t) {
   if (t == 0) throw Error("internal: AdamW step count t starts at 1");
-  if (n > UINT32_MAX) throw Error("AdamW: more than 2^32 parameters; the decay table uses 32-bit offsets");
+  if (n > UINT32_MAX) throw Error("AdamW: more than 2^32 parameters; the decay mask uses 32-bit offsets");
   if (n == 0) return;
-  const uint32_t ranges = static_cast<uint32_t>(decay_table.size / 8);
-  if (ranges == 0) throw Error("internal: empty AdamW decay table; build it with adamw_decay_table");
+  if (decay_mask.size < (n + 31) / 32 * 4)
+    throw Error("internal: the AdamW decay mask holds " + std::to_string(decay_mask.size / 4) + " words, " +
+                std::to_string((n + 31) / 32) + " needed; build it with adamw_decay_mask");
   const bool use_clip = clip.buffer != VK_NULL_HANDLE;
 
   AdamWPush push{};
-  push.ranges = ranges;
   push.use_clip = use_clip ? 1u : 0u;
   // Hyperparameter arithmetic in double, as PyTorch does it in Python, then rounded once.
   const double bias_correction1 = 1 - std::pow(h.beta1, double(t));
@@ -79,17 +74,22 @@ void adamw_step(vk::Recorder& rec, const vk::View& params, const vk::View& m, co
   push.one_minus_beta2 = float(1 - h.beta2);
   push.eps = float(h.eps);
 
-  const vk::Kernel& k = rec.context().pipelines().get("adamw", 6, sizeof(AdamWPush), {kElementwiseGroup});
-  // Without clipping the clip binding is never read; the table stands in for it.
-  const vk::View clip_view = use_clip ? clip.slice(0, 2) : decay_table;
+  // Four elements per invocation, as two 64-bit pairs where every view starts 16-byte aligned
+  // (chunks start at multiples of 64 floats, so the whole views decide).
+  const bool wide = rec.context().info().int64 && params.offset % 16 == 0 && m.offset % 16 == 0 &&
+                    v.offset % 16 == 0 && grads.offset % 16 == 0;
+  constexpr uint32_t kGroup = 64;  // invocations: 256 elements per workgroup
+  const vk::Kernel& k = rec.context().pipelines().get("adamw", 6, sizeof(AdamWPush), {kGroup, wide ? 1u : 0u});
+  // Without clipping the clip binding is never read; the mask stands in for it.
+  const vk::View clip_view = use_clip ? clip.slice(0, 2) : decay_mask;
   // Four bindings of n floats each: every one must fit maxStorageBufferRange.
   for_each_chunk(rec.context(), n, 4, [&](uint64_t first, uint64_t count) {
     push.n = static_cast<uint32_t>(count);
     push.first = static_cast<uint32_t>(first);
     rec.dispatch(k,
                  {params.slice(first, count), m.slice(first, count), v.slice(first, count),
-                  grads.slice(first, count), clip_view, decay_table},
-                 push, rec.groups_1d(div_up(count, kElementwiseGroup)), "adamw");
+                  grads.slice(first, count), clip_view, decay_mask},
+                 push, rec.groups_1d(div_up(count, 4 * kGroup)), "adamw");
   });
 }
 

@@ -10,11 +10,11 @@
 // Python-side scalars are. No amsgrad, no maximize.
 //
 // Weight-decay mask: timm decays weights but not biases, norm parameters, cls_token or pos_embed
-// (adamw_decays). The flat buffer interleaves such tensors, so the mask is a small device table of
-// the merged [start, end) element ranges that decay, which the shader binary-searches. A table
-// keeps the whole update one dispatch per chunk whatever the layout, costs a few cached reads per
-// element (ViT-B has ~50 decayed ranges: 6 steps), and is uploaded once; a per-element mask would
-// add a full-size buffer, and one dispatch per tensor would be ~150 tiny dispatches per step.
+// (adamw_decays). The flat buffer interleaves such tensors, so the shader reads a device bit mask,
+// one bit per element (n / 32 words, 1/32 of the parameters' size), uploaded once. An earlier
+// table of decayed [start, end) ranges, binary-searched per workgroup, cost a barrier and several
+// table reads per invocation: a third of the update on lavapipe; one dispatch per tensor would be
+// ~150 tiny dispatches per step.
 //
 // Non-finite clip coefficient (grad_norm saw NaN/Inf gradients): the step is skipped, params, m and
 // v are left as they were, as torch.cuda.amp.GradScaler skips such steps. The caller sees the NaN/Inf
@@ -49,17 +49,17 @@ struct ParamRange {
 // pos_embed, dist_token.
 bool adamw_decays(std::string_view name, size_t ndim);
 
-// The decay table for these tensors: sorted, merged [start, end) pairs, flattened, to upload as
-// uint32. Never empty (a single empty range when nothing decays) so it can always be bound.
-// Throws when tensors overlap or the buffer exceeds 2^32 floats.
-std::vector<uint32_t> adamw_decay_table(const std::vector<ParamRange>& tensors);
+// The decay mask for a flat buffer of n floats holding these tensors: bit (i % 32) of word i / 32
+// is set when element i decays. Throws when tensors overlap or run past n.
+std::vector<uint32_t> adamw_decay_mask(const std::vector<ParamRange>& tensors, uint64_t n);
 
 // clip: grad_norm's result (its coefficient is applied to every gradient), or an empty View for
-// none. decay_table: exactly adamw_decay_table's output on the device (its size gives the range
-// count). t: the 1-based step; the caller owns it (and may hold it back after a skipped step).
+// none. decay_mask: adamw_decay_mask's output for the n elements, on the device. t: the 1-based
+// step; the caller owns it (and may hold it back after a skipped step).
 void adamw_step(vk::Recorder& rec, const vk::View& params /* (n) */, const vk::View& m /* (n) */,
                 const vk::View& v /* (n) */, const vk::View& grads /* (n) */, const vk::View& clip /* (2) or {} */,
-                const vk::View& decay_table /* (2 * ranges) uint32 */, uint64_t n, const AdamWHyper& h, uint64_t t);
+                const vk::View& decay_mask /* (n / 32 rounded up) uint32 */, uint64_t n, const AdamWHyper& h,
+                uint64_t t);
 
 namespace ref {
 // Same update on host arrays; decay[i] != 0 marks decayed elements; a non-finite clip_coef skips.

@@ -18,11 +18,11 @@ TrainStep::TrainStep(vk::Context& ctx, model::Vit& vit, uint32_t B) : vit_(vit) 
   const std::vector<vk::View> grads = {vit.grads_view()};
   std::vector<ops::ParamRange> ranges;
   for (const auto& p : vit.params()) ranges.push_back({p.offset, p.count, p.decay});
-  const std::vector<uint32_t> table = ops::adamw_decay_table(ranges);
+  const std::vector<uint32_t> mask = ops::adamw_decay_mask(ranges, n);
   const uint64_t scratch = ops::grad_norm_scratch_floats(ctx, grads);
 
   const uint64_t pad = 256;  // per-view alignment slack
-  const uint64_t floats = 4 * B + 1 + B * K + 1 + ops::kGradNormFloats + scratch + 2 * n + table.size();
+  const uint64_t floats = 4 * B + 1 + B * K + 1 + ops::kGradNormFloats + scratch + 2 * n + mask.size();
   arena_ = std::make_unique<vk::Arena>(ctx, "optimizer state", floats * 4 + 16 * pad);
   labels_ = arena_->alloc(B * 4, "labels");
   losses_ = arena_->alloc_floats(B, "per-image losses");
@@ -35,8 +35,8 @@ TrainStep::TrainStep(vk::Context& ctx, model::Vit& vit, uint32_t B) : vit_(vit) 
   norm_scratch_ = arena_->alloc_floats(scratch, "gradient norm scratch");
   m_ = arena_->alloc_floats(n, "Adam m");
   v_ = arena_->alloc_floats(n, "Adam v");
-  decay_table_ = arena_->alloc(table.size() * 4, "weight-decay table");
-  ctx.upload(decay_table_, table.data(), table.size() * 4);
+  decay_mask_ = arena_->alloc(mask.size() * 4, "weight-decay mask");
+  ctx.upload(decay_mask_, mask.data(), mask.size() * 4);
   const float one = 1.0f;
   ctx.upload(dloss_, &one, 4);
   vk::Recorder rec(ctx);
@@ -76,7 +76,7 @@ void TrainStep::record_update(vk::Recorder& rec, const ops::AdamWHyper& hyper, u
   } else {
     ops::grad_norm(rec, norm_, norm_scratch_, {vit_.grads_view()}, clip_grad);
   }
-  ops::adamw_step(rec, vit_.params_view(), m_, v_, vit_.grads_view(), norm_, decay_table_,
+  ops::adamw_step(rec, vit_.params_view(), m_, v_, vit_.grads_view(), norm_, decay_mask_,
                   vit_.layout().total_floats(), hyper, t);
 }
 

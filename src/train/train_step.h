@@ -49,7 +49,7 @@ class TrainStep {
   LossScaler scaler_;
   float dloss_value_ = 1.0f;  // what dloss_ holds: the loss scale (amp) times the gradient weight
   std::unique_ptr<vk::Arena> arena_;
-  vk::View labels_, losses_, loss_, correct_, lse_, dlogits_, dloss_, norm_, norm_scratch_, m_, v_, decay_table_;
+  vk::View labels_, losses_, loss_, correct_, lse_, dlogits_, dloss_, norm_, norm_scratch_, m_, v_, decay_mask_;
 };
 
 }  // namespace vkvit::train
