@@ -89,7 +89,7 @@ MixerRun run_mixer(const model::VitConfig& cfg, uint32_t max_batch, uint32_t bat
   in_full.resize(tokens, 7.0f), dout_full.resize(tokens, -3.0f), din_full.resize(tokens, 0.5f);  // past the batch
   DeviceTensor d_in(in_full), d_dout(dout_full), d_din(din_full), d_out(std::vector<float>(tokens, 99.0f));
   vk::Recorder rec(ctx());
-  mixer->forward(rec, d_out.view(), d_in.view(), batch);
+  mixer->forward(rec, d_out.view(), d_in.view(), batch, vk::View{});
   mixer->backward(rec, d_din.view(), d_dout.view(), d_in.view(), batch);
   rec.submit_and_wait();
   MixerRun r;

@@ -1,9 +1,13 @@
 // linear (nn.Linear on matmul): GPU vs reference on odd shapes, with and without bias and input
-// gradient, and the reference backward vs finite differences.
+// gradient, the reference backward vs finite differences, and the forwards with GELU or a
+// residual add fused into the matmul's stores (and their fallback on kernels without an epilogue).
 #include <catch2/catch.hpp>
 
 #include "harness.h"
+#include "ops/gelu.h"
 #include "ops/linear.h"
+#include "ops/matmul.h"
+#include "ops/residual.h"
 
 using namespace vkvit;
 using namespace vkvit::test;
@@ -64,4 +68,82 @@ TEST_CASE("linear forward and backward on the GPU match the reference", "[linear
   SECTION("M=50, N=13, K=37 with bias and dx") { check_linear(50, 13, 37, true, true, 11); }
   SECTION("no bias, no dx (patch-embedding input)") { check_linear(50, 13, 37, false, false, 21); }
   SECTION("M=1, N=127, K=5") { check_linear(1, 127, 5, true, true, 31); }
+}
+
+namespace {
+// y = gelu(x W^T + b) with pre kept, and z = x W^T + b + r, against the reference ops.
+void check_fused_forwards(uint32_t M, uint32_t N, uint32_t K, uint32_t seed) {
+  CAPTURE(M, N, K);
+  auto x = random_floats(size_t(M) * K, seed), wt = random_floats(size_t(N) * K, seed + 1);
+  auto b = random_floats(N, seed + 2), r = random_floats(size_t(M) * N, seed + 3);
+  DeviceTensor t_x(x), t_w(wt), t_b(b), t_r(r), t_pre(size_t(M) * N), t_y(size_t(M) * N), t_z(size_t(M) * N);
+  vk::Recorder rec(ctx());
+  ops::linear_gelu_forward(rec, t_y.view(), t_pre.view(), t_x.view(), t_w.view(), t_b.view(), M, N, K);
+  ops::linear_residual_forward(rec, t_z.view(), t_x.view(), t_w.view(), t_b.view(), t_r.view(), M, N, K);
+  rec.submit_and_wait();
+
+  auto xd = to_double(x), wd = to_double(wt), bd = to_double(b), rd = to_double(r);
+  std::vector<double> pre(size_t(M) * N), y(pre.size()), z(pre.size());
+  ops::ref::linear_forward(pre.data(), xd.data(), wd.data(), bd.data(), M, N, K);
+  ops::ref::gelu_forward(y.data(), pre.data(), pre.size());
+  ops::ref::residual_forward(z.data(), pre.data(), rd.data(), pre.size());
+  // As the plain forward (K <= 68 here), plus GELU's erf approximation (1.5e-7).
+  require_close(t_pre.read(), pre, 5e-6, 1e-5, "linear+gelu pre-activation");
+  require_close(t_y.read(), y, 5e-6, 1e-5, "linear+gelu output");
+  require_close(t_z.read(), z, 5e-6, 1e-5, "linear+residual output");
+}
+}  // namespace
+
+namespace {
+// fc2's backward through the GELU: dpre = (dy W) * gelu'(pre), dW += dy^T hidden, db += sums.
+void check_gelu_backward(uint32_t M, uint32_t N, uint32_t K, uint32_t seed) {
+  CAPTURE(M, N, K);
+  auto pre = random_floats(size_t(M) * K, seed, -3.0f, 3.0f), wt = random_floats(size_t(N) * K, seed + 1);
+  auto dy = random_floats(size_t(M) * N, seed + 2), dw0 = random_floats(size_t(N) * K, seed + 3);
+  auto db0 = random_floats(N, seed + 4), dpre0 = random_floats(size_t(M) * K, seed + 5);
+  auto pred = to_double(pre);
+  std::vector<double> hidden(pred.size());
+  ops::ref::gelu_forward(hidden.data(), pred.data(), pred.size());
+  std::vector<float> hidden_f(hidden.begin(), hidden.end());
+  DeviceTensor t_pre(pre), t_hidden(hidden_f), t_w(wt), t_dy(dy), t_dw(dw0), t_db(db0), t_dpre(dpre0),
+      t_scratch(size_t(M) * K);
+  vk::Recorder rec(ctx());
+  ops::linear_gelu_backward(rec, t_dpre.view(), t_dw.view(), t_db.view(), t_dy.view(), t_hidden.view(), t_w.view(),
+                            t_pre.view(), t_scratch.view(), M, N, K);
+  rec.submit_and_wait();
+
+  auto wd = to_double(wt), dyd = to_double(dy), hd = to_double(hidden_f);
+  std::vector<double> dhidden(size_t(M) * K, 0.0), dpre(size_t(M) * K, 0.0);
+  auto dw = to_double(dw0), db = to_double(db0);
+  ops::ref::linear_backward(dhidden.data(), dw.data(), db.data(), dyd.data(), hd.data(), wd.data(), M, N, K);
+  ops::ref::gelu_backward(dpre.data(), pred.data(), dhidden.data(), dpre.size());
+  require_close(t_dpre.read(), dpre, 5e-6, 1e-5, "linear+gelu backward dpre (overwritten)");
+  require_close(t_dw.read(), dw, 5e-6, 1e-5, "linear+gelu backward dW");
+  require_close(t_db.read(), db, 5e-6, 1e-5, "linear+gelu backward db");
+}
+
+void check_all_fused(uint32_t seed) {
+  check_fused_forwards(50, 13, 37, seed);
+  check_fused_forwards(50, 64, 68, seed + 1);
+  check_fused_forwards(37, 96, 32, seed + 2);
+  check_gelu_backward(50, 13, 37, seed + 3);  // dpre (50 x 37): scalar stores
+  check_gelu_backward(37, 24, 64, seed + 4);  // dpre (37 x 64): four-float stores
+}
+}  // namespace
+
+TEST_CASE("linear layers with GELU, its backward or a residual fused into the stores match the reference", "[linear][gpu]") {
+  // Outputs whose width is not a multiple of 4 (scalar stores) and is (four-float stores), rows
+  // past the 16-row block; each with the texel and the storage-buffer loads; then the tiled
+  // kernel, which has no epilogue and runs the separate GELU and residual ops.
+  for (const char* texel : {"1", "0"}) {
+    DYNAMIC_SECTION("lavapipe kernel, VKVIT_MATMUL_TEXEL=" << texel) {
+      ScopedEnv t("VKVIT_MATMUL_TEXEL", texel);
+      check_all_fused(41);
+    }
+  }
+  SECTION("tiled kernel (separate ops)") {
+    ScopedEnv k("VKVIT_MATMUL_KERNEL", "tiled");
+    CHECK_FALSE(ops::matmul_epilogue_supported(ops::MatmulKernel::automatic, ctx().info()));
+    check_all_fused(51);
+  }
 }

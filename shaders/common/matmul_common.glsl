@@ -28,6 +28,7 @@ layout(push_constant) uniform Push {
   uint flags;  // bit 0: trans_a, bit 1: trans_b (read by matmul_naive only), bit 2: has_bias
   uint a_base, b_base, c_base, bias_base;
   uint batch;  // batch entries of this dispatch (kernels that loop over several per workgroup)
+  uint aux_base;  // the epilogue operand's start in its binding (kernels with an epilogue)
 } p;
 
 // Element offsets of batch entry z's A, B and C inside their bindings.

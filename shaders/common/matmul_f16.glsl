@@ -56,6 +56,7 @@ layout(push_constant) uniform Push {
   uint flags;  // bit 2: has_bias
   uint a_base, b_base, c_base, bias_base;
   uint batch;
+  uint aux_base;  // unused here (the fp32 lavapipe kernel's epilogue operand)
 } p;
 
 float half_a(uint i) {

@@ -50,9 +50,53 @@ layout(constant_id = 6) const bool WIDE_LOADS = false;
 // lane loop per component too). The launcher sets it where shaderInt64 is on, TN % 4 == 0 and N,
 // ldc, C's base and batch strides are multiples of 4, so a group of four is wholly in or out.
 layout(constant_id = 7) const bool WIDE_STORES = false;
+// Epilogue on each result r = alpha * acc + beta * C + bias, with the operand X in binding 4 (same
+// layout as C, from aux_base): 0 none; 1 GELU: X = r (fc1's pre-activation, kept for the
+// backward), C = gelu(r); 2 residual: C = r + X; 3 GELU backward: C = r * gelu'(X) (X = the
+// pre-activation). Fusing them saves a pass over the activations (each pass a lane loop per
+// component on llvmpipe).
+layout(constant_id = 8) const uint EPILOGUE = 0;
+#define EPILOGUE_GELU 1u
+#define EPILOGUE_ADD 2u
+#define EPILOGUE_GELU_GRAD 3u
 #include "matmul_common.glsl"
+#include "erf.glsl"
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 layout(set = 0, binding = 0) buffer C8 { u64vec2 c8[]; };
+layout(set = 0, binding = 4) buffer Aux { float aux[]; };
+layout(set = 0, binding = 4) buffer Aux8 { u64vec2 aux8[]; };
+
+vec4 unpack4(u64vec2 w) {
+  return uintBitsToFloat(uvec4(uint(w.x), uint(w.x >> 32), uint(w.y), uint(w.y >> 32)));
+}
+u64vec2 pack4(vec4 f) {
+  const uvec4 u = floatBitsToUint(f);
+  return u64vec2(uint64_t(u.x) | (uint64_t(u.y) << 32), uint64_t(u.z) | (uint64_t(u.w) << 32));
+}
+vec4 gelu4(vec4 x) {
+  return 0.5 * x * (1.0 + vec4(erf_approx(x.x * 0.70710678118654752), erf_approx(x.y * 0.70710678118654752),
+                               erf_approx(x.z * 0.70710678118654752), erf_approx(x.w * 0.70710678118654752)));
+}
+// d/dx gelu(x) = 0.5 (1 + erf(x / sqrt2)) + x exp(-x^2 / 2) / sqrt(2 pi), as shaders/gelu_backward.comp.
+float gelu_grad(float x) {
+  return 0.5 * (1.0 + erf_approx(x * 0.70710678118654752)) + x * exp(-0.5 * x * x) * 0.39894228040143268;
+}
+// C[ci] (and X) from one result, the scalar path's store.
+void store_result(uint ci, uint n, float acc) {
+  float r = p.alpha * acc;
+  if (p.beta != 0.0) r += p.beta * c[ci];
+  if ((p.flags & 4u) != 0u) r += bias[p.bias_base + n];
+  const uint xi = ci - p.c_base + p.aux_base;
+  if (EPILOGUE == EPILOGUE_GELU) {
+    aux[xi] = r;
+    r = 0.5 * r * (1.0 + erf_approx(r * 0.70710678118654752));
+  } else if (EPILOGUE == EPILOGUE_ADD) {
+    r += aux[xi];
+  } else if (EPILOGUE == EPILOGUE_GELU_GRAD) {
+    r *= gelu_grad(aux[xi]);
+  }
+  c[ci] = r;
+}
 #ifdef MATMUL_TEXEL_AB
 // Texel fetches: llvmpipe gathers the 8 lanes' texels with plain vector loads and shuffles, no
 // per-lane branches (the storage-buffer path below loops over the lanes); WIDE_LOADS is moot.
@@ -64,16 +108,12 @@ float load_b1(uint i) { return texelFetch(b_texels, int(i >> 2))[i & 3u]; }
 layout(set = 0, binding = 1) readonly buffer A8 { u64vec2 a8[]; };
 layout(set = 0, binding = 2) readonly buffer B8 { u64vec2 b8[]; };
 
-vec4 wide_to_vec4(u64vec2 w) {
-  return vec4(uintBitsToFloat(uint(w.x)), uintBitsToFloat(uint(w.x >> 32)), uintBitsToFloat(uint(w.y)),
-              uintBitsToFloat(uint(w.y >> 32)));
-}
 vec4 load_a4(uint i) {
-  if (WIDE_LOADS) return wide_to_vec4(a8[i]);
+  if (WIDE_LOADS) return unpack4(a8[i]);
   return a4[i];
 }
 vec4 load_b4(uint i) {
-  if (WIDE_LOADS) return wide_to_vec4(b8[i]);
+  if (WIDE_LOADS) return unpack4(b8[i]);
   return b4[i];
 }
 float load_a1(uint i) { return a[i]; }
@@ -188,13 +228,22 @@ void block(uint z) {
           const uint bi = p.bias_base + n;
           r += vec4(bias[bi], bias[bi + 1u], bias[bi + 2u], bias[bi + 3u]);
         }
-        const uvec4 u = floatBitsToUint(r);
-        c8[ci >> 2] = u64vec2(uint64_t(u.x) | (uint64_t(u.y) << 32), uint64_t(u.z) | (uint64_t(u.w) << 32));
+        const uint xq = (ci - p.c_base + p.aux_base) >> 2;
+        if (EPILOGUE == EPILOGUE_GELU) {
+          aux8[xq] = pack4(r);
+          r = gelu4(r);
+        } else if (EPILOGUE == EPILOGUE_ADD) {
+          r += unpack4(aux8[xq]);
+        } else if (EPILOGUE == EPILOGUE_GELU_GRAD) {
+          const vec4 x = unpack4(aux8[xq]);
+          r *= vec4(gelu_grad(x.x), gelu_grad(x.y), gelu_grad(x.z), gelu_grad(x.w));
+        }
+        c8[ci >> 2] = pack4(r);
       }
     } else {
       [[unroll]] for (uint j = 0; j < TN; ++j) {
         const uint n = n0 + j;
-        if (m < p.M && n < p.N) store_c(c0 + m * p.ldc + n, n, acc[i][j]);
+        if (m < p.M && n < p.N) store_result(c0 + m * p.ldc + n, n, acc[i][j]);
       }
     }
   }

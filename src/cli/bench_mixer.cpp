@@ -58,9 +58,9 @@ MixerTiming time_mixer(vk::Context& ctx, const model::VitConfig& cfg, uint32_t b
   upload_random(in.view());
   upload_random(dout.view());
   MixerTiming t;
-  t.forward = time_recording(ctx, repeat, [&](vk::Recorder& rec) { mixer->forward(rec, out.view(), in.view(), batch); });
+  t.forward = time_recording(ctx, repeat, [&](vk::Recorder& rec) { mixer->forward(rec, out.view(), in.view(), batch, vk::View{}); });
   t.train = time_recording(ctx, repeat, [&](vk::Recorder& rec) {
-    mixer->forward(rec, out.view(), in.view(), batch);
+    mixer->forward(rec, out.view(), in.view(), batch, vk::View{});
     mixer->backward(rec, din.view(), dout.view(), in.view(), batch);
   });
   return t;

@@ -3,6 +3,7 @@
 
 #include <tuple>
 
+#include "ops/residual.h"
 #include "vk/error.h"
 
 namespace vkvit::model {
@@ -59,7 +60,8 @@ class GlobalFilterMixer : public TokenMixer {
     spectrum_b_ = alloc.scratch("filter.spectrum b (B, D, h, w/2+1)", spectrum);
   }
 
-  void forward(vk::Recorder& rec, const vk::View& out, const vk::View& in, uint32_t batch) override {
+  void forward(vk::Recorder& rec, const vk::View& out, const vk::View& in, uint32_t batch,
+               const vk::View& residual) override {
     const ops::GridShape s = at(batch);
     const GlobalFilterPlans::Set& fft = plans(batch);
     ops::global_filter_gather(rec, real_, in, s);
@@ -67,6 +69,7 @@ class GlobalFilterMixer : public TokenMixer {
     ops::global_filter_multiply(rec, spectrum_b_, spectrum_a_, filter_, s, false);  // b = a * K
     fft.b_to_real->inverse(rec);                                          // grids = irfft2(b)
     ops::global_filter_scatter(rec, out, real_, s, false);
+    if (residual.buffer != VK_NULL_HANDLE) ops::residual_forward(rec, out, out, residual, uint64_t(s.batch) * s.T() * s.D);
   }
 
   void backward(vk::Recorder& rec, const vk::View& din, const vk::View& dout, const vk::View& in,

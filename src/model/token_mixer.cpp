@@ -16,6 +16,7 @@
 #include "ops/launch.h"
 #include "ops/linear.h"
 #include "ops/matmul.h"
+#include "ops/residual.h"
 #include "vk/error.h"
 
 namespace vkvit::model {
@@ -114,14 +115,21 @@ class AttentionMixer : public TokenMixer {
     f16_ = true;
   }
 
-  void forward(vk::Recorder& rec, const vk::View& out, const vk::View& in, uint32_t batch) override {
+  void forward(vk::Recorder& rec, const vk::View& out, const vk::View& in, uint32_t batch,
+               const vk::View& residual) override {
     const uint32_t M = batch * T_;
     if (f16_) ops::linear_forward_f16(rec, qkv_, in16_, in, w_qkv16_, b_qkv_, M, 3 * D_, D_);
     else ops::linear_forward(rec, qkv_, in, w_qkv_, b_qkv_, M, 3 * D_, D_);
     if (fused_) ops::attention_fused_forward(rec, out_, saved_, qkv_, batch, T_, D_, H_);
     else ops::attention_forward(rec, out_, saved_, qkv_, batch, T_, D_, H_);
-    if (f16_) ops::linear_forward_f16(rec, out, out16_, out_, w_proj16_, b_proj_, M, D_, D_);
-    else ops::linear_forward(rec, out, out_, w_proj_, b_proj_, M, D_, D_);
+    if (f16_) {
+      ops::linear_forward_f16(rec, out, out16_, out_, w_proj16_, b_proj_, M, D_, D_);
+      if (residual.buffer != VK_NULL_HANDLE) ops::residual_forward(rec, out, out, residual, uint64_t(M) * D_);
+    } else if (residual.buffer != VK_NULL_HANDLE) {
+      ops::linear_residual_forward(rec, out, out_, w_proj_, b_proj_, residual, M, D_, D_);
+    } else {
+      ops::linear_forward(rec, out, out_, w_proj_, b_proj_, M, D_, D_);
+    }
   }
 
   void backward(vk::Recorder& rec, const vk::View& din, const vk::View& dout, const vk::View& in,

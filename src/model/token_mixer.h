@@ -60,8 +60,11 @@ class TokenMixer {
   virtual ~TokenMixer() = default;
   // Takes its activations and scratch; called twice (counting, then real), keeping the second.
   virtual void allocate(ActivationAlloc& alloc) = 0;
-  // out (B, T, D) = mixer(in (B, T, D)), out overwritten; keeps what backward needs.
-  virtual void forward(vk::Recorder& rec, const vk::View& out, const vk::View& in, uint32_t batch) = 0;
+  // out (B, T, D) = mixer(in (B, T, D)) + residual (B, T, D), out overwritten; keeps what
+  // backward needs. residual may be empty (nothing added); it must not overlap out. Taking the
+  // block's skip connection here lets the last product add it in its stores.
+  virtual void forward(vk::Recorder& rec, const vk::View& out, const vk::View& in, uint32_t batch,
+                       const vk::View& residual) = 0;
   // din (B, T, D) += the gradient of sum(out * dout) with respect to in; the mixer's parameter
   // gradients accumulate too. `in` is the forward's input.
   virtual void backward(vk::Recorder& rec, const vk::View& din, const vk::View& dout, const vk::View& in,

@@ -4,8 +4,10 @@
 
 #include "ops/bias_grad.h"
 #include "ops/cast.h"
+#include "ops/gelu.h"
 #include "ops/matmul.h"
 #include "ops/matmul_f16.h"
+#include "ops/residual.h"
 
 namespace vkvit::ops {
 
@@ -44,6 +46,45 @@ MatmulShape weight_grad_product(uint32_t M, uint32_t N, uint32_t K) {
 void linear_forward(vk::Recorder& rec, const vk::View& y, const vk::View& x, const vk::View& w, const vk::View& b,
                     uint32_t M, uint32_t N, uint32_t K) {
   matmul(rec, y, x, w, forward_product(M, N, K), b);
+}
+
+void linear_gelu_forward(vk::Recorder& rec, const vk::View& y, const vk::View& pre, const vk::View& x,
+                         const vk::View& w, const vk::View& b, uint32_t M, uint32_t N, uint32_t K) {
+  if (!matmul_epilogue_supported(MatmulKernel::automatic, rec.context().info())) {
+    matmul(rec, pre, x, w, forward_product(M, N, K), b);
+    gelu_forward(rec, y, pre, uint64_t(M) * N);
+    return;
+  }
+  MatmulShape s = forward_product(M, N, K);
+  s.epilogue = MatmulEpilogue::gelu;
+  matmul(rec, y, x, w, s, b, MatmulKernel::automatic, pre);
+}
+
+void linear_residual_forward(vk::Recorder& rec, const vk::View& y, const vk::View& x, const vk::View& w,
+                             const vk::View& b, const vk::View& residual, uint32_t M, uint32_t N, uint32_t K) {
+  if (!matmul_epilogue_supported(MatmulKernel::automatic, rec.context().info())) {
+    matmul(rec, y, x, w, forward_product(M, N, K), b);
+    residual_forward(rec, y, y, residual, uint64_t(M) * N);
+    return;
+  }
+  MatmulShape s = forward_product(M, N, K);
+  s.epilogue = MatmulEpilogue::add;
+  matmul(rec, y, x, w, s, b, MatmulKernel::automatic, residual);
+}
+
+void linear_gelu_backward(vk::Recorder& rec, const vk::View& dpre, const vk::View& dw, const vk::View& db,
+                          const vk::View& dy, const vk::View& hidden, const vk::View& w, const vk::View& pre,
+                          const vk::View& dhidden, uint32_t M, uint32_t N, uint32_t K) {
+  if (matmul_epilogue_supported(MatmulKernel::automatic, rec.context().info())) {
+    MatmulShape s = input_grad_product(M, N, K, 0.0f);
+    s.epilogue = MatmulEpilogue::gelu_grad;
+    matmul(rec, dpre, dy, w, s, vk::View{}, MatmulKernel::automatic, pre);
+  } else {
+    matmul(rec, dhidden, dy, w, input_grad_product(M, N, K, 0.0f));
+    rec.fill(dpre.slice(0, uint64_t(M) * K), 0.0f);
+    gelu_backward(rec, dpre, pre, dhidden, uint64_t(M) * K);
+  }
+  linear_backward(rec, vk::View{}, dw, db, dy, hidden, w, M, N, K);
 }
 
 void linear_backward(vk::Recorder& rec, const vk::View& dx, const vk::View& dw, const vk::View& db,

@@ -15,6 +15,27 @@ void linear_forward(vk::Recorder& rec, const vk::View& y /* (M, N) */, const vk:
                     const vk::View& w /* (N, K) */, const vk::View& b /* (N) or empty */, uint32_t M, uint32_t N,
                     uint32_t K);
 
+// Forward with the layer's successor fused into the matmul's stores where the kernel allows it
+// (ops::matmul_epilogue_supported: the lavapipe kernel), else run as the separate op:
+//   gelu:     pre = x W^T + b, y = gelu(pre)  (fc1 + nn.GELU; pre is kept for the backward)
+//   residual: y = x W^T + b + residual        (proj / fc2 + the block's skip connection)
+// y must not overlap pre or residual.
+void linear_gelu_forward(vk::Recorder& rec, const vk::View& y /* (M, N) */, const vk::View& pre /* (M, N) */,
+                         const vk::View& x /* (M, K) */, const vk::View& w /* (N, K) */, const vk::View& b,
+                         uint32_t M, uint32_t N, uint32_t K);
+void linear_residual_forward(vk::Recorder& rec, const vk::View& y /* (M, N) */, const vk::View& x /* (M, K) */,
+                             const vk::View& w /* (N, K) */, const vk::View& b, const vk::View& residual /* (M, N) */,
+                             uint32_t M, uint32_t N, uint32_t K);
+
+// The backward of linear_gelu_forward's successor: fc2 = linear(hidden) with hidden = gelu(pre).
+// dpre = (dy W) * gelu'(pre), overwritten (fused into the input-gradient matmul where the kernel
+// allows it, else through dhidden, an (M, K) scratch); dW += dy^T hidden; db += column sums of dy.
+void linear_gelu_backward(vk::Recorder& rec, const vk::View& dpre /* (M, K) */, const vk::View& dw /* (N, K) */,
+                          const vk::View& db /* (N) or empty */, const vk::View& dy /* (M, N) */,
+                          const vk::View& hidden /* (M, K) */, const vk::View& w /* (N, K) */,
+                          const vk::View& pre /* (M, K) */, const vk::View& dhidden /* (M, K) scratch */, uint32_t M,
+                          uint32_t N, uint32_t K);
+
 // dx may be an empty View when the input needs no gradient (the patch-embedding input);
 // db may be empty for a layer without bias.
 void linear_backward(vk::Recorder& rec, const vk::View& dx /* (M, K) or empty */, const vk::View& dw /* (N, K) */,

@@ -79,6 +79,7 @@ MatmulPolicy lavapipe_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
   pol.tail = {wide};
   pol.has_store_spec = true;
   pol.wide_stores = wide && tn % 4 == 0;
+  pol.epilogue = true;
   if (env_uint("VKVIT_MATMUL_TEXEL", 1) != 0)
     pol.texel_shader = "matmul_lavapipe_texel_" + std::to_string(tm) + "x" + std::to_string(tn);
   // Only this kernel runs long K as accumulated chunks (kKChunk, matmul_launch.h).
@@ -164,10 +165,15 @@ MatmulKernel matmul_kernel_for(const vk::DeviceInfo& device) {
 }
 
 void matmul(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::View& b, const MatmulShape& s,
-            const vk::View& bias, MatmulKernel kernel) {
+            const vk::View& bias, MatmulKernel kernel, const vk::View& aux) {
   if (!matmul_detail::has_work(s, "matmul")) return;
   if (kernel == MatmulKernel::automatic) kernel = matmul_kernel_for(rec.context().info());
-  matmul_detail::launch_matmul(rec, c, a, b, bias, s, policy_for(kernel, rec.context().info(), s));
+  matmul_detail::launch_matmul(rec, c, a, b, bias, s, policy_for(kernel, rec.context().info(), s), aux);
+}
+
+bool matmul_epilogue_supported(MatmulKernel kernel, const vk::DeviceInfo& device) {
+  if (kernel == MatmulKernel::automatic) kernel = matmul_kernel_for(device);
+  return kernel == MatmulKernel::lavapipe;
 }
 
 }  // namespace vkvit::ops

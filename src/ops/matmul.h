@@ -30,6 +30,13 @@ struct MatmulOperand {
   uint64_t stride_inner = 0;   // floats between inner batch entries
 };
 
+// What the store does with each result r = alpha * op(A) op(B) + beta * C + bias (the lavapipe
+// kernel only; see matmul_epilogue_supported): none; gelu: aux = r, C = gelu(r) (exact erf
+// GELU; fc1 + activation, the pre-activation kept for the backward); add: C = r + aux (the
+// residual connection after proj and fc2); gelu_grad: C = r * gelu'(aux) (fc2's input gradient
+// through the GELU, aux = the pre-activation). aux has C's layout (ld, batch strides).
+enum class MatmulEpilogue { none, gelu, add, gelu_grad };
+
 struct MatmulShape {
   uint32_t M = 0, N = 0, K = 0;
   bool trans_a = false;
@@ -39,6 +46,7 @@ struct MatmulShape {
   MatmulOperand a, b, c;
   float alpha = 1.0f;
   float beta = 0.0f;  // 1 accumulates into C (backward passes)
+  MatmulEpilogue epilogue = MatmulEpilogue::none;
 };
 
 // c: (batch, M, N); a: (batch, M, K) or (batch, K, M); b: (batch, K, N) or (batch, N, K);
@@ -46,8 +54,13 @@ struct MatmulShape {
 // maxStorageBufferRange are split along the batch, M, N or K (K with beta = 1 accumulation);
 // a shape that cannot be split throws vkvit::Error naming it. `kernel` forces a shader (tests,
 // benchmarks); automatic honours VKVIT_MATMUL_KERNEL=naive|lavapipe|tiled, else the device.
+// aux: the epilogue's operand (shape.epilogue != none), else empty; it must not overlap C.
 void matmul(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::View& b, const MatmulShape& shape,
-            const vk::View& bias = {}, MatmulKernel kernel = MatmulKernel::automatic);
+            const vk::View& bias = {}, MatmulKernel kernel = MatmulKernel::automatic, const vk::View& aux = {});
+
+// Whether `kernel` (automatic resolved for `device`) fuses epilogues; callers run the separate
+// ops otherwise.
+bool matmul_epilogue_supported(MatmulKernel kernel, const vk::DeviceInfo& device);
 
 // The kernel `automatic` resolves to: the VKVIT_MATMUL_KERNEL override, else lavapipe on CPU
 // Vulkan drivers and tiled on GPUs.
@@ -58,6 +71,7 @@ MatmulKernel parse_matmul_kernel(const std::string& name);
 
 namespace ref {
 // Same semantics as ops::matmul on host arrays (element offsets, not bytes).
+// shape.epilogue must be none (the reference model applies GELU and residuals itself).
 void matmul(double* c, const double* a, const double* b, const MatmulShape& shape, const double* bias = nullptr);
 }  // namespace ref
 

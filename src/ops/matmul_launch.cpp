@@ -44,8 +44,8 @@ struct Binding {
 class Launcher {
  public:
   Launcher(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::View& b, const vk::View& bias,
-           const MatmulShape& s, const MatmulPolicy& policy)
-      : rec_(rec), info_(rec.context().info()), c_(c), a_(a), b_(b), bias_(bias), s_(s), pol_(policy) {
+           const MatmulShape& s, const MatmulPolicy& policy, const vk::View& aux)
+      : rec_(rec), info_(rec.context().info()), c_(c), a_(a), b_(b), bias_(bias), aux_(aux), s_(s), pol_(policy) {
     lda_ = s.a.ld ? s.a.ld : (s.trans_a ? s.M : s.K);
     ldb_ = s.b.ld ? s.b.ld : (s.trans_b ? s.K : s.N);
     ldc_ = s.c.ld ? s.c.ld : s.N;
@@ -68,6 +68,12 @@ class Launcher {
     check_view(b_, extent(whole, 'b'), pol_.b_size, "B");
     check_view(c_, extent(whole, 'c'), pol_.c_size, "C");
     if (whole.bias) check_view(bias_, s_.N, 4, "bias");
+    if (s_.epilogue != MatmulEpilogue::none) {
+      if (!pol_.epilogue) throw Error("internal: " + shape_name() + ": this kernel has no epilogue");
+      if (aux_.buffer == VK_NULL_HANDLE) throw Error("internal: " + shape_name() + ": epilogue without its operand");
+      check_view(aux_, extent(whole, 'c'), pol_.c_size, "the epilogue operand");
+      if (aux_.overlaps(c_)) throw Error("internal: " + shape_name() + ": the epilogue operand overlaps C");
+    }
     launch(whole);
   }
 
@@ -83,7 +89,11 @@ class Launcher {
   std::string shape_label(const Part& p, const std::string& shader) const {
     return std::string(pol_.name) + " " + (s_.trans_a ? "T" : "N") + (s_.trans_b ? "T" : "N") + " " +
            std::to_string(p.M) + "x" + std::to_string(p.N) + "x" + std::to_string(p.K) + " b" +
-           std::to_string(p.outer * p.inner) + " " + shader;
+           std::to_string(p.outer * p.inner) + " " + shader +
+           (s_.epilogue == MatmulEpilogue::gelu        ? " +gelu"
+            : s_.epilogue == MatmulEpilogue::add       ? " +residual"
+            : s_.epilogue == MatmulEpilogue::gelu_grad ? " +gelu_grad"
+                                                       : "");
   }
 
   void check_view(const vk::View& v, uint64_t elements, uint32_t size, const char* what) const {
@@ -143,6 +153,8 @@ class Launcher {
     if (p.M == 0 || p.N == 0) return;
     const uint64_t ea = extent(p, 'a'), eb = extent(p, 'b'), ec = extent(p, 'c');
     const Binding bc = bind(c_, p.c_off, ec, pol_.c_size);
+    // The epilogue operand has C's layout and offsets; without one, C's range stands in.
+    const Binding bx = s_.epilogue != MatmulEpilogue::none ? bind(aux_, p.c_off, ec, pol_.c_size) : bc;
     // K == 0 reads neither A nor B; bind C's range in their place (a binding may not be empty).
     const Binding ba = ea ? bind(a_, p.a_off, ea, pol_.a_size) : bc;
     const Binding bb = eb ? bind(b_, p.b_off, eb, pol_.b_size) : bc;
@@ -150,9 +162,11 @@ class Launcher {
     const uint64_t gy_limit = info_.max_workgroup_count[pol_.x_walks_n ? 0 : 1];
     const bool m_groups_ok = groups_m(p) <= gx_limit, n_groups_ok = groups_n(p) <= gy_limit;
     const bool z_ok = uint64_t(p.outer) * p.inner <= info_.max_workgroup_count[2];
-    const bool k_too_long = pol_.k_chunk > 0 && p.K > std::max(kKSplitAbove, pol_.k_chunk);
-    if (ba.fits && bb.fits && bc.fits && m_groups_ok && n_groups_ok && z_ok && !k_too_long) {
-      dispatch(p, ba, bb, bc);
+    // An epilogue must see whole sums, so its products never run as K chunks.
+    const bool k_too_long = pol_.k_chunk > 0 && p.K > std::max(kKSplitAbove, pol_.k_chunk) &&
+                            s_.epilogue == MatmulEpilogue::none;
+    if (ba.fits && bb.fits && bc.fits && bx.fits && m_groups_ok && n_groups_ok && z_ok && !k_too_long) {
+      dispatch(p, ba, bb, bc, bx);
       return;
     }
     if (k_too_long && ba.fits && bb.fits && bc.fits) {
@@ -179,7 +193,7 @@ class Launcher {
     }
     // One matrix: split the dimension that shrinks the operand that does not fit.
     char dim;
-    if (!bc.fits || (!ba.fits && !s_.trans_a) || !m_groups_ok)
+    if (!bc.fits || !bx.fits || (!ba.fits && !s_.trans_a) || !m_groups_ok)
       dim = 'm';
     else if (!ba.fits)
       dim = 'k';
@@ -206,6 +220,9 @@ class Launcher {
       hi.c_off += half;
       hi.bias_off += half;
     } else {
+      if (s_.epilogue != MatmulEpilogue::none)
+        throw Error(shape_name() + ": an operand does not fit one binding and a product with an epilogue cannot "
+                    "be split along K; use smaller operands");
       split_k(p, half);
       return;
     }
@@ -241,7 +258,7 @@ class Launcher {
            contiguous % w == 0;
   }
 
-  void dispatch(const Part& p, const Binding& ba, const Binding& bb, const Binding& bc) {
+  void dispatch(const Part& p, const Binding& ba, const Binding& bb, const Binding& bc, const Binding& bx) {
     MatmulPush push{};
     push.M = p.M;
     push.N = p.N;
@@ -264,6 +281,7 @@ class Launcher {
     push.b_base = static_cast<uint32_t>(bb.base);
     push.c_base = static_cast<uint32_t>(bc.base);
     push.batch = p.outer * p.inner;
+    push.aux_base = static_cast<uint32_t>(bx.base);
     Binding bbias = bc;
     if (p.bias) {
       bbias = bind(bias_, p.bias_off, p.N, 4);
@@ -286,9 +304,10 @@ class Launcher {
     spec.insert(spec.end(), pol_.tail.begin(), pol_.tail.end());
     if (pol_.has_store_spec) {
       const uint32_t w = 4;
-      spec.push_back(pol_.wide_stores && bc.base % w == 0 && ldc_ % w == 0 && p.N % w == 0 &&
+      spec.push_back(pol_.wide_stores && bc.base % w == 0 && bx.base % w == 0 && ldc_ % w == 0 && p.N % w == 0 &&
                      s_.c.stride_outer % w == 0 && s_.c.stride_inner % w == 0);
     }
+    if (pol_.epilogue) spec.push_back(static_cast<uint32_t>(s_.epilogue));
     const std::string* shader = &pol_.shader;
     uint32_t texel_mask = 0;
     if (!pol_.texel_shader.empty() && vec_a && vec_b && texels_fit(ba) && texels_fit(bb)) {
@@ -298,14 +317,19 @@ class Launcher {
     const uint32_t gm = static_cast<uint32_t>(groups_m(p)), gn = static_cast<uint32_t>(groups_n(p));
     const vk::Groups groups{pol_.x_walks_n ? gn : gm, pol_.x_walks_n ? gm : gn,
                             div_up(push.batch, pol_.batch_per_group)};
-    const vk::Kernel& k = rec_.context().pipelines().get(*shader, 4, sizeof(MatmulPush), spec, texel_mask);
     const std::string label = profile_shapes_ ? shape_label(p, *shader) : std::string(pol_.name);
-    rec_.dispatch(k, {bc.view, ba.view, bb.view, bbias.view}, push, groups, label.c_str());
+    if (pol_.epilogue) {
+      const vk::Kernel& k = rec_.context().pipelines().get(*shader, 5, sizeof(MatmulPush), spec, texel_mask);
+      rec_.dispatch(k, {bc.view, ba.view, bb.view, bbias.view, bx.view}, push, groups, label.c_str());
+    } else {
+      const vk::Kernel& k = rec_.context().pipelines().get(*shader, 4, sizeof(MatmulPush), spec, texel_mask);
+      rec_.dispatch(k, {bc.view, ba.view, bb.view, bbias.view}, push, groups, label.c_str());
+    }
   }
 
   vk::Recorder& rec_;
   const vk::DeviceInfo& info_;
-  vk::View c_, a_, b_, bias_;
+  vk::View c_, a_, b_, bias_, aux_;
   const MatmulShape& s_;
   const MatmulPolicy& pol_;
   uint32_t lda_ = 0, ldb_ = 0, ldc_ = 0;
@@ -318,8 +342,8 @@ class Launcher {
 }  // namespace
 
 void launch_matmul(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::View& b, const vk::View& bias,
-                   const MatmulShape& s, const MatmulPolicy& policy) {
-  Launcher(rec, c, a, b, bias, s, policy).run();
+                   const MatmulShape& s, const MatmulPolicy& policy, const vk::View& aux) {
+  Launcher(rec, c, a, b, bias, s, policy, aux).run();
 }
 
 }  // namespace vkvit::ops::matmul_detail

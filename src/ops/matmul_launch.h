@@ -27,8 +27,9 @@ struct MatmulPush {
   uint32_t flags;  // bit 0 trans_a, bit 1 trans_b (fp32 kernels only), bit 2 has_bias
   uint32_t a_base, b_base, c_base, bias_base;  // elements from the start of each binding
   uint32_t batch;                              // batch entries of this dispatch
+  uint32_t aux_base;                           // the epilogue operand's start in its binding
 };
-static_assert(sizeof(MatmulPush) == 84);
+static_assert(sizeof(MatmulPush) == 88);
 
 // Split points are multiples of this many rows/columns/k, so a sub-call keeps the vector-load
 // alignment of the whole call (offsets stay multiples of 4 floats or 8 halves).
@@ -85,6 +86,9 @@ struct MatmulPolicy {
   // multiples of 4 (the kernel also needs its columns per lane to be a multiple of 4).
   bool has_store_spec = false;
   bool wide_stores = false;
+  // The kernel has the epilogue binding (4) and spec constant (after the store one): GELU or
+  // residual add fused into the stores (MatmulEpilogue). Kernels without it take none.
+  bool epilogue = false;
   // The same kernel reading A and B as RGBA32F texel buffers, run instead where both take vector
   // loads; empty: none.
   std::string texel_shader;
@@ -96,7 +100,8 @@ struct MatmulPolicy {
 bool has_work(const MatmulShape& s, const char* name);
 
 // c, a, b, bias as ops::matmul takes them, `s` passed has_work.
+// aux: the epilogue's operand (s.epilogue != none; C's layout), else empty.
 void launch_matmul(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::View& b, const vk::View& bias,
-                   const MatmulShape& s, const MatmulPolicy& policy);
+                   const MatmulShape& s, const MatmulPolicy& policy, const vk::View& aux = {});
 
 }  // namespace vkvit::ops::matmul_detail
