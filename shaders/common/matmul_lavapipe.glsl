@@ -54,11 +54,13 @@ layout(constant_id = 7) const bool WIDE_STORES = false;
 // layout as C, from aux_base): 0 none; 1 GELU: X = r (fc1's pre-activation, kept for the
 // backward), C = gelu(r); 2 residual: C = r + X; 3 GELU backward: C = r * gelu'(X) (X = the
 // pre-activation). Fusing them saves a pass over the activations (each pass a lane loop per
-// component on llvmpipe).
+// component on llvmpipe); 4 row sums: X[m] += sum over k of op(A)[m, k] (aux_base is row 0's
+// element; the bias gradient with dW = dy^T x), C stored as usual.
 layout(constant_id = 8) const uint EPILOGUE = 0;
 #define EPILOGUE_GELU 1u
 #define EPILOGUE_ADD 2u
 #define EPILOGUE_GELU_GRAD 3u
+#define EPILOGUE_ROW_SUMS 4u
 #include "matmul_common.glsl"
 #include "erf.glsl"
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
@@ -159,6 +161,8 @@ void block(uint z) {
   float acc[TM][TN];
   [[unroll]] for (uint i = 0; i < TM; ++i)
     [[unroll]] for (uint j = 0; j < TN; ++j) acc[i][j] = 0.0;
+  float row_sum[TM];  // EPILOGUE_ROW_SUMS: every lane holds the same sums (A is shared)
+  [[unroll]] for (uint i = 0; i < TM; ++i) row_sum[i] = 0.0;
 
   // Four k per iteration so loads along k can be vec4. One loop body only (llvmpipe compiles
   // this unrolled block for seconds, so there is no separate remainder loop): when K is not a
@@ -214,6 +218,13 @@ void block(uint z) {
     [[unroll]] for (uint kk = 0; kk < 4u; ++kk)
       [[unroll]] for (uint i = 0; i < TM; ++i)
         [[unroll]] for (uint j = 0; j < TN; ++j) acc[i][j] = fma(av[kk][i], bv[kk][j], acc[i][j]);
+    // A values past K are zero in every load path, so they add nothing here.
+    if (EPILOGUE == EPILOGUE_ROW_SUMS)
+      [[unroll]] for (uint i = 0; i < TM; ++i) row_sum[i] += (av[0][i] + av[1][i]) + (av[2][i] + av[3][i]);
+  }
+  if (EPILOGUE == EPILOGUE_ROW_SUMS && gl_WorkGroupID.y == 0u) {  // one column block adds the sums
+    [[unroll]] for (uint i = 0; i < TM; ++i)
+      if (i % LANES == lane && m0 + i < p.M) aux[p.aux_base + m0 + i] += row_sum[i];
   }
 
   [[unroll]] for (uint i = 0; i < TM; ++i) {

@@ -90,6 +90,13 @@ void linear_gelu_backward(vk::Recorder& rec, const vk::View& dpre, const vk::Vie
 void linear_backward(vk::Recorder& rec, const vk::View& dx, const vk::View& dw, const vk::View& db,
                      const vk::View& dy, const vk::View& x, const vk::View& w, uint32_t M, uint32_t N, uint32_t K) {
   if (present(dx)) matmul(rec, dx, dy, w, input_grad_product(M, N, K, 1.0f));
+  if (present(db) && matmul_epilogue_supported(MatmulKernel::automatic, rec.context().info())) {
+    // db += column sums of dy = row sums of dy^T, the weight gradient's A: one pass over dy.
+    MatmulShape s = weight_grad_product(M, N, K);
+    s.epilogue = MatmulEpilogue::row_sums;
+    matmul(rec, dw, dy, x, s, vk::View{}, MatmulKernel::automatic, db);
+    return;
+  }
   matmul(rec, dw, dy, x, weight_grad_product(M, N, K));
   if (present(db)) bias_grad(rec, db, dy, M, N);
 }

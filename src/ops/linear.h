@@ -1,5 +1,7 @@
 // Fully connected layer as PyTorch nn.Linear / timm: weight (N, K) row-major (out features by in
-// features), bias (N). Built on ops::matmul and ops::bias_grad; no shader of its own.
+// features), bias (N). Built on ops::matmul and ops::bias_grad; no shader of its own. Where the
+// matmul kernel has epilogues (lavapipe), the bias gradient rides along the weight gradient's
+// product and the forward's GELU / residual add along the forward's (see below).
 //   forward:  y = x W^T + b
 //   backward: dx += dy W,  dW += dy^T x,  db += sum_rows dy   (all accumulate)
 #pragma once

@@ -34,8 +34,11 @@ struct MatmulOperand {
 // kernel only; see matmul_epilogue_supported): none; gelu: aux = r, C = gelu(r) (exact erf
 // GELU; fc1 + activation, the pre-activation kept for the backward); add: C = r + aux (the
 // residual connection after proj and fc2); gelu_grad: C = r * gelu'(aux) (fc2's input gradient
-// through the GELU, aux = the pre-activation). aux has C's layout (ld, batch strides).
-enum class MatmulEpilogue { none, gelu, add, gelu_grad };
+// through the GELU, aux = the pre-activation). aux has C's layout (ld, batch strides). row_sums:
+// aux (M) += the row sums of op(A), C unchanged in meaning (the bias gradient of a linear layer
+// rides along its weight gradient dW = dy^T x: the rows of dy^T are the output features; single
+// products only).
+enum class MatmulEpilogue { none, gelu, add, gelu_grad, row_sums };
 
 struct MatmulShape {
   uint32_t M = 0, N = 0, K = 0;

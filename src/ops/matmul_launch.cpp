@@ -29,6 +29,8 @@ namespace {
 // One (sub-)call: element offsets from the start of the caller's views, sizes, batch range.
 struct Part {
   uint64_t a_off = 0, b_off = 0, c_off = 0, bias_off = 0;
+  uint64_t row_sums_off = 0;  // the row_sums epilogue's first element in aux
+  bool row_sums = true;       // whether this part adds its row sums (only the first N part does)
   uint32_t M = 0, N = 0, K = 0;
   uint32_t outer = 1, inner = 1;  // batch entries: outer * inner
   float beta = 0.0f;
@@ -71,7 +73,8 @@ class Launcher {
     if (s_.epilogue != MatmulEpilogue::none) {
       if (!pol_.epilogue) throw Error("internal: " + shape_name() + ": this kernel has no epilogue");
       if (aux_.buffer == VK_NULL_HANDLE) throw Error("internal: " + shape_name() + ": epilogue without its operand");
-      check_view(aux_, extent(whole, 'c'), pol_.c_size, "the epilogue operand");
+      if (row_sums() && s_.batch != 1) throw Error("internal: " + shape_name() + ": row sums of a batched product");
+      check_view(aux_, row_sums() ? s_.M : extent(whole, 'c'), pol_.c_size, "the epilogue operand");
       if (aux_.overlaps(c_)) throw Error("internal: " + shape_name() + ": the epilogue operand overlaps C");
     }
     launch(whole);
@@ -84,6 +87,9 @@ class Launcher {
            (s_.trans_b ? " trans_b" : "");
   }
 
+  bool row_sums() const { return s_.epilogue == MatmulEpilogue::row_sums; }
+  bool epilogue_on_c() const { return s_.epilogue != MatmulEpilogue::none && !row_sums(); }
+
   // "matmul NT 320x384x128 b1 matmul_lavapipe_16x12": the transposes as the op reads them (N =
   // plain, T = transposed), M x N x K, batch entries, kernel.
   std::string shape_label(const Part& p, const std::string& shader) const {
@@ -93,6 +99,7 @@ class Launcher {
            (s_.epilogue == MatmulEpilogue::gelu        ? " +gelu"
             : s_.epilogue == MatmulEpilogue::add       ? " +residual"
             : s_.epilogue == MatmulEpilogue::gelu_grad ? " +gelu_grad"
+            : s_.epilogue == MatmulEpilogue::row_sums  ? " +row_sums"
                                                        : "");
   }
 
@@ -154,7 +161,9 @@ class Launcher {
     const uint64_t ea = extent(p, 'a'), eb = extent(p, 'b'), ec = extent(p, 'c');
     const Binding bc = bind(c_, p.c_off, ec, pol_.c_size);
     // The epilogue operand has C's layout and offsets; without one, C's range stands in.
-    const Binding bx = s_.epilogue != MatmulEpilogue::none ? bind(aux_, p.c_off, ec, pol_.c_size) : bc;
+    const Binding bx = epilogue_on_c() ? bind(aux_, p.c_off, ec, pol_.c_size)
+                       : row_sums()    ? bind(aux_, p.row_sums_off, p.M, pol_.c_size)
+                                       : bc;
     // K == 0 reads neither A nor B; bind C's range in their place (a binding may not be empty).
     const Binding ba = ea ? bind(a_, p.a_off, ea, pol_.a_size) : bc;
     const Binding bb = eb ? bind(b_, p.b_off, eb, pol_.b_size) : bc;
@@ -162,9 +171,9 @@ class Launcher {
     const uint64_t gy_limit = info_.max_workgroup_count[pol_.x_walks_n ? 0 : 1];
     const bool m_groups_ok = groups_m(p) <= gx_limit, n_groups_ok = groups_n(p) <= gy_limit;
     const bool z_ok = uint64_t(p.outer) * p.inner <= info_.max_workgroup_count[2];
-    // An epilogue must see whole sums, so its products never run as K chunks.
-    const bool k_too_long = pol_.k_chunk > 0 && p.K > std::max(kKSplitAbove, pol_.k_chunk) &&
-                            s_.epilogue == MatmulEpilogue::none;
+    // An epilogue on C must see whole sums, so those products never run as K chunks; row sums
+    // accumulate, chunk by chunk.
+    const bool k_too_long = pol_.k_chunk > 0 && p.K > std::max(kKSplitAbove, pol_.k_chunk) && !epilogue_on_c();
     if (ba.fits && bb.fits && bc.fits && bx.fits && m_groups_ok && n_groups_ok && z_ok && !k_too_long) {
       dispatch(p, ba, bb, bc, bx);
       return;
@@ -213,14 +222,16 @@ class Launcher {
       hi.M = p.M - half;
       hi.a_off += s_.trans_a ? half : uint64_t(half) * lda_;
       hi.c_off += uint64_t(half) * ldc_;
+      hi.row_sums_off += half;
     } else if (dim == 'n') {
       lo.N = half;
       hi.N = p.N - half;
       hi.b_off += s_.trans_b ? uint64_t(half) * ldb_ : half;
       hi.c_off += half;
+      hi.row_sums = false;  // the first N part adds each row's sum once
       hi.bias_off += half;
     } else {
-      if (s_.epilogue != MatmulEpilogue::none)
+      if (epilogue_on_c())
         throw Error(shape_name() + ": an operand does not fit one binding and a product with an epilogue cannot "
                     "be split along K; use smaller operands");
       split_k(p, half);
@@ -307,7 +318,8 @@ class Launcher {
       spec.push_back(pol_.wide_stores && bc.base % w == 0 && bx.base % w == 0 && ldc_ % w == 0 && p.N % w == 0 &&
                      s_.c.stride_outer % w == 0 && s_.c.stride_inner % w == 0);
     }
-    if (pol_.epilogue) spec.push_back(static_cast<uint32_t>(s_.epilogue));
+    if (pol_.epilogue)
+      spec.push_back(static_cast<uint32_t>(row_sums() && !p.row_sums ? MatmulEpilogue::none : s_.epilogue));
     const std::string* shader = &pol_.shader;
     uint32_t texel_mask = 0;
     if (!pol_.texel_shader.empty() && vec_a && vec_b && texels_fit(ba) && texels_fit(bb)) {
