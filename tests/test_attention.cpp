@@ -163,6 +163,12 @@ TEST_CASE("fused attention matches the reference for a ViT-Ti block", "[attentio
   check_fused_attention_gpu(2, 197, 3, 64, 940);
 }
 
+TEST_CASE("fused attention matches the reference on 4097 tokens", "[attention][gpu]") {
+  // Long rows (the CPU drivers' default path for every head width it has): 513 key chunks, the
+  // last with one key.
+  check_fused_attention_gpu(2, 4097, 1, 16, 950);
+}
+
 TEST_CASE("fused attention rejects head widths it has no kernel for", "[attention]") {
   CHECK_FALSE(ops::attention_fused_supported(21, 3));  // d = 7
   CHECK_FALSE(ops::attention_fused_supported(64, 3));  // not divisible

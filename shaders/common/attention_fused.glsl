@@ -34,6 +34,8 @@ layout(push_constant) uniform Push {
   uint H;      // heads per image
   uint D;      // model width: qkv rows are 3D floats, out rows D
   float scale; // 1 / sqrt(HEAD_DIM)
+  uint row_blocks;      // workgroups per head group: the outer rows are split into blocks
+  uint rows_per_block;  // a multiple of LANES
 } p;
 
 // Scores of masked keys (past N in the last chunk): exp() of them minus any real score is 0.
@@ -49,14 +51,20 @@ uint out_row(uint b, uint h, uint token) { return ((b * p.N + token) * p.D + h *
 // Launchers fold more than maxComputeWorkGroupCount[0] workgroups into y.
 uint group_index() { return gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x; }
 
-// The heads of this workgroup: calls the kernel's head(b, h, z) for each.
-#define FOR_EACH_HEAD(fn)                                            \
-  void main() {                                                      \
-    const uint first = group_index() * HEADS_PER_GROUP;         \
-    for (uint zz = 0; zz < HEADS_PER_GROUP; ++zz) {                  \
-      const uint z = first + zz;                                     \
-      if (z >= p.heads) return;                                      \
-      fn(z / p.H, z % p.H, z);                                       \
-    }                                                                \
+// The heads and outer rows of this workgroup: calls the kernel's head(b, h, z, first, last) for
+// each head with the outer rows [first, last) of its block. Long sequences split a head's rows
+// over several workgroups: one workgroup running a whole 2049-token head (seconds on lavapipe)
+// left its last rows unwritten, and shorter workgroups also spread few heads over more cores.
+#define FOR_EACH_HEAD(fn)                                                       \
+  void main() {                                                                 \
+    const uint block = group_index() % p.row_blocks;                            \
+    const uint first = (group_index() / p.row_blocks) * HEADS_PER_GROUP;        \
+    const uint row_first = block * p.rows_per_block;                            \
+    const uint row_last = min(p.N, row_first + p.rows_per_block);               \
+    for (uint zz = 0; zz < HEADS_PER_GROUP; ++zz) {                             \
+      const uint z = first + zz;                                                \
+      if (z >= p.heads) return;                                                 \
+      fn(z / p.H, z % p.H, z, row_first, row_last);                             \
+    }                                                                           \
   }
 

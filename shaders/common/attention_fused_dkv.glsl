@@ -10,9 +10,9 @@ layout(set = 0, binding = 2) readonly buffer Dout { vec4 dout_[]; };   // (B, N,
 layout(set = 0, binding = 3) readonly buffer Lse { float lse_[]; };    // (B, H, N)
 layout(set = 0, binding = 4) readonly buffer Delta { float delta_[]; };  // (B, H, N)
 
-void head(uint b, uint h, uint z) {
+void head(uint b, uint h, uint z, uint row_first, uint row_last) {
   const uint lane = gl_SubgroupInvocationID;
-  for (uint j0 = 0; j0 < p.N; j0 += LANES) {
+  for (uint j0 = row_first; j0 < row_last; j0 += LANES) {
     const uint j = min(j0 + lane, p.N - 1u);
     vec4 k[HV], v[HV], dk[HV], dv[HV];
     const uint krow = qkv_row(b, h, j, 1u), vrow = qkv_row(b, h, j, 2u);

@@ -11,9 +11,9 @@ layout(set = 0, binding = 3) readonly buffer Out { vec4 out_[]; };       // (B, 
 layout(set = 0, binding = 4) readonly buffer Dout { vec4 dout_[]; };     // (B, N, D)
 layout(set = 0, binding = 5) readonly buffer Lse { float lse_[]; };      // (B, H, N)
 
-void head(uint b, uint h, uint z) {
+void head(uint b, uint h, uint z, uint row_first, uint row_last) {
   const uint lane = gl_SubgroupInvocationID;
-  for (uint i0 = 0; i0 < p.N; i0 += LANES) {
+  for (uint i0 = row_first; i0 < row_last; i0 += LANES) {
     const uint i = min(i0 + lane, p.N - 1u);
     vec4 q[HV], dout[HV], dq[HV];
     const uint qrow = qkv_row(b, h, i, 0u), orow = out_row(b, h, i);

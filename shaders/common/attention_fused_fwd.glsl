@@ -7,9 +7,9 @@ layout(set = 0, binding = 0) writeonly buffer Out { vec4 out_[]; };  // (B, N, D
 layout(set = 0, binding = 1) writeonly buffer Lse { float lse_[]; };  // (B, H, N)
 layout(set = 0, binding = 2) readonly buffer Qkv { vec4 qkv_[]; };    // (B, N, 3D)
 
-void head(uint b, uint h, uint z) {
+void head(uint b, uint h, uint z, uint row_first, uint row_last) {
   const uint lane = gl_SubgroupInvocationID;
-  for (uint i0 = 0; i0 < p.N; i0 += LANES) {
+  for (uint i0 = row_first; i0 < row_last; i0 += LANES) {
     const uint i = min(i0 + lane, p.N - 1u);  // lanes past N repeat the last row, never stored
     vec4 q[HV], o[HV];
     const uint qrow = qkv_row(b, h, i, 0u);

@@ -149,12 +149,24 @@ struct FusedPush {
   uint32_t H;
   uint32_t D;
   float scale;
+  uint32_t row_blocks;      // workgroups per head group (the outer rows split into blocks)
+  uint32_t rows_per_block;  // a multiple of 8 (the kernels' row chunk)
 };
-static_assert(sizeof(FusedPush) == 20);
+static_assert(sizeof(FusedPush) == 28);
+
+// Outer rows per workgroup: heads of up to 64 tokens run whole (several per workgroup), longer
+// ones in blocks of 64 rows, so no workgroup runs for long (a whole 2049-token head in one
+// workgroup left rows unwritten on lavapipe) and few heads still fill every core.
+constexpr uint32_t kFusedRowBlock = 64;
+uint32_t fused_rows_per_block(uint32_t N) { return N <= kFusedRowBlock ? (N + 7) / 8 * 8 : kFusedRowBlock; }
+uint32_t fused_row_blocks(uint32_t N) { return div_up(N, fused_rows_per_block(N)); }
 
 // Heads per workgroup: about 64 query rows, so that few-token heads (17 rows) share the
 // workgroup's fixed cost on lavapipe while long sequences keep one head per workgroup.
 uint32_t fused_heads_per_group(uint32_t N) { return std::max(1u, 64u / N); }
+vk::Groups fused_groups(vk::Recorder& rec, const FusedPush& push) {
+  return rec.groups_1d(uint64_t(div_up(push.heads, fused_heads_per_group(push.N))) * push.row_blocks);
+}
 
 const vk::Kernel& fused_kernel(vk::Context& ctx, const char* kind, uint32_t d, uint32_t bindings, uint32_t N) {
   require_subgroup_ops(ctx.info(), VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT, "fused attention",
@@ -182,7 +194,9 @@ void for_each_fused_chunk(const vk::Context& ctx, const char* op, const Sizes& s
                 ") on " + ctx.info().name);
   for (uint64_t first = 0; first < s.B; first += per_chunk) {
     const uint64_t images = std::min<uint64_t>(per_chunk, s.B - first);
-    fn(first, images, FusedPush{static_cast<uint32_t>(images * s.H), s.N, s.H, s.D, s.scale});
+    fn(first, images,
+       FusedPush{static_cast<uint32_t>(images * s.H), s.N, s.H, s.D, s.scale, fused_row_blocks(s.N),
+                 fused_rows_per_block(s.N)});
   }
 }
 
@@ -210,7 +224,7 @@ void attention_fused_forward(vk::Recorder& rec, const vk::View& out, const vk::V
     const uint64_t row = uint64_t(N) * 3 * D, tokens = uint64_t(N) * D, heads = uint64_t(H) * N;
     rec.dispatch(k, {out.slice(first * tokens, images * tokens), lse.slice(first * heads, images * heads),
                      qkv.slice(first * row, images * row)},
-                 push, rec.groups_1d(div_up(push.heads, fused_heads_per_group(N))), "attention_fused");
+                 push, fused_groups(rec, push), "attention_fused");
   });
 }
 
@@ -238,7 +252,7 @@ void attention_fused_backward(vk::Recorder& rec, const vk::View& dqkv, const vk:
     const vk::View out_c = out.slice(first * tokens, images * tokens);
     const vk::View dout_c = dout.slice(first * tokens, images * tokens);
     const vk::View lse_c = lse.slice(first * heads, images * heads), delta_c = delta.slice(first * heads, images * heads);
-    const vk::Groups groups = rec.groups_1d(div_up(push.heads, fused_heads_per_group(N)));
+    const vk::Groups groups = fused_groups(rec, push);
     rec.dispatch(kq, {dqkv_c, delta_c, qkv_c, out_c, dout_c, lse_c}, push, groups, "attention_fused_dq");
     rec.dispatch(kkv, {dqkv_c, qkv_c, dout_c, lse_c, delta_c}, push, groups, "attention_fused_dkv");
   });
