@@ -9,8 +9,8 @@
 // (WIDE): llvmpipe runs every storage access as a loop over the lanes per component, so a 64-bit
 // pair moves two floats for the price of one, and one mask word serves all four.
 #extension GL_GOOGLE_include_directive : require
-#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 #include "index.glsl"
+#include "wide.glsl"
 
 layout(constant_id = 1) const bool WIDE = false;  // views 16-byte aligned, shaderInt64 on
 
@@ -35,14 +35,6 @@ layout(push_constant) uniform Push {
   float beta2, one_minus_beta2;
   float eps;
 } p;
-
-vec4 unpack4(u64vec2 w) {
-  return uintBitsToFloat(uvec4(uint(w.x), uint(w.x >> 32), uint(w.y), uint(w.y >> 32)));
-}
-u64vec2 pack4(vec4 f) {
-  const uvec4 u = floatBitsToUint(f);
-  return u64vec2(uint64_t(u.x) | (uint64_t(u.y) << 32), uint64_t(u.z) | (uint64_t(u.w) << 32));
-}
 
 void main() {
   const uint i0 = 4u * global_index();

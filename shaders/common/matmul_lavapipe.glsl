@@ -63,18 +63,11 @@ layout(constant_id = 8) const uint EPILOGUE = 0;
 #define EPILOGUE_ROW_SUMS 4u
 #include "matmul_common.glsl"
 #include "erf.glsl"
-#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+#include "wide.glsl"
 layout(set = 0, binding = 0) buffer C8 { u64vec2 c8[]; };
 layout(set = 0, binding = 4) buffer Aux { float aux[]; };
 layout(set = 0, binding = 4) buffer Aux8 { u64vec2 aux8[]; };
 
-vec4 unpack4(u64vec2 w) {
-  return uintBitsToFloat(uvec4(uint(w.x), uint(w.x >> 32), uint(w.y), uint(w.y >> 32)));
-}
-u64vec2 pack4(vec4 f) {
-  const uvec4 u = floatBitsToUint(f);
-  return u64vec2(uint64_t(u.x) | (uint64_t(u.y) << 32), uint64_t(u.z) | (uint64_t(u.w) << 32));
-}
 vec4 gelu4(vec4 x) {
   return 0.5 * x * (1.0 + vec4(erf_approx(x.x * 0.70710678118654752), erf_approx(x.y * 0.70710678118654752),
                                erf_approx(x.z * 0.70710678118654752), erf_approx(x.w * 0.70710678118654752)));

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <string>
 
 #include "ops/launch.h"
 #include "vk/error.h"
@@ -77,11 +75,9 @@ void adamw_step(vk::Recorder& rec, const vk::View& params, const vk::View& m, co
   push.eps = float(h.eps);
 
   // Four elements per invocation, as two 64-bit pairs where every view starts 16-byte aligned
-  // (chunks start at multiples of 64 floats, so the whole views decide) and VKVIT_ADAMW_WIDE is
-  // not 0 (tests of the one-float path).
-  const char* wide_env = std::getenv("VKVIT_ADAMW_WIDE");
-  const bool wide = rec.context().info().int64 && params.offset % 16 == 0 && m.offset % 16 == 0 &&
-                    v.offset % 16 == 0 && grads.offset % 16 == 0 && !(wide_env && std::string(wide_env) == "0");
+  // (chunks start at multiples of 64 floats, so the whole views decide).
+  const bool wide = wide_accesses(rec.context().info()) && params.offset % 16 == 0 && m.offset % 16 == 0 &&
+                    v.offset % 16 == 0 && grads.offset % 16 == 0;
   constexpr uint32_t kGroup = 64;  // invocations: 256 elements per workgroup
   const vk::Kernel& k = rec.context().pipelines().get("adamw", 6, sizeof(AdamWPush), {kGroup, wide ? 1u : 0u});
   // Without clipping the clip binding is never read; the mask stands in for it.

@@ -3,6 +3,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <initializer_list>
 #include <numeric>
 #include <string>
@@ -27,6 +28,13 @@ inline void require_subgroup_ops(const vk::DeviceInfo& info, VkSubgroupFeatureFl
   throw Error(op + " needs subgroup operations (" + wanted.subgroup_ops_string() + ") in compute shaders, which " +
               info.name + " does not offer (it reports: " +
               (info.subgroup_in_compute ? info.subgroup_ops_string() : std::string("none in compute")) + "); " + hint);
+}
+
+// Whether elementwise kernels may move four floats as two 64-bit components (common/wide.glsl):
+// the device has shaderInt64 and VKVIT_WIDE is not 0 (tests of the one-float paths).
+inline bool wide_accesses(const vk::DeviceInfo& info) {
+  const char* env = std::getenv("VKVIT_WIDE");
+  return info.int64 && !(env && std::string(env) == "0");
 }
 
 inline uint32_t div_up(uint64_t a, uint64_t b) { return static_cast<uint32_t>((a + b - 1) / b); }
