@@ -65,7 +65,7 @@ MatmulPolicy lavapipe_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
   } else if (s.N % 96 != 0 && s.N % 64 == 0) {
     tn = 8;
   }
-  if (!small_product(s) && s.M <= 8) tm = 8;  // the mean pool's 1-row products: 16 rows would waste 15
+  if (!small_product(s) && s.M <= 8) tm = 8, tn = 8;  // the mean pool's 1-row products: 16 rows would waste 15
   tm = env_uint("VKVIT_MATMUL_TM", tm);
   tn = env_uint("VKVIT_MATMUL_TN", tn);
   MatmulPolicy pol = fp32_policy("matmul_lavapipe_" + std::to_string(tm) + "x" + std::to_string(tn), tm, 8 * tn, {8});
