@@ -13,10 +13,16 @@ layout(set = 0, binding = 1) writeonly buffer Correct { float correct[]; };  // 
 layout(set = 0, binding = 2) writeonly buffer Lse { float lse[]; };          // (B) saved for backward
 layout(set = 0, binding = 3) readonly buffer Logits { float logits[]; };     // (B, K)
 layout(set = 0, binding = 4) readonly buffer Labels { uint labels[]; };      // (B)
+// WITH_GRAD: also the backward in the same pass over the row (the training step's loss), as
+// cross_entropy_backward.comp computes it: dlogits += (exp(x - lse) - q) * dloss / B.
+layout(constant_id = 1) const bool WITH_GRAD = false;
+layout(set = 0, binding = 5) buffer DLogits { float dlogits[]; };           // (B, K), WITH_GRAD only
+layout(set = 0, binding = 6) readonly buffer DLoss { float dloss[]; };      // (1), WITH_GRAD only
 layout(push_constant) uniform Push {
   uint rows;
   uint K;
   float eps;
+  float inv_batch;  // 1 / B of the whole batch (WITH_GRAD)
 } p;
 
 shared float s_max[WORKGROUP_SIZE];
@@ -93,5 +99,14 @@ void main() {
     losses[row] = (1.0 - p.eps) * ((mx - x_y) + log_s) + p.eps * ((mx - mean_x) + log_s);
     correct[row] = s_arg[0] == label ? 1.0 : 0.0;
     lse[row] = mx + log_s;
+  }
+  if (WITH_GRAD) {  // every lane has the merged row in shared memory since the last barrier
+    const float row_lse = s_max[0] + log(s_sum[0]);  // the same float as lse[row]
+    const uint y = min(labels[row], p.K - 1u);
+    const float scale = dloss[0] * p.inv_batch;
+    for (uint k = t; k < p.K; k += WORKGROUP_SIZE) {
+      const float q = (k == y ? 1.0 - p.eps : 0.0) + p.eps / float(p.K);
+      dlogits[base + k] += (exp(logits[base + k] - row_lse) - q) * scale;
+    }
   }
 }

@@ -16,8 +16,9 @@ struct RowPush {
   uint32_t rows;  // rows in this chunk
   uint32_t K;
   float eps;
+  float inv_batch;  // 1 / B of the whole batch (the backward in the same pass)
 };
-static_assert(sizeof(RowPush) == 12);
+static_assert(sizeof(RowPush) == 16);
 
 struct MeanPush {
   uint32_t n;
@@ -46,24 +47,46 @@ void validate_labels(const uint32_t* labels, uint64_t B, uint32_t K) {
                   std::to_string(K) + "); check --num-classes against the dataset's classes");
 }
 
-void cross_entropy_forward(vk::Recorder& rec, const vk::View& losses, const vk::View& loss, const vk::View& correct,
-                           const vk::View& lse, const vk::View& logits, const vk::View& labels, uint32_t B, uint32_t K,
-                           float eps) {
-  check_sizes("cross_entropy_forward", K, eps);
-  if (B == 0) return;
+namespace {
+// The row pass (with the backward when dlogits is given) and the mean of the losses.
+void cross_entropy_rows(vk::Recorder& rec, const vk::View& losses, const vk::View& loss, const vk::View& correct,
+                        const vk::View& lse, const vk::View& dlogits, const vk::View& logits, const vk::View& labels,
+                        const vk::View& dloss, uint32_t B, uint32_t K, float eps) {
   vk::PipelineCache& pc = rec.context().pipelines();
-  const vk::Kernel& rows_k = pc.get("cross_entropy", 5, sizeof(RowPush), {kRowGroup});
+  const bool with_grad = dlogits.buffer != VK_NULL_HANDLE;
+  const vk::Kernel& rows_k = pc.get("cross_entropy", 7, sizeof(RowPush), {kRowGroup, with_grad ? 1u : 0u});
   // Whole rows per chunk, so that the (B, K) logits binding stays within maxStorageBufferRange.
   for_each_chunk(rec.context(), B, uint64_t(K) * 4, [&](uint64_t first, uint64_t rows) {
-    RowPush push{static_cast<uint32_t>(rows), K, eps};
+    RowPush push{static_cast<uint32_t>(rows), K, eps, 1.0f / float(B)};
+    const vk::View logits_c = logits.slice(first * K, rows * K);
+    // Without the backward its two bindings are never read or written; the logits stand in.
     rec.dispatch(rows_k,
-                 {losses.slice(first, rows), correct.slice(first, rows), lse.slice(first, rows),
-                  logits.slice(first * K, rows * K), labels.slice(first, rows)},
+                 {losses.slice(first, rows), correct.slice(first, rows), lse.slice(first, rows), logits_c,
+                  labels.slice(first, rows), with_grad ? dlogits.slice(first * K, rows * K) : logits_c,
+                  with_grad ? dloss.slice(0, 1) : logits_c},
                  push, rec.groups_1d(rows), "cross_entropy");
   });
   const vk::Kernel& mean_k = pc.get("cross_entropy_mean", 2, sizeof(MeanPush), {kMeanGroup});
   rec.dispatch(mean_k, {loss.slice(0, 1), losses.slice(0, B)}, MeanPush{B}, vk::Groups{1, 1, 1},
                "cross_entropy_mean");
+}
+}  // namespace
+
+void cross_entropy_forward(vk::Recorder& rec, const vk::View& losses, const vk::View& loss, const vk::View& correct,
+                           const vk::View& lse, const vk::View& logits, const vk::View& labels, uint32_t B, uint32_t K,
+                           float eps) {
+  check_sizes("cross_entropy_forward", K, eps);
+  if (B == 0) return;
+  cross_entropy_rows(rec, losses, loss, correct, lse, vk::View{}, logits, labels, vk::View{}, B, K, eps);
+}
+
+void cross_entropy_forward_backward(vk::Recorder& rec, const vk::View& losses, const vk::View& loss,
+                                    const vk::View& correct, const vk::View& lse, const vk::View& dlogits,
+                                    const vk::View& logits, const vk::View& labels, const vk::View& dloss, uint32_t B,
+                                    uint32_t K, float eps) {
+  check_sizes("cross_entropy_forward_backward", K, eps);
+  if (B == 0) return;
+  cross_entropy_rows(rec, losses, loss, correct, lse, dlogits, logits, labels, dloss, B, K, eps);
 }
 
 void cross_entropy_backward(vk::Recorder& rec, const vk::View& dlogits, const vk::View& lse, const vk::View& logits,

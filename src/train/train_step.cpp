@@ -56,15 +56,15 @@ void TrainStep::record_gradients(vk::Recorder& rec, uint32_t batch, float label_
   const uint32_t K = static_cast<uint32_t>(vit_.config().num_classes);
   rec.fill(vit_.grads_view(), 0.0f);
   rec.fill(dlogits_, 0.0f);
-  vit_.forward(rec, batch);
-  ops::cross_entropy_forward(rec, losses_, loss_, correct_, lse_, vit_.logits(), labels_, batch, K, label_smoothing);
   // amp: the loss gradient carries the loss scale, so every gradient after it is scaled too.
   const float dloss = (vit_.amp() ? scaler_.scale() : 1.0f) * grad_weight;
   if (dloss != dloss_value_) {
     rec.fill(dloss_, dloss);
     dloss_value_ = dloss;
   }
-  ops::cross_entropy_backward(rec, dlogits_, lse_, vit_.logits(), labels_, dloss_, batch, K, label_smoothing);
+  vit_.forward(rec, batch);
+  ops::cross_entropy_forward_backward(rec, losses_, loss_, correct_, lse_, dlogits_, vit_.logits(), labels_, dloss_,
+                                      batch, K, label_smoothing);
   vit_.backward(rec, batch, dlogits_, grads_ready);
 }
 
