@@ -15,13 +15,16 @@
 // where allowed) in one load and subgroupShuffle hands each value to all lanes. llvmpipe turns a
 // shuffle into one cross-lane permute (vpermps); subgroupBroadcast, the obvious choice, costs a
 // loop over the lanes' exec mask per call (looking for the first active lane) and made the kernel
-// 1.3-1.6x slower (BENCHMARKS.md, "matmul: texel fetches and shuffles").
+// 1.5-1.6x slower (BENCHMARKS.md, "lavapipe: texel fetches, shuffles and fused epilogues").
 // C[z] = alpha * op(A[z]) op(B[z]) + beta * C[z] + bias; layout in src/ops/matmul.h.
 //
-// The including shaders/matmul_lavapipe_<TM>x<TN>.comp defines TM (rows of C per workgroup, shared by its lanes) and TN
-// (columns of C per lane) as compile-time constants: glslc then unrolls every loop below and keeps
-// the TM x TN accumulators in registers. Spec-constant array sizes would leave the loops rolled
-// and the arrays in memory, because lavapipe does not unroll after specialization.
+// The including shaders/matmul_lavapipe_<TM>x<TN>.comp (and matmul_lavapipe_texel_<TM>x<TN>.comp,
+// which also defines MATMUL_TEXEL_AB) defines TM (rows of C per workgroup, shared by its lanes) and
+// TN (columns of C per lane) as compile-time constants: glslc then unrolls every loop below.
+// Spec-constant array sizes would leave the loops rolled and every array in memory, because
+// lavapipe does not unroll after specialization. (Even unrolled, a 16 x 8 block's accumulators
+// outnumber the 32 vector registers and live on the stack; block shapes from 8 x 4 to 32 x 4
+// were within 15% of each other once the loads and shuffles above were cheap.)
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
