@@ -162,8 +162,7 @@ class AttentionMixer : public TokenMixer {
     }
     if (!choice.empty())
       throw Error("VKVIT_ATTENTION='" + choice + "': expected fused or unfused (or unset for the device's default)");
-    const bool cpu_driver = info.is_lavapipe() || info.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
-    return cpu_driver && ops::attention_fused_supported(D, H);
+    return info.is_cpu_driver() && ops::attention_fused_supported(D, H);
   }
 
   std::string prefix_;

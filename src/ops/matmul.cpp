@@ -94,8 +94,7 @@ MatmulPolicy lavapipe_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
 MatmulPolicy tiled_policy(const vk::DeviceInfo& info) {
   uint32_t bm = 64, bn = 64, bk = 16, tm = 4, tn = 4;
   const uint32_t big_shared = (bm + bn) * bk * 4;
-  const bool cpu = info.type == VK_PHYSICAL_DEVICE_TYPE_CPU || info.is_lavapipe();
-  if (cpu || info.max_workgroup_invocations < 256 || info.max_shared_memory < big_shared ||
+  if (info.is_cpu_driver() || info.max_workgroup_invocations < 256 || info.max_shared_memory < big_shared ||
       info.max_workgroup_size[0] < 256 || (info.subgroup_size > 0 && 256 % info.subgroup_size != 0)) {
     bm = bn = 32;
     bk = 8;
@@ -161,7 +160,7 @@ MatmulKernel matmul_kernel_for(const vk::DeviceInfo& device) {
   }
   // CPU drivers run a workgroup as SIMD lanes of one thread: shared memory and barriers only
   // cost there, while register blocking with uniform loads pays (BENCHMARKS.md).
-  if (device.is_lavapipe() || device.type == VK_PHYSICAL_DEVICE_TYPE_CPU) return MatmulKernel::lavapipe;
+  if (device.is_cpu_driver()) return MatmulKernel::lavapipe;
   return MatmulKernel::tiled;
 }
 

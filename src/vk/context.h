@@ -57,6 +57,9 @@ struct DeviceInfo {
 
   std::string subgroup_ops_string() const;
   bool is_lavapipe() const;  // Mesa's CPU driver: wants the register-blocked kernels
+  // lavapipe or any driver reporting a CPU device: workgroups run as SIMD lanes of CPU threads,
+  // so the CPU-shaped kernels (lavapipe matmul, fused attention) are the defaults there.
+  bool is_cpu_driver() const { return is_lavapipe() || type == VK_PHYSICAL_DEVICE_TYPE_CPU; }
 };
 
 struct ContextOptions {
