@@ -13,8 +13,9 @@ layout(set = 0, binding = 1) writeonly buffer Correct { float correct[]; };  // 
 layout(set = 0, binding = 2) writeonly buffer Lse { float lse[]; };          // (B) saved for backward
 layout(set = 0, binding = 3) readonly buffer Logits { float logits[]; };     // (B, K)
 layout(set = 0, binding = 4) readonly buffer Labels { uint labels[]; };      // (B)
-// WITH_GRAD: also the backward in the same pass over the row (the training step's loss), as
-// cross_entropy_backward.comp computes it: dlogits += (exp(x - lse) - q) * dloss / B.
+// WITH_GRAD: also the gradient in the same pass over the row (the training step's loss):
+//   dlogits += (exp(x - lse) - q) * dloss / B,  q_k = (1 - eps) [k == y] + eps / K.
+// dloss is read from a buffer so a loss scale computed on the GPU needs no host round trip.
 layout(constant_id = 1) const bool WITH_GRAD = false;
 layout(set = 0, binding = 5) buffer DLogits { float dlogits[]; };           // (B, K), WITH_GRAD only
 layout(set = 0, binding = 6) readonly buffer DLoss { float dloss[]; };      // (1), WITH_GRAD only

@@ -25,14 +25,6 @@ struct MeanPush {
 };
 static_assert(sizeof(MeanPush) == 4);
 
-struct BackwardPush {
-  uint32_t rows;  // rows in this chunk
-  uint32_t K;
-  float eps;
-  float inv_batch;  // 1 / B of the whole batch, not of the chunk
-};
-static_assert(sizeof(BackwardPush) == 16);
-
 void check_sizes(const char* what, uint32_t K, float eps) {
   if (K == 0) throw Error(std::string("internal: ") + what + " with K = 0 classes");
   if (!(eps >= 0.0f && eps <= 1.0f))
@@ -87,21 +79,6 @@ void cross_entropy_forward_backward(vk::Recorder& rec, const vk::View& losses, c
   check_sizes("cross_entropy_forward_backward", K, eps);
   if (B == 0) return;
   cross_entropy_rows(rec, losses, loss, correct, lse, dlogits, logits, labels, dloss, B, K, eps);
-}
-
-void cross_entropy_backward(vk::Recorder& rec, const vk::View& dlogits, const vk::View& lse, const vk::View& logits,
-                            const vk::View& labels, const vk::View& dloss, uint32_t B, uint32_t K, float eps) {
-  check_sizes("cross_entropy_backward", K, eps);
-  if (B == 0) return;
-  const vk::Kernel& k = rec.context().pipelines().get("cross_entropy_backward", 5, sizeof(BackwardPush),
-                                                      {kElementwiseGroup});
-  for_each_chunk(rec.context(), B, uint64_t(K) * 4, [&](uint64_t first, uint64_t rows) {
-    BackwardPush push{static_cast<uint32_t>(rows), K, eps, 1.0f / float(B)};
-    rec.dispatch(k,
-                 {dlogits.slice(first * K, rows * K), lse.slice(first, rows), logits.slice(first * K, rows * K),
-                  labels.slice(first, rows), dloss.slice(0, 1)},
-                 push, rec.groups_1d(div_up(rows * K, kElementwiseGroup)), "cross_entropy_backward");
-  });
 }
 
 }  // namespace vkvit::ops

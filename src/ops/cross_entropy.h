@@ -32,18 +32,13 @@ void cross_entropy_forward(vk::Recorder& rec, const vk::View& losses /* (B) */, 
                            const vk::View& logits /* (B, K) */, const vk::View& labels /* (B) uint32 */,
                            uint32_t B, uint32_t K, float eps);
 
-// Both in one pass over the logits (the training step): cross_entropy_forward's outputs and
-// dlogits += (softmax(logits) - q) * dloss[0] / B, bit for bit what the two calls give.
+// The training step's loss and its gradient in one pass over the logits: cross_entropy_forward's
+// outputs (bit for bit) and dlogits += (softmax(logits) - q) * dloss[0] / B.
 void cross_entropy_forward_backward(vk::Recorder& rec, const vk::View& losses /* (B) */, const vk::View& loss /* (1) */,
                                     const vk::View& correct /* (B) */, const vk::View& lse /* (B) */,
                                     const vk::View& dlogits /* (B, K) */, const vk::View& logits /* (B, K) */,
                                     const vk::View& labels /* (B) uint32 */, const vk::View& dloss /* (1) */,
                                     uint32_t B, uint32_t K, float eps);
-
-// dlogits += (softmax(logits) - q) * dloss[0] / B
-void cross_entropy_backward(vk::Recorder& rec, const vk::View& dlogits /* (B, K) */, const vk::View& lse /* (B) */,
-                            const vk::View& logits /* (B, K) */, const vk::View& labels /* (B) uint32 */,
-                            const vk::View& dloss /* (1) */, uint32_t B, uint32_t K, float eps);
 
 namespace ref {
 // Same semantics (labels >= K clamped like the shaders); returns the mean loss.
