@@ -22,7 +22,7 @@ constexpr uint32_t kElementwiseGroup = 256;
 // ends the message (what to do instead).
 inline void require_subgroup_ops(const vk::DeviceInfo& info, VkSubgroupFeatureFlags need, const std::string& op,
                                  const std::string& hint = "pick another device with VKVIT_DEVICE") {
-  if (info.subgroup_in_compute && (info.subgroup_ops & need) == need) return;
+  if (info.has_subgroup_ops(need)) return;
   vk::DeviceInfo wanted;
   wanted.subgroup_ops = need;
   throw Error(op + " needs subgroup operations (" + wanted.subgroup_ops_string() + ") in compute shaders, which " +

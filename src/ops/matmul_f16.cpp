@@ -56,7 +56,7 @@ std::string matmul_f16_unsupported(const vk::DeviceInfo& info, MatmulOut out) {
   if (info.subgroup_size != 0 && info.subgroup_size < 8)
     return "the fp16 matmul kernels need a subgroup size of at least 8; device " + info.name + " has " +
            std::to_string(info.subgroup_size);
-  if (!info.subgroup_in_compute || !(info.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT))
+  if (!info.has_subgroup_ops(VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT))
     return "the fp16 matmul kernels need subgroup shuffles in compute shaders, which device " + info.name +
            " does not offer";
   if (out == MatmulOut::f16 && !info.storage16)

@@ -86,8 +86,8 @@ struct MatmulPolicy {
   // multiples of 4 (the kernel also needs its columns per lane to be a multiple of 4).
   bool has_store_spec = false;
   bool wide_stores = false;
-  // The kernel has the epilogue binding (4) and spec constant (after the store one): GELU or
-  // residual add fused into the stores (MatmulEpilogue). Kernels without it take none.
+  // The kernel has the epilogue binding (4) and spec constant (after the store one): the
+  // MatmulEpilogue kinds fused into its stores. Kernels without it take none.
   bool epilogue = false;
   // The same kernel reading A and B as RGBA32F texel buffers, run instead where both take vector
   // loads; empty: none.
@@ -100,7 +100,7 @@ struct MatmulPolicy {
 bool has_work(const MatmulShape& s, const char* name);
 
 // c, a, b, bias as ops::matmul takes them, `s` passed has_work.
-// aux: the epilogue's operand (s.epilogue != none; C's layout), else empty.
+// aux: the epilogue's operand (s.epilogue != none; C's layout, or (M) for row_sums), else empty.
 void launch_matmul(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::View& b, const vk::View& bias,
                    const MatmulShape& s, const MatmulPolicy& policy, const vk::View& aux = {});
 

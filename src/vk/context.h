@@ -56,6 +56,10 @@ struct DeviceInfo {
   bool vulkan_1_2 = false;  // vkvit's shaders need a Vulkan 1.2 device
 
   std::string subgroup_ops_string() const;
+  // Compute shaders have every subgroup operation in `need` (VK_SUBGROUP_FEATURE_*_BIT).
+  bool has_subgroup_ops(VkSubgroupFeatureFlags need) const {
+    return subgroup_in_compute && (subgroup_ops & need) == need;
+  }
   bool is_lavapipe() const;  // Mesa's CPU driver: wants the register-blocked kernels
   // lavapipe or any driver reporting a CPU device: workgroups run as SIMD lanes of CPU threads,
   // so the CPU-shaped kernels (lavapipe matmul, fused attention) are the defaults there.
