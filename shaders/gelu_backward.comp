@@ -3,7 +3,7 @@
 //   = dout * (0.5 (1 + erf(x/sqrt2)) + x * exp(-x^2/2) / sqrt(2 pi)).
 #extension GL_GOOGLE_include_directive : require
 #include "index.glsl"
-#include "erf.glsl"
+#include "gelu.glsl"
 
 layout(set = 0, binding = 0) buffer DIn { float din[]; };                 // (n)
 layout(set = 0, binding = 1) readonly buffer In { float in_[]; };         // (n) forward input
@@ -13,8 +13,5 @@ layout(push_constant) uniform Push { uint n; } p;
 void main() {
   uint i = global_index();
   if (i >= p.n) return;
-  float x = in_[i];
-  float cdf = 0.5 * (1.0 + erf_approx(x * 0.70710678118654752));
-  float pdf = exp(-0.5 * x * x) * 0.39894228040143268;  // 1/sqrt(2 pi)
-  din[i] += dout[i] * (cdf + x * pdf);
+  din[i] += dout[i] * gelu_grad(in_[i]);
 }

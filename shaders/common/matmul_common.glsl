@@ -39,10 +39,12 @@ void batch_bases(uint z, out uint a0, out uint b0, out uint c0) {
   c0 = p.c_base + outer * p.c_outer + inner * p.c_inner;
 }
 
-// C[ci] = alpha * acc + beta * C[ci] + bias[n]. beta == 0 never reads C, so C may hold garbage (NaN).
-void store_c(uint ci, uint n, float acc) {
+// The result for C[ci]: alpha * acc + beta * C[ci] + bias[n]; store_c writes it. beta == 0 never
+// reads C, so C may hold garbage (NaN).
+float result_at(uint ci, uint n, float acc) {
   float r = p.alpha * acc;
   if (p.beta != 0.0) r += p.beta * c[ci];
   if ((p.flags & 4u) != 0u) r += bias[p.bias_base + n];
-  c[ci] = r;
+  return r;
 }
+void store_c(uint ci, uint n, float acc) { c[ci] = result_at(ci, n, acc); }

@@ -65,29 +65,19 @@ layout(constant_id = 8) const uint EPILOGUE = 0;
 #define EPILOGUE_GELU_GRAD 3u
 #define EPILOGUE_ROW_SUMS 4u
 #include "matmul_common.glsl"
-#include "erf.glsl"
+#include "gelu.glsl"
 #include "wide.glsl"
 layout(set = 0, binding = 0) buffer C8 { u64vec2 c8[]; };
 layout(set = 0, binding = 4) buffer Aux { float aux[]; };
 layout(set = 0, binding = 4) buffer Aux8 { u64vec2 aux8[]; };
 
-vec4 gelu4(vec4 x) {
-  return 0.5 * x * (1.0 + vec4(erf_approx(x.x * 0.70710678118654752), erf_approx(x.y * 0.70710678118654752),
-                               erf_approx(x.z * 0.70710678118654752), erf_approx(x.w * 0.70710678118654752)));
-}
-// d/dx gelu(x) = 0.5 (1 + erf(x / sqrt2)) + x exp(-x^2 / 2) / sqrt(2 pi), as shaders/gelu_backward.comp.
-float gelu_grad(float x) {
-  return 0.5 * (1.0 + erf_approx(x * 0.70710678118654752)) + x * exp(-0.5 * x * x) * 0.39894228040143268;
-}
 // C[ci] (and X) from one result, the scalar path's store.
 void store_result(uint ci, uint n, float acc) {
-  float r = p.alpha * acc;
-  if (p.beta != 0.0) r += p.beta * c[ci];
-  if ((p.flags & 4u) != 0u) r += bias[p.bias_base + n];
+  float r = result_at(ci, n, acc);
   const uint xi = ci - p.c_base + p.aux_base;
   if (EPILOGUE == EPILOGUE_GELU) {
     aux[xi] = r;
-    r = 0.5 * r * (1.0 + erf_approx(r * 0.70710678118654752));
+    r = gelu(r);
   } else if (EPILOGUE == EPILOGUE_ADD) {
     r += aux[xi];
   } else if (EPILOGUE == EPILOGUE_GELU_GRAD) {
@@ -238,7 +228,7 @@ void block(uint z) {
         const uint xq = (ci - p.c_base + p.aux_base) >> 2;
         if (EPILOGUE == EPILOGUE_GELU) {
           aux8[xq] = pack4(r);
-          r = gelu4(r);
+          r = vec4(gelu(r.x), gelu(r.y), gelu(r.z), gelu(r.w));
         } else if (EPILOGUE == EPILOGUE_ADD) {
           r += unpack4(aux8[xq]);
         } else if (EPILOGUE == EPILOGUE_GELU_GRAD) {
