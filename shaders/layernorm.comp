@@ -15,6 +15,7 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 
 layout(constant_id = 1) const uint VEC = 1;
+layout(constant_id = 2) const uint CACHED = 0;
 
 layout(set = 0, binding = 0) writeonly buffer Out { float out_[]; };   // (M, D)
 layout(set = 0, binding = 1) writeonly buffer Mean { float mean_[]; }; // (M)
@@ -29,6 +30,10 @@ layout(set = 0, binding = 5) readonly buffer Beta4 { vec4 beta4[]; };   // (D / 
 layout(push_constant) uniform Push { uint M; uint D; float eps; } p;
 
 vec4 load_in(uint i) { return VEC == 4u ? in4[i] : vec4(in_[i], 0.0, 0.0, 0.0); }
+void store_out(uint i, uint c, vec4 x, float mean, float rstd) {
+  if (VEC == 4u) out4[i] = (x - mean) * rstd * gamma4[c] + beta4[c];
+  else out_[i] = (x.x - mean) * rstd * gamma[c] + beta[c];
+}
 
 void main() {
   uint row = linear_group_id() * (WORKGROUP_SIZE / gl_SubgroupSize) + gl_SubgroupID;
@@ -37,27 +42,40 @@ void main() {
   uint n = p.D / VEC;  // accesses per row
   uint base = row * n;
 
+  // The row is read once into xs (CACHED accesses per lane: the launcher makes that cover the row
+  // when it fits, CACHED = 0 otherwise); columns beyond the cache are read again in each pass.
+  vec4 xs[CACHED > 0u ? CACHED : 1u];
   vec4 s = vec4(0.0);
-  for (uint c = tid; c < n; c += gl_SubgroupSize) s += load_in(base + c);
+  for (uint i = 0u; i < CACHED; ++i) {
+    uint c = tid + i * gl_SubgroupSize;
+    xs[i] = c < n ? load_in(base + c) : vec4(0.0);
+    s += xs[i];
+  }
+  for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) s += load_in(base + c);
   float mean = subgroupAdd(dot(s, vec4(1.0))) / float(p.D);
 
+  // Zero-padded components of scalar loads and columns past the row must not add (0 - mean)^2 to
+  // the variance. (A spec-constant select between two vec4 constants here read as the scalar mask
+  // on lavapipe.)
   vec4 q = vec4(0.0);
-  for (uint c = tid; c < n; c += gl_SubgroupSize) {
+  for (uint i = 0u; i < CACHED; ++i) {
+    vec4 d = xs[i] - mean;
+    if (VEC != 4u) d = vec4(d.x, 0.0, 0.0, 0.0);
+    if (tid + i * gl_SubgroupSize >= n) d = vec4(0.0);
+    q += d * d;
+  }
+  for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) {
     vec4 d = load_in(base + c) - mean;
-    // Zero-padded components of scalar loads must not add (0 - mean)^2 to the variance. (A
-    // spec-constant select between two vec4 constants here read as the scalar mask on lavapipe.)
     if (VEC != 4u) d = vec4(d.x, 0.0, 0.0, 0.0);
     q += d * d;
   }
   float rstd = inversesqrt(subgroupAdd(dot(q, vec4(1.0))) / float(p.D) + p.eps);
 
-  for (uint c = tid; c < n; c += gl_SubgroupSize) {
-    if (VEC == 4u) {
-      out4[base + c] = (in4[base + c] - mean) * rstd * gamma4[c] + beta4[c];
-    } else {
-      out_[base + c] = (in_[base + c] - mean) * rstd * gamma[c] + beta[c];
-    }
+  for (uint i = 0u; i < CACHED; ++i) {
+    uint c = tid + i * gl_SubgroupSize;
+    if (c < n) store_out(base + c, c, xs[i], mean, rstd);
   }
+  for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) store_out(base + c, c, load_in(base + c), mean, rstd);
   if (subgroupElect()) {
     mean_[row] = mean;
     rstd_[row] = rstd;

@@ -20,6 +20,7 @@
 layout(constant_id = 1) const uint PASS = 0;
 layout(constant_id = 2) const uint TILE_N = 32;
 layout(constant_id = 3) const uint VEC = 1;
+layout(constant_id = 4) const uint CACHED = 0;  // pass 0: accesses per lane kept in registers
 
 layout(set = 0, binding = 0) buffer DIn { float din[]; };               // (M, D)
 layout(set = 0, binding = 1) buffer DGamma { float dgamma[]; };         // (D)
@@ -44,6 +45,10 @@ vec4 load_dout(uint r, uint c) {
   return VEC == 4u ? dout4[r * (p.D / 4u) + c] : vec4(dout[r * p.D + c], 0.0, 0.0, 0.0);
 }
 vec4 load_gamma(uint c) { return VEC == 4u ? gamma4[c] : vec4(gamma[c], 0.0, 0.0, 0.0); }
+void add_din(uint i, vec4 d) {
+  if (VEC == 4u) din4[i] += d;
+  else din[i] += d.x;
+}
 
 void rows_pass() {
   uint row = linear_group_id() * (WORKGROUP_SIZE / gl_SubgroupSize) + gl_SubgroupID;
@@ -52,8 +57,22 @@ void rows_pass() {
   uint n = p.D / VEC;  // accesses per row
   float mean = mean_[row], rstd = rstd_[row];
 
+  // g and xhat of the first CACHED accesses per lane stay in registers for the second loop (the
+  // launcher makes that the whole row when it fits); columns beyond are read again.
+  vec4 gs[CACHED > 0u ? CACHED : 1u], xhats[CACHED > 0u ? CACHED : 1u];
   vec4 sg = vec4(0.0), sgx = vec4(0.0);  // sum g, sum g * xhat
-  for (uint c = tid; c < n; c += gl_SubgroupSize) {
+  for (uint i = 0u; i < CACHED; ++i) {
+    uint c = tid + i * gl_SubgroupSize;
+    gs[i] = vec4(0.0);
+    xhats[i] = vec4(0.0);
+    if (c < n) {
+      gs[i] = load_dout(row, c) * load_gamma(c);
+      xhats[i] = (load_in(row, c) - mean) * rstd;
+    }
+    sg += gs[i];
+    sgx += gs[i] * xhats[i];
+  }
+  for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) {
     vec4 g = load_dout(row, c) * load_gamma(c);
     vec4 xhat = (load_in(row, c) - mean) * rstd;
     sg += g;
@@ -61,12 +80,14 @@ void rows_pass() {
   }
   vec2 s = subgroupAdd(vec2(dot(sg, vec4(1.0)), dot(sgx, vec4(1.0)))) / float(p.D);
 
-  for (uint c = tid; c < n; c += gl_SubgroupSize) {
+  for (uint i = 0u; i < CACHED; ++i) {
+    uint c = tid + i * gl_SubgroupSize;
+    if (c < n) add_din(row * n + c, rstd * (gs[i] - s.x - xhats[i] * s.y));
+  }
+  for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) {
     vec4 g = load_dout(row, c) * load_gamma(c);
     vec4 xhat = (load_in(row, c) - mean) * rstd;
-    vec4 d = rstd * (g - s.x - xhat * s.y);
-    if (VEC == 4u) din4[row * n + c] += d;
-    else din[row * n + c] += d.x;
+    add_din(row * n + c, rstd * (g - s.x - xhat * s.y));
   }
 }
 

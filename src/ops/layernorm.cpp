@@ -36,6 +36,13 @@ constexpr uint32_t kRowsPerGroup = 4;
 uint32_t vec_width(uint32_t D) { return D % 4 == 0 ? 4 : 1; }
 
 uint32_t subgroup_size(const vk::Context& ctx) { return std::max<uint32_t>(ctx.info().subgroup_size, 1); }
+// Accesses per lane that hold a whole row of D columns in registers (the forward reads its row
+// once instead of three times: on lavapipe every storage-buffer read is a loop over the lanes), or
+// 0 when that would take more than 32 (rows are then read once per pass).
+uint32_t cached_accesses(const vk::Context& ctx, uint32_t D) {
+  const uint32_t per_lane = div_up(D / vec_width(D), subgroup_size(ctx));
+  return per_lane <= 32 ? per_lane : 0;
+}
 }  // namespace
 
 void layernorm_forward(vk::Recorder& rec, const vk::View& out, const vk::View& mean, const vk::View& rstd,
@@ -43,7 +50,8 @@ void layernorm_forward(vk::Recorder& rec, const vk::View& out, const vk::View& m
                        float eps) {
   if (M == 0 || D == 0) return;
   const uint32_t wg = kRowsPerGroup * subgroup_size(rec.context());
-  const vk::Kernel& k = rec.context().pipelines().get("layernorm", 6, sizeof(LayerNormPush), {wg, vec_width(D)});
+  const uint32_t cached = cached_accesses(rec.context(), D);
+  const vk::Kernel& k = rec.context().pipelines().get("layernorm", 6, sizeof(LayerNormPush), {wg, vec_width(D), cached});
   for_each_chunk(rec.context(), M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
     const LayerNormPush push{static_cast<uint32_t>(rows), D, eps};
     rec.dispatch(k,
@@ -59,10 +67,10 @@ void layernorm_backward(vk::Recorder& rec, const vk::View& din, const vk::View& 
   if (M == 0 || D == 0) return;
   const uint32_t wg = kRowsPerGroup * subgroup_size(rec.context());
   const vk::Kernel& rows_k =
-      rec.context().pipelines().get("layernorm_backward", 8, sizeof(LayerNormBackwardPush), {wg, 0, kColumnTile, vec_width(D)});
+      rec.context().pipelines().get("layernorm_backward", 8, sizeof(LayerNormBackwardPush), {wg, 0, kColumnTile, vec_width(D), cached_accesses(rec.context(), D)});
   const uint32_t vec = vec_width(D);
   const vk::Kernel& cols_k = rec.context().pipelines().get("layernorm_backward", 8, sizeof(LayerNormBackwardPush),
-                                                           {kColumnGroup, 1, kColumnTile, vec});
+                                                           {kColumnGroup, 1, kColumnTile, vec, 0});
   for_each_chunk(rec.context(), M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
     const LayerNormBackwardPush push{static_cast<uint32_t>(rows), D};
     const std::initializer_list<vk::View> views = {
