@@ -36,8 +36,10 @@ MemoryPlan plan_memory(vk::Context& ctx, const model::VitConfig& vcfg, uint32_t 
   const uint64_t chunk_limit = std::max<uint64_t>(ctx.info().max_memory_allocation_size, 1);
   p.activations = act + (act <= chunk_limit ? 0 : (act / chunk_limit + 1) * act_largest);
   p.parameters = n * 4;
-  const uint64_t upload = (per_image + 1) * b * 4;
-  p.staging = 2 * upload + (1 + ops::kGradNormFloats) * 4 + uint64_t(b) * K * 4;
+  // The training loop's and the evaluation's staging, two slots each (trainer.cpp's StepIo), with
+  // each slot rounded up to 256 bytes.
+  const uint64_t upload = 2 * ((per_image + 1) * b * 4 + 256);
+  p.staging = 2 * upload + 2 * ((1 + ops::kGradNormFloats) * 4 + 256) + 2 * (uint64_t(b) * K * 4 + 256);
   if (dist::Comm::world().distributed()) p.staging += (n + 1) * 4;  // GradientSync's host copy of the gradients
   // TrainStep's arena: per-image loss buffers and logit gradients, m and v, the norm scratch and
   // the decay table (at most two entries per tensor), with its alignment slack.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <cstdio>
 #include <filesystem>
@@ -60,39 +61,55 @@ namespace {
 // `upload` memory, and the step's own command buffer copies it to the model's input and copies
 // its results (logits, loss, gradient norm) into mapped `readback` memory. A step is then one
 // submission with no separate upload or download (each of those would be a submit and a wait).
+// Two slots of each, so that the next batch is assembled (and its step submitted) while the GPU
+// still runs the step before it, whose results stay in the other slot until the host reads them.
 class StepIo {
  public:
+  static constexpr int kSlots = 2;
+
   StepIo(vk::Context& ctx, const model::Vit& vit, uint32_t max_batch, uint64_t readback_floats)
       : per_image_(vit.config().num_patches() * vit.config().patch_dim()),
-        upload_(ctx, (per_image_ + 1) * max_batch * 4, vk::MemoryKind::host_staging, "batch staging"),
-        readback_(ctx, std::max<uint64_t>(readback_floats, 1) * 4, vk::MemoryKind::host_readback, "step readback"),
+        upload_slot_(align((per_image_ + 1) * max_batch * 4)),
+        readback_slot_(align(std::max<uint64_t>(readback_floats, 1) * 4)),
+        upload_(ctx, kSlots * upload_slot_, vk::MemoryKind::host_staging, "batch staging"),
+        readback_(ctx, kSlots * readback_slot_, vk::MemoryKind::host_readback, "step readback"),
         max_batch_(max_batch) {}
 
-  float* patches() { return static_cast<float*>(upload_.mapped()); }
-  float* readback() { return static_cast<float*>(readback_.mapped()); }
+  float* patches(int slot) { return reinterpret_cast<float*>(static_cast<char*>(upload_.mapped()) + slot * upload_slot_); }
+  float* readback(int slot) {
+    return reinterpret_cast<float*>(static_cast<char*>(readback_.mapped()) + slot * readback_slot_);
+  }
 
-  // Records the copies of `batch` (patches already in patches(); labels from the batch) to the
-  // model input and, when given, the labels buffer.
-  void record_upload(vk::Recorder& rec, const data::Batch& batch, const vk::View& input, const vk::View* labels) {
-    const uint64_t patch_bytes = uint64_t(batch.size) * per_image_ * 4;
-    rec.copy(upload_.view().bytes(0, patch_bytes), input.bytes(0, patch_bytes));
+  // Records the copies of `batch` (patches already in patches(slot); labels from the batch) to
+  // the model input and, when given, the labels buffer.
+  void record_upload(vk::Recorder& rec, int slot, const data::Batch& batch, const vk::View& input, const vk::View* labels) {
+    const uint64_t base = slot * upload_slot_, patch_bytes = uint64_t(batch.size) * per_image_ * 4;
+    rec.copy(upload_.view().bytes(base, patch_bytes), input.bytes(0, patch_bytes));
     if (labels) {
-      const uint64_t at = uint64_t(max_batch_) * per_image_ * 4;
+      const uint64_t at = base + uint64_t(max_batch_) * per_image_ * 4;
       std::memcpy(static_cast<char*>(upload_.mapped()) + at, batch.labels.data(), batch.size * 4);
       rec.copy(upload_.view().bytes(at, batch.size * 4), labels->bytes(0, batch.size * 4));
     }
   }
-  // Records a copy of `src` into readback() at float `at`.
-  void record_readback(vk::Recorder& rec, const vk::View& src, uint64_t at) {
-    rec.copy(src, readback_.view().bytes(at * 4, src.size));
+  // Records a copy of `src` into readback(slot) at float `at`.
+  void record_readback(vk::Recorder& rec, int slot, const vk::View& src, uint64_t at) {
+    rec.copy(src, readback_.view().bytes(slot * readback_slot_ + at * 4, src.size));
   }
 
  private:
-  uint64_t per_image_;
-  vk::Buffer upload_;    // (max_batch, Np, patch_dim) patches, then max_batch labels
-  vk::Buffer readback_;
+  static uint64_t align(uint64_t bytes) { return (bytes + 255) / 256 * 256; }
+  uint64_t per_image_, upload_slot_, readback_slot_;
+  vk::Buffer upload_;    // per slot: (max_batch, Np, patch_dim) patches, then max_batch labels
+  vk::Buffer readback_;  // per slot: readback_floats
   uint32_t max_batch_;
 };
+
+// Whether the host reads the next batch and submits its work before waiting for the step in
+// flight (the default); VKVIT_STEP_OVERLAP=0 waits first, for comparisons and tests.
+bool step_overlap() {
+  const char* v = std::getenv("VKVIT_STEP_OVERLAP");
+  return !(v && std::strcmp(v, "0") == 0);
+}
 
 // Mean cross-entropy (no smoothing) of host logits, in double.
 double cross_entropy_sum(const float* logits, const uint32_t* labels, uint32_t B, uint32_t K) {
@@ -124,15 +141,37 @@ void infer(vk::Context& ctx, model::Vit& vit, data::Loader& loader,
     throw Error("internal: infer: loader batches of " + std::to_string(loader.batch_size()) +
                 " images, model sized for " + std::to_string(vit.max_batch()));
   StepIo io(ctx, vit, loader.batch_size(), uint64_t(loader.batch_size()) * K);
-  data::Batch batch;
-  vk::Recorder rec(ctx);
+  // Batch k + 1 is assembled and submitted while the GPU runs batch k; then batch k's logits are
+  // read (their slot is not touched again until batch k + 2).
+  data::Batch batches[StepIo::kSlots];
+  vk::Recorder rec0(ctx), rec1(ctx);
+  vk::Recorder* recs[StepIo::kSlots] = {&rec0, &rec1};
+  auto submit = [&](int slot) {
+    io.record_upload(*recs[slot], slot, batches[slot], vit.patches_input(), nullptr);
+    vit.forward(*recs[slot], batches[slot].size);
+    io.record_readback(*recs[slot], slot, vit.logits().slice(0, batches[slot].size * K), 0);
+    recs[slot]->submit();
+  };
   loader.start_epoch(0);
-  while (loader.next(batch, io.patches())) {
-    io.record_upload(rec, batch, vit.patches_input(), nullptr);
-    vit.forward(rec, batch.size);
-    io.record_readback(rec, vit.logits().slice(0, batch.size * K), 0);
-    rec.submit_and_wait();
-    fn(batch, io.readback());
+  int cur = 0;
+  bool have = loader.next(batches[cur], io.patches(cur));
+  if (have) submit(cur);
+  const bool overlap = step_overlap();
+  while (have) {
+    const int next = cur ^ 1;
+    bool have_next = false;
+    if (overlap) {
+      have_next = loader.next(batches[next], io.patches(next));
+      if (have_next) submit(next);
+    }
+    recs[cur]->wait();
+    fn(batches[cur], io.readback(cur));
+    if (!overlap) {
+      have_next = loader.next(batches[next], io.patches(next));
+      if (have_next) submit(next);
+    }
+    cur = next;
+    have = have_next;
   }
 }
 
@@ -376,59 +415,16 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
     uint64_t epoch_step = resumed_mid_epoch ? resumed_images / (uint64_t(B) * ranks) : 0;
     const float label_smoothing = static_cast<float>(cfg.train.label_smoothing);
     const float clip_grad = static_cast<float>(cfg.train.clip_grad);
-    for (;;) {
-      const bool have_batch = train_loader.next(batch, io.patches());
-      // The global batch: the images of every rank's batch (a rank whose shard ran out early,
-      // after failed files, takes part with none; the epoch ends when all have run out).
-      uint64_t images = have_batch ? batch.size : 0;
-      if (dp) world.allreduce_sum(&images, 1);
-      if (images == 0) break;
-      progress.step = step + 1;
-      progress.epoch = epoch + 1;
-      lr = schedule.at(step);
-      hyper.lr = lr;
-      if (have_batch) {
-        io.record_upload(rec, batch, vit.patches_input(), &sb.labels());
-        // VKVIT_FAULT_NAN_AT_STEP: a NaN in the batch, written by the GPU inside this very step.
-        if (vk::fault::nan_at(step + 1, nonfinite_in_a_row)) rec.fill(vit.patches_input().slice(0, 1), NAN);
-      }
-      float loss = 0, norm = 0;
-      if (!dp) {
-        sb.record(rec, batch.size, hyper, step + 1, label_smoothing, clip_grad);
-        io.record_readback(rec, sb.loss(), 0);
-        io.record_readback(rec, sb.norm(), 1);
-        if (vk::fault::device_lost_at(step + 1)) rec.inject_wait_result(VK_ERROR_DEVICE_LOST);
-        rec.submit_and_wait();
-        loss = io.readback()[0];
-      } else {
-        // Two submissions: this rank's gradients (weighted by its share of the global batch) out
-        // to host memory, the sum over the ranks, then the same update on every rank.
-        const float share = float(have_batch ? batch.size : 0) / float(images);
-        if (have_batch) {
-          sync->begin_step();
-          sb.record_gradients(rec, batch.size, label_smoothing, share,
-                              [&](uint64_t first) { sync->grads_ready(rec, first); });
-          io.record_readback(rec, sb.loss(), 0);
-          rec.submit();
-          sync->allreduce(&rec, [&] { return io.readback()[0] * share; });
-        } else {
-          sync->allreduce(nullptr, {});
-        }
-        sync->record_copy_back(rec);
-        sb.record_update(rec, hyper, step + 1, clip_grad);
-        io.record_readback(rec, sb.norm(), 1);
-        if (vk::fault::device_lost_at(step + 1)) rec.inject_wait_result(VK_ERROR_DEVICE_LOST);
-        rec.submit_and_wait();
-        loss = sync->loss();
-      }
-      norm = io.readback()[1 + ops::kGradNormIndex];
+    // What the host does with a step's loss and gradient norm once the GPU has run it: skip or
+    // count it, log it, stop at --max-steps (then true: the checkpoint is written).
+    auto finish_step = [&](float loss, float norm, uint64_t images) -> bool {
       // amp (GradScaler's rule): an fp16 overflow in the gradients of a finite loss skips the step
       // and halves the loss scale, without counting as divergence while the scale is >= 1.
       if (sb.amp() && !sb.scaler().update(std::isfinite(loss) && std::isfinite(norm)) && std::isfinite(loss) &&
           sb.scaler().scale() >= 1.0f) {
         log_info("step " + std::to_string(step + 1) + ": fp16 gradient overflow; the update was skipped, loss scale now " +
                  std::to_string(sb.scaler().scale()));
-        continue;
+        return false;
       }
       if (!std::isfinite(loss) || !std::isfinite(norm)) {
         ++nonfinite_in_a_row;
@@ -443,7 +439,7 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
               "training diverged: more than " + std::to_string(limit) +
               " steps in a row had a non-finite loss or gradient norm (the last at step " + std::to_string(step + 1) +
               "); lower train.lr or set train.clip_grad; " + last_good_checkpoint(progress.run_dir, options.resume));
-        continue;  // the step counter only advances for applied updates
+        return false;  // the step counter only advances for applied updates
       }
       nonfinite_in_a_row = 0;
       ++step;
@@ -468,9 +464,112 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
                        static_cast<unsigned long long>(step), static_cast<unsigned long long>(epoch + 1),
                        run->file("last.safetensors").c_str());
         result.stopped_early = true;
-        return result;
+        return true;
       }
       display.step(epoch + 1, epoch_step, step, train_loss.mean(), lr, speed.images_per_s(), speed.seconds());
+      return false;
+    };
+    auto start_step = [&] {
+      progress.step = step + 1;
+      progress.epoch = epoch + 1;
+      lr = schedule.at(step);
+      hyper.lr = lr;
+    };
+
+    if (!dp) {
+      // One process: each step is two submissions, the gradients (upload, forward, loss,
+      // backward) and the update (norm, clipping, AdamW, the loss and norm copied out). While the
+      // GPU runs step k the host assembles batch k + 1 and, unless step k's outcome changes what
+      // it records (amp: the loss scale), submits its gradients too; only then does it wait for
+      // step k's loss. The update is recorded last because its lr and AdamW step count depend on
+      // whether step k was applied. The GPU thus always has the next step queued, and no batch
+      // is read ahead of --max-steps (the checkpoint's position stays exact). VKVIT_STEP_OVERLAP=0:
+      // the same submissions, each after the wait for the one before.
+      // VKVIT_FAULT_NAN_AT_STEP poisons a step's batch by its step number and attempt; a step
+      // submitted ahead assumes the one before it is applied unless that one was poisoned itself.
+      struct Pending {
+        data::Batch batch;
+        uint64_t step = 0, attempt = 0;  // the fault hook's view of this step
+        bool poisoned = false;
+      } slots[StepIo::kSlots];
+      vk::Recorder rec1(ctx);
+      vk::Recorder* recs[StepIo::kSlots] = {&rec, &rec1};
+      auto submit_gradients = [&](int slot, uint64_t fault_step, uint64_t attempt) {
+        Pending& p = slots[slot];
+        vk::Recorder& r = *recs[slot];
+        p.step = fault_step;
+        p.attempt = attempt;
+        io.record_upload(r, slot, p.batch, vit.patches_input(), &sb.labels());
+        // VKVIT_FAULT_NAN_AT_STEP: a NaN in the batch, written by the GPU inside this very step.
+        p.poisoned = vk::fault::nan_at(fault_step, attempt);
+        if (p.poisoned) r.fill(vit.patches_input().slice(0, 1), NAN);
+        sb.record_gradients(r, p.batch.size, label_smoothing, 1.0f);
+        r.flush();
+      };
+      const bool overlap = step_overlap();
+      int cur = 0;
+      bool have = train_loader.next(slots[cur].batch, io.patches(cur));
+      if (have) submit_gradients(cur, step + 1, nonfinite_in_a_row);
+      while (have) {
+        start_step();
+        vk::Recorder& r = *recs[cur];
+        sb.record_update(r, hyper, step + 1, clip_grad);
+        io.record_readback(r, cur, sb.loss(), 0);
+        io.record_readback(r, cur, sb.norm(), 1);
+        if (vk::fault::device_lost_at(step + 1)) r.inject_wait_result(VK_ERROR_DEVICE_LOST);
+        r.submit();
+
+        const int next = cur ^ 1;
+        const bool read_ahead = overlap && !(options.max_steps > 0 && step + 1 >= options.max_steps);
+        bool have_next = false, next_submitted = false;
+        if (read_ahead) {
+          have_next = train_loader.next(slots[next].batch, io.patches(next));
+          if (have_next && !sb.amp()) {
+            const Pending& c = slots[cur];
+            if (c.poisoned) submit_gradients(next, c.step, c.attempt + 1);
+            else submit_gradients(next, c.step + 1, 0);
+            next_submitted = true;
+          }
+        }
+        r.wait();
+        const float loss = io.readback(cur)[0], norm = io.readback(cur)[1 + ops::kGradNormIndex];
+        if (finish_step(loss, norm, slots[cur].batch.size)) return result;
+        if (!read_ahead) have_next = train_loader.next(slots[next].batch, io.patches(next));
+        if (have_next && !next_submitted) submit_gradients(next, step + 1, nonfinite_in_a_row);
+        cur = next;
+        have = have_next;
+      }
+    } else {
+      for (;;) {
+        const bool have_batch = train_loader.next(batch, io.patches(0));
+        // The global batch: the images of every rank's batch (a rank whose shard ran out early,
+        // after failed files, takes part with none; the epoch ends when all have run out).
+        uint64_t images = have_batch ? batch.size : 0;
+        world.allreduce_sum(&images, 1);
+        if (images == 0) break;
+        start_step();
+        // Two submissions: this rank's gradients (weighted by its share of the global batch) out
+        // to host memory, the sum over the ranks, then the same update on every rank.
+        const float share = float(have_batch ? batch.size : 0) / float(images);
+        if (have_batch) {
+          io.record_upload(rec, 0, batch, vit.patches_input(), &sb.labels());
+          if (vk::fault::nan_at(step + 1, nonfinite_in_a_row)) rec.fill(vit.patches_input().slice(0, 1), NAN);
+          sync->begin_step();
+          sb.record_gradients(rec, batch.size, label_smoothing, share,
+                              [&](uint64_t first) { sync->grads_ready(rec, first); });
+          io.record_readback(rec, 0, sb.loss(), 0);
+          rec.submit();
+          sync->allreduce(&rec, [&] { return io.readback(0)[0] * share; });
+        } else {
+          sync->allreduce(nullptr, {});
+        }
+        sync->record_copy_back(rec);
+        sb.record_update(rec, hyper, step + 1, clip_grad);
+        io.record_readback(rec, 0, sb.norm(), 1);
+        if (vk::fault::device_lost_at(step + 1)) rec.inject_wait_result(VK_ERROR_DEVICE_LOST);
+        rec.submit_and_wait();
+        if (finish_step(sync->loss(), io.readback(0)[1 + ops::kGradNormIndex], images)) return result;
+      }
     }
     speed.stop();
     result.train_images_per_s = speed.images_per_s();
