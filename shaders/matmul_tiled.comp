@@ -4,7 +4,8 @@
 // of once per output; each invocation accumulates a TM x TN block in registers. Loads are
 // arranged so consecutive invocations read consecutive addresses for every transpose.
 // Tile sizes are specialization constants chosen per device (src/ops/matmul.cpp).
-// C[z] = alpha * op(A[z]) op(B[z]) + beta * C[z] + bias; layout in src/ops/matmul.h.
+// C[z] = alpha * op(A[z]) op(B[z]) + beta * C[z] + bias; layout in src/ops/matmul.h; the fused
+// epilogues of common/matmul_epilogue.glsl (spec constant 8).
 #extension GL_GOOGLE_include_directive : require
 
 // Never read gl_WorkGroupSize here: lavapipe evaluates a specialized one as 1 (DESIGN.md).
@@ -18,6 +19,7 @@ layout(constant_id = 5) const uint TN = 4;
 layout(constant_id = 6) const bool TRANS_A = false;  // A stored (K, M)
 layout(constant_id = 7) const bool TRANS_B = false;  // B stored (N, K)
 #include "matmul_common.glsl"
+#include "matmul_epilogue.glsl"
 
 // k-major tiles: an invocation's TM (TN) values for one k are a strided walk of one row.
 shared float As[BK * BM];  // (BK, BM)
@@ -35,6 +37,8 @@ void main() {
   float acc[TM][TN];
   for (uint i = 0; i < TM; ++i)
     for (uint j = 0; j < TN; ++j) acc[i][j] = 0.0;
+  float row_sum[TM];  // EPILOGUE_ROW_SUMS: op(A)'s sums over k of this invocation's rows
+  for (uint i = 0; i < TM; ++i) row_sum[i] = 0.0;
 
   for (uint k0 = 0; k0 < p.K; k0 += BK) {
     for (uint e = tid; e < BM * BK; e += THREADS) {
@@ -63,6 +67,9 @@ void main() {
       for (uint j = 0; j < TN; ++j) bv[j] = Bs[kk * BN + tx + j * cols];
       for (uint i = 0; i < TM; ++i)
         for (uint j = 0; j < TN; ++j) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+      // The tile's A values past M or K are zero, so they add nothing.
+      if (EPILOGUE == EPILOGUE_ROW_SUMS)
+        for (uint i = 0; i < TM; ++i) row_sum[i] += av[i];
     }
     barrier();
   }
@@ -70,9 +77,11 @@ void main() {
   for (uint i = 0; i < TM; ++i) {
     const uint m = m0 + ty + i * (BM / TM);
     if (m >= p.M) continue;
+    // Every invocation of a row holds its sums; the first column block's first one adds them.
+    if (EPILOGUE == EPILOGUE_ROW_SUMS && gl_WorkGroupID.y == 0u && tx == 0u) aux[p.aux_base + m] += row_sum[i];
     for (uint j = 0; j < TN; ++j) {
       const uint n = n0 + tx + j * cols;
-      if (n < p.N) store_c(c0 + m * p.ldc + n, n, acc[i][j]);
+      if (n < p.N) store_result(c0 + m * p.ldc + n, n, acc[i][j]);
     }
   }
 }

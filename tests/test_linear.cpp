@@ -1,6 +1,6 @@
 // linear (nn.Linear on matmul): GPU vs reference on odd shapes, with and without bias and input
 // gradient, the reference backward vs finite differences, and the forwards with GELU or a
-// residual add fused into the matmul's stores (and their fallback on kernels without an epilogue).
+// residual add fused into the matmul's stores (and their fallback on the kernel without an epilogue).
 #include <catch2/catch.hpp>
 #include <algorithm>
 
@@ -75,9 +75,21 @@ TEST_CASE("linear forward and backward on the GPU match the reference", "[linear
   // stores), and 2100 rows, whose dW runs as 512-deep K chunks that each add their sums.
   SECTION("M=64, N=96, K=64 (aligned)") { check_linear(64, 96, 64, true, true, 32); }
   SECTION("M=2100, N=24, K=16 (dW in K chunks)") { check_linear(2100, 24, 16, true, true, 33); }
-  SECTION("tiled kernel: db by bias_grad") {
-    ScopedEnv k("VKVIT_MATMUL_KERNEL", "tiled");
-    check_linear(64, 96, 64, true, true, 34);
+  // The tiled kernel sums db in dW too (its CPU-driver 32 x 32 tile and the GPU's 64 x 64, 2100
+  // rows: many K tiles); the naive kernel has no epilogue and runs bias_grad.
+  for (const char* tile : {"32x32x8", "64x64x16"}) {
+    DYNAMIC_SECTION("tiled kernel " << tile << ": db as row sums in dW") {
+      ScopedEnv k("VKVIT_MATMUL_KERNEL", "tiled");
+      ScopedEnv t("VKVIT_MATMUL_TILE", tile);
+      check_linear(64, 96, 64, true, true, 34);
+      check_linear(2100, 24, 16, true, true, 35);
+      check_linear(50, 13, 37, true, true, 36);
+    }
+  }
+  SECTION("naive kernel: db by bias_grad") {
+    ScopedEnv k("VKVIT_MATMUL_KERNEL", "naive");
+    CHECK_FALSE(ops::matmul_epilogue_supported(ops::MatmulKernel::automatic, ctx().info()));
+    check_linear(64, 96, 64, true, true, 37);
   }
 }
 
@@ -145,16 +157,25 @@ void check_all_fused(uint32_t seed) {
 TEST_CASE("linear layers with GELU, its backward or a residual fused into the stores match the reference", "[linear][gpu]") {
   // Outputs whose width is not a multiple of 4 (scalar stores) and is (four-float stores), rows
   // past the 16-row block; each with the texel and the storage-buffer loads; then the tiled
-  // kernel, which has no epilogue and runs the separate GELU and residual ops.
+  // kernel (both tiles: partial tiles at every edge), and the naive kernel, which has no epilogue
+  // and runs the separate GELU and residual ops.
   for (const char* texel : {"1", "0"}) {
     DYNAMIC_SECTION("lavapipe kernel, VKVIT_MATMUL_TEXEL=" << texel) {
       ScopedEnv t("VKVIT_MATMUL_TEXEL", texel);
       check_all_fused(41);
     }
   }
-  SECTION("tiled kernel (separate ops)") {
-    ScopedEnv k("VKVIT_MATMUL_KERNEL", "tiled");
+  for (const char* tile : {"32x32x8", "64x64x16"}) {
+    DYNAMIC_SECTION("tiled kernel " << tile) {
+      ScopedEnv k("VKVIT_MATMUL_KERNEL", "tiled");
+      ScopedEnv t("VKVIT_MATMUL_TILE", tile);
+      CHECK(ops::matmul_epilogue_supported(ops::MatmulKernel::automatic, ctx().info()));
+      check_all_fused(51);
+    }
+  }
+  SECTION("naive kernel (separate ops)") {
+    ScopedEnv k("VKVIT_MATMUL_KERNEL", "naive");
     CHECK_FALSE(ops::matmul_epilogue_supported(ops::MatmulKernel::automatic, ctx().info()));
-    check_all_fused(51);
+    check_all_fused(61);
   }
 }

@@ -322,6 +322,21 @@ TEST_CASE("vit with fused and unfused attention on the GPU matches the reference
   }
 }
 
+TEST_CASE("vit with the GPU kernels (tiled matmul with its epilogues, unfused attention) matches the reference",
+          "[vit][gpu]") {
+  // What a GPU runs by default, forced on this device: both tiles (the CPU drivers' 32 x 32 and
+  // the GPUs' 64 x 64), the tiny and the odd widths. Same error budget.
+  ScopedEnv kernel("VKVIT_MATMUL_KERNEL", "tiled");
+  ScopedEnv attention("VKVIT_ATTENTION", "unfused");
+  for (const char* tile : {"32x32x8", "64x64x16"}) {
+    DYNAMIC_SECTION(tile) {
+      ScopedEnv t("VKVIT_MATMUL_TILE", tile);
+      check_vit_gpu(tiny_config("cls"), 3, 2, 1300, 5e-6, 5e-6, 1e-5);
+      check_vit_gpu(odd_config("mean"), 3, 3, 1310, 5e-6, 5e-6, 1e-5);
+    }
+  }
+}
+
 TEST_CASE("VKVIT_ATTENTION takes fused or unfused", "[vit][gpu]") {
   ScopedEnv attention("VKVIT_ATTENTION", "flash");
   VitConfig c = tiny_config("cls");

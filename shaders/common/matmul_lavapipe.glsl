@@ -53,38 +53,12 @@ layout(constant_id = 6) const bool WIDE_LOADS = false;
 // lane loop per component too). The launcher sets it where shaderInt64 is on, TN % 4 == 0 and N,
 // ldc, C's base and batch strides are multiples of 4, so a group of four is wholly in or out.
 layout(constant_id = 7) const bool WIDE_STORES = false;
-// Epilogue on each result r = alpha * acc + beta * C + bias, with the operand X in binding 4 (same
-// layout as C, from aux_base): 0 none; 1 GELU: X = r (fc1's pre-activation, kept for the
-// backward), C = gelu(r); 2 residual: C = r + X; 3 GELU backward: C = r * gelu'(X) (X = the
-// pre-activation). Fusing them saves a pass over the activations (each pass a lane loop per
-// component on llvmpipe); 4 row sums: X[m] += sum over k of op(A)[m, k] (aux_base is row 0's
-// element; the bias gradient with dW = dy^T x), C stored as usual.
-layout(constant_id = 8) const uint EPILOGUE = 0;
-#define EPILOGUE_GELU 1u
-#define EPILOGUE_ADD 2u
-#define EPILOGUE_GELU_GRAD 3u
-#define EPILOGUE_ROW_SUMS 4u
 #include "matmul_common.glsl"
-#include "gelu.glsl"
+#include "matmul_epilogue.glsl"
 #include "wide.glsl"
 layout(set = 0, binding = 0) buffer C8 { u64vec2 c8[]; };
-layout(set = 0, binding = 4) buffer Aux { float aux[]; };
 layout(set = 0, binding = 4) buffer Aux8 { u64vec2 aux8[]; };
 
-// C[ci] (and X) from one result, the scalar path's store.
-void store_result(uint ci, uint n, float acc) {
-  float r = result_at(ci, n, acc);
-  const uint xi = ci - p.c_base + p.aux_base;
-  if (EPILOGUE == EPILOGUE_GELU) {
-    aux[xi] = r;
-    r = gelu(r);
-  } else if (EPILOGUE == EPILOGUE_ADD) {
-    r += aux[xi];
-  } else if (EPILOGUE == EPILOGUE_GELU_GRAD) {
-    r *= gelu_grad(aux[xi]);
-  }
-  c[ci] = r;
-}
 #ifdef MATMUL_TEXEL_AB
 // Texel fetches: llvmpipe gathers the 8 lanes' texels with plain vector loads and shuffles, no
 // per-lane branches (the storage-buffer path below loops over the lanes); WIDE_LOADS is moot.

@@ -1,7 +1,8 @@
 // ops::matmul: picks a kernel for the device and chooses its tile shape and load variant; the
 // shared launcher (matmul_launch.h) binds, splits and dispatches.
 //
-// Kernels (shaders/matmul_*.comp, shared bindings in shaders/common/matmul_common.glsl):
+// Kernels (shaders/matmul_*.comp, shared bindings in shaders/common/matmul_common.glsl; lavapipe
+// and tiled fuse the epilogues of shaders/common/matmul_epilogue.glsl):
 //   naive    one output per invocation; the baseline of `vkvit bench matmul`.
 //   lavapipe register-blocked, 8-lane workgroups without shared memory (CPU Vulkan; see the
 //            shader and BENCHMARKS.md for why this shape wins on llvmpipe).
@@ -118,7 +119,9 @@ MatmulPolicy tiled_policy(const vk::DeviceInfo& info) {
     bm = m, bn = n, bk = k;
   }
   const uint32_t threads = (bm / tm) * (bn / tn);
-  return fp32_policy("matmul_tiled", bm, bn, {threads, bm, bn, bk, tm, tn});
+  MatmulPolicy pol = fp32_policy("matmul_tiled", bm, bn, {threads, bm, bn, bk, tm, tn});
+  pol.epilogue = true;
+  return pol;
 }
 
 MatmulPolicy policy_for(MatmulKernel kernel, const vk::DeviceInfo& info, const MatmulShape& s) {
@@ -173,7 +176,7 @@ void matmul(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::V
 
 bool matmul_epilogue_supported(MatmulKernel kernel, const vk::DeviceInfo& device) {
   if (kernel == MatmulKernel::automatic) kernel = matmul_kernel_for(device);
-  return kernel == MatmulKernel::lavapipe;
+  return kernel != MatmulKernel::naive;
 }
 
 }  // namespace vkvit::ops

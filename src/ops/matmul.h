@@ -31,7 +31,7 @@ struct MatmulOperand {
 };
 
 // What the store does with each result r = alpha * op(A) op(B) + beta * C + bias (the lavapipe
-// kernel only; see matmul_epilogue_supported): none; gelu: aux = r, C = gelu(r) (exact erf
+// and tiled kernels; see matmul_epilogue_supported): none; gelu: aux = r, C = gelu(r) (exact erf
 // GELU; fc1 + activation, the pre-activation kept for the backward); add: C = r + aux (the
 // residual connection after proj and fc2); gelu_grad: C = r * gelu'(aux) (fc2's input gradient
 // through the GELU, aux = the pre-activation). aux has C's layout (ld, batch strides). row_sums:
