@@ -4,14 +4,21 @@
 //   dgamma += sum_rows dout * xhat,   dbeta += sum_rows dout           (per column)
 // (derivation: PyTorch's native_layer_norm_backward; llm.c layernorm_backward).
 // PASS (constant_id 1) picks the kernel:
-//   0: one subgroup per row (WORKGROUP_SIZE / gl_SubgroupSize rows per workgroup) computes din
-//      with one subgroupAdd of (sum g, sum g * xhat): no shared memory, no barriers;
-//   1: one workgroup per TILE_N column groups (constant_id 2) computes dgamma and dbeta. Its
-//      WORKGROUP_SIZE / TILE_N row lanes each walk a strided subset of the rows, then the lanes'
-//      partials are added in a fixed order: deterministic, no float atomics. VEC (constant_id 3)
-//      columns per invocation: 4 reads vec4 (needs D % 4 == 0, fewer gathers on lavapipe), or 1.
-// Both passes use VEC-wide accesses; scalar loads come back as vec4(x, 0, 0, 0), and a zero
-// dout component contributes nothing to any sum.
+//   0: one subgroup per ROWS consecutive rows (constant_id 5; WORKGROUP_SIZE / gl_SubgroupSize
+//      subgroups per workgroup) computes din with one subgroupAdd of (sum g, sum g * xhat) per
+//      row: no shared memory, no barriers. When the row fits the lanes' registers (CACHED > 0,
+//      constant_id 4) it also sums dout * xhat and dout over its rows per column and writes them
+//      as one partial row (binding 8: (rows / ROWS, 2, D), dgamma's then dbeta's), so that the
+//      parameter gradients need no second pass over dout and the input;
+//   2: adds the partial rows' column sums to dgamma and dbeta (push M = the partial rows);
+//   1: (rows that do not fit the registers) computes dgamma and dbeta from dout, the input, mean
+//      and rstd directly.
+//   Passes 1 and 2: one workgroup per TILE_N column groups (constant_id 2); its WORKGROUP_SIZE /
+//   TILE_N row lanes each walk a strided subset of the rows, then the lanes' sums are added in a
+//   fixed order: deterministic, no float atomics.
+// VEC (constant_id 3) columns per access: 4 reads vec4 (needs D % 4 == 0, fewer gathers on
+// lavapipe), or 1; scalar loads come back as vec4(x, 0, 0, 0), and a zero dout component
+// contributes nothing to any sum.
 #extension GL_GOOGLE_include_directive : require
 #include "index.glsl"
 #extension GL_KHR_shader_subgroup_basic : require
@@ -21,6 +28,7 @@ layout(constant_id = 1) const uint PASS = 0;
 layout(constant_id = 2) const uint TILE_N = 32;
 layout(constant_id = 3) const uint VEC = 1;
 layout(constant_id = 4) const uint CACHED = 0;  // pass 0: accesses per lane kept in registers
+layout(constant_id = 5) const uint ROWS = 1;    // pass 0: rows per subgroup
 
 layout(set = 0, binding = 0) buffer DIn { float din[]; };               // (M, D)
 layout(set = 0, binding = 1) buffer DGamma { float dgamma[]; };         // (D)
@@ -34,6 +42,8 @@ layout(set = 0, binding = 0) buffer DIn4 { vec4 din4[]; };              // (M, D
 layout(set = 0, binding = 7) readonly buffer Gamma4 { vec4 gamma4[]; }; // (D / 4)
 layout(set = 0, binding = 5) readonly buffer In4 { vec4 in4[]; };       // (M, D / 4), the same memory
 layout(set = 0, binding = 6) readonly buffer DOut4 { vec4 dout4[]; };   // (M, D / 4), the same memory
+layout(set = 0, binding = 8) buffer Partials { float part[]; };        // (rows / ROWS, 2, D)
+layout(set = 0, binding = 8) buffer Partials4 { vec4 part4[]; };       // the same memory
 layout(push_constant) uniform Push { uint M; uint D; } p;
 
 // (row lanes, TILE_N) partials of dgamma and dbeta; the launcher keeps WORKGROUP_SIZE <= 256.
@@ -45,49 +55,76 @@ vec4 load_dout(uint r, uint c) {
   return VEC == 4u ? dout4[r * (p.D / 4u) + c] : vec4(dout[r * p.D + c], 0.0, 0.0, 0.0);
 }
 vec4 load_gamma(uint c) { return VEC == 4u ? gamma4[c] : vec4(gamma[c], 0.0, 0.0, 0.0); }
+// Partial row r's access c: c < D / VEC is dgamma's sums, D / VEC + c dbeta's.
+vec4 load_part(uint r, uint c) {
+  const uint i = r * 2u * (p.D / VEC) + c;
+  return VEC == 4u ? part4[i] : vec4(part[i], 0.0, 0.0, 0.0);
+}
+void store_part(uint r, uint c, vec4 v) {
+  const uint i = r * 2u * (p.D / VEC) + c;
+  if (VEC == 4u) part4[i] = v;
+  else part[i] = v.x;
+}
 void add_din(uint i, vec4 d) {
   if (VEC == 4u) din4[i] += d;
   else din[i] += d.x;
 }
 
 void rows_pass() {
-  uint row = linear_group_id() * (WORKGROUP_SIZE / gl_SubgroupSize) + gl_SubgroupID;
-  if (row >= p.M) return;  // uniform over the subgroup
+  uint block = linear_group_id() * (WORKGROUP_SIZE / gl_SubgroupSize) + gl_SubgroupID;  // the partial row
+  uint first = block * ROWS;
+  if (first >= p.M) return;  // uniform over the subgroup
   uint tid = gl_SubgroupInvocationID;
   uint n = p.D / VEC;  // accesses per row
-  float mean = mean_[row], rstd = rstd_[row];
+  vec4 pg[CACHED > 0u ? CACHED : 1u], pb[CACHED > 0u ? CACHED : 1u];  // this lane's columns' sums
+  for (uint i = 0u; i < CACHED; ++i) pg[i] = pb[i] = vec4(0.0);
 
-  // g and xhat of the first CACHED accesses per lane stay in registers for the second loop (the
-  // launcher makes that the whole row when it fits); columns beyond are read again.
-  vec4 gs[CACHED > 0u ? CACHED : 1u], xhats[CACHED > 0u ? CACHED : 1u];
-  vec4 sg = vec4(0.0), sgx = vec4(0.0);  // sum g, sum g * xhat
-  for (uint i = 0u; i < CACHED; ++i) {
-    uint c = tid + i * gl_SubgroupSize;
-    gs[i] = vec4(0.0);
-    xhats[i] = vec4(0.0);
-    if (c < n) {
-      gs[i] = load_dout(row, c) * load_gamma(c);
-      xhats[i] = (load_in(row, c) - mean) * rstd;
+  for (uint row = first; row < min(first + ROWS, p.M); ++row) {
+    float mean = mean_[row], rstd = rstd_[row];
+    // dout and xhat of the first CACHED accesses per lane stay in registers for the second loop
+    // and the partial sums (the launcher makes that the whole row when it fits); columns beyond
+    // are read again.
+    vec4 dys[CACHED > 0u ? CACHED : 1u], xhats[CACHED > 0u ? CACHED : 1u];
+    vec4 sg = vec4(0.0), sgx = vec4(0.0);  // sum g, sum g * xhat
+    for (uint i = 0u; i < CACHED; ++i) {
+      uint c = tid + i * gl_SubgroupSize;
+      dys[i] = vec4(0.0);
+      xhats[i] = vec4(0.0);
+      if (c < n) {
+        dys[i] = load_dout(row, c);
+        xhats[i] = (load_in(row, c) - mean) * rstd;
+      }
+      vec4 g = dys[i] * load_gamma(min(c, n - 1u));
+      sg += g;
+      sgx += g * xhats[i];
+      pg[i] += dys[i] * xhats[i];
+      pb[i] += dys[i];
     }
-    sg += gs[i];
-    sgx += gs[i] * xhats[i];
+    for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) {
+      vec4 g = load_dout(row, c) * load_gamma(c);
+      vec4 xhat = (load_in(row, c) - mean) * rstd;
+      sg += g;
+      sgx += g * xhat;
+    }
+    vec2 s = subgroupAdd(vec2(dot(sg, vec4(1.0)), dot(sgx, vec4(1.0)))) / float(p.D);
+
+    for (uint i = 0u; i < CACHED; ++i) {
+      uint c = tid + i * gl_SubgroupSize;
+      if (c < n) add_din(row * n + c, rstd * (dys[i] * load_gamma(c) - s.x - xhats[i] * s.y));
+    }
+    for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) {
+      vec4 g = load_dout(row, c) * load_gamma(c);
+      vec4 xhat = (load_in(row, c) - mean) * rstd;
+      add_din(row * n + c, rstd * (g - s.x - xhat * s.y));
+    }
   }
-  for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) {
-    vec4 g = load_dout(row, c) * load_gamma(c);
-    vec4 xhat = (load_in(row, c) - mean) * rstd;
-    sg += g;
-    sgx += g * xhat;
-  }
-  vec2 s = subgroupAdd(vec2(dot(sg, vec4(1.0)), dot(sgx, vec4(1.0)))) / float(p.D);
 
   for (uint i = 0u; i < CACHED; ++i) {
     uint c = tid + i * gl_SubgroupSize;
-    if (c < n) add_din(row * n + c, rstd * (gs[i] - s.x - xhats[i] * s.y));
-  }
-  for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) {
-    vec4 g = load_dout(row, c) * load_gamma(c);
-    vec4 xhat = (load_in(row, c) - mean) * rstd;
-    add_din(row * n + c, rstd * (g - s.x - xhat * s.y));
+    if (c < n) {
+      store_part(block, c, pg[i]);
+      store_part(block, n + c, pb[i]);
+    }
   }
 }
 
@@ -100,9 +137,14 @@ void columns_pass() {
   vec4 acc_g = vec4(0.0), acc_b = vec4(0.0);  // this lane's partial dgamma, dbeta
   if (col < cols) {
     for (uint r = lane; r < p.M; r += lanes) {
-      vec4 dy = load_dout(r, col);
-      acc_g += dy * (load_in(r, col) - mean_[r]) * rstd_[r];
-      acc_b += dy;
+      if (PASS == 2u) {
+        acc_g += load_part(r, col);
+        acc_b += load_part(r, cols + col);
+      } else {
+        vec4 dy = load_dout(r, col);
+        acc_g += dy * (load_in(r, col) - mean_[r]) * rstd_[r];
+        acc_b += dy;
+      }
     }
   }
   lane_dgamma[tid] = acc_g;

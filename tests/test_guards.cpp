@@ -321,7 +321,8 @@ TEST_CASE("a model whose activations cross maxStorageBufferRange matches the sam
 }
 
 // Grids wider than maxComputeWorkGroupCount[0] (65535 on lavapipe): a product with more row
-// blocks than that, and a LayerNorm with more row groups, against the reference.
+// blocks than that, and a LayerNorm forward with more row groups, against the reference (its
+// backward, 32 rows per workgroup, is checked at the same size).
 TEST_CASE("a matmul and a layernorm whose grids exceed 65535 workgroups match the reference", "[guards][gpu]") {
   const uint64_t max_x = ctx().info().max_workgroup_count[0];
   if (max_x > (1u << 16)) {
@@ -350,8 +351,9 @@ TEST_CASE("a matmul and a layernorm whose grids exceed 65535 workgroups match th
     DeviceTensor dx_in(x), dg(gamma), dbeta(beta), out(M * D), mean(M), rstd(M), ddy(dy), din(M * D), dgamma(D), ddbeta(D);
     vk::Recorder rec(ctx());
     ops::layernorm_forward(rec, out.view(), mean.view(), rstd.view(), dx_in.view(), dg.view(), dbeta.view(), M, D, 1e-6f);
+    DeviceTensor scratch(ops::layernorm_backward_scratch_floats(ctx(), M, D));
     ops::layernorm_backward(rec, din.view(), dgamma.view(), ddbeta.view(), mean.view(), rstd.view(), dx_in.view(),
-                            ddy.view(), dg.view(), M, D);
+                            ddy.view(), dg.view(), scratch.view(), M, D);
     rec.submit_and_wait();
     std::vector<double> r_out(M * D), r_mean(M), r_rstd(M), r_din(M * D, 0.0), r_dg(D, 0.0), r_db(D, 0.0);
     const std::vector<double> xd = to_double(x), gd = to_double(gamma), bd = to_double(beta), dyd = to_double(dy);

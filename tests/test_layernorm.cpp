@@ -55,8 +55,9 @@ void check_layernorm(uint64_t M, uint32_t D, float offset, uint32_t seed) {
   DeviceTensor in(x), g(gamma), b(beta), out(M * D), mean(M), rstd(M), d_out(dout), d_in(dx0), d_g(dg0), d_b(db0);
   vk::Recorder rec(ctx());
   ops::layernorm_forward(rec, out.view(), mean.view(), rstd.view(), in.view(), g.view(), b.view(), M, D, eps);
+  DeviceTensor scratch(std::max<uint64_t>(ops::layernorm_backward_scratch_floats(ctx(), M, D), 1));
   ops::layernorm_backward(rec, d_in.view(), d_g.view(), d_b.view(), mean.view(), rstd.view(), in.view(),
-                          d_out.view(), g.view(), M, D);
+                          d_out.view(), g.view(), scratch.view(), M, D);
   rec.submit_and_wait();
 
   auto xd = to_double(x), gd = to_double(gamma), bd = to_double(beta), doutd = to_double(dout);
@@ -85,6 +86,7 @@ TEST_CASE("layernorm forward and backward on the GPU match the reference", "[lay
   SECTION("D=13, rows far from zero mean") { check_layernorm(37, 13, 10.0f, 31); }
   SECTION("D=1030, wider than any workgroup") { check_layernorm(6, 1030, 0.0f, 41); }
   SECTION("D=384, M=197 (one ViT-S image)") { check_layernorm(197, 384, 0.0f, 51); }
+  SECTION("M=601, D=64: more than 64 partial rows of 8") { check_layernorm(601, 64, 0.0f, 71); }
 }
 
 TEST_CASE("layernorm parameter gradients are bit-identical across runs", "[layernorm][gpu]") {
@@ -97,8 +99,9 @@ TEST_CASE("layernorm parameter gradients are bit-identical across runs", "[layer
     DeviceTensor d_in(M * D), d_g(D), d_b(D);
     vk::Recorder rec(ctx());
     ops::layernorm_forward(rec, out.view(), mean.view(), rstd.view(), in.view(), g.view(), b.view(), M, D, 1e-6f);
+    DeviceTensor scratch(ops::layernorm_backward_scratch_floats(ctx(), M, D));
     ops::layernorm_backward(rec, d_in.view(), d_g.view(), d_b.view(), mean.view(), rstd.view(), in.view(),
-                            d_out.view(), g.view(), M, D);
+                            d_out.view(), g.view(), scratch.view(), M, D);
     rec.submit_and_wait();
     if (run == 0) {
       first_g = d_g.read();
@@ -118,6 +121,7 @@ TEST_CASE("layernorm timing at ViT sizes", "[.bench]") {
     const uint64_t M = 6400;
     DeviceTensor in(random_floats(M * D, 1)), g(random_floats(D, 2)), b(D), out(M * D), mean(M), rstd(M);
     DeviceTensor d_out(random_floats(M * D, 3)), d_in(M * D), d_g(D), d_b(D);
+    DeviceTensor scratch(ops::layernorm_backward_scratch_floats(ctx(), M, D));
     auto time_ms = [&](const std::function<void(vk::Recorder&)>& fn) {
       vk::Recorder rec(ctx());
       fn(rec);  // warm-up: pipelines and descriptor sets
@@ -132,7 +136,7 @@ TEST_CASE("layernorm timing at ViT sizes", "[.bench]") {
     });
     const double bwd = time_ms([&](vk::Recorder& rec) {
       ops::layernorm_backward(rec, d_in.view(), d_g.view(), d_b.view(), mean.view(), rstd.view(), in.view(),
-                              d_out.view(), g.view(), M, D);
+                              d_out.view(), g.view(), scratch.view(), M, D);
     });
     WARN("layernorm M=" << M << " D=" << D << ": forward " << fwd << " ms, backward " << bwd << " ms");
   }

@@ -172,6 +172,7 @@ void Vit::allocate(ActivationAlloc& a) {
   dhidden_ = a.scratch("dhidden (B, N, F)", BN * F);
   dpre_ = a.scratch("dpre (B, N, F)", BN * F);
   dpooled_ = a.scratch("dpooled (B, D)", B * D);
+  dnorm_partials_ = a.scratch("layernorm partial sums", std::max<uint64_t>(ops::layernorm_backward_scratch_floats(ctx_, BN, D), 1));
   if (amp_) pooled16_ = a.tensor(half_floats(B * D), "head in fp16 (B, D)");
 }
 
@@ -326,7 +327,7 @@ void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
   ops::matmul(rec, dln_, pool_w_, dpooled_, s);
   rec.fill(dx_.slice(0, uint64_t(M) * D), 0.0f);
   ops::layernorm_backward(rec, dx_, grad("norm.weight"), grad("norm.bias"), mean_, rstd_, blocks_.back()->out, dln_,
-                          param("norm.weight"), M, D);
+                          param("norm.weight"), dnorm_partials_, M, D);
   if (grads_ready) grads_ready(layout_.at("norm.weight").offset);
 
   // dx_ holds the gradient of each block's output; every norm backward adds the gradient that
@@ -342,10 +343,10 @@ void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
     }
     if (amp_) ops::linear_backward_f16(rec, dln_, 0.0f, b.dfc1w, b.dfc1b, dpre_, dy16_, b.ln2_16, b.fc1w16, M, F, D);
     else linear_backward_overwrite(rec, dln_, b.dfc1w, b.dfc1b, dpre_, b.ln2, b.fc1w, M, F, D);
-    ops::layernorm_backward(rec, dx_, b.dn2w, b.dn2b, b.mean2, b.rstd2, b.mid, dln_, b.n2w, M, D);
+    ops::layernorm_backward(rec, dx_, b.dn2w, b.dn2b, b.mean2, b.rstd2, b.mid, dln_, b.n2w, dnorm_partials_, M, D);
     rec.fill(dln_.slice(0, uint64_t(M) * D), 0.0f);
     b.mixer->backward(rec, dln_, dx_, b.ln1, batch);
-    ops::layernorm_backward(rec, dx_, b.dn1w, b.dn1b, b.mean1, b.rstd1, b.in, dln_, b.n1w, M, D);
+    ops::layernorm_backward(rec, dx_, b.dn1w, b.dn1b, b.mean1, b.rstd1, b.in, dln_, b.n1w, dnorm_partials_, M, D);
     // A block's tensors start with its norm1 (vit_param_layout).
     const int layer = static_cast<int>(blocks_.rend() - it) - 1;
     if (grads_ready) grads_ready(layout_.at("blocks." + std::to_string(layer) + ".norm1.weight").offset);

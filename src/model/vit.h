@@ -117,6 +117,7 @@ class Vit {
   vk::View dhidden_;  // (B, N, F) gradient of gelu's output
   vk::View dpre_;     // (B, N, F) gradient of fc1's output
   vk::View dpooled_;  // (B, D)
+  vk::View dnorm_partials_;  // LayerNorm backward's partial column sums (ops::layernorm_backward)
   // Mixed precision only.
   bool amp_ = false;
   std::unique_ptr<vk::Buffer> params16_;  // (layout().total_floats()) fp16 copy of the parameters

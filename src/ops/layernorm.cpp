@@ -1,9 +1,12 @@
-// LayerNorm launchers: one subgroup per row for the row-local work (forward, din), and a
-// column-tile kernel for dgamma/dbeta. Rows are split into chunks so that no (rows, D) binding
-// exceeds maxStorageBufferRange; the column kernel accumulates chunk by chunk (fixed order).
+// LayerNorm launchers: one subgroup per row for the row-local work (forward, din; the backward's
+// also sums dgamma/dbeta per column over a few rows), and a column-tile kernel that adds up those
+// partial sums (or, for rows too wide for the registers, computes dgamma/dbeta itself). Rows are
+// split into chunks so that no (rows, D) binding exceeds maxStorageBufferRange; the column kernel
+// accumulates chunk by chunk (fixed order).
 #include "ops/layernorm.h"
 
 #include <algorithm>
+#include <string>
 
 #include "ops/launch.h"
 #include "vk/error.h"
@@ -31,6 +34,11 @@ constexpr uint32_t kColumnGroup = 256;  // <= the shader's lane_dgamma / lane_db
 // derives the same count from gl_SubgroupSize, which equals the reported subgroupSize for our
 // SPIR-V 1.5 shaders (a varying size is only allowed for SPIR-V 1.6 or an opt-in flag).
 constexpr uint32_t kRowsPerGroup = 4;
+// Rows per subgroup in the backward's row pass when it also sums the parameter gradients: each
+// subgroup writes one partial row (2 D floats) per kRowsPerSubgroup rows, so the scratch and the
+// summing pass see 1/8 of the rows, while M = 320 (the Fashion-MNIST model) still makes 10
+// workgroups.
+constexpr uint32_t kRowsPerSubgroup = 8;
 
 // Floats per shader access: vec4 when every row starts 16-byte aligned (all ViT widths).
 uint32_t vec_width(uint32_t D) { return D % 4 == 0 ? 4 : 1; }
@@ -61,24 +69,42 @@ void layernorm_forward(vk::Recorder& rec, const vk::View& out, const vk::View& m
   });
 }
 
+uint64_t layernorm_backward_scratch_floats(const vk::Context& ctx, uint64_t M, uint32_t D) {
+  return cached_accesses(ctx, D) > 0 ? div_up(M, uint64_t(kRowsPerSubgroup)) * 2 * D : 0;
+}
+
 void layernorm_backward(vk::Recorder& rec, const vk::View& din, const vk::View& dgamma, const vk::View& dbeta,
                         const vk::View& mean, const vk::View& rstd, const vk::View& in, const vk::View& dout,
-                        const vk::View& gamma, uint64_t M, uint32_t D) {
+                        const vk::View& gamma, const vk::View& scratch, uint64_t M, uint32_t D) {
   if (M == 0 || D == 0) return;
-  const uint32_t wg = kRowsPerGroup * subgroup_size(rec.context());
-  const vk::Kernel& rows_k =
-      rec.context().pipelines().get("layernorm_backward", 8, sizeof(LayerNormBackwardPush), {wg, 0, kColumnTile, vec_width(D), cached_accesses(rec.context(), D)});
-  const uint32_t vec = vec_width(D);
-  const vk::Kernel& cols_k = rec.context().pipelines().get("layernorm_backward", 8, sizeof(LayerNormBackwardPush),
-                                                           {kColumnGroup, 1, kColumnTile, vec, 0});
-  for_each_chunk(rec.context(), M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
-    const LayerNormBackwardPush push{static_cast<uint32_t>(rows), D};
+  vk::Context& ctx = rec.context();
+  const uint32_t wg = kRowsPerGroup * subgroup_size(ctx), vec = vec_width(D), cached = cached_accesses(ctx, D);
+  // With the row in registers, the row pass also writes per-column partial sums over its
+  // kRowsPerSubgroup rows and pass 2 adds those up; otherwise pass 1 reads dout and the input again.
+  const uint32_t rows_per_subgroup = cached > 0 ? kRowsPerSubgroup : 1;
+  const uint64_t need = layernorm_backward_scratch_floats(ctx, M, D);
+  if (scratch.size / 4 < need)
+    throw Error("internal: layernorm_backward: scratch of " + std::to_string(scratch.size / 4) + " floats, " +
+                std::to_string(need) + " needed");
+  const vk::Kernel& rows_k = ctx.pipelines().get("layernorm_backward", 9, sizeof(LayerNormBackwardPush),
+                                                 {wg, 0, kColumnTile, vec, cached, rows_per_subgroup});
+  for_each_chunk(ctx, M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
+    const uint64_t partial_rows = div_up(rows, uint64_t(rows_per_subgroup));
+    // Few partial rows (the Fashion-MNIST model's 40): 4 row lanes per column group instead of 16,
+    // a quarter of the workgroup's fixed cost on lavapipe (pass 2: 210 -> 80-120 us per call there).
+    const uint32_t cols_wg = cached > 0 && partial_rows <= 64 ? kColumnTile * 4 : kColumnGroup;
+    const vk::Kernel& cols_k = ctx.pipelines().get("layernorm_backward", 9, sizeof(LayerNormBackwardPush),
+                                                   {cols_wg, cached > 0 ? 2u : 1u, kColumnTile, vec, 0, 1});
+    // Without partials, binding 8 is never read; din's range stands in.
+    const vk::View partials = cached > 0 ? scratch.slice(0, partial_rows * 2 * D) : din.slice(first * D, rows * D);
     const std::initializer_list<vk::View> views = {
         din.slice(first * D, rows * D), dgamma.slice(0, D),        dbeta.slice(0, D),
         mean.slice(first, rows),        rstd.slice(first, rows),   in.slice(first * D, rows * D),
-        dout.slice(first * D, rows * D), gamma.slice(0, D)};
-    rec.dispatch(rows_k, views, push, rec.groups_1d(div_up(rows, kRowsPerGroup)), "layernorm_backward");
-    rec.dispatch(cols_k, views, push, rec.groups_1d(div_up(D / vec, kColumnTile)), "layernorm_backward_params");
+        dout.slice(first * D, rows * D), gamma.slice(0, D),        partials};
+    const LayerNormBackwardPush push{static_cast<uint32_t>(rows), D};
+    rec.dispatch(rows_k, views, push, rec.groups_1d(div_up(partial_rows, uint64_t(kRowsPerGroup))), "layernorm_backward");
+    const LayerNormBackwardPush cols_push{static_cast<uint32_t>(cached > 0 ? partial_rows : rows), D};
+    rec.dispatch(cols_k, views, cols_push, rec.groups_1d(div_up(D / vec, kColumnTile)), "layernorm_backward_params");
   });
 }
 

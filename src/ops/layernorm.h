@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 
+#include "vk/context.h"
 #include "vk/memory.h"
 #include "vk/recorder.h"
 
@@ -16,10 +17,14 @@ void layernorm_forward(vk::Recorder& rec, const vk::View& out /* (M, D) */, cons
 
 // Accumulates din, dgamma and dbeta from dout, using the mean and rstd saved by the forward pass.
 // dgamma/dbeta are column sums over rows, reduced in a fixed order (deterministic run to run).
+// scratch: at least layernorm_backward_scratch_floats(M, D) floats (partial column sums; may be
+// empty when that is 0).
 void layernorm_backward(vk::Recorder& rec, const vk::View& din /* (M, D) */, const vk::View& dgamma /* (D) */,
                         const vk::View& dbeta /* (D) */, const vk::View& mean /* (M) */,
                         const vk::View& rstd /* (M) */, const vk::View& in /* (M, D) */,
-                        const vk::View& dout /* (M, D) */, const vk::View& gamma /* (D) */, uint64_t M, uint32_t D);
+                        const vk::View& dout /* (M, D) */, const vk::View& gamma /* (D) */,
+                        const vk::View& scratch, uint64_t M, uint32_t D);
+uint64_t layernorm_backward_scratch_floats(const vk::Context& ctx, uint64_t M, uint32_t D);
 
 namespace ref {
 void layernorm_forward(double* out, double* mean, double* rstd, const double* in, const double* gamma,
