@@ -7,8 +7,15 @@ namespace vkvit::ops {
 
 namespace {
 // One workgroup per row; a power of two for the shared-memory tree reduction. 64 lanes cover the
-// usual K (10..1000) in a few strided reads each without leaving most lanes idle for small K.
+// usual K (10..1000) in a few strided reads each; for K < 64 the next power of two, whose tree
+// is the 64-lane tree without its levels over empty lanes (the same bits; on lavapipe each
+// level is a barrier over every subgroup: 0.52 -> 0.22 ms per call at B = 64, K = 10).
 constexpr uint32_t kRowGroup = 64;
+uint32_t row_group(uint32_t K) {
+  uint32_t g = 1;
+  while (g < K && g < kRowGroup) g *= 2;
+  return g;
+}
 // The mean over the batch: one workgroup, a power of two.
 constexpr uint32_t kMeanGroup = 256;
 
@@ -46,7 +53,7 @@ void cross_entropy_rows(vk::Recorder& rec, const vk::View& losses, const vk::Vie
                         const vk::View& dloss, uint32_t B, uint32_t K, float eps) {
   vk::PipelineCache& pc = rec.context().pipelines();
   const bool with_grad = dlogits.buffer != VK_NULL_HANDLE;
-  const vk::Kernel& rows_k = pc.get("cross_entropy", 7, sizeof(RowPush), {kRowGroup, with_grad ? 1u : 0u});
+  const vk::Kernel& rows_k = pc.get("cross_entropy", 7, sizeof(RowPush), {row_group(K), with_grad ? 1u : 0u});
   // Whole rows per chunk, so that the (B, K) logits binding stays within maxStorageBufferRange.
   for_each_chunk(rec.context(), B, uint64_t(K) * 4, [&](uint64_t first, uint64_t rows) {
     RowPush push{static_cast<uint32_t>(rows), K, eps, 1.0f / float(B)};
