@@ -1,6 +1,6 @@
 // grad_norm: the reference against a direct double sum, the GPU norm and clip coefficient against
-// the reference over uneven ranges (one flat buffer and several separate ones), non-finite
-// gradients, reproducibility, and a range larger than maxStorageBufferRange.
+// the reference over uneven ranges (one flat buffer and several separate ones; aligned and not),
+// non-finite gradients, reproducibility, and a range larger than maxStorageBufferRange.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
@@ -85,10 +85,30 @@ TEST_CASE("grad_norm on the GPU matches the reference over uneven ranges", "[gra
   }
 }
 
+TEST_CASE("grad_norm reads ranges off 16-byte alignment through storage buffers", "[grad_norm][gpu]") {
+  // Aligned ranges take the texel kernel (whole vec4s, the last n % 4 floats apart); a range
+  // starting at float 1 or 3 cannot, and must give the same norm through the other kernel.
+  auto g = random_floats(100003, 54, -3, 3);
+  DeviceTensor d(g);
+  for (uint64_t skip : {1u, 3u, 4u}) {
+    const auto gd = to_double(std::vector<float>(g.begin() + std::ptrdiff_t(skip), g.end()));
+    auto r = run_grad_norm({d.view().slice(skip, g.size() - skip)}, 0.0f);
+    require_close({r[ops::kGradNormIndex]}, {ops::ref::grad_norm({{gd.data(), gd.size()}})}, 0, 5e-6,
+                  "grad_norm from float " + std::to_string(skip));
+  }
+}
+
 TEST_CASE("grad_norm writes non-finite norms through and a NaN coefficient", "[grad_norm][gpu]") {
   auto g = random_floats(4099, 52);
   SECTION("Inf") {
     g[4000] = INFINITY;
+    DeviceTensor d(g);
+    auto r = run_grad_norm({d.view()}, 1.0f);
+    CHECK(std::isinf(r[ops::kGradNormIndex]));
+    CHECK(std::isnan(r[ops::kClipCoefIndex]));
+  }
+  SECTION("Inf in the floats after the last whole vec4") {
+    g[4098] = -INFINITY;
     DeviceTensor d(g);
     auto r = run_grad_norm({d.view()}, 1.0f);
     CHECK(std::isinf(r[ops::kGradNormIndex]));

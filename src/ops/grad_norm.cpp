@@ -25,13 +25,14 @@ struct FinishPush {
 };
 static_assert(sizeof(FinishPush) == 8);
 
-// Calls fn(range, first, count, partial_offset) for every bindable chunk of every range.
+// Calls fn(range, first, count) for every bindable chunk of every range; returns the partials of
+// the storage-buffer kernel over them (the texel kernel's tiles are 4x larger: an upper bound).
 template <class Fn>
 uint64_t for_each_tiled_chunk(const vk::Context& ctx, const std::vector<vk::View>& grads, Fn&& fn) {
   uint64_t partials = 0;
   for (const vk::View& g : grads)
     for_each_chunk(ctx, g.floats(), 4, [&](uint64_t first, uint64_t count) {
-      fn(g, first, count, partials);
+      fn(g, first, count);
       partials += div_up(count, kTile);
     });
   return partials;
@@ -39,7 +40,7 @@ uint64_t for_each_tiled_chunk(const vk::Context& ctx, const std::vector<vk::View
 }  // namespace
 
 uint64_t grad_norm_scratch_floats(const vk::Context& ctx, const std::vector<vk::View>& grads) {
-  return std::max<uint64_t>(for_each_tiled_chunk(ctx, grads, [](const vk::View&, uint64_t, uint64_t, uint64_t) {}), 1);
+  return std::max<uint64_t>(for_each_tiled_chunk(ctx, grads, [](const vk::View&, uint64_t, uint64_t) {}), 1);
 }
 
 void grad_norm(vk::Recorder& rec, const vk::View& result, const vk::View& scratch, const std::vector<vk::View>& grads,
@@ -51,15 +52,28 @@ void grad_norm(vk::Recorder& rec, const vk::View& result, const vk::View& scratc
   if (result.floats() < kGradNormFloats) throw Error("internal: grad_norm result view is smaller than 2 floats");
   if (needed > UINT32_MAX) throw Error("grad_norm: too many gradient elements for 32-bit partial indices");
   vk::PipelineCache& pc = rec.context().pipelines();
+  const vk::DeviceInfo& info = rec.context().info();
   const vk::Kernel& partial_k = pc.get("grad_norm", 2, sizeof(PartialPush), {kGroup, kItems});
+  const vk::Kernel& texel_k = pc.get("grad_norm_texel", 3, sizeof(PartialPush), {kGroup, kItems}, 0b010);
   const vk::View partials = scratch.slice(0, needed);
-  const uint64_t used = for_each_tiled_chunk(rec.context(), grads, [&](const vk::View& g, uint64_t first,
-                                                                       uint64_t count, uint64_t offset) {
-    PartialPush push{static_cast<uint32_t>(count), static_cast<uint32_t>(offset)};
+  uint64_t used = 0;
+  for_each_tiled_chunk(rec.context(), grads, [&](const vk::View& g, uint64_t first, uint64_t count) {
+    const vk::View range = g.slice(first, count);
+    PartialPush push{static_cast<uint32_t>(count), static_cast<uint32_t>(used)};
     // Each dispatch writes its own partials; the recorder still sees the shared scratch view and
     // orders the (few) chunk dispatches, which costs a barrier, not correctness.
-    rec.dispatch(partial_k, {partials, g.slice(first, count)}, push, rec.groups_1d(div_up(count, kTile)),
-                 "grad_norm");
+    // Whole vec4s through a texel buffer where the range starts 16-byte aligned (every tensor of
+    // the model's gradient buffer as a whole): a tile is then 4x the floats.
+    const uint64_t texels = count / 4;
+    if (range.offset % 16 == 0 && texels > 0 && texels <= info.max_texel_buffer_elements) {
+      const uint64_t groups = div_up(texels, kTile);
+      rec.dispatch(texel_k, {partials, range.slice(0, texels * 4), range}, push, rec.groups_1d(groups), "grad_norm");
+      used += groups;
+    } else {
+      const uint64_t groups = div_up(count, kTile);
+      rec.dispatch(partial_k, {partials, range}, push, rec.groups_1d(groups), "grad_norm");
+      used += groups;
+    }
   });
   if (used == 0) rec.fill(partials, 0.0f);  // no gradients at all: the norm is 0
   const vk::Kernel& finish_k = pc.get("grad_norm_finish", 2, sizeof(FinishPush), {kGroup});
