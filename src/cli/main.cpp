@@ -79,11 +79,16 @@ int main(int argc, char** argv) {
   }
   CLI::App app{"vkvit: Vision Transformers on Vulkan compute shaders (AMD, Intel, NVIDIA, CPU)"};
   app.require_subcommand(1);
+#ifndef VKVIT_BENCH_ONLY
   app.footer("Examples (each subcommand has --help):\n"
              "  vkvit devices\n"
              "  vkvit train --config configs/fmnist_vit_tiny.yaml --data-dir datasets/fashion-mnist\n"
              "  vkvit eval --checkpoint runs/RUN/best.safetensors --data-dir datasets/fashion-mnist/val\n"
              "  vkvit info runs/RUN/last.safetensors");
+#else
+  app.footer("vkvit-bench: vkvit's devices and bench commands alone (each has --help), e.g.\n"
+             "  vkvit-bench bench train-step --preset vit_small_patch16_224 -b 128");
+#endif
   cli::GlobalOptions global;
   app.add_option("--device", global.device, "Vulkan device index (see `vkvit devices`); env VKVIT_DEVICE")
       ->check(CLI::NonNegativeNumber);
@@ -91,12 +96,14 @@ int main(int argc, char** argv) {
   app.add_flag("--profile", global.profile, "Print per-op GPU time at exit; env VKVIT_PROFILE=1");
 
   cli::add_devices_command(app, global);
+#ifndef VKVIT_BENCH_ONLY  // vkvit-bench (src/CMakeLists.txt): devices and bench, without OpenCV
   cli::add_train_command(app, global);
   cli::add_eval_command(app, global);
   cli::add_predict_command(app, global);
   cli::add_convert_command(app, global);
   cli::add_explain_command(app, global);
   cli::add_info_command(app, global);
+#endif
   cli::add_bench_command(app, global);
   // Only train and eval split their work across the ranks of a data-parallel launch; the others
   // would print or write the same results once per rank.

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch (CPU) side of `vkvit bench train-step|infer`: the same ViT, batch and optimizer step.
+"""PyTorch side of `vkvit bench train-step|infer`: the same ViT, batch and optimizer step.
 
 Run with Debian's python3-torch (1.13): /usr/bin/python3 tests/bench/pytorch_bench.py --config
 configs/fmnist_vit_tiny.yaml --mode train-step. The model is read from the same run config (or
@@ -12,6 +12,12 @@ data loading are out of the timing on both sides.
 train-step = forward + label-smoothed cross-entropy + backward + gradient norm + AdamW with
 timm's decay exclusions, which is the work train::TrainStep records; infer = forward under
 no_grad. The last stdout line is `RESULT key=value ...` like vkvit's.
+
+On an NVIDIA GPU (any torch with CUDA): --device cuda times the same step in fp32 eager, --amp
+under autocast(float16) with a GradScaler (PyTorch's AMP recipe; vkvit's train.amp follows it),
+and --attention sdpa uses F.scaled_dot_product_attention (fused kernels, timm's default) instead
+of the explicit products. Each timed step ends with a synchronisation (the loss's .item(), or
+torch.cuda.synchronize() for infer).
 """
 import argparse
 import ctypes
@@ -89,6 +95,8 @@ def resolve(args):
 
 
 class Attention(nn.Module):
+    sdpa = False  # --attention sdpa
+
     def __init__(self, dim, heads):
         super().__init__()
         self.heads, self.scale = heads, (dim // heads) ** -0.5
@@ -99,6 +107,8 @@ class Attention(nn.Module):
         B, N, D = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # (B, H, N, d)
+        if Attention.sdpa:
+            return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, N, D))
         # Explicit products + softmax: torch 1.13 has no fused attention on CPU, and vkvit's
         # default path is unfused too.
         p = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)  # (B, H, N, N)
@@ -197,7 +207,19 @@ def main():
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                     help="torch intra-op threads and OpenBLAS threads (default: every CPU this process may "
                     "use, as lavapipe does)")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--amp", action="store_true", help="autocast float16 + GradScaler (needs --device cuda)")
+    ap.add_argument("--attention", choices=["explicit", "sdpa"], default="explicit",
+                    help="explicit products + softmax (vkvit's unfused path) or F.scaled_dot_product_attention")
     args = ap.parse_args()
+    cuda = args.device == "cuda"
+    if cuda and not torch.cuda.is_available():
+        sys.exit("pytorch_bench.py: --device cuda, but this torch sees no CUDA device")
+    if args.amp and not cuda:
+        sys.exit("pytorch_bench.py: --amp needs --device cuda (float16 autocast)")
+    if args.attention == "sdpa" and not hasattr(F, "scaled_dot_product_attention"):
+        sys.exit(f"pytorch_bench.py: torch {torch.__version__} has no F.scaled_dot_product_attention")
+    Attention.sdpa = args.attention == "sdpa"
 
     name, m, o = resolve(args)
     B = int(o["batch_size"])
@@ -208,10 +230,13 @@ def main():
     if openblas:
         openblas.openblas_set_num_threads(args.threads)
     torch.manual_seed(int(o["seed"]))
-    model = ViT(m)
+    model = ViT(m).to(args.device)
     Np, CPP = (m["image_size"] // m["patch_size"]) ** 2, m["in_chans"] * m["patch_size"] ** 2
-    patches = torch.randn(B, Np, CPP)
-    labels = torch.randint(0, m["num_classes"], (B,))
+    patches = torch.randn(B, Np, CPP, device=args.device)
+    labels = torch.randint(0, m["num_classes"], (B,), device=args.device)
+    scaler = None
+    if args.amp:
+        scaler = torch.amp.GradScaler("cuda") if hasattr(torch.amp, "GradScaler") else torch.cuda.amp.GradScaler()
     train = args.mode == "train-step"
     opt = torch.optim.AdamW(param_groups(model, o["weight_decay"]), lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"])
     # vkvit computes the global gradient norm every step (the trainer logs it) and clips only when
@@ -221,20 +246,35 @@ def main():
     def step():
         if train:
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(patches), labels, label_smoothing=o["label_smoothing"])
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-            opt.step()
+            with torch.autocast("cuda", dtype=torch.float16, enabled=args.amp):
+                loss = F.cross_entropy(model(patches), labels, label_smoothing=o["label_smoothing"])
+            if scaler:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+                opt.step()
             return loss.item()
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=args.amp):
             model(patches)
+        if cuda:
+            torch.cuda.synchronize()
         return float("nan")
 
     print(f"# pytorch_bench {args.mode}")
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} intra-op threads "
           f"(asked {args.threads}), {torch.get_num_interop_threads()} inter-op, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
-    print(f"# BLAS: {blas_report()}")
+    if cuda:
+        print(f"# device: {torch.cuda.get_device_name()} (CUDA {torch.version.cuda}), "
+              f"{'amp float16' if args.amp else 'fp32'}, attention {args.attention}, "
+              f"TF32 matmul {torch.backends.cuda.matmul.allow_tf32}")
+    else:
+        print(f"# BLAS: {blas_report()}")
     print(f"# model: {name} (image {m['image_size']}, patch {m['patch_size']}, {Np + 1} tokens, dim {m['dim']}, "
           f"depth {m['depth']}, heads {m['heads']}, mlp {m['mlp_dim']}, {m['num_classes']} classes, {m['pool']} pool), "
           f"{sum(p.numel() for p in model.parameters())} parameters")
@@ -260,7 +300,8 @@ def main():
         print(f"loss of the last step: {loss:.4f} (ln K = {math.log(m['num_classes']):.4f})")
     print(f"RESULT impl=pytorch mode={args.mode} model={name} batch={B} steps={args.steps} ms={ms:.3f} cpu_ms={cms:.3f} "
           f"img_per_s={img_s:.3f} gflop_per_s={flops * B / (ms * 1e6):.4f} flops_per_img={flops:.6g} "
-          f"threads={torch.get_num_threads()}", flush=True)
+          f"threads={torch.get_num_threads()} device={args.device} amp={int(args.amp)} attention={args.attention}",
+          flush=True)
 
 
 if __name__ == "__main__":
