@@ -150,6 +150,13 @@ std::vector<double> step_losses(const std::string& steps_csv) {
 TEST_CASE("amp logits, loss and gradients stay within fp16 tolerance of fp32", "[fp16][gpu]") {
   SECTION("aligned widths") { compare_amp_step(amp_config()); }
   SECTION("odd widths") { compare_amp_step(odd_amp_config()); }
+  SECTION("the GPU kernels: tiled fp32 and fp16 matmuls, unfused attention") {
+    ScopedEnv kernel("VKVIT_MATMUL_KERNEL", "tiled");
+    ScopedEnv tile("VKVIT_MATMUL_TILE", "64x64x16");
+    ScopedEnv attention("VKVIT_ATTENTION", "unfused");
+    compare_amp_step(amp_config());
+    compare_amp_step(odd_amp_config());
+  }
 }
 
 TEST_CASE("amp clipping sees the unscaled gradient norm", "[fp16][gpu]") {

@@ -282,6 +282,46 @@ TEST_CASE("matmul_f16 default block on the ViT linear-layer layouts, long K, K =
   }
 }
 
+TEST_CASE("matmul_f16 on the tiled (GPU) kernel matches the reference", "[fp16][gpu]") {
+  // GPUs run matmul_f16_tiled[_h]; forced here with VKVIT_MATMUL_KERNEL=tiled, in the CPU drivers'
+  // 32 x 32 tile and the GPUs' 64 x 64: odd shapes for every transpose and both outputs, the
+  // attention layouts with two-level batch strides, K = 0.
+  ScopedEnv kernel("VKVIT_MATMUL_KERNEL", "tiled");
+  CHECK(ops::matmul_f16_unsupported(ctx().info(), ops::MatmulOut::f32).empty());
+  for (const char* tile : {"32x32x8", "64x64x16"}) {
+    ScopedEnv t("VKVIT_MATMUL_TILE", tile);
+    uint32_t seed = 900;
+    for (ops::MatmulOut out : {ops::MatmulOut::f32, ops::MatmulOut::f16})
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          ops::MatmulShape s = shape(93, 67, 41, ta, tb);
+          s.alpha = 0.75f;
+          s.beta = (seed % 2) ? 1.0f : 0.0f;
+          seed += 5;
+          DYNAMIC_SECTION(tile << " " << out_name(out) << " trans_a=" << ta << " trans_b=" << tb) {
+            check_matmul_f16(s, seed % 3 != 0, seed, out);
+          }
+        }
+    DYNAMIC_SECTION(tile << " batched scores out of a fused qkv") {
+      const uint32_t B = 2, H = 3, N = 17, d = 5, D = H * d;
+      ops::MatmulShape s = shape(N, N, d, false, true);
+      s.batch = B * H;
+      s.batch_inner = H;
+      s.a = {3 * D, uint64_t(N) * 3 * D, d};
+      s.b = {3 * D, uint64_t(N) * 3 * D, d};
+      s.c = {0, uint64_t(H) * N * N, uint64_t(N) * N};
+      check_matmul_f16(s, false, 960, ops::MatmulOut::f32);
+    }
+    DYNAMIC_SECTION(tile << " K = 0 leaves beta * C + bias") {
+      ops::MatmulShape s = shape(5, 7, 0, false, true);
+      s.a.ld = 1;
+      s.b.ld = 1;
+      s.beta = 0.5f;
+      check_matmul_f16(s, true, 970, ops::MatmulOut::f32);
+    }
+  }
+}
+
 TEST_CASE("matmul_f16 splits an operand larger than maxStorageBufferRange", "[fp16][gpu]") {
   SmallF16Tile small_tile;
   // C (M, N) fp32 of 540000 x 64 floats is above lavapipe's 128 MiB binding limit (A in fp16 is

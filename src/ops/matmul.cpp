@@ -89,37 +89,9 @@ MatmulPolicy lavapipe_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
   return pol;
 }
 
-// tiled: 64x64 tiles of 256 invocations (4x4 outputs each) where the device allows it; smaller
-// 32x32 tiles of 64 invocations for small workgroup or shared-memory limits and for CPU drivers
-// (where the kernel is only run to be tested). Both are multiples of common subgroup sizes.
 MatmulPolicy tiled_policy(const vk::DeviceInfo& info) {
-  uint32_t bm = 64, bn = 64, bk = 16, tm = 4, tn = 4;
-  const uint32_t big_shared = (bm + bn) * bk * 4;
-  if (info.is_cpu_driver() || info.max_workgroup_invocations < 256 || info.max_shared_memory < big_shared ||
-      info.max_workgroup_size[0] < 256 || (info.subgroup_size > 0 && 256 % info.subgroup_size != 0)) {
-    bm = bn = 32;
-    bk = 8;
-  }
-  // VKVIT_MATMUL_TILE=BMxBNxBK overrides the tile (tuning on a new device; the tests run the GPU
-  // tile 64x64x16 on lavapipe through it). Each invocation keeps its 4 x 4 block.
-  if (const char* env = std::getenv("VKVIT_MATMUL_TILE"); env && *env) {
-    unsigned m = 0, n = 0, k = 0;
-    char tail = 0;
-    if (std::sscanf(env, "%ux%ux%u%c", &m, &n, &k, &tail) != 3 || m == 0 || n == 0 || k == 0 || m % tm != 0 ||
-        n % tn != 0)
-      throw Error("VKVIT_MATMUL_TILE='" + std::string(env) +
-                  "': expected BMxBNxBK with BM and BN multiples of 4 and BK > 0, e.g. 64x64x16");
-    const uint32_t threads = (m / tm) * (n / tn), shared = (m + n) * k * 4;
-    if (threads > info.max_workgroup_invocations || threads > info.max_workgroup_size[0] ||
-        shared > info.max_shared_memory)
-      throw Error("VKVIT_MATMUL_TILE='" + std::string(env) + "' needs " + std::to_string(threads) + " invocations and " +
-                  std::to_string(shared) + " bytes of shared memory; " + info.name + " allows " +
-                  std::to_string(std::min(info.max_workgroup_invocations, info.max_workgroup_size[0])) + " and " +
-                  std::to_string(info.max_shared_memory));
-    bm = m, bn = n, bk = k;
-  }
-  const uint32_t threads = (bm / tm) * (bn / tn);
-  MatmulPolicy pol = fp32_policy("matmul_tiled", bm, bn, {threads, bm, bn, bk, tm, tn});
+  const TiledTile t = tiled_tile(info);
+  MatmulPolicy pol = fp32_policy("matmul_tiled", t.bm, t.bn, {t.threads(), t.bm, t.bn, t.bk, t.tm, t.tn});
   pol.epilogue = true;
   return pol;
 }
@@ -138,6 +110,42 @@ MatmulPolicy policy_for(MatmulKernel kernel, const vk::DeviceInfo& info, const M
 }
 
 }  // namespace
+
+namespace matmul_detail {
+
+// 64x64 tiles of 256 invocations (4x4 outputs each) where the device allows it; smaller 32x32
+// tiles of 64 invocations for small workgroup or shared-memory limits and for CPU drivers (where
+// the kernel is only run to be tested). Both are multiples of common subgroup sizes.
+TiledTile tiled_tile(const vk::DeviceInfo& info) {
+  TiledTile t;
+  const uint32_t big_shared = (t.bm + t.bn) * t.bk * 4;
+  if (info.is_cpu_driver() || info.max_workgroup_invocations < 256 || info.max_shared_memory < big_shared ||
+      info.max_workgroup_size[0] < 256 || (info.subgroup_size > 0 && 256 % info.subgroup_size != 0)) {
+    t.bm = t.bn = 32;
+    t.bk = 8;
+  }
+  // VKVIT_MATMUL_TILE=BMxBNxBK overrides the tile (tuning on a new device; the tests run the GPU
+  // tile 64x64x16 on lavapipe through it). Each invocation keeps its 4 x 4 block.
+  if (const char* env = std::getenv("VKVIT_MATMUL_TILE"); env && *env) {
+    unsigned m = 0, n = 0, k = 0;
+    char tail = 0;
+    if (std::sscanf(env, "%ux%ux%u%c", &m, &n, &k, &tail) != 3 || m == 0 || n == 0 || k == 0 || m % t.tm != 0 ||
+        n % t.tn != 0)
+      throw Error("VKVIT_MATMUL_TILE='" + std::string(env) +
+                  "': expected BMxBNxBK with BM and BN multiples of 4 and BK > 0, e.g. 64x64x16");
+    const uint32_t threads = (m / t.tm) * (n / t.tn), shared = (m + n) * k * 4;
+    if (threads > info.max_workgroup_invocations || threads > info.max_workgroup_size[0] ||
+        shared > info.max_shared_memory)
+      throw Error("VKVIT_MATMUL_TILE='" + std::string(env) + "' needs " + std::to_string(threads) + " invocations and " +
+                  std::to_string(shared) + " bytes of shared memory; " + info.name + " allows " +
+                  std::to_string(std::min(info.max_workgroup_invocations, info.max_workgroup_size[0])) + " and " +
+                  std::to_string(info.max_shared_memory));
+    t.bm = m, t.bn = n, t.bk = k;
+  }
+  return t;
+}
+
+}  // namespace matmul_detail
 
 const char* matmul_kernel_name(MatmulKernel kernel) {
   switch (kernel) {

@@ -1,6 +1,7 @@
-// ops::matmul_f16: picks the register block and the element sizes; the launcher shared with
-// ops::matmul (matmul_launch.h) chooses the uvec4 load variants, splits calls whose operands would
-// not fit one storage-buffer binding and dispatches.
+// ops::matmul_f16: picks the kernel (the register-blocked one on CPU drivers, the tiled one on GPUs,
+// as ops::matmul does; VKVIT_MATMUL_KERNEL=tiled forces the latter), its block and the element
+// sizes; the launcher shared with ops::matmul (matmul_launch.h) chooses the uvec4 load variants,
+// splits calls whose operands would not fit one storage-buffer binding and dispatches.
 #include "ops/matmul_f16.h"
 
 #include <string>
@@ -50,9 +51,32 @@ MatmulPolicy policy_for(const MatmulShape& s, MatmulOut out) {
   return pol;
 }
 
+// GPUs: common/matmul_tiled.glsl over packed halves (shaders/matmul_f16_tiled[_h].comp), the fp32
+// tiled kernel's tile and shared-memory staging with fp32 accumulation; whole K in one dispatch.
+MatmulPolicy tiled_policy(const vk::DeviceInfo& info, MatmulOut out) {
+  const TiledTile t = tiled_tile(info);
+  MatmulPolicy pol;
+  pol.name = "matmul_f16";
+  pol.shader = out == MatmulOut::f16 ? "matmul_f16_tiled_h" : "matmul_f16_tiled";
+  pol.a_size = pol.b_size = 2;
+  pol.c_size = out == MatmulOut::f16 ? 2 : 4;
+  pol.byte_views = true;
+  pol.rows_per_group = t.bm;
+  pol.cols_per_group = t.bn;
+  pol.spec = {t.threads(), t.bm, t.bn, t.bk, t.tm, t.tn};
+  pol.trans_spec = true;
+  return pol;
+}
+
+bool use_tiled(const vk::DeviceInfo& info) { return matmul_kernel_for(info) == MatmulKernel::tiled; }
 }  // namespace
 
 std::string matmul_f16_unsupported(const vk::DeviceInfo& info, MatmulOut out) {
+  if (use_tiled(info)) {  // no subgroup operations needed
+    if (out == MatmulOut::f16 && !info.storage16)
+      return "fp16 matmul output needs storageBuffer16BitAccess, which device " + info.name + " lacks";
+    return {};
+  }
   if (info.subgroup_size != 0 && info.subgroup_size < 8)
     return "the fp16 matmul kernels need a subgroup size of at least 8; device " + info.name + " has " +
            std::to_string(info.subgroup_size);
@@ -69,7 +93,8 @@ void matmul_f16(vk::Recorder& rec, const vk::View& c, const vk::View& a16, const
   if (!matmul_detail::has_work(s, "matmul_f16")) return;
   const std::string why = matmul_f16_unsupported(rec.context().info(), out);
   if (!why.empty()) throw Error(why + " (train without train.amp / --amp on this device)");
-  matmul_detail::launch_matmul(rec, c, a16, b16, bias, s, policy_for(s, out));
+  const vk::DeviceInfo& info = rec.context().info();
+  matmul_detail::launch_matmul(rec, c, a16, b16, bias, s, use_tiled(info) ? tiled_policy(info, out) : policy_for(s, out));
 }
 
 }  // namespace vkvit::ops

@@ -5,10 +5,13 @@
 // operand's own type: A and B are fp16 (packed, ops/cast.h), C is fp32 or fp16 (MatmulOut), the
 // bias is fp32. Splits calls whose operands would not fit one binding as ops::matmul does.
 //
-// Kernels: shaders/matmul_f16_<TM>x<TN>[_h].comp (common/matmul_f16.glsl), the register-blocked
-// lavapipe recipe with uvec4 loads of 8 halves. They need no fp16 arithmetic and no 16-bit storage
-// for fp32 output (packed words and unpackHalf2x16 are core GLSL); fp16 output stores float16_t and
-// needs storageBuffer16BitAccess. Like the fp32 lavapipe kernel they need a subgroup of >= 8 lanes.
+// Kernels, chosen as ops::matmul chooses its own (matmul_kernel_for): on CPU drivers
+// shaders/matmul_f16_<TM>x<TN>[_h].comp (common/matmul_f16.glsl), the register-blocked lavapipe
+// recipe with uvec4 loads of 8 halves, which like the fp32 lavapipe kernel needs a subgroup of >= 8
+// lanes with shuffles; on GPUs shaders/matmul_f16_tiled[_h].comp, the fp32 tiled kernel
+// (common/matmul_tiled.glsl) reading halves. None needs fp16 arithmetic or, for fp32 output, 16-bit
+// storage (packed words and unpackHalf2x16 are core GLSL); fp16 output stores float16_t and needs
+// storageBuffer16BitAccess.
 #pragma once
 #include <cstdint>
 

@@ -57,6 +57,15 @@ inline uint32_t small_batch_per_group(const MatmulShape& s) {
   return s.batch > 1 && entry_flops < kSmallEntryFlops ? kSmallBatchPerGroup : 1;
 }
 
+// The tiled (GPU) kernels' tile: BM x BN outputs per workgroup, BK-deep slices in shared memory,
+// TM x TN outputs per invocation; chosen from the device's limits, VKVIT_MATMUL_TILE overrides
+// (src/ops/matmul.cpp). Shared by the fp32 and fp16 tiled kernels.
+struct TiledTile {
+  uint32_t bm = 64, bn = 64, bk = 16, tm = 4, tn = 4;
+  uint32_t threads() const { return (bm / tm) * (bn / tn); }
+};
+TiledTile tiled_tile(const vk::DeviceInfo& info);
+
 // An unsigned environment override, `fallback` when unset or empty.
 uint32_t env_uint(const char* name, uint32_t fallback);
 
