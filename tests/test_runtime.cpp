@@ -71,6 +71,20 @@ TEST_CASE("ranks of a data-parallel run take the GPUs of the best kind in turn, 
   CHECK(vk::Context::choose_device(cpu, r) == 0);
 }
 
+TEST_CASE("vkvit devices names the cooperative-matrix shapes a driver offers", "[runtime]") {
+  vk::DeviceInfo d;
+  CHECK(d.cooperative_matrix_string() == "none (no VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix)");
+  d.cooperative_matrix_nv = true;
+  CHECK(d.cooperative_matrix_string() == "NV offered, but the driver lists no shapes");
+  d.cooperative_matrix_khr = true;
+  // What an NVIDIA driver lists (one fp16 shape per extension, an int8 one), and an unknown type.
+  d.cooperative_matrices = {{true, 16, 16, 16, 0, 0, 1, 1, 3}, {true, 16, 8, 32, 3, 3, 5, 5, 3},
+                            {false, 16, 8, 16, 0, 0, 0, 0, 3}, {false, 8, 8, 8, 1000141000, 1, 1, 1, 2}};
+  CHECK(d.cooperative_matrix_string() ==
+        "KHR 16x16x16 f16*f16+f32->f32 (subgroup), KHR 16x8x32 s8*s8+s32->s32 (subgroup), "
+        "NV 16x8x16 f16*f16+f16->f16 (subgroup), NV 8x8x8 type1000141000*f32+f32->f32 (scope 2)");
+}
+
 TEST_CASE("a device index out of range is a clear error", "[runtime][gpu]") {
   vk::ContextOptions o;
   o.device = 99;

@@ -26,8 +26,7 @@ void print_device(const vk::DeviceInfo& d, bool chosen) {
   std::printf("  fp16 arithmetic:       %s\n", yes_no(d.float16));
   std::printf("  int8 arithmetic:       %s\n", yes_no(d.int8));
   std::printf("  16-bit storage:        %s\n", yes_no(d.storage16));
-  std::printf("  cooperative matrix:    KHR %s, NV %s\n", yes_no(d.cooperative_matrix_khr),
-              yes_no(d.cooperative_matrix_nv));
+  std::printf("  cooperative matrix:    %s\n", d.cooperative_matrix_string().c_str());
   std::printf("  timestamps:            %s\n", yes_no(d.timestamps));
   std::printf("  maxStorageBufferRange: %s\n", vk::format_bytes(d.max_storage_buffer_range).c_str());
   std::printf("  maxMemoryAllocation:   %s\n", vk::format_bytes(d.max_memory_allocation_size).c_str());

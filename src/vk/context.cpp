@@ -91,7 +91,52 @@ bool layer_available(const char* name) {
   return false;
 }
 
-DeviceInfo describe(VkPhysicalDevice pd, uint32_t index) {
+// VK_KHR_cooperative_matrix's property struct and query, as the Vulkan specification defines them
+// (the system headers predate the extension); the NV extension's are in the headers.
+constexpr VkStructureType kCooperativeMatrixPropertiesKhr = static_cast<VkStructureType>(1000506001);
+struct CooperativeMatrixPropertiesKhr {
+  VkStructureType sType;
+  void* pNext;
+  uint32_t MSize, NSize, KSize;
+  uint32_t AType, BType, CType, ResultType;
+  VkBool32 saturatingAccumulation;
+  uint32_t scope;
+};
+using CooperativeMatrixQueryKhr = VkResult(VKAPI_PTR*)(VkPhysicalDevice, uint32_t*, CooperativeMatrixPropertiesKhr*);
+
+// The shapes each cooperative-matrix extension offers (the driver's answer, unfiltered).
+void query_cooperative_matrices(VkInstance instance, VkPhysicalDevice pd, DeviceInfo& d) {
+  if (d.cooperative_matrix_khr) {
+    auto query = reinterpret_cast<CooperativeMatrixQueryKhr>(
+        vkGetInstanceProcAddr(instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR"));
+    uint32_t n = 0;
+    if (query && query(pd, &n, nullptr) == VK_SUCCESS && n > 0) {
+      std::vector<CooperativeMatrixPropertiesKhr> props(n, CooperativeMatrixPropertiesKhr{kCooperativeMatrixPropertiesKhr});
+      if (query(pd, &n, props.data()) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n; ++i) {
+          const auto& p = props[i];
+          d.cooperative_matrices.push_back(
+              {true, p.MSize, p.NSize, p.KSize, p.AType, p.BType, p.CType, p.ResultType, p.scope});
+        }
+    }
+  }
+  if (d.cooperative_matrix_nv) {
+    auto query = reinterpret_cast<PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV>(
+        vkGetInstanceProcAddr(instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV"));
+    uint32_t n = 0;
+    if (query && query(pd, &n, nullptr) == VK_SUCCESS && n > 0) {
+      std::vector<VkCooperativeMatrixPropertiesNV> props(n, {VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV});
+      if (query(pd, &n, props.data()) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n; ++i) {
+          const auto& p = props[i];
+          d.cooperative_matrices.push_back({false, p.MSize, p.NSize, p.KSize, uint32_t(p.AType), uint32_t(p.BType),
+                                            uint32_t(p.CType), uint32_t(p.DType), uint32_t(p.scope)});
+        }
+    }
+  }
+}
+
+DeviceInfo describe(VkInstance instance, VkPhysicalDevice pd, uint32_t index) {
   DeviceInfo d;
   d.index = index;
 
@@ -155,6 +200,7 @@ DeviceInfo describe(VkPhysicalDevice pd, uint32_t index) {
   vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, exts.data());
   d.cooperative_matrix_khr = has_extension(exts, "VK_KHR_cooperative_matrix");
   d.cooperative_matrix_nv = has_extension(exts, "VK_NV_cooperative_matrix");
+  query_cooperative_matrices(instance, pd, d);
 
   VkPhysicalDeviceMemoryProperties mem;
   vkGetPhysicalDeviceMemoryProperties(pd, &mem);
@@ -183,6 +229,23 @@ std::string DeviceInfo::subgroup_ops_string() const {
     s += name;
   }
   return s.empty() ? "none" : s;
+}
+
+std::string DeviceInfo::cooperative_matrix_string() const {
+  if (!cooperative_matrix_khr && !cooperative_matrix_nv) return "none (no VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix)";
+  // VkComponentType values 0-10 (the same in both extensions).
+  static const char* const types[] = {"f16", "f32", "f64", "s8", "s16", "s32", "s64", "u8", "u16", "u32", "u64"};
+  auto type = [](uint32_t t) { return t < 11 ? std::string(types[t]) : "type" + std::to_string(t); };
+  std::string s;
+  for (const CooperativeMatrix& c : cooperative_matrices) {
+    if (!s.empty()) s += ", ";
+    s += std::string(c.khr ? "KHR " : "NV ") + std::to_string(c.m) + "x" + std::to_string(c.n) + "x" +
+         std::to_string(c.k) + " " + type(c.a) + "*" + type(c.b) + "+" + type(c.c) + "->" + type(c.result) +
+         (c.scope == 3 ? " (subgroup)" : " (scope " + std::to_string(c.scope) + ")");
+  }
+  if (s.empty()) s = std::string(cooperative_matrix_khr ? "KHR" : "") + (cooperative_matrix_khr && cooperative_matrix_nv ? " and " : "") +
+                     (cooperative_matrix_nv ? "NV" : "") + " offered, but the driver lists no shapes";
+  return s;
 }
 
 bool DeviceInfo::is_lavapipe() const {
@@ -295,7 +358,7 @@ std::vector<DeviceInfo> Context::list_devices(bool validation) {
   InstanceState inst(validation);
   std::vector<DeviceInfo> out;
   auto pds = inst.physical_devices();
-  for (uint32_t i = 0; i < pds.size(); ++i) out.push_back(describe(pds[i], i));
+  for (uint32_t i = 0; i < pds.size(); ++i) out.push_back(describe(inst.instance, pds[i], i));
   return out;
 }
 
@@ -347,7 +410,7 @@ Context::Context(const ContextOptions& options) : options_(options) {
   if (pds.empty())
     throw Error("no Vulkan device found: " + install_hint());
   std::vector<DeviceInfo> infos;
-  for (uint32_t i = 0; i < pds.size(); ++i) infos.push_back(describe(pds[i], i));
+  for (uint32_t i = 0; i < pds.size(); ++i) infos.push_back(describe(instance_->instance, pds[i], i));
 
   const uint32_t chosen = choose_device(infos, options);
   info_ = infos[chosen];

@@ -42,6 +42,15 @@ struct DeviceInfo {
   bool int64 = false;         // shaderInt64 (the lavapipe matmul's 64-bit loads)
   bool cooperative_matrix_khr = false;
   bool cooperative_matrix_nv = false;
+  // The matrix shapes and component types the driver offers under each extension (queried with
+  // vkGetPhysicalDeviceCooperativeMatrixProperties{KHR,NV}); empty without the extensions.
+  struct CooperativeMatrix {
+    bool khr = false;  // else NV
+    uint32_t m = 0, n = 0, k = 0;
+    uint32_t a = 0, b = 0, c = 0, result = 0;  // VkComponentType{KHR,NV} values (0 = float16, 1 = float32, ...)
+    uint32_t scope = 0;                        // VkScope{KHR,NV} (3 = subgroup)
+  };
+  std::vector<CooperativeMatrix> cooperative_matrices;
   bool timestamps = false;    // timestampComputeAndGraphics
   float timestamp_period_ns = 1.0f;
   uint64_t max_storage_buffer_range = 0;
@@ -56,6 +65,8 @@ struct DeviceInfo {
   bool vulkan_1_2 = false;  // vkvit's shaders need a Vulkan 1.2 device
 
   std::string subgroup_ops_string() const;
+  // "KHR 16x16x16 f16*f16+f32->f32 (subgroup), ..." per offered shape, or what is missing.
+  std::string cooperative_matrix_string() const;
   // Compute shaders have every subgroup operation in `need` (VK_SUBGROUP_FEATURE_*_BIT).
   bool has_subgroup_ops(VkSubgroupFeatureFlags need) const {
     return subgroup_in_compute && (subgroup_ops & need) == need;
