@@ -65,7 +65,7 @@ void grad_norm(vk::Recorder& rec, const vk::View& result, const vk::View& scratc
     // Whole vec4s through a texel buffer where the range starts 16-byte aligned (every tensor of
     // the model's gradient buffer as a whole): a tile is then 4x the floats.
     const uint64_t texels = count / 4;
-    if (range.offset % 16 == 0 && texels > 0 && texels <= info.max_texel_buffer_elements) {
+    if (texel_reads() && range.offset % 16 == 0 && texels > 0 && texels <= info.max_texel_buffer_elements) {
       const uint64_t groups = div_up(texels, kTile);
       rec.dispatch(texel_k, {partials, range.slice(0, texels * 4), range}, push, rec.groups_1d(groups), "grad_norm");
       used += groups;

@@ -37,6 +37,13 @@ inline bool wide_accesses(const vk::DeviceInfo& info) {
   return info.int64 && !(env && std::string(env) == "0");
 }
 
+// Whether grad_norm may read aligned ranges through RGBA32F uniform texel buffers: VKVIT_TEXEL is
+// not 0 (tests of its storage-buffer kernel, which otherwise only ranges under 4 floats take).
+inline bool texel_reads() {
+  const char* env = std::getenv("VKVIT_TEXEL");
+  return !(env && std::string(env) == "0");
+}
+
 inline uint32_t div_up(uint64_t a, uint64_t b) { return static_cast<uint32_t>((a + b - 1) / b); }
 
 // Calls fn(first, count) over [0, n) in chunks whose byte size (count * bytes_per_element)
