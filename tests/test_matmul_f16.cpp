@@ -2,7 +2,8 @@
 // checked against known binary16 encodings) and ops::matmul_f16 against the double reference on
 // the same fp16-rounded inputs: odd shapes, every transpose, alpha/beta/bias, fp32 and fp16
 // output, the uvec4 load variants, unaligned leading dimensions, two-level batch strides, small
-// batched products, the long-K split and a call larger than one binding.
+// batched products, the long-K split and a call larger than one binding; the fp16 linear layers
+// with GELU, GELU' and the residual fused into the GPU kernel's stores, and their separate-op path.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
@@ -11,7 +12,10 @@
 
 #include "harness.h"
 #include "ops/cast.h"
+#include "ops/gelu.h"
+#include "ops/linear.h"
 #include "ops/matmul_f16.h"
+#include "ops/residual.h"
 #include "vk/error.h"
 
 using namespace vkvit;
@@ -318,6 +322,75 @@ TEST_CASE("matmul_f16 on the tiled (GPU) kernel matches the reference", "[fp16][
       s.b.ld = 1;
       s.beta = 0.5f;
       check_matmul_f16(s, true, 970, ops::MatmulOut::f32);
+    }
+  }
+}
+
+namespace {
+// The amp MLP's fused fp16 ops (fc1 + GELU, fc2 + residual, fc2's backward through the GELU)
+// against the double reference on fp16-valued inputs (the in-op casts are then exact).
+void check_linear_f16_fused(uint32_t M, uint32_t N, uint32_t K, uint32_t seed) {
+  CAPTURE(M, N, K);
+  const auto x = rounded(random_floats(size_t(M) * K, seed)), w = rounded(random_floats(size_t(N) * K, seed + 1));
+  const auto b = random_floats(N, seed + 2), r = random_floats(size_t(M) * N, seed + 3);
+  DeviceTensor t_x(x), t_b(b), t_r(r), t_pre(size_t(M) * N), t_y(size_t(M) * N), t_z(size_t(M) * N);
+  HalfTensor t_w16(ops::to_half(w)), t_x16(std::vector<uint16_t>(size_t(M) * K));
+  // Backward of a layer N -> K... as fc2: dy (M, N), weights (N, K), input hidden (M, K).
+  const auto pre2 = random_floats(size_t(M) * K, seed + 4, -3.0f, 3.0f), dy = random_floats(size_t(M) * N, seed + 5);
+  std::vector<double> hidden(pre2.size());
+  const auto pre2d = to_double(pre2);
+  ops::ref::gelu_forward(hidden.data(), pre2d.data(), hidden.size());
+  const auto hidden_f = rounded(std::vector<float>(hidden.begin(), hidden.end()));
+  const auto dw0 = random_floats(size_t(N) * K, seed + 6), db0 = random_floats(N, seed + 7);
+  DeviceTensor t_pre2(pre2), t_dy(dy), t_dw(dw0), t_db(db0), t_dpre(random_floats(size_t(M) * K, seed + 8)),
+      t_dhidden(size_t(M) * K);
+  HalfTensor t_h16(ops::to_half(hidden_f)), t_dy16(std::vector<uint16_t>(size_t(M) * N));
+  vk::Recorder rec(ctx());
+  ops::linear_gelu_forward_f16(rec, t_y.view(), t_pre.view(), t_x16.view(), t_x.view(), t_w16.view(), t_b.view(), M, N, K);
+  ops::linear_residual_forward_f16(rec, t_z.view(), t_x16.view(), t_x.view(), t_w16.view(), t_b.view(), t_r.view(), M, N, K);
+  ops::linear_gelu_backward_f16(rec, t_dpre.view(), t_dw.view(), t_db.view(), t_dy.view(), t_dy16.view(), t_h16.view(),
+                                t_w16.view(), t_pre2.view(), t_dhidden.view(), M, N, K);
+  rec.submit_and_wait();
+
+  const auto xd = to_double(x), wd = to_double(w), bd = to_double(b), rd = to_double(r);
+  std::vector<double> pre(size_t(M) * N), y(pre.size()), z(pre.size());
+  ops::ref::linear_forward(pre.data(), xd.data(), wd.data(), bd.data(), M, N, K);
+  ops::ref::gelu_forward(y.data(), pre.data(), pre.size());
+  ops::ref::residual_forward(z.data(), pre.data(), rd.data(), pre.size());
+  require_close(t_pre.read(), pre, 5e-6, 1e-5, "fp16 linear+gelu pre-activation");
+  require_close(t_y.read(), y, 5e-6, 1e-5, "fp16 linear+gelu output");
+  require_close(t_z.read(), z, 5e-6, 1e-5, "fp16 linear+residual output");
+
+  // dy reaches the products as fp16 (as under autocast); the bias gradient sums the fp32 dy.
+  const auto dy16d = to_double(rounded(dy)), dyd = to_double(dy), hd = to_double(hidden_f);
+  std::vector<double> dhidden(size_t(M) * K, 0.0), dpre(size_t(M) * K, 0.0), unused_db(N, 0.0);
+  auto dw = to_double(dw0), db = to_double(db0);
+  ops::ref::linear_backward(dhidden.data(), dw.data(), unused_db.data(), dy16d.data(), hd.data(), wd.data(), M, N, K);
+  ops::ref::linear_backward(nullptr, std::vector<double>(size_t(N) * K).data(), db.data(), dyd.data(), hd.data(),
+                            wd.data(), M, N, K);
+  ops::ref::gelu_backward(dpre.data(), pre2d.data(), dhidden.data(), dpre.size());
+  require_close(t_dpre.read(), dpre, 5e-6, 1e-5, "fp16 linear+gelu backward dpre (overwritten)");
+  require_close(t_dw.read(), dw, 5e-6, 1e-5, "fp16 linear+gelu backward dW");
+  require_close(t_db.read(), db, 5e-6, 1e-5, "fp16 linear+gelu backward db");
+}
+}  // namespace
+
+TEST_CASE("fp16 linear layers with GELU, its backward or a residual in the stores match the reference", "[fp16][gpu]") {
+  // The GPU kernel fuses them (forced here: tiled, both tiles); lavapipe's fp16 kernel has no
+  // epilogue and runs the separate ops.
+  SECTION("lavapipe kernel (separate ops)") {
+    SmallF16Tile small_tile;
+    CHECK_FALSE(ops::matmul_f16_epilogue_supported(ctx().info(), ops::MatmulOut::f32));
+    check_linear_f16_fused(50, 13, 37, 1000);
+  }
+  for (const char* tile : {"32x32x8", "64x64x16"}) {
+    DYNAMIC_SECTION("tiled kernel " << tile) {
+      ScopedEnv kernel("VKVIT_MATMUL_KERNEL", "tiled");
+      ScopedEnv t("VKVIT_MATMUL_TILE", tile);
+      CHECK(ops::matmul_f16_epilogue_supported(ctx().info(), ops::MatmulOut::f32));
+      CHECK_FALSE(ops::matmul_f16_epilogue_supported(ctx().info(), ops::MatmulOut::f16));
+      check_linear_f16_fused(50, 13, 37, 1010);
+      check_linear_f16_fused(37, 96, 64, 1020);
     }
   }
 }

@@ -1,11 +1,12 @@
-// Epilogues fused into a matmul's stores (matmul_lavapipe, matmul_tiled). Each result
+// Epilogues fused into a matmul's stores (matmul_lavapipe, matmul_tiled, matmul_f16_tiled). Each result
 // r = alpha * acc + beta * C + bias meets the operand X in binding 4 (same layout as C, from
 // aux_base): 0 none; 1 GELU: X = r (fc1's pre-activation, kept for the backward), C = gelu(r);
 // 2 residual: C = r + X; 3 GELU backward: C = r * gelu'(X) (X = the pre-activation); 4 row sums:
 // X[m] += sum over k of op(A)[m, k] (aux_base is row 0's element; the bias gradient with
 // dW = dy^T x; the kernel itself sums, and only its first column block adds), C stored as usual.
-// Each fusion saves a pass over the activations. Include after matmul_common.glsl; spec constant
-// 8 is the kind (MatmulEpilogue in src/ops/matmul.h), so a kernel's own constants stop at 7.
+// Each fusion saves a pass over the activations. Include after matmul_common.glsl or
+// matmul_f16_common.glsl (fp32 C: result_at); spec constant 8 is the kind (MatmulEpilogue in
+// src/ops/matmul.h), so a kernel's own constants stop at 7.
 layout(constant_id = 8) const uint EPILOGUE = 0;
 #define EPILOGUE_GELU 1u
 #define EPILOGUE_ADD 2u

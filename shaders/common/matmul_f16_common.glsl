@@ -28,7 +28,7 @@ layout(push_constant) uniform Push {
   uint flags;  // bit 2: has_bias
   uint a_base, b_base, c_base, bias_base;
   uint batch;
-  uint aux_base;  // unused here (the fp32 lavapipe kernel's epilogue operand)
+  uint aux_base;  // the epilogue operand's start in its binding (matmul_f16_tiled with fp32 output)
 } p;
 
 float half_a(uint i) {
@@ -44,13 +44,18 @@ void unpack8(uvec4 w, out float v[8]) {
   v[0] = p0.x, v[1] = p0.y, v[2] = p1.x, v[3] = p1.y, v[4] = p2.x, v[5] = p2.y, v[6] = p3.x, v[7] = p3.y;
 }
 
-void store_c(uint ci, uint n, float acc) {
+// The result for C[ci], in fp32: alpha * acc + beta * C[ci] + bias[n] (beta == 0 never reads C,
+// which may hold NaN); store_c writes it in C's type.
+float result_at(uint ci, uint n, float acc) {
   float r = p.alpha * acc;
-  if (p.beta != 0.0) r += p.beta * float(c[ci]);  // beta == 0 never reads C (it may hold NaN)
+  if (p.beta != 0.0) r += p.beta * float(c[ci]);
   if ((p.flags & 4u) != 0u) r += bias[p.bias_base + n];
+  return r;
+}
+void store_c(uint ci, uint n, float acc) {
 #ifdef OUT_F16
-  c[ci] = float16_t(r);
+  c[ci] = float16_t(result_at(ci, n, acc));
 #else
-  c[ci] = r;
+  c[ci] = result_at(ci, n, acc);
 #endif
 }

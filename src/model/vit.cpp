@@ -269,12 +269,11 @@ void Vit::forward(vk::Recorder& rec, uint32_t batch) {
     ops::layernorm_forward(rec, b->ln1, b->mean1, b->rstd1, b->in, b->n1w, b->n1b, M, D, cfg_.ln_eps);
     b->mixer->forward(rec, b->mid, b->ln1, batch, b->in);  // mid = in + mixer(ln1)
     ops::layernorm_forward(rec, b->ln2, b->mean2, b->rstd2, b->mid, b->n2w, b->n2b, M, D, cfg_.ln_eps);
+    // The GELU and the residual add ride in the matmuls' stores where the kernel allows.
     if (amp_) {
-      ops::linear_forward_f16(rec, b->pre, b->ln2_16, b->ln2, b->fc1w16, b->fc1b, M, F, D);
-      ops::gelu_forward(rec, b->hidden, b->pre, uint64_t(M) * F);
-      ops::linear_forward_f16(rec, b->out, b->hidden16, b->hidden, b->fc2w16, b->fc2b, M, D, F);
-      ops::residual_forward(rec, b->out, b->out, b->mid, uint64_t(M) * D);
-    } else {  // the GELU and the residual add ride in the matmuls' stores where the kernel allows
+      ops::linear_gelu_forward_f16(rec, b->hidden, b->pre, b->ln2_16, b->ln2, b->fc1w16, b->fc1b, M, F, D);
+      ops::linear_residual_forward_f16(rec, b->out, b->hidden16, b->hidden, b->fc2w16, b->fc2b, b->mid, M, D, F);
+    } else {
       ops::linear_gelu_forward(rec, b->hidden, b->pre, b->ln2, b->fc1w, b->fc1b, M, F, D);
       ops::linear_residual_forward(rec, b->out, b->hidden, b->fc2w, b->fc2b, b->mid, M, D, F);
     }
@@ -334,13 +333,11 @@ void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
   // reaches the block input through its branch.
   for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
     Block& b = **it;
-    if (amp_) {
-      ops::linear_backward_f16(rec, dhidden_, 0.0f, b.dfc2w, b.dfc2b, dx_, dy16_, b.hidden16, b.fc2w16, M, D, F);
-      rec.fill(dpre_.slice(0, uint64_t(M) * F), 0.0f);
-      ops::gelu_backward(rec, dpre_, b.pre, dhidden_, uint64_t(M) * F);
-    } else {  // the GELU's backward rides in the input-gradient matmul's stores where the kernel allows
+    // The GELU's backward rides in the input-gradient matmul's stores where the kernel allows.
+    if (amp_)
+      ops::linear_gelu_backward_f16(rec, dpre_, b.dfc2w, b.dfc2b, dx_, dy16_, b.hidden16, b.fc2w16, b.pre, dhidden_, M, D, F);
+    else
       ops::linear_gelu_backward(rec, dpre_, b.dfc2w, b.dfc2b, dx_, b.hidden, b.fc2w, b.pre, dhidden_, M, D, F);
-    }
     if (amp_) ops::linear_backward_f16(rec, dln_, 0.0f, b.dfc1w, b.dfc1b, dpre_, dy16_, b.ln2_16, b.fc1w16, M, F, D);
     else linear_backward_overwrite(rec, dln_, b.dfc1w, b.dfc1b, dpre_, b.ln2, b.fc1w, M, F, D);
     ops::layernorm_backward(rec, dx_, b.dn2w, b.dn2b, b.mean2, b.rstd2, b.mid, dln_, b.n2w, dnorm_partials_, M, D);

@@ -107,6 +107,51 @@ void linear_forward_f16(vk::Recorder& rec, const vk::View& y, const vk::View& x1
   matmul_f16(rec, y, x16, w16, forward_product(M, N, K), b);
 }
 
+void linear_gelu_forward_f16(vk::Recorder& rec, const vk::View& y, const vk::View& pre, const vk::View& x16,
+                             const vk::View& x, const vk::View& w16, const vk::View& b, uint32_t M, uint32_t N,
+                             uint32_t K) {
+  if (!matmul_f16_epilogue_supported(rec.context().info(), MatmulOut::f32)) {
+    linear_forward_f16(rec, pre, x16, x, w16, b, M, N, K);
+    gelu_forward(rec, y, pre, uint64_t(M) * N);
+    return;
+  }
+  cast_f32_to_f16(rec, x16, x, uint64_t(M) * K);
+  MatmulShape s = forward_product(M, N, K);
+  s.epilogue = MatmulEpilogue::gelu;
+  matmul_f16(rec, y, x16, w16, s, b, MatmulOut::f32, pre);
+}
+
+void linear_residual_forward_f16(vk::Recorder& rec, const vk::View& y, const vk::View& x16, const vk::View& x,
+                                 const vk::View& w16, const vk::View& b, const vk::View& residual, uint32_t M,
+                                 uint32_t N, uint32_t K) {
+  if (!matmul_f16_epilogue_supported(rec.context().info(), MatmulOut::f32)) {
+    linear_forward_f16(rec, y, x16, x, w16, b, M, N, K);
+    residual_forward(rec, y, y, residual, uint64_t(M) * N);
+    return;
+  }
+  cast_f32_to_f16(rec, x16, x, uint64_t(M) * K);
+  MatmulShape s = forward_product(M, N, K);
+  s.epilogue = MatmulEpilogue::add;
+  matmul_f16(rec, y, x16, w16, s, b, MatmulOut::f32, residual);
+}
+
+void linear_gelu_backward_f16(vk::Recorder& rec, const vk::View& dpre, const vk::View& dw, const vk::View& db,
+                              const vk::View& dy, const vk::View& dy16, const vk::View& hidden16, const vk::View& w16,
+                              const vk::View& pre, const vk::View& dhidden, uint32_t M, uint32_t N, uint32_t K) {
+  if (!matmul_f16_epilogue_supported(rec.context().info(), MatmulOut::f32)) {
+    linear_backward_f16(rec, dhidden, 0.0f, dw, db, dy, dy16, hidden16, w16, M, N, K);
+    rec.fill(dpre.slice(0, uint64_t(M) * K), 0.0f);
+    gelu_backward(rec, dpre, pre, dhidden, uint64_t(M) * K);
+    return;
+  }
+  cast_f32_to_f16(rec, dy16, dy, uint64_t(M) * N);
+  MatmulShape s = input_grad_product(M, N, K, 0.0f);
+  s.epilogue = MatmulEpilogue::gelu_grad;
+  matmul_f16(rec, dpre, dy16, w16, s, vk::View{}, MatmulOut::f32, pre);
+  matmul_f16(rec, dw, dy16, hidden16, weight_grad_product(M, N, K));
+  if (present(db)) bias_grad(rec, db, dy, M, N);
+}
+
 void linear_backward_f16(vk::Recorder& rec, const vk::View& dx, float dx_beta, const vk::View& dw, const vk::View& db,
                          const vk::View& dy, const vk::View& dy16, const vk::View& x16, const vk::View& w16,
                          uint32_t M, uint32_t N, uint32_t K) {

@@ -60,6 +60,24 @@ void linear_backward_f16(vk::Recorder& rec, const vk::View& dx /* (M, K) or empt
                          const vk::View& x16 /* (M, K) fp16 */, const vk::View& w16 /* (N, K) fp16 */, uint32_t M,
                          uint32_t N, uint32_t K);
 
+// The fp16 forms of linear_gelu_forward, linear_residual_forward and linear_gelu_backward: the
+// fp16 matmul with the successor in its stores where matmul_f16_epilogue_supported (the GPU
+// kernel), else the separate ops. x16 / dy16 are scratch for the casts, dhidden is scratch for the
+// separate path; db is summed from the fp32 dy either way.
+void linear_gelu_forward_f16(vk::Recorder& rec, const vk::View& y /* (M, N) */, const vk::View& pre /* (M, N) */,
+                             const vk::View& x16 /* (M, K) fp16 */, const vk::View& x /* (M, K) */,
+                             const vk::View& w16 /* (N, K) fp16 */, const vk::View& b, uint32_t M, uint32_t N,
+                             uint32_t K);
+void linear_residual_forward_f16(vk::Recorder& rec, const vk::View& y /* (M, N) */, const vk::View& x16 /* (M, K) fp16 */,
+                                 const vk::View& x /* (M, K) */, const vk::View& w16 /* (N, K) fp16 */,
+                                 const vk::View& b, const vk::View& residual /* (M, N) */, uint32_t M, uint32_t N,
+                                 uint32_t K);
+void linear_gelu_backward_f16(vk::Recorder& rec, const vk::View& dpre /* (M, K), overwritten */, const vk::View& dw,
+                              const vk::View& db, const vk::View& dy /* (M, N) */, const vk::View& dy16,
+                              const vk::View& hidden16 /* (M, K) fp16 */, const vk::View& w16 /* (N, K) fp16 */,
+                              const vk::View& pre /* (M, K) */, const vk::View& dhidden /* (M, K) scratch */,
+                              uint32_t M, uint32_t N, uint32_t K);
+
 namespace ref {
 // b, dx and db may be null, with the same meaning as the empty Views above.
 void linear_forward(double* y, const double* x, const double* w, const double* b, uint64_t M, uint64_t N,

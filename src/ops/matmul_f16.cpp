@@ -65,6 +65,7 @@ MatmulPolicy tiled_policy(const vk::DeviceInfo& info, MatmulOut out) {
   pol.cols_per_group = t.bn;
   pol.spec = {t.threads(), t.bm, t.bn, t.bk, t.tm, t.tn};
   pol.trans_spec = true;
+  pol.epilogue = out == MatmulOut::f32;  // the fp32-output build fuses common/matmul_epilogue.glsl
   return pol;
 }
 
@@ -88,13 +89,20 @@ std::string matmul_f16_unsupported(const vk::DeviceInfo& info, MatmulOut out) {
   return {};
 }
 
+bool matmul_f16_epilogue_supported(const vk::DeviceInfo& info, MatmulOut out) {
+  return use_tiled(info) && out == MatmulOut::f32;
+}
+
 void matmul_f16(vk::Recorder& rec, const vk::View& c, const vk::View& a16, const vk::View& b16, const MatmulShape& s,
-                const vk::View& bias, MatmulOut out) {
+                const vk::View& bias, MatmulOut out, const vk::View& aux) {
   if (!matmul_detail::has_work(s, "matmul_f16")) return;
   const std::string why = matmul_f16_unsupported(rec.context().info(), out);
   if (!why.empty()) throw Error(why + " (train without train.amp / --amp on this device)");
   const vk::DeviceInfo& info = rec.context().info();
-  matmul_detail::launch_matmul(rec, c, a16, b16, bias, s, use_tiled(info) ? tiled_policy(info, out) : policy_for(s, out));
+  if (s.epilogue != MatmulEpilogue::none && !matmul_f16_epilogue_supported(info, out))
+    throw Error("internal: matmul_f16: an epilogue on a kernel without one (see matmul_f16_epilogue_supported)");
+  matmul_detail::launch_matmul(rec, c, a16, b16, bias, s, use_tiled(info) ? tiled_policy(info, out) : policy_for(s, out),
+                               aux);
 }
 
 }  // namespace vkvit::ops

@@ -27,8 +27,11 @@ enum class MatmulOut { f32, f16 };
 // c: (batch, M, N) fp32 or fp16; a16: (batch, M, K) or (batch, K, M) fp16; b16: (batch, K, N) or
 // (batch, N, K) fp16; bias: (N) fp32 or empty. fp16 views start at an even byte offset. Throws
 // vkvit::Error when the device cannot run the kernels (matmul_f16_unsupported says why).
+// shape.epilogue (with its fp32 operand aux, as ops::matmul takes them) only where
+// matmul_f16_epilogue_supported: the tiled kernel with fp32 output.
 void matmul_f16(vk::Recorder& rec, const vk::View& c, const vk::View& a16, const vk::View& b16, const MatmulShape& shape,
-                const vk::View& bias = {}, MatmulOut out = MatmulOut::f32);
+                const vk::View& bias = {}, MatmulOut out = MatmulOut::f32, const vk::View& aux = {});
+bool matmul_f16_epilogue_supported(const vk::DeviceInfo& device, MatmulOut out);
 
 // Empty when `device` runs matmul_f16 with this output type; else the reason, one line.
 std::string matmul_f16_unsupported(const vk::DeviceInfo& device, MatmulOut out);
