@@ -122,9 +122,10 @@ class AttentionMixer : public TokenMixer {
     else ops::linear_forward(rec, qkv_, in, w_qkv_, b_qkv_, M, 3 * D_, D_);
     if (fused_) ops::attention_fused_forward(rec, out_, saved_, qkv_, batch, T_, D_, H_);
     else ops::attention_forward(rec, out_, saved_, qkv_, batch, T_, D_, H_);
-    if (f16_) {
+    if (f16_ && residual.buffer != VK_NULL_HANDLE) {
+      ops::linear_residual_forward_f16(rec, out, out16_, out_, w_proj16_, b_proj_, residual, M, D_, D_);
+    } else if (f16_) {
       ops::linear_forward_f16(rec, out, out16_, out_, w_proj16_, b_proj_, M, D_, D_);
-      if (residual.buffer != VK_NULL_HANDLE) ops::residual_forward(rec, out, out, residual, uint64_t(M) * D_);
     } else if (residual.buffer != VK_NULL_HANDLE) {
       ops::linear_residual_forward(rec, out, out_, w_proj_, b_proj_, residual, M, D_, D_);
     } else {
