@@ -16,7 +16,6 @@
 #include "ops/launch.h"
 #include "ops/linear.h"
 #include "ops/matmul.h"
-#include "ops/residual.h"
 #include "vk/error.h"
 
 namespace vkvit::model {
