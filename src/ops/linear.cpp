@@ -107,32 +107,35 @@ void linear_forward_f16(vk::Recorder& rec, const vk::View& y, const vk::View& x1
   matmul_f16(rec, y, x16, w16, forward_product(M, N, K), b);
 }
 
+namespace {
+// y = x W^T + b with `epilogue` (operand aux) in the fp16 kernel's stores; false, recording
+// nothing, where the kernel has no epilogue.
+bool fused_forward_f16(vk::Recorder& rec, const vk::View& y, const vk::View& x16, const vk::View& x,
+                       const vk::View& w16, const vk::View& b, uint32_t M, uint32_t N, uint32_t K,
+                       MatmulEpilogue epilogue, const vk::View& aux) {
+  if (!matmul_f16_epilogue_supported(rec.context().info(), MatmulOut::f32)) return false;
+  cast_f32_to_f16(rec, x16, x, uint64_t(M) * K);
+  MatmulShape s = forward_product(M, N, K);
+  s.epilogue = epilogue;
+  matmul_f16(rec, y, x16, w16, s, b, MatmulOut::f32, aux);
+  return true;
+}
+}  // namespace
+
 void linear_gelu_forward_f16(vk::Recorder& rec, const vk::View& y, const vk::View& pre, const vk::View& x16,
                              const vk::View& x, const vk::View& w16, const vk::View& b, uint32_t M, uint32_t N,
                              uint32_t K) {
-  if (!matmul_f16_epilogue_supported(rec.context().info(), MatmulOut::f32)) {
-    linear_forward_f16(rec, pre, x16, x, w16, b, M, N, K);
-    gelu_forward(rec, y, pre, uint64_t(M) * N);
-    return;
-  }
-  cast_f32_to_f16(rec, x16, x, uint64_t(M) * K);
-  MatmulShape s = forward_product(M, N, K);
-  s.epilogue = MatmulEpilogue::gelu;
-  matmul_f16(rec, y, x16, w16, s, b, MatmulOut::f32, pre);
+  if (fused_forward_f16(rec, y, x16, x, w16, b, M, N, K, MatmulEpilogue::gelu, pre)) return;
+  linear_forward_f16(rec, pre, x16, x, w16, b, M, N, K);
+  gelu_forward(rec, y, pre, uint64_t(M) * N);
 }
 
 void linear_residual_forward_f16(vk::Recorder& rec, const vk::View& y, const vk::View& x16, const vk::View& x,
                                  const vk::View& w16, const vk::View& b, const vk::View& residual, uint32_t M,
                                  uint32_t N, uint32_t K) {
-  if (!matmul_f16_epilogue_supported(rec.context().info(), MatmulOut::f32)) {
-    linear_forward_f16(rec, y, x16, x, w16, b, M, N, K);
-    residual_forward(rec, y, y, residual, uint64_t(M) * N);
-    return;
-  }
-  cast_f32_to_f16(rec, x16, x, uint64_t(M) * K);
-  MatmulShape s = forward_product(M, N, K);
-  s.epilogue = MatmulEpilogue::add;
-  matmul_f16(rec, y, x16, w16, s, b, MatmulOut::f32, residual);
+  if (fused_forward_f16(rec, y, x16, x, w16, b, M, N, K, MatmulEpilogue::add, residual)) return;
+  linear_forward_f16(rec, y, x16, x, w16, b, M, N, K);
+  residual_forward(rec, y, y, residual, uint64_t(M) * N);
 }
 
 void linear_gelu_backward_f16(vk::Recorder& rec, const vk::View& dpre, const vk::View& dw, const vk::View& db,
