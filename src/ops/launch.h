@@ -30,18 +30,22 @@ inline void require_subgroup_ops(const vk::DeviceInfo& info, VkSubgroupFeatureFl
               (info.subgroup_in_compute ? info.subgroup_ops_string() : std::string("none in compute")) + "); " + hint);
 }
 
-// Whether elementwise kernels may move four floats as two 64-bit components (common/wide.glsl):
-// the device has shaderInt64 and VKVIT_WIDE is not 0 (tests of the one-float paths).
-inline bool wide_accesses(const vk::DeviceInfo& info) {
-  const char* env = std::getenv("VKVIT_WIDE");
-  return info.int64 && !(env && std::string(env) == "0");
+// An unsigned environment override (the launchers' tuning and test switches; 0 turns a path
+// off), `fallback` when unset or empty.
+inline uint32_t env_uint(const char* name, uint32_t fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  return static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
 }
 
-// Whether grad_norm may read aligned ranges through RGBA32F uniform texel buffers: VKVIT_TEXEL is
-// not 0 (tests of its storage-buffer kernel, which otherwise only ranges under 4 floats take).
-inline bool texel_reads() {
-  const char* env = std::getenv("VKVIT_TEXEL");
-  return !(env && std::string(env) == "0");
+// Whether elementwise kernels may move four floats as two 64-bit components (common/wide.glsl):
+// the device has shaderInt64 and VKVIT_WIDE is not 0 (tests of the one-float paths).
+inline bool wide_accesses(const vk::DeviceInfo& info) { return info.int64 && env_uint("VKVIT_WIDE", 1) != 0; }
+
+// Whether `v` can be bound as an RGBA32F uniform texel buffer: whole 16-byte texels from a 16-byte
+// aligned offset, no more than the device's maxTexelBufferElements.
+inline bool texel_view_fits(const vk::DeviceInfo& info, const vk::View& v) {
+  return v.offset % 16 == 0 && v.size % 16 == 0 && v.size / 16 <= info.max_texel_buffer_elements;
 }
 
 inline uint32_t div_up(uint64_t a, uint64_t b) { return static_cast<uint32_t>((a + b - 1) / b); }

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "ops/launch.h"
 #include "ops/matmul_launch.h"
 #include "vk/error.h"
 

@@ -2,19 +2,12 @@
 #include "ops/matmul_launch.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <string>
 
 #include "ops/launch.h"
 #include "vk/error.h"
 
 namespace vkvit::ops::matmul_detail {
-
-uint32_t env_uint(const char* name, uint32_t fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  return static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
-}
 
 bool has_work(const MatmulShape& s, const char* name) {
   if (s.M == 0 || s.N == 0 || s.batch == 0) return false;
@@ -147,10 +140,6 @@ class Launcher {
     r.base = lead / size;
     r.fits = r.view.size <= info_.max_storage_buffer_range;
     return r;
-  }
-
-  bool texels_fit(const Binding& b) const {
-    return b.view.offset % 16 == 0 && b.view.size % 16 == 0 && b.view.size / 16 <= info_.max_texel_buffer_elements;
   }
 
   uint64_t groups_m(const Part& p) const { return div_up(p.M, pol_.rows_per_group); }
@@ -322,7 +311,8 @@ class Launcher {
       spec.push_back(static_cast<uint32_t>(row_sums() && !p.row_sums ? MatmulEpilogue::none : s_.epilogue));
     const std::string* shader = &pol_.shader;
     uint32_t texel_mask = 0;
-    if (!pol_.texel_shader.empty() && vec_a && vec_b && texels_fit(ba) && texels_fit(bb)) {
+    if (!pol_.texel_shader.empty() && vec_a && vec_b && texel_view_fits(info_, ba.view) &&
+        texel_view_fits(info_, bb.view)) {
       shader = &pol_.texel_shader;
       texel_mask = 0b0110;  // A and B
     }

@@ -66,9 +66,6 @@ struct TiledTile {
 };
 TiledTile tiled_tile(const vk::DeviceInfo& info);
 
-// An unsigned environment override, `fallback` when unset or empty.
-uint32_t env_uint(const char* name, uint32_t fallback);
-
 // What one kernel configuration needs from the launcher.
 struct MatmulPolicy {
   const char* name = "matmul";  // errors and the dispatch label

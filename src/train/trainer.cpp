@@ -58,9 +58,9 @@ data::LoaderConfig loader_config(const TrainConfig& cfg, bool train) {
 namespace {
 
 // Host-visible buffers around one step: the loader assembles each batch straight into mapped
-// `upload` memory, and the step's own command buffer copies it to the model's input and copies
-// its results (logits, loss, gradient norm) into mapped `readback` memory. A step is then one
-// submission with no separate upload or download (each of those would be a submit and a wait).
+// `upload` memory, and the step's own command buffers copy it to the model's input and copy its
+// results (logits, loss, gradient norm) into mapped `readback` memory, so no upload or download
+// needs a submission (and a wait) of its own.
 // Two slots of each, so that the next batch is assembled (and its step submitted) while the GPU
 // still runs the step before it, whose results stay in the other slot until the host reads them.
 class StepIo {
