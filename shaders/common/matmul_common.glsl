@@ -30,6 +30,7 @@ layout(push_constant) uniform Push {
   uint batch;  // batch entries of this dispatch (kernels that loop over several per workgroup)
   uint aux_base;  // the epilogue operand's start in its binding (kernels with an epilogue)
 } p;
+#include "matmul_result_spec.glsl"
 
 // Element offsets of batch entry z's A, B and C inside their bindings.
 void batch_bases(uint z, out uint a0, out uint b0, out uint c0) {
@@ -43,8 +44,8 @@ void batch_bases(uint z, out uint a0, out uint b0, out uint c0) {
 // reads C, so C may hold garbage (NaN).
 float result_at(uint ci, uint n, float acc) {
   float r = p.alpha * acc;
-  if (p.beta != 0.0) r += p.beta * c[ci];
-  if ((p.flags & 4u) != 0u) r += bias[p.bias_base + n];
+  if (READS_C && p.beta != 0.0) r += p.beta * c[ci];
+  if (HAS_BIAS && (p.flags & 4u) != 0u) r += bias[p.bias_base + n];
   return r;
 }
 void store_c(uint ci, uint n, float acc) { c[ci] = result_at(ci, n, acc); }

@@ -30,6 +30,7 @@ layout(push_constant) uniform Push {
   uint batch;
   uint aux_base;  // the epilogue operand's start in its binding (matmul_f16_tiled with fp32 output)
 } p;
+#include "matmul_result_spec.glsl"
 
 float half_a(uint i) {
   const vec2 v = unpackHalf2x16(a[i >> 1]);
@@ -48,8 +49,8 @@ void unpack8(uvec4 w, out float v[8]) {
 // which may hold NaN); store_c writes it in C's type.
 float result_at(uint ci, uint n, float acc) {
   float r = p.alpha * acc;
-  if (p.beta != 0.0) r += p.beta * float(c[ci]);
-  if ((p.flags & 4u) != 0u) r += bias[p.bias_base + n];
+  if (READS_C && p.beta != 0.0) r += p.beta * float(c[ci]);
+  if (HAS_BIAS && (p.flags & 4u) != 0u) r += bias[p.bias_base + n];
   return r;
 }
 void store_c(uint ci, uint n, float acc) {

@@ -187,6 +187,15 @@ void block(uint z) {
       if (i % LANES == lane && m0 + i < p.M) aux[p.aux_base + m0 + i] += row_sum[i];
   }
 
+  // The bias of this lane's columns, read once for all TM rows (clamped: the columns past N are
+  // never stored).
+  vec4 bias_cols[(TN + 3u) / 4u];
+  if (WIDE_STORES && TN % 4u == 0u && HAS_BIAS && (p.flags & 4u) != 0u) {
+    [[unroll]] for (uint j = 0; j < TN; j += 4u) {
+      const uint bi = p.bias_base + min(n0 + j, p.N - 4u);
+      bias_cols[j / 4u] = vec4(bias[bi], bias[bi + 1u], bias[bi + 2u], bias[bi + 3u]);
+    }
+  }
   [[unroll]] for (uint i = 0; i < TM; ++i) {
     const uint m = m0 + i;
     if (WIDE_STORES && TN % 4u == 0u) {
@@ -194,11 +203,8 @@ void block(uint z) {
         const uint n = n0 + j, ci = c0 + m * p.ldc + n;
         if (m >= p.M || n >= p.N) continue;
         vec4 r = p.alpha * vec4(acc[i][j], acc[i][j + 1u], acc[i][j + 2u], acc[i][j + 3u]);
-        if (p.beta != 0.0) r += p.beta * vec4(c[ci], c[ci + 1u], c[ci + 2u], c[ci + 3u]);
-        if ((p.flags & 4u) != 0u) {
-          const uint bi = p.bias_base + n;
-          r += vec4(bias[bi], bias[bi + 1u], bias[bi + 2u], bias[bi + 3u]);
-        }
+        if (READS_C && p.beta != 0.0) r += p.beta * vec4(c[ci], c[ci + 1u], c[ci + 2u], c[ci + 3u]);
+        if (HAS_BIAS && (p.flags & 4u) != 0u) r += bias_cols[j / 4u];
         const uint xq = (ci - p.c_base + p.aux_base) >> 2;
         if (EPILOGUE == EPILOGUE_GELU) {
           aux8[xq] = pack4(r);

@@ -16,6 +16,7 @@
 
 #include "cli/bench_common.h"
 #include "cli/commands.h"
+#include "model/vit_config.h"
 #include "ops/attention.h"
 #include "ops/cast.h"
 #include "ops/matmul.h"
@@ -65,18 +66,21 @@ std::vector<BenchShape> matmul_shapes(uint32_t tokens) {
   return shapes;
 }
 
-// The Fashion-MNIST tiny model (configs/fmnist_vit_tiny.yaml: batch 128, N = 17 tokens, D = 64,
-// H = 4 heads of d = 16, MLP 128): its linear layers over 2176 token rows, prefixed "fm.", and the
-// six attention products batched over B * H = 512 heads with the layouts attention.cpp uses
-// (Q, K, V read out of the fused (B, N, 3D) qkv activation, P and dP dense (B, H, N, N)).
+// The demo model (preset vit_fmnist_tiny, the shape of configs/fmnist_vit_tiny.yaml) at the demo's
+// batch of 64: its linear layers over all token rows, prefixed "fm.", and the six attention
+// products batched over B * H heads with the layouts attention.cpp uses (Q, K, V read out of the
+// fused (B, N, 3D) qkv activation, P and dP dense (B, H, N, N)). Taken from the preset so the
+// shapes follow the demo when its recipe changes.
 std::vector<BenchShape> fmnist_shapes() {
-  const uint32_t B = 128, N = 17, D = 64, H = 4, tokens = B * N;
+  const model::VitConfig m = model::VitConfig::preset("vit_fmnist_tiny");
+  const uint32_t B = 64, N = uint32_t(m.tokens()), D = uint32_t(m.dim), H = uint32_t(m.heads),
+                 F = uint32_t(m.mlp_dim), tokens = B * N;
   std::vector<BenchShape> shapes;
   struct Layer {
     const char* name;
     uint32_t out, in;
   };
-  const Layer layers[] = {{"qkv", 3 * D, D}, {"proj", D, D}, {"fc1", 2 * D, D}, {"fc2", D, 2 * D}};
+  const Layer layers[] = {{"qkv", 3 * D, D}, {"proj", D, D}, {"fc1", F, D}, {"fc2", D, F}};
   for (const Layer& l : layers) shapes.push_back({std::string("fm.") + l.name + ".fwd", tokens, l.out, l.in, false, true});
   for (const Layer& l : layers) shapes.push_back({std::string("fm.") + l.name + ".dX", tokens, l.in, l.out, false, false});
   for (const Layer& l : layers) shapes.push_back({std::string("fm.") + l.name + ".dW", l.out, l.in, tokens, true, false});
@@ -221,7 +225,7 @@ void run_matmul_bench(const GlobalOptions& global, const MatmulBenchOptions& o) 
       naive_ms = time_matmul(ctx, s, naive_m, ops::MatmulKernel::naive, o.naive_repeat).ms * s.M / naive_m;
     const double gflops = flops / (t.ms * 1e6);
     const double naive_gflops = naive_ms > 0 ? flops / (naive_ms * 1e6) : 0.0;
-    std::printf("%-13s %-3s %6u %6u %6u %5u %10.3f %9.2f %10.1f %11.2f %11.2f %7.1fx\n", s.name.c_str(), transposes(s),
+    std::printf("%-13s %-3s %6u %6u %6u %5u %10.3f %9.2f %10.2f %11.2f %11.2f %7.1fx\n", s.name.c_str(), transposes(s),
                 s.M, s.N, s.K, s.batch, t.ms, gflops, t.cpu_ms, flops / (t.cpu_ms * 1e6), naive_gflops,
                 naive_ms > 0 ? naive_ms / t.ms : 0.0);
     std::fflush(stdout);

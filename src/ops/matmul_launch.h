@@ -43,6 +43,10 @@ constexpr uint32_t kSplitQuantum = 64;
 constexpr uint32_t kKChunk = 512;  // a multiple of kSplitQuantum
 constexpr uint32_t kKSplitAbove = 2048;
 
+// The first specialization constant after every kernel's own: READS_C, then HAS_BIAS
+// (shaders/common/matmul_result_spec.glsl).
+constexpr uint32_t kResultSpecId = 9;
+
 // Small batched products (attention's 17 x 17 x 16 per head): M and N at most kSmallProductRows
 // take the small register block, and entries cheaper than kSmallEntryFlops share workgroups,
 // kSmallBatchPerGroup at a time, so lavapipe's fixed cost per workgroup is paid once per several
