@@ -16,6 +16,12 @@
 
 layout(constant_id = 1) const uint VEC = 1;
 layout(constant_id = 2) const uint CACHED = 0;
+// The cache holds the whole row (CACHED * gl_SubgroupSize >= D / VEC), so the loops over the
+// columns past it are left out: llvmpipe runs a loop body once even when no lane enters it, and
+// an `if` does not branch there, so a loop that does not iterate still costs its masked loads.
+// The launcher promises it only where the subgroup is the size the device reports (CPU drivers);
+// a GPU may run smaller subgroups than it reports.
+layout(constant_id = 3) const bool WHOLE_ROW = false;
 
 layout(set = 0, binding = 0) writeonly buffer Out { float out_[]; };   // (M, D)
 layout(set = 0, binding = 1) writeonly buffer Mean { float mean_[]; }; // (M)
@@ -51,7 +57,8 @@ void main() {
     xs[i] = c < n ? load_in(base + c) : vec4(0.0);
     s += xs[i];
   }
-  for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) s += load_in(base + c);
+  if (!WHOLE_ROW)
+    for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) s += load_in(base + c);
   float mean = subgroupAdd(dot(s, vec4(1.0))) / float(p.D);
 
   // Zero-padded components of scalar loads and columns past the row must not add (0 - mean)^2 to
@@ -64,10 +71,12 @@ void main() {
     if (tid + i * gl_SubgroupSize >= n) d = vec4(0.0);
     q += d * d;
   }
-  for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) {
-    vec4 d = load_in(base + c) - mean;
-    if (VEC != 4u) d = vec4(d.x, 0.0, 0.0, 0.0);
-    q += d * d;
+  if (!WHOLE_ROW) {
+    for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) {
+      vec4 d = load_in(base + c) - mean;
+      if (VEC != 4u) d = vec4(d.x, 0.0, 0.0, 0.0);
+      q += d * d;
+    }
   }
   float rstd = inversesqrt(subgroupAdd(dot(q, vec4(1.0))) / float(p.D) + p.eps);
 
@@ -75,8 +84,9 @@ void main() {
     uint c = tid + i * gl_SubgroupSize;
     if (c < n) store_out(base + c, c, xs[i], mean, rstd);
   }
-  for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) store_out(base + c, c, load_in(base + c), mean, rstd);
-  if (subgroupElect()) {
+  if (!WHOLE_ROW)
+    for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) store_out(base + c, c, load_in(base + c), mean, rstd);
+  if (tid == 0u) {  // the subgroup is whole (row is uniform); subgroupElect is a loop on llvmpipe
     mean_[row] = mean;
     rstd_[row] = rstd;
   }

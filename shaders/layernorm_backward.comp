@@ -29,6 +29,9 @@ layout(constant_id = 2) const uint TILE_N = 32;
 layout(constant_id = 3) const uint VEC = 1;
 layout(constant_id = 4) const uint CACHED = 0;  // pass 0: accesses per lane kept in registers
 layout(constant_id = 5) const uint ROWS = 1;    // pass 0: rows per subgroup
+// Pass 0: the cache holds whole rows, so the loops over columns past it are left out (as in
+// layernorm.comp, which says why and when the launcher promises it).
+layout(constant_id = 6) const bool WHOLE_ROW = false;
 
 layout(set = 0, binding = 0) buffer DIn { float din[]; };               // (M, D)
 layout(set = 0, binding = 1) buffer DGamma { float dgamma[]; };         // (D)
@@ -77,7 +80,11 @@ void rows_pass() {
   uint tid = gl_SubgroupInvocationID;
   uint n = p.D / VEC;  // accesses per row
   vec4 pg[CACHED > 0u ? CACHED : 1u], pb[CACHED > 0u ? CACHED : 1u];  // this lane's columns' sums
-  for (uint i = 0u; i < CACHED; ++i) pg[i] = pb[i] = vec4(0.0);
+  vec4 gammas[CACHED > 0u ? CACHED : 1u];  // gamma of those columns, read once for all ROWS rows
+  for (uint i = 0u; i < CACHED; ++i) {
+    pg[i] = pb[i] = vec4(0.0);
+    gammas[i] = load_gamma(min(tid + i * gl_SubgroupSize, n - 1u));
+  }
 
   for (uint row = first; row < min(first + ROWS, p.M); ++row) {
     float mean = mean_[row], rstd = rstd_[row];
@@ -94,28 +101,32 @@ void rows_pass() {
         dys[i] = load_dout(row, c);
         xhats[i] = (load_in(row, c) - mean) * rstd;
       }
-      vec4 g = dys[i] * load_gamma(min(c, n - 1u));
+      vec4 g = dys[i] * gammas[i];
       sg += g;
       sgx += g * xhats[i];
       pg[i] += dys[i] * xhats[i];
       pb[i] += dys[i];
     }
-    for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) {
-      vec4 g = load_dout(row, c) * load_gamma(c);
-      vec4 xhat = (load_in(row, c) - mean) * rstd;
-      sg += g;
-      sgx += g * xhat;
+    if (!WHOLE_ROW) {
+      for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) {
+        vec4 g = load_dout(row, c) * load_gamma(c);
+        vec4 xhat = (load_in(row, c) - mean) * rstd;
+        sg += g;
+        sgx += g * xhat;
+      }
     }
     vec2 s = subgroupAdd(vec2(dot(sg, vec4(1.0)), dot(sgx, vec4(1.0)))) / float(p.D);
 
     for (uint i = 0u; i < CACHED; ++i) {
       uint c = tid + i * gl_SubgroupSize;
-      if (c < n) add_din(row * n + c, rstd * (dys[i] * load_gamma(c) - s.x - xhats[i] * s.y));
+      if (c < n) add_din(row * n + c, rstd * (dys[i] * gammas[i] - s.x - xhats[i] * s.y));
     }
-    for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) {
-      vec4 g = load_dout(row, c) * load_gamma(c);
-      vec4 xhat = (load_in(row, c) - mean) * rstd;
-      add_din(row * n + c, rstd * (g - s.x - xhat * s.y));
+    if (!WHOLE_ROW) {
+      for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) {
+        vec4 g = load_dout(row, c) * load_gamma(c);
+        vec4 xhat = (load_in(row, c) - mean) * rstd;
+        add_din(row * n + c, rstd * (g - s.x - xhat * s.y));
+      }
     }
   }
 

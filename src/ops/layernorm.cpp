@@ -51,6 +51,10 @@ uint32_t cached_accesses(const vk::Context& ctx, uint32_t D) {
   const uint32_t per_lane = div_up(D / vec_width(D), subgroup_size(ctx));
   return per_lane <= 32 ? per_lane : 0;
 }
+// Whether the kernels may leave out their loops over columns past the cache (WHOLE_ROW): only where
+// the subgroup is surely the size the device reports, as on CPU drivers (the SIMD width); a GPU may
+// run smaller subgroups than it reports, and then the cache would miss columns.
+uint32_t whole_row(const vk::Context& ctx, uint32_t cached) { return cached > 0 && ctx.info().is_cpu_driver(); }
 }  // namespace
 
 void layernorm_forward(vk::Recorder& rec, const vk::View& out, const vk::View& mean, const vk::View& rstd,
@@ -59,7 +63,8 @@ void layernorm_forward(vk::Recorder& rec, const vk::View& out, const vk::View& m
   if (M == 0 || D == 0) return;
   const uint32_t wg = kRowsPerGroup * subgroup_size(rec.context());
   const uint32_t cached = cached_accesses(rec.context(), D);
-  const vk::Kernel& k = rec.context().pipelines().get("layernorm", 6, sizeof(LayerNormPush), {wg, vec_width(D), cached});
+  const vk::Kernel& k = rec.context().pipelines().get("layernorm", 6, sizeof(LayerNormPush),
+                                                          {wg, vec_width(D), cached, whole_row(rec.context(), cached)});
   for_each_chunk(rec.context(), M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
     const LayerNormPush push{static_cast<uint32_t>(rows), D, eps};
     rec.dispatch(k,
@@ -87,7 +92,7 @@ void layernorm_backward(vk::Recorder& rec, const vk::View& din, const vk::View& 
     throw Error("internal: layernorm_backward: scratch of " + std::to_string(scratch.size / 4) + " floats, " +
                 std::to_string(need) + " needed");
   const vk::Kernel& rows_k = ctx.pipelines().get("layernorm_backward", 9, sizeof(LayerNormBackwardPush),
-                                                 {wg, 0, kColumnTile, vec, cached, rows_per_subgroup});
+                                                 {wg, 0, kColumnTile, vec, cached, rows_per_subgroup, whole_row(ctx, cached)});
   for_each_chunk(ctx, M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
     const uint64_t partial_rows = div_up(rows, uint64_t(rows_per_subgroup));
     // Few partial rows (the Fashion-MNIST model's 40): 4 row lanes per column group instead of 16,
