@@ -26,6 +26,12 @@
 layout(local_size_x = 8) in;
 layout(constant_id = 0) const uint UNUSED_LANES = 8;  // the launcher's spec-constant layout
 layout(constant_id = 1) const uint HEADS_PER_GROUP = 1;
+// Rows of the other side in a chunk that can be real: min(N, LANES), set by the launcher. The
+// loops over a chunk's rows are unrolled with every step under `if (t < CHUNK_ROWS)`, which folds
+// at pipeline creation: with few tokens (the Fashion-MNIST demo's 5) the masked rows' dot products,
+// exponentials and shuffles are dropped instead of computed and discarded (on llvmpipe an `if`
+// does not branch, so a runtime test would not save them).
+layout(constant_id = 2) const uint CHUNK_ROWS = LANES;
 
 // Offsets are in vec4 for the vec4 bindings, in floats for the per-row float bindings.
 layout(push_constant) uniform Push {

@@ -32,19 +32,21 @@ void head(uint b, uint h, uint z, uint row_first, uint row_last) {
       }
       const float lse = lse_[z * p.N + i], delta = delta_[z * p.N + i];
       [[unroll]] for (uint t = 0; t < LANES; ++t) {
-        float s = 0.0, dp = 0.0;
-        vec4 qt[HV], dt[HV];
-        [[unroll]] for (uint c = 0; c < HV; ++c) {
-          qt[c] = subgroupShuffle(q[c], t);
-          dt[c] = subgroupShuffle(dout[c], t);
-          s += dot(qt[c], k[c]);
-          dp += dot(dt[c], v[c]);
-        }
-        const float prob = i0 + t < p.N ? exp(s - subgroupShuffle(lse, t)) : 0.0;
-        const float ds = prob * (dp - subgroupShuffle(delta, t));
-        [[unroll]] for (uint c = 0; c < HV; ++c) {
-          dv[c] += prob * dt[c];
-          dk[c] += ds * qt[c];
+        if (t < CHUNK_ROWS) {
+          float s = 0.0, dp = 0.0;
+          vec4 qt[HV], dt[HV];
+          [[unroll]] for (uint c = 0; c < HV; ++c) {
+            qt[c] = subgroupShuffle(q[c], t);
+            dt[c] = subgroupShuffle(dout[c], t);
+            s += dot(qt[c], k[c]);
+            dp += dot(dt[c], v[c]);
+          }
+          const float prob = i0 + t < p.N ? exp(s - subgroupShuffle(lse, t)) : 0.0;
+          const float ds = prob * (dp - subgroupShuffle(delta, t));
+          [[unroll]] for (uint c = 0; c < HV; ++c) {
+            dv[c] += prob * dt[c];
+            dk[c] += ds * qt[c];
+          }
         }
       }
     }

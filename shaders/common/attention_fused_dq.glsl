@@ -34,16 +34,18 @@ void head(uint b, uint h, uint z, uint row_first, uint row_last) {
         v[c] = qkv_[vrow + c];
       }
       [[unroll]] for (uint t = 0; t < LANES; ++t) {
-        float s = 0.0, dp = 0.0;
-        vec4 kt[HV];
-        [[unroll]] for (uint c = 0; c < HV; ++c) {
-          kt[c] = subgroupShuffle(k[c], t);
-          s += dot(q[c], kt[c]);
-          dp += dot(dout[c], subgroupShuffle(v[c], t));
+        if (t < CHUNK_ROWS) {
+          float s = 0.0, dp = 0.0;
+          vec4 kt[HV];
+          [[unroll]] for (uint c = 0; c < HV; ++c) {
+            kt[c] = subgroupShuffle(k[c], t);
+            s += dot(q[c], kt[c]);
+            dp += dot(dout[c], subgroupShuffle(v[c], t));
+          }
+          const float prob = j0 + t < p.N ? exp(s - lse) : 0.0;
+          const float ds = prob * (dp - delta);
+          [[unroll]] for (uint c = 0; c < HV; ++c) dq[c] += ds * kt[c];
         }
-        const float prob = j0 + t < p.N ? exp(s - lse) : 0.0;
-        const float ds = prob * (dp - delta);
-        [[unroll]] for (uint c = 0; c < HV; ++c) dq[c] += ds * kt[c];
       }
     }
     if (i0 + lane < p.N) {

@@ -29,19 +29,23 @@ void head(uint b, uint h, uint z, uint row_first, uint row_last) {
       float s[LANES];
       float chunk_max = kMasked;
       [[unroll]] for (uint t = 0; t < LANES; ++t) {
-        float acc = 0.0;
-        [[unroll]] for (uint c = 0; c < HV; ++c) acc += dot(q[c], subgroupShuffle(k[c], t));
-        s[t] = j0 + t < p.N ? acc : kMasked;
-        chunk_max = max(chunk_max, s[t]);
+        if (t < CHUNK_ROWS) {
+          float acc = 0.0;
+          [[unroll]] for (uint c = 0; c < HV; ++c) acc += dot(q[c], subgroupShuffle(k[c], t));
+          s[t] = j0 + t < p.N ? acc : kMasked;
+          chunk_max = max(chunk_max, s[t]);
+        }
       }
       const float m_new = max(m, chunk_max);
       const float rescale = exp(m - m_new);
       l *= rescale;
       [[unroll]] for (uint c = 0; c < HV; ++c) o[c] *= rescale;
       [[unroll]] for (uint t = 0; t < LANES; ++t) {
-        const float pt = exp(s[t] - m_new);
-        l += pt;
-        [[unroll]] for (uint c = 0; c < HV; ++c) o[c] += pt * subgroupShuffle(v[c], t);
+        if (t < CHUNK_ROWS) {
+          const float pt = exp(s[t] - m_new);
+          l += pt;
+          [[unroll]] for (uint c = 0; c < HV; ++c) o[c] += pt * subgroupShuffle(v[c], t);
+        }
       }
       m = m_new;
     }
