@@ -2,9 +2,11 @@
 // LayerNorm forward over the last dimension (PyTorch nn.LayerNorm, biased variance):
 //   mean = sum(x) / D,  var = sum((x - mean)^2) / D,  rstd = 1 / sqrt(var + eps)
 //   out = (x - mean) * rstd * gamma + beta
-// One subgroup per row (WORKGROUP_SIZE / gl_SubgroupSize rows per workgroup): the row sums are
-// subgroupAdd alone, with no shared memory and no barriers, which keeps lavapipe's per-workgroup
-// cost low and is the usual warp-per-row layout on GPUs. VEC (constant_id 1) floats per access:
+// One subgroup per ROWS consecutive rows (constant_id 3; WORKGROUP_SIZE / gl_SubgroupSize
+// subgroups per workgroup): the row sums are subgroupAdd alone, with no shared memory and no
+// barriers, which keeps lavapipe's per-workgroup cost low and is the usual warp-per-row layout on
+// GPUs. When the row fits the lanes' registers (CACHED > 0) the launcher gives a subgroup several
+// rows and gamma and beta are read once for all of them. VEC (constant_id 1) floats per access:
 // 4 (vec4, needs D % 4 == 0; a quarter of the gathers on lavapipe) or 1 (any D; the .yzw of each
 // load are zero). The variance is two-pass (subtract the mean first) so rows with a large mean do
 // not lose their variance to cancellation, as E[x^2] - E[x]^2 would in fp32.
@@ -15,13 +17,12 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 
 layout(constant_id = 1) const uint VEC = 1;
+// Accesses per lane kept in registers: the launcher makes them cover the whole row
+// (CACHED * gl_SubgroupSize >= D / VEC) or sets 0, and then every pass reads the row again. The
+// loops of the uncached form are compiled only for CACHED = 0: on llvmpipe an `if` does not
+// branch, so loops that merely do not iterate would still cost their masked loads.
 layout(constant_id = 2) const uint CACHED = 0;
-// The cache holds the whole row (CACHED * gl_SubgroupSize >= D / VEC), so the loops over the
-// columns past it are left out: llvmpipe runs a loop body once even when no lane enters it, and
-// an `if` does not branch there, so a loop that does not iterate still costs its masked loads.
-// The launcher promises it only where the subgroup is the size the device reports (CPU drivers);
-// a GPU may run smaller subgroups than it reports.
-layout(constant_id = 3) const bool WHOLE_ROW = false;
+layout(constant_id = 3) const uint ROWS = 1;  // rows per subgroup
 
 layout(set = 0, binding = 0) writeonly buffer Out { float out_[]; };   // (M, D)
 layout(set = 0, binding = 1) writeonly buffer Mean { float mean_[]; }; // (M)
@@ -36,20 +37,19 @@ layout(set = 0, binding = 5) readonly buffer Beta4 { vec4 beta4[]; };   // (D / 
 layout(push_constant) uniform Push { uint M; uint D; float eps; } p;
 
 vec4 load_in(uint i) { return VEC == 4u ? in4[i] : vec4(in_[i], 0.0, 0.0, 0.0); }
-void store_out(uint i, uint c, vec4 x, float mean, float rstd) {
-  if (VEC == 4u) out4[i] = (x - mean) * rstd * gamma4[c] + beta4[c];
-  else out_[i] = (x.x - mean) * rstd * gamma[c] + beta[c];
+vec4 load_gamma(uint c) { return VEC == 4u ? gamma4[c] : vec4(gamma[c], 0.0, 0.0, 0.0); }
+vec4 load_beta(uint c) { return VEC == 4u ? beta4[c] : vec4(beta[c], 0.0, 0.0, 0.0); }
+void store_out(uint i, vec4 x, float mean, float rstd, vec4 g, vec4 b) {
+  if (VEC == 4u) out4[i] = (x - mean) * rstd * g + b;
+  else out_[i] = (x.x - mean) * rstd * g.x + b.x;
 }
 
-void main() {
-  uint row = linear_group_id() * (WORKGROUP_SIZE / gl_SubgroupSize) + gl_SubgroupID;
-  if (row >= p.M) return;  // uniform over the subgroup, so the subgroup sums below stay complete
-  uint tid = gl_SubgroupInvocationID;
-  uint n = p.D / VEC;  // accesses per row
-  uint base = row * n;
+// Gamma and beta of this lane's cached columns, read once for the subgroup's ROWS rows.
+vec4 gs[CACHED > 0u ? CACHED : 1u], bs[CACHED > 0u ? CACHED : 1u];
 
-  // The row is read once into xs (CACHED accesses per lane: the launcher makes that cover the row
-  // when it fits, CACHED = 0 otherwise); columns beyond the cache are read again in each pass.
+// Row `row`, this lane's accesses.
+void normalize_row(uint row, uint tid, uint n) {
+  uint base = row * n;
   vec4 xs[CACHED > 0u ? CACHED : 1u];
   vec4 s = vec4(0.0);
   for (uint i = 0u; i < CACHED; ++i) {
@@ -57,8 +57,8 @@ void main() {
     xs[i] = c < n ? load_in(base + c) : vec4(0.0);
     s += xs[i];
   }
-  if (!WHOLE_ROW)
-    for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) s += load_in(base + c);
+  if (CACHED == 0u)
+    for (uint c = tid; c < n; c += gl_SubgroupSize) s += load_in(base + c);
   float mean = subgroupAdd(dot(s, vec4(1.0))) / float(p.D);
 
   // Zero-padded components of scalar loads and columns past the row must not add (0 - mean)^2 to
@@ -71,8 +71,8 @@ void main() {
     if (tid + i * gl_SubgroupSize >= n) d = vec4(0.0);
     q += d * d;
   }
-  if (!WHOLE_ROW) {
-    for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) {
+  if (CACHED == 0u) {
+    for (uint c = tid; c < n; c += gl_SubgroupSize) {
       vec4 d = load_in(base + c) - mean;
       if (VEC != 4u) d = vec4(d.x, 0.0, 0.0, 0.0);
       q += d * d;
@@ -82,12 +82,25 @@ void main() {
 
   for (uint i = 0u; i < CACHED; ++i) {
     uint c = tid + i * gl_SubgroupSize;
-    if (c < n) store_out(base + c, c, xs[i], mean, rstd);
+    if (c < n) store_out(base + c, xs[i], mean, rstd, gs[i], bs[i]);
   }
-  if (!WHOLE_ROW)
-    for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) store_out(base + c, c, load_in(base + c), mean, rstd);
-  if (tid == 0u) {  // the subgroup is whole (row is uniform); subgroupElect is a loop on llvmpipe
+  if (CACHED == 0u)
+    for (uint c = tid; c < n; c += gl_SubgroupSize) store_out(base + c, load_in(base + c), mean, rstd, load_gamma(c), load_beta(c));
+  if (tid == 0u) {  // the subgroup is whole (rows are uniform); subgroupElect is a loop on llvmpipe
     mean_[row] = mean;
     rstd_[row] = rstd;
   }
+}
+
+void main() {
+  uint first = (linear_group_id() * (WORKGROUP_SIZE / gl_SubgroupSize) + gl_SubgroupID) * ROWS;
+  if (first >= p.M) return;  // uniform over the subgroup, so the subgroup sums stay complete
+  uint tid = gl_SubgroupInvocationID;
+  uint n = p.D / VEC;  // accesses per row
+  for (uint i = 0u; i < CACHED; ++i) {
+    uint c = min(tid + i * gl_SubgroupSize, n - 1u);
+    gs[i] = load_gamma(c);
+    bs[i] = load_beta(c);
+  }
+  for (uint row = first; row < min(first + ROWS, p.M); ++row) normalize_row(row, tid, n);
 }

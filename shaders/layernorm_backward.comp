@@ -27,11 +27,10 @@
 layout(constant_id = 1) const uint PASS = 0;
 layout(constant_id = 2) const uint TILE_N = 32;
 layout(constant_id = 3) const uint VEC = 1;
-layout(constant_id = 4) const uint CACHED = 0;  // pass 0: accesses per lane kept in registers
+// Pass 0: accesses per lane kept in registers, covering the whole row, or 0 (then the row is read
+// again in each loop); the uncached loops are compiled only for CACHED = 0 (layernorm.comp says why).
+layout(constant_id = 4) const uint CACHED = 0;
 layout(constant_id = 5) const uint ROWS = 1;    // pass 0: rows per subgroup
-// Pass 0: the cache holds whole rows, so the loops over columns past it are left out (as in
-// layernorm.comp, which says why and when the launcher promises it).
-layout(constant_id = 6) const bool WHOLE_ROW = false;
 
 layout(set = 0, binding = 0) buffer DIn { float din[]; };               // (M, D)
 layout(set = 0, binding = 1) buffer DGamma { float dgamma[]; };         // (D)
@@ -107,8 +106,8 @@ void rows_pass() {
       pg[i] += dys[i] * xhats[i];
       pb[i] += dys[i];
     }
-    if (!WHOLE_ROW) {
-      for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) {
+    if (CACHED == 0u) {
+      for (uint c = tid; c < n; c += gl_SubgroupSize) {
         vec4 g = load_dout(row, c) * load_gamma(c);
         vec4 xhat = (load_in(row, c) - mean) * rstd;
         sg += g;
@@ -121,8 +120,8 @@ void rows_pass() {
       uint c = tid + i * gl_SubgroupSize;
       if (c < n) add_din(row * n + c, rstd * (dys[i] * gammas[i] - s.x - xhats[i] * s.y));
     }
-    if (!WHOLE_ROW) {
-      for (uint c = tid + CACHED * gl_SubgroupSize; c < n; c += gl_SubgroupSize) {
+    if (CACHED == 0u) {
+      for (uint c = tid; c < n; c += gl_SubgroupSize) {
         vec4 g = load_dout(row, c) * load_gamma(c);
         vec4 xhat = (load_in(row, c) - mean) * rstd;
         add_din(row * n + c, rstd * (g - s.x - xhat * s.y));

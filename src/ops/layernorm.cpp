@@ -30,14 +30,15 @@ static_assert(sizeof(LayerNormBackwardPush) == 8);
 constexpr uint32_t kColumnTile = 16;
 constexpr uint32_t kColumnGroup = 256;  // <= the shader's lane_dgamma / lane_dbeta size
 
-// One subgroup per row. Rows per workgroup: 4 (a common warp-per-row layout on GPUs). The shader
+// One subgroup per row (or per kRowsPerSubgroup rows, below). Subgroups per workgroup: 4 (a common
+// warp-per-row layout on GPUs). The shader
 // derives the same count from gl_SubgroupSize, which equals the reported subgroupSize for our
 // SPIR-V 1.5 shaders (a varying size is only allowed for SPIR-V 1.6 or an opt-in flag).
 constexpr uint32_t kRowsPerGroup = 4;
-// Rows per subgroup in the backward's row pass when it also sums the parameter gradients: each
-// subgroup writes one partial row (2 D floats) per kRowsPerSubgroup rows, so the scratch and the
-// summing pass see 1/8 of the rows, while M = 320 (the Fashion-MNIST model) still makes 10
-// workgroups.
+// Rows per subgroup where a row fits the registers: the forward reads gamma and beta once for
+// them, the backward's row pass gamma, and it writes one partial row of parameter-gradient sums
+// (2 D floats) per kRowsPerSubgroup rows, so the scratch and the summing pass see 1/8 of the rows;
+// M = 320 (the Fashion-MNIST model) still makes 10 workgroups.
 constexpr uint32_t kRowsPerSubgroup = 8;
 
 // Floats per shader access: vec4 when every row starts 16-byte aligned (all ViT widths).
@@ -51,10 +52,6 @@ uint32_t cached_accesses(const vk::Context& ctx, uint32_t D) {
   const uint32_t per_lane = div_up(D / vec_width(D), subgroup_size(ctx));
   return per_lane <= 32 ? per_lane : 0;
 }
-// Whether the kernels may leave out their loops over columns past the cache (WHOLE_ROW): only where
-// the subgroup is surely the size the device reports, as on CPU drivers (the SIMD width); a GPU may
-// run smaller subgroups than it reports, and then the cache would miss columns.
-uint32_t whole_row(const vk::Context& ctx, uint32_t cached) { return cached > 0 && ctx.info().is_cpu_driver(); }
 }  // namespace
 
 void layernorm_forward(vk::Recorder& rec, const vk::View& out, const vk::View& mean, const vk::View& rstd,
@@ -63,14 +60,17 @@ void layernorm_forward(vk::Recorder& rec, const vk::View& out, const vk::View& m
   if (M == 0 || D == 0) return;
   const uint32_t wg = kRowsPerGroup * subgroup_size(rec.context());
   const uint32_t cached = cached_accesses(rec.context(), D);
+  // With the row in registers a subgroup normalizes kRowsPerSubgroup rows and reads gamma and beta
+  // once for all of them.
+  const uint32_t rows_per_subgroup = cached > 0 ? kRowsPerSubgroup : 1;
   const vk::Kernel& k = rec.context().pipelines().get("layernorm", 6, sizeof(LayerNormPush),
-                                                          {wg, vec_width(D), cached, whole_row(rec.context(), cached)});
+                                                          {wg, vec_width(D), cached, rows_per_subgroup});
   for_each_chunk(rec.context(), M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
     const LayerNormPush push{static_cast<uint32_t>(rows), D, eps};
     rec.dispatch(k,
                  {out.slice(first * D, rows * D), mean.slice(first, rows), rstd.slice(first, rows),
                   in.slice(first * D, rows * D), gamma.slice(0, D), beta.slice(0, D)},
-                 push, rec.groups_1d(div_up(rows, kRowsPerGroup)), "layernorm");
+                 push, rec.groups_1d(div_up(rows, uint64_t(kRowsPerGroup) * rows_per_subgroup)), "layernorm");
   });
 }
 
@@ -92,7 +92,7 @@ void layernorm_backward(vk::Recorder& rec, const vk::View& din, const vk::View& 
     throw Error("internal: layernorm_backward: scratch of " + std::to_string(scratch.size / 4) + " floats, " +
                 std::to_string(need) + " needed");
   const vk::Kernel& rows_k = ctx.pipelines().get("layernorm_backward", 9, sizeof(LayerNormBackwardPush),
-                                                 {wg, 0, kColumnTile, vec, cached, rows_per_subgroup, whole_row(ctx, cached)});
+                                                 {wg, 0, kColumnTile, vec, cached, rows_per_subgroup});
   for_each_chunk(ctx, M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
     const uint64_t partial_rows = div_up(rows, uint64_t(rows_per_subgroup));
     // Few partial rows (the Fashion-MNIST model's 40): 4 row lanes per column group instead of 16,
