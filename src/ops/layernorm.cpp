@@ -31,9 +31,9 @@ constexpr uint32_t kColumnTile = 16;
 constexpr uint32_t kColumnGroup = 256;  // <= the shader's lane_dgamma / lane_dbeta size
 
 // One subgroup per row (or per kRowsPerSubgroup rows, below). Subgroups per workgroup: 4 (a common
-// warp-per-row layout on GPUs). The shader
-// derives the same count from gl_SubgroupSize, which equals the reported subgroupSize for our
-// SPIR-V 1.5 shaders (a varying size is only allowed for SPIR-V 1.6 or an opt-in flag).
+// warp-per-row layout on GPUs). The shader derives the same count from gl_SubgroupSize, which
+// equals the reported subgroupSize for our SPIR-V 1.5 shaders (a varying size is only allowed for
+// SPIR-V 1.6 or an opt-in flag).
 constexpr uint32_t kRowsPerGroup = 4;
 // Rows per subgroup where a row fits the registers: the forward reads gamma and beta once for
 // them, the backward's row pass gamma, and it writes one partial row of parameter-gradient sums

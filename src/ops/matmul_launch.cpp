@@ -311,7 +311,8 @@ class Launcher {
       spec.push_back(static_cast<uint32_t>(row_sums() && !p.row_sums ? MatmulEpilogue::none : s_.epilogue));
     // Every kernel's constants from kResultSpecId on: whether the result reads C and adds a bias
     // (common/matmul_result_spec.glsl); ids below it that a kernel leaves unset are padding.
-    if (spec.size() > kResultSpecId) throw Error("matmul: " + pol_.shader + " has more specialization constants than kResultSpecId");
+    if (spec.size() > kResultSpecId)
+      throw Error("internal: matmul: " + pol_.shader + " has more specialization constants than kResultSpecId");
     spec.resize(kResultSpecId, 0);
     spec.push_back(p.beta != 0.0f);
     spec.push_back(p.bias);
