@@ -15,6 +15,7 @@
 #include "index.glsl"
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#include "wide.glsl"
 
 layout(constant_id = 1) const uint VEC = 1;
 // Accesses per lane kept in registers: the launcher makes them cover the whole row
@@ -23,6 +24,9 @@ layout(constant_id = 1) const uint VEC = 1;
 // branch, so loops that merely do not iterate would still cost their masked loads.
 layout(constant_id = 2) const uint CACHED = 0;
 layout(constant_id = 3) const uint ROWS = 1;  // rows per subgroup
+// VEC = 4 accesses of the input and output as two 64-bit components (wide.glsl: half the per-lane
+// work on llvmpipe); the launcher sets it where shaderInt64 is on and both views are 16-byte aligned.
+layout(constant_id = 4) const bool WIDE = false;
 
 layout(set = 0, binding = 0) writeonly buffer Out { float out_[]; };   // (M, D)
 layout(set = 0, binding = 1) writeonly buffer Mean { float mean_[]; }; // (M)
@@ -34,14 +38,20 @@ layout(set = 0, binding = 0) writeonly buffer Out4 { vec4 out4[]; };  // (M, D /
 layout(set = 0, binding = 3) readonly buffer In4 { vec4 in4[]; };       // (M, D / 4)
 layout(set = 0, binding = 4) readonly buffer Gamma4 { vec4 gamma4[]; }; // (D / 4)
 layout(set = 0, binding = 5) readonly buffer Beta4 { vec4 beta4[]; };   // (D / 4)
+layout(set = 0, binding = 0) writeonly buffer Out8 { u64vec2 out8[]; };  // (M, D / 4), the same memory
+layout(set = 0, binding = 3) readonly buffer In8 { u64vec2 in8[]; };       // (M, D / 4)
 layout(push_constant) uniform Push { uint M; uint D; float eps; } p;
 
-vec4 load_in(uint i) { return VEC == 4u ? in4[i] : vec4(in_[i], 0.0, 0.0, 0.0); }
+vec4 load_in(uint i) {
+  if (VEC == 4u) return WIDE ? unpack4(in8[i]) : in4[i];
+  return vec4(in_[i], 0.0, 0.0, 0.0);
+}
 vec4 load_gamma(uint c) { return VEC == 4u ? gamma4[c] : vec4(gamma[c], 0.0, 0.0, 0.0); }
 vec4 load_beta(uint c) { return VEC == 4u ? beta4[c] : vec4(beta[c], 0.0, 0.0, 0.0); }
 void store_out(uint i, vec4 x, float mean, float rstd, vec4 g, vec4 b) {
-  if (VEC == 4u) out4[i] = (x - mean) * rstd * g + b;
-  else out_[i] = (x.x - mean) * rstd * g.x + b.x;
+  if (VEC != 4u) out_[i] = (x.x - mean) * rstd * g.x + b.x;
+  else if (WIDE) out8[i] = pack4((x - mean) * rstd * g + b);
+  else out4[i] = (x - mean) * rstd * g + b;
 }
 
 // Gamma and beta of this lane's cached columns, read once for the subgroup's ROWS rows.

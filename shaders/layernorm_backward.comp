@@ -23,6 +23,7 @@
 #include "index.glsl"
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#include "wide.glsl"
 
 layout(constant_id = 1) const uint PASS = 0;
 layout(constant_id = 2) const uint TILE_N = 32;
@@ -31,6 +32,9 @@ layout(constant_id = 3) const uint VEC = 1;
 // again in each loop); the uncached loops are compiled only for CACHED = 0 (layernorm.comp says why).
 layout(constant_id = 4) const uint CACHED = 0;
 layout(constant_id = 5) const uint ROWS = 1;    // pass 0: rows per subgroup
+// VEC = 4 accesses of din, the input, dout and the partial rows as two 64-bit components
+// (wide.glsl); set where shaderInt64 is on and those views are 16-byte aligned.
+layout(constant_id = 6) const bool WIDE = false;
 
 layout(set = 0, binding = 0) buffer DIn { float din[]; };               // (M, D)
 layout(set = 0, binding = 1) buffer DGamma { float dgamma[]; };         // (D)
@@ -46,30 +50,43 @@ layout(set = 0, binding = 5) readonly buffer In4 { vec4 in4[]; };       // (M, D
 layout(set = 0, binding = 6) readonly buffer DOut4 { vec4 dout4[]; };   // (M, D / 4), the same memory
 layout(set = 0, binding = 8) buffer Partials { float part[]; };        // (rows / ROWS, 2, D)
 layout(set = 0, binding = 8) buffer Partials4 { vec4 part4[]; };       // the same memory
+layout(set = 0, binding = 0) buffer DIn8 { u64vec2 din8[]; };              // the same memory, 64-bit pairs
+layout(set = 0, binding = 5) readonly buffer In8 { u64vec2 in8[]; };
+layout(set = 0, binding = 6) readonly buffer DOut8 { u64vec2 dout8[]; };
+layout(set = 0, binding = 8) buffer Partials8 { u64vec2 part8[]; };
 layout(push_constant) uniform Push { uint M; uint D; } p;
 
 // (row lanes, TILE_N) partials of dgamma and dbeta; the launcher keeps WORKGROUP_SIZE <= 256.
 shared vec4 lane_dgamma[256];
 shared vec4 lane_dbeta[256];
 
-vec4 load_in(uint r, uint c) { return VEC == 4u ? in4[r * (p.D / 4u) + c] : vec4(in_[r * p.D + c], 0.0, 0.0, 0.0); }
+vec4 load_in(uint r, uint c) {
+  const uint i = r * (p.D / 4u) + c;
+  if (VEC == 4u) return WIDE ? unpack4(in8[i]) : in4[i];
+  return vec4(in_[r * p.D + c], 0.0, 0.0, 0.0);
+}
 vec4 load_dout(uint r, uint c) {
-  return VEC == 4u ? dout4[r * (p.D / 4u) + c] : vec4(dout[r * p.D + c], 0.0, 0.0, 0.0);
+  const uint i = r * (p.D / 4u) + c;
+  if (VEC == 4u) return WIDE ? unpack4(dout8[i]) : dout4[i];
+  return vec4(dout[r * p.D + c], 0.0, 0.0, 0.0);
 }
 vec4 load_gamma(uint c) { return VEC == 4u ? gamma4[c] : vec4(gamma[c], 0.0, 0.0, 0.0); }
 // Partial row r's access c: c < D / VEC is dgamma's sums, D / VEC + c dbeta's.
 vec4 load_part(uint r, uint c) {
   const uint i = r * 2u * (p.D / VEC) + c;
-  return VEC == 4u ? part4[i] : vec4(part[i], 0.0, 0.0, 0.0);
+  if (VEC == 4u) return WIDE ? unpack4(part8[i]) : part4[i];
+  return vec4(part[i], 0.0, 0.0, 0.0);
 }
 void store_part(uint r, uint c, vec4 v) {
   const uint i = r * 2u * (p.D / VEC) + c;
-  if (VEC == 4u) part4[i] = v;
-  else part[i] = v.x;
+  if (VEC != 4u) part[i] = v.x;
+  else if (WIDE) part8[i] = pack4(v);
+  else part4[i] = v;
 }
 void add_din(uint i, vec4 d) {
-  if (VEC == 4u) din4[i] += d;
-  else din[i] += d.x;
+  if (VEC != 4u) din[i] += d.x;
+  else if (WIDE) din8[i] = pack4(unpack4(din8[i]) + d);
+  else din4[i] += d;
 }
 
 void rows_pass() {

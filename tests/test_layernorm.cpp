@@ -87,6 +87,11 @@ TEST_CASE("layernorm forward and backward on the GPU match the reference", "[lay
   SECTION("D=1030, wider than any workgroup") { check_layernorm(6, 1030, 0.0f, 41); }
   SECTION("D=384, M=197 (one ViT-S image)") { check_layernorm(197, 384, 0.0f, 51); }
   SECTION("M=601, D=64: more than 64 partial rows of 8") { check_layernorm(601, 64, 0.0f, 71); }
+  SECTION("D=1032: four-float rows wider than the registers") { check_layernorm(9, 1032, 0.0f, 81); }
+  SECTION("D=384, M=197, four-float accesses instead of 64-bit pairs") {
+    ScopedEnv wide("VKVIT_WIDE", "0");
+    check_layernorm(197, 384, 0.0f, 91);
+  }
 }
 
 TEST_CASE("layernorm parameter gradients are bit-identical across runs", "[layernorm][gpu]") {

@@ -63,8 +63,11 @@ void layernorm_forward(vk::Recorder& rec, const vk::View& out, const vk::View& m
   // With the row in registers a subgroup normalizes kRowsPerSubgroup rows and reads gamma and beta
   // once for all of them.
   const uint32_t rows_per_subgroup = cached > 0 ? kRowsPerSubgroup : 1;
+  // Rows start at multiples of D floats, so with D % 4 == 0 the views' starts decide the alignment.
+  const bool wide = vec_width(D) == 4 && wide_accesses(rec.context().info()) && out.offset % 16 == 0 &&
+                    in.offset % 16 == 0;
   const vk::Kernel& k = rec.context().pipelines().get("layernorm", 6, sizeof(LayerNormPush),
-                                                          {wg, vec_width(D), cached, rows_per_subgroup});
+                                                          {wg, vec_width(D), cached, rows_per_subgroup, wide});
   for_each_chunk(rec.context(), M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
     const LayerNormPush push{static_cast<uint32_t>(rows), D, eps};
     rec.dispatch(k,
@@ -91,15 +94,19 @@ void layernorm_backward(vk::Recorder& rec, const vk::View& din, const vk::View& 
   if (scratch.size / 4 < need)
     throw Error("internal: layernorm_backward: scratch of " + std::to_string(scratch.size / 4) + " floats, " +
                 std::to_string(need) + " needed");
+  // 64-bit pairs where every vec4 view starts 16-byte aligned (chunks and partial rows advance by
+  // multiples of D floats).
+  const bool wide = vec == 4 && wide_accesses(ctx.info()) && din.offset % 16 == 0 && in.offset % 16 == 0 &&
+                    dout.offset % 16 == 0 && (cached == 0 || scratch.offset % 16 == 0);
   const vk::Kernel& rows_k = ctx.pipelines().get("layernorm_backward", 9, sizeof(LayerNormBackwardPush),
-                                                 {wg, 0, kColumnTile, vec, cached, rows_per_subgroup});
+                                                 {wg, 0, kColumnTile, vec, cached, rows_per_subgroup, wide});
   for_each_chunk(ctx, M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
     const uint64_t partial_rows = div_up(rows, uint64_t(rows_per_subgroup));
     // Few partial rows (the Fashion-MNIST model's 40): 4 row lanes per column group instead of 16,
     // a quarter of the workgroup's fixed cost on lavapipe (pass 2: 210 -> 80-120 us per call there).
     const uint32_t cols_wg = cached > 0 && partial_rows <= 64 ? kColumnTile * 4 : kColumnGroup;
     const vk::Kernel& cols_k = ctx.pipelines().get("layernorm_backward", 9, sizeof(LayerNormBackwardPush),
-                                                   {cols_wg, cached > 0 ? 2u : 1u, kColumnTile, vec, 0, 1});
+                                                   {cols_wg, cached > 0 ? 2u : 1u, kColumnTile, vec, 0, 1, wide});
     // Without partials, binding 8 is never read; din's range stands in.
     const vk::View partials = cached > 0 ? scratch.slice(0, partial_rows * 2 * D) : din.slice(first * D, rows * D);
     const std::initializer_list<vk::View> views = {
