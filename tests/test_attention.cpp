@@ -157,6 +157,11 @@ TEST_CASE("fused attention matches the reference with one token, a partial chunk
           "[attention][gpu]") {
   check_fused_attention_gpu(3, 1, 2, 16, 910);  // softmax over a single key: out = v
   check_fused_attention_gpu(4, 5, 4, 32, 915);  // the demo's 5 tokens: kernels built for 5-row chunks
+}
+
+TEST_CASE("fused attention matches the reference with vec4 accesses instead of 64-bit pairs", "[attention][gpu]") {
+  ScopedEnv wide("VKVIT_WIDE", "0");
+  check_fused_attention_gpu(2, 17, 2, 32, 960);
   check_fused_attention_gpu(2, 8, 1, 32, 920);  // exactly one 8-row chunk
   check_fused_attention_gpu(1, 9, 3, 32, 930);  // one full chunk and a single-row chunk
 }

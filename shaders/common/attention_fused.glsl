@@ -19,6 +19,7 @@
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
+#include "wide.glsl"
 
 #define LANES 8u
 #define HV (HEAD_DIM / 4u)  // vec4s per head row
@@ -32,6 +33,15 @@ layout(constant_id = 1) const uint HEADS_PER_GROUP = 1;
 // exponentials and shuffles are dropped instead of computed and discarded (on llvmpipe an `if`
 // does not branch, so a runtime test would not save them).
 layout(constant_id = 2) const uint CHUNK_ROWS = LANES;
+// The vec4 rows of qkv, out, dout and dqkv read and written as two 64-bit components (wide.glsl:
+// half the per-lane work of a storage access on llvmpipe); the launcher sets it where shaderInt64
+// is on (the views are 16-byte aligned already). Each kernel declares such a buffer twice, as
+// vec4 name_[] and u64vec2 name8[], and reaches it through LOAD4 / STORE4.
+layout(constant_id = 3) const bool WIDE = false;
+#define LOAD4(name, i) (WIDE ? unpack4(name##8[i]) : name##_[i])
+#define STORE4(name, i, v) \
+  if (WIDE) name##8[i] = pack4(v); \
+  else name##_[i] = (v)
 
 // Offsets are in vec4 for the vec4 bindings, in floats for the per-row float bindings.
 layout(push_constant) uniform Push {

@@ -9,6 +9,9 @@ layout(set = 0, binding = 1) readonly buffer Qkv { vec4 qkv_[]; };     // (B, N,
 layout(set = 0, binding = 2) readonly buffer Dout { vec4 dout_[]; };   // (B, N, D)
 layout(set = 0, binding = 3) readonly buffer Lse { float lse_[]; };    // (B, H, N)
 layout(set = 0, binding = 4) readonly buffer Delta { float delta_[]; };  // (B, H, N)
+layout(set = 0, binding = 0) writeonly buffer Dqkv8 { u64vec2 dqkv8[]; };  // the same memory, 64-bit pairs
+layout(set = 0, binding = 1) readonly buffer Qkv8 { u64vec2 qkv8[]; };
+layout(set = 0, binding = 2) readonly buffer Dout8 { u64vec2 dout8[]; };
 
 void head(uint b, uint h, uint z, uint row_first, uint row_last) {
   const uint lane = gl_SubgroupInvocationID;
@@ -17,8 +20,8 @@ void head(uint b, uint h, uint z, uint row_first, uint row_last) {
     vec4 k[HV], v[HV], dk[HV], dv[HV];
     const uint krow = qkv_row(b, h, j, 1u), vrow = qkv_row(b, h, j, 2u);
     [[unroll]] for (uint c = 0; c < HV; ++c) {
-      k[c] = qkv_[krow + c];
-      v[c] = qkv_[vrow + c];
+      k[c] = LOAD4(qkv, krow + c);
+      v[c] = LOAD4(qkv, vrow + c);
       dk[c] = vec4(0.0);
       dv[c] = vec4(0.0);
     }
@@ -27,8 +30,8 @@ void head(uint b, uint h, uint z, uint row_first, uint row_last) {
       vec4 q[HV], dout[HV];
       const uint qrow = qkv_row(b, h, i, 0u), orow = out_row(b, h, i);
       [[unroll]] for (uint c = 0; c < HV; ++c) {
-        q[c] = qkv_[qrow + c] * p.scale;
-        dout[c] = dout_[orow + c];
+        q[c] = LOAD4(qkv, qrow + c) * p.scale;
+        dout[c] = LOAD4(dout, orow + c);
       }
       const float lse = lse_[z * p.N + i], delta = delta_[z * p.N + i];
       [[unroll]] for (uint t = 0; t < LANES; ++t) {
@@ -52,8 +55,8 @@ void head(uint b, uint h, uint z, uint row_first, uint row_last) {
     }
     if (j0 + lane < p.N) {
       [[unroll]] for (uint c = 0; c < HV; ++c) {
-        dqkv_[krow + c] = dk[c];
-        dqkv_[vrow + c] = dv[c];
+        STORE4(dqkv, krow + c, dk[c]);
+        STORE4(dqkv, vrow + c, dv[c]);
       }
     }
   }

@@ -10,6 +10,10 @@ layout(set = 0, binding = 2) readonly buffer Qkv { vec4 qkv_[]; };       // (B, 
 layout(set = 0, binding = 3) readonly buffer Out { vec4 out_[]; };       // (B, N, D) forward output
 layout(set = 0, binding = 4) readonly buffer Dout { vec4 dout_[]; };     // (B, N, D)
 layout(set = 0, binding = 5) readonly buffer Lse { float lse_[]; };      // (B, H, N)
+layout(set = 0, binding = 0) writeonly buffer Dqkv8 { u64vec2 dqkv8[]; };  // the same memory, 64-bit pairs
+layout(set = 0, binding = 2) readonly buffer Qkv8 { u64vec2 qkv8[]; };
+layout(set = 0, binding = 3) readonly buffer Out8 { u64vec2 out8[]; };
+layout(set = 0, binding = 4) readonly buffer Dout8 { u64vec2 dout8[]; };
 
 void head(uint b, uint h, uint z, uint row_first, uint row_last) {
   const uint lane = gl_SubgroupInvocationID;
@@ -19,9 +23,9 @@ void head(uint b, uint h, uint z, uint row_first, uint row_last) {
     const uint qrow = qkv_row(b, h, i, 0u), orow = out_row(b, h, i);
     float delta = 0.0;
     [[unroll]] for (uint c = 0; c < HV; ++c) {
-      q[c] = qkv_[qrow + c] * p.scale;
-      dout[c] = dout_[orow + c];
-      delta += dot(dout[c], out_[orow + c]);
+      q[c] = LOAD4(qkv, qrow + c) * p.scale;
+      dout[c] = LOAD4(dout, orow + c);
+      delta += dot(dout[c], LOAD4(out, orow + c));
       dq[c] = vec4(0.0);
     }
     const float lse = lse_[z * p.N + i];
@@ -30,8 +34,8 @@ void head(uint b, uint h, uint z, uint row_first, uint row_last) {
       vec4 k[HV], v[HV];
       const uint krow = qkv_row(b, h, j, 1u), vrow = qkv_row(b, h, j, 2u);
       [[unroll]] for (uint c = 0; c < HV; ++c) {
-        k[c] = qkv_[krow + c];
-        v[c] = qkv_[vrow + c];
+        k[c] = LOAD4(qkv, krow + c);
+        v[c] = LOAD4(qkv, vrow + c);
       }
       [[unroll]] for (uint t = 0; t < LANES; ++t) {
         if (t < CHUNK_ROWS) {
@@ -49,7 +53,7 @@ void head(uint b, uint h, uint z, uint row_first, uint row_last) {
       }
     }
     if (i0 + lane < p.N) {
-      [[unroll]] for (uint c = 0; c < HV; ++c) dqkv_[qrow + c] = dq[c] * p.scale;
+      [[unroll]] for (uint c = 0; c < HV; ++c) STORE4(dqkv, qrow + c, dq[c] * p.scale);
       delta_[z * p.N + i] = delta;
     }
   }

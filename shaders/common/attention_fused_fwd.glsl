@@ -6,6 +6,8 @@
 layout(set = 0, binding = 0) writeonly buffer Out { vec4 out_[]; };  // (B, N, D)
 layout(set = 0, binding = 1) writeonly buffer Lse { float lse_[]; };  // (B, H, N)
 layout(set = 0, binding = 2) readonly buffer Qkv { vec4 qkv_[]; };    // (B, N, 3D)
+layout(set = 0, binding = 0) writeonly buffer Out8 { u64vec2 out8[]; };  // the same memory, 64-bit pairs
+layout(set = 0, binding = 2) readonly buffer Qkv8 { u64vec2 qkv8[]; };
 
 void head(uint b, uint h, uint z, uint row_first, uint row_last) {
   const uint lane = gl_SubgroupInvocationID;
@@ -14,7 +16,7 @@ void head(uint b, uint h, uint z, uint row_first, uint row_last) {
     vec4 q[HV], o[HV];
     const uint qrow = qkv_row(b, h, i, 0u);
     [[unroll]] for (uint c = 0; c < HV; ++c) {
-      q[c] = qkv_[qrow + c] * p.scale;
+      q[c] = LOAD4(qkv, qrow + c) * p.scale;
       o[c] = vec4(0.0);
     }
     float m = kMasked, l = 0.0;
@@ -23,8 +25,8 @@ void head(uint b, uint h, uint z, uint row_first, uint row_last) {
       vec4 k[HV], v[HV];
       const uint krow = qkv_row(b, h, j, 1u), vrow = qkv_row(b, h, j, 2u);
       [[unroll]] for (uint c = 0; c < HV; ++c) {
-        k[c] = qkv_[krow + c];
-        v[c] = qkv_[vrow + c];
+        k[c] = LOAD4(qkv, krow + c);
+        v[c] = LOAD4(qkv, vrow + c);
       }
       float s[LANES];
       float chunk_max = kMasked;
@@ -52,7 +54,7 @@ void head(uint b, uint h, uint z, uint row_first, uint row_last) {
     if (i0 + lane < p.N) {
       const float inv_l = 1.0 / l;
       const uint orow = out_row(b, h, i);
-      [[unroll]] for (uint c = 0; c < HV; ++c) out_[orow + c] = o[c] * inv_l;
+      [[unroll]] for (uint c = 0; c < HV; ++c) STORE4(out, orow + c, o[c] * inv_l);
       lse_[z * p.N + i] = m + log(l);
     }
   }

@@ -172,8 +172,10 @@ const vk::Kernel& fused_kernel(vk::Context& ctx, const char* kind, uint32_t d, u
   require_subgroup_ops(ctx.info(), VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT, "fused attention",
                        "unset VKVIT_ATTENTION=fused to use the unfused path");
   const std::string name = std::string("attention_fused_") + kind + "_d" + std::to_string(d);
-  // CHUNK_ROWS: rows of a chunk of 8 that can be real (all 8 once N > 8).
-  return ctx.pipelines().get(name, bindings, sizeof(FusedPush), {8u, fused_heads_per_group(N), std::min(N, 8u)});
+  // CHUNK_ROWS: rows of a chunk of 8 that can be real (all 8 once N > 8). WIDE: 64-bit pairs (the
+  // vec4 views are checked 16-byte aligned).
+  return ctx.pipelines().get(name, bindings, sizeof(FusedPush),
+                             {8u, fused_heads_per_group(N), std::min(N, 8u), wide_accesses(ctx.info())});
 }
 
 void check_vec4_aligned(const char* op, std::initializer_list<vk::View> views) {
