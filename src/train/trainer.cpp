@@ -388,8 +388,12 @@ static TrainResult run_training(vk::Context& ctx, TrainConfig cfg, const TrainOp
   TrainResult result;
   result.run_dir = progress.run_dir;
   result.best_top1 = best_top1;
-  vk::Recorder rec(ctx);
   StepIo io(ctx, vit, B, 1 + ops::kGradNormFloats);
+  // Recorders come after the buffers their work uses: when an error unwinds the stack with a step
+  // still in flight (the next step is submitted before the wait), each waits for its work in its
+  // destructor before those buffers go (a lost device found by the wait left step k + 1 running
+  // on lavapipe while StepIo's staging was freed).
+  vk::Recorder rec(ctx);
   data::Batch batch;
   uint64_t nonfinite_in_a_row = 0;
   // last.safetensors with the optimizer state inside (one atomic file); `meta` says how far the
