@@ -76,8 +76,7 @@ void adamw_step(vk::Recorder& rec, const vk::View& params, const vk::View& m, co
 
   // Four elements per invocation, as two 64-bit pairs where every view starts 16-byte aligned
   // (chunks start at multiples of 64 floats, so the whole views decide).
-  const bool wide = wide_accesses(rec.context().info()) && params.offset % 16 == 0 && m.offset % 16 == 0 &&
-                    v.offset % 16 == 0 && grads.offset % 16 == 0;
+  const bool wide = wide_views(rec.context().info(), {params, m, v, grads});
   constexpr uint32_t kGroup = 64;  // invocations: 256 elements per workgroup
   const vk::Kernel& k = rec.context().pipelines().get("adamw", 6, sizeof(AdamWPush), {kGroup, wide ? 1u : 0u});
   // Without clipping the clip binding is never read; the mask stands in for it.

@@ -41,6 +41,12 @@ inline uint32_t env_uint(const char* name, uint32_t fallback) {
 // Whether elementwise kernels may move four floats as two 64-bit components (common/wide.glsl):
 // the device has shaderInt64 and VKVIT_WIDE is not 0 (tests of the one-float paths).
 inline bool wide_accesses(const vk::DeviceInfo& info) { return info.int64 && env_uint("VKVIT_WIDE", 1) != 0; }
+// wide_accesses, and every one of `views` starts 16-byte aligned (a u64vec2 element each).
+inline bool wide_views(const vk::DeviceInfo& info, std::initializer_list<vk::View> views) {
+  for (const vk::View& v : views)
+    if (v.offset % 16 != 0) return false;
+  return wide_accesses(info);
+}
 
 // Whether `v` can be bound as an RGBA32F uniform texel buffer: whole 16-byte texels from a 16-byte
 // aligned offset, no more than the device's maxTexelBufferElements.

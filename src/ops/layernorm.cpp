@@ -52,6 +52,7 @@ uint32_t cached_accesses(const vk::Context& ctx, uint32_t D) {
   const uint32_t per_lane = div_up(D / vec_width(D), subgroup_size(ctx));
   return per_lane <= 32 ? per_lane : 0;
 }
+uint32_t rows_per_subgroup(uint32_t cached) { return cached > 0 ? kRowsPerSubgroup : 1; }
 }  // namespace
 
 void layernorm_forward(vk::Recorder& rec, const vk::View& out, const vk::View& mean, const vk::View& rstd,
@@ -62,18 +63,17 @@ void layernorm_forward(vk::Recorder& rec, const vk::View& out, const vk::View& m
   const uint32_t cached = cached_accesses(rec.context(), D);
   // With the row in registers a subgroup normalizes kRowsPerSubgroup rows and reads gamma and beta
   // once for all of them.
-  const uint32_t rows_per_subgroup = cached > 0 ? kRowsPerSubgroup : 1;
+  const uint32_t subgroup_rows = rows_per_subgroup(cached);
   // Rows start at multiples of D floats, so with D % 4 == 0 the views' starts decide the alignment.
-  const bool wide = vec_width(D) == 4 && wide_accesses(rec.context().info()) && out.offset % 16 == 0 &&
-                    in.offset % 16 == 0;
+  const bool wide = vec_width(D) == 4 && wide_views(rec.context().info(), {out, in});
   const vk::Kernel& k = rec.context().pipelines().get("layernorm", 6, sizeof(LayerNormPush),
-                                                          {wg, vec_width(D), cached, rows_per_subgroup, wide});
+                                                          {wg, vec_width(D), cached, subgroup_rows, wide});
   for_each_chunk(rec.context(), M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
     const LayerNormPush push{static_cast<uint32_t>(rows), D, eps};
     rec.dispatch(k,
                  {out.slice(first * D, rows * D), mean.slice(first, rows), rstd.slice(first, rows),
                   in.slice(first * D, rows * D), gamma.slice(0, D), beta.slice(0, D)},
-                 push, rec.groups_1d(div_up(rows, uint64_t(kRowsPerGroup) * rows_per_subgroup)), "layernorm");
+                 push, rec.groups_1d(div_up(rows, uint64_t(kRowsPerGroup) * subgroup_rows)), "layernorm");
   });
 }
 
@@ -89,19 +89,18 @@ void layernorm_backward(vk::Recorder& rec, const vk::View& din, const vk::View& 
   const uint32_t wg = kRowsPerGroup * subgroup_size(ctx), vec = vec_width(D), cached = cached_accesses(ctx, D);
   // With the row in registers, the row pass also writes per-column partial sums over its
   // kRowsPerSubgroup rows and pass 2 adds those up; otherwise pass 1 reads dout and the input again.
-  const uint32_t rows_per_subgroup = cached > 0 ? kRowsPerSubgroup : 1;
+  const uint32_t subgroup_rows = rows_per_subgroup(cached);
   const uint64_t need = layernorm_backward_scratch_floats(ctx, M, D);
   if (scratch.size / 4 < need)
     throw Error("internal: layernorm_backward: scratch of " + std::to_string(scratch.size / 4) + " floats, " +
                 std::to_string(need) + " needed");
   // 64-bit pairs where every vec4 view starts 16-byte aligned (chunks and partial rows advance by
-  // multiples of D floats).
-  const bool wide = vec == 4 && wide_accesses(ctx.info()) && din.offset % 16 == 0 && in.offset % 16 == 0 &&
-                    dout.offset % 16 == 0 && (cached == 0 || scratch.offset % 16 == 0);
+  // multiples of D floats); the scratch counts only when the partial rows use it.
+  const bool wide = vec == 4 && wide_views(ctx.info(), {din, in, dout, cached > 0 ? scratch : din});
   const vk::Kernel& rows_k = ctx.pipelines().get("layernorm_backward", 9, sizeof(LayerNormBackwardPush),
-                                                 {wg, 0, kColumnTile, vec, cached, rows_per_subgroup, wide});
+                                                 {wg, 0, kColumnTile, vec, cached, subgroup_rows, wide});
   for_each_chunk(ctx, M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
-    const uint64_t partial_rows = div_up(rows, uint64_t(rows_per_subgroup));
+    const uint64_t partial_rows = div_up(rows, uint64_t(subgroup_rows));
     // Few partial rows (the Fashion-MNIST model's 40): 4 row lanes per column group instead of 16,
     // a quarter of the workgroup's fixed cost on lavapipe (pass 2: 210 -> 80-120 us per call there).
     const uint32_t cols_wg = cached > 0 && partial_rows <= 64 ? kColumnTile * 4 : kColumnGroup;
