@@ -123,9 +123,11 @@ void block(uint z) {
         [[unroll]] for (uint j = 0; j < TN; ++j) bv[kk][j] = half_b(bcol[j] + kc * b_step);
       }
     }
-    [[unroll]] for (uint kk = 0; kk < KSTEP; ++kk)
-      [[unroll]] for (uint i = 0; i < TM; ++i)
-        [[unroll]] for (uint j = 0; j < TN; ++j) acc[i][j] = fma(av[kk][i], bv[kk][j], acc[i][j]);
+    // k innermost: an accumulator past the registers is loaded and stored once per iteration
+    // (see the fp32 kernel).
+    [[unroll]] for (uint i = 0; i < TM; ++i)
+      [[unroll]] for (uint j = 0; j < TN; ++j)
+        [[unroll]] for (uint kk = 0; kk < KSTEP; ++kk) acc[i][j] = fma(av[kk][i], bv[kk][j], acc[i][j]);
   }
 
   [[unroll]] for (uint i = 0; i < TM; ++i) {

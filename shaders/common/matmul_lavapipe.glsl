@@ -175,9 +175,14 @@ void block(uint z) {
         [[unroll]] for (uint j = 0; j < TN; ++j) bv[kk][j] = load_b1(bcol[j] + kc * b_step);
       }
     }
-    [[unroll]] for (uint kk = 0; kk < 4u; ++kk)
-      [[unroll]] for (uint i = 0; i < TM; ++i)
-        [[unroll]] for (uint j = 0; j < TN; ++j) acc[i][j] = fma(av[kk][i], bv[kk][j], acc[i][j]);
+    // Each accumulator takes its four products in a row. llvmpipe runs a loop under an execution
+    // mask, so each iteration ends with a masked write of every accumulator (load the old value
+    // and the mask, blend, store); with k innermost an accumulator past the registers is loaded
+    // and stored once per iteration, not once per k (20% fewer instructions in the loop, ~8%
+    // less time at 1024^3; BENCHMARKS.md).
+    [[unroll]] for (uint i = 0; i < TM; ++i)
+      [[unroll]] for (uint j = 0; j < TN; ++j)
+        [[unroll]] for (uint kk = 0; kk < 4u; ++kk) acc[i][j] = fma(av[kk][i], bv[kk][j], acc[i][j]);
     // A values past K are zero in every load path, so they add nothing here.
     if (EPILOGUE == EPILOGUE_ROW_SUMS)
       [[unroll]] for (uint i = 0; i < TM; ++i) row_sum[i] += (av[0][i] + av[1][i]) + (av[2][i] + av[3][i]);
