@@ -12,6 +12,7 @@ namespace {
 struct AdamWPush {
   uint32_t n;         // floats in this chunk
   uint32_t first;     // flat index of the chunk's first float: the decay mask's coordinates
+  uint32_t start;     // float of the chunk where this dispatch starts (a multiple of 4)
   uint32_t use_clip;  // 1: multiply gradients by clip[1]
   float step_size;              // lr / (1 - beta1^t)
   float bias_correction2_sqrt;  // sqrt(1 - beta2^t)
@@ -20,7 +21,7 @@ struct AdamWPush {
   float beta2, one_minus_beta2;
   float eps;
 };
-static_assert(sizeof(AdamWPush) == 44);
+static_assert(sizeof(AdamWPush) == 48);
 }  // namespace
 
 bool adamw_decays(std::string_view name, size_t ndim) {
@@ -78,17 +79,26 @@ void adamw_step(vk::Recorder& rec, const vk::View& params, const vk::View& m, co
   // (chunks start at multiples of 64 floats, so the whole views decide).
   const bool wide = wide_views(rec.context().info(), {params, m, v, grads});
   constexpr uint32_t kGroup = 64;  // invocations: 256 elements per workgroup
-  const vk::Kernel& k = rec.context().pipelines().get("adamw", 6, sizeof(AdamWPush), {kGroup, wide ? 1u : 0u});
+  // Whole groups of four without the per-element path (PARTIAL off); a last group of 1-3 elements
+  // in a dispatch of its own that keeps it.
+  const vk::Kernel& whole = rec.context().pipelines().get("adamw", 6, sizeof(AdamWPush), {kGroup, wide ? 1u : 0u, 0u});
+  const vk::Kernel& partial = rec.context().pipelines().get("adamw", 6, sizeof(AdamWPush), {1u, wide ? 1u : 0u, 1u});
   // Without clipping the clip binding is never read; the mask stands in for it.
   const vk::View clip_view = use_clip ? clip.slice(0, 2) : decay_mask;
   // Four bindings of n floats each: every one must fit maxStorageBufferRange.
   for_each_chunk(rec.context(), n, 4, [&](uint64_t first, uint64_t count) {
-    push.n = static_cast<uint32_t>(count);
     push.first = static_cast<uint32_t>(first);
-    rec.dispatch(k,
-                 {params.slice(first, count), m.slice(first, count), v.slice(first, count),
-                  grads.slice(first, count), clip_view, decay_mask},
-                 push, rec.groups_1d(div_up(count, 4 * kGroup)), "adamw");
+    auto run = [&](const vk::Kernel& k, uint64_t start, uint64_t end, uint64_t groups) {
+      push.start = static_cast<uint32_t>(start);
+      push.n = static_cast<uint32_t>(end);
+      rec.dispatch(k,
+                   {params.slice(first, count), m.slice(first, count), v.slice(first, count),
+                    grads.slice(first, count), clip_view, decay_mask},
+                   push, rec.groups_1d(groups), "adamw");
+    };
+    const uint64_t whole_floats = count / 4 * 4;
+    if (whole_floats > 0) run(whole, 0, whole_floats, div_up(whole_floats, 4 * kGroup));
+    if (whole_floats < count) run(partial, whole_floats, count, 1);
   });
 }
 
