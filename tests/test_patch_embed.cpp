@@ -1,4 +1,4 @@
-// Patch embedding: GPU vs reference on odd shapes (B=3, Np=7, C=3, P=4, D=13), and the reference
+// Patch embedding: GPU vs reference on odd shapes (B=3, Np=7, C=3, P=4, D=13 and 12), and the reference
 // backward vs finite differences.
 #include <catch2/catch.hpp>
 
@@ -40,11 +40,16 @@ TEST_CASE("patch_embed reference backward matches finite differences", "[patch_e
 }
 
 TEST_CASE("patch_embed forward and backward on the GPU match the reference", "[patch_embed][gpu]") {
+  // D = 13: one float per invocation; D = 12: the forward takes four as 64-bit pairs, or one with
+  // VKVIT_WIDE=0.
+  const auto [D, wide_env] = GENERATE(table<uint32_t, const char*>({{13, "1"}, {12, "1"}, {12, "0"}}));
+  CAPTURE(D, wide_env);
+  ScopedEnv wide("VKVIT_WIDE", wide_env);
   ops::PatchEmbedShape s;
   s.B = 3;
   s.Np = 7;
   s.CPP = 3 * 4 * 4;  // C = 3, P = 4
-  s.D = 13;
+  s.D = D;
   const size_t T = s.Np + 1, n_tok = s.B * T * s.D;
   auto patches = random_floats(s.B * s.Np * s.CPP, 11);
   auto wt = random_floats(s.D * s.CPP, 12), b = random_floats(s.D, 13);

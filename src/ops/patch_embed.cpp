@@ -1,5 +1,6 @@
 // Patch embedding launchers: the patch projection is ops::linear (one matmul over all B * Np
-// patches); one small kernel each way handles the class token, position embedding and layout.
+// patches); one small kernel each way handles the class token, position embedding and layout
+// (the forward's four floats per invocation as 64-bit pairs where D % 4 == 0 and the views allow).
 #include "ops/patch_embed.h"
 
 #include "ops/launch.h"
@@ -21,11 +22,13 @@ void patch_embed_forward(vk::Recorder& rec, const vk::View& tokens, const vk::Vi
   const uint64_t rows = uint64_t(s.B) * s.Np, T = s.Np + 1;
   linear_forward(rec, proj.slice(0, rows * s.D), patches.slice(0, rows * s.CPP), w, bias,
                  static_cast<uint32_t>(rows), s.D, s.CPP);
-  const vk::Kernel& k = rec.context().pipelines().get("patch_embed", 4, sizeof(PatchEmbedPush), {kElementwiseGroup});
+  const bool wide = s.D % 4 == 0 && wide_views(rec.context().info(), {tokens, proj, cls, pos});
+  const vk::Kernel& k =
+      rec.context().pipelines().get("patch_embed", 4, sizeof(PatchEmbedPush), {kElementwiseGroup, wide ? 1u : 0u});
   const PatchEmbedPush push{s.B, static_cast<uint32_t>(T), s.D};
   rec.dispatch(k, {tokens.slice(0, s.B * T * s.D), proj.slice(0, std::max<uint64_t>(rows, 1) * s.D),
                    cls.slice(0, s.D), pos.slice(0, T * s.D)},
-               push, rec.groups_1d(div_up(s.B * T * s.D, kElementwiseGroup)), "patch_embed");
+               push, rec.groups_1d(div_up(s.B * T * s.D / (wide ? 4 : 1), kElementwiseGroup)), "patch_embed");
 }
 
 void patch_embed_backward(vk::Recorder& rec, const vk::View& dw, const vk::View& dbias, const vk::View& dcls,
