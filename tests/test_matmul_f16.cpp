@@ -333,7 +333,8 @@ void check_linear_f16_fused(uint32_t M, uint32_t N, uint32_t K, uint32_t seed) {
   CAPTURE(M, N, K);
   const auto x = rounded(random_floats(size_t(M) * K, seed)), w = rounded(random_floats(size_t(N) * K, seed + 1));
   const auto b = random_floats(N, seed + 2), r = random_floats(size_t(M) * N, seed + 3);
-  DeviceTensor t_x(x), t_b(b), t_r(r), t_pre(size_t(M) * N), t_y(size_t(M) * N), t_z(size_t(M) * N);
+  DeviceTensor t_x(x), t_b(b), t_r(r), t_pre(size_t(M) * N), t_y(size_t(M) * N), t_z(size_t(M) * N),
+      t_y_only(size_t(M) * N);
   HalfTensor t_w16(ops::to_half(w)), t_x16(std::vector<uint16_t>(size_t(M) * K));
   // Backward of a layer N -> K... as fc2: dy (M, N), weights (N, K), input hidden (M, K).
   const auto pre2 = random_floats(size_t(M) * K, seed + 4, -3.0f, 3.0f), dy = random_floats(size_t(M) * N, seed + 5);
@@ -347,6 +348,9 @@ void check_linear_f16_fused(uint32_t M, uint32_t N, uint32_t K, uint32_t seed) {
   HalfTensor t_h16(ops::to_half(hidden_f)), t_dy16(std::vector<uint16_t>(size_t(M) * N));
   vk::Recorder rec(ctx());
   ops::linear_gelu_forward_f16(rec, t_y.view(), t_pre.view(), t_x16.view(), t_x.view(), t_w16.view(), t_b.view(), M, N, K);
+  // The inference form (no pre-activation kept) gives the same bits.
+  ops::linear_gelu_forward_f16(rec, t_y_only.view(), vk::View{}, t_x16.view(), t_x.view(), t_w16.view(), t_b.view(), M,
+                               N, K);
   ops::linear_residual_forward_f16(rec, t_z.view(), t_x16.view(), t_x.view(), t_w16.view(), t_b.view(), t_r.view(), M, N, K);
   ops::linear_gelu_backward_f16(rec, t_dpre.view(), t_dw.view(), t_db.view(), t_dy.view(), t_dy16.view(), t_h16.view(),
                                 t_w16.view(), t_pre2.view(), t_dhidden.view(), M, N, K);
@@ -359,6 +363,7 @@ void check_linear_f16_fused(uint32_t M, uint32_t N, uint32_t K, uint32_t seed) {
   ops::ref::residual_forward(z.data(), pre.data(), rd.data(), pre.size());
   require_close(t_pre.read(), pre, 5e-6, 1e-5, "fp16 linear+gelu pre-activation");
   require_close(t_y.read(), y, 5e-6, 1e-5, "fp16 linear+gelu output");
+  CHECK(t_y_only.read() == t_y.read());
   require_close(t_z.read(), z, 5e-6, 1e-5, "fp16 linear+residual output");
 
   // dy reaches the products as fp16 (as under autocast); the bias gradient sums the fp32 dy.

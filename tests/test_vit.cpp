@@ -238,7 +238,8 @@ TEST_CASE("vit reference gradients match finite differences", "[vit][ref]") {
 namespace {
 
 // Forward and backward of `cfg` on the GPU and in the reference with the same random weights,
-// patches, dlogits and starting gradients (backward must accumulate into them).
+// patches, dlogits and starting gradients (backward must accumulate into them); the inference
+// forward (no pre-activations kept) gives the training forward's logits bit for bit.
 void check_vit_gpu(const VitConfig& cfg, uint32_t max_batch, uint32_t batch, uint32_t seed, double logit_atol,
                    double grad_atol, double rtol) {
   model::Vit vit(ctx(), cfg, max_batch);
@@ -252,6 +253,13 @@ void check_vit_gpu(const VitConfig& cfg, uint32_t max_batch, uint32_t batch, uin
   ctx().upload(vit.grads_view(), grads0.data(), grads0.size() * 4);
   ctx().upload(vit.patches_input(), patches.data(), patches.size() * 4);
   DeviceTensor d_dlogits(dlogits);
+  std::vector<float> inference_logits(batch * K);
+  {
+    vk::Recorder rec(ctx());
+    vit.forward(rec, batch, /*for_backward=*/false);
+    rec.submit_and_wait();
+    ctx().download(vit.logits(), inference_logits.data(), inference_logits.size() * 4);
+  }
   vk::Recorder rec(ctx());
   vit.forward(rec, batch);
   vit.backward(rec, batch, d_dlogits.view());
@@ -279,6 +287,7 @@ void check_vit_gpu(const VitConfig& cfg, uint32_t max_batch, uint32_t batch, uin
       std::printf("  d%-28s err %.2e (max |ref| %.2e)\n", p.name.c_str(), wg[0], wg[1]);
     }
   }
+  CHECK(inference_logits == logits);
   require_close(logits, ref_logits, logit_atol, rtol, cfg.name + " logits, pool " + cfg.pool);
   for (const model::ParamInfo& p : L.params())
     require_close(slice(grads, p), slice(ref_grads, p), grad_atol, rtol,

@@ -211,8 +211,8 @@ void block(uint z) {
         if (READS_C && p.beta != 0.0) r += p.beta * vec4(c[ci], c[ci + 1u], c[ci + 2u], c[ci + 3u]);
         if (HAS_BIAS && (p.flags & 4u) != 0u) r += bias_cols[j / 4u];
         const uint xq = (ci - p.c_base + p.aux_base) >> 2;
-        if (EPILOGUE == EPILOGUE_GELU) {
-          aux8[xq] = pack4(r);
+        if (EPILOGUE == EPILOGUE_GELU || EPILOGUE == EPILOGUE_GELU_ONLY) {
+          if (EPILOGUE == EPILOGUE_GELU) aux8[xq] = pack4(r);
           r = vec4(gelu(r.x), gelu(r.y), gelu(r.z), gelu(r.w));
         } else if (EPILOGUE == EPILOGUE_ADD) {
           r += unpack4(aux8[xq]);

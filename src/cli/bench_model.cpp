@@ -125,7 +125,7 @@ void run_model_bench(const GlobalOptions& global, const ModelBenchOptions& o, bo
     if (step)
       step->record(rec, B, hyper, ++t, static_cast<float>(s.optim.label_smoothing), static_cast<float>(s.optim.clip_grad));
     else
-      vit.forward(rec, B);
+      vit.forward(rec, B, /*for_backward=*/false);
     rec.submit_and_wait();
     const auto t1 = std::chrono::steady_clock::now();
     if (i < 0) continue;

@@ -257,7 +257,7 @@ void add_explain_command(CLI::App& app, GlobalOptions& global) {
       const uint32_t n = uint32_t(items.size());
       ctx.upload(vit.patches_input().slice(0, n * per_image), patches.data(), n * per_image * 4);
       vk::Recorder rec(ctx);
-      vit.forward(rec, n);
+      vit.forward(rec, n, /*for_backward=*/false);
       rec.submit_and_wait();
       logits.resize(size_t(n) * K);
       ctx.download(vit.logits().slice(0, uint64_t(n) * K), logits.data(), logits.size() * 4);

@@ -250,7 +250,7 @@ ops::PatchEmbedShape embed_shape(const VitConfig& cfg, uint64_t images) {
 
 }  // namespace
 
-void Vit::forward(vk::Recorder& rec, uint32_t batch) {
+void Vit::forward(vk::Recorder& rec, uint32_t batch, bool for_backward) {
   check_batch(batch, "forward");
   const uint32_t N = cfg_.tokens(), Np = cfg_.num_patches(), D = cfg_.dim, F = cfg_.mlp_dim, K = cfg_.num_classes;
   const uint64_t CPP = cfg_.patch_dim();
@@ -270,11 +270,12 @@ void Vit::forward(vk::Recorder& rec, uint32_t batch) {
     b->mixer->forward(rec, b->mid, b->ln1, batch, b->in);  // mid = in + mixer(ln1)
     ops::layernorm_forward(rec, b->ln2, b->mean2, b->rstd2, b->mid, b->n2w, b->n2b, M, D, cfg_.ln_eps);
     // The GELU and the residual add ride in the matmuls' stores where the kernel allows.
+    const vk::View pre = for_backward ? b->pre : vk::View{};  // fc1's pre-activation, for GELU's backward
     if (amp_) {
-      ops::linear_gelu_forward_f16(rec, b->hidden, b->pre, b->ln2_16, b->ln2, b->fc1w16, b->fc1b, M, F, D);
+      ops::linear_gelu_forward_f16(rec, b->hidden, pre, b->ln2_16, b->ln2, b->fc1w16, b->fc1b, M, F, D);
       ops::linear_residual_forward_f16(rec, b->out, b->hidden16, b->hidden, b->fc2w16, b->fc2b, b->mid, M, D, F);
     } else {
-      ops::linear_gelu_forward(rec, b->hidden, b->pre, b->ln2, b->fc1w, b->fc1b, M, F, D);
+      ops::linear_gelu_forward(rec, b->hidden, pre, b->ln2, b->fc1w, b->fc1b, M, F, D);
       ops::linear_residual_forward(rec, b->out, b->hidden, b->fc2w, b->fc2b, b->mid, M, D, F);
     }
   }

@@ -59,8 +59,9 @@ class Vit {
   vk::View logits() const { return logits_; }          // (max_batch, K)
 
   // Records the forward pass of the first `batch` images of patches_input() into logits();
-  // keeps the activations for backward.
-  void forward(vk::Recorder& rec, uint32_t batch);
+  // keeps the activations for backward. With for_backward false (evaluation, predict) the MLPs
+  // keep no pre-activations: the logits are the same bits, and backward() must not follow.
+  void forward(vk::Recorder& rec, uint32_t batch, bool for_backward = true);
   // Records the backward pass from dlogits (batch, K) after forward(rec, batch); ACCUMULATES into
   // grads_view() (the caller zeroes it, e.g. rec.fill(grads_view(), 0)).
   // `grads_ready(first)`, when given, is called as soon as the recorded commands have finished

@@ -50,13 +50,15 @@ void linear_forward(vk::Recorder& rec, const vk::View& y, const vk::View& x, con
 
 void linear_gelu_forward(vk::Recorder& rec, const vk::View& y, const vk::View& pre, const vk::View& x,
                          const vk::View& w, const vk::View& b, uint32_t M, uint32_t N, uint32_t K) {
+  const bool keep_pre = pre.buffer != VK_NULL_HANDLE;
   if (!matmul_epilogue_supported(MatmulKernel::automatic, rec.context().info())) {
-    matmul(rec, pre, x, w, forward_product(M, N, K), b);
-    gelu_forward(rec, y, pre, uint64_t(M) * N);
+    const vk::View& z = keep_pre ? pre : y;  // without pre, the GELU runs in place
+    matmul(rec, z, x, w, forward_product(M, N, K), b);
+    gelu_forward(rec, y, z, uint64_t(M) * N);
     return;
   }
   MatmulShape s = forward_product(M, N, K);
-  s.epilogue = MatmulEpilogue::gelu;
+  s.epilogue = keep_pre ? MatmulEpilogue::gelu : MatmulEpilogue::gelu_only;
   matmul(rec, y, x, w, s, b, MatmulKernel::automatic, pre);
 }
 
@@ -125,9 +127,13 @@ bool fused_forward_f16(vk::Recorder& rec, const vk::View& y, const vk::View& x16
 void linear_gelu_forward_f16(vk::Recorder& rec, const vk::View& y, const vk::View& pre, const vk::View& x16,
                              const vk::View& x, const vk::View& w16, const vk::View& b, uint32_t M, uint32_t N,
                              uint32_t K) {
-  if (fused_forward_f16(rec, y, x16, x, w16, b, M, N, K, MatmulEpilogue::gelu, pre)) return;
-  linear_forward_f16(rec, pre, x16, x, w16, b, M, N, K);
-  gelu_forward(rec, y, pre, uint64_t(M) * N);
+  const bool keep_pre = pre.buffer != VK_NULL_HANDLE;
+  if (fused_forward_f16(rec, y, x16, x, w16, b, M, N, K, keep_pre ? MatmulEpilogue::gelu : MatmulEpilogue::gelu_only,
+                        pre))
+    return;
+  const vk::View& z = keep_pre ? pre : y;  // without pre, the GELU runs in place
+  linear_forward_f16(rec, z, x16, x, w16, b, M, N, K);
+  gelu_forward(rec, y, z, uint64_t(M) * N);
 }
 
 void linear_residual_forward_f16(vk::Recorder& rec, const vk::View& y, const vk::View& x16, const vk::View& x,

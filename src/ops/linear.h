@@ -19,7 +19,8 @@ void linear_forward(vk::Recorder& rec, const vk::View& y /* (M, N) */, const vk:
 
 // Forward with the layer's successor fused into the matmul's stores where the kernel allows it
 // (ops::matmul_epilogue_supported: the lavapipe and tiled kernels), else run as the separate op:
-//   gelu:     pre = x W^T + b, y = gelu(pre)  (fc1 + nn.GELU; pre is kept for the backward)
+//   gelu:     pre = x W^T + b, y = gelu(pre)  (fc1 + nn.GELU; pre is kept for the backward, or
+//             not computed apart where pre is an empty View: inference)
 //   residual: y = x W^T + b + residual        (proj / fc2 + the block's skip connection)
 // y must not overlap pre or residual.
 void linear_gelu_forward(vk::Recorder& rec, const vk::View& y /* (M, N) */, const vk::View& pre /* (M, N) */,

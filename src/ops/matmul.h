@@ -37,8 +37,9 @@ struct MatmulOperand {
 // through the GELU, aux = the pre-activation). aux has C's layout (ld, batch strides). row_sums:
 // aux (M) += the row sums of op(A), C unchanged in meaning (the bias gradient of a linear layer
 // rides along its weight gradient dW = dy^T x: the rows of dy^T are the output features; single
-// products only).
-enum class MatmulEpilogue { none, gelu, add, gelu_grad, row_sums };
+// products only). gelu_only: C = gelu(r), no operand (inference, where no backward needs the
+// pre-activation: one store per result instead of two).
+enum class MatmulEpilogue { none, gelu, add, gelu_grad, row_sums, gelu_only };
 
 struct MatmulShape {
   uint32_t M = 0, N = 0, K = 0;
@@ -57,7 +58,8 @@ struct MatmulShape {
 // maxStorageBufferRange are split along the batch, M, N or K (K with beta = 1 accumulation);
 // a shape that cannot be split throws vkvit::Error naming it. `kernel` forces a shader (tests,
 // benchmarks); automatic honours VKVIT_MATMUL_KERNEL=naive|lavapipe|tiled, else the device.
-// aux: the epilogue's operand (shape.epilogue != none), else empty; it must not overlap C.
+// aux: the epilogue's operand (shape.epilogue other than none and gelu_only), else empty; it must
+// not overlap C.
 void matmul(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::View& b, const MatmulShape& shape,
             const vk::View& bias = {}, MatmulKernel kernel = MatmulKernel::automatic, const vk::View& aux = {});
 

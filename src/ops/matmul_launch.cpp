@@ -65,10 +65,12 @@ class Launcher {
     if (whole.bias) check_view(bias_, s_.N, 4, "bias");
     if (s_.epilogue != MatmulEpilogue::none) {
       if (!pol_.epilogue) throw Error("internal: " + shape_name() + ": this kernel has no epilogue");
-      if (aux_.buffer == VK_NULL_HANDLE) throw Error("internal: " + shape_name() + ": epilogue without its operand");
       if (row_sums() && s_.batch != 1) throw Error("internal: " + shape_name() + ": row sums of a batched product");
-      check_view(aux_, row_sums() ? s_.M : extent(whole, 'c'), pol_.c_size, "the epilogue operand");
-      if (aux_.overlaps(c_)) throw Error("internal: " + shape_name() + ": the epilogue operand overlaps C");
+      if (has_operand()) {
+        if (aux_.buffer == VK_NULL_HANDLE) throw Error("internal: " + shape_name() + ": epilogue without its operand");
+        check_view(aux_, row_sums() ? s_.M : extent(whole, 'c'), pol_.c_size, "the epilogue operand");
+        if (aux_.overlaps(c_)) throw Error("internal: " + shape_name() + ": the epilogue operand overlaps C");
+      }
     }
     launch(whole);
   }
@@ -82,6 +84,7 @@ class Launcher {
 
   bool row_sums() const { return s_.epilogue == MatmulEpilogue::row_sums; }
   bool epilogue_on_c() const { return s_.epilogue != MatmulEpilogue::none && !row_sums(); }
+  bool has_operand() const { return s_.epilogue != MatmulEpilogue::none && s_.epilogue != MatmulEpilogue::gelu_only; }
 
   // "matmul NT 320x384x128 b1 matmul_lavapipe_16x12": the transposes as the op reads them (N =
   // plain, T = transposed), M x N x K, batch entries, kernel.
@@ -90,6 +93,7 @@ class Launcher {
            std::to_string(p.M) + "x" + std::to_string(p.N) + "x" + std::to_string(p.K) + " b" +
            std::to_string(p.outer * p.inner) + " " + shader +
            (s_.epilogue == MatmulEpilogue::gelu        ? " +gelu"
+            : s_.epilogue == MatmulEpilogue::gelu_only ? " +gelu_only"
             : s_.epilogue == MatmulEpilogue::add       ? " +residual"
             : s_.epilogue == MatmulEpilogue::gelu_grad ? " +gelu_grad"
             : s_.epilogue == MatmulEpilogue::row_sums  ? " +row_sums"
@@ -150,7 +154,7 @@ class Launcher {
     const uint64_t ea = extent(p, 'a'), eb = extent(p, 'b'), ec = extent(p, 'c');
     const Binding bc = bind(c_, p.c_off, ec, pol_.c_size);
     // The epilogue operand has C's layout and offsets; without one, C's range stands in.
-    const Binding bx = epilogue_on_c() ? bind(aux_, p.c_off, ec, pol_.c_size)
+    const Binding bx = epilogue_on_c() && has_operand() ? bind(aux_, p.c_off, ec, pol_.c_size)
                        : row_sums()    ? bind(aux_, p.row_sums_off, p.M, pol_.c_size)
                                        : bc;
     // K == 0 reads neither A nor B; bind C's range in their place (a binding may not be empty).

@@ -148,7 +148,7 @@ void infer(vk::Context& ctx, model::Vit& vit, data::Loader& loader,
   vk::Recorder* recs[StepIo::kSlots] = {&rec0, &rec1};
   auto submit = [&](int slot) {
     io.record_upload(*recs[slot], slot, batches[slot], vit.patches_input(), nullptr);
-    vit.forward(*recs[slot], batches[slot].size);
+    vit.forward(*recs[slot], batches[slot].size, /*for_backward=*/false);
     io.record_readback(*recs[slot], slot, vit.logits().slice(0, batches[slot].size * K), 0);
     recs[slot]->submit();
   };
