@@ -16,7 +16,7 @@ layout(constant_id = 1) const bool WIDE = false;  // views 16-byte aligned, shad
 // Whether this dispatch may hold a last group of fewer than four elements. The launcher runs the
 // whole groups with PARTIAL off and the last 1-3 elements as a second, one-invocation dispatch:
 // llvmpipe runs both sides of an `if`, so a per-element path merely present in the kernel cost
-// every invocation its lane loops (1.75 -> 1.55 ms per step of the Fashion-MNIST model).
+// every invocation its lane loops (BENCHMARKS.md, "lavapipe: the loop mask and the accumulators").
 layout(constant_id = 2) const bool PARTIAL = true;
 
 layout(set = 0, binding = 0) buffer Params { float params[]; };         // (n)

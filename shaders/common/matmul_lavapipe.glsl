@@ -178,7 +178,7 @@ void block(uint z) {
     // Each accumulator takes its four products in a row. llvmpipe runs a loop under an execution
     // mask, so each iteration ends with a masked write of every accumulator (load the old value
     // and the mask, blend, store); with k innermost an accumulator past the registers is loaded
-    // and stored once per iteration, not once per k (20% fewer instructions in the loop, ~8%
+    // and stored once per iteration, not once per k (11% fewer instructions in the loop, ~8%
     // less time at 1024^3; BENCHMARKS.md).
     [[unroll]] for (uint i = 0; i < TM; ++i)
       [[unroll]] for (uint j = 0; j < TN; ++j)
