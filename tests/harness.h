@@ -11,8 +11,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "base/error.h"
 #include "vk/context.h"
-#include "vk/error.h"
 #include "vk/memory.h"
 #include "vk/recorder.h"
 

@@ -6,10 +6,10 @@
 #include <cstring>
 #include <string>
 
+#include "base/error.h"
 #include "harness.h"
 #include "ops/adamw.h"
 #include "ops/grad_norm.h"
-#include "vk/error.h"
 
 using namespace vkvit;
 using namespace vkvit::test;

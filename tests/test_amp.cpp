@@ -251,7 +251,7 @@ TEST_CASE("amp training on stripes follows the fp32 loss curve", "[fp16][gpu]") 
   // over the 60 steps while the loss falls from 1.40 to 0.66), and both runs learn alike.
   TempDir dir("amp-stripes");
   write_stripe_dataset(dir.path / "data", 48, 8, 99, 3);
-  train::TrainConfig cfg = train::TrainConfig::parse(tiny_stripes_config_yaml(5, (dir.path / "data").string()),
+  train::RunConfig cfg = train::RunConfig::parse(tiny_stripes_config_yaml(5, (dir.path / "data").string()),
                                                      "tiny_stripes.yaml");
   std::vector<double> curves[2];
   double top1[2];
@@ -283,8 +283,8 @@ TEST_CASE("amp resume carries the loss scaler state", "[fp16][gpu]") {
   ScopedEnv growth("VKVIT_LOSS_SCALE_GROWTH_INTERVAL", "5");
   TempDir dir("amp-resume");
   write_stripe_dataset(dir.path / "data", 16, 4, 5, 3);  // 64 images: 4 steps an epoch
-  train::TrainConfig cfg =
-      train::TrainConfig::parse(tiny_stripes_config_yaml(3, (dir.path / "data").string()), "tiny_stripes.yaml");
+  train::RunConfig cfg =
+      train::RunConfig::parse(tiny_stripes_config_yaml(3, (dir.path / "data").string()), "tiny_stripes.yaml");
   cfg.train.amp = true;
   train::TrainOptions o1;
   o1.output = dir / "resumed";

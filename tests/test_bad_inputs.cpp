@@ -24,13 +24,13 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "base/error.h"
 #include "data/decode.h"
 #include "data/image_folder.h"
 #include "data/loader.h"
 #include "data/transform.h"
 #include "model/safetensors.h"
 #include "train/config.h"
-#include "vk/error.h"
 
 using namespace vkvit;
 using namespace vkvit::test::bad;
@@ -454,7 +454,7 @@ TEST_CASE("a crash between write and rename leaves the old checkpoint and a temp
 
 TEST_CASE("zero, negative and overflowing model sizes are one line naming key and line", "[bad-inputs]") {
   auto parse_error = [](const std::string& yaml) {
-    return error_of([&] { train::TrainConfig::parse(yaml, "cfg/bad.yaml"); });
+    return error_of([&] { train::RunConfig::parse(yaml, "cfg/bad.yaml"); });
   };
   struct Case {
     std::string yaml, start;

@@ -12,9 +12,9 @@
 #include <string>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "train/config.h"
 #include "train/run_dir.h"
-#include "vk/error.h"
 
 using namespace vkvit;
 using namespace vkvit::train;
@@ -25,7 +25,7 @@ using vkvit::test::TempDir;
 namespace {
 
 std::string parse_error(const std::string& yaml) {
-  return error_of([&] { TrainConfig::parse(yaml, "cfg/x.yaml"); });
+  return error_of([&] { RunConfig::parse(yaml, "cfg/x.yaml"); });
 }
 
 std::string read_text(const fs::path& p) {
@@ -87,15 +87,15 @@ TEST_CASE("every config in configs/ loads, resolves a valid model and round-trip
     if (entry.path().extension() != ".yaml") continue;
     INFO(entry.path().string());
     ++count;
-    const TrainConfig c = TrainConfig::load(entry.path().string());
+    const RunConfig c = RunConfig::load(entry.path().string());
     CHECK(c.name == entry.path().stem().string());
     CHECK_NOTHROW(to_vit_config(c.model).validate());
     CHECK(c.data.mean.size() == size_t(c.model.in_chans));
-    CHECK(TrainConfig::parse(c.to_yaml(), "resolved.yaml") == c);
+    CHECK(RunConfig::parse(c.to_yaml(), "resolved.yaml") == c);
   }
   CHECK(count >= 5);
 
-  const TrainConfig tiny = TrainConfig::load((dir / "fmnist_vit_tiny.yaml").string());
+  const RunConfig tiny = RunConfig::load((dir / "fmnist_vit_tiny.yaml").string());
   CHECK(tiny.model.image_size == 28);
   CHECK(tiny.model.in_chans == 1);
   CHECK(tiny.data.mean == std::vector<double>{0.2860});
@@ -111,7 +111,7 @@ TEST_CASE("every config in configs/ loads, resolves a valid model and round-trip
   CHECK(tiny_model.mlp_dim == tiny_preset.mlp_dim);
   CHECK(tiny_model.pool == tiny_preset.pool);
 
-  const TrainConfig b16 = TrainConfig::load((dir / "imagenet_vit_b16.yaml").string());
+  const RunConfig b16 = RunConfig::load((dir / "imagenet_vit_b16.yaml").string());
   CHECK(b16.train.lr == 5e-4 * b16.train.batch_size / 512);
   CHECK(b16.train.epochs == 300);
   CHECK(b16.data.interpolation == "bicubic");
@@ -123,11 +123,11 @@ TEST_CASE("every config in configs/ loads, resolves a valid model and round-trip
 }
 
 TEST_CASE("keys not in the file keep the documented defaults", "[config]") {
-  const TrainConfig c = TrainConfig::parse("train:\n  epochs: 20\n", "runs/min.yaml");
+  const RunConfig c = RunConfig::parse("train:\n  epochs: 20\n", "runs/min.yaml");
   CHECK(c.name == "min");
   CHECK(c.source == "runs/min.yaml");
   CHECK(c.train.epochs == 20);
-  const TrainConfig d;
+  const RunConfig d;
   CHECK(c.model == d.model);
   CHECK(c.data == d.data);
   CHECK(c.output == d.output);
@@ -142,7 +142,7 @@ TEST_CASE("keys not in the file keep the documented defaults", "[config]") {
   CHECK(c.data.scale == std::vector<double>{0.08, 1.0});
   CHECK(c.output.dir == "runs");
   // An empty section is allowed and changes nothing.
-  CHECK(TrainConfig::parse("output:\n", "e.yaml").output.dir == "runs");
+  CHECK(RunConfig::parse("output:\n", "e.yaml").output.dir == "runs");
 }
 
 TEST_CASE("an unknown key names the file, the line, the key path and the valid keys", "[config]") {
@@ -227,7 +227,7 @@ TEST_CASE("rules between fields name the key and its line", "[config]") {
   CHECK_THAT(parse_error("train:\n  lr: 1.0e-4\n  min_lr: 1.0e-3\n"),
              Catch::StartsWith("cfg/x.yaml:3: train.min_lr: must be <= train.lr (0.001 > 0.0001)"));
   // A warmup longer than the run is not an error: it is a short run of a long config.
-  CHECK(TrainConfig::parse("train:\n  epochs: 2\n", "short.yaml").train.warmup_epochs == 5);
+  CHECK(RunConfig::parse("train:\n  epochs: 2\n", "short.yaml").train.warmup_epochs == 5);
   CHECK_THAT(parse_error("model:\n  mixer: fourier\n"), Catch::Contains("mixer"));
   CHECK_THAT(parse_error("model:\n  mlp_dim: 64\n  mlp_ratio: 2\n"),
              Catch::StartsWith("cfg/x.yaml:3: model.mlp_ratio: give mlp_dim or mlp_ratio, not both"));
@@ -236,13 +236,13 @@ TEST_CASE("rules between fields name the key and its line", "[config]") {
 TEST_CASE("malformed YAML is one line with its line number", "[config]") {
   CHECK_THAT(parse_error("train:\n  lr: 0.1\n  betas: [0.9, 0.99\n"), Catch::Matches("cfg/x\\.yaml:\\d+: malformed YAML: .+"));
   CHECK_THAT(parse_error("train:\n  lr: 0.1\n   epochs: 3\n  x: [\n"), Catch::StartsWith("cfg/x.yaml:3: malformed YAML"));
-  const std::string e = error_of([] { TrainConfig::load("/nonexistent/vkvit.yaml"); });
+  const std::string e = error_of([] { RunConfig::load("/nonexistent/vkvit.yaml"); });
   CHECK_THAT(e, Catch::StartsWith("/nonexistent/vkvit.yaml: cannot read the config"));
 }
 
 TEST_CASE("a preset is applied first and explicit fields override it, mlp_ratio sets mlp_dim", "[config]") {
-  const TrainConfig c =
-      TrainConfig::parse("model:\n  num_classes: 10\n  preset: vit_small_patch16_224\n", "p.yaml");
+  const RunConfig c =
+      RunConfig::parse("model:\n  num_classes: 10\n  preset: vit_small_patch16_224\n", "p.yaml");
   const model::VitConfig s = model::VitConfig::preset("vit_small_patch16_224");
   CHECK(c.model.preset == "vit_small_patch16_224");
   CHECK(c.model.dim == s.dim);
@@ -251,11 +251,11 @@ TEST_CASE("a preset is applied first and explicit fields override it, mlp_ratio 
   CHECK(c.model.num_classes == 10);
   CHECK(c.model.ln_eps == 1e-6);  // the float preset value, read as the decimal it was written as
 
-  const TrainConfig r = TrainConfig::parse("model:\n  mlp_ratio: 2.5\n  dim: 64\n  heads: 4\n", "r.yaml");
+  const RunConfig r = RunConfig::parse("model:\n  mlp_ratio: 2.5\n  dim: 64\n  heads: 4\n", "r.yaml");
   CHECK(r.model.mlp_dim == 160);
   // The resolved YAML holds mlp_dim, not the ratio.
   CHECK(r.to_yaml().find("mlp_ratio") == std::string::npos);
-  CHECK(TrainConfig::parse(r.to_yaml(), "r2.yaml") == r);
+  CHECK(RunConfig::parse(r.to_yaml(), "r2.yaml") == r);
 
   const std::string e = parse_error("model:\n  preset: vit_huge\n");
   CHECK_THAT(e, Catch::StartsWith("cfg/x.yaml:2: model.preset: unknown model 'vit_huge'"));
@@ -263,7 +263,7 @@ TEST_CASE("a preset is applied first and explicit fields override it, mlp_ratio 
 }
 
 TEST_CASE("overrides parse the value as YAML and pass the same checks", "[config]") {
-  TrainConfig c = TrainConfig::load(std::string(VKVIT_SOURCE_DIR) + "/configs/fmnist_vit_tiny.yaml");
+  RunConfig c = RunConfig::load(std::string(VKVIT_SOURCE_DIR) + "/configs/fmnist_vit_tiny.yaml");
   c.apply_override("train.lr=0.002");
   CHECK(c.train.lr == 0.002);
   c.apply_override("train.epochs=3");
@@ -279,7 +279,7 @@ TEST_CASE("overrides parse the value as YAML and pass the same checks", "[config
   c.apply_override("model.mlp_ratio=3");
   CHECK(c.model.mlp_dim == 3 * c.model.dim);
 
-  const TrainConfig before = c;
+  const RunConfig before = c;
   auto err = [&](const std::string& a) { return error_of([&] { c.apply_override(a); }); };
   CHECK(err("train.lr=-1") == "override 'train.lr=-1': train.lr: must be > 0, got -1");
   CHECK_THAT(err("train.lr=fast"), Catch::StartsWith("override 'train.lr=fast': train.lr: expected a number"));
@@ -308,9 +308,9 @@ TEST_CASE("overrides parse the value as YAML and pass the same checks", "[config
 }
 
 TEST_CASE("config to YAML to config is exact for every field", "[config]") {
-  const TrainConfig a = TrainConfig::parse(kEverything, "all.yaml");
+  const RunConfig a = RunConfig::parse(kEverything, "all.yaml");
   // Every field differs from the default, so a field the writer forgot cannot pass.
-  const TrainConfig d;
+  const RunConfig d;
   CHECK(a.model != d.model);
   CHECK(a.data.dir == "true");
   CHECK(a.data.val_split == "1e5");
@@ -319,7 +319,7 @@ TEST_CASE("config to YAML to config is exact for every field", "[config]") {
   CHECK(a.output.dir == "out dir/x: y");
   const std::string yaml = a.to_yaml();
   INFO(yaml);
-  const TrainConfig b = TrainConfig::parse(yaml, "all.yaml");
+  const RunConfig b = RunConfig::parse(yaml, "all.yaml");
   CHECK(b.model == a.model);
   CHECK(b.data == a.data);
   CHECK(b.train == a.train);
@@ -333,14 +333,14 @@ TEST_CASE("config to YAML to config is exact for every field", "[config]") {
   TempDir tmp("config-save");
   const std::string path = (tmp.path / "saved.yaml").string();
   a.save(path);
-  const TrainConfig c = TrainConfig::load(path);
+  const RunConfig c = RunConfig::load(path);
   CHECK(c == a);
   CHECK(c.name == "saved");
 }
 
 TEST_CASE("a run folder holds the resolved config and appends summary rows", "[config]") {
   TempDir tmp("run-dir");
-  TrainConfig cfg = TrainConfig::load(std::string(VKVIT_SOURCE_DIR) + "/configs/fmnist_vit_tiny.yaml");
+  RunConfig cfg = RunConfig::load(std::string(VKVIT_SOURCE_DIR) + "/configs/fmnist_vit_tiny.yaml");
   cfg.output.dir = (tmp.path / "runs").string();
   std::tm tm{};
   tm.tm_year = 2026 - 1900;
@@ -354,7 +354,7 @@ TEST_CASE("a run folder holds the resolved config and appends summary rows", "[c
 
   const RunDir run = RunDir::create(cfg, "", t);
   CHECK(run.path() == (tmp.path / "runs" / "20261123-090507-fmnist_vit_tiny").string());
-  CHECK(TrainConfig::load(run.file("config.yaml")) == cfg);
+  CHECK(RunConfig::load(run.file("config.yaml")) == cfg);
   // The same second again gets its own folder.
   const RunDir again = RunDir::create(cfg, "", t);
   CHECK(again.path() == run.path() + "-2");

@@ -11,10 +11,10 @@
 #include <opencv2/imgcodecs.hpp>
 #include <string>
 
+#include "base/error.h"
 #include "harness.h"
 #include "model/safetensors.h"
 #include "model/weight_import.h"
-#include "vk/error.h"
 
 using namespace vkvit;
 using namespace vkvit::test;

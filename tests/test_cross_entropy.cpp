@@ -5,9 +5,9 @@
 #include <cstring>
 #include <random>
 
+#include "base/error.h"
 #include "harness.h"
 #include "ops/cross_entropy.h"
-#include "vk/error.h"
 
 using namespace vkvit;
 using namespace vkvit::test;

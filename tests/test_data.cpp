@@ -15,11 +15,11 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "base/error.h"
 #include "data/decode.h"
 #include "data/image_folder.h"
 #include "data/patchify.h"
 #include "data/transform.h"
-#include "vk/error.h"
 
 using namespace vkvit;
 using namespace vkvit::data;

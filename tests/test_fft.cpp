@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "base/error.h"
 #include "harness.h"
-#include "vk/error.h"
 #include "vk/fft.h"
 
 using namespace vkvit;

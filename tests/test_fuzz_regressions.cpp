@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "data/decode.h"
 #include "train/config.h"
-#include "vk/error.h"
 
 using Catch::Matchers::Contains;
 using vkvit::test::TempDir;
@@ -47,21 +47,21 @@ TEST_CASE("a PNM header with sides of 2^32 or more gives a pixel count that does
 // config.yaml named another folder and parse(to_yaml()) differed from the config. Such strings are
 // now refused with one line; well-formed non-ASCII text still round-trips.
 TEST_CASE("config strings that are not UTF-8 are refused, UTF-8 ones round-trip", "[fuzz-regression]") {
-  using vkvit::train::TrainConfig;
-  REQUIRE_THROWS_WITH(TrainConfig::parse("output:\n  dir: \"runs\xff\xfe\"\n", "bad.yaml"),
+  using vkvit::train::RunConfig;
+  REQUIRE_THROWS_WITH(RunConfig::parse("output:\n  dir: \"runs\xff\xfe\"\n", "bad.yaml"),
                       Contains("bad.yaml:2: output.dir") && Contains("UTF-8"));
   // Overlong '/' (C0 AF) and a UTF-8-encoded surrogate (ED A0 80) are not UTF-8 either.
-  REQUIRE_THROWS_WITH(TrainConfig::parse("data:\n  dir: \"a\xc0\xaf\"\n", "bad.yaml"), Contains("UTF-8"));
-  REQUIRE_THROWS_WITH(TrainConfig::parse("data:\n  dir: \"a\xed\xa0\x80\"\n", "bad.yaml"), Contains("UTF-8"));
+  REQUIRE_THROWS_WITH(RunConfig::parse("data:\n  dir: \"a\xc0\xaf\"\n", "bad.yaml"), Contains("UTF-8"));
+  REQUIRE_THROWS_WITH(RunConfig::parse("data:\n  dir: \"a\xed\xa0\x80\"\n", "bad.yaml"), Contains("UTF-8"));
 
-  TrainConfig c = TrainConfig::parse("output:\n  dir: \"runs\"\n", "ok.yaml");
-  const TrainConfig before = c;
+  RunConfig c = RunConfig::parse("output:\n  dir: \"runs\"\n", "ok.yaml");
+  const RunConfig before = c;
   REQUIRE_THROWS_WITH(c.apply_override("data.dir=/data/\x80x"), Contains("data.dir") && Contains("UTF-8"));
   REQUIRE(c == before);
 
   c.apply_override("data.dir=/données/ünï/\xF0\x9F\x96\xBC");  // 2-, and 4-byte sequences
   REQUIRE(c.data.dir == "/données/ünï/\xF0\x9F\x96\xBC");
-  REQUIRE(TrainConfig::parse(c.to_yaml(), "ok.yaml") == c);
+  REQUIRE(RunConfig::parse(c.to_yaml(), "ok.yaml") == c);
 }
 
 namespace {

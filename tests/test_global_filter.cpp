@@ -15,10 +15,10 @@
 
 #include <nlohmann/json.hpp>
 #include <algorithm>
+#include "base/error.h"
 #include "model/token_mixer.h"
 #include "model/vit_params.h"
 #include "ops/global_filter.h"
-#include "vk/error.h"
 
 using namespace vkvit;
 using namespace vkvit::test;
@@ -162,10 +162,10 @@ TEST_CASE("global filter configs are validated", "[global_filter]") {
   // In a run config: a YAML list per block, kept through the resolved config.yaml.
   const std::string yaml = "model:\n  preset: vit_fmnist_small\n  mixer: [global_filter, attention, attention, global_filter]\n"
                            "data:\n  mean: [0.5]\n  std: [0.25]\n";
-  const train::TrainConfig tc = train::TrainConfig::parse(yaml, "gf.yaml");
+  const train::RunConfig tc = train::RunConfig::parse(yaml, "gf.yaml");
   CHECK(tc.model.mixer == "global_filter,attention,attention,global_filter");
-  CHECK(train::TrainConfig::parse(tc.to_yaml(), "resolved.yaml") == tc);
-  CHECK_THROWS_WITH(train::TrainConfig::parse("model:\n  mixer: [attention, fft]\n", "bad.yaml"),
+  CHECK(train::RunConfig::parse(tc.to_yaml(), "resolved.yaml") == tc);
+  CHECK_THROWS_WITH(train::RunConfig::parse("model:\n  mixer: [attention, fft]\n", "bad.yaml"),
                     Catch::Contains("bad.yaml:2") && Catch::Contains("model.mixer") && Catch::Contains("fft"));
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "harness.h"
 #include "model/safetensors.h"
 #include "model/vit.h"
@@ -21,7 +22,6 @@
 #include "stripes.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
-#include "vk/error.h"
 
 using namespace vkvit;
 using namespace vkvit::test;
@@ -69,13 +69,13 @@ uint64_t number_after(const std::string& text, const std::string& key) {
 
 TEST_CASE("train.max_nonfinite_steps is a checked config key", "[guards]") {
   const std::string base = tiny_stripes_config_yaml(1);
-  CHECK(train::TrainConfig::parse(base, "t.yaml").train.max_nonfinite_steps == 5);
-  train::TrainConfig c = train::TrainConfig::parse(base + "  max_nonfinite_steps: 0\n", "t.yaml");
+  CHECK(train::RunConfig::parse(base, "t.yaml").train.max_nonfinite_steps == 5);
+  train::RunConfig c = train::RunConfig::parse(base + "  max_nonfinite_steps: 0\n", "t.yaml");
   CHECK(c.train.max_nonfinite_steps == 0);
   c.apply_overrides({"train.max_nonfinite_steps=12"});
   CHECK(c.train.max_nonfinite_steps == 12);
-  CHECK(train::TrainConfig::parse(c.to_yaml(), "t.yaml") == c);
-  CHECK_THROWS_WITH(train::TrainConfig::parse(base + "  max_nonfinite_steps: -1\n", "t.yaml"),
+  CHECK(train::RunConfig::parse(c.to_yaml(), "t.yaml") == c);
+  CHECK_THROWS_WITH(train::RunConfig::parse(base + "  max_nonfinite_steps: -1\n", "t.yaml"),
                     Contains("train.max_nonfinite_steps") && Contains("t.yaml"));
 }
 

@@ -15,8 +15,8 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include "base/error.h"
 #include "data/loader.h"
-#include "vk/error.h"
 
 using namespace vkvit;
 using namespace vkvit::data;

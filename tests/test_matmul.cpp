@@ -5,10 +5,10 @@
 #include <catch2/catch.hpp>
 #include <cstdlib>
 
+#include "base/error.h"
 #include "harness.h"
 #include "ops/attention.h"
 #include "ops/matmul.h"
-#include "vk/error.h"
 #include "vk/profiler.h"
 
 using namespace vkvit;

@@ -10,13 +10,13 @@
 #include <limits>
 #include <memory>
 
+#include "base/error.h"
 #include "harness.h"
 #include "ops/cast.h"
 #include "ops/gelu.h"
 #include "ops/linear.h"
 #include "ops/matmul_f16.h"
 #include "ops/residual.h"
-#include "vk/error.h"
 
 using namespace vkvit;
 using namespace vkvit::test;

@@ -6,8 +6,8 @@
 #include <cmath>
 #include <thread>
 
+#include "base/error.h"
 #include "train/metrics.h"
-#include "vk/error.h"
 
 using namespace vkvit;
 using namespace vkvit::train;

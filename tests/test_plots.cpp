@@ -126,7 +126,7 @@ TEST_CASE("the confusion matrix counts a hand-worked case", "[plots][metrics]") 
 
 TEST_CASE("summary.csv reads back with empty cells as NaN", "[plots]") {
   TempDir dir("plots-summary");
-  const train::RunDir run = train::RunDir::create(train::TrainConfig{}, dir / "run");
+  const train::RunDir run = train::RunDir::create(train::RunConfig{}, dir / "run");
   run.append_summary(row(1, 2.5, NAN, NAN));
   run.append_summary(row(2, 2.0, 1.9, 41.5));
   const std::vector<train::SummaryRow> rows = train::read_summary_csv(run.file("summary.csv"));

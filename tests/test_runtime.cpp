@@ -2,10 +2,10 @@
 // helpers split what devices cannot take in one piece, and caches are reused.
 #include <catch2/catch.hpp>
 
+#include "base/error.h"
 #include "harness.h"
 #include "ops/gelu.h"
 #include "ops/launch.h"
-#include "vk/error.h"
 #include "vk/pipeline.h"
 #include "vk/profiler.h"
 

@@ -12,9 +12,9 @@
 #include <string>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "harness.h"
 #include "model/safetensors.h"
-#include "vk/error.h"
 
 using namespace vkvit;
 using namespace vkvit::model;

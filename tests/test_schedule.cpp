@@ -4,15 +4,15 @@
 
 #include <cmath>
 
+#include "base/error.h"
 #include "train/schedule.h"
-#include "vk/error.h"
 
 using namespace vkvit;
 using namespace vkvit::train;
 
 namespace {
-OptimConfig optim(double lr, double min_lr, double warmup_lr, double warmup_epochs, int epochs) {
-  OptimConfig t;
+TrainConfig optim(double lr, double min_lr, double warmup_lr, double warmup_epochs, int epochs) {
+  TrainConfig t;
   t.lr = lr;
   t.min_lr = min_lr;
   t.warmup_lr = warmup_lr;

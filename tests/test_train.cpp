@@ -23,8 +23,8 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "harness.h"
-#include "stripes.h"
 #include "model/safetensors.h"
+#include "stripes.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/run_dir.h"
@@ -98,7 +98,7 @@ TEST_CASE("a tiny ViT learns stripe orientation: loss falls, val top1 far above 
   StripeDataset data("learn", 32, 16);  // 128 train (8 steps per epoch), 64 val
   const int kEpochs = 25;             // 200 steps
   TempDir out("learn-run");
-  train::TrainConfig cfg = train::TrainConfig::parse(test::tiny_stripes_config_yaml(10, data.root.string()), "tiny_stripes.yaml");
+  train::RunConfig cfg = train::RunConfig::parse(test::tiny_stripes_config_yaml(10, data.root.string()), "tiny_stripes.yaml");
   cfg.train.epochs = kEpochs;
   train::TrainOptions opts;
   opts.output = out / "run";
@@ -126,7 +126,7 @@ TEST_CASE("a tiny ViT learns stripe orientation: loss falls, val top1 far above 
   CHECK(model::read_safetensors(out / "run/best.safetensors").find(train::kAdamM) == nullptr);
 
   // config.yaml alone repeats the run: it parses back to the config that ran.
-  CHECK(train::TrainConfig::load(out / "run/config.yaml") == cfg);
+  CHECK(train::RunConfig::load(out / "run/config.yaml") == cfg);
 
   const SummaryCsv s = read_summary(out / "run/summary.csv");
   CHECK(s.header == train::RunDir::kSummaryHeader);
@@ -162,14 +162,14 @@ TEST_CASE("a tiny ViT learns stripe orientation: loss falls, val top1 far above 
 TEST_CASE("resume continues at the saved epoch and step and retraces an uninterrupted run", "[train]") {
   StripeDataset data("resume", 16, 8);  // 64 train (4 steps per epoch), 32 val
   TempDir out("resume-run");
-  train::TrainConfig cfg = train::TrainConfig::parse(test::tiny_stripes_config_yaml(10, data.root.string()), "tiny_stripes.yaml");
+  train::RunConfig cfg = train::RunConfig::parse(test::tiny_stripes_config_yaml(10, data.root.string()), "tiny_stripes.yaml");
   cfg.train.min_lr = cfg.train.lr;
   const uint64_t steps_per_epoch = 4;
 
   const int errors_before = test::validation_errors_so_far();
 
   // Leg 1: 2 epochs.
-  train::TrainConfig leg1 = cfg;
+  train::RunConfig leg1 = cfg;
   leg1.train.epochs = 2;
   train::TrainOptions o1;
   o1.output = out / "resumed";
@@ -184,7 +184,7 @@ TEST_CASE("resume continues at the saved epoch and step and retraces an uninterr
 
   // Leg 2: --resume last.safetensors with 4 epochs in all; no --output, so it appends to the same
   // run folder.
-  train::TrainConfig leg2 = cfg;
+  train::RunConfig leg2 = cfg;
   leg2.train.epochs = 4;
   train::TrainOptions o2;
   o2.resume = out / "resumed/last.safetensors";
@@ -200,7 +200,7 @@ TEST_CASE("resume continues at the saved epoch and step and retraces an uninterr
   for (size_t e = 0; e < 4; ++e) CHECK(s.rows[e][0] == std::to_string(e + 1));
 
   // The same 4 epochs without a break.
-  train::TrainConfig whole = cfg;
+  train::RunConfig whole = cfg;
   whole.train.epochs = 4;
   train::TrainOptions ow;
   ow.output = out / "whole";
@@ -260,7 +260,7 @@ std::vector<std::string> read_lines(const fs::path& p) {
 TEST_CASE("resume after --max-steps mid-epoch retraces the uninterrupted run step for step", "[train]") {
   StripeDataset data("resume-mid", 16, 8);  // 64 train (4 steps per epoch), 32 val
   TempDir out("resume-mid-run");
-  train::TrainConfig cfg = train::TrainConfig::parse(test::tiny_stripes_config_yaml(3, data.root.string()), "tiny_stripes.yaml");
+  train::RunConfig cfg = train::RunConfig::parse(test::tiny_stripes_config_yaml(3, data.root.string()), "tiny_stripes.yaml");
   const int errors_before = test::validation_errors_so_far();
 
   train::TrainOptions o1;
@@ -310,7 +310,7 @@ TEST_CASE("resume after --max-steps mid-epoch retraces the uninterrupted run ste
   CHECK_THROWS_WITH(train::train(test::ctx(), cfg, from_best), Catch::Contains("has no optimizer state"));
 
   // A config whose model disagrees with the checkpoint is refused with what differs.
-  train::TrainConfig other = cfg;
+  train::RunConfig other = cfg;
   other.model.mlp_dim += 4;
   other.model.pool = other.model.pool == "cls" ? "mean" : "cls";
   train::TrainOptions bad;
@@ -332,7 +332,7 @@ TEST_CASE("resume after --max-steps mid-epoch retraces the uninterrupted run ste
 TEST_CASE("submitting the next step before the wait changes no result", "[train]") {
   StripeDataset data("overlap", 16, 5);  // 64 train (4 steps per epoch), 20 val (batches of 16 and 4)
   TempDir out("overlap-run");
-  train::TrainConfig cfg = train::TrainConfig::parse(test::tiny_stripes_config_yaml(2, data.root.string()), "tiny_stripes.yaml");
+  train::RunConfig cfg = train::RunConfig::parse(test::tiny_stripes_config_yaml(2, data.root.string()), "tiny_stripes.yaml");
   for (const bool amp : {false, true}) {
     cfg.train.amp = amp;
     const std::string name = amp ? "amp" : "fp32";

@@ -5,9 +5,9 @@
 #include <cmath>
 #include <random>
 
+#include "base/error.h"
 #include "data/patchify.h"
 #include "data/transform.h"
-#include "vk/error.h"
 
 using namespace vkvit;
 using namespace vkvit::data;

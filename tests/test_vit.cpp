@@ -12,10 +12,10 @@
 #include <functional>
 #include <random>
 
+#include "base/error.h"
 #include "harness.h"
 #include "model/vit.h"
 #include "model/vit_ref.h"
-#include "vk/error.h"
 
 using namespace vkvit;
 using namespace vkvit::test;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "cli/bench_common.h"
 #include "cli/commands.h"
 #include "model/vit_config.h"
@@ -21,7 +22,6 @@
 #include "ops/cast.h"
 #include "ops/matmul.h"
 #include "ops/matmul_f16.h"
-#include "vk/error.h"
 #include "vk/memory.h"
 #include "vk/profiler.h"
 #include "vk/recorder.h"

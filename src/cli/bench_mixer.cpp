@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "cli/bench_common.h"
 #include "cli/commands.h"
 #include "model/global_filter.h"
 #include "model/token_mixer.h"
-#include "vk/error.h"
 #include "vk/memory.h"
 
 namespace vkvit::cli {

@@ -17,12 +17,12 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "cli/bench_common.h"
 #include "cli/commands.h"
 #include "model/vit.h"
 #include "train/config.h"
 #include "train/train_step.h"
-#include "vk/error.h"
 #include "vk/memory.h"
 #include "vk/profiler.h"
 #include "vk/recorder.h"
@@ -47,18 +47,18 @@ double median(std::vector<double> v) {
 }
 
 // The config and optimizer settings the step runs with: from a run config, or a preset with
-// OptimConfig's defaults (timm/DeiT values: label smoothing 0.1, no clipping).
+// TrainConfig's defaults (timm/DeiT values: label smoothing 0.1, no clipping).
 struct BenchSetup {
   std::string model_name;
   model::VitConfig vit;
-  train::OptimConfig optim;
+  train::TrainConfig optim;
 };
 
 BenchSetup resolve(const ModelBenchOptions& o) {
   if (o.config.empty() == o.preset.empty()) throw Error("bench: give exactly one of --config FILE or --preset NAME");
   BenchSetup s;
   if (!o.config.empty()) {
-    const train::TrainConfig cfg = train::TrainConfig::load(o.config);
+    const train::RunConfig cfg = train::RunConfig::load(o.config);
     s.model_name = o.config;
     s.vit = train::to_vit_config(cfg.model);
     s.optim = cfg.train;

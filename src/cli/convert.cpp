@@ -6,10 +6,10 @@
 #include <cstdio>
 #include <fstream>
 
+#include "base/error.h"
 #include "cli/commands.h"
 #include "model/weight_import.h"
 #include "train/checkpoint.h"
-#include "vk/error.h"
 
 namespace vkvit::cli {
 
@@ -42,7 +42,7 @@ std::vector<std::string> read_classes(const std::string& path, int count) {
 void import_command(const ConvertArgs& a) {
   if (a.config.empty()) throw Error("vkvit convert --from needs --config MODEL.yaml (the architecture and preprocessing)");
   const model::WeightNames from = model::parse_weight_names(a.from);
-  train::TrainConfig cfg = train::TrainConfig::load(a.config);
+  train::RunConfig cfg = train::RunConfig::load(a.config);
   const model::VitConfig vcfg = train::to_vit_config(cfg.model);
   if (from == model::WeightNames::torchvision && vcfg.pool != "cls")
     throw Error(a.config + ": model.pool is '" + vcfg.pool + "', but torchvision's VisionTransformer classifies the cls "

@@ -8,17 +8,18 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "base/error.h"
+#include "base/log.h"
 #include "cli/commands.h"
-#include "dist/comm.h"
 #include "data/image_folder.h"
+#include "dist/comm.h"
 #include "model/vit.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
 #include "train/plots.h"
 #include "train/progress.h"
-#include "train/trainer.h"
-#include "vk/error.h"
-#include "vk/log.h"
+#include "train/evaluate.h"
+#include "train/loader_config.h"
 
 namespace vkvit::cli {
 
@@ -94,7 +95,7 @@ void add_eval_command(CLI::App& app, GlobalOptions& global) {
       throw Error(picture + ": the confusion picture is written as PNG; give --confusion a name ending in .png");
     // On a terminal only, and from rank 0 (whose shard stands for the whole split).
     dist::Comm& world = dist::Comm::world();
-    train::CountProgress bar(world.is_root() ? train::progress_mode(false) : train::ProgressMode::off, "eval");
+    train::ImageProgressBar bar(world.is_root() ? train::progress_mode(false) : train::ProgressMode::off, "eval");
     train::CheckpointMeta meta = train::read_checkpoint_meta(args->checkpoint);
     if (args->batch_size) meta.config.train.batch_size = args->batch_size;
     if (args->workers >= 0) meta.config.data.workers = args->workers;

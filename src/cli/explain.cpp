@@ -16,6 +16,8 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "base/error.h"
+#include "base/log.h"
 #include "cli/commands.h"
 #include "data/decode.h"
 #include "data/patchify.h"
@@ -24,9 +26,8 @@
 #include "model/vit.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
-#include "train/trainer.h"
-#include "vk/error.h"
-#include "vk/log.h"
+#include "train/evaluate.h"
+#include "train/loader_config.h"
 #include "vk/recorder.h"
 
 namespace vkvit::cli {

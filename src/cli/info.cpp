@@ -8,12 +8,12 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "base/error.h"
 #include "cli/commands.h"
 #include "model/safetensors.h"
 #include "model/vit_config.h"
 #include "model/vit_params.h"
 #include "train/checkpoint.h"
-#include "vk/error.h"
 #include "vk/memory.h"
 
 namespace vkvit::cli {

@@ -16,10 +16,10 @@
 #include <string>
 #include <thread>
 
+#include "base/error.h"
+#include "base/log.h"
 #include "cli/commands.h"
 #include "dist/comm.h"
-#include "vk/error.h"
-#include "vk/log.h"
 
 namespace vkvit::cli {
 

@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "base/error.h"
+#include "base/log.h"
 #include "cli/commands.h"
 #include "data/image_folder.h"
 #include "data/loader.h"
@@ -15,9 +17,8 @@
 #include "train/checkpoint.h"
 #include "train/metrics.h"
 #include "train/progress.h"
-#include "train/trainer.h"
-#include "vk/error.h"
-#include "vk/log.h"
+#include "train/evaluate.h"
+#include "train/loader_config.h"
 
 namespace vkvit::cli {
 
@@ -122,7 +123,7 @@ void add_predict_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("paths", args->paths, "Image files or folders (searched recursively)")->required();
   cmd->footer("Example:\n  vkvit predict --checkpoint runs/x/best.safetensors --topk 3 --results-file preds.csv photos/");
   cmd->callback([args, &global] {
-    train::CountProgress bar(train::progress_mode(false), "predict");  // drawn on a terminal only
+    train::ImageProgressBar bar(train::progress_mode(false), "predict");  // drawn on a terminal only
     train::CheckpointMeta meta = train::read_checkpoint_meta(args->checkpoint);
     if (args->batch_size) meta.config.train.batch_size = args->batch_size;
     std::string format = args->format.empty() ? "csv" : args->format;

@@ -45,7 +45,7 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
       "Data-parallel (one rank per GPU, global batch = ranks x batch size; README: multi-GPU training):\n"
       "  mpirun -np 4 vkvit train --config configs/imagenet_vit_s16.yaml --data-dir /data/imagenet");
   cmd->callback([args, &global] {
-    train::TrainConfig cfg = train::TrainConfig::load(args->config);
+    train::RunConfig cfg = train::RunConfig::load(args->config);
     std::vector<std::string> ov = args->overrides;
     if (!args->data_dir.empty()) ov.push_back("data.dir=" + args->data_dir);
     if (args->batch_size) ov.push_back("train.batch_size=" + std::to_string(args->batch_size));
@@ -70,7 +70,9 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
     if (r.last_eval.images)
       std::printf("val top1 %.2f%%  top5 %.2f%%  loss %.4f  (best top1 %.2f%%)\n", r.last_eval.top1, r.last_eval.top5,
                   r.last_eval.loss, r.best_top1);
-    std::printf("train %.1f img/s, eval %.1f img/s\n", r.train_images_per_s, r.last_eval.images_per_s);
+    // Only what was measured: a run stopped by --max-steps before its first evaluation ran none.
+    if (r.last_eval.images) std::printf("train %.1f img/s, eval %.1f img/s\n", r.train_images_per_s, r.last_eval.images_per_s);
+    else std::printf("train %.1f img/s (no evaluation ran)\n", r.train_images_per_s);
   });
 }
 

@@ -6,8 +6,8 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "base/error.h"
 #include "data/decode.h"
-#include "vk/error.h"
 
 namespace vkvit::data {
 namespace {

@@ -11,8 +11,8 @@
 #include <set>
 #include <utility>
 
+#include "base/error.h"
 #include "data/utf8.h"
-#include "vk/error.h"
 
 namespace fs = std::filesystem;
 

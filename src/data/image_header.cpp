@@ -12,8 +12,8 @@
 #include <cctype>
 #include <cstring>
 
+#include "base/error.h"
 #include "data/decode.h"
-#include "vk/error.h"
 
 namespace vkvit::data {
 namespace {

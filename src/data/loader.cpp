@@ -5,10 +5,10 @@
 
 #include <algorithm>
 
+#include "base/error.h"
+#include "base/log.h"
 #include "data/patchify.h"
 #include "data/rng.h"
-#include "vk/error.h"
-#include "vk/log.h"
 
 namespace vkvit::data {
 

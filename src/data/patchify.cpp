@@ -1,7 +1,7 @@
 // Patchify (see patchify.h): a gather from interleaved HxWxC into planar [c][py][px] patch rows.
 #include "data/patchify.h"
 
-#include "vk/error.h"
+#include "base/error.h"
 
 namespace vkvit::data {
 

@@ -8,8 +8,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "base/error.h"
 #include "data/rng.h"
-#include "vk/error.h"
 
 namespace vkvit::data {
 namespace {

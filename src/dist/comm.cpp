@@ -8,7 +8,7 @@
 #include <climits>
 #include <cstdlib>
 
-#include "vk/error.h"
+#include "base/error.h"
 
 #ifdef VKVIT_HAVE_MPI
 #include <mpi.h>

@@ -7,7 +7,7 @@
 #include <cctype>
 #include <string>
 
-#include "vk/error.h"
+#include "base/error.h"
 
 namespace vkvit::model {
 

@@ -3,8 +3,8 @@
 
 #include <tuple>
 
+#include "base/error.h"
 #include "ops/residual.h"
-#include "vk/error.h"
 
 namespace vkvit::model {
 

@@ -22,7 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "vk/error.h"
+#include "base/error.h"
 
 // Tensor bytes are copied to and from memory as they are: the file is little-endian.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "vkvit's safetensors io assumes a little-endian host");

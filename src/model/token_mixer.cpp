@@ -11,12 +11,12 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/error.h"
 #include "model/global_filter.h"
 #include "ops/attention.h"
 #include "ops/launch.h"
 #include "ops/linear.h"
 #include "ops/matmul.h"
-#include "vk/error.h"
 
 namespace vkvit::model {
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "base/error.h"
 #include "model/global_filter.h"
 #include "ops/cast.h"
 #include "ops/gelu.h"
@@ -15,7 +16,6 @@
 #include "ops/matmul.h"
 #include "ops/patch_embed.h"
 #include "ops/residual.h"
-#include "vk/error.h"
 
 namespace vkvit::model {
 

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "vk/error.h"
+#include "base/error.h"
 
 namespace vkvit::model {
 

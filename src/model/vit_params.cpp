@@ -3,9 +3,9 @@
 
 #include <cmath>
 
+#include "base/error.h"
 #include "model/token_mixer.h"
 #include "ops/adamw.h"
-#include "vk/error.h"
 
 namespace vkvit::model {
 

@@ -3,14 +3,14 @@
 // accumulated the plain way, and the residual backward is an explicit accumulate.
 #include "model/vit_ref.h"
 
+#include "base/error.h"
 #include "ops/attention.h"
-#include "ops/global_filter.h"
 #include "ops/gelu.h"
+#include "ops/global_filter.h"
 #include "ops/layernorm.h"
 #include "ops/linear.h"
 #include "ops/patch_embed.h"
 #include "ops/residual.h"
-#include "vk/error.h"
 
 namespace vkvit::model {
 

@@ -6,8 +6,8 @@
 #include <map>
 #include <set>
 
+#include "base/error.h"
 #include "model/vit_params.h"
-#include "vk/error.h"
 
 namespace vkvit::model {
 

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "base/error.h"
 #include "ops/launch.h"
-#include "vk/error.h"
 
 namespace vkvit::ops {
 

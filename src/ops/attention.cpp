@@ -7,10 +7,10 @@
 #include <cmath>
 #include <string>
 
+#include "base/error.h"
 #include "ops/launch.h"
 #include "ops/matmul.h"
 #include "ops/softmax.h"
-#include "vk/error.h"
 
 namespace vkvit::ops {
 

@@ -5,8 +5,8 @@
 #include <cstring>
 #include <string>
 
+#include "base/error.h"
 #include "ops/launch.h"
-#include "vk/error.h"
 
 namespace vkvit::ops {
 

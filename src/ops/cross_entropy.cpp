@@ -1,7 +1,7 @@
 #include "ops/cross_entropy.h"
 
+#include "base/error.h"
 #include "ops/launch.h"
-#include "vk/error.h"
 
 namespace vkvit::ops {
 

@@ -3,8 +3,8 @@
 // mixer checks at construction that its largest buffer fits one binding.
 #include "ops/global_filter.h"
 
+#include "base/error.h"
 #include "ops/launch.h"
-#include "vk/error.h"
 
 namespace vkvit::ops {
 

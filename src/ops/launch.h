@@ -8,8 +8,8 @@
 #include <numeric>
 #include <string>
 
+#include "base/error.h"
 #include "vk/context.h"
-#include "vk/error.h"
 #include "vk/recorder.h"
 
 namespace vkvit::ops {

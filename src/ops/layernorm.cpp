@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <string>
 
+#include "base/error.h"
 #include "ops/launch.h"
-#include "vk/error.h"
 
 namespace vkvit::ops {
 

@@ -15,9 +15,9 @@
 #include <string>
 #include <utility>
 
+#include "base/error.h"
 #include "ops/launch.h"
 #include "ops/matmul_launch.h"
-#include "vk/error.h"
 #include "vk/pipeline.h"
 
 namespace vkvit::ops {

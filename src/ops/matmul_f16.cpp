@@ -6,9 +6,9 @@
 
 #include <string>
 
+#include "base/error.h"
 #include "ops/launch.h"
 #include "ops/matmul_launch.h"
-#include "vk/error.h"
 
 namespace vkvit::ops {
 

@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <string>
 
+#include "base/error.h"
 #include "ops/launch.h"
-#include "vk/error.h"
 
 namespace vkvit::ops::matmul_detail {
 

@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "base/error.h"
 #include "ops/launch.h"
-#include "vk/error.h"
 
 namespace vkvit::ops {
 

@@ -3,8 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "base/error.h"
 #include "model/safetensors.h"
-#include "vk/error.h"
 
 namespace vkvit::train {
 
@@ -90,7 +90,7 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) { return checkpoint
 
 CheckpointMeta checkpoint_meta(const model::SafeTensors& st, const std::string& path) {
   CheckpointMeta meta;
-  meta.config = TrainConfig::parse(require_key(st.metadata, "vkvit.config", path), path + " (__metadata__ vkvit.config)");
+  meta.config = RunConfig::parse(require_key(st.metadata, "vkvit.config", path), path + " (__metadata__ vkvit.config)");
   if (auto it = st.metadata.find("vkvit.config_name"); it != st.metadata.end()) meta.config.name = it->second;
   try {
     meta.classes = nlohmann::json::parse(require_key(st.metadata, "vkvit.classes", path)).get<std::vector<std::string>>();

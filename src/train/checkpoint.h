@@ -26,7 +26,7 @@
 namespace vkvit::train {
 
 struct CheckpointMeta {
-  TrainConfig config;
+  RunConfig config;
   std::vector<std::string> classes;
   uint64_t epoch = 0;  // epochs completed
   uint64_t step = 0;   // optimizer steps taken

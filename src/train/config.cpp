@@ -18,9 +18,9 @@
 #include <set>
 #include <sstream>
 
+#include "base/error.h"
 #include "data/utf8.h"
 #include "model/safetensors.h"
-#include "vk/error.h"
 
 namespace vkvit::train {
 
@@ -148,7 +148,7 @@ constexpr long long kIntMax = std::numeric_limits<int>::max();
 
 // State of one load or override: the config being built and what the model section asked for.
 struct Ctx {
-  TrainConfig& c;
+  RunConfig& c;
   bool mlp_dim_set = false;
   double mlp_ratio = 0;  // > 0 once given
   Where mlp_ratio_where;
@@ -343,7 +343,7 @@ void finish_model(Ctx& x) {
 
 // Rules between fields. `where` maps a key path to where it was set; keys not set there are named
 // with `fallback` as their origin.
-void check_cross(const TrainConfig& c, const std::map<std::string, Where>& where, const std::string& fallback) {
+void check_cross(const RunConfig& c, const std::map<std::string, Where>& where, const std::string& fallback) {
   auto at = [&](const std::string& key) {
     auto it = where.find(key);
     return it != where.end() ? it->second : Where{fallback, key};
@@ -381,7 +381,7 @@ std::string stem_of(const std::string& source) { return std::filesystem::path(so
 
 }  // namespace
 
-TrainConfig TrainConfig::parse(const std::string& yaml_text, const std::string& source) {
+RunConfig RunConfig::parse(const std::string& yaml_text, const std::string& source) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
@@ -393,7 +393,7 @@ TrainConfig TrainConfig::parse(const std::string& yaml_text, const std::string& 
     throw Error(line_of(source, root.Mark()) + ": the top level must be a mapping of sections (model, data, train, "
                                                "output), got " + describe(root));
 
-  TrainConfig c;
+  RunConfig c;
   c.source = source;
   c.name = stem_of(source);
   Ctx x{c};
@@ -430,7 +430,7 @@ TrainConfig TrainConfig::parse(const std::string& yaml_text, const std::string& 
   return c;
 }
 
-TrainConfig TrainConfig::load(const std::string& path) {
+RunConfig RunConfig::load(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot read the config: " + std::strerror(errno));
   std::stringstream ss;
@@ -439,10 +439,10 @@ TrainConfig TrainConfig::load(const std::string& path) {
   return parse(ss.str(), path);
 }
 
-void TrainConfig::apply_override(const std::string& assignment) { apply_overrides({assignment}); }
+void RunConfig::apply_override(const std::string& assignment) { apply_overrides({assignment}); }
 
-void TrainConfig::apply_overrides(const std::vector<std::string>& assignments) {
-  TrainConfig copy = *this;
+void RunConfig::apply_overrides(const std::vector<std::string>& assignments) {
+  RunConfig copy = *this;
   std::map<std::string, Where> where;
   std::string all;
   for (const std::string& assignment : assignments) {
@@ -480,7 +480,7 @@ void TrainConfig::apply_overrides(const std::vector<std::string>& assignments) {
   output = copy.output;
 }
 
-std::string TrainConfig::to_yaml() const {
+std::string RunConfig::to_yaml() const {
   YAML::Emitter e;
   auto num = [&](double v) { e << fmt(v); };
   auto nums = [&](const std::vector<double>& v) {
@@ -574,7 +574,7 @@ std::string TrainConfig::to_yaml() const {
   return std::string(e.c_str()) + "\n";
 }
 
-void TrainConfig::save(const std::string& path) const {
+void RunConfig::save(const std::string& path) const {
   const std::string text = to_yaml();
   model::write_file_atomic(path, [&](std::FILE* f) { return std::fwrite(text.data(), 1, text.size(), f) == text.size(); });
 }
@@ -612,7 +612,7 @@ bool DataConfig::operator==(const DataConfig& o) const {
          max_pixels == o.max_pixels;
 }
 
-bool OptimConfig::operator==(const OptimConfig& o) const {
+bool TrainConfig::operator==(const TrainConfig& o) const {
   return epochs == o.epochs && batch_size == o.batch_size && lr == o.lr && min_lr == o.min_lr &&
          warmup_epochs == o.warmup_epochs && warmup_lr == o.warmup_lr && weight_decay == o.weight_decay &&
          betas == o.betas && eps == o.eps && clip_grad == o.clip_grad && label_smoothing == o.label_smoothing &&
@@ -620,7 +620,7 @@ bool OptimConfig::operator==(const OptimConfig& o) const {
          max_nonfinite_steps == o.max_nonfinite_steps && amp == o.amp && lr_scaling == o.lr_scaling;
 }
 
-bool TrainConfig::operator==(const TrainConfig& o) const {
+bool RunConfig::operator==(const RunConfig& o) const {
   return model == o.model && data == o.data && train == o.train && output == o.output;
 }
 

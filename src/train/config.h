@@ -107,7 +107,7 @@ struct DataConfig {
   bool operator!=(const DataConfig& o) const { return !(*this == o); }
 };
 
-struct OptimConfig {
+struct TrainConfig {
   int epochs = 300;
   int batch_size = 128;
   double lr = 5e-4;
@@ -126,8 +126,8 @@ struct OptimConfig {
   bool amp = false;             // mixed precision (fp16 matmuls, fp32 master weights, loss scaling)
   std::string lr_scaling = "none";  // "linear": the peak lr is multiplied by the number of ranks
 
-  bool operator==(const OptimConfig& o) const;
-  bool operator!=(const OptimConfig& o) const { return !(*this == o); }
+  bool operator==(const TrainConfig& o) const;
+  bool operator!=(const TrainConfig& o) const { return !(*this == o); }
 };
 
 struct OutputConfig {
@@ -137,10 +137,10 @@ struct OutputConfig {
   bool operator!=(const OutputConfig& o) const { return !(*this == o); }
 };
 
-struct TrainConfig {
+struct RunConfig {
   ModelFields model;
   DataConfig data;
-  OptimConfig train;
+  TrainConfig train;
   OutputConfig output;
 
   // Not YAML keys: where the config came from. `name` is the file's stem ("fmnist_vit_tiny"), used
@@ -149,9 +149,9 @@ struct TrainConfig {
   std::string source;
 
   // Reads and checks a YAML file. Throws vkvit::Error "<path>:<line>: <key.path>: <reason>".
-  static TrainConfig load(const std::string& path);
+  static RunConfig load(const std::string& path);
   // The same from text; `source` stands for the file in errors, its stem becomes `name`.
-  static TrainConfig parse(const std::string& yaml_text, const std::string& source);
+  static RunConfig parse(const std::string& yaml_text, const std::string& source);
 
   // "section.key=value"; the value is YAML ("0.001", "[0.5, 0.5]", "bicubic"). Throws Error naming
   // the override and the key; the config is unchanged when it throws.
@@ -166,8 +166,8 @@ struct TrainConfig {
   void save(const std::string& path) const;
 
   // Equality of the four sections (name and source are not compared).
-  bool operator==(const TrainConfig& o) const;
-  bool operator!=(const TrainConfig& o) const { return !(*this == o); }
+  bool operator==(const RunConfig& o) const;
+  bool operator!=(const RunConfig& o) const { return !(*this == o); }
 };
 
 // The model team's struct, for building the model (ln_eps is narrowed to float there).

@@ -6,9 +6,9 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include "base/error.h"
 #include "train/plot_canvas.h"
 #include "train/plots.h"
-#include "vk/error.h"
 
 namespace vkvit::train {
 

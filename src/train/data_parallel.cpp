@@ -6,7 +6,7 @@
 #include <cstring>
 #include <tuple>
 
-#include "vk/error.h"
+#include "base/error.h"
 
 namespace vkvit::train {
 
@@ -39,10 +39,10 @@ uint64_t listing_fingerprint(const std::vector<data::Sample>& samples, const std
 
 }  // namespace
 
-void check_ranks_agree(dist::Comm& comm, const TrainConfig& cfg, const std::vector<std::string>& classes,
+void check_ranks_agree(dist::Comm& comm, const RunConfig& cfg, const std::vector<std::string>& classes,
                        const std::vector<data::Sample>& train, const std::vector<data::Sample>& val) {
   if (!comm.distributed()) return;
-  TrainConfig same = cfg;
+  RunConfig same = cfg;
   same.data.dir.clear();  // the dataset's own listing is compared below
   Fingerprint config;
   config.add(same.to_yaml());

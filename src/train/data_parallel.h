@@ -23,7 +23,7 @@ namespace vkvit::train {
 // (data.dir aside: machines may mount the dataset at different paths) and its listing of both
 // splits (paths below data.dir, labels, classes); a rank that differs from rank 0 throws, naming
 // itself and what differs, which stops the run (main() aborts all ranks).
-void check_ranks_agree(dist::Comm& comm, const TrainConfig& cfg, const std::vector<std::string>& classes,
+void check_ranks_agree(dist::Comm& comm, const RunConfig& cfg, const std::vector<std::string>& classes,
                        const std::vector<data::Sample>& train, const std::vector<data::Sample>& val);
 
 // Copies the device buffer range `view` from rank 0 to every rank, through host memory.

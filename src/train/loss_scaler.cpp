@@ -5,8 +5,8 @@
 #include <limits>
 #include <string>
 
+#include "base/error.h"
 #include "vk/context.h"
-#include "vk/error.h"
 #include "vk/pipeline.h"
 
 namespace vkvit::train {

@@ -3,11 +3,11 @@
 
 #include <algorithm>
 
+#include "base/error.h"
 #include "dist/comm.h"
 #include "model/vit.h"
 #include "model/vit_params.h"
 #include "ops/grad_norm.h"
-#include "vk/error.h"
 #include "vk/memory.h"
 
 namespace vkvit::train {

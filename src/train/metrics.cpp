@@ -6,7 +6,7 @@
 #include <limits>
 #include <string>
 
-#include "vk/error.h"
+#include "base/error.h"
 
 namespace vkvit::train {
 

@@ -8,8 +8,8 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "base/error.h"
 #include "model/safetensors.h"
-#include "vk/error.h"
 
 namespace vkvit::train::plot {
 

@@ -15,9 +15,9 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include "base/error.h"
+#include "base/log.h"
 #include "train/plot_canvas.h"
-#include "vk/error.h"
-#include "vk/log.h"
 
 namespace vkvit::train {
 

@@ -10,8 +10,8 @@
 #include <cstdlib>
 #include <limits>
 
-#include "vk/error.h"
-#include "vk/log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 namespace vkvit::train {
 
@@ -170,17 +170,17 @@ TrainEta estimate_train_eta(uint64_t epoch, uint64_t epochs, uint64_t step, uint
   return eta;
 }
 
-TrainProgress::TrainProgress(ProgressMode mode, uint64_t epochs, uint64_t steps_per_epoch, uint64_t log_every,
+TrainProgressDisplay::TrainProgressDisplay(ProgressMode mode, uint64_t epochs, uint64_t steps_per_epoch, uint64_t log_every,
                              uint64_t max_steps)
     : mode_(mode), epochs_(epochs), steps_per_epoch_(steps_per_epoch), log_every_(log_every), max_steps_(max_steps) {}
 
-TrainProgress::~TrainProgress() { clear(); }
+TrainProgressDisplay::~TrainProgressDisplay() { clear(); }
 
-void TrainProgress::clear() {
+void TrainProgressDisplay::clear() {
   if (mode_ == ProgressMode::bar) clear_status_line();
 }
 
-void TrainProgress::step(uint64_t epoch, uint64_t epoch_step, uint64_t run_step, double loss, double lr,
+void TrainProgressDisplay::step(uint64_t epoch, uint64_t epoch_step, uint64_t run_step, double loss, double lr,
                          double images_per_s, double epoch_seconds) {
   const clock::time_point now = clock::now();
   if (epoch != epoch_) {
@@ -227,22 +227,22 @@ void TrainProgress::step(uint64_t epoch, uint64_t epoch_step, uint64_t run_step,
   last_draw_ = now;
 }
 
-CountProgress::CountProgress(ProgressMode mode, std::string label)
+ImageProgressBar::ImageProgressBar(ProgressMode mode, std::string label)
     : draw_(mode == ProgressMode::bar), label_(std::move(label)) {}
 
-CountProgress::~CountProgress() { clear(); }
+ImageProgressBar::~ImageProgressBar() { clear(); }
 
-void CountProgress::clear() {
+void ImageProgressBar::clear() {
   if (draw_) clear_status_line();
 }
 
-void CountProgress::update(uint64_t done, uint64_t total) {
+void ImageProgressBar::update(uint64_t done, uint64_t total) {
   if (!draw_) return;
   const clock::time_point now = clock::now();
   if (!started_) {
     started_ = true;
     start_ = now;
-  } else if (done < total && seconds_between(last_draw_, now) < TrainProgress::kRedrawSeconds) {
+  } else if (done < total && seconds_between(last_draw_, now) < TrainProgressDisplay::kRedrawSeconds) {
     return;
   }
   const double seconds = seconds_between(start_, now);

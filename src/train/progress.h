@@ -85,13 +85,13 @@ TrainEta estimate_train_eta(uint64_t epoch, uint64_t epochs, uint64_t step, uint
 // The trainer's progress: one call after every applied step, clear() before other output to
 // stderr (the epoch summary replaces the bar). Lines: every `log_every` steps of an epoch. Bar:
 // the first step of an epoch, then at most every kRedrawSeconds, and the epoch's last step.
-class TrainProgress {
+class TrainProgressDisplay {
  public:
   static constexpr double kRedrawSeconds = 0.25;
-  TrainProgress(ProgressMode mode, uint64_t epochs, uint64_t steps_per_epoch, uint64_t log_every, uint64_t max_steps);
-  ~TrainProgress();  // erases a bar still shown: an error line may follow
-  TrainProgress(const TrainProgress&) = delete;
-  TrainProgress& operator=(const TrainProgress&) = delete;
+  TrainProgressDisplay(ProgressMode mode, uint64_t epochs, uint64_t steps_per_epoch, uint64_t log_every, uint64_t max_steps);
+  ~TrainProgressDisplay();  // erases a bar still shown: an error line may follow
+  TrainProgressDisplay(const TrainProgressDisplay&) = delete;
+  TrainProgressDisplay& operator=(const TrainProgressDisplay&) = delete;
 
   // `epoch` 1-based; `epoch_step` the epoch's step count so far (a resumed run's count included);
   // `run_step` the run's; `epoch_seconds` the epoch's training time so far (its Throughput's seconds()).
@@ -112,13 +112,13 @@ class TrainProgress {
 
 // The bar of `eval` and `predict` over a folder: drawn in bar mode only (their results go to
 // stdout, and a pipe or a file gets no progress at all); images done of all, img/s and ETA. The
-// first update draws, then at most every TrainProgress::kRedrawSeconds, and the last one.
-class CountProgress {
+// first update draws, then at most every TrainProgressDisplay::kRedrawSeconds, and the last one.
+class ImageProgressBar {
  public:
-  CountProgress(ProgressMode mode, std::string label);
-  ~CountProgress();  // erases the bar
-  CountProgress(const CountProgress&) = delete;
-  CountProgress& operator=(const CountProgress&) = delete;
+  ImageProgressBar(ProgressMode mode, std::string label);
+  ~ImageProgressBar();  // erases the bar
+  ImageProgressBar(const ImageProgressBar&) = delete;
+  ImageProgressBar& operator=(const ImageProgressBar&) = delete;
 
   void update(uint64_t done, uint64_t total);
   void clear();  // before the results are printed

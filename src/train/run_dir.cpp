@@ -13,8 +13,8 @@
 #include <fstream>
 #include <system_error>
 
+#include "base/error.h"
 #include "model/safetensors.h"
-#include "vk/error.h"
 
 namespace vkvit::train {
 
@@ -55,7 +55,7 @@ std::string cell(double v) {
 
 }  // namespace
 
-RunDir RunDir::create(const TrainConfig& cfg, const std::string& explicit_dir, std::time_t now) {
+RunDir RunDir::create(const RunConfig& cfg, const std::string& explicit_dir, std::time_t now) {
   fs::path dir;
   if (!explicit_dir.empty()) {
     dir = explicit_dir;
@@ -95,7 +95,7 @@ RunDir RunDir::open(const std::string& dir) {
 
 std::string RunDir::file(const std::string& name) const { return (fs::path(path_) / name).string(); }
 
-void RunDir::write_config(const TrainConfig& cfg) const { cfg.save(file("config.yaml")); }
+void RunDir::write_config(const RunConfig& cfg) const { cfg.save(file("config.yaml")); }
 
 void RunDir::append_summary(const SummaryRow& r) const {
   const std::string path = file("summary.csv");

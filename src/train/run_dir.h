@@ -42,7 +42,7 @@ class RunDir {
   // local time `now` (default: the current time), with "-2", "-3", ... appended when that name is
   // taken (two runs started in the same second). With `explicit_dir` (--output) that folder is the
   // run folder; it may exist only if empty. Parents are created. Writes config.yaml.
-  static RunDir create(const TrainConfig& cfg, const std::string& explicit_dir = "", std::time_t now = 0);
+  static RunDir create(const RunConfig& cfg, const std::string& explicit_dir = "", std::time_t now = 0);
   // An existing run folder, e.g. to resume: nothing is written; summary rows are appended.
   static RunDir open(const std::string& dir);
 
@@ -50,7 +50,7 @@ class RunDir {
   std::string file(const std::string& name) const;  // path()/name
 
   // Rewrites config.yaml (atomically).
-  void write_config(const TrainConfig& cfg) const;
+  void write_config(const RunConfig& cfg) const;
   // Appends one row to summary.csv, writing the header first when the file is new, and syncs it
   // so the row survives a crash. Throws Error when an existing file has a different header.
   void append_summary(const SummaryRow& row) const;

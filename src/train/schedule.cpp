@@ -5,7 +5,7 @@
 #include <cmath>
 #include <string>
 
-#include "vk/error.h"
+#include "base/error.h"
 
 namespace vkvit::train {
 
@@ -13,7 +13,7 @@ LrSchedule::LrSchedule(double lr, double min_lr, double warmup_lr, uint64_t warm
     : lr_(lr), min_lr_(min_lr), warmup_lr_(warmup_lr), warmup_steps_(std::min(warmup_steps, total_steps)),
       total_steps_(total_steps) {}
 
-LrSchedule LrSchedule::from_config(const OptimConfig& t, uint64_t steps_per_epoch) {
+LrSchedule LrSchedule::from_config(const TrainConfig& t, uint64_t steps_per_epoch) {
   if (steps_per_epoch == 0)
     throw Error("learning-rate schedule: an epoch has no steps (is the training set empty?)");
   const uint64_t total = uint64_t(t.epochs) * steps_per_epoch;

@@ -22,7 +22,7 @@ class LrSchedule {
  public:
   LrSchedule(double lr, double min_lr, double warmup_lr, uint64_t warmup_steps, uint64_t total_steps);
   // From train.{lr, min_lr, warmup_lr, warmup_epochs, epochs}. Throws Error when steps_per_epoch is 0.
-  static LrSchedule from_config(const OptimConfig& t, uint64_t steps_per_epoch);
+  static LrSchedule from_config(const TrainConfig& t, uint64_t steps_per_epoch);
 
   double at(uint64_t step) const;
   uint64_t warmup_steps() const { return warmup_steps_; }

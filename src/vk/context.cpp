@@ -6,9 +6,9 @@
 #include <cstring>
 #include <sstream>
 
+#include "base/log.h"
 #include "vk/error.h"
 #include "vk/fault.h"
-#include "vk/log.h"
 #include "vk/memory.h"
 #include "vk/pipeline.h"
 #include "vk/profiler.h"

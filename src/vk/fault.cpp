@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "vk/error.h"
-#include "vk/log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 namespace vkvit::vk::fault {
 

@@ -56,7 +56,7 @@ PRESETS = {
     "vit_cifar_small": (32, 4, 3, 192, 6, 3, 384, 10, "cls"),
 }
 PRESET_KEYS = ("image_size", "patch_size", "in_chans", "dim", "depth", "heads", "mlp_dim", "num_classes", "pool")
-# OptimConfig defaults (src/train/config.h): what a preset runs with.
+# TrainConfig defaults (src/train/config.h): what a preset runs with.
 OPTIM = dict(batch_size=128, lr=5e-4, weight_decay=0.05, betas=[0.9, 0.999], eps=1e-8, clip_grad=0.0,
              label_smoothing=0.1, seed=42)
 

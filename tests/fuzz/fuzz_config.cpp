@@ -1,4 +1,4 @@
-// Fuzz target: YAML text and command-line overrides -> train::TrainConfig.
+// Fuzz target: YAML text and command-line overrides -> train::RunConfig.
 // Input layout: the YAML text up to the first NUL byte; after it, NUL-separated overrides
 // ("section.key=value") applied together with apply_overrides, as the CLI does.
 // A vkvit::Error is the expected answer to a bad config; anything else (a yaml-cpp exception, a
@@ -10,23 +10,23 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "train/config.h"
-#include "vk/error.h"
 
 namespace {
 
-using vkvit::train::TrainConfig;
+using vkvit::train::RunConfig;
 
 [[noreturn]] void broken(const char* what, const std::string& detail) {
   std::fprintf(stderr, "vkvit fuzz config: %s\n%s\n", what, detail.c_str());
   std::abort();
 }
 
-void check_round_trip(const TrainConfig& c) {
+void check_round_trip(const RunConfig& c) {
   const std::string yaml = c.to_yaml();
-  TrainConfig back;
+  RunConfig back;
   try {
-    back = TrainConfig::parse(yaml, "fuzz.yaml");
+    back = RunConfig::parse(yaml, "fuzz.yaml");
   } catch (const vkvit::Error& e) {
     broken("to_yaml() of an accepted config does not parse back", std::string(e.what()) + "\n" + yaml);
   }
@@ -50,16 +50,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
 
-  TrainConfig c;
+  RunConfig c;
   try {
-    c = TrainConfig::parse(yaml, "fuzz.yaml");
+    c = RunConfig::parse(yaml, "fuzz.yaml");
   } catch (const vkvit::Error&) {
     return 0;  // rejected with a message: the expected outcome for bad input
   }
   check_round_trip(c);
   if (overrides.empty()) return 0;
 
-  const TrainConfig before = c;
+  const RunConfig before = c;
   try {
     c.apply_overrides(overrides);
   } catch (const vkvit::Error&) {

@@ -7,9 +7,9 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "base/error.h"
 #include "data/decode.h"
 #include "memfile.h"
-#include "vk/error.h"
 
 namespace {
 

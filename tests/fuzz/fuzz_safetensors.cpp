@@ -6,9 +6,9 @@
 #include <cstdlib>
 #include <set>
 
+#include "base/error.h"
 #include "memfile.h"
 #include "model/safetensors.h"
-#include "vk/error.h"
 
 namespace {
 

@@ -14,10 +14,10 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include "base/error.h"
 #include "model/safetensors.h"
 #include "model/vit_config.h"
 #include "train/config.h"
-#include "vk/error.h"
 
 namespace fs = std::filesystem;
 
@@ -87,7 +87,7 @@ void config_seeds(const fs::path& dir, const fs::path& configs) {
     ss << in.rdbuf();
     texts.emplace_back(e.path().stem().string(), ss.str());
   }
-  texts.emplace_back("defaults", vkvit::train::TrainConfig().to_yaml());
+  texts.emplace_back("defaults", vkvit::train::RunConfig().to_yaml());
   texts.emplace_back("preset_only", "model:\n  preset: vit_fmnist_tiny\ndata:\n  mean: [0.5]\n  std: [0.5]\n");
   texts.emplace_back("flow_style", "{model: {preset: vit_cifar_small, mlp_ratio: 2}, train: {lr: 1.0e-3, betas: [0.9, 0.95]}}\n");
   texts.emplace_back("empty_sections", "model:\ndata:\ntrain:\noutput:\n");

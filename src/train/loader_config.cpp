@@ -1,0 +1,29 @@
+#include "train/loader_config.h"
+
+namespace vkvit::train {
+
+data::LoaderConfig loader_config(const RunConfig& cfg, bool train) {
+  data::LoaderConfig lc;
+  lc.batch_size = static_cast<uint32_t>(cfg.train.batch_size);
+  lc.workers = static_cast<uint32_t>(cfg.data.workers);
+  lc.train = train;
+  lc.seed = cfg.train.seed;
+  lc.patch_size = cfg.model.patch_size;
+  data::TransformConfig& t = lc.transform;
+  t.image_size = cfg.model.image_size;
+  t.channels = cfg.model.in_chans;
+  t.mean.assign(cfg.data.mean.begin(), cfg.data.mean.end());
+  t.std.assign(cfg.data.std.begin(), cfg.data.std.end());
+  t.crop_pct = static_cast<float>(cfg.data.crop_pct);
+  t.interpolation = cfg.data.interpolation;
+  t.random_resized_crop = cfg.data.random_resized_crop;
+  t.scale_min = static_cast<float>(cfg.data.scale[0]);
+  t.scale_max = static_cast<float>(cfg.data.scale[1]);
+  t.ratio_min = static_cast<float>(cfg.data.ratio[0]);
+  t.ratio_max = static_cast<float>(cfg.data.ratio[1]);
+  t.hflip = static_cast<float>(cfg.data.hflip);
+  lc.limits.max_pixels = cfg.data.max_pixels;
+  return lc;
+}
+
+}  // namespace vkvit::train
