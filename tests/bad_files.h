@@ -1,4 +1,4 @@
-// Builders for the broken and unusual image files of DESIGN.md "Bad inputs", made byte by byte at
+// Builders for the broken and unusual image files of README "How it works" (bad inputs), made byte by byte at
 // run time (never committed): PNG chunks with their CRCs, a deflate bomb that really inflates to
 // 20000x20000 pixels, a CMYK JPEG (libjpeg can read one but OpenCV cannot write one), and an
 // animated GIF. Header-only so that both bad-input test files share it without a CMake change.

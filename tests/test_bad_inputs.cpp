@@ -1,4 +1,4 @@
-// Bad inputs of DESIGN.md that tests/test_data.cpp, test_loader.cpp, test_safetensors.cpp and
+// Bad inputs (README "How it works") that tests/test_data.cpp, test_loader.cpp, test_safetensors.cpp and
 // test_config.cpp leave out, at library level: CMYK and progressive JPEGs, PNGs with a damaged
 // IDAT behind a valid CRC, a real 20000x20000 deflate bomb, headers of every format claiming more
 // pixels than the limit, extreme shapes through both transforms and the loader, multi-page TIFF,

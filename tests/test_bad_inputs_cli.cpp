@@ -1,4 +1,4 @@
-// Bad inputs of DESIGN.md through the vkvit binary, as users meet them: `vkvit predict` over a
+// Bad inputs (README "How it works") through the vkvit binary, as users meet them: `vkvit predict` over a
 // folder mixing every kind of broken image with unusual but valid ones (each broken file skipped
 // by name with its reason, counted, the rest classified), symlink loops and non-UTF-8 names in
 // CSV and JSON, empty class folders and roots without classes, truncated and foreign checkpoints,

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 
 #include "harness.h"
@@ -253,6 +254,14 @@ TEST_CASE("a global-filter model trains, resumes, evaluates and predicts through
                      " --max-steps 10");
   INFO(r.err);
   REQUIRE(r.status == 0);
+  // A run stopped by --max-steps reports the rates it measured (its epoch 1 ended, so an
+  // evaluation ran), not zeros.
+  const std::vector<std::string> rate = lines_with(r.out, "img/s");
+  REQUIRE(rate.size() == 1);
+  CHECK(std::strtod(rate[0].c_str() + std::string("train ").size(), nullptr) > 0.0);
+  const size_t eval_at = rate[0].find(", eval ");
+  REQUIRE(eval_at != std::string::npos);
+  CHECK(std::strtod(rate[0].c_str() + eval_at + std::string(", eval ").size(), nullptr) > 0.0);
   r = run_cli("train -q --config " + shell_quote(dir.path / "gf.yaml") + " --resume " +
               shell_quote(run_dir + "/last.safetensors"));
   INFO(r.err);

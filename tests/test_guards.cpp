@@ -1,4 +1,4 @@
-// GPU guards (DESIGN.md bad inputs 19-21): non-finite steps, out of device memory and a lost
+// GPU guards (README "How it works", bad inputs 19-21): non-finite steps, out of device memory and a lost
 // device, each forced on the real path through the fault-injection variables of src/vk/fault.h
 // and checked through the CLI (one clear line, a defined exit code, a checkpoint that loads and
 // resumes); and work too large for one binding or one dispatch dimension, checked against the

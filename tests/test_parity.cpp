@@ -2,7 +2,7 @@
 // tests/reference/make_parity_fixtures.py, see its README) are imported through the torchvision
 // name map and run on the GPU; logits, the label-smoothed loss, every parameter gradient and the
 // losses of three AdamW steps (the training loop's own TrainStep) must match PyTorch's.
-// Tolerances are the issue's: logits 1e-4 and gradients 1e-3 relative in norm (||a - b|| / ||b||),
+// Tolerances: logits 1e-4 and gradients 1e-3 relative in norm (||a - b|| / ||b||),
 // AdamW losses 1e-4 relative.
 #include <catch2/catch.hpp>
 

@@ -1,5 +1,5 @@
 // safetensors: a written file reads back exactly and re-writes byte for byte; F16/BF16 convert to
-// fp32 exactly; and each malformed file of DESIGN.md bad input 17 (built here byte by byte) is
+// fp32 exactly; and each malformed file of bad input 17 of README "How it works" (built here byte by byte) is
 // rejected with one line naming the file and the reason, as is a checkpoint truncated mid-write.
 #include <catch2/catch.hpp>
 

@@ -1,6 +1,6 @@
 // train: the whole training loop on a dataset a tiny ViT can learn in seconds on lavapipe — the
-// loss falls, validation accuracy ends far above chance, the run folder holds what DESIGN.md
-// promises — and --resume continues a run at its saved epoch and step.
+// loss falls, validation accuracy ends far above chance, the run folder holds what README
+// "Using it" promises — and --resume continues a run at its saved epoch and step.
 //
 // The dataset: 16x16 grayscale stripes in four orientations (horizontal, vertical, two diagonals)
 // with a random phase, random contrast and pixel noise. Every 4x4 patch shows the orientation, so
@@ -269,6 +269,7 @@ TEST_CASE("resume after --max-steps mid-epoch retraces the uninterrupted run ste
   o1.max_steps = 6;  // two steps into epoch 2
   const train::TrainResult r1 = train::train(test::ctx(), cfg, o1);
   CHECK(r1.stopped_early);
+  CHECK(r1.train_images_per_s > 0);  // the stopped epoch's measured rate
   const train::CheckpointMeta m1 = train::read_checkpoint_meta(out / "resumed/last.safetensors");
   CHECK(m1.step == 6);
   CHECK(m1.epoch == 1);  // one epoch completed

@@ -4,7 +4,7 @@
 // relative to the byte after the header) plus an optional "__metadata__" of string -> string.
 //
 // vkvit writes F32 only and reads F32, F16, BF16 and F64 (converted to fp32), which covers timm
-// and torchvision exports and state_dicts saved in double. The reader is strict (DESIGN.md bad input 17): a file is either read
+// and torchvision exports and state_dicts saved in double. The reader is strict (README "How it works", bad input 17): a file is either read
 // completely and consistently or rejected with one line "<path>: not a valid safetensors file:
 // <reason>" — never partially loaded.
 #pragma once

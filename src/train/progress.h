@@ -1,5 +1,5 @@
-// Progress output of `train`, `eval` and `predict` on stderr. DESIGN.md asks for a bar only on a
-// terminal, plain periodic lines otherwise, and stdout left to the results. The text comes from
+// Progress output of `train`, `eval` and `predict` on stderr. vkvit draws a bar only on a
+// terminal, plain periodic lines otherwise, and leaves stdout to the results. The text comes from
 // pure functions (durations, the bar, a line fitted to the terminal's width, the ETA) that the
 // tests call directly; the two classes below hold the timing and redraw state and draw through
 // vk/log.h's status line, so that warnings logged while a bar is shown land above it, not in it.

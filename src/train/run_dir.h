@@ -1,4 +1,4 @@
-// The run folder (DESIGN.md "Conventions"): runs/<YYYYmmdd-HHMMSS>-<config name>/ holding
+// The run folder (README "Using it"): runs/<YYYYmmdd-HHMMSS>-<config name>/ holding
 // config.yaml (the fully resolved config), summary.csv (one row per epoch), steps.csv (one row per
 // optimizer step) and the checkpoints
 // (last.safetensors, best.safetensors, written by the trainer through path()).
@@ -20,7 +20,7 @@ struct SummaryRow {
   double val_top5 = 0;     // percent
   double lr = 0;           // the rate of the epoch's last step
   double img_per_s = 0;    // training throughput
-  uint64_t skipped_files = 0;  // unreadable images skipped so far (counted skips, DESIGN.md bad inputs)
+  uint64_t skipped_files = 0;  // unreadable images skipped so far (counted skips, README "How it works")
 };
 
 // One steps.csv row: every applied optimizer step, so loss curves need no log parsing and a

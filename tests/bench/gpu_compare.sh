@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# vkvit on a GPU's own Vulkan driver vs PyTorch eager on the same GPU: the cases ViT-S/16 at
+# vkvit on a GPU's own Vulkan driver vs PyTorch eager on the same GPU: the cases ViT-S/16 at
 # batch 128 and ViT-B/16 at batch 64, each a training step in fp32 and in mixed precision, and the
 # fp32 forward. PyTorch runs fp32 with explicit attention products (vkvit's GPU path) and with
 # F.scaled_dot_product_attention (timm's default), and AMP with the latter; each ratio takes the
