@@ -76,7 +76,8 @@ void check_cross(const RunConfig& c, const std::map<std::string, Where>& where, 
     at("data.std").fail("has " + std::to_string(c.data.std.size()) + " values, model.in_chans is " +
                         std::to_string(m.in_chans));
   if (c.train.min_lr > c.train.lr)
-    at("train.min_lr").fail("must be <= train.lr (" + yaml_number(c.train.min_lr) + " > " + yaml_number(c.train.lr) + ")");
+    at("train.min_lr")
+        .fail("must be <= train.lr (" + yaml_number(c.train.min_lr) + " > " + yaml_number(c.train.lr) + ")");
   // warmup_epochs > epochs is allowed: `--epochs 2` on a 300-epoch config is a smoke run, and the
   // schedule then warms up for the whole run (LrSchedule clamps the warmup to the run).
   // The model's own rules (e.g. which token mixers exist) are the final word.

@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <limits>
 #include <sstream>
-#include <type_traits>
 
 #include "base/error.h"
 
@@ -112,7 +111,9 @@ Key<ModelFields> preset_key() {
 // Read, then resolved into mlp_dim once the section is read (finish_model in config.cpp).
 Key<ModelFields> mlp_ratio_key() {
   Key<ModelFields> k{"mlp_ratio", "R: mlp_dim = int(R * dim), as timm computes it; give it or mlp_dim, not both"};
-  k.read = [](ModelFields&, Reading& r, const YAML::Node& n, const Where& w) { r.mlp_ratio = number(kPositive).read(n, w); };
+  k.read = [](ModelFields&, Reading& r, const YAML::Node& n, const Where& w) {
+    r.mlp_ratio = number(kPositive).read(n, w);
+  };
   return k;
 }
 

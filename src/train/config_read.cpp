@@ -143,7 +143,8 @@ Reader<std::string> text() {
 }
 
 Reader<std::string> optional_text() {
-  Reader<std::string> r{[](const YAML::Node& n, const Where& w) { return n.IsNull() ? std::string() : read_string(n, w); }};
+  Reader<std::string> r{
+      [](const YAML::Node& n, const Where& w) { return n.IsNull() ? std::string() : read_string(n, w); }};
   r.quoted = true;
   r.null_is_empty = true;
   return r;
