@@ -9,11 +9,14 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <set>
 #include <string>
 #include <unistd.h>
 
 #include "base/error.h"
 #include "train/config.h"
+#include "train/config_keys.h"
 #include "train/run_dir.h"
 
 using namespace vkvit;
@@ -44,6 +47,7 @@ const char* kEverything = R"(model:
   mlp_dim: 100
   num_classes: 7
   pool: mean
+  mixer: [attention, global_filter, attention]
   ln_eps: 1.0e-5
 data:
   dir: "true"
@@ -74,6 +78,61 @@ train:
   seed: 9007199254740993
   eval_every: 2
   log_every: 7
+  max_nonfinite_steps: 0
+  amp: true
+  lr_scaling: linear
+output:
+  dir: "out dir/x: y"
+)";
+
+// kEverything as to_yaml() writes it: the format of runs/<run>/config.yaml and of the config in
+// checkpoints (key order, quoting, number spelling), which older run folders were written in.
+const char* kEverythingResolved = R"(# vkvit run config 'all', fully resolved (every key, presets expanded)
+model:
+  preset: ""
+  image_size: 32
+  patch_size: 4
+  in_chans: 2
+  dim: 48
+  depth: 3
+  heads: 6
+  mlp_dim: 100
+  num_classes: 7
+  pool: mean
+  mixer: attention,global_filter,attention
+  ln_eps: 1.0e-05
+data:
+  dir: "true"
+  train_split: "tr"
+  val_split: "1e5"
+  workers: 3
+  mean: [0.1, 0.30000000000000004]
+  std: [0.7, 0.123456789012345]
+  crop_pct: 0.9
+  interpolation: lanczos
+  random_resized_crop: false
+  scale: [0.2, 0.9]
+  ratio: [0.5, 2]
+  hflip: 0
+  max_pixels: 12345678901
+train:
+  epochs: 7
+  batch_size: 33
+  lr: 0.0003
+  min_lr: 0
+  warmup_epochs: 0.5
+  warmup_lr: 2.0e-07
+  weight_decay: 0
+  betas: [0.8, 0.95]
+  eps: 1.0e-06
+  clip_grad: 1.5
+  label_smoothing: 0
+  seed: 9007199254740993
+  eval_every: 2
+  log_every: 7
+  max_nonfinite_steps: 0
+  amp: true
+  lr_scaling: linear
 output:
   dir: "out dir/x: y"
 )";
@@ -319,6 +378,7 @@ TEST_CASE("config to YAML to config is exact for every field", "[config]") {
   CHECK(a.output.dir == "out dir/x: y");
   const std::string yaml = a.to_yaml();
   INFO(yaml);
+  CHECK(yaml == kEverythingResolved);
   const RunConfig b = RunConfig::parse(yaml, "all.yaml");
   CHECK(b.model == a.model);
   CHECK(b.data == a.data);
@@ -336,6 +396,51 @@ TEST_CASE("config to YAML to config is exact for every field", "[config]") {
   const RunConfig c = RunConfig::load(path);
   CHECK(c == a);
   CHECK(c.name == "saved");
+}
+
+TEST_CASE("every key has one table line with its doc, and every kept key is written and compared", "[config]") {
+  const std::string defaults = RunConfig().to_yaml();
+  for_each_section([&](const auto& section) {
+    std::set<std::string> names;
+    for (const auto& key : section.keys) {
+      const std::string path = section.name + ("." + std::string(key.name));
+      INFO(path);
+      CHECK(names.insert(key.name).second);
+      CHECK_FALSE(std::string(key.doc).empty());
+      // Only mlp_ratio is read but not kept: it is resolved into mlp_dim.
+      CHECK(!key.write == (path == "model.mlp_ratio"));
+      CHECK(!key.difference == !key.write);
+      if (key.write) CHECK(defaults.find("\n  " + std::string(key.name) + ": ") != std::string::npos);
+    }
+  });
+}
+
+TEST_CASE("README's paragraph on run configs names exactly the keys of the tables", "[config]") {
+  const std::string readme = read_text(fs::path(VKVIT_SOURCE_DIR) / "README.md");
+  const size_t start = readme.find("Run configs (configs/*.yaml) have four sections:");
+  REQUIRE(start != std::string::npos);
+  const std::string paragraph = readme.substr(start, readme.find("\n\n", start) - start);
+  for_each_section([&](const auto& section) {
+    INFO(section.name);
+    // "`model` (image_size, ..., mlp_dim or mlp_ratio, ..., or a `preset`)"
+    const std::string opening = "`" + std::string(section.name) + "` (";
+    const size_t open = paragraph.find(opening);
+    REQUIRE(open != std::string::npos);
+    const size_t from = open + opening.size();
+    const std::string list = paragraph.substr(from, paragraph.find(')', from) - from);
+    std::set<std::string> named, keys;
+    const std::regex word("[a-z0-9_]+");
+    for (auto it = std::sregex_iterator(list.begin(), list.end(), word); it != std::sregex_iterator(); ++it)
+      if (it->str() != "or" && it->str() != "a") named.insert(it->str());
+    for (const auto& key : section.keys) keys.insert(key.name);
+    std::string not_in_readme, not_a_key;
+    for (const std::string& k : keys)
+      if (!named.count(k)) not_in_readme += " " + k;
+    for (const std::string& k : named)
+      if (!keys.count(k)) not_a_key += " " + k;
+    CHECK(not_in_readme == "");
+    CHECK(not_a_key == "");
+  });
 }
 
 TEST_CASE("a run folder holds the resolved config and appends summary rows", "[config]") {

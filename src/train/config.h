@@ -4,56 +4,11 @@
 // mlp_dim) and written back as YAML into runs/<run>/config.yaml, so a run folder alone is enough
 // to repeat the run. Names follow timm where timm has them.
 //
-// Keys and defaults (defaults are DeiT/timm ImageNet values; a file sets what differs):
-//   model:
-//     preset: ""                 a model preset (model::VitConfig::preset_names()); its fields are
-//                                applied first, explicit fields below override them
-//     image_size: 224            input side in pixels (multiple of patch_size)
-//     patch_size: 16
-//     in_chans: 3
-//     dim: 768                   embedding width (multiple of heads)
-//     depth: 12                  transformer blocks
-//     heads: 12
-//     mlp_dim: 3072              hidden width of the MLP; or mlp_ratio: R (mlp_dim = R * dim), not both
-//     num_classes: 1000
-//     pool: cls                  cls | mean (timm global_pool 'token' | 'avg')
-//     mixer: attention           token mixer of every block (checked by model::VitConfig::validate)
-//     ln_eps: 1.0e-06            LayerNorm epsilon (timm and torchvision ViTs use 1e-6)
-//   data:
-//     dir: ""                    ImageFolder root holding <train_split>/ and <val_split>/ (or --data-dir)
-//     train_split: train
-//     val_split: val
-//     workers: 4                 decode threads
-//     mean: [0.485, 0.456, 0.406]   one value per input channel (in_chans)
-//     std: [0.229, 0.224, 0.225]
-//     crop_pct: 0.875            eval: resize shorter side to floor(image_size / crop_pct), center crop
-//     interpolation: bicubic     nearest | bilinear | bicubic | area | lanczos
-//     random_resized_crop: true  train: RandomResizedCrop(image_size, scale, ratio); false = eval resize+crop
-//     scale: [0.08, 1.0]         area fraction range of the random crop
-//     ratio: [0.75, 1.3333333333333333]  aspect ratio range of the random crop
-//     hflip: 0.5                 probability of a horizontal flip in training (0 = off), as timm
-//     max_pixels: 100000000      images whose header claims more pixels are skipped (decompression bombs)
-//   train:
-//     epochs: 300
-//     batch_size: 128
-//     lr: 0.0005                 peak learning rate, reached at the end of warmup
-//     min_lr: 1.0e-05            end of the cosine
-//     warmup_epochs: 5           may be fractional; 0 = no warmup; longer than epochs = warmup all run
-//     warmup_lr: 1.0e-06         learning rate at step 0
-//     weight_decay: 0.05         AdamW decoupled decay (not on biases, norms, tokens, pos_embed)
-//     betas: [0.9, 0.999]
-//     eps: 1.0e-08
-//     clip_grad: 0               global gradient-norm clip; 0 = off
-//     label_smoothing: 0.1       in [0, 1)
-//     seed: 42
-//     eval_every: 1              evaluate every N epochs (and after the last)
-//     log_every: 50              log a line every N steps
-//     max_nonfinite_steps: 5     stop when more than this many steps in a row have a non-finite loss or gradient norm
-//     amp: false                 mixed precision: linear layers on fp16 copies, dynamic loss scaling (train/loss_scaler.h)
-//     lr_scaling: none           data-parallel runs: none | linear (lr x number of ranks: the linear scaling rule
-//                                for the global batch of batch_size x ranks; min_lr and warmup_lr stay as given)
-//   output:
-//     dir: runs                  runs are created under it as <YYYYmmdd-HHMMSS>-<config name>/
+// The keys: each section below is a struct with one member per key, initialised to the key's
+// default (DeiT/timm ImageNet values; a file sets what differs). The key tables in
+// config_keys.cpp give each key one line: its name, its member, how it is read and checked, and
+// its meaning. README's "Run configs" paragraph names the same keys; tests/test_config.cpp checks
+// it against the tables.
 //
 // Overrides (command-line flags) are "section.key=value" with the value read by YAML rules
 // ("train.lr=1e-3", "data.mean=[0.5]") and checked exactly like the file; an override of
@@ -93,13 +48,13 @@ struct DataConfig {
   std::string train_split = "train";
   std::string val_split = "val";
   int workers = 4;
-  std::vector<double> mean = {0.485, 0.456, 0.406};  // (C)
-  std::vector<double> std = {0.229, 0.224, 0.225};   // (C)
+  std::vector<double> mean = {0.485, 0.456, 0.406};
+  std::vector<double> std = {0.229, 0.224, 0.225};
   double crop_pct = 0.875;
   std::string interpolation = "bicubic";
   bool random_resized_crop = true;
-  std::vector<double> scale = {0.08, 1.0};            // [min, max]
-  std::vector<double> ratio = {3.0 / 4.0, 4.0 / 3.0};  // [min, max]
+  std::vector<double> scale = {0.08, 1.0};
+  std::vector<double> ratio = {3.0 / 4.0, 4.0 / 3.0};
   double hflip = 0.5;
   uint64_t max_pixels = 100000000;
 
@@ -115,16 +70,16 @@ struct TrainConfig {
   double warmup_epochs = 5;
   double warmup_lr = 1e-6;
   double weight_decay = 0.05;
-  std::vector<double> betas = {0.9, 0.999};  // [beta1, beta2]
+  std::vector<double> betas = {0.9, 0.999};
   double eps = 1e-8;
   double clip_grad = 0;
   double label_smoothing = 0.1;
   uint64_t seed = 42;
   int eval_every = 1;
   int log_every = 50;
-  int max_nonfinite_steps = 5;  // skipped (non-finite) steps in a row that are tolerated
-  bool amp = false;             // mixed precision (fp16 matmuls, fp32 master weights, loss scaling)
-  std::string lr_scaling = "none";  // "linear": the peak lr is multiplied by the number of ranks
+  int max_nonfinite_steps = 5;
+  bool amp = false;
+  std::string lr_scaling = "none";
 
   bool operator==(const TrainConfig& o) const;
   bool operator!=(const TrainConfig& o) const { return !(*this == o); }
@@ -133,7 +88,7 @@ struct TrainConfig {
 struct OutputConfig {
   std::string dir = "runs";
 
-  bool operator==(const OutputConfig& o) const { return dir == o.dir; }
+  bool operator==(const OutputConfig& o) const;
   bool operator!=(const OutputConfig& o) const { return !(*this == o); }
 };
 

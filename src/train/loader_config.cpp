@@ -2,6 +2,9 @@
 
 namespace vkvit::train {
 
+// Written out by hand rather than walked from the key tables (config_keys.cpp): the loader's
+// settings have their own names and types (floats, [min, max] pairs split in two), and only the keys
+// the loader itself needs appear here.
 data::LoaderConfig loader_config(const RunConfig& cfg, bool train) {
   data::LoaderConfig lc;
   lc.batch_size = static_cast<uint32_t>(cfg.train.batch_size);
