@@ -69,7 +69,7 @@ class TokenMixer {
   // gradients accumulate too. `in` is the forward's input.
   virtual void backward(vk::Recorder& rec, const vk::View& din, const vk::View& dout, const vk::View& in,
                         uint32_t batch) = 0;
-  // Mixed precision (train.amp): run the mixer's linear layers on fp16 copies (ops::linear_forward_f16).
+  // Mixed precision (train.amp): run the mixer's linear layers on fp16 copies (Linear::enable_f16).
   // params16 is the model's fp16 copy of the flat parameter buffer (same layout, 2 bytes an element),
   // refreshed by the model before every forward. Called before allocate(); mixers without
   // matmuls (or not yet converted) ignore it and stay fp32, which autocast permits.
@@ -85,16 +85,7 @@ std::unique_ptr<TokenMixer> make_token_mixer(vk::Context& ctx, const MixerSetup&
 
 // The view of one named tensor inside a flat buffer laid out by `layout`.
 vk::View param_view(const vk::View& flat, const ParamLayout& layout, const std::string& name);
-// The same tensor inside the fp16 copy of that buffer (2 bytes an element).
-vk::View param_view_f16(const vk::View& flat16, const ParamLayout& layout, const std::string& name);
 // Floats of activation memory that hold n fp16 values (ActivationAlloc counts floats).
 inline uint64_t half_floats(uint64_t n) { return (n + 1) / 2; }
-
-// Linear backward that overwrites dx instead of accumulating (saves zeroing it first):
-// dx = dy W; dW += dy^T x; db += column sums of dy.
-void linear_backward_overwrite(vk::Recorder& rec, const vk::View& dx /* (M, K) */, const vk::View& dw /* (N, K) */,
-                               const vk::View& db /* (N) */, const vk::View& dy /* (M, N) */,
-                               const vk::View& x /* (M, K) */, const vk::View& w /* (N, K) */, uint32_t M,
-                               uint32_t N, uint32_t K);
 
 }  // namespace vkvit::model

@@ -9,22 +9,19 @@
 #include "base/error.h"
 #include "model/global_filter.h"
 #include "ops/cast.h"
-#include "ops/gelu.h"
 #include "ops/launch.h"
 #include "ops/layernorm.h"
-#include "ops/linear.h"
 #include "ops/matmul.h"
 #include "ops/patch_embed.h"
-#include "ops/residual.h"
 
 namespace vkvit::model {
 
 struct Vit::Block {
   std::string prefix;  // "blocks.N."
   std::unique_ptr<TokenMixer> mixer;
+  Linear fc1, fc2;                  // (F, D) (D, F): the MLP
   vk::View n1w, n1b, n2w, n2b;      // (D) each
-  vk::View fc1w, fc1b, fc2w, fc2b;  // (F, D) (F) (D, F) (D)
-  vk::View dn1w, dn1b, dn2w, dn2b, dfc1w, dfc1b, dfc2w, dfc2b;  // gradients, same shapes
+  vk::View dn1w, dn1b, dn2w, dn2b;  // gradients, same shapes
   vk::View in;                      // (B, N, D) the previous block's out (or the embedding)
   vk::View ln1, ln2;                // (B, N, D) norm outputs
   vk::View mean1, rstd1, mean2, rstd2;  // (B * N)
@@ -32,8 +29,6 @@ struct Vit::Block {
   vk::View pre;                     // (B, N, F) fc1 output, gelu's input
   vk::View hidden;                  // (B, N, F) gelu output, fc2's input
   vk::View out;                     // (B, N, D) mid + mlp(ln2)
-  vk::View fc1w16, fc2w16;          // amp: fp16 weight copies (F, D) (D, F)
-  vk::View ln2_16, hidden16;        // amp: fp16 inputs of fc1 (B, N, D) and fc2 (B, N, F)
 };
 
 Vit::Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch, bool amp, bool keep_attention_probs)
@@ -42,50 +37,20 @@ Vit::Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch, bool amp, b
   const uint64_t param_bytes = layout_.total_floats() * 4;
   params_ = std::make_unique<vk::Buffer>(ctx, param_bytes, vk::MemoryKind::device, "parameters");
   grads_ = std::make_unique<vk::Buffer>(ctx, param_bytes, vk::MemoryKind::device, "gradients");
-  if (amp_)
+  vk::View params16;
+  if (amp_) {
     params16_ = std::make_unique<vk::Buffer>(ctx, ops::half_bytes(layout_.total_floats()), vk::MemoryKind::device,
                                              "fp16 parameters");
-
-  auto fft_plans = std::make_shared<GlobalFilterPlans>(ctx);  // shared by the global-filter blocks
-  for (int l = 0; l < cfg_.depth; ++l) {
-    auto b = std::make_unique<Block>();
-    b->prefix = "blocks." + std::to_string(l) + ".";
-    b->mixer = make_token_mixer(ctx, MixerSetup{cfg_, layout_, b->prefix, params_view(), grads_view(), max_batch, l,
-                                                fft_plans, keep_attention_probs});
-    const std::string& p = b->prefix;
-    b->n1w = param(p + "norm1.weight"), b->n1b = param(p + "norm1.bias");
-    b->n2w = param(p + "norm2.weight"), b->n2b = param(p + "norm2.bias");
-    b->fc1w = param(p + "mlp.fc1.weight"), b->fc1b = param(p + "mlp.fc1.bias");
-    b->fc2w = param(p + "mlp.fc2.weight"), b->fc2b = param(p + "mlp.fc2.bias");
-    b->dn1w = grad(p + "norm1.weight"), b->dn1b = grad(p + "norm1.bias");
-    b->dn2w = grad(p + "norm2.weight"), b->dn2b = grad(p + "norm2.bias");
-    b->dfc1w = grad(p + "mlp.fc1.weight"), b->dfc1b = grad(p + "mlp.fc1.bias");
-    b->dfc2w = grad(p + "mlp.fc2.weight"), b->dfc2b = grad(p + "mlp.fc2.bias");
-    if (amp_) {
-      const vk::View p16 = params16_->view();
-      b->fc1w16 = param_view_f16(p16, layout_, p + "mlp.fc1.weight");
-      b->fc2w16 = param_view_f16(p16, layout_, p + "mlp.fc2.weight");
-      b->mixer->enable_f16(p16);
-    }
-    blocks_.push_back(std::move(b));
+    params16 = params16_->view();
   }
+  // The FFT plans are shared by the global-filter blocks.
+  build_layers(params_view(), grads_view(), params16, std::make_shared<GlobalFilterPlans>(ctx), keep_attention_probs);
 
   // Count first, then allocate exactly that from one arena.
   ActivationAlloc count(ctx, nullptr);
   allocate(count);
   activation_bytes_ = count.bytes();
-  uint64_t heap = 0;
-  for (const vk::MemoryHeapInfo& h : ctx.info().heaps)
-    if (h.device_local) heap = std::max(heap, h.bytes);
-  const uint64_t needed = activation_bytes_ + 2 * param_bytes;
-  if (heap > 0 && needed > heap) {
-    const uint64_t per_image = std::max<uint64_t>(activation_bytes_ / max_batch, 1);
-    const uint64_t fits = heap > 2 * param_bytes ? (heap - 2 * param_bytes) / per_image : 0;
-    throw OutOfMemoryError("model " + label() + " with batch " + std::to_string(max_batch) + " needs " +
-                           vk::format_bytes(needed) + " of device memory (activations " +
-                           vk::format_bytes(activation_bytes_) + "), the device has " + vk::format_bytes(heap) +
-                           ": use a batch of at most " + std::to_string(fits * 9 / 10));
-  }
+  check_fits(param_bytes);
   // One allocation holds the count exactly. Beyond maxMemoryAllocationSize the arena fills
   // several chunks first-fit, and each chunk may strand up to one tensor's worth at its end.
   const uint64_t chunk_limit = std::max<uint64_t>(ctx.info().max_memory_allocation_size, 1);
@@ -112,16 +77,49 @@ Vit::~Vit() = default;
 
 Vit::Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch, bool amp, CountOnly)
     : ctx_(ctx), cfg_(cfg), max_batch_(max_batch), layout_(vit_param_layout(cfg)), amp_(amp) {
-  // Mixers only take views of the parameter buffers; a stand-in range of the right length serves.
+  // The layers only take views of the parameter buffers; stand-in ranges of the right length serve.
   const vk::View stand_in{VK_NULL_HANDLE, 0, layout_.total_floats() * 4};
+  const vk::View stand_in16{VK_NULL_HANDLE, 0, ops::half_bytes(layout_.total_floats())};
+  build_layers(stand_in, stand_in, stand_in16, nullptr, false);
+}
+
+void Vit::build_layers(const vk::View& params, const vk::View& grads, const vk::View& params16,
+                       const std::shared_ptr<GlobalFilterPlans>& fft_plans, bool keep_attention_probs) {
   for (int l = 0; l < cfg_.depth; ++l) {
     auto b = std::make_unique<Block>();
     b->prefix = "blocks." + std::to_string(l) + ".";
-    b->mixer = make_token_mixer(ctx, MixerSetup{cfg_, layout_, b->prefix, stand_in, stand_in, max_batch, l});
-    // amp: the mixer's fp16 tensors count too (it only takes views of the fp16 parameter copy).
-    if (amp_) b->mixer->enable_f16(vk::View{VK_NULL_HANDLE, 0, ops::half_bytes(layout_.total_floats())});
+    const std::string& p = b->prefix;
+    b->mixer = make_token_mixer(
+        ctx_, MixerSetup{cfg_, layout_, p, params, grads, max_batch_, l, fft_plans, keep_attention_probs});
+    b->fc1 = Linear(layout_, params, grads, p + "mlp.fc1");
+    b->fc2 = Linear(layout_, params, grads, p + "mlp.fc2");
+    b->n1w = param_view(params, layout_, p + "norm1.weight"), b->n1b = param_view(params, layout_, p + "norm1.bias");
+    b->n2w = param_view(params, layout_, p + "norm2.weight"), b->n2b = param_view(params, layout_, p + "norm2.bias");
+    b->dn1w = param_view(grads, layout_, p + "norm1.weight"), b->dn1b = param_view(grads, layout_, p + "norm1.bias");
+    b->dn2w = param_view(grads, layout_, p + "norm2.weight"), b->dn2b = param_view(grads, layout_, p + "norm2.bias");
+    if (amp_) {
+      b->mixer->enable_f16(params16);
+      b->fc1.enable_f16(params16);
+      b->fc2.enable_f16(params16);
+    }
     blocks_.push_back(std::move(b));
   }
+  head_ = Linear(layout_, params, grads, "head");
+  if (amp_) head_.enable_f16(params16);
+}
+
+void Vit::check_fits(uint64_t param_bytes) const {
+  uint64_t heap = 0;
+  for (const vk::MemoryHeapInfo& h : ctx_.info().heaps)
+    if (h.device_local) heap = std::max(heap, h.bytes);
+  const uint64_t needed = activation_bytes_ + 2 * param_bytes;
+  if (heap == 0 || needed <= heap) return;
+  const uint64_t per_image = std::max<uint64_t>(activation_bytes_ / max_batch_, 1);
+  const uint64_t fits = heap > 2 * param_bytes ? (heap - 2 * param_bytes) / per_image : 0;
+  throw OutOfMemoryError("model " + label() + " with batch " + std::to_string(max_batch_) + " needs " +
+                         vk::format_bytes(needed) + " of device memory (activations " +
+                         vk::format_bytes(activation_bytes_) + "), the device has " + vk::format_bytes(heap) +
+                         ": use a batch of at most " + std::to_string(fits * 9 / 10));
 }
 
 std::pair<uint64_t, uint64_t> Vit::activation_plan(vk::Context& ctx, const VitConfig& cfg, uint32_t batch, bool amp) {
@@ -138,8 +136,8 @@ void Vit::allocate(ActivationAlloc& a) {
   patches_ = a.tensor(B * Np * cfg_.patch_dim(), "patches (B, Np, C*P*P)");
   x0_ = a.tensor(BN * D, "patch_embed out (B, N, D)");
   proj_ = a.scratch("patch_embed proj (B, Np, D)", B * Np * D);
-  // Taken before the mixers ask for it with their own sizes: the largest output gradient of a linear layer.
-  if (amp_) dy16_ = a.scratch("amp.dy16", half_floats(std::max<uint64_t>({BN * 3 * D, BN * F, B * cfg_.num_classes})));
+  // Taken before the layers ask for it with their own sizes: the largest output gradient of a linear layer.
+  if (amp_) Linear::reserve_output_grad_f16(a, std::max<uint64_t>({BN * 3 * D, BN * F, B * cfg_.num_classes}));
   vk::View in = x0_;
   for (auto& b : blocks_) {
     const std::string& p = b->prefix;
@@ -155,10 +153,8 @@ void Vit::allocate(ActivationAlloc& a) {
     b->pre = a.tensor(BN * F, p + "mlp.fc1 out (B, N, F)");
     b->hidden = a.tensor(BN * F, p + "mlp gelu out (B, N, F)");
     b->out = a.tensor(BN * D, p + "residual 2 (B, N, D)");
-    if (amp_) {
-      b->ln2_16 = a.tensor(half_floats(BN * D), p + "mlp.fc1 in fp16 (B, N, D)");
-      b->hidden16 = a.tensor(half_floats(BN * F), p + "mlp.fc2 in fp16 (B, N, F)");
-    }
+    b->fc1.allocate(a, BN, "(B, N, D)");
+    b->fc2.allocate(a, BN, "(B, N, F)");
     in = b->out;
   }
   xn_ = a.tensor(BN * D, "norm out (B, N, D)");
@@ -173,7 +169,7 @@ void Vit::allocate(ActivationAlloc& a) {
   dpre_ = a.scratch("dpre (B, N, F)", BN * F);
   dpooled_ = a.scratch("dpooled (B, D)", B * D);
   dnorm_partials_ = a.scratch("layernorm partial sums", std::max<uint64_t>(ops::layernorm_backward_scratch_floats(ctx_, BN, D), 1));
-  if (amp_) pooled16_ = a.tensor(half_floats(B * D), "head in fp16 (B, D)");
+  head_.allocate(a, B, "(B, D)");
 }
 
 vk::View Vit::params_view() const { return params_->view().slice(0, layout_.total_floats()); }
@@ -215,8 +211,6 @@ vk::View Vit::attention_probs(int layer) const {
   return v;
 }
 
-vk::View Vit::head_w16() const { return param_view_f16(params16_->view(), layout_, "head.weight"); }
-
 std::string Vit::label() const { return cfg_.name.empty() ? std::string("(custom ViT)") : cfg_.name; }
 
 void Vit::check_batch(uint32_t batch, const char* what) const {
@@ -252,10 +246,12 @@ ops::PatchEmbedShape embed_shape(const VitConfig& cfg, uint64_t images) {
 
 void Vit::forward(vk::Recorder& rec, uint32_t batch, bool for_backward) {
   check_batch(batch, "forward");
-  const uint32_t N = cfg_.tokens(), Np = cfg_.num_patches(), D = cfg_.dim, F = cfg_.mlp_dim, K = cfg_.num_classes;
+  const uint32_t N = cfg_.tokens(), Np = cfg_.num_patches(), D = cfg_.dim;
   const uint64_t CPP = cfg_.patch_dim();
   const uint32_t M = batch * N;
   // The fp16 weight copy, once per forward (= once per training step): the weights changed since.
+  // The one mixed-precision branch of the pass: the copy exists under amp only; the layers pick
+  // their own precision.
   if (amp_) ops::cast_f32_to_f16(rec, params16_->view(), params_view(), layout_.total_floats());
 
   const vk::View pw = param("patch_embed.proj.weight"), pb = param("patch_embed.proj.bias");
@@ -271,13 +267,8 @@ void Vit::forward(vk::Recorder& rec, uint32_t batch, bool for_backward) {
     ops::layernorm_forward(rec, b->ln2, b->mean2, b->rstd2, b->mid, b->n2w, b->n2b, M, D, cfg_.ln_eps);
     // The GELU and the residual add ride in the matmuls' stores where the kernel allows.
     const vk::View pre = for_backward ? b->pre : vk::View{};  // fc1's pre-activation, for GELU's backward
-    if (amp_) {
-      ops::linear_gelu_forward_f16(rec, b->hidden, pre, b->ln2_16, b->ln2, b->fc1w16, b->fc1b, M, F, D);
-      ops::linear_residual_forward_f16(rec, b->out, b->hidden16, b->hidden, b->fc2w16, b->fc2b, b->mid, M, D, F);
-    } else {
-      ops::linear_gelu_forward(rec, b->hidden, pre, b->ln2, b->fc1w, b->fc1b, M, F, D);
-      ops::linear_residual_forward(rec, b->out, b->hidden, b->fc2w, b->fc2b, b->mid, M, D, F);
-    }
+    b->fc1.forward_gelu(rec, b->hidden, pre, b->ln2, M);
+    b->fc2.forward(rec, b->out, b->hidden, M, b->mid);
   }
 
   const vk::View x_last = blocks_.back()->out;
@@ -292,28 +283,20 @@ void Vit::forward(vk::Recorder& rec, uint32_t batch, bool for_backward) {
   s.b.stride_outer = uint64_t(N) * D;
   s.c.stride_outer = D;
   ops::matmul(rec, pooled_, pool_w_, xn_, s);
-  if (amp_)
-    ops::linear_forward_f16(rec, logits_, pooled16_, pooled_, head_w16(), param("head.bias"), batch, K, D);
-  else
-    ops::linear_forward(rec, logits_, pooled_, param("head.weight"), param("head.bias"), batch, K, D);
+  head_.forward(rec, logits_, pooled_, batch);
 }
 
 void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
                    const std::function<void(uint64_t first)>& grads_ready) {
   check_batch(batch, "backward");
-  const uint32_t N = cfg_.tokens(), Np = cfg_.num_patches(), D = cfg_.dim, F = cfg_.mlp_dim, K = cfg_.num_classes;
+  const uint32_t N = cfg_.tokens(), Np = cfg_.num_patches(), D = cfg_.dim, K = cfg_.num_classes;
   const uint64_t CPP = cfg_.patch_dim();
   const uint32_t M = batch * N;
   if (dlogits.size < uint64_t(batch) * K * 4)
     throw Error("internal: model backward: dlogits holds " + std::to_string(dlogits.size / 4) + " floats, needs " +
                 std::to_string(uint64_t(batch) * K));
 
-  if (amp_)
-    ops::linear_backward_f16(rec, dpooled_, 0.0f, grad("head.weight"), grad("head.bias"),
-                             dlogits.slice(0, uint64_t(batch) * K), dy16_, pooled16_, head_w16(), batch, K, D);
-  else
-    linear_backward_overwrite(rec, dpooled_, grad("head.weight"), grad("head.bias"),
-                              dlogits.slice(0, uint64_t(batch) * K), pooled_, param("head.weight"), batch, K, D);
+  head_.backward(rec, dpooled_, /*accumulate=*/false, dlogits.slice(0, uint64_t(batch) * K), batch);
   // dxn[b] (N, D) = pool_w^T (N, 1) x dpooled[b] (1, D): overwrites every row, zero where the pool ignores a token.
   ops::MatmulShape s;
   s.M = N;
@@ -335,12 +318,8 @@ void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
   for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
     Block& b = **it;
     // The GELU's backward rides in the input-gradient matmul's stores where the kernel allows.
-    if (amp_)
-      ops::linear_gelu_backward_f16(rec, dpre_, b.dfc2w, b.dfc2b, dx_, dy16_, b.hidden16, b.fc2w16, b.pre, dhidden_, M, D, F);
-    else
-      ops::linear_gelu_backward(rec, dpre_, b.dfc2w, b.dfc2b, dx_, b.hidden, b.fc2w, b.pre, dhidden_, M, D, F);
-    if (amp_) ops::linear_backward_f16(rec, dln_, 0.0f, b.dfc1w, b.dfc1b, dpre_, dy16_, b.ln2_16, b.fc1w16, M, F, D);
-    else linear_backward_overwrite(rec, dln_, b.dfc1w, b.dfc1b, dpre_, b.ln2, b.fc1w, M, F, D);
+    b.fc2.backward_through_gelu(rec, dpre_, dx_, b.pre, dhidden_, M);
+    b.fc1.backward(rec, dln_, /*accumulate=*/false, dpre_, M);
     ops::layernorm_backward(rec, dx_, b.dn2w, b.dn2b, b.mean2, b.rstd2, b.mid, dln_, b.n2w, dnorm_partials_, M, D);
     rec.fill(dln_.slice(0, uint64_t(M) * D), 0.0f);
     b.mixer->backward(rec, dln_, dx_, b.ln1, batch);

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "model/linear_layer.h"
 #include "model/token_mixer.h"
 #include "model/vit_config.h"
 #include "model/vit_params.h"
@@ -28,7 +29,7 @@ class Vit {
  public:
   // Validates cfg; throws vkvit::Error (OutOfMemoryError for memory) naming what does not fit.
   // amp: mixed precision (train.amp), as PyTorch's autocast: the linear layers' products run on
-  // fp16 copies of their inputs and weights with fp32 accumulation (ops::matmul_f16); patch
+  // fp16 copies of their inputs and weights with fp32 accumulation (model::Linear); patch
   // embedding, norms, attention's own products, softmax, GELU, pooling, the residual stream, the
   // parameters and their gradients stay fp32. forward() refreshes the fp16 weight copy itself.
   // keep_attention_probs: every attention block keeps its softmax probabilities for
@@ -90,10 +91,16 @@ class Vit {
   struct CountOnly {};
   // The shell activation_plan() counts with: config, layout and blocks, no device memory.
   Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch, bool amp, CountOnly);
+  // The blocks and the head over the flat buffers params / grads (and, under amp, params16): the
+  // real ones, or stand-ins of the right length for the counting shell.
+  void build_layers(const vk::View& params, const vk::View& grads, const vk::View& params16,
+                    const std::shared_ptr<GlobalFilterPlans>& fft_plans, bool keep_attention_probs);
   void allocate(ActivationAlloc& alloc);
+  // Throws OutOfMemoryError, with the batch that would fit, when the activations and the
+  // parameters and gradients (param_bytes each) exceed the largest device-local heap.
+  void check_fits(uint64_t param_bytes) const;
   void check_batch(uint32_t batch, const char* what) const;
   std::string label() const;  // the config's name for messages
-  vk::View head_w16() const;  // amp: the head weight's fp16 copy (K, D)
 
   vk::Context& ctx_;
   VitConfig cfg_;
@@ -103,6 +110,7 @@ class Vit {
   std::unique_ptr<vk::Arena> arena_;
   uint64_t activation_bytes_ = 0;
   std::vector<std::unique_ptr<Block>> blocks_;
+  Linear head_;  // (K, D)
 
   vk::View patches_;  // (B, Np, CPP) input
   vk::View x0_;       // (B, N, D) patch embedding output = first block's input
@@ -119,11 +127,9 @@ class Vit {
   vk::View dpre_;     // (B, N, F) gradient of fc1's output
   vk::View dpooled_;  // (B, D)
   vk::View dnorm_partials_;  // LayerNorm backward's partial column sums (ops::layernorm_backward)
-  // Mixed precision only.
+  // Mixed precision only: the linear layers' fp16 weights are views into this copy.
   bool amp_ = false;
   std::unique_ptr<vk::Buffer> params16_;  // (layout().total_floats()) fp16 copy of the parameters
-  vk::View pooled16_;  // (B, D) fp16: the head's input
-  vk::View dy16_;      // (B, N, max(3D, F)) fp16 scratch: the cast of a linear layer's output gradient
 };
 
 }  // namespace vkvit::model
