@@ -142,6 +142,7 @@ std::string read_file(const std::filesystem::path& p) {
 void write_file(const std::filesystem::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
 
 std::string shell_quote(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+std::string q(const std::filesystem::path& p) { return shell_quote(p); }
 
 CliRun run_cli(const std::string& args) {
   static TempDir scratch("capture");

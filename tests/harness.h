@@ -72,6 +72,8 @@ class TempDir {
 std::string read_file(const std::filesystem::path& p);
 void write_file(const std::filesystem::path& p, const std::string& text);
 std::string shell_quote(const std::filesystem::path& p);  // 'p' for the shell
+// shell_quote, short for the command lines the CLI tests build.
+std::string q(const std::filesystem::path& p);
 
 struct CliRun {
   int status;
