@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "ops/matmul.h"
+
 namespace vkvit::test {
 
 namespace {
@@ -142,6 +144,7 @@ std::string read_file(const std::filesystem::path& p) {
 void write_file(const std::filesystem::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
 
 std::string shell_quote(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+std::string q(const std::filesystem::path& p) { return shell_quote(p); }
 
 CliRun run_cli(const std::string& args) {
   static TempDir scratch("capture");
@@ -152,6 +155,40 @@ CliRun run_cli(const std::string& args) {
   INFO(r.err);
   CHECK(r.err.find("validation:") == std::string::npos);
   return r;
+}
+
+ops::MatmulShape matmul_shape(uint32_t M, uint32_t N, uint32_t K, bool ta, bool tb) {
+  return ops::MatmulShape{M, N, K, ta, tb};  // the rest as MatmulShape's defaults
+}
+
+namespace {
+size_t operand_extent(uint32_t rows, uint32_t ld, const ops::MatmulOperand& op, const ops::MatmulShape& s) {
+  const uint64_t outer = s.batch / s.batch_inner - 1, inner = s.batch_inner - 1;
+  return outer * op.stride_outer + inner * op.stride_inner + uint64_t(rows) * ld;
+}
+}  // namespace
+
+MatmulExtents matmul_extents(const ops::MatmulShape& s) {
+  const uint32_t lda = s.a.ld ? s.a.ld : (s.trans_a ? s.M : s.K);
+  const uint32_t ldb = s.b.ld ? s.b.ld : (s.trans_b ? s.K : s.N);
+  const uint32_t ldc = s.c.ld ? s.c.ld : s.N;
+  return {operand_extent(s.trans_a ? s.K : s.M, lda, s.a, s), operand_extent(s.trans_b ? s.N : s.K, ldb, s.b, s),
+          operand_extent(s.M, ldc, s.c, s)};
+}
+
+void require_matmul_rows_close(const std::vector<float>& a, const std::vector<float>& b, const std::vector<float>& c,
+                               const ops::MatmulShape& s, const std::string& what) {
+  const uint32_t M = s.M, N = s.N, K = s.K;
+  const auto bd = to_double(b);
+  for (uint64_t first : {uint64_t(0), uint64_t(M / 2 - 500), uint64_t(M - 1000)}) {
+    const uint32_t rows = 1000;
+    std::vector<double> ad(a.begin() + first * K, a.begin() + (first + rows) * K), ref(uint64_t(rows) * N);
+    ops::MatmulShape sub = s;
+    sub.M = rows;
+    ops::ref::matmul(ref.data(), ad.data(), bd.data(), sub);
+    std::vector<float> got(c.begin() + first * N, c.begin() + (first + rows) * N);
+    require_close(got, ref, 1e-5 * K, 1e-5, what + " rows from " + std::to_string(first));
+  }
 }
 
 double dot(const std::vector<double>& a, const std::vector<double>& b) {

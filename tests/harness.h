@@ -16,6 +16,10 @@
 #include "vk/memory.h"
 #include "vk/recorder.h"
 
+namespace vkvit::ops {
+struct MatmulShape;
+}
+
 namespace vkvit::test {
 
 // The suite's context. Tests tagged [gpu] use it.
@@ -72,6 +76,8 @@ class TempDir {
 std::string read_file(const std::filesystem::path& p);
 void write_file(const std::filesystem::path& p, const std::string& text);
 std::string shell_quote(const std::filesystem::path& p);  // 'p' for the shell
+// shell_quote, short for the command lines the CLI tests build.
+std::string q(const std::filesystem::path& p);
 
 struct CliRun {
   int status;
@@ -81,6 +87,20 @@ struct CliRun {
 // private scratch folder. Under VKVIT_VALIDATION=1 the binary loads the layer too; any error it
 // reports fails the test.
 CliRun run_cli(const std::string& args);
+
+// A matmul of C (M x N) = op(A) (M x K) * op(B) (K x N), op a transpose when ta / tb, packed and unbatched.
+ops::MatmulShape matmul_shape(uint32_t M, uint32_t N, uint32_t K, bool ta, bool tb);
+// Floats each operand of `s` spans: rows times the leading dimension (packed when ld is 0), plus
+// the batch strides of the last batch.
+struct MatmulExtents {
+  size_t a, b, c;
+};
+MatmulExtents matmul_extents(const ops::MatmulShape& s);
+// For a product C = A B too large to compare whole (packed, unbatched, no bias): blocks of 1000
+// rows of C at the start, the middle and the end (across any split along M) against the double
+// reference, within fp32 accumulation's bound of 1e-5 * K. `what` names the op in the message.
+void require_matmul_rows_close(const std::vector<float>& a, const std::vector<float>& b, const std::vector<float>& c,
+                               const ops::MatmulShape& s, const std::string& what);
 
 // Dot product, used to turn a vector output into a scalar loss L = sum(out * w) for gradient checks.
 double dot(const std::vector<double>& a, const std::vector<double>& b);

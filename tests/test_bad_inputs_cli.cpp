@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include "bad_files.h"
+#include "cli_fixture.h"
 #include "harness.h"
 #include "stripes.h"
 
@@ -28,12 +29,11 @@ using namespace vkvit::test::bad;
 using vkvit::test::CliRun;
 using vkvit::test::lines_of;
 using vkvit::test::lines_with;
+using vkvit::test::q;
 using vkvit::test::TempDir;
+using vkvit::test::TrainedRun;
 
 namespace {
-
-std::string q(const fs::path& p) { return vkvit::test::shell_quote(p); }
-
 
 // Output meant for a file or a pipe: plain lines, no carriage-return progress bars, no ANSI codes.
 void check_no_control_codes(const std::string& text, const std::string& what) {
@@ -52,28 +52,10 @@ void check_one_line_failure(const CliRun& r, int status = 1) {
   CHECK_THAT(r.err, Catch::StartsWith("vkvit: error: "));
 }
 
-struct Trained {
-  TempDir dir{"bad-trained"};
-  fs::path data, config, checkpoint;
-  CliRun train;
-
-  Trained() {
-    data = dir.path / "data";
-    vkvit::test::write_stripe_dataset(data, 4, 1, 17, 0);  // 16 train images: one batch, one step
-    config = dir.path / "tiny.yaml";
-    vkvit::test::write_file(config, vkvit::test::tiny_stripes_config_yaml(1));
-    // Not quiet, logging every step: the output to check for control codes.
-    train = vkvit::test::run_cli("train --config " + q(config) + " --data-dir " + q(data) + " --output " +
-                                 q(dir.path / "run") + " --set train.log_every=1");
-    INFO(train.out << train.err);
-    REQUIRE(train.status == 0);
-    checkpoint = dir.path / "run" / "last.safetensors";
-    REQUIRE(fs::exists(checkpoint));
-  }
-};
-
-const Trained& trained() {
-  static Trained t;
+// 16 train images: one epoch of one batch, one step. Not quiet, logging every step: the output to
+// check for control codes.
+const TrainedRun& trained() {
+  static TrainedRun t({"bad-trained", 4, 1, 17, 1, "--set train.log_every=1"});
   return t;
 }
 
@@ -93,7 +75,7 @@ std::vector<std::string> csv_files(const std::string& csv) {
 }  // namespace
 
 TEST_CASE("output redirected to files holds plain lines without carriage returns or escape codes", "[bad-inputs]") {
-  const Trained& t = trained();
+  const TrainedRun& t = trained();
   // train: stdout names the run folder; stderr has the plain per-step and per-epoch lines.
   check_no_control_codes(t.train.out, "train stdout");
   check_no_control_codes(t.train.err, "train stderr");
@@ -115,7 +97,7 @@ TEST_CASE("output redirected to files holds plain lines without carriage returns
 
 TEST_CASE("vkvit predict skips each broken image by name with its reason and classifies the unusual ones",
           "[bad-inputs]") {
-  const Trained& t = trained();
+  const TrainedRun& t = trained();
   TempDir d("bad-predict");
   const fs::path in = d.path / "in";
   fs::create_directories(in);
@@ -198,7 +180,7 @@ TEST_CASE("vkvit predict skips each broken image by name with its reason and cla
 
 TEST_CASE("vkvit predict walks symlink loops and dangling links and keeps non-UTF-8 names in CSV and JSON",
           "[bad-inputs]") {
-  const Trained& t = trained();
+  const TrainedRun& t = trained();
   TempDir d("bad-links");
   const fs::path in = d.path / "in";
   fs::create_directories(in / "sub");
@@ -233,7 +215,7 @@ TEST_CASE("vkvit predict walks symlink loops and dangling links and keeps non-UT
 }
 
 TEST_CASE("empty class folders and roots without classes stop train and eval with one line", "[bad-inputs]") {
-  const Trained& t = trained();
+  const TrainedRun& t = trained();
   TempDir d("bad-classes");
   const fs::path data = d.path / "data";
   for (const char* c : {"train/cat", "train/dog", "val/cat", "val/dog"}) fs::create_directories(data / c);
@@ -258,7 +240,7 @@ TEST_CASE("empty class folders and roots without classes stop train and eval wit
 }
 
 TEST_CASE("truncated and foreign checkpoints are one line from predict, eval and train --resume", "[bad-inputs]") {
-  const Trained& t = trained();
+  const TrainedRun& t = trained();
   TempDir d("bad-ckpt");
   const std::string whole = vkvit::test::read_file(t.checkpoint);
   REQUIRE(whole.size() > 1000);
@@ -283,7 +265,7 @@ TEST_CASE("truncated and foreign checkpoints are one line from predict, eval and
 }
 
 TEST_CASE("malformed and impossible configs stop vkvit train with one line naming file, line and key", "[bad-inputs]") {
-  const Trained& t = trained();
+  const TrainedRun& t = trained();
   TempDir d("bad-config");
   struct Case {
     const char* name;

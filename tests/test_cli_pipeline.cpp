@@ -7,6 +7,7 @@
 // on 16x16 grayscale stripes whose orientation is the class.
 #include <catch2/catch.hpp>
 
+#include "cli_fixture.h"
 #include "harness.h"
 #include "stripes.h"
 
@@ -32,8 +33,10 @@
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 using vkvit::test::lines_of;
+using vkvit::test::q;
 using vkvit::test::read_file;
 using vkvit::test::TempDir;
+using vkvit::test::TrainedRun;
 using vkvit::test::write_file;
 
 namespace {
@@ -49,31 +52,11 @@ std::vector<std::string> split_csv(const std::string& line) {
 
 using Run = vkvit::test::CliRun;
 Run run(const std::string& args) { return vkvit::test::run_cli(args); }
-std::string q(const fs::path& p) { return vkvit::test::shell_quote(p); }
 
 const std::string kTinyConfig = vkvit::test::tiny_stripes_config_yaml(6);
 
-struct Trained {
-  TempDir dir{"trained"};
-  fs::path data, config, checkpoint;
-  std::string train_output;
-
-  Trained() {
-    data = dir.path / "data";
-    vkvit::test::write_stripe_dataset(data, 32, 8, 99, 0);
-    config = dir.path / "tiny.yaml";
-    write_file(config, kTinyConfig);
-    const Run r = run("train --config " + q(config) + " --data-dir " + q(data) + " --output " + q(dir.path / "run") + " -q");
-    INFO(r.out << r.err);
-    REQUIRE(r.status == 0);
-    train_output = r.out;
-    checkpoint = dir.path / "run" / "last.safetensors";
-    REQUIRE(fs::exists(checkpoint));
-  }
-};
-
-const Trained& trained() {
-  static Trained t;
+const TrainedRun& trained() {
+  static TrainedRun t({"trained", 32, 8, 99, 6, "-q"});
   return t;
 }
 
@@ -104,16 +87,16 @@ std::vector<Row> parse_predictions(const std::string& csv, int k) {
 }  // namespace
 
 TEST_CASE("vkvit train writes a run folder and names it on stdout", "[cli]") {
-  const Trained& t = trained();
-  CHECK_THAT(t.train_output, Contains("run folder: " + (t.dir.path / "run").string()));
-  CHECK_THAT(t.train_output, Contains("val top1"));
+  const TrainedRun& t = trained();
+  CHECK_THAT(t.train.out, Contains("run folder: " + (t.dir.path / "run").string()));
+  CHECK_THAT(t.train.out, Contains("val top1"));
   for (const char* f : {"last.safetensors", "best.safetensors", "config.yaml", "summary.csv", "steps.csv"})
     CHECK(fs::exists(t.dir.path / "run" / f));
   CHECK(lines_of(read_file(t.dir.path / "run" / "summary.csv")).size() == 1 + 6);
 }
 
 TEST_CASE("vkvit eval prints timm fields that match a hand computation from predict logits", "[cli]") {
-  const Trained& t = trained();
+  const TrainedRun& t = trained();
   const fs::path val = t.data / "val";
   TempDir out("eval");
   // Batch sizes that do not divide the 32 images (a partial last batch) and differ between the two
@@ -179,7 +162,7 @@ TEST_CASE("vkvit eval prints timm fields that match a hand computation from pred
 }
 
 TEST_CASE("vkvit predict CSV has one label and score pair per k and probabilities that sum to one", "[cli]") {
-  const Trained& t = trained();
+  const TrainedRun& t = trained();
   const fs::path val = t.data / "val";
   const Run p = run("predict --checkpoint " + q(t.checkpoint) + " --topk 4 " + q(val));
   INFO(p.err);
@@ -216,7 +199,7 @@ TEST_CASE("vkvit predict CSV has one label and score pair per k and probabilitie
 }
 
 TEST_CASE("vkvit predict searches folders recursively in sorted order and skips hidden files", "[cli]") {
-  const Trained& t = trained();
+  const TrainedRun& t = trained();
   TempDir tree("tree");
   const fs::path src = t.data / "val" / "horizontal" / "0.png";
   fs::create_directories(tree.path / "a" / "b");
@@ -247,7 +230,7 @@ TEST_CASE("vkvit predict searches folders recursively in sorted order and skips 
 }
 
 TEST_CASE("vkvit predict JSON output and --results-file chosen by extension", "[cli]") {
-  const Trained& t = trained();
+  const TrainedRun& t = trained();
   const fs::path folder = t.data / "val" / "diag_up";
   TempDir out("results");
   const std::string base = "predict --checkpoint " + q(t.checkpoint) + " --topk 3 ";
@@ -298,7 +281,7 @@ TEST_CASE("vkvit predict JSON output and --results-file chosen by extension", "[
 }
 
 TEST_CASE("vkvit predict skips a corrupt image with a warning naming it and keeps stdout clean CSV", "[cli]") {
-  const Trained& t = trained();
+  const TrainedRun& t = trained();
   TempDir folder("corrupt");
   for (const char* name : {"a.png", "c.png", "d.png"}) fs::copy_file(t.data / "val" / "vertical" / "1.png", folder.path / name);
   write_file(folder.path / "b_broken.png", "this is text, not a PNG\n");
@@ -361,7 +344,7 @@ TEST_CASE("a missing data folder is one clear line from train, eval and predict"
   CHECK(lines_of(tr.err).size() == 1);
   CHECK_THAT(tr.err, Contains(missing.string()) && Contains("does not exist"));
 
-  const Trained& t = trained();
+  const TrainedRun& t = trained();
   const Run ev = run("eval --checkpoint " + q(t.checkpoint) + " --data-dir " + q(missing));
   INFO(ev.err);
   CHECK(ev.status == 1);

@@ -15,11 +15,10 @@
 
 namespace fs = std::filesystem;
 using vkvit::test::CliRun;
+using vkvit::test::q;
 using vkvit::test::TempDir;
 
 namespace {
-
-std::string q(const fs::path& p) { return vkvit::test::shell_quote(p); }
 
 // `mpirun <args>` with stdout and stderr captured, under a time limit so that a hang fails the
 // test (exit status 124) instead of stalling the suite. Root may launch (CI runs as root), and

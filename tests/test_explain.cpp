@@ -283,8 +283,6 @@ TEST_CASE("attention probabilities kept by the GPU model match the reference mod
 
 namespace {
 
-std::string q(const fs::path& p) { return shell_quote(p); }
-
 // Tiny checkpoints trained once per test process on the stripes data set (tests/stripes.h): two
 // steps each, enough for real weights; the maps' meaning is not under test here, their plumbing is.
 struct ExplainModels {

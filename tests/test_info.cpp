@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "cli_fixture.h"
 #include "harness.h"
 #include "model/safetensors.h"
 #include "stripes.h"
@@ -15,32 +16,16 @@
 using namespace vkvit;
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
+using test::q;
 using test::TempDir;
+using test::TrainedRun;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string q(const fs::path& p) { return test::shell_quote(p); }
-
 // A 2-epoch run of the tiny stripes model: last.safetensors (with Adam state) and best.safetensors.
-struct Trained {
-  TempDir dir{"info"};
-  fs::path run;
-
-  Trained() {
-    const fs::path data = dir.path / "data";
-    test::write_stripe_dataset(data, 16, 4, 3, 0);
-    test::write_file(dir.path / "tiny.yaml", test::tiny_stripes_config_yaml(2));
-    run = dir.path / "run";
-    const test::CliRun r = test::run_cli("train -q --config " + q(dir.path / "tiny.yaml") + " --data-dir " + q(data) +
-                                         " --output " + q(run));
-    INFO(r.err);
-    REQUIRE(r.status == 0);
-  }
-};
-
-const Trained& trained() {
-  static Trained t;
+const TrainedRun& trained() {
+  static TrainedRun t({"info", 16, 4, 3, 2, "-q"});
   return t;
 }
 
@@ -57,7 +42,7 @@ std::string one_error_line(const test::CliRun& r) {
 }  // namespace
 
 TEST_CASE("vkvit info describes a trained checkpoint", "[info]") {
-  const Trained& t = trained();
+  const TrainedRun& t = trained();
   const test::CliRun r = test::run_cli("info " + q(t.run / "last.safetensors"));
   INFO(r.err);
   REQUIRE(r.status == 0);
@@ -75,7 +60,7 @@ TEST_CASE("vkvit info describes a trained checkpoint", "[info]") {
 }
 
 TEST_CASE("vkvit info --json has the architecture, counts and training state", "[info]") {
-  const Trained& t = trained();
+  const TrainedRun& t = trained();
   for (const char* file : {"last.safetensors", "best.safetensors"}) {
     INFO(file);
     const fs::path path = t.run / file;
@@ -146,7 +131,7 @@ TEST_CASE("vkvit info on a file that is not a vkvit checkpoint is one error line
 }
 
 TEST_CASE("without a Vulkan driver every command says what to install", "[info]") {
-  const Trained& t = trained();  // trained with the driver, before it is hidden
+  const TrainedRun& t = trained();  // trained with the driver, before it is hidden
   // The loader reads only the driver files these name; none exists, so it finds no driver.
   test::ScopedEnv icd("VK_ICD_FILENAMES", "/nonexistent/vkvit_icd.json");
   test::ScopedEnv driver_files("VK_DRIVER_FILES", "/nonexistent/vkvit_icd.json");

@@ -28,18 +28,11 @@ struct SmallLavapipeTile {
   ScopedEnv tm{"VKVIT_MATMUL_TM", "8", true}, tn{"VKVIT_MATMUL_TN", "8", true};
 };
 
-size_t extent(uint32_t rows, uint32_t ld, const ops::MatmulOperand& op, const ops::MatmulShape& s) {
-  const uint64_t outer = s.batch / s.batch_inner - 1, inner = s.batch_inner - 1;
-  return outer * op.stride_outer + inner * op.stride_inner + uint64_t(rows) * ld;
-}
-
 void check_matmul(ops::MatmulShape s, bool with_bias, uint32_t seed, ops::MatmulKernel kernel) {
-  const uint32_t lda = s.a.ld ? s.a.ld : (s.trans_a ? s.M : s.K);
-  const uint32_t ldb = s.b.ld ? s.b.ld : (s.trans_b ? s.K : s.N);
-  const uint32_t ldc = s.c.ld ? s.c.ld : s.N;
-  auto a = random_floats(extent(s.trans_a ? s.K : s.M, lda, s.a, s), seed);
-  auto b = random_floats(extent(s.trans_b ? s.N : s.K, ldb, s.b, s), seed + 1);
-  auto c0 = random_floats(extent(s.M, ldc, s.c, s), seed + 2);
+  const MatmulExtents extents = matmul_extents(s);
+  auto a = random_floats(extents.a, seed);
+  auto b = random_floats(extents.b, seed + 1);
+  auto c0 = random_floats(extents.c, seed + 2);
   auto bias = random_floats(s.N, seed + 3);
 
   DeviceTensor da(a), db(b), dc(c0), dbias(bias);
@@ -57,16 +50,6 @@ void check_matmul(ops::MatmulShape s, bool with_bias, uint32_t seed, ops::Matmul
                 std::string("matmul ") + ops::matmul_kernel_name(kernel));
 }
 
-ops::MatmulShape shape(uint32_t M, uint32_t N, uint32_t K, bool ta, bool tb) {
-  ops::MatmulShape s;
-  s.M = M;
-  s.N = N;
-  s.K = K;
-  s.trans_a = ta;
-  s.trans_b = tb;
-  return s;
-}
-
 }  // namespace
 
 TEST_CASE("matmul kernels match the reference for every transpose on odd shapes", "[matmul][gpu]") {
@@ -82,7 +65,7 @@ TEST_CASE("matmul kernels match the reference for every transpose on odd shapes"
     for (const Dims& d : dims)
       for (bool ta : {false, true})
         for (bool tb : {false, true}) {
-          ops::MatmulShape s = shape(d.M, d.N, d.K, ta, tb);
+          ops::MatmulShape s = matmul_shape(d.M, d.N, d.K, ta, tb);
           s.alpha = 0.75f;
           s.beta = (seed % 2) ? 1.0f : 0.0f;  // half of the cases accumulate into C
           const bool bias = seed % 3 != 0;
@@ -106,7 +89,7 @@ TEST_CASE("the tiled kernel with the GPU tile (64x64x16, 256 invocations) matche
   for (const Dims& d : dims)
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
-        ops::MatmulShape s = shape(d.M, d.N, d.K, ta, tb);
+        ops::MatmulShape s = matmul_shape(d.M, d.N, d.K, ta, tb);
         s.beta = (seed % 2) ? 1.0f : 0.0f;
         seed += 3;
         DYNAMIC_SECTION("M=" << d.M << " N=" << d.N << " K=" << d.K << " trans_a=" << ta << " trans_b=" << tb) {
@@ -114,7 +97,7 @@ TEST_CASE("the tiled kernel with the GPU tile (64x64x16, 256 invocations) matche
         }
       }
   ScopedEnv bad("VKVIT_MATMUL_TILE", "64x63x16");
-  ops::MatmulShape s = shape(8, 8, 8, false, false);
+  ops::MatmulShape s = matmul_shape(8, 8, 8, false, false);
   DeviceTensor a(64), b(64), c(64);
   vk::Recorder rec(ctx());
   CHECK_THROWS_WITH(ops::matmul(rec, c.view(), a.view(), b.view(), s, {}, ops::MatmulKernel::tiled),
@@ -139,7 +122,7 @@ TEST_CASE("matmul vec4 load variants match the reference", "[matmul][gpu]") {
       if (kernel == ops::MatmulKernel::tiled && l.texel[0] == '0') continue;  // tiled has one load path
       for (bool ta : {false, true})
         for (bool tb : {false, true}) {
-          ops::MatmulShape s = shape(52, 100, 36, ta, tb);
+          ops::MatmulShape s = matmul_shape(52, 100, 36, ta, tb);
           s.beta = 1.0f;
           seed += 4;
           DYNAMIC_SECTION(ops::matmul_kernel_name(kernel) << " " << l.name << " trans_a=" << ta << " trans_b=" << tb) {
@@ -165,8 +148,8 @@ TEST_CASE("matmul reads aligned operands through texel buffers on lavapipe", "[m
   vk::Buffer a(profiled, 64 * 64 * 4, vk::MemoryKind::device, "a"), b(profiled, 64 * 64 * 4, vk::MemoryKind::device, "b"),
       c(profiled, 64 * 64 * 4, vk::MemoryKind::device, "c");
   vk::Recorder rec(profiled);
-  ops::matmul(rec, c.view(), a.view(), b.view(), shape(40, 64, 32, false, false));
-  ops::matmul(rec, c.view(), a.view(), b.view(), shape(40, 64, 30, false, false));
+  ops::matmul(rec, c.view(), a.view(), b.view(), matmul_shape(40, 64, 32, false, false));
+  ops::matmul(rec, c.view(), a.view(), b.view(), matmul_shape(40, 64, 30, false, false));
   rec.submit_and_wait();
   const auto& e = profiled.profiler().entries();
   CHECK(e.count("matmul NN 40x64x32 b1 matmul_lavapipe_texel_8x8") == 1);
@@ -182,7 +165,7 @@ TEST_CASE("matmul with unaligned leading dimensions", "[matmul][gpu]") {
   for (ops::MatmulKernel kernel : kKernels)
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
-        ops::MatmulShape s = shape(20, 24, 16, ta, tb);
+        ops::MatmulShape s = matmul_shape(20, 24, 16, ta, tb);
         s.a.ld = (ta ? s.M : s.K) + 3;
         s.b.ld = (tb ? s.K : s.N) + 5;
         s.c.ld = s.N + 1;
@@ -230,7 +213,7 @@ TEST_CASE("matmul reads heads out of a fused qkv layout with two-level batch str
 TEST_CASE("matmul with K = 0 leaves beta * C + bias", "[matmul][gpu]") {
   SmallLavapipeTile small_tile;
   for (ops::MatmulKernel kernel : kKernels) {
-    ops::MatmulShape s = shape(5, 7, 0, false, true);
+    ops::MatmulShape s = matmul_shape(5, 7, 0, false, true);
     s.a.ld = 1;  // so the (unread) operands are not empty buffers
     s.b.ld = 1;
     s.beta = 0.5f;
@@ -243,7 +226,7 @@ TEST_CASE("matmul with a long K runs as accumulated chunks", "[matmul][gpu]") {
   // K above the lavapipe kernel's split threshold (2048): the product runs as 512-deep pieces,
   // the later ones with beta = 1 and without the bias; dW = dY^T X is the real case (TN).
   for (bool ta : {false, true}) {
-    ops::MatmulShape s = shape(20, 36, 2100, ta, false);
+    ops::MatmulShape s = matmul_shape(20, 36, 2100, ta, false);
     s.beta = 0.25f;
     DYNAMIC_SECTION("trans_a=" << ta) { check_matmul(s, true, 60, ops::MatmulKernel::lavapipe); }
   }
@@ -256,25 +239,14 @@ TEST_CASE("matmul splits an operand larger than maxStorageBufferRange", "[matmul
   const uint64_t limit = ctx().info().max_storage_buffer_range;
   const uint32_t K = 64, N = 4;
   const uint32_t M = static_cast<uint32_t>(limit / (K * 4) + limit / (K * 4) / 32);
-  ops::MatmulShape s = shape(M, N, K, false, false);
+  ops::MatmulShape s = matmul_shape(M, N, K, false, false);
   auto a = random_floats(uint64_t(M) * K, 70);
   auto b = random_floats(uint64_t(K) * N, 71);
   DeviceTensor da(a), db(b), dc(uint64_t(M) * N);
   vk::Recorder rec(ctx());
   ops::matmul(rec, dc.view(), da.view(), db.view(), s);
   rec.submit_and_wait();
-  const auto c = dc.read();
-  const auto bd = to_double(b);
-  for (uint64_t first : {uint64_t(0), uint64_t(M / 2 - 500), uint64_t(M - 1000)}) {
-    const uint32_t rows = 1000;
-    std::vector<double> ad(a.begin() + first * K, a.begin() + (first + rows) * K), ref(uint64_t(rows) * N);
-    ops::MatmulShape sub = s;
-    sub.M = rows;
-    ops::ref::matmul(ref.data(), ad.data(), bd.data(), sub);
-    std::vector<float> got(c.begin() + first * N, c.begin() + (first + rows) * N);
-    // Same fp32 accumulation bound as above.
-    require_close(got, ref, 1e-5 * K, 1e-5, "matmul rows from " + std::to_string(first));
-  }
+  require_matmul_rows_close(a, b, dc.read(), s, "matmul");
 }
 
 TEST_CASE("matmul default lavapipe block on the ViT linear-layer layouts", "[matmul][gpu]") {
@@ -288,7 +260,7 @@ TEST_CASE("matmul default lavapipe block on the ViT linear-layer layouts", "[mat
   const Case cases[] = {{100, 96, 64, false, true}, {100, 64, 96, false, false}, {96, 64, 100, true, false}};
   uint32_t seed = 500;
   for (const Case& c : cases) {
-    ops::MatmulShape s = shape(c.M, c.N, c.K, c.ta, c.tb);
+    ops::MatmulShape s = matmul_shape(c.M, c.N, c.K, c.ta, c.tb);
     s.beta = c.ta ? 1.0f : 0.0f;  // dW accumulates over micro-batches
     seed += 4;
     DYNAMIC_SECTION("trans_a=" << c.ta << " trans_b=" << c.tb) {
@@ -310,7 +282,7 @@ TEST_CASE("matmul small batched products with the launcher's own block choice", 
   for (const Case& c : cases)
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
-        ops::MatmulShape s = shape(c.M, c.N, c.K, ta, tb);
+        ops::MatmulShape s = matmul_shape(c.M, c.N, c.K, ta, tb);
         s.batch = c.batch;
         s.batch_inner = c.inner;
         const uint64_t a_size = uint64_t(c.M) * c.K, b_size = uint64_t(c.K) * c.N, c_size = uint64_t(c.M) * c.N;

@@ -53,21 +53,14 @@ struct SmallF16Tile {
   ScopedEnv tm{"VKVIT_MATMUL_F16_TM", "8", true}, tn{"VKVIT_MATMUL_F16_TN", "8", true};
 };
 
-size_t extent(uint32_t rows, uint32_t ld, const ops::MatmulOperand& op, const ops::MatmulShape& s) {
-  const uint64_t outer = s.batch / s.batch_inner - 1, inner = s.batch_inner - 1;
-  return outer * op.stride_outer + inner * op.stride_inner + uint64_t(rows) * ld;
-}
-
 std::vector<float> rounded(const std::vector<float>& v) { return ops::from_half(ops::to_half(v)); }
 
 void check_matmul_f16(ops::MatmulShape s, bool with_bias, uint32_t seed, ops::MatmulOut out) {
-  const uint32_t lda = s.a.ld ? s.a.ld : (s.trans_a ? s.M : s.K);
-  const uint32_t ldb = s.b.ld ? s.b.ld : (s.trans_b ? s.K : s.N);
-  const uint32_t ldc = s.c.ld ? s.c.ld : s.N;
+  const MatmulExtents extents = matmul_extents(s);
   // Inputs are fp16 values, so the reference sees exactly what the kernel reads.
-  const auto a = rounded(random_floats(extent(s.trans_a ? s.K : s.M, lda, s.a, s), seed));
-  const auto b = rounded(random_floats(extent(s.trans_b ? s.N : s.K, ldb, s.b, s), seed + 1));
-  auto c0 = random_floats(extent(s.M, ldc, s.c, s), seed + 2);
+  const auto a = rounded(random_floats(extents.a, seed));
+  const auto b = rounded(random_floats(extents.b, seed + 1));
+  auto c0 = random_floats(extents.c, seed + 2);
   if (out == ops::MatmulOut::f16) c0 = rounded(c0);
   const auto bias = random_floats(s.N, seed + 3);
 
@@ -92,16 +85,6 @@ void check_matmul_f16(ops::MatmulShape s, bool with_bias, uint32_t seed, ops::Ma
   const double rtol = out == ops::MatmulOut::f16 ? 4.9e-4 + 1e-5 : 1e-5;
   const auto got = dc32 ? dc32->read() : ops::from_half(dc16->read());
   require_close(got, ref, atol, rtol, out == ops::MatmulOut::f32 ? "matmul_f16 (fp32 out)" : "matmul_f16 (fp16 out)");
-}
-
-ops::MatmulShape shape(uint32_t M, uint32_t N, uint32_t K, bool ta, bool tb) {
-  ops::MatmulShape s;
-  s.M = M;
-  s.N = N;
-  s.K = K;
-  s.trans_a = ta;
-  s.trans_b = tb;
-  return s;
 }
 
 const char* out_name(ops::MatmulOut o) { return o == ops::MatmulOut::f32 ? "f32" : "f16"; }
@@ -190,7 +173,7 @@ TEST_CASE("matmul_f16 matches the reference for every transpose on odd shapes", 
     for (const Dims& d : dims)
       for (bool ta : {false, true})
         for (bool tb : {false, true}) {
-          ops::MatmulShape s = shape(d.M, d.N, d.K, ta, tb);
+          ops::MatmulShape s = matmul_shape(d.M, d.N, d.K, ta, tb);
           s.alpha = 0.75f;
           s.beta = (seed % 2) ? 1.0f : 0.0f;
           const bool bias = seed % 3 != 0;
@@ -210,12 +193,12 @@ TEST_CASE("matmul_f16 uvec4 loads and unaligned leading dimensions", "[fp16][gpu
       for (bool tb : {false, true}) {
         // Every dimension a multiple of 8 (uvec4 loads of A and B), M and N not multiples of the
         // block, so clamped edge loads are exercised.
-        ops::MatmulShape s = shape(56, 104, 40, ta, tb);
+        ops::MatmulShape s = matmul_shape(56, 104, 40, ta, tb);
         s.beta = 1.0f;
         seed += 5;
         DYNAMIC_SECTION(out_name(out) << " vec trans_a=" << ta << " trans_b=" << tb) { check_matmul_f16(s, true, seed, out); }
         // Row strides that break the 8-element alignment (single-half loads); C's padding kept.
-        ops::MatmulShape u = shape(24, 16, 16, ta, tb);
+        ops::MatmulShape u = matmul_shape(24, 16, 16, ta, tb);
         u.a.ld = (ta ? u.M : u.K) + 3;
         u.b.ld = (tb ? u.K : u.N) + 5;
         u.c.ld = u.N + 1;
@@ -269,7 +252,7 @@ TEST_CASE("matmul_f16 default block on the ViT linear-layer layouts, long K, K =
                         {24, 40, 2100, true, false}};
   uint32_t seed = 500;
   for (const Case& c : cases) {
-    ops::MatmulShape s = shape(c.M, c.N, c.K, c.ta, c.tb);
+    ops::MatmulShape s = matmul_shape(c.M, c.N, c.K, c.ta, c.tb);
     s.beta = c.ta ? 1.0f : 0.0f;
     seed += 5;
     DYNAMIC_SECTION("M=" << c.M << " N=" << c.N << " K=" << c.K << " trans_a=" << c.ta << " trans_b=" << c.tb) {
@@ -278,7 +261,7 @@ TEST_CASE("matmul_f16 default block on the ViT linear-layer layouts, long K, K =
   }
   SECTION("K = 0 leaves beta * C + bias") {
     SmallF16Tile small_tile;
-    ops::MatmulShape s = shape(5, 7, 0, false, true);
+    ops::MatmulShape s = matmul_shape(5, 7, 0, false, true);
     s.a.ld = 1;
     s.b.ld = 1;
     s.beta = 0.5f;
@@ -298,7 +281,7 @@ TEST_CASE("matmul_f16 on the tiled (GPU) kernel matches the reference", "[fp16][
     for (ops::MatmulOut out : {ops::MatmulOut::f32, ops::MatmulOut::f16})
       for (bool ta : {false, true})
         for (bool tb : {false, true}) {
-          ops::MatmulShape s = shape(93, 67, 41, ta, tb);
+          ops::MatmulShape s = matmul_shape(93, 67, 41, ta, tb);
           s.alpha = 0.75f;
           s.beta = (seed % 2) ? 1.0f : 0.0f;
           seed += 5;
@@ -308,7 +291,7 @@ TEST_CASE("matmul_f16 on the tiled (GPU) kernel matches the reference", "[fp16][
         }
     DYNAMIC_SECTION(tile << " batched scores out of a fused qkv") {
       const uint32_t B = 2, H = 3, N = 17, d = 5, D = H * d;
-      ops::MatmulShape s = shape(N, N, d, false, true);
+      ops::MatmulShape s = matmul_shape(N, N, d, false, true);
       s.batch = B * H;
       s.batch_inner = H;
       s.a = {3 * D, uint64_t(N) * 3 * D, d};
@@ -317,7 +300,7 @@ TEST_CASE("matmul_f16 on the tiled (GPU) kernel matches the reference", "[fp16][
       check_matmul_f16(s, false, 960, ops::MatmulOut::f32);
     }
     DYNAMIC_SECTION(tile << " K = 0 leaves beta * C + bias") {
-      ops::MatmulShape s = shape(5, 7, 0, false, true);
+      ops::MatmulShape s = matmul_shape(5, 7, 0, false, true);
       s.a.ld = 1;
       s.b.ld = 1;
       s.beta = 0.5f;
@@ -408,7 +391,7 @@ TEST_CASE("matmul_f16 splits an operand larger than maxStorageBufferRange", "[fp
   const uint64_t limit = ctx().info().max_storage_buffer_range;
   const uint32_t K = 8, N = 64;
   const uint32_t M = static_cast<uint32_t>(limit / (N * 4) + limit / (N * 4) / 32);
-  ops::MatmulShape s = shape(M, N, K, false, false);
+  ops::MatmulShape s = matmul_shape(M, N, K, false, false);
   const auto a = rounded(random_floats(uint64_t(M) * K, 80));
   const auto b = rounded(random_floats(uint64_t(K) * N, 81));
   HalfTensor da(ops::to_half(a)), db(ops::to_half(b));
@@ -416,15 +399,5 @@ TEST_CASE("matmul_f16 splits an operand larger than maxStorageBufferRange", "[fp
   vk::Recorder rec(ctx());
   ops::matmul_f16(rec, dc.view(), da.view(), db.view(), s);
   rec.submit_and_wait();
-  const auto c = dc.read();
-  const auto bd = to_double(b);
-  for (uint64_t first : {uint64_t(0), uint64_t(M / 2 - 500), uint64_t(M - 1000)}) {
-    const uint32_t rows = 1000;
-    std::vector<double> ad(a.begin() + first * K, a.begin() + (first + rows) * K), ref(uint64_t(rows) * N);
-    ops::MatmulShape sub = s;
-    sub.M = rows;
-    ops::ref::matmul(ref.data(), ad.data(), bd.data(), sub);
-    std::vector<float> got(c.begin() + first * N, c.begin() + (first + rows) * N);
-    require_close(got, ref, 1e-5 * K, 1e-5, "matmul_f16 rows from " + std::to_string(first));
-  }
+  require_matmul_rows_close(a, b, dc.read(), s, "matmul_f16");
 }

@@ -22,12 +22,11 @@
 
 using namespace vkvit;
 using Catch::Matchers::Contains;
+using test::q;
 using test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string q(const fs::path& p) { return test::shell_quote(p); }
 
 // Pixels that differ from the white background.
 int ink(const cv::Mat& bgr) {

@@ -32,12 +32,11 @@ using namespace vkvit::train;
 using vkvit::test::CliRun;
 using vkvit::test::lines_of;
 using vkvit::test::lines_with;
+using vkvit::test::q;
 using vkvit::test::ScopedEnv;
 using vkvit::test::TempDir;
 
 namespace {
-
-std::string q(const fs::path& p) { return vkvit::test::shell_quote(p); }
 
 bool has_control_bytes(const std::string& s) {
   return s.find('\r') != std::string::npos || s.find('\x1b') != std::string::npos;

@@ -70,103 +70,144 @@ BenchSetup resolve(const ModelBenchOptions& o) {
   return s;
 }
 
-void run_model_bench(const GlobalOptions& global, const ModelBenchOptions& o, bool train_step) {
-  const BenchSetup s = resolve(o);
-  const uint32_t B = static_cast<uint32_t>(s.optim.batch_size);
-  const char* mode = train_step ? "train-step" : "infer";
-  vk::Context ctx(global.context_options());
-  const vk::DeviceInfo& info = ctx.info();
+// Median wall and process CPU times of the timed steps.
+struct StepTimes {
+  double ms = 0, cpu_ms = 0, min_ms = 0, max_ms = 0;
+};
 
-  model::Vit vit(ctx, s.vit, B, o.amp || s.optim.amp);
-  vit.init(s.optim.seed);
-  std::unique_ptr<train::TrainStep> step;
-  if (train_step) step = std::make_unique<train::TrainStep>(ctx, vit, B);
-
-  // Random inputs of the right scale (normalized pixels are roughly N(0, 1)) and labels.
-  std::mt19937 rng(static_cast<uint32_t>(s.optim.seed));
-  std::normal_distribution<float> pixel(0.0f, 1.0f);
-  std::vector<float> patches(uint64_t(B) * s.vit.num_patches() * s.vit.patch_dim());  // (B, Np, C*P*P)
-  for (float& v : patches) v = pixel(rng);
-  ctx.upload(vit.patches_input(), patches.data(), patches.size() * 4);
-  if (step) {
-    std::uniform_int_distribution<uint32_t> label(0, static_cast<uint32_t>(s.vit.num_classes) - 1);
-    std::vector<uint32_t> labels(B);  // (B)
-    for (uint32_t& v : labels) v = label(rng);
-    ctx.upload(step->labels(), labels.data(), labels.size() * 4);
+// One model on the device with its inputs, and its train step when timing train-step.
+class ModelBench {
+ public:
+  ModelBench(const GlobalOptions& global, const ModelBenchOptions& o, bool train_step)
+      : o_(o),
+        s_(resolve(o)),
+        B_(static_cast<uint32_t>(s_.optim.batch_size)),
+        mode_(train_step ? "train-step" : "infer"),
+        ctx_(global.context_options()),
+        vit_(ctx_, s_.vit, B_, o.amp || s_.optim.amp) {
+    vit_.init(s_.optim.seed);
+    if (train_step) step_ = std::make_unique<train::TrainStep>(ctx_, vit_, B_);
   }
 
-  ops::AdamWHyper hyper;
-  hyper.lr = s.optim.lr;
-  hyper.beta1 = s.optim.betas[0];
-  hyper.beta2 = s.optim.betas[1];
-  hyper.eps = s.optim.eps;
-  hyper.weight_decay = s.optim.weight_decay;
+  // Random inputs of the right scale (normalized pixels are roughly N(0, 1)) and labels.
+  void upload_random_inputs() {
+    std::mt19937 rng(static_cast<uint32_t>(s_.optim.seed));
+    std::normal_distribution<float> pixel(0.0f, 1.0f);
+    std::vector<float> patches(uint64_t(B_) * s_.vit.num_patches() * s_.vit.patch_dim());  // (B, Np, C*P*P)
+    for (float& v : patches) v = pixel(rng);
+    ctx_.upload(vit_.patches_input(), patches.data(), patches.size() * 4);
+    if (!step_) return;
+    std::uniform_int_distribution<uint32_t> label(0, static_cast<uint32_t>(s_.vit.num_classes) - 1);
+    std::vector<uint32_t> labels(B_);  // (B)
+    for (uint32_t& v : labels) v = label(rng);
+    ctx_.upload(step_->labels(), labels.data(), labels.size() * 4);
+  }
 
-  std::printf("# vkvit bench %s\n", mode);
-  std::printf("# device: %s (%s %s)\n", info.name.c_str(), info.driver_name.c_str(), info.driver_version.c_str());
-  std::printf("# model: %s (image %d, patch %d, %d tokens, dim %d, depth %d, heads %d, mlp %d, %d classes, %s pool, %s), "
-              "%llu parameters\n",
-              s.model_name.c_str(), s.vit.image_size, s.vit.patch_size, s.vit.tokens(), s.vit.dim, s.vit.depth,
-              s.vit.heads, s.vit.mlp_dim, s.vit.num_classes, s.vit.pool.c_str(), s.vit.mixer.c_str(),
-              static_cast<unsigned long long>(vit.param_count()));
-  std::printf("# batch %u, %d timed steps after %d warm-up steps (the first builds the pipelines)%s\n", B, o.steps,
-              o.warmup, vit.amp() ? "; amp: fp16 linear layers (loss scale held at its initial value)" : "");
-  std::fflush(stdout);
+  void print_header() {
+    const vk::DeviceInfo& info = ctx_.info();
+    std::printf("# vkvit bench %s\n", mode_);
+    std::printf("# device: %s (%s %s)\n", info.name.c_str(), info.driver_name.c_str(), info.driver_version.c_str());
+    std::printf("# model: %s (image %d, patch %d, %d tokens, dim %d, depth %d, heads %d, mlp %d, %d classes, %s pool, %s), "
+                "%llu parameters\n",
+                s_.model_name.c_str(), s_.vit.image_size, s_.vit.patch_size, s_.vit.tokens(), s_.vit.dim, s_.vit.depth,
+                s_.vit.heads, s_.vit.mlp_dim, s_.vit.num_classes, s_.vit.pool.c_str(), s_.vit.mixer.c_str(),
+                static_cast<unsigned long long>(vit_.param_count()));
+    std::printf("# batch %u, %d timed steps after %d warm-up steps (the first builds the pipelines)%s\n", B_, o_.steps,
+                o_.warmup, vit_.amp() ? "; amp: fp16 linear layers (loss scale held at its initial value)" : "");
+    std::fflush(stdout);
+  }
 
   // The first steps compile every pipeline (seconds on lavapipe without a warm Mesa shader cache):
   // they are run and thrown away, and so is their profile.
-  vk::Recorder rec(ctx);
-  std::vector<double> wall_ms, cpu_ms;
-  uint64_t t = 0;  // AdamW's step count, as the trainer's
-  for (int i = -o.warmup; i < o.steps; ++i) {
-    if (i == 0) ctx.profiler().clear();
-    const double c0 = process_cpu_ms();
-    const auto t0 = std::chrono::steady_clock::now();
-    if (step)
-      step->record(rec, B, hyper, ++t, static_cast<float>(s.optim.label_smoothing), static_cast<float>(s.optim.clip_grad));
-    else
-      vit.forward(rec, B, /*for_backward=*/false);
-    rec.submit_and_wait();
-    const auto t1 = std::chrono::steady_clock::now();
-    if (i < 0) continue;
-    wall_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-    cpu_ms.push_back(process_cpu_ms() - c0);
+  StepTimes time_steps() {
+    const ops::AdamWHyper hyper = adamw_hyper(s_.optim);
+    vk::Recorder rec(ctx_);
+    std::vector<double> wall_ms, cpu_ms;
+    uint64_t t = 0;  // AdamW's step count, as the trainer's
+    for (int i = -o_.warmup; i < o_.steps; ++i) {
+      if (i == 0) ctx_.profiler().clear();
+      const double c0 = process_cpu_ms();
+      const auto t0 = std::chrono::steady_clock::now();
+      if (step_)
+        step_->record(rec, B_, hyper, ++t, static_cast<float>(s_.optim.label_smoothing),
+                      static_cast<float>(s_.optim.clip_grad));
+      else
+        vit_.forward(rec, B_, /*for_backward=*/false);
+      rec.submit_and_wait();
+      const auto t1 = std::chrono::steady_clock::now();
+      if (i < 0) continue;
+      wall_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+      cpu_ms.push_back(process_cpu_ms() - c0);
+    }
+    return StepTimes{median(wall_ms), median(cpu_ms), *std::min_element(wall_ms.begin(), wall_ms.end()),
+                     *std::max_element(wall_ms.begin(), wall_ms.end())};
   }
 
-  // A sanity check that the steps trained: on one fixed batch the loss falls from about ln(K).
-  float loss = NAN;
-  if (step) ctx.download(step->loss(), &loss, 4);
+  void print_results(const StepTimes& times) {
+    // A sanity check that the steps trained: on one fixed batch the loss falls from about ln(K).
+    float loss = NAN;
+    if (step_) ctx_.download(step_->loss(), &loss, 4);
 
-  // Counted FLOPs: the matmuls of the forward pass (VitConfig::flops_per_image: patch projection,
-  // qkv, Q K^T, P V, proj, fc1, fc2, head; 2 per multiply-add; norms, softmax, GELU and the
-  // optimizer not counted). A train step is counted as 3x forward: backward is two products
-  // (dX and dW) per forward product, as in the usual 6 * params * tokens estimate.
-  const double fwd_flops = static_cast<double>(s.vit.flops_per_image());
-  const double flops = fwd_flops * (train_step ? 3.0 : 1.0);
-  const double ms = median(wall_ms), cpu = median(cpu_ms);
-  const double img_s = B / (ms * 1e-3);
-  const double gflops = flops * B / (ms * 1e6);
-  std::printf("FLOPs per image: %.4g forward (matmuls; FFTs estimated)", fwd_flops);
-  if (train_step) std::printf(" x 3 = %.4g per train-step image", flops);
-  std::printf("\n");
-  std::printf("median step: %.3f ms wall (min %.3f, max %.3f), %.3f ms process CPU\n", ms,
-              *std::min_element(wall_ms.begin(), wall_ms.end()), *std::max_element(wall_ms.begin(), wall_ms.end()), cpu);
-  std::printf("throughput: %.2f img/s, %.3f GFLOP/s (%.2f img per CPU-second)\n", img_s, gflops, B / (cpu * 1e-3));
-  std::printf("peak device memory: %s (now %s; activations %s)\n", vk::format_bytes(ctx.peak_allocated_bytes()).c_str(),
-              vk::format_bytes(ctx.allocated_bytes()).c_str(), vk::format_bytes(vit.activation_bytes()).c_str());
-  if (step) std::printf("loss of the last step: %.4f (ln K = %.4f)\n", loss, std::log(double(s.vit.num_classes)));
-  if (ctx.profiling() && !ctx.profiler().empty()) {
-    // Printed here rather than by the context at exit, so that it covers the timed steps only and
-    // comes before the RESULT line. Timestamps around every dispatch slow the step down a little.
-    std::printf("# per-op GPU time over the %d timed steps (divide by %d for per step):\n", o.steps, o.steps);
-    ctx.profiler().print(stdout);
-    ctx.profiler().clear();
+    // Counted FLOPs: the matmuls of the forward pass (VitConfig::flops_per_image: patch projection,
+    // qkv, Q K^T, P V, proj, fc1, fc2, head; 2 per multiply-add; norms, softmax, GELU and the
+    // optimizer not counted). A train step is counted as 3x forward: backward is two products
+    // (dX and dW) per forward product, as in the usual 6 * params * tokens estimate.
+    const double fwd_flops = static_cast<double>(s_.vit.flops_per_image());
+    const double flops = fwd_flops * (step_ ? 3.0 : 1.0);
+    const double ms = times.ms, cpu = times.cpu_ms;
+    const double img_s = B_ / (ms * 1e-3);
+    const double gflops = flops * B_ / (ms * 1e6);
+    std::printf("FLOPs per image: %.4g forward (matmuls; FFTs estimated)", fwd_flops);
+    if (step_) std::printf(" x 3 = %.4g per train-step image", flops);
+    std::printf("\n");
+    std::printf("median step: %.3f ms wall (min %.3f, max %.3f), %.3f ms process CPU\n", ms, times.min_ms, times.max_ms,
+                cpu);
+    std::printf("throughput: %.2f img/s, %.3f GFLOP/s (%.2f img per CPU-second)\n", img_s, gflops, B_ / (cpu * 1e-3));
+    std::printf("peak device memory: %s (now %s; activations %s)\n", vk::format_bytes(ctx_.peak_allocated_bytes()).c_str(),
+                vk::format_bytes(ctx_.allocated_bytes()).c_str(), vk::format_bytes(vit_.activation_bytes()).c_str());
+    if (step_) std::printf("loss of the last step: %.4f (ln K = %.4f)\n", loss, std::log(double(s_.vit.num_classes)));
+    print_profile();
+    std::printf("RESULT impl=vkvit mode=%s model=%s batch=%u steps=%d ms=%.3f cpu_ms=%.3f img_per_s=%.3f "
+                "gflop_per_s=%.4f flops_per_img=%.6g peak_mib=%.1f amp=%d\n",
+                mode_, s_.model_name.c_str(), B_, o_.steps, ms, cpu, img_s, gflops, flops,
+                ctx_.peak_allocated_bytes() / 1048576.0, vit_.amp() ? 1 : 0);
+    std::fflush(stdout);
   }
-  std::printf("RESULT impl=vkvit mode=%s model=%s batch=%u steps=%d ms=%.3f cpu_ms=%.3f img_per_s=%.3f gflop_per_s=%.4f "
-              "flops_per_img=%.6g peak_mib=%.1f amp=%d\n",
-              mode, s.model_name.c_str(), B, o.steps, ms, cpu, img_s, gflops, flops,
-              ctx.peak_allocated_bytes() / 1048576.0, vit.amp() ? 1 : 0);
-  std::fflush(stdout);
+
+ private:
+  static ops::AdamWHyper adamw_hyper(const train::TrainConfig& optim) {
+    ops::AdamWHyper hyper;
+    hyper.lr = optim.lr;
+    hyper.beta1 = optim.betas[0];
+    hyper.beta2 = optim.betas[1];
+    hyper.eps = optim.eps;
+    hyper.weight_decay = optim.weight_decay;
+    return hyper;
+  }
+
+  // Printed here rather than by the context at exit, so that it covers the timed steps only and
+  // comes before the RESULT line. Timestamps around every dispatch slow the step down a little.
+  void print_profile() {
+    if (!ctx_.profiling() || ctx_.profiler().empty()) return;
+    std::printf("# per-op GPU time over the %d timed steps (divide by %d for per step):\n", o_.steps, o_.steps);
+    ctx_.profiler().print(stdout);
+    ctx_.profiler().clear();
+  }
+
+  const ModelBenchOptions& o_;
+  const BenchSetup s_;
+  const uint32_t B_;
+  const char* const mode_;
+  vk::Context ctx_;
+  model::Vit vit_;
+  std::unique_ptr<train::TrainStep> step_;
+};
+
+void run_model_bench(const GlobalOptions& global, const ModelBenchOptions& o, bool train_step) {
+  ModelBench bench(global, o, train_step);
+  bench.upload_random_inputs();
+  bench.print_header();
+  bench.print_results(bench.time_steps());
 }
 
 void add_mode(CLI::App* bench, GlobalOptions& global, const char* name, const char* help, bool train_step) {

@@ -65,6 +65,107 @@ std::string dump_results(nlohmann::ordered_json j, const std::vector<uint64_t>& 
   const size_t at = text.rfind(quoted);
   return text.replace(at, quoted.size(), "\"confusion\": " + rows);
 }
+
+// confusion_path, refused before the evaluation runs when it does not name a PNG.
+std::string checked_confusion_path(const EvalArgs& a) {
+  const std::string picture = confusion_path(a);
+  std::string ext = fs::path(picture).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (!picture.empty() && ext != ".png")
+    throw Error(picture + ": the confusion picture is written as PNG; give --confusion a name ending in .png");
+  return picture;
+}
+
+// The checkpoint's metadata with --batch-size and --workers in place of its own.
+train::CheckpointMeta read_meta(const EvalArgs& a) {
+  train::CheckpointMeta meta = train::read_checkpoint_meta(a.checkpoint);
+  if (a.batch_size) meta.config.train.batch_size = a.batch_size;
+  if (a.workers >= 0) meta.config.data.workers = a.workers;
+  return meta;
+}
+
+void check_same_classes(const data::ImageFolder& folder, const train::CheckpointMeta& meta, const std::string& data_dir) {
+  if (folder.classes != meta.classes)
+    throw Error(data_dir + ": its class folders (" + std::to_string(folder.classes.size()) +
+                ") are not the checkpoint's classes (" + std::to_string(meta.classes.size()) +
+                "); point --data-dir at a folder with the same class folders");
+}
+
+// Under mpirun each rank scores its shard of the folder and rank 0 reports the sums.
+data::LoaderConfig sharded_loader_config(const train::RunConfig& config, const dist::Comm& world) {
+  data::LoaderConfig lc = train::loader_config(config, false);
+  lc.shard_index = static_cast<uint32_t>(world.rank());
+  lc.shard_count = static_cast<uint32_t>(world.size());
+  return lc;
+}
+
+nlohmann::ordered_json results_json(const EvalArgs& a, const train::CheckpointMeta& meta, const train::EvalResult& r,
+                                    uint64_t param_count) {
+  nlohmann::ordered_json j;
+  j["checkpoint"] = a.checkpoint;
+  j["images"] = r.images;
+  j["skipped_files"] = r.skipped;
+  j["top1"] = round_to(r.top1, 3);
+  j["top1_err"] = round_to(100.0 - r.top1, 3);
+  j["top5"] = round_to(r.top5, 3);
+  j["top5_err"] = round_to(100.0 - r.top5, 3);
+  j["loss"] = round_to(r.loss, 5);
+  nlohmann::ordered_json per_class;
+  for (size_t k = 0; k < meta.classes.size(); ++k)
+    per_class[meta.classes[k]] = std::isfinite(r.per_class[k]) ? nlohmann::json(round_to(r.per_class[k], 3)) : nlohmann::json();
+  j["per_class_top1"] = per_class;
+  j["classes"] = meta.classes;
+  j["param_count"] = param_count;
+  j["img_size"] = meta.config.model.image_size;
+  j["crop_pct"] = meta.config.data.crop_pct;
+  j["interpolation"] = meta.config.data.interpolation;
+  j["images_per_s"] = round_to(r.images_per_s, 1);
+  return j;
+}
+
+void write_results_file(const std::string& results_file, const std::string& text) {
+  if (results_file.empty()) return;
+  std::ofstream out(results_file);
+  if (!(out << text << "\n")) throw Error(results_file + ": cannot write the results file");
+}
+
+void write_confusion_picture(const std::string& picture, const EvalArgs& a, const std::vector<std::string>& classes,
+                             const train::EvalResult& r) {
+  if (picture.empty()) return;
+  if (r.confusion.empty()) {
+    log_warn("no confusion picture: the matrix is not counted for more than " +
+             std::to_string(train::kMaxConfusionClasses) + " classes");
+    return;
+  }
+  char title[96];
+  std::snprintf(title, sizeof title, ": top-1 %.2f%% of %llu images", r.top1, static_cast<unsigned long long>(r.images));
+  train::write_confusion_png(picture, r.confusion, classes,
+                             fs::path(a.checkpoint).filename().string() + " on " +
+                                 fs::path(a.data_dir).lexically_normal().string() + title);
+  log_info("confusion matrix picture: " + picture);
+}
+
+void run_eval(const EvalArgs& args, const GlobalOptions& global) {
+  const std::string picture = checked_confusion_path(args);
+  // On a terminal only, and from rank 0 (whose shard stands for the whole split).
+  dist::Comm& world = dist::Comm::world();
+  train::ImageProgressBar bar(world.is_root() ? train::progress_mode(false) : train::ProgressMode::off, "eval");
+  const train::CheckpointMeta meta = read_meta(args);
+  const data::ImageFolder folder = data::ImageFolder::scan(args.data_dir);
+  check_same_classes(folder, meta, args.data_dir);
+  vk::Context ctx(global.context_options());
+  model::Vit vit(ctx, train::to_vit_config(meta.config.model), static_cast<uint32_t>(meta.config.train.batch_size));
+  train::load_checkpoint_weights(args.checkpoint, vit);
+  data::Loader loader(folder.samples, sharded_loader_config(meta.config, world));
+  loader.set_progress_callback([&bar](uint64_t done, uint64_t total) { bar.update(done, total); });
+  const train::EvalResult r = train::evaluate(ctx, vit, loader, &world);
+  bar.clear();
+  if (!world.is_root()) return;
+  const std::string text = dump_results(results_json(args, meta, r, vit.param_count()), r.confusion, meta.classes.size());
+  std::printf("%s\n", text.c_str());
+  write_results_file(args.results_file, text);
+  write_confusion_picture(picture, args, meta.classes, r);
+}
 }  // namespace
 
 void add_eval_command(CLI::App& app, GlobalOptions& global) {
@@ -87,73 +188,7 @@ void add_eval_command(CLI::App& app, GlobalOptions& global) {
               "  vkvit eval --checkpoint runs/RUN/best.safetensors --data-dir datasets/fashion-mnist/val \\\n"
               "      --results-file runs/RUN/eval.json          # also runs/RUN/eval_confusion.png\n"
               "  vkvit eval --checkpoint best.safetensors --data-dir val --confusion confusion.png");
-  cmd->callback([args, &global] {
-    const std::string picture = confusion_path(*args);
-    std::string ext = fs::path(picture).extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (!picture.empty() && ext != ".png")
-      throw Error(picture + ": the confusion picture is written as PNG; give --confusion a name ending in .png");
-    // On a terminal only, and from rank 0 (whose shard stands for the whole split).
-    dist::Comm& world = dist::Comm::world();
-    train::ImageProgressBar bar(world.is_root() ? train::progress_mode(false) : train::ProgressMode::off, "eval");
-    train::CheckpointMeta meta = train::read_checkpoint_meta(args->checkpoint);
-    if (args->batch_size) meta.config.train.batch_size = args->batch_size;
-    if (args->workers >= 0) meta.config.data.workers = args->workers;
-    data::ImageFolder folder = data::ImageFolder::scan(args->data_dir);
-    if (folder.classes != meta.classes)
-      throw Error(args->data_dir + ": its class folders (" + std::to_string(folder.classes.size()) +
-                  ") are not the checkpoint's classes (" + std::to_string(meta.classes.size()) +
-                  "); point --data-dir at a folder with the same class folders");
-    vk::Context ctx(global.context_options());
-    model::Vit vit(ctx, train::to_vit_config(meta.config.model), static_cast<uint32_t>(meta.config.train.batch_size));
-    train::load_checkpoint_weights(args->checkpoint, vit);
-    // Under mpirun each rank scores its shard of the folder and rank 0 reports the sums.
-    data::LoaderConfig lc = train::loader_config(meta.config, false);
-    lc.shard_index = static_cast<uint32_t>(world.rank());
-    lc.shard_count = static_cast<uint32_t>(world.size());
-    data::Loader loader(folder.samples, lc);
-    loader.set_progress_callback([&bar](uint64_t done, uint64_t total) { bar.update(done, total); });
-    const train::EvalResult r = train::evaluate(ctx, vit, loader, &world);
-    bar.clear();
-    if (!world.is_root()) return;
-
-    nlohmann::ordered_json j;
-    j["checkpoint"] = args->checkpoint;
-    j["images"] = r.images;
-    j["skipped_files"] = r.skipped;
-    j["top1"] = round_to(r.top1, 3);
-    j["top1_err"] = round_to(100.0 - r.top1, 3);
-    j["top5"] = round_to(r.top5, 3);
-    j["top5_err"] = round_to(100.0 - r.top5, 3);
-    j["loss"] = round_to(r.loss, 5);
-    nlohmann::ordered_json per_class;
-    for (size_t k = 0; k < meta.classes.size(); ++k)
-      per_class[meta.classes[k]] = std::isfinite(r.per_class[k]) ? nlohmann::json(round_to(r.per_class[k], 3)) : nlohmann::json();
-    j["per_class_top1"] = per_class;
-    j["classes"] = meta.classes;
-    j["param_count"] = vit.param_count();
-    j["img_size"] = meta.config.model.image_size;
-    j["crop_pct"] = meta.config.data.crop_pct;
-    j["interpolation"] = meta.config.data.interpolation;
-    j["images_per_s"] = round_to(r.images_per_s, 1);
-    const std::string text = dump_results(j, r.confusion, meta.classes.size());
-    std::printf("%s\n", text.c_str());
-    if (!args->results_file.empty()) {
-      std::ofstream out(args->results_file);
-      if (!(out << text << "\n")) throw Error(args->results_file + ": cannot write the results file");
-    }
-    if (!picture.empty() && r.confusion.empty()) {
-      log_warn("no confusion picture: the matrix is not counted for more than " +
-               std::to_string(train::kMaxConfusionClasses) + " classes");
-    } else if (!picture.empty()) {
-      char title[96];
-      std::snprintf(title, sizeof title, ": top-1 %.2f%% of %llu images", r.top1, static_cast<unsigned long long>(r.images));
-      train::write_confusion_png(picture, r.confusion, meta.classes,
-                                 fs::path(args->checkpoint).filename().string() + " on " +
-                                     fs::path(args->data_dir).lexically_normal().string() + title);
-      log_info("confusion matrix picture: " + picture);
-    }
-  });
+  cmd->callback([args, &global] { run_eval(*args, global); });
 }
 
 }  // namespace vkvit::cli

@@ -187,6 +187,165 @@ struct Loaded {
   cv::Mat rgb8;  // the decoded original, as predict decodes it
 };
 
+void create_output_folder(const std::string& folder) {
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  if (ec || !fs::is_directory(folder))
+    throw Error(folder + ": cannot create the output folder" + (ec ? ": " + ec.message() : std::string()));
+}
+
+// The checkpoint's model with its attention probabilities kept, run one batch of images at a time,
+// and the outputs it writes for each image.
+class Explainer {
+ public:
+  Explainer(const GlobalOptions& global, const ExplainArgs& args, const train::CheckpointMeta& meta,
+            const model::VitConfig& vcfg, const model::AttentionMapPlan& plan, uint32_t batch_max)
+      : args_(args),
+        meta_(meta),
+        vcfg_(vcfg),
+        plan_(plan),
+        lc_(train::loader_config(meta.config, false)),  // predict's eval transform, patch size and decode limits
+        per_image_(uint64_t(vcfg.num_patches()) * vcfg.patch_dim()),
+        batch_max_(batch_max),
+        ctx_(global.context_options()),
+        vit_(ctx_, vcfg, batch_max, /*amp=*/false, /*keep_attention_probs=*/true),
+        patches_(batch_max * per_image_) {
+    train::load_checkpoint_weights(args.checkpoint, vit_);
+  }
+
+  // Decode + eval transform + patchify of the files from `next` on until the batch is full, as the
+  // loader's eval path; a file that fails is a counted skip naming it, as in predict.
+  std::vector<Loaded> load_batch(const std::vector<std::string>& files, size_t& next) {
+    std::vector<Loaded> items;
+    while (items.size() < batch_max_ && next < files.size()) {
+      const std::string& path = files[next++];
+      try {
+        cv::Mat rgb8 = data::decode_image(path, lc_.transform.channels, lc_.limits);
+        const cv::Mat image = data::transform_eval(rgb8, lc_.transform);
+        data::patchify(image, lc_.patch_size, patches_.data() + items.size() * per_image_);
+        items.push_back({path, std::move(rgb8)});
+      } catch (const std::exception& e) {
+        const std::string what = e.what();
+        log_warn("skipping " + (what.compare(0, path.size(), path) == 0 ? what : path + ": " + what));
+        ++skipped_;
+      }
+    }
+    return items;
+  }
+
+  // One forward pass over the first n loaded images; keeps their logits and the attention
+  // probabilities of the plan's layers.
+  void forward(uint32_t n) {
+    const uint32_t H = vcfg_.heads, K = vcfg_.num_classes;
+    const uint64_t NN = uint64_t(vcfg_.tokens()) * vcfg_.tokens();
+    batch_ = n;
+    ctx_.upload(vit_.patches_input().slice(0, n * per_image_), patches_.data(), n * per_image_ * 4);
+    vk::Recorder rec(ctx_);
+    vit_.forward(rec, n, /*for_backward=*/false);
+    rec.submit_and_wait();
+    logits_.resize(size_t(n) * K);
+    ctx_.download(vit_.logits().slice(0, uint64_t(n) * K), logits_.data(), logits_.size() * 4);
+    // probs: (layer of the plan, image, H, N, N)
+    probs_.resize(plan_.layers.size() * n * H * NN);
+    for (size_t i = 0; i < plan_.layers.size(); ++i)
+      ctx_.download(vit_.attention_probs(plan_.layers[i]).slice(0, uint64_t(n) * H * NN),
+                    probs_.data() + i * n * H * NN, uint64_t(n) * H * NN * 4);
+  }
+
+  // The heatmap picture and the raw map of image b of the last forward pass, and its stdout line.
+  void write_outputs(const Loaded& item, uint32_t b) {
+    const std::vector<double> map = attention_map_of(b);
+    const int K = vcfg_.num_classes, k = std::min<int>(args_.topk, K), grid = vcfg_.grid();
+    // The top k as predict reports them.
+    const std::vector<double> p = train::softmax(logits_.data() + size_t(b) * K, uint32_t(K));
+    const std::vector<uint32_t> order = train::top_classes(p, uint32_t(std::max(k, 1)));
+    std::vector<std::string> lines;
+    for (int i = 0; i < k; ++i) lines.push_back(meta_.classes[order[i]] + " " + format_prob(p[order[i]]));
+
+    const std::string base = output_base(item.path);
+    const std::string png = base + ".png", npy = base + ".npy";
+    const data::CropWindow window = data::eval_crop_window(item.rgb8.cols, item.rgb8.rows, lc_.transform);
+    cv::Mat picture = heatmap_overlay(item.rgb8, window, map, grid, grid);
+    if (draw_labels(picture, lines) < lines.size() && !told_small_) {
+      told_small_ = true;
+      log_warn(item.path + ": the image is too small for all " + std::to_string(lines.size()) +
+               " labels; its heatmap (and those of other small images) carries fewer or none");
+    }
+    write_png(png, picture);
+    write_npy(npy, std::vector<float>(map.begin(), map.end()), grid, grid);
+    std::printf("%s: %s %s -> %s %s\n", item.path.c_str(), meta_.classes[order[0]].c_str(),
+                format_prob(p[order[0]]).c_str(), png.c_str(), npy.c_str());
+    std::fflush(stdout);
+    ++explained_;
+  }
+
+  uint64_t explained() const { return explained_; }
+  uint64_t skipped() const { return skipped_; }
+
+ private:
+  std::vector<double> attention_map_of(uint32_t b) const {
+    const uint32_t H = vcfg_.heads, N = vcfg_.tokens();
+    const uint64_t NN = uint64_t(N) * N;
+    std::vector<const float*> layer_probs;
+    for (size_t i = 0; i < plan_.layers.size(); ++i) layer_probs.push_back(probs_.data() + (i * batch_ + b) * H * NN);
+    return model::attention_map(plan_, layer_probs, H, N);
+  }
+
+  // --output/<stem>_<method tag>, without the extension; a second image with the same stem gets
+  // "-2", ...
+  std::string output_base(const std::string& image_path) {
+    std::string stem = fs::path(image_path).stem().string();
+    if (const int seen = stems_used_[stem]++) stem += "-" + std::to_string(seen + 1);
+    return (fs::path(args_.output) / (stem + "_" + plan_.file_tag)).string();
+  }
+
+  static void write_png(const std::string& png, const cv::Mat& picture) {
+    bool written = false;
+    try {
+      written = cv::imwrite(png, picture);
+    } catch (const cv::Exception&) {
+    }
+    if (!written) throw Error(png + ": cannot write the heatmap");
+  }
+
+  const ExplainArgs& args_;
+  const train::CheckpointMeta& meta_;
+  const model::VitConfig& vcfg_;
+  const model::AttentionMapPlan& plan_;
+  const data::LoaderConfig lc_;
+  const uint64_t per_image_;  // patch floats per image
+  const uint32_t batch_max_;
+  vk::Context ctx_;
+  model::Vit vit_;
+  std::vector<float> patches_, logits_, probs_;
+  uint32_t batch_ = 0;  // images in the last forward pass
+  std::map<std::string, int> stems_used_;
+  uint64_t explained_ = 0, skipped_ = 0;
+  bool told_small_ = false;  // the note about labels left out, once
+};
+
+void run_explain(const ExplainArgs& args, const GlobalOptions& global) {
+  const train::CheckpointMeta meta = train::read_checkpoint_meta(args.checkpoint);
+  const model::VitConfig vcfg = train::to_vit_config(meta.config.model);
+  const model::AttentionMapPlan plan = model::plan_attention_map(vcfg, args.method);
+  const std::vector<std::string> files = collect_images(args.paths);
+  create_output_folder(args.output);
+  explain_notes(vcfg, plan);
+  Explainer explainer(global, args, meta, vcfg, plan, uint32_t(std::min<size_t>(files.size(), kBatch)));
+  size_t next_file = 0;
+  while (next_file < files.size()) {
+    const std::vector<Loaded> items = explainer.load_batch(files, next_file);
+    if (items.empty()) continue;
+    explainer.forward(uint32_t(items.size()));
+    for (uint32_t b = 0; b < items.size(); ++b) explainer.write_outputs(items[b], b);
+  }
+  if (explainer.explained() == 0)
+    throw Error("none of the " + std::to_string(files.size()) + " image file(s) could be read (each is named above)");
+  log(explainer.skipped() ? LogLevel::warn : LogLevel::info,
+      std::to_string(explainer.explained()) + " images explained, " + std::to_string(explainer.skipped()) +
+          " skipped (unreadable)");
+}
+
 }  // namespace
 
 void add_explain_command(CLI::App& app, GlobalOptions& global) {
@@ -209,106 +368,7 @@ void add_explain_command(CLI::App& app, GlobalOptions& global) {
       "  IMAGE: TOP1_LABEL PROBABILITY -> PNG NPY\n"
       "Example:\n"
       "  vkvit explain --checkpoint runs/x/best.safetensors --method rollout --output maps/ photos/cat.jpg");
-  cmd->callback([args, &global] {
-    const train::CheckpointMeta meta = train::read_checkpoint_meta(args->checkpoint);
-    const model::VitConfig vcfg = train::to_vit_config(meta.config.model);
-    const model::AttentionMapPlan plan = model::plan_attention_map(vcfg, args->method);
-    const std::vector<std::string> files = collect_images(args->paths);
-    std::error_code ec;
-    fs::create_directories(args->output, ec);
-    if (ec || !fs::is_directory(args->output))
-      throw Error(args->output + ": cannot create the output folder" + (ec ? ": " + ec.message() : std::string()));
-    explain_notes(vcfg, plan);
-
-    // The transform, patch size and decode limits predict's loader uses (eval geometry).
-    const data::LoaderConfig lc = train::loader_config(meta.config, false);
-    const uint32_t H = vcfg.heads, N = vcfg.tokens(), K = vcfg.num_classes;
-    const int grid = vcfg.grid();
-    const uint64_t per_image = uint64_t(vcfg.num_patches()) * vcfg.patch_dim(), NN = uint64_t(N) * N;
-    const int k = std::min<int>(args->topk, int(K));
-
-    vk::Context ctx(global.context_options());
-    const uint32_t batch_max = uint32_t(std::min<size_t>(files.size(), kBatch));
-    model::Vit vit(ctx, vcfg, batch_max, /*amp=*/false, /*keep_attention_probs=*/true);
-    train::load_checkpoint_weights(args->checkpoint, vit);
-
-    std::map<std::string, int> stems_used;  // a second image with the same stem gets "-2", ...
-    std::vector<float> patches(batch_max * per_image), logits, probs;
-    uint64_t explained = 0, skipped = 0;
-    bool told_small = false;  // the note about labels left out, once
-    size_t next_file = 0;
-    while (next_file < files.size()) {
-      // Decode + eval transform + patchify, as the loader's eval path; a file that fails is a
-      // counted skip naming it, as in predict.
-      std::vector<Loaded> items;
-      while (items.size() < batch_max && next_file < files.size()) {
-        const std::string& path = files[next_file++];
-        try {
-          cv::Mat rgb8 = data::decode_image(path, lc.transform.channels, lc.limits);
-          const cv::Mat image = data::transform_eval(rgb8, lc.transform);
-          data::patchify(image, lc.patch_size, patches.data() + items.size() * per_image);
-          items.push_back({path, std::move(rgb8)});
-        } catch (const std::exception& e) {
-          const std::string what = e.what();
-          log_warn("skipping " + (what.compare(0, path.size(), path) == 0 ? what : path + ": " + what));
-          ++skipped;
-        }
-      }
-      if (items.empty()) continue;
-      const uint32_t n = uint32_t(items.size());
-      ctx.upload(vit.patches_input().slice(0, n * per_image), patches.data(), n * per_image * 4);
-      vk::Recorder rec(ctx);
-      vit.forward(rec, n, /*for_backward=*/false);
-      rec.submit_and_wait();
-      logits.resize(size_t(n) * K);
-      ctx.download(vit.logits().slice(0, uint64_t(n) * K), logits.data(), logits.size() * 4);
-      // probs: (layer of the plan, image, H, N, N)
-      probs.resize(plan.layers.size() * n * H * NN);
-      for (size_t i = 0; i < plan.layers.size(); ++i)
-        ctx.download(vit.attention_probs(plan.layers[i]).slice(0, uint64_t(n) * H * NN),
-                     probs.data() + i * n * H * NN, uint64_t(n) * H * NN * 4);
-
-      for (uint32_t b = 0; b < n; ++b) {
-        std::vector<const float*> layer_probs;
-        for (size_t i = 0; i < plan.layers.size(); ++i) layer_probs.push_back(probs.data() + (i * n + b) * H * NN);
-        const std::vector<double> map = model::attention_map(plan, layer_probs, H, N);
-
-        // The top k as predict reports them.
-        const std::vector<double> p = train::softmax(logits.data() + size_t(b) * K, K);
-        const std::vector<uint32_t> order = train::top_classes(p, uint32_t(std::max(k, 1)));
-        std::vector<std::string> lines;
-        for (int i = 0; i < k; ++i) lines.push_back(meta.classes[order[i]] + " " + format_prob(p[order[i]]));
-
-        const Loaded& item = items[b];
-        std::string stem = fs::path(item.path).stem().string();
-        if (const int seen = stems_used[stem]++) stem += "-" + std::to_string(seen + 1);
-        const std::string base = (fs::path(args->output) / (stem + "_" + plan.file_tag)).string();
-        const std::string png = base + ".png", npy = base + ".npy";
-        const data::CropWindow window = data::eval_crop_window(item.rgb8.cols, item.rgb8.rows, lc.transform);
-        cv::Mat picture = heatmap_overlay(item.rgb8, window, map, grid, grid);
-        if (draw_labels(picture, lines) < lines.size() && !told_small) {
-          told_small = true;
-          log_warn(item.path + ": the image is too small for all " + std::to_string(lines.size()) +
-                   " labels; its heatmap (and those of other small images) carries fewer or none");
-        }
-        bool written = false;
-        try {
-          written = cv::imwrite(png, picture);
-        } catch (const cv::Exception&) {
-        }
-        if (!written) throw Error(png + ": cannot write the heatmap");
-        write_npy(npy, std::vector<float>(map.begin(), map.end()), grid, grid);
-        std::printf("%s: %s %s -> %s %s\n", item.path.c_str(), meta.classes[order[0]].c_str(),
-                    format_prob(p[order[0]]).c_str(), png.c_str(), npy.c_str());
-        std::fflush(stdout);
-        ++explained;
-      }
-    }
-    if (explained == 0)
-      throw Error("none of the " + std::to_string(files.size()) + " image file(s) could be read (each is named above)");
-    log(skipped ? LogLevel::warn : LogLevel::info,
-        std::to_string(explained) + " images explained, " + std::to_string(skipped) + " skipped (unreadable)");
-  });
+  cmd->callback([args, &global] { run_explain(*args, global); });
 }
 
 }  // namespace vkvit::cli

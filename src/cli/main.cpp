@@ -54,47 +54,33 @@ int fail(const std::exception& e, int code) {
   std::fflush(stderr);
   vkvit::dist::Comm::world().abort(code);
 }
-}  // namespace
 
-int main(int argc, char** argv) {
+// Rank 0 speaks for the run; the others only warn (a file they skip), naming themselves.
+void configure_ranks() {
   using namespace vkvit;
-  try {
-    dist::Comm::init(&argc, &argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "vkvit: error: %s\n", e.what());
-    return kExitError;
+  const dist::Comm& world = dist::Comm::world();
+  if (!world.distributed()) return;
+  set_log_prefix(world.describe() + ": ");
+  if (!world.is_root() && log_level() > LogLevel::warn) set_log_level(LogLevel::warn);
+  // Ranks sharing a machine may share its CPU driver (lavapipe, e.g. tests on a machine without
+  // a GPU): its thread pool sizes itself to every core, and N such pools (plus MPI waiting for
+  // the slowest rank) on the same cores ran 20x slower than one process here. Each rank gets
+  // its share of the cores instead; other drivers ignore the variable; a value set by the user wins.
+  if (world.local_size() > 1 && !std::getenv("LP_NUM_THREADS")) {
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    setenv("LP_NUM_THREADS", std::to_string(std::max(1u, cores / unsigned(world.local_size()))).c_str(), 0);
   }
-  if (const dist::Comm& world = dist::Comm::world(); world.distributed()) {
-    // Rank 0 speaks for the run; the others only warn (a file they skip), naming themselves.
-    set_log_prefix(world.describe() + ": ");
-    if (!world.is_root() && log_level() > LogLevel::warn) set_log_level(LogLevel::warn);
-    // Ranks sharing a machine may share its CPU driver (lavapipe, e.g. tests on a machine without
-    // a GPU): its thread pool sizes itself to every core, and N such pools (plus MPI waiting for
-    // the slowest rank) on the same cores ran 20x slower than one process here. Each rank gets
-    // its share of the cores instead; other drivers ignore the variable; a value set by the user wins.
-    if (world.local_size() > 1 && !std::getenv("LP_NUM_THREADS")) {
-      const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-      setenv("LP_NUM_THREADS", std::to_string(std::max(1u, cores / unsigned(world.local_size()))).c_str(), 0);
-    }
-  }
-  CLI::App app{"vkvit: Vision Transformers on Vulkan compute shaders (AMD, Intel, NVIDIA, CPU)"};
-  app.require_subcommand(1);
-#ifndef VKVIT_BENCH_ONLY
-  app.footer("Examples (each subcommand has --help):\n"
-             "  vkvit devices\n"
-             "  vkvit train --config configs/fmnist_vit_tiny.yaml --data-dir datasets/fashion-mnist\n"
-             "  vkvit eval --checkpoint runs/RUN/best.safetensors --data-dir datasets/fashion-mnist/val\n"
-             "  vkvit info runs/RUN/last.safetensors");
-#else
-  app.footer("vkvit-bench: vkvit's devices and bench commands alone (each has --help), e.g.\n"
-             "  vkvit-bench bench train-step --preset vit_small_patch16_224 -b 128");
-#endif
-  cli::GlobalOptions global;
+}
+
+void add_global_options(CLI::App& app, vkvit::cli::GlobalOptions& global) {
   app.add_option("--device", global.device, "Vulkan device index (see `vkvit devices`); env VKVIT_DEVICE")
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--validation", global.validation, "Load the Khronos validation layer; env VKVIT_VALIDATION=1");
   app.add_flag("--profile", global.profile, "Print per-op GPU time at exit; env VKVIT_PROFILE=1");
+}
 
+void add_commands(CLI::App& app, vkvit::cli::GlobalOptions& global) {
+  using namespace vkvit;
   cli::add_devices_command(app, global);
 #ifndef VKVIT_BENCH_ONLY  // vkvit-bench (src/CMakeLists.txt): devices and bench, without OpenCV
   cli::add_train_command(app, global);
@@ -112,7 +98,11 @@ int main(int argc, char** argv) {
     if (name != "train" && name != "eval")
       sub->parse_complete_callback([name] { dist::require_single_process(name); });
   }
+}
 
+// Parses the command line and runs the chosen command; returns the exit code (see the top of the file).
+int parse_and_run(CLI::App& app, int argc, char** argv) {
+  using namespace vkvit;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -130,4 +120,31 @@ int main(int argc, char** argv) {
   }
   dist::Comm::finalize();
   return 0;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    vkvit::dist::Comm::init(&argc, &argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vkvit: error: %s\n", e.what());
+    return kExitError;
+  }
+  configure_ranks();
+  CLI::App app{"vkvit: Vision Transformers on Vulkan compute shaders (AMD, Intel, NVIDIA, CPU)"};
+  app.require_subcommand(1);
+#ifndef VKVIT_BENCH_ONLY
+  app.footer("Examples (each subcommand has --help):\n"
+             "  vkvit devices\n"
+             "  vkvit train --config configs/fmnist_vit_tiny.yaml --data-dir datasets/fashion-mnist\n"
+             "  vkvit eval --checkpoint runs/RUN/best.safetensors --data-dir datasets/fashion-mnist/val\n"
+             "  vkvit info runs/RUN/last.safetensors");
+#else
+  app.footer("vkvit-bench: vkvit's devices and bench commands alone (each has --help), e.g.\n"
+             "  vkvit-bench bench train-step --preset vit_small_patch16_224 -b 128");
+#endif
+  vkvit::cli::GlobalOptions global;
+  add_global_options(app, global);
+  add_commands(app, global);
+  return parse_and_run(app, argc, argv);
 }

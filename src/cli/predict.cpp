@@ -108,6 +108,62 @@ std::string to_json(const std::vector<Prediction>& preds, const std::vector<std:
   return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
+
+// --results-file's extension decides the format; without a file, --format (csv by default).
+std::string results_format(const PredictArgs& a) {
+  if (a.results_file.empty()) return a.format.empty() ? "csv" : a.format;
+  const std::string ext = fs::path(a.results_file).extension().string();
+  if (ext == ".json") return "json";
+  if (ext == ".csv") return "csv";
+  throw Error(a.results_file + ": --results-file must end in .csv or .json");
+}
+
+// The top k scores of each image of the batch, in the loader's order.
+void add_predictions(const data::Batch& batch, const float* logits, uint32_t K, int k, const std::string& output_type,
+                     std::vector<Prediction>& preds) {
+  for (uint32_t b = 0; b < batch.size; ++b) {
+    const float* row = logits + uint64_t(b) * K;
+    const std::vector<double> score = output_type == "prob" ? train::softmax(row, K) : std::vector<double>(row, row + K);
+    Prediction p{batch.paths[b], {}};
+    for (uint32_t c : train::top_classes(score, uint32_t(k))) p.topk.push_back({c, score[c]});
+    preds.push_back(std::move(p));
+  }
+}
+
+void write_results(const std::string& results_file, const std::string& text) {
+  if (results_file.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return;
+  }
+  std::ofstream out(results_file, std::ios::binary);
+  if (!(out << text)) throw Error(results_file + ": cannot write the results file");
+}
+
+void run_predict(const PredictArgs& args, const GlobalOptions& global) {
+  train::ImageProgressBar bar(train::progress_mode(false), "predict");  // drawn on a terminal only
+  train::CheckpointMeta meta = train::read_checkpoint_meta(args.checkpoint);
+  if (args.batch_size) meta.config.train.batch_size = args.batch_size;
+  const std::string format = results_format(args);
+  std::vector<data::Sample> samples;
+  for (const auto& f : collect_images(args.paths)) samples.push_back({f, 0});
+
+  vk::Context ctx(global.context_options());
+  const uint32_t K = static_cast<uint32_t>(meta.config.model.num_classes);
+  const int k = std::min<int>(args.topk, static_cast<int>(K));
+  model::Vit vit(ctx, train::to_vit_config(meta.config.model), static_cast<uint32_t>(meta.config.train.batch_size));
+  train::load_checkpoint_weights(args.checkpoint, vit);
+  data::Loader loader(samples, train::loader_config(meta.config, false));
+  loader.set_progress_callback([&bar](uint64_t done, uint64_t total) { bar.update(done, total); });
+  std::vector<Prediction> preds;
+  train::infer(ctx, vit, loader, [&](const data::Batch& batch, const float* logits) {
+    add_predictions(batch, logits, K, k, args.output_type, preds);
+  });
+  bar.clear();
+  write_results(args.results_file, format == "json" ? to_json(preds, meta.classes) : to_csv(preds, meta.classes, k));
+  const uint64_t skipped = loader.skipped_this_epoch();
+  log(skipped ? LogLevel::warn : LogLevel::info,
+      std::to_string(preds.size()) + " images classified, " + std::to_string(skipped) + " skipped (unreadable)");
+}
 }  // namespace
 
 void add_predict_command(CLI::App& app, GlobalOptions& global) {
@@ -122,52 +178,7 @@ void add_predict_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("-b,--batch-size", args->batch_size, "Batch size (default: the checkpoint's)")->check(CLI::PositiveNumber);
   cmd->add_option("paths", args->paths, "Image files or folders (searched recursively)")->required();
   cmd->footer("Example:\n  vkvit predict --checkpoint runs/x/best.safetensors --topk 3 --results-file preds.csv photos/");
-  cmd->callback([args, &global] {
-    train::ImageProgressBar bar(train::progress_mode(false), "predict");  // drawn on a terminal only
-    train::CheckpointMeta meta = train::read_checkpoint_meta(args->checkpoint);
-    if (args->batch_size) meta.config.train.batch_size = args->batch_size;
-    std::string format = args->format.empty() ? "csv" : args->format;
-    if (!args->results_file.empty()) {
-      const std::string ext = fs::path(args->results_file).extension().string();
-      if (ext == ".json") format = "json";
-      else if (ext == ".csv") format = "csv";
-      else throw Error(args->results_file + ": --results-file must end in .csv or .json");
-    }
-    const std::vector<std::string> files = collect_images(args->paths);
-    std::vector<data::Sample> samples;
-    for (const auto& f : files) samples.push_back({f, 0});
-
-    vk::Context ctx(global.context_options());
-    const uint32_t K = static_cast<uint32_t>(meta.config.model.num_classes);
-    const int k = std::min<int>(args->topk, static_cast<int>(K));
-    model::Vit vit(ctx, train::to_vit_config(meta.config.model), static_cast<uint32_t>(meta.config.train.batch_size));
-    train::load_checkpoint_weights(args->checkpoint, vit);
-    data::Loader loader(samples, train::loader_config(meta.config, false));
-    loader.set_progress_callback([&bar](uint64_t done, uint64_t total) { bar.update(done, total); });
-
-    std::vector<Prediction> preds;
-    train::infer(ctx, vit, loader, [&](const data::Batch& batch, const float* logits) {
-      for (uint32_t b = 0; b < batch.size; ++b) {
-        const float* row = logits + uint64_t(b) * K;
-        const std::vector<double> score =
-            args->output_type == "prob" ? train::softmax(row, K) : std::vector<double>(row, row + K);
-        Prediction p{batch.paths[b], {}};
-        for (uint32_t c : train::top_classes(score, uint32_t(k))) p.topk.push_back({c, score[c]});
-        preds.push_back(std::move(p));
-      }
-    });
-    bar.clear();
-    const std::string text = format == "json" ? to_json(preds, meta.classes) : to_csv(preds, meta.classes, k);
-    if (args->results_file.empty()) {
-      std::fwrite(text.data(), 1, text.size(), stdout);
-    } else {
-      std::ofstream out(args->results_file, std::ios::binary);
-      if (!(out << text)) throw Error(args->results_file + ": cannot write the results file");
-    }
-    const uint64_t skipped = loader.skipped_this_epoch();
-    log(skipped ? LogLevel::warn : LogLevel::info,
-        std::to_string(preds.size()) + " images classified, " + std::to_string(skipped) + " skipped (unreadable)");
-  });
+  cmd->callback([args, &global] { run_predict(*args, global); });
 }
 
 }  // namespace vkvit::cli

@@ -48,6 +48,32 @@ void check_fft(VkFFTResult r, const char* what, const FftShape& shape) {
     throw Error(std::string("FFT ") + what + " for " + shape.str() + " failed: " + vkfft_error_text(r));
 }
 
+// The views a plan binds: large enough for the shape, aligned for VkFFT's element indexing,
+// apart, and within one descriptor's reach.
+void check_plan_views(const Context& ctx, const FftShape& shape, const View& real, const View& spectrum) {
+  if (shape.batch == 0 || shape.h == 0 || shape.w < 2)
+    throw Error("FFT plan for " + shape.str() + ": every size must be positive and w at least 2");
+  const uint64_t real_bytes = shape.real_floats() * sizeof(float);
+  const uint64_t spectrum_bytes = shape.spectrum_floats() * sizeof(float);
+  if (real.buffer == VK_NULL_HANDLE || real.size < real_bytes)
+    throw Error("FFT plan for " + shape.str() + ": the real view holds " + std::to_string(real.size) +
+                " bytes, it needs " + std::to_string(real_bytes));
+  if (spectrum.buffer == VK_NULL_HANDLE || spectrum.size < spectrum_bytes)
+    throw Error("FFT plan for " + shape.str() + ": the spectrum view holds " + std::to_string(spectrum.size) +
+                " bytes, it needs " + std::to_string(spectrum_bytes));
+  if (real.offset % 8 != 0 || spectrum.offset % 8 != 0)
+    throw Error("FFT plan for " + shape.str() + ": view offsets must be multiples of 8 bytes (VkFFT indexes in elements)");
+  if (real.overlaps(spectrum))
+    throw Error("FFT plan for " + shape.str() + ": the real and spectrum views overlap");
+  // VkFFT binds each buffer as one descriptor from byte 0 to the end of the data it uses.
+  const uint64_t max_range = ctx.info().max_storage_buffer_range;
+  if (real.offset + real_bytes > max_range || spectrum.offset + spectrum_bytes > max_range)
+    throw Error("FFT plan for " + shape.str() + ": a buffer binding of " +
+                format_bytes(std::max(real.offset + real_bytes, spectrum.offset + spectrum_bytes)) +
+                " (view offset included) exceeds the device's maxStorageBufferRange of " + format_bytes(max_range) +
+                "; use a smaller batch");
+}
+
 }  // namespace
 
 std::string FftShape::str() const {
@@ -73,62 +99,40 @@ struct Fft2d::Impl {
   uint64_t real_offset = 0;
   bool initialized = false;
   View temp;  // VkFFT's private scratch buffer, when it made one (large axes); empty otherwise
+
+  void bind(Context& ctx, const View& real, const View& spectrum, const FftShape& shape);
+  VkFFTConfiguration configuration(const FftShape& shape, FftNorm norm, FftDirections directions);
+  void initialize(const VkFFTConfiguration& c, const FftShape& shape);
 };
 
-Fft2d::Fft2d(Context& ctx, const FftShape& shape, const View& real, const View& spectrum, FftNorm norm,
-             FftDirections directions)
-    : ctx_(ctx), shape_(shape), norm_(norm), directions_(directions), real_(real), spectrum_(spectrum),
-      impl_(std::make_unique<Impl>()) {
-  if (shape.batch == 0 || shape.h == 0 || shape.w < 2)
-    throw Error("FFT plan for " + shape.str() + ": every size must be positive and w at least 2");
-  const uint64_t real_bytes = shape.real_floats() * sizeof(float);
-  const uint64_t spectrum_bytes = shape.spectrum_floats() * sizeof(float);
-  if (real.buffer == VK_NULL_HANDLE || real.size < real_bytes)
-    throw Error("FFT plan for " + shape.str() + ": the real view holds " + std::to_string(real.size) +
-                " bytes, it needs " + std::to_string(real_bytes));
-  if (spectrum.buffer == VK_NULL_HANDLE || spectrum.size < spectrum_bytes)
-    throw Error("FFT plan for " + shape.str() + ": the spectrum view holds " + std::to_string(spectrum.size) +
-                " bytes, it needs " + std::to_string(spectrum_bytes));
-  if (real.offset % 8 != 0 || spectrum.offset % 8 != 0)
-    throw Error("FFT plan for " + shape.str() + ": view offsets must be multiples of 8 bytes (VkFFT indexes in elements)");
-  if (real.overlaps(spectrum))
-    throw Error("FFT plan for " + shape.str() + ": the real and spectrum views overlap");
-  // VkFFT binds each buffer as one descriptor from byte 0 to the end of the data it uses.
-  const uint64_t max_range = ctx.info().max_storage_buffer_range;
-  if (real.offset + real_bytes > max_range || spectrum.offset + spectrum_bytes > max_range)
-    throw Error("FFT plan for " + shape.str() + ": a buffer binding of " +
-                format_bytes(std::max(real.offset + real_bytes, spectrum.offset + spectrum_bytes)) +
-                " (view offset included) exceeds the device's maxStorageBufferRange of " + format_bytes(max_range) +
-                "; use a smaller batch");
-  // Only the used prefix of each view is touched: hazard tracking should not see the rest.
-  real_ = real.bytes(0, real_bytes);
-  spectrum_ = spectrum.bytes(0, spectrum_bytes);
-
-  Impl& im = *impl_;
-  im.physical = ctx.physical_device();
-  im.device = ctx.device();
-  im.queue = ctx.queue();
-  im.pool = ctx.command_pool();
+// The device handles and buffer ranges VkFFT will point at; creates the fence of its plan-time uploads.
+void Fft2d::Impl::bind(Context& ctx, const View& real, const View& spectrum, const FftShape& shape) {
+  physical = ctx.physical_device();
+  device = ctx.device();
+  queue = ctx.queue();
+  pool = ctx.command_pool();
   VkFenceCreateInfo fi{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-  check(vkCreateFence(im.device, &fi, nullptr, &im.fence), "vkCreateFence (FFT plan)");
-  im.spectrum_buffer = spectrum.buffer;
-  im.real_buffer = real.buffer;
-  im.spectrum_offset = spectrum.offset;
-  im.real_offset = real.offset;
-  im.spectrum_bytes = spectrum.offset + spectrum_bytes;
-  im.real_bytes = real.offset + real_bytes;
+  check(vkCreateFence(device, &fi, nullptr, &fence), "vkCreateFence (FFT plan)");
+  spectrum_buffer = spectrum.buffer;
+  real_buffer = real.buffer;
+  spectrum_offset = spectrum.offset;
+  real_offset = real.offset;
+  spectrum_bytes = spectrum.offset + shape.spectrum_floats() * sizeof(float);
+  real_bytes = real.offset + shape.real_floats() * sizeof(float);
+}
 
+VkFFTConfiguration Fft2d::Impl::configuration(const FftShape& shape, FftNorm norm, FftDirections directions) {
   VkFFTConfiguration c{};
   c.FFTdim = 2;
   c.size[0] = shape.w;  // VkFFT's axis 0 is the contiguous one
   c.size[1] = shape.h;
   c.size[2] = 1;
   c.numberBatches = shape.batch;
-  c.physicalDevice = &im.physical;
-  c.device = &im.device;
-  c.queue = &im.queue;
-  c.commandPool = &im.pool;
-  c.fence = &im.fence;
+  c.physicalDevice = &physical;
+  c.device = &device;
+  c.queue = &queue;
+  c.commandPool = &pool;
+  c.fence = &fence;
   c.performR2C = 1;
   // Out of place: the real grids are the "input buffer" (unpadded rows of w floats), the complex
   // half spectrum is VkFFT's working "buffer"; the inverse writes back into the input buffer.
@@ -142,27 +146,42 @@ Fft2d::Fft2d(Context& ctx, const FftShape& shape, const View& real, const View& 
   c.bufferStride[2] = shape.spectrum_w() * shape.h;
   c.bufferNum = 1;
   c.inputBufferNum = 1;
-  c.buffer = &im.spectrum_buffer;
-  c.bufferSize = &im.spectrum_bytes;
-  c.bufferOffset = im.spectrum_offset;
-  c.inputBuffer = &im.real_buffer;
-  c.inputBufferSize = &im.real_bytes;
-  c.inputBufferOffset = im.real_offset;
+  c.buffer = &spectrum_buffer;
+  c.bufferSize = &spectrum_bytes;
+  c.bufferOffset = spectrum_offset;
+  c.inputBuffer = &real_buffer;
+  c.inputBufferSize = &real_bytes;
+  c.inputBufferOffset = real_offset;
   c.normalize = norm == FftNorm::backward ? 1 : 0;
   c.makeForwardPlanOnly = directions == FftDirections::forward_only ? 1 : 0;
   c.makeInversePlanOnly = directions == FftDirections::inverse_only ? 1 : 0;
+  return c;
+}
 
-  VkFFTResult r = initializeVkFFT(&im.app, c);
+// Compiles the plan; on failure releases what was made (the fence included) and throws.
+void Fft2d::Impl::initialize(const VkFFTConfiguration& c, const FftShape& shape) {
+  VkFFTResult r = initializeVkFFT(&app, c);
   if (r != VKFFT_SUCCESS) {
     // initializeVkFFT releases what it made on most failures; deleteVkFFT is safe on the rest.
-    deleteVkFFT(&im.app);
-    vkDestroyFence(im.device, im.fence, nullptr);
+    deleteVkFFT(&app);
+    vkDestroyFence(device, fence, nullptr);
     check_fft(r, "plan creation", shape);
   }
-  im.initialized = true;
-  if (im.app.configuration.allocateTempBuffer && im.app.configuration.tempBuffer &&
-      im.app.configuration.tempBufferSize)
-    im.temp = View{im.app.configuration.tempBuffer[0], 0, im.app.configuration.tempBufferSize[0]};
+  initialized = true;
+  if (app.configuration.allocateTempBuffer && app.configuration.tempBuffer && app.configuration.tempBufferSize)
+    temp = View{app.configuration.tempBuffer[0], 0, app.configuration.tempBufferSize[0]};
+}
+
+Fft2d::Fft2d(Context& ctx, const FftShape& shape, const View& real, const View& spectrum, FftNorm norm,
+             FftDirections directions)
+    : ctx_(ctx), shape_(shape), norm_(norm), directions_(directions), real_(real), spectrum_(spectrum),
+      impl_(std::make_unique<Impl>()) {
+  check_plan_views(ctx, shape, real, spectrum);
+  // Only the used prefix of each view is touched: hazard tracking should not see the rest.
+  real_ = real.bytes(0, shape.real_floats() * sizeof(float));
+  spectrum_ = spectrum.bytes(0, shape.spectrum_floats() * sizeof(float));
+  impl_->bind(ctx, real, spectrum, shape);
+  impl_->initialize(impl_->configuration(shape, norm, directions), shape);
 }
 
 Fft2d::~Fft2d() {
