@@ -1,4 +1,4 @@
-// Shared part of the fused attention kernels (shaders/attention_fused_{fwd,dq,dkv}_d<d>.comp;
+// Shared part of the fused attention kernels (common/attention_fused_{fwd,dq,dkv}.glsl;
 // the math is in src/ops/attention.h). They never hold a B*H*N*N matrix: the forward keeps an
 // online softmax per query row (Milakov & Gimelshein 2018; Dao et al. 2022, FlashAttention) and
 // saves only the row log-sum-exp; the backward recomputes each probability from it.
@@ -10,7 +10,7 @@
 // loads, and subgroupShuffle hands each fetched row to all lanes: llvmpipe turns a storage load
 // into a per-lane loop, so every lane loading the same row would cost 8 times as many loads, and
 // it turns a shuffle into one permute but subgroupBroadcast into a loop over the exec mask.
-// HEAD_DIM is a compile-time #define (one .comp per head width) so every loop over it unrolls and
+// HEAD_DIM is a compile-time #define (one variant per head width) so every loop over it unrolls and
 // the vectors stay in registers; lavapipe does not unroll loops sized by spec constants.
 //
 // Rows are grouped per (image b, head h) = z = b * H + h. A workgroup handles HEADS_PER_GROUP

@@ -1,3 +1,4 @@
+#version 450
 // fp16-storage matmul for CPU Vulkan (lavapipe/llvmpipe), fp32 accumulation:
 //   C[z] = alpha * op(A[z]) op(B[z]) + beta * C[z] + bias
 // with the layout, batching and alpha/beta/bias semantics of ops::matmul (src/ops/matmul.h); A and B
@@ -13,9 +14,10 @@
 // checked that the operand's base, leading dimension, batch strides and contiguous dimension are
 // multiples of 8 (VEC_A / VEC_B), else as single halves out of their words.
 //
-// The including shaders/matmul_f16_<TM>x<TN>[_h].comp defines TM (a multiple of 8) and TN as
-// compile-time constants so that glslc unrolls every loop (lavapipe does not unroll after
-// specialization); VEC_B with !TRANS_B needs TN % 8 == 0.
+// Each variant in shaders/variants.cmake (matmul_f16_<TM>x<TN>, and matmul_f16_<TM>x<TN>_h with
+// OUT_F16) defines TM (a multiple of 8) and TN as compile-time constants so that glslc unrolls
+// every loop (lavapipe does not unroll after specialization); VEC_B with !TRANS_B needs TN % 8 == 0.
+#extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require

@@ -27,18 +27,39 @@ namespace {
 using namespace matmul_detail;
 
 // Every fp32 kernel: fp32 operands, trans_a / trans_b in the push flags and, except for naive, also
-// as spec constants after the kernel's own. Workgroup x walks M and y walks N (naive: x walks N).
-MatmulPolicy fp32_policy(std::string shader, uint32_t rows_per_group, uint32_t cols_per_group,
-                         vk::SpecConstants spec) {
+// as spec constants. Workgroup x walks M and y walks N (naive: x walks N).
+MatmulPolicy fp32_policy(vk::ShaderId shader, MatmulPolicy::Spec spec, uint32_t rows_per_group,
+                         uint32_t cols_per_group) {
   MatmulPolicy pol;
   pol.name = "matmul";
-  pol.shader = std::move(shader);
+  pol.shader = shader;
+  pol.spec = spec;
   pol.rows_per_group = rows_per_group;
   pol.cols_per_group = cols_per_group;
-  pol.spec = std::move(spec);  // without the per-call transpose/vec flags
   pol.trans_flags = true;
-  pol.trans_spec = true;
   return pol;
+}
+
+// The compiled register-blocked variants (shaders/variants.cmake), by block shape: TM rows per
+// workgroup x TN columns per lane.
+struct RegisterBlockedVariant {
+  uint32_t tm, tn;
+  vk::ShaderId storage;  // A and B from storage buffers
+  vk::ShaderId texel;    // A and B from texel buffers
+};
+constexpr RegisterBlockedVariant kRegisterBlockedVariants[] = {
+    {16, 12, shaders::matmul_lavapipe_16x12, shaders::matmul_lavapipe_texel_16x12},
+    {16, 8, shaders::matmul_lavapipe_16x8, shaders::matmul_lavapipe_texel_16x8},
+    {8, 8, shaders::matmul_lavapipe_8x8, shaders::matmul_lavapipe_texel_8x8},
+    {8, 3, shaders::matmul_lavapipe_8x3, shaders::matmul_lavapipe_texel_8x3},
+    {8, 2, shaders::matmul_lavapipe_8x2, shaders::matmul_lavapipe_texel_8x2},
+};
+
+const RegisterBlockedVariant& register_blocked_variant(uint32_t tm, uint32_t tn) {
+  for (const RegisterBlockedVariant& v : kRegisterBlockedVariants)
+    if (v.tm == tm && v.tn == tn) return v;
+  throw Error("internal: matmul: no register-blocked variant for a " + std::to_string(tm) + "x" + std::to_string(tn) +
+              " block (shaders/variants.cmake lists the compiled ones)");
 }
 
 // lavapipe: 8-lane workgroups; each computes TM rows (shared by its lanes) x 8 * TN columns (TN
@@ -69,7 +90,8 @@ MatmulPolicy lavapipe_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
   if (!small_product(s) && s.M <= 8) tm = 8, tn = 8;  // the mean pool's 1-row products: 16 rows would waste 15
   tm = env_uint("VKVIT_MATMUL_TM", tm);
   tn = env_uint("VKVIT_MATMUL_TN", tn);
-  MatmulPolicy pol = fp32_policy("matmul_lavapipe_" + std::to_string(tm) + "x" + std::to_string(tn), tm, 8 * tn, {8});
+  const RegisterBlockedVariant& variant = register_blocked_variant(tm, tn);
+  MatmulPolicy pol = fp32_policy(variant.storage, MatmulPolicy::Spec::register_blocked, tm, 8 * tn);
   pol.batch_per_group = std::max(env_uint("VKVIT_MATMUL_BATCH_PER_GROUP", small_batch_per_group(s)), 1u);
   // vec4 loads: of A stored (K, M) they span 4 of the TM rows, of B stored (K, N) 4 of the TN
   // columns. VKVIT_MATMUL_WIDE=0 turns off issuing them, and C's stores of four floats, as two
@@ -78,12 +100,11 @@ MatmulPolicy lavapipe_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
   pol.vec_a_trans = tm % 4 == 0;
   pol.vec_b_nn = tn % 4 == 0;
   const bool wide = info.int64 && env_uint("VKVIT_MATMUL_WIDE", 1) != 0;
-  pol.tail = {wide};
-  pol.has_store_spec = true;
+  pol.wide_loads = wide;
   pol.wide_stores = wide && tn % 4 == 0;
   pol.epilogue = true;
   if (env_uint("VKVIT_MATMUL_TEXEL", 1) != 0)
-    pol.texel_shader = "matmul_lavapipe_texel_" + std::to_string(tm) + "x" + std::to_string(tn);
+    pol.texel_shader = variant.texel;
   // Only this kernel runs long K as accumulated chunks (kKChunk, matmul_launch.h).
   pol.k_chunk = env_uint("VKVIT_MATMUL_KCHUNK", kKChunk);
   return pol;
@@ -91,7 +112,8 @@ MatmulPolicy lavapipe_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
 
 MatmulPolicy tiled_policy(const vk::DeviceInfo& info) {
   const TiledTile t = tiled_tile(info);
-  MatmulPolicy pol = fp32_policy("matmul_tiled", t.bm, t.bn, {t.threads(), t.bm, t.bn, t.bk, t.tm, t.tn});
+  MatmulPolicy pol = fp32_policy(shaders::matmul_tiled, MatmulPolicy::Spec::tiled, t.bm, t.bn);
+  pol.tile = t;
   pol.epilogue = true;
   return pol;
 }
@@ -99,9 +121,9 @@ MatmulPolicy tiled_policy(const vk::DeviceInfo& info) {
 MatmulPolicy policy_for(MatmulKernel kernel, const vk::DeviceInfo& info, const MatmulShape& s) {
   switch (kernel) {
     case MatmulKernel::naive: {
-      MatmulPolicy pol = fp32_policy("matmul_naive", 16, 16, {});
+      // Naive reads the transposes from the push flags only.
+      MatmulPolicy pol = fp32_policy(shaders::matmul_naive, MatmulPolicy::Spec::naive, 16, 16);
       pol.x_walks_n = true;
-      pol.trans_spec = false;  // naive reads the transposes from the push flags only
       return pol;
     }
     case MatmulKernel::tiled: return tiled_policy(info);
