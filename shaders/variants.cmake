@@ -28,20 +28,20 @@ vkvit_shader_variant(layernorm_backward_params_partials layernorm_backward_param
 
 # The register-blocked fp32 matmul: TM rows per workgroup x TN columns per lane, A and B read from
 # storage buffers or, in the texel variants, as texel buffers. The shapes src/ops/matmul.cpp picks
-# (why these, BENCHMARKS.md).
-vkvit_shader_variant(matmul_lavapipe_16x12 matmul_lavapipe.glsl TM=16u TN=12u)
-vkvit_shader_variant(matmul_lavapipe_16x8 matmul_lavapipe.glsl TM=16u TN=8u)
-vkvit_shader_variant(matmul_lavapipe_8x8 matmul_lavapipe.glsl TM=8u TN=8u)
-vkvit_shader_variant(matmul_lavapipe_8x3 matmul_lavapipe.glsl TM=8u TN=3u)
-vkvit_shader_variant(matmul_lavapipe_8x2 matmul_lavapipe.glsl TM=8u TN=2u)
-vkvit_shader_variant(matmul_lavapipe_texel_16x12 matmul_lavapipe.glsl TM=16u TN=12u MATMUL_TEXEL_AB)
-vkvit_shader_variant(matmul_lavapipe_texel_16x8 matmul_lavapipe.glsl TM=16u TN=8u MATMUL_TEXEL_AB)
-vkvit_shader_variant(matmul_lavapipe_texel_8x8 matmul_lavapipe.glsl TM=8u TN=8u MATMUL_TEXEL_AB)
-vkvit_shader_variant(matmul_lavapipe_texel_8x3 matmul_lavapipe.glsl TM=8u TN=3u MATMUL_TEXEL_AB)
-vkvit_shader_variant(matmul_lavapipe_texel_8x2 matmul_lavapipe.glsl TM=8u TN=2u MATMUL_TEXEL_AB)
+# (why these, BENCHMARKS.md); its kRegisterBlockedVariants lists them.
+vkvit_shader_variant(matmul_regblock_16x12 matmul_regblock.glsl TM=16u TN=12u)
+vkvit_shader_variant(matmul_regblock_16x8 matmul_regblock.glsl TM=16u TN=8u)
+vkvit_shader_variant(matmul_regblock_8x8 matmul_regblock.glsl TM=8u TN=8u)
+vkvit_shader_variant(matmul_regblock_8x3 matmul_regblock.glsl TM=8u TN=3u)
+vkvit_shader_variant(matmul_regblock_8x2 matmul_regblock.glsl TM=8u TN=2u)
+vkvit_shader_variant(matmul_regblock_texel_16x12 matmul_regblock.glsl TM=16u TN=12u MATMUL_TEXEL_AB)
+vkvit_shader_variant(matmul_regblock_texel_16x8 matmul_regblock.glsl TM=16u TN=8u MATMUL_TEXEL_AB)
+vkvit_shader_variant(matmul_regblock_texel_8x8 matmul_regblock.glsl TM=8u TN=8u MATMUL_TEXEL_AB)
+vkvit_shader_variant(matmul_regblock_texel_8x3 matmul_regblock.glsl TM=8u TN=3u MATMUL_TEXEL_AB)
+vkvit_shader_variant(matmul_regblock_texel_8x2 matmul_regblock.glsl TM=8u TN=2u MATMUL_TEXEL_AB)
 
-# The register-blocked matmul over fp16 operands with fp32 output, or (_h) fp16 output
-# (src/ops/matmul_f16.cpp).
+# The register-blocked matmul over fp16 operands with fp32 output, or (_h) fp16 output; listed in
+# kRegisterBlockedF16Variants (src/ops/matmul_f16.cpp).
 vkvit_shader_variant(matmul_f16_16x12 matmul_f16.glsl TM=16u TN=12u)
 vkvit_shader_variant(matmul_f16_16x8 matmul_f16.glsl TM=16u TN=8u)
 vkvit_shader_variant(matmul_f16_8x8 matmul_f16.glsl TM=8u TN=8u)

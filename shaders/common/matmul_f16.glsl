@@ -4,7 +4,7 @@
 // with the layout, batching and alpha/beta/bias semantics of ops::matmul (src/ops/matmul.h); A and B
 // hold binary16 values packed two to a word (common/half.glsl), C is fp32 or, with OUT_F16, fp16.
 //
-// The same recipe as the fp32 kernel (common/matmul_lavapipe.glsl, reasons there and in
+// The same recipe as the fp32 kernel (common/matmul_regblock.glsl, reasons there and in
 // BENCHMARKS.md): one 8-lane workgroup = one subgroup, no shared memory, TM rows of C shared by the
 // lanes (each lane fetches different A values, subgroupShuffle hands them out), TN columns per
 // lane, a TM x TN accumulator block in registers, workgroup x walking M. What differs is the load:
@@ -25,7 +25,7 @@
 #define LANES 8u
 #define KSTEP 8u
 layout(local_size_x = 8) in;
-// The spec-constant layout of the fp32 lavapipe kernel, so both launchers build it the same way.
+// The spec-constant layout of the fp32 register-blocked kernel, so both launchers build it the same way.
 layout(constant_id = 0) const uint UNUSED_LANES = 8;
 layout(constant_id = 1) const bool TRANS_A = false;  // A stored (K, M)
 layout(constant_id = 2) const bool TRANS_B = false;  // B stored (N, K)

@@ -1,12 +1,15 @@
 // ops::matmul: picks a kernel for the device and chooses its tile shape and load variant; the
 // shared launcher (matmul_launch.h) binds, splits and dispatches.
 //
-// Kernels (shaders/matmul_*.comp, shared bindings in shaders/common/matmul_common.glsl; lavapipe
-// and tiled fuse the epilogues of shaders/common/matmul_epilogue.glsl):
-//   naive    one output per invocation; the baseline of `vkvit bench matmul`.
-//   lavapipe register-blocked, 8-lane workgroups without shared memory (CPU Vulkan; see the
-//            shader and BENCHMARKS.md for why this shape wins on llvmpipe).
-//   tiled    shared-memory tiles for GPUs; tile sizes from the device's limits.
+// Kernels (shared bindings in shaders/common/matmul_common.glsl; register_blocked and tiled fuse
+// the epilogues of shaders/common/matmul_epilogue.glsl):
+//   naive             one output per invocation (shaders/matmul_naive.comp); the baseline of
+//                     `vkvit bench matmul`.
+//   register_blocked  8-lane workgroups without shared memory or barriers (CPU Vulkan; see
+//                     shaders/common/matmul_regblock.glsl and BENCHMARKS.md for why this shape
+//                     wins on llvmpipe).
+//   tiled             shared-memory tiles for GPUs (shaders/common/matmul_tiled.glsl); tile
+//                     sizes from the device's limits.
 #include "ops/matmul.h"
 
 #include <algorithm>
@@ -48,11 +51,11 @@ struct RegisterBlockedVariant {
   vk::ShaderId texel;    // A and B from texel buffers
 };
 constexpr RegisterBlockedVariant kRegisterBlockedVariants[] = {
-    {16, 12, shaders::matmul_lavapipe_16x12, shaders::matmul_lavapipe_texel_16x12},
-    {16, 8, shaders::matmul_lavapipe_16x8, shaders::matmul_lavapipe_texel_16x8},
-    {8, 8, shaders::matmul_lavapipe_8x8, shaders::matmul_lavapipe_texel_8x8},
-    {8, 3, shaders::matmul_lavapipe_8x3, shaders::matmul_lavapipe_texel_8x3},
-    {8, 2, shaders::matmul_lavapipe_8x2, shaders::matmul_lavapipe_texel_8x2},
+    {16, 12, shaders::matmul_regblock_16x12, shaders::matmul_regblock_texel_16x12},
+    {16, 8, shaders::matmul_regblock_16x8, shaders::matmul_regblock_texel_16x8},
+    {8, 8, shaders::matmul_regblock_8x8, shaders::matmul_regblock_texel_8x8},
+    {8, 3, shaders::matmul_regblock_8x3, shaders::matmul_regblock_texel_8x3},
+    {8, 2, shaders::matmul_regblock_8x2, shaders::matmul_regblock_texel_8x2},
 };
 
 const RegisterBlockedVariant& register_blocked_variant(uint32_t tm, uint32_t tn) {
@@ -62,9 +65,9 @@ const RegisterBlockedVariant& register_blocked_variant(uint32_t tm, uint32_t tn)
               " block (shaders/variants.cmake lists the compiled ones)");
 }
 
-// lavapipe: 8-lane workgroups; each computes TM rows (shared by its lanes) x 8 * TN columns (TN
-// per lane), for batch_per_group batch entries. The block is picked per shape (measurements in
-// BENCHMARKS.md, "small shapes"):
+// register_blocked: 8-lane workgroups; each computes TM rows (shared by its lanes) x 8 * TN
+// columns (TN per lane), for batch_per_group batch entries. The block is picked per shape
+// (measurements in BENCHMARKS.md, "small shapes"):
 //  - 16 x 12 was the best or within noise of the best for NN, NT and TN on large products, and
 //    16 x 8 matches it where N is a multiple of 64 but not of 96 (N = 64, 128: a 96-column block
 //    would compute a third of its columns for nothing);
@@ -72,14 +75,14 @@ const RegisterBlockedVariant& register_blocked_variant(uint32_t tm, uint32_t tn)
 //    N with the least padding, and loop over several batch entries per workgroup so lavapipe's
 //    fixed cost per workgroup is paid once per several heads (small_product and
 //    small_batch_per_group, matmul_launch.h).
-// VKVIT_MATMUL_TM / VKVIT_MATMUL_TN force a compiled variant (shaders/matmul_lavapipe_<TM>x<TN>.comp)
+// VKVIT_MATMUL_TM / VKVIT_MATMUL_TN force a compiled variant (kRegisterBlockedVariants)
 // and VKVIT_MATMUL_BATCH_PER_GROUP the entries per workgroup, for tests and tuning experiments.
-MatmulPolicy lavapipe_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
+MatmulPolicy register_blocked_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
   if (info.subgroup_size != 0 && info.subgroup_size < 8)
-    throw Error("the lavapipe matmul kernel needs a subgroup size of at least 8; device " + info.name + " has " +
-                std::to_string(info.subgroup_size) + " (use VKVIT_MATMUL_KERNEL=tiled)");
-  require_subgroup_ops(info, VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT, "the lavapipe matmul kernel",
-                       "use VKVIT_MATMUL_KERNEL=tiled");
+    throw Error("the register-blocked matmul kernel needs a subgroup size of at least 8; device " + info.name +
+                " has " + std::to_string(info.subgroup_size) + " (use VKVIT_MATMUL_KERNEL=tiled)");
+  require_subgroup_ops(info, VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT,
+                       "the register-blocked matmul kernel", "use VKVIT_MATMUL_KERNEL=tiled");
   uint32_t tm = 16, tn = 12;
   if (small_product(s)) {
     tm = 8;
@@ -127,7 +130,7 @@ MatmulPolicy policy_for(MatmulKernel kernel, const vk::DeviceInfo& info, const M
       return pol;
     }
     case MatmulKernel::tiled: return tiled_policy(info);
-    default: return lavapipe_policy(info, s);
+    default: return register_blocked_policy(info, s);
   }
 }
 
@@ -172,7 +175,7 @@ TiledTile tiled_tile(const vk::DeviceInfo& info) {
 const char* matmul_kernel_name(MatmulKernel kernel) {
   switch (kernel) {
     case MatmulKernel::naive: return "naive";
-    case MatmulKernel::lavapipe: return "lavapipe";
+    case MatmulKernel::register_blocked: return "register_blocked";
     case MatmulKernel::tiled: return "tiled";
     default: return "auto";
   }
@@ -180,10 +183,11 @@ const char* matmul_kernel_name(MatmulKernel kernel) {
 
 MatmulKernel parse_matmul_kernel(const std::string& name) {
   if (name == "naive") return MatmulKernel::naive;
-  if (name == "lavapipe") return MatmulKernel::lavapipe;
+  // "lavapipe": the kernel's name before it was named after its technique; still accepted.
+  if (name == "register_blocked" || name == "lavapipe") return MatmulKernel::register_blocked;
   if (name == "tiled") return MatmulKernel::tiled;
   if (name == "auto" || name.empty()) return MatmulKernel::automatic;
-  throw Error("unknown matmul kernel '" + name + "': use naive, lavapipe, tiled or auto");
+  throw Error("unknown matmul kernel '" + name + "': use naive, register_blocked, tiled or auto");
 }
 
 MatmulKernel matmul_kernel_for(const vk::DeviceInfo& device) {
@@ -193,7 +197,7 @@ MatmulKernel matmul_kernel_for(const vk::DeviceInfo& device) {
   }
   // CPU drivers run a workgroup as SIMD lanes of one thread: shared memory and barriers only
   // cost there, while register blocking with uniform loads pays (BENCHMARKS.md).
-  if (device.is_cpu_driver()) return MatmulKernel::lavapipe;
+  if (device.is_cpu_driver()) return MatmulKernel::register_blocked;
   return MatmulKernel::tiled;
 }
 

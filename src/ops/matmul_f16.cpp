@@ -70,7 +70,7 @@ MatmulPolicy policy_for(const MatmulShape& s, MatmulOut out) {
   return pol;
 }
 
-// GPUs: common/matmul_tiled.glsl over packed halves (shaders/matmul_f16_tiled[_h].comp), the fp32
+// GPUs: common/matmul_tiled.glsl over packed halves (the matmul_f16_tiled[_h] variants), the fp32
 // tiled kernel's tile and shared-memory staging with fp32 accumulation; whole K in one dispatch.
 MatmulPolicy tiled_policy(const vk::DeviceInfo& info, MatmulOut out) {
   const TiledTile t = tiled_tile(info);

@@ -86,7 +86,7 @@ class Launcher {
   bool epilogue_on_c() const { return s_.epilogue != MatmulEpilogue::none && !row_sums(); }
   bool has_operand() const { return s_.epilogue != MatmulEpilogue::none && s_.epilogue != MatmulEpilogue::gelu_only; }
 
-  // "matmul NT 320x384x128 b1 matmul_lavapipe_16x12": the transposes as the op reads them (N =
+  // "matmul NT 320x384x128 b1 matmul_regblock_16x12": the transposes as the op reads them (N =
   // plain, T = transposed), M x N x K, batch entries, kernel.
   std::string shape_label(const Part& p, const std::string& shader) const {
     return std::string(pol_.name) + " " + (s_.trans_a ? "T" : "N") + (s_.trans_b ? "T" : "N") + " " +

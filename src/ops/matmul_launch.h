@@ -36,10 +36,10 @@ static_assert(sizeof(MatmulPush) == 88);
 // alignment of the whole call (offsets stay multiples of 4 floats or 8 halves).
 constexpr uint32_t kSplitQuantum = 64;
 
-// lavapipe: a workgroup streams a K x (8 * TN) strip of B and a K x TM strip of A; for long K the
-// strips no longer stay in this machine's 1.25 MiB L2 while consecutive workgroups reuse them, so
-// products with K above kKSplitAbove (dW = dY^T X over all tokens) run as kKChunk pieces
-// accumulated with beta = 1 (qkv.dW: 4.6 -> 6.4 GFLOP/s per core, BENCHMARKS.md). The fp16
+// register_blocked: a workgroup streams a K x (8 * TN) strip of B and a K x TM strip of A; for
+// long K the strips no longer stay in this machine's 1.25 MiB L2 while consecutive workgroups
+// reuse them, so products with K above kKSplitAbove (dW = dY^T X over all tokens) run as kKChunk
+// pieces accumulated with beta = 1 (qkv.dW: 4.6 -> 6.4 GFLOP/s per core, BENCHMARKS.md). The fp16
 // kernels keep the same chunk. VKVIT_MATMUL_KCHUNK overrides the chunk (0 disables).
 constexpr uint32_t kKChunk = 512;  // a multiple of kSplitQuantum
 constexpr uint32_t kKSplitAbove = 2048;
@@ -78,7 +78,7 @@ struct MatmulResultSpec {
   vk::SpecConstants to_spec() const { return vk::SpecConstants(reads_c, has_bias); }
 };
 
-// The fp32 register-blocked kernel, common/matmul_lavapipe.glsl: layout(constant_id = 0)
+// The fp32 register-blocked kernel, common/matmul_regblock.glsl: layout(constant_id = 0)
 // UNUSED_LANES, (constant_id = 1) TRANS_A, (2) TRANS_B, (3) VEC_A, (4) VEC_B, (5) BATCH_PER_GROUP,
 // (6) WIDE_LOADS, (7) WIDE_STORES; and common/matmul_epilogue.glsl's (constant_id = 8) EPILOGUE.
 struct RegisterBlockedSpec {

@@ -19,9 +19,10 @@
 // 1.5-1.6x slower (BENCHMARKS.md, "lavapipe: texel fetches, shuffles and fused epilogues").
 // C[z] = alpha * op(A[z]) op(B[z]) + beta * C[z] + bias; layout in src/ops/matmul.h.
 //
-// Each variant in shaders/variants.cmake (matmul_lavapipe_<TM>x<TN>, and matmul_lavapipe_texel_<TM>x<TN>
-// with MATMUL_TEXEL_AB) defines TM (rows of C per workgroup, shared by its lanes) and TN (columns
-// of C per lane) as compile-time constants: glslc then unrolls every loop below.
+// Each variant in shaders/variants.cmake (matmul_regblock_<TM>x<TN>, and
+// matmul_regblock_texel_<TM>x<TN> with MATMUL_TEXEL_AB) defines TM (rows of C per workgroup, shared
+// by its lanes) and TN (columns of C per lane) as compile-time constants: glslc then unrolls every
+// loop below.
 // Spec-constant array sizes would leave the loops rolled and every array in memory, because
 // lavapipe does not unroll after specialization. (Even unrolled, a 16 x 8 block's accumulators
 // outnumber the 32 vector registers and live on the stack; block shapes from 8 x 4 to 32 x 4
