@@ -1,4 +1,4 @@
-// matmul: every kernel (naive, lavapipe, tiled) vs the double-precision reference on odd shapes,
+// matmul: every kernel (naive, register_blocked, tiled) vs the double-precision reference on odd shapes,
 // every transpose, batches with two-level strides, bias, beta accumulation, unaligned leading
 // dimensions, the vec4 load variants, the long-K split, a call larger than one binding, and the
 // launcher's small-block choice for batched small products (attention over few tokens).
@@ -16,15 +16,15 @@ using namespace vkvit::test;
 
 namespace {
 
-const ops::MatmulKernel kKernels[] = {ops::MatmulKernel::naive, ops::MatmulKernel::lavapipe,
+const ops::MatmulKernel kKernels[] = {ops::MatmulKernel::naive, ops::MatmulKernel::register_blocked,
                                       ops::MatmulKernel::tiled};
 
-// llvmpipe compiles the fully unrolled lavapipe kernel slowly (about 1.4 s per pipeline for the
+// llvmpipe compiles the fully unrolled register-blocked kernel slowly (about 1.4 s per pipeline for the
 // 8x8 variant, 6 s for the default 16x12, once per Mesa shader cache). The broad tests run the
-// 8x8 variant, which is the same GLSL body (common/matmul_lavapipe.glsl) with a smaller block;
+// 8x8 variant, which is the same GLSL body (common/matmul_regblock.glsl) with a smaller block;
 // one test covers the default block on the shapes the ViT uses.
 // The 8 x 8 block unless the user forces one (VKVIT_MATMUL_..._TM/_TN).
-struct SmallLavapipeTile {
+struct SmallRegisterBlock {
   ScopedEnv tm{"VKVIT_MATMUL_TM", "8", true}, tn{"VKVIT_MATMUL_TN", "8", true};
 };
 
@@ -53,8 +53,8 @@ void check_matmul(ops::MatmulShape s, bool with_bias, uint32_t seed, ops::Matmul
 }  // namespace
 
 TEST_CASE("matmul kernels match the reference for every transpose on odd shapes", "[matmul][gpu]") {
-  SmallLavapipeTile small_tile;
-  // Not multiples of any tile (lavapipe 16 x 96, tiled 32 x 32 or 64 x 64) nor of 4 (scalar loads),
+  SmallRegisterBlock small_tile;
+  // Not multiples of any tile (register_blocked 16 x 96, tiled 32 x 32 or 64 x 64) nor of 4 (scalar loads),
   // degenerate M, N, K = 1, and a K that is not a multiple of the 4-wide k step.
   struct Dims {
     uint32_t M, N, K;
@@ -105,9 +105,9 @@ TEST_CASE("the tiled kernel with the GPU tile (64x64x16, 256 invocations) matche
 }
 
 TEST_CASE("matmul vec4 load variants match the reference", "[matmul][gpu]") {
-  SmallLavapipeTile small_tile;
-  // Every dimension a multiple of 4 (the lavapipe kernel loads A and B as vec4), but M and N not
-  // multiples of its 16 x 96 block, so the clamped edge loads are exercised too. The lavapipe
+  SmallRegisterBlock small_tile;
+  // Every dimension a multiple of 4 (the register-blocked kernel loads A and B as vec4), but M and N not
+  // multiples of its 16 x 96 block, so the clamped edge loads are exercised too. The register-blocked
   // kernel reads aligned operands from texel buffers unless VKVIT_MATMUL_TEXEL=0, and then from
   // storage buffers, as 64-bit pairs unless VKVIT_MATMUL_WIDE=0: all three paths run here.
   struct Loads {
@@ -117,7 +117,7 @@ TEST_CASE("matmul vec4 load variants match the reference", "[matmul][gpu]") {
   };
   const Loads loads[] = {{"texel", "1", "1"}, {"storage-wide", "0", "1"}, {"storage", "0", "0"}};
   uint32_t seed = 300;
-  for (ops::MatmulKernel kernel : {ops::MatmulKernel::lavapipe, ops::MatmulKernel::tiled})
+  for (ops::MatmulKernel kernel : {ops::MatmulKernel::register_blocked, ops::MatmulKernel::tiled})
     for (const Loads& l : loads) {
       if (kernel == ops::MatmulKernel::tiled && l.texel[0] == '0') continue;  // tiled has one load path
       for (bool ta : {false, true})
@@ -136,12 +136,12 @@ TEST_CASE("matmul vec4 load variants match the reference", "[matmul][gpu]") {
 TEST_CASE("matmul reads aligned operands through texel buffers on lavapipe", "[matmul][gpu]") {
   // The profile's shape labels name the kernel each product ran: aligned A and B take the texel
   // variant, a K that is not a multiple of 4 (no vec4 loads of A in NN) keeps the storage one.
-  SmallLavapipeTile small_tile;
+  SmallRegisterBlock small_tile;
   ScopedEnv shapes{"VKVIT_PROFILE_SHAPES", "1"}, texel{"VKVIT_MATMUL_TEXEL", "1"};
   vk::ContextOptions o;
   o.profile = true;
   vk::Context profiled(o);
-  if (!profiled.info().timestamps || ops::matmul_kernel_for(profiled.info()) != ops::MatmulKernel::lavapipe) {
+  if (!profiled.info().timestamps || ops::matmul_kernel_for(profiled.info()) != ops::MatmulKernel::register_blocked) {
     WARN("no timestamps or not a CPU driver: the kernel choice is not visible here");
     return;
   }
@@ -152,13 +152,13 @@ TEST_CASE("matmul reads aligned operands through texel buffers on lavapipe", "[m
   ops::matmul(rec, c.view(), a.view(), b.view(), matmul_shape(40, 64, 30, false, false));
   rec.submit_and_wait();
   const auto& e = profiled.profiler().entries();
-  CHECK(e.count("matmul NN 40x64x32 b1 matmul_lavapipe_texel_8x8") == 1);
-  CHECK(e.count("matmul NN 40x64x30 b1 matmul_lavapipe_8x8") == 1);
+  CHECK(e.count("matmul NN 40x64x32 b1 matmul_regblock_texel_8x8") == 1);
+  CHECK(e.count("matmul NN 40x64x30 b1 matmul_regblock_8x8") == 1);
   profiled.profiler().clear();  // keep the exit table out of the test log
 }
 
 TEST_CASE("matmul with unaligned leading dimensions", "[matmul][gpu]") {
-  SmallLavapipeTile small_tile;
+  SmallRegisterBlock small_tile;
   // Row strides larger than the rows and odd (ld % 4 != 0 forces scalar loads even though the
   // sizes are multiples of 4); C's padding columns must be left alone.
   uint32_t seed = 400;
@@ -178,7 +178,7 @@ TEST_CASE("matmul with unaligned leading dimensions", "[matmul][gpu]") {
 }
 
 TEST_CASE("matmul reads heads out of a fused qkv layout with two-level batch strides", "[matmul][gpu]") {
-  SmallLavapipeTile small_tile;
+  SmallRegisterBlock small_tile;
   // Scores S = Q K^T for B=2 images, H=3 heads, N=17 tokens, d=5: qkv is (B, N, 3, H, d);
   // then O = P V with P (B, H, N, N) and V read from the same qkv buffer (d = 8: vec4 loads).
   for (ops::MatmulKernel kernel : kKernels) {
@@ -211,7 +211,7 @@ TEST_CASE("matmul reads heads out of a fused qkv layout with two-level batch str
 }
 
 TEST_CASE("matmul with K = 0 leaves beta * C + bias", "[matmul][gpu]") {
-  SmallLavapipeTile small_tile;
+  SmallRegisterBlock small_tile;
   for (ops::MatmulKernel kernel : kKernels) {
     ops::MatmulShape s = matmul_shape(5, 7, 0, false, true);
     s.a.ld = 1;  // so the (unread) operands are not empty buffers
@@ -222,18 +222,18 @@ TEST_CASE("matmul with K = 0 leaves beta * C + bias", "[matmul][gpu]") {
 }
 
 TEST_CASE("matmul with a long K runs as accumulated chunks", "[matmul][gpu]") {
-  SmallLavapipeTile small_tile;
-  // K above the lavapipe kernel's split threshold (2048): the product runs as 512-deep pieces,
+  SmallRegisterBlock small_tile;
+  // K above the register-blocked kernel's split threshold (2048): the product runs as 512-deep pieces,
   // the later ones with beta = 1 and without the bias; dW = dY^T X is the real case (TN).
   for (bool ta : {false, true}) {
     ops::MatmulShape s = matmul_shape(20, 36, 2100, ta, false);
     s.beta = 0.25f;
-    DYNAMIC_SECTION("trans_a=" << ta) { check_matmul(s, true, 60, ops::MatmulKernel::lavapipe); }
+    DYNAMIC_SECTION("trans_a=" << ta) { check_matmul(s, true, 60, ops::MatmulKernel::register_blocked); }
   }
 }
 
 TEST_CASE("matmul splits an operand larger than maxStorageBufferRange", "[matmul][gpu]") {
-  SmallLavapipeTile small_tile;
+  SmallRegisterBlock small_tile;
   // A (M, K) of 540000 x 64 floats = 138 MB, above lavapipe's 128 MiB binding limit: the call
   // must split along M. Checked on rows at the start, across the split and at the end.
   const uint64_t limit = ctx().info().max_storage_buffer_range;
@@ -249,7 +249,7 @@ TEST_CASE("matmul splits an operand larger than maxStorageBufferRange", "[matmul
   require_matmul_rows_close(a, b, dc.read(), s, "matmul");
 }
 
-TEST_CASE("matmul default lavapipe block on the ViT linear-layer layouts", "[matmul][gpu]") {
+TEST_CASE("matmul default register-blocked block on the ViT linear-layer layouts", "[matmul][gpu]") {
   // The production variant (16 x 12 per lane) with vec4 loads: forward Y = X W^T (NT), and the
   // backward dX = dY W (NN) and dW = dY^T X (TN), at a reduced token count that is not a
   // multiple of the 16-row block.
@@ -264,7 +264,7 @@ TEST_CASE("matmul default lavapipe block on the ViT linear-layer layouts", "[mat
     s.beta = c.ta ? 1.0f : 0.0f;  // dW accumulates over micro-batches
     seed += 4;
     DYNAMIC_SECTION("trans_a=" << c.ta << " trans_b=" << c.tb) {
-      check_matmul(s, !c.ta, seed, ops::MatmulKernel::lavapipe);
+      check_matmul(s, !c.ta, seed, ops::MatmulKernel::register_blocked);
     }
   }
 }
@@ -295,7 +295,7 @@ TEST_CASE("matmul small batched products with the launcher's own block choice", 
         seed += 4;
         DYNAMIC_SECTION("M=" << c.M << " N=" << c.N << " K=" << c.K << " batch=" << c.batch << " trans_a=" << ta
                              << " trans_b=" << tb) {
-          check_matmul(s, seed % 3 == 0, seed, ops::MatmulKernel::lavapipe);
+          check_matmul(s, seed % 3 == 0, seed, ops::MatmulKernel::register_blocked);
         }
       }
 }
@@ -304,15 +304,17 @@ TEST_CASE("matmul on the Fashion-MNIST attention layouts with the launcher's blo
   // The four attention product shapes at N = 17 tokens, d = 16, H = 4 over 10 images (40 heads):
   // Q, K, V inside (B, N, 3D), P dense (B, H, N, N), O (B, N, D); vec4 loads where aligned.
   const ops::AttentionProducts p = ops::attention_products(10, 17, 64, 4);
-  SECTION("S = Q K^T") { check_matmul(p.scores, false, 700, ops::MatmulKernel::lavapipe); }
-  SECTION("O = P V") { check_matmul(p.pv, false, 701, ops::MatmulKernel::lavapipe); }
-  SECTION("dV += P^T dO") { check_matmul(p.dv, false, 702, ops::MatmulKernel::lavapipe); }
-  SECTION("dK += dS^T Q") { check_matmul(p.dk, false, 703, ops::MatmulKernel::lavapipe); }
+  SECTION("S = Q K^T") { check_matmul(p.scores, false, 700, ops::MatmulKernel::register_blocked); }
+  SECTION("O = P V") { check_matmul(p.pv, false, 701, ops::MatmulKernel::register_blocked); }
+  SECTION("dV += P^T dO") { check_matmul(p.dv, false, 702, ops::MatmulKernel::register_blocked); }
+  SECTION("dK += dS^T Q") { check_matmul(p.dk, false, 703, ops::MatmulKernel::register_blocked); }
 }
 
 TEST_CASE("matmul kernel names parse and the device picks one", "[matmul]") {
   CHECK(ops::parse_matmul_kernel("naive") == ops::MatmulKernel::naive);
-  CHECK(ops::parse_matmul_kernel("lavapipe") == ops::MatmulKernel::lavapipe);
+  CHECK(ops::parse_matmul_kernel("register_blocked") == ops::MatmulKernel::register_blocked);
+  CHECK(ops::parse_matmul_kernel("lavapipe") == ops::MatmulKernel::register_blocked);  // the older name
+  CHECK(std::string(ops::matmul_kernel_name(ops::MatmulKernel::register_blocked)) == "register_blocked");
   CHECK(ops::parse_matmul_kernel("tiled") == ops::MatmulKernel::tiled);
   CHECK_THROWS_AS(ops::parse_matmul_kernel("fast"), Error);
   vk::DeviceInfo gpu;
@@ -323,6 +325,6 @@ TEST_CASE("matmul kernel names parse and the device picks one", "[matmul]") {
   cpu.name = "llvmpipe (LLVM 15.0.6, 256 bits)";
   if (!std::getenv("VKVIT_MATMUL_KERNEL")) {
     CHECK(ops::matmul_kernel_for(gpu) == ops::MatmulKernel::tiled);
-    CHECK(ops::matmul_kernel_for(cpu) == ops::MatmulKernel::lavapipe);
+    CHECK(ops::matmul_kernel_for(cpu) == ops::MatmulKernel::register_blocked);
   }
 }

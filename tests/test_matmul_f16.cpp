@@ -364,9 +364,9 @@ void check_linear_f16_fused(uint32_t M, uint32_t N, uint32_t K, uint32_t seed) {
 }  // namespace
 
 TEST_CASE("fp16 linear layers with GELU, its backward or a residual in the stores match the reference", "[fp16][gpu]") {
-  // The GPU kernel fuses them (forced here: tiled, both tiles); lavapipe's fp16 kernel has no
+  // The GPU kernel fuses them (forced here: tiled, both tiles); the register-blocked fp16 kernel has no
   // epilogue and runs the separate ops.
-  SECTION("lavapipe kernel (separate ops)") {
+  SECTION("register-blocked kernel (separate ops)") {
     SmallF16Tile small_tile;
     CHECK_FALSE(ops::matmul_f16_epilogue_supported(ctx().info(), ops::MatmulOut::f32));
     check_linear_f16_fused(50, 13, 37, 1000);

@@ -8,6 +8,7 @@
 #include "ops/launch.h"
 #include "vk/pipeline.h"
 #include "vk/profiler.h"
+#include "vk/shader_ids.h"
 
 using namespace vkvit;
 using namespace vkvit::test;
@@ -85,6 +86,29 @@ TEST_CASE("vkvit devices names the cooperative-matrix shapes a driver offers", "
         "NV 16x8x16 f16*f16+f16->f16 (subgroup), NV 8x8x8 type1000141000*f32+f32->f32 (scope 2)");
 }
 
+TEST_CASE("specialization constants go to their constant_id whatever the field order", "[runtime]") {
+  struct Spec {
+    vk::SpecField<3, bool> flag;
+    vk::SpecField<0, uint32_t> size;
+    vk::SpecField<7, float> scale;
+    vk::SpecConstants to_spec() const { return vk::SpecConstants(flag, size, scale); }
+  };
+  const vk::SpecConstants spec = Spec{true, 256u, 0.5f};
+  const std::vector<VkSpecializationMapEntry> entries = spec.map_entries();
+  REQUIRE(entries.size() == 3);
+  const uint32_t ids[] = {0, 3, 7};
+  for (uint32_t i = 0; i < 3; ++i) {
+    CHECK(entries[i].constantID == ids[i]);
+    CHECK(entries[i].offset == 4 * i);
+    CHECK(entries[i].size == 4);
+  }
+  CHECK(spec.data() == std::vector<uint32_t>{256u, 1u, 0x3f000000u});  // 0.5f by its bits
+  CHECK(spec.key() != vk::SpecConstants(vk::SpecField<3, bool>{true}, vk::SpecField<0, uint32_t>{256u}).key());
+  vk::SpecConstants twice{vk::SpecField<1, uint32_t>{2u}};
+  CHECK_THROWS_WITH(twice.add(vk::SpecConstants(vk::SpecField<1, bool>{true})),
+                    Catch::Contains("specialization constant 1 set twice"));
+}
+
 TEST_CASE("a device index out of range is a clear error", "[runtime][gpu]") {
   vk::ContextOptions o;
   o.device = 99;
@@ -110,7 +134,7 @@ TEST_CASE("a binding over maxStorageBufferRange is refused with the limit named"
   }
   vk::Buffer big(ctx(), limit + 4096, vk::MemoryKind::device, "big");
   vk::Recorder rec(ctx());
-  const vk::Kernel& k = ctx().pipelines().get("gelu", 2, 4, {ops::kElementwiseGroup});
+  const vk::Kernel& k = ctx().pipelines().get(shaders::gelu, 2, 4, vk::WorkgroupSpec{ops::kElementwiseGroup});
   const uint32_t n = 1;
   REQUIRE_THROWS_WITH(rec.dispatch(k, {big.view(), big.view()}, n, vk::Groups{}, "gelu"),
                       Catch::Contains("maxStorageBufferRange") && Catch::Contains("gelu"));

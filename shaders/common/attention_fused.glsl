@@ -1,16 +1,16 @@
-// Shared part of the fused attention kernels (shaders/attention_fused_{fwd,dq,dkv}_d<d>.comp;
+// Shared part of the fused attention kernels (common/attention_fused_{fwd,dq,dkv}.glsl;
 // the math is in src/ops/attention.h). They never hold a B*H*N*N matrix: the forward keeps an
 // online softmax per query row (Milakov & Gimelshein 2018; Dao et al. 2022, FlashAttention) and
 // saves only the row log-sum-exp; the backward recomputes each probability from it.
 //
-// Shaped for lavapipe like the matmul (common/matmul_lavapipe.glsl, DESIGN.md): one 8-lane
+// Shaped for lavapipe like the matmul (common/matmul_regblock.glsl, DESIGN.md): one 8-lane
 // workgroup = one subgroup = one SIMD vector, no shared memory. A lane owns one row (a query row
 // in the forward and dQ kernels, a key row in the dK/dV kernel) and its vectors of HEAD_DIM floats
 // live in registers. The other side's rows are fetched 8 at a time, one row per lane, as vec4
 // loads, and subgroupShuffle hands each fetched row to all lanes: llvmpipe turns a storage load
 // into a per-lane loop, so every lane loading the same row would cost 8 times as many loads, and
 // it turns a shuffle into one permute but subgroupBroadcast into a loop over the exec mask.
-// HEAD_DIM is a compile-time #define (one .comp per head width) so every loop over it unrolls and
+// HEAD_DIM is a compile-time #define (one variant per head width) so every loop over it unrolls and
 // the vectors stay in registers; lavapipe does not unroll loops sized by spec constants.
 //
 // Rows are grouped per (image b, head h) = z = b * H + h. A workgroup handles HEADS_PER_GROUP

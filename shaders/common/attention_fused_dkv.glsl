@@ -1,7 +1,10 @@
+#version 450
 // Fused attention backward, part 2 of 2 (see common/attention_fused.glsl): per key row j,
 //   dV_j = sum_i P_ij dO_i,   dK_j = scale * sum_i P_ij (dO_i . v_j - delta_i) q_i,
 // with P_ij recomputed from lse_i and delta_i from part 1 (attention_fused_dq). Writes the k and
 // v parts of dqkv (overwrite).
+// Compiled once per head width: shaders/variants.cmake defines HEAD_DIM (16u, 32u, 64u).
+#extension GL_GOOGLE_include_directive : require
 #include "attention_fused.glsl"
 
 layout(set = 0, binding = 0) writeonly buffer Dqkv { vec4 dqkv_[]; };  // (B, N, 3D), k and v parts

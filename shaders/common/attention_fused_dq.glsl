@@ -1,7 +1,10 @@
+#version 450
 // Fused attention backward, part 1 of 2 (see common/attention_fused.glsl): per query row i,
 //   delta_i = dO_i . O_i                      (= sum_j P_ij dP_ij, the softmax backward's row sum)
 //   dQ_i    = scale * sum_j P_ij (dO_i . v_j - delta_i) k_j,   P_ij = exp(scale q_i . k_j - lse_i).
 // Writes the q part of dqkv (overwrite) and delta for part 2 (attention_fused_dkv).
+// Compiled once per head width: shaders/variants.cmake defines HEAD_DIM (16u, 32u, 64u).
+#extension GL_GOOGLE_include_directive : require
 #include "attention_fused.glsl"
 
 layout(set = 0, binding = 0) writeonly buffer Dqkv { vec4 dqkv_[]; };  // (B, N, 3D), q part

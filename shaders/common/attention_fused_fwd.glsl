@@ -1,6 +1,9 @@
+#version 450
 // Fused attention forward (see common/attention_fused.glsl): per query row i of head (b, h),
 //   o_i = sum_j softmax_j(scale * q_i . k_j) v_j,   lse_i = log sum_j exp(scale * q_i . k_j).
 // Keys arrive in chunks of 8; per chunk the running max m and sum l are rescaled once.
+// Compiled once per head width: shaders/variants.cmake defines HEAD_DIM (16u, 32u, 64u).
+#extension GL_GOOGLE_include_directive : require
 #include "attention_fused.glsl"
 
 layout(set = 0, binding = 0) writeonly buffer Out { vec4 out_[]; };  // (B, N, D)

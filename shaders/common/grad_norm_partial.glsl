@@ -1,11 +1,13 @@
+#version 450
 // Gradient-norm pass 1: the sum of squares of one tile per workgroup, written to
 // partials[offset + group]. Lanes read coalesced strides, sum ITEMS squares serially in fp32,
 // then a shared-memory tree (WORKGROUP_SIZE a power of two) in a fixed order, so the partials are
 // reproducible bit for bit. See src/ops/grad_norm.h.
-// GRAD_NORM_TEXEL (grad_norm_texel.comp): the range's whole vec4s come through an RGBA32F uniform
-// texel buffer, a tile being WORKGROUP_SIZE * ITEMS vec4s (on llvmpipe a texel fetch is a few
-// vector loads with no branch, a storage-buffer read a loop over the lanes per float); the last
-// n % 4 floats are read from the same range bound as a storage buffer, by group 0.
+// GRAD_NORM_TEXEL (the grad_norm_texel variant, shaders/variants.cmake): the range's whole vec4s
+// come through an RGBA32F uniform texel buffer, a tile being WORKGROUP_SIZE * ITEMS vec4s (on
+// llvmpipe a texel fetch is a few vector loads with no branch, a storage-buffer read a loop over
+// the lanes per float); the last n % 4 floats are read from the same range bound as a storage
+// buffer, by group 0.
 #extension GL_GOOGLE_include_directive : require
 #include "index.glsl"
 

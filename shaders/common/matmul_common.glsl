@@ -1,5 +1,5 @@
 // Bindings, push constants and the epilogue shared by every matmul kernel (matmul_naive,
-// matmul_lavapipe, matmul_tiled). The push block is mirrored by MatmulPush in src/ops/matmul_launch.h.
+// matmul_regblock, matmul_tiled). The push block is mirrored by MatmulPush in src/ops/matmul_launch.h.
 // Every offset is in floats from the start of its binding: the launcher binds the smallest range
 // that covers an operand (aligned down), and *_base is where the operand starts inside it.
 // A and B are also visible as vec4 arrays; kernels read those only when the launcher has checked

@@ -1,4 +1,4 @@
-// Epilogues fused into a matmul's stores (matmul_lavapipe, matmul_tiled, matmul_f16_tiled). Each result
+// Epilogues fused into a matmul's stores (matmul_regblock, matmul_tiled, matmul_f16_tiled). Each result
 // r = alpha * acc + beta * C + bias meets the operand X in binding 4 (same layout as C, from
 // aux_base): 0 none; 1 GELU: X = r (fc1's pre-activation, kept for the backward), C = gelu(r);
 // 2 residual: C = r + X; 3 GELU backward: C = r * gelu'(X) (X = the pre-activation); 4 row sums:

@@ -1,9 +1,10 @@
+#version 450
 // fp16-storage matmul for CPU Vulkan (lavapipe/llvmpipe), fp32 accumulation:
 //   C[z] = alpha * op(A[z]) op(B[z]) + beta * C[z] + bias
 // with the layout, batching and alpha/beta/bias semantics of ops::matmul (src/ops/matmul.h); A and B
 // hold binary16 values packed two to a word (common/half.glsl), C is fp32 or, with OUT_F16, fp16.
 //
-// The same recipe as the fp32 kernel (common/matmul_lavapipe.glsl, reasons there and in
+// The same recipe as the fp32 kernel (common/matmul_regblock.glsl, reasons there and in
 // BENCHMARKS.md): one 8-lane workgroup = one subgroup, no shared memory, TM rows of C shared by the
 // lanes (each lane fetches different A values, subgroupShuffle hands them out), TN columns per
 // lane, a TM x TN accumulator block in registers, workgroup x walking M. What differs is the load:
@@ -13,9 +14,10 @@
 // checked that the operand's base, leading dimension, batch strides and contiguous dimension are
 // multiples of 8 (VEC_A / VEC_B), else as single halves out of their words.
 //
-// The including shaders/matmul_f16_<TM>x<TN>[_h].comp defines TM (a multiple of 8) and TN as
-// compile-time constants so that glslc unrolls every loop (lavapipe does not unroll after
-// specialization); VEC_B with !TRANS_B needs TN % 8 == 0.
+// Each variant in shaders/variants.cmake (matmul_f16_<TM>x<TN>, and matmul_f16_<TM>x<TN>_h with
+// OUT_F16) defines TM (a multiple of 8) and TN as compile-time constants so that glslc unrolls
+// every loop (lavapipe does not unroll after specialization); VEC_B with !TRANS_B needs TN % 8 == 0.
+#extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -23,7 +25,7 @@
 #define LANES 8u
 #define KSTEP 8u
 layout(local_size_x = 8) in;
-// The spec-constant layout of the fp32 lavapipe kernel, so both launchers build it the same way.
+// The spec-constant layout of the fp32 register-blocked kernel, so both launchers build it the same way.
 layout(constant_id = 0) const uint UNUSED_LANES = 8;
 layout(constant_id = 1) const bool TRANS_A = false;  // A stored (K, M)
 layout(constant_id = 2) const bool TRANS_B = false;  // B stored (N, K)

@@ -1,13 +1,31 @@
+#version 450
 // Shared-memory tiled matmul for GPUs: a workgroup computes a BM x BN tile of C, staging BK-deep
 // slices of op(A) and op(B) in shared memory so each global value is read once per tile instead
 // of once per output; each invocation accumulates a TM x TN block in registers (fp32). Loads are
 // arranged so consecutive invocations read consecutive addresses for every transpose.
 // Tile sizes are specialization constants chosen per device (src/ops/matmul.cpp).
 // C[z] = alpha * op(A[z]) op(B[z]) + beta * C[z] + bias; layout in src/ops/matmul.h.
-// The including shader provides the bindings and push block and defines LOAD_A(i) and LOAD_B(i)
-// (element i of A or B as a float), STORE_RESULT(ci, n, acc), and TILED_EPILOGUE where it has the
-// epilogues of common/matmul_epilogue.glsl: matmul_tiled.comp (fp32) and matmul_f16_tiled[_h].comp
-// (packed halves).
+// Variants (shaders/variants.cmake): matmul_tiled over fp32 operands (common/matmul_common.glsl);
+// with MATMUL_F16, matmul_f16_tiled over packed halves (common/matmul_f16_common.glsl), fp32
+// accumulation, and with OUT_F16 as well, matmul_f16_tiled_h storing fp16. The fp32-output builds
+// fuse the epilogues of common/matmul_epilogue.glsl (TILED_EPILOGUE, spec constant 8).
+#extension GL_GOOGLE_include_directive : require
+#ifdef MATMUL_F16
+#include "matmul_f16_common.glsl"
+#define LOAD_A(i) half_a(i)
+#define LOAD_B(i) half_b(i)
+#else
+#include "matmul_common.glsl"
+#define LOAD_A(i) a[i]
+#define LOAD_B(i) b[i]
+#endif
+#ifdef OUT_F16
+#define STORE_RESULT store_c
+#else
+#include "matmul_epilogue.glsl"
+#define STORE_RESULT store_result
+#define TILED_EPILOGUE
+#endif
 
 // Never read gl_WorkGroupSize here: lavapipe evaluates a specialized one as 1 (DESIGN.md).
 layout(constant_id = 0) const uint THREADS = 256;  // must equal (BM / TM) * (BN / TN)

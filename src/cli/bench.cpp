@@ -312,8 +312,8 @@ void add_bench_command(CLI::App& app, GlobalOptions& global) {
   auto opts = std::make_shared<MatmulBenchOptions>();
   auto* mm = cmd->add_subcommand("matmul", "GFLOP/s of matmul at 1024^3 and the ViT-Tiny shapes, vs the naive kernel");
   mm->add_option("--repeat", opts->repeat, "Timed runs per shape (median reported)")->check(CLI::PositiveNumber);
-  mm->add_option("--kernel", opts->kernel, "Kernel: auto, lavapipe, tiled or naive")
-      ->check(CLI::IsMember({"auto", "lavapipe", "tiled", "naive"}));
+  mm->add_option("--kernel", opts->kernel, "Kernel: auto, register_blocked (or lavapipe), tiled or naive")
+      ->check(CLI::IsMember({"auto", "register_blocked", "lavapipe", "tiled", "naive"}));
   mm->add_option("--naive-repeat", opts->naive_repeat, "Timed runs of the naive baseline (0 skips it)")
       ->check(CLI::NonNegativeNumber);
   mm->add_option("--naive-rows", opts->naive_rows, "Rows of M the naive baseline runs on (then scaled)")

@@ -22,6 +22,15 @@ struct AdamWPush {
   float eps;
 };
 static_assert(sizeof(AdamWPush) == 48);
+
+// Mirrors shaders/adamw.comp's layout(constant_id = 0) WORKGROUP_SIZE (common/index.glsl),
+// layout(constant_id = 1) WIDE and layout(constant_id = 2) PARTIAL.
+struct AdamWSpec {
+  vk::SpecField<0, uint32_t> workgroup_size;
+  vk::SpecField<1, bool> wide;
+  vk::SpecField<2, bool> partial;
+  vk::SpecConstants to_spec() const { return vk::SpecConstants(workgroup_size, wide, partial); }
+};
 }  // namespace
 
 bool adamw_decays(std::string_view name, size_t ndim) {
@@ -81,8 +90,10 @@ void adamw_step(vk::Recorder& rec, const vk::View& params, const vk::View& m, co
   constexpr uint32_t kGroup = 64;  // invocations: 256 elements per workgroup
   // Whole groups of four without the per-element path (PARTIAL off); a last group of 1-3 elements
   // in a dispatch of its own that keeps it.
-  const vk::Kernel& whole = rec.context().pipelines().get("adamw", 6, sizeof(AdamWPush), {kGroup, wide ? 1u : 0u, 0u});
-  const vk::Kernel& partial = rec.context().pipelines().get("adamw", 6, sizeof(AdamWPush), {1u, wide ? 1u : 0u, 1u});
+  const vk::Kernel& whole =
+      rec.context().pipelines().get(shaders::adamw, 6, sizeof(AdamWPush), AdamWSpec{kGroup, wide, false});
+  const vk::Kernel& partial =
+      rec.context().pipelines().get(shaders::adamw, 6, sizeof(AdamWPush), AdamWSpec{1u, wide, true});
   // Without clipping the clip binding is never read; the mask stands in for it.
   const vk::View clip_view = use_clip ? clip.slice(0, 2) : decay_mask;
   // Four bindings of n floats each: every one must fit maxStorageBufferRange.

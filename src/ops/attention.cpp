@@ -1,5 +1,6 @@
 // Launchers for multi-head attention. Unfused: ops::matmul for the four products, ops::softmax for
-// the probabilities and their backward. Fused: shaders/attention_fused_{fwd,dq,dkv}_d<d>.comp.
+// the probabilities and their backward. Fused: the attention_fused_{fwd,dq,dkv}_d<d> variants of
+// shaders/common/attention_fused_{fwd,dq,dkv}.glsl (shaders/variants.cmake).
 // See ops/attention.h for the math and the layout.
 #include "ops/attention.h"
 
@@ -168,14 +169,41 @@ vk::Groups fused_groups(vk::Recorder& rec, const FusedPush& push) {
   return rec.groups_1d(uint64_t(div_up(push.heads, fused_heads_per_group(push.N))) * push.row_blocks);
 }
 
-const vk::Kernel& fused_kernel(vk::Context& ctx, const char* kind, uint32_t d, uint32_t bindings, uint32_t N) {
+// Mirrors common/attention_fused.glsl's layout(constant_id = 0) UNUSED_LANES, layout(constant_id = 1)
+// HEADS_PER_GROUP, layout(constant_id = 2) CHUNK_ROWS and layout(constant_id = 3) WIDE.
+struct FusedSpec {
+  vk::SpecField<0, uint32_t> unused_lanes;
+  vk::SpecField<1, uint32_t> heads_per_group;
+  vk::SpecField<2, uint32_t> chunk_rows;
+  vk::SpecField<3, bool> wide;
+  vk::SpecConstants to_spec() const { return vk::SpecConstants(unused_lanes, heads_per_group, chunk_rows, wide); }
+};
+
+// The fused kernels of one head width (HEAD_DIM is compile-time: one variant per width in
+// shaders/variants.cmake).
+struct FusedKernels {
+  uint32_t head_dim;
+  vk::ShaderId forward, backward_dq, backward_dkv;
+};
+constexpr FusedKernels kFusedKernels[] = {
+    {16, shaders::attention_fused_fwd_d16, shaders::attention_fused_dq_d16, shaders::attention_fused_dkv_d16},
+    {32, shaders::attention_fused_fwd_d32, shaders::attention_fused_dq_d32, shaders::attention_fused_dkv_d32},
+    {64, shaders::attention_fused_fwd_d64, shaders::attention_fused_dq_d64, shaders::attention_fused_dkv_d64},
+};
+// nullptr for a head width without kernels.
+const FusedKernels* fused_kernels(uint32_t head_dim) {
+  for (const FusedKernels& k : kFusedKernels)
+    if (k.head_dim == head_dim) return &k;
+  return nullptr;
+}
+
+const vk::Kernel& fused_kernel(vk::Context& ctx, vk::ShaderId shader, uint32_t bindings, uint32_t N) {
   require_subgroup_ops(ctx.info(), VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT, "fused attention",
                        "unset VKVIT_ATTENTION=fused to use the unfused path");
-  const std::string name = std::string("attention_fused_") + kind + "_d" + std::to_string(d);
   // CHUNK_ROWS: rows of a chunk of 8 that can be real (all 8 once N > 8). WIDE: 64-bit pairs (the
   // vec4 views are checked 16-byte aligned).
-  return ctx.pipelines().get(name, bindings, sizeof(FusedPush),
-                             {8u, fused_heads_per_group(N), std::min(N, 8u), wide_accesses(ctx.info())});
+  return ctx.pipelines().get(shader, bindings, sizeof(FusedPush),
+                             FusedSpec{8u, fused_heads_per_group(N), std::min(N, 8u), wide_accesses(ctx.info())});
 }
 
 void check_vec4_aligned(const char* op, std::initializer_list<vk::View> views) {
@@ -207,8 +235,7 @@ void for_each_fused_chunk(const vk::Context& ctx, const char* op, const Sizes& s
 
 bool attention_fused_supported(uint32_t D, uint32_t H) {
   if (H == 0 || D % H != 0) return false;
-  const uint32_t d = D / H;
-  return d == 16 || d == 32 || d == 64;
+  return fused_kernels(D / H) != nullptr;
 }
 
 void attention_fused_forward(vk::Recorder& rec, const vk::View& out, const vk::View& lse, const vk::View& qkv,
@@ -222,7 +249,7 @@ void attention_fused_forward(vk::Recorder& rec, const vk::View& out, const vk::V
   check_view("attention_fused_forward", "lse", lse, uint64_t(B) * H * N);
   check_view("attention_fused_forward", "qkv", qkv, uint64_t(B) * N * 3 * D);
   check_vec4_aligned("attention_fused_forward", {out, qkv});
-  const vk::Kernel& k = fused_kernel(ctx, "fwd", s.d, 3, N);
+  const vk::Kernel& k = fused_kernel(ctx, fused_kernels(s.d)->forward, 3, N);
   for_each_fused_chunk(ctx, "attention_fused_forward", s, [&](uint64_t first, uint64_t images, const FusedPush& push) {
     const uint64_t row = uint64_t(N) * 3 * D, tokens = uint64_t(N) * D, heads = uint64_t(H) * N;
     rec.dispatch(k, {out.slice(first * tokens, images * tokens), lse.slice(first * heads, images * heads),
@@ -247,8 +274,8 @@ void attention_fused_backward(vk::Recorder& rec, const vk::View& dqkv, const vk:
   check_view(op, "out", out, uint64_t(B) * N * D);
   check_view(op, "dout", dout, uint64_t(B) * N * D);
   check_vec4_aligned(op, {dqkv, qkv, out, dout});
-  const vk::Kernel& kq = fused_kernel(ctx, "dq", s.d, 6, N);
-  const vk::Kernel& kkv = fused_kernel(ctx, "dkv", s.d, 5, N);
+  const vk::Kernel& kq = fused_kernel(ctx, fused_kernels(s.d)->backward_dq, 6, N);
+  const vk::Kernel& kkv = fused_kernel(ctx, fused_kernels(s.d)->backward_dkv, 5, N);
   for_each_fused_chunk(ctx, op, s, [&](uint64_t first, uint64_t images, const FusedPush& push) {
     const uint64_t row = uint64_t(N) * 3 * D, tokens = uint64_t(N) * D, heads = uint64_t(H) * N;
     const vk::View dqkv_c = dqkv.slice(first * row, images * row), qkv_c = qkv.slice(first * row, images * row);

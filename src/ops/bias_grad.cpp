@@ -12,6 +12,15 @@ struct BiasGradPush {
 };
 static_assert(sizeof(BiasGradPush) == 8);
 
+// Mirrors shaders/bias_grad.comp's layout(constant_id = 0) WORKGROUP_SIZE (common/index.glsl),
+// layout(constant_id = 1) TILE_N and layout(constant_id = 2) VEC.
+struct BiasGradSpec {
+  vk::SpecField<0, uint32_t> workgroup_size;
+  vk::SpecField<1, uint32_t> tile_n;
+  vk::SpecField<2, uint32_t> vec;
+  vk::SpecConstants to_spec() const { return vk::SpecConstants(workgroup_size, tile_n, vec); }
+};
+
 constexpr uint32_t kGroup = 256;  // <= the shader's lane_partials size
 
 struct BiasGradTiles {
@@ -32,7 +41,7 @@ void bias_grad(vk::Recorder& rec, const vk::View& db, const vk::View& dy, uint64
   if (M == 0 || N == 0) return;
   const BiasGradTiles t = choose_tiles(rec.context(), N);
   const vk::Kernel& k =
-      rec.context().pipelines().get("bias_grad", 2, sizeof(BiasGradPush), {kGroup, t.tile_n, t.vec});
+      rec.context().pipelines().get(shaders::bias_grad, 2, sizeof(BiasGradPush), BiasGradSpec{kGroup, t.tile_n, t.vec});
   for_each_chunk(rec.context(), M, uint64_t(N) * 4, [&](uint64_t first, uint64_t rows) {
     const BiasGradPush push{static_cast<uint32_t>(rows), N};
     rec.dispatch(k, {db.slice(0, N), dy.slice(first * N, rows * N)}, push,

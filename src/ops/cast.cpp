@@ -17,6 +17,14 @@ struct CastPush {
 };
 static_assert(sizeof(CastPush) == 4);
 
+// Mirrors layout(constant_id = 0) WORKGROUP_SIZE (common/index.glsl) and layout(constant_id = 1)
+// VEC of shaders/cast_f32_f16.comp and cast_f16_f32.comp.
+struct CastSpec {
+  vk::SpecField<0, uint32_t> workgroup_size;
+  vk::SpecField<1, bool> vec;
+  vk::SpecConstants to_spec() const { return vk::SpecConstants(workgroup_size, vec); }
+};
+
 constexpr uint32_t kPerInvocation = 8;  // elements each invocation converts
 
 // Chunks of both views that fit one binding; starts are multiples of 128 elements, so a chunk of
@@ -37,15 +45,15 @@ void check_views(const char* what, const vk::View& f32, const vk::View& f16, uin
                 ", not a multiple of 4");
 }
 
-void cast(vk::Recorder& rec, const char* shader, const vk::View& f32, const vk::View& f16, uint64_t n, bool to_half) {
+void cast(vk::Recorder& rec, vk::ShaderId shader, const vk::View& f32, const vk::View& f16, uint64_t n, bool to_half) {
   if (n == 0) return;
-  check_views(shader, f32, f16, n);
+  check_views(shader.name, f32, f16, n);
   for_each_cast_chunk(rec.context(), n, [&](uint64_t first, uint64_t count) {
     const vk::View a = f32.slice(first, count);
     // The fp16 range rounded up to whole words (an odd count's last word is read and rewritten).
     const vk::View h = f16.bytes(first * 2, std::min<uint64_t>((count + 1) / 2 * 4, f16.size - first * 2));
     const bool vec = a.offset % 16 == 0 && h.offset % 16 == 0;
-    const vk::Kernel& k = rec.context().pipelines().get(shader, 2, sizeof(CastPush), {kElementwiseGroup, vec});
+    const vk::Kernel& k = rec.context().pipelines().get(shader, 2, sizeof(CastPush), CastSpec{kElementwiseGroup, vec});
     const CastPush push{static_cast<uint32_t>(count)};
     const vk::Groups groups = rec.groups_1d(div_up(div_up(count, kPerInvocation), kElementwiseGroup));
     if (to_half)
@@ -58,11 +66,11 @@ void cast(vk::Recorder& rec, const char* shader, const vk::View& f32, const vk::
 }  // namespace
 
 void cast_f32_to_f16(vk::Recorder& rec, const vk::View& dst16, const vk::View& src, uint64_t n) {
-  cast(rec, "cast_f32_f16", src, dst16, n, true);
+  cast(rec, shaders::cast_f32_f16, src, dst16, n, true);
 }
 
 void cast_f16_to_f32(vk::Recorder& rec, const vk::View& dst, const vk::View& src16, uint64_t n) {
-  cast(rec, "cast_f16_f32", dst, src16, n, false);
+  cast(rec, shaders::cast_f16_f32, dst, src16, n, false);
 }
 
 // binary16: 1 sign bit, 5 exponent bits (bias 15), 10 mantissa bits; subnormals below 2^-14.

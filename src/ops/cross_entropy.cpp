@@ -32,6 +32,14 @@ struct MeanPush {
 };
 static_assert(sizeof(MeanPush) == 4);
 
+// Mirrors shaders/cross_entropy.comp's layout(constant_id = 0) WORKGROUP_SIZE (common/index.glsl)
+// and layout(constant_id = 1) WITH_GRAD.
+struct RowSpec {
+  vk::SpecField<0, uint32_t> workgroup_size;
+  vk::SpecField<1, bool> with_grad;
+  vk::SpecConstants to_spec() const { return vk::SpecConstants(workgroup_size, with_grad); }
+};
+
 void check_sizes(const char* what, uint32_t K, float eps) {
   if (K == 0) throw Error(std::string("internal: ") + what + " with K = 0 classes");
   if (!(eps >= 0.0f && eps <= 1.0f))
@@ -53,7 +61,7 @@ void cross_entropy_rows(vk::Recorder& rec, const vk::View& losses, const vk::Vie
                         const vk::View& dloss, uint32_t B, uint32_t K, float eps) {
   vk::PipelineCache& pc = rec.context().pipelines();
   const bool with_grad = dlogits.buffer != VK_NULL_HANDLE;
-  const vk::Kernel& rows_k = pc.get("cross_entropy", 7, sizeof(RowPush), {row_group(K), with_grad ? 1u : 0u});
+  const vk::Kernel& rows_k = pc.get(shaders::cross_entropy, 7, sizeof(RowPush), RowSpec{row_group(K), with_grad});
   // Whole rows per chunk, so that the (B, K) logits binding stays within maxStorageBufferRange.
   for_each_chunk(rec.context(), B, uint64_t(K) * 4, [&](uint64_t first, uint64_t rows) {
     RowPush push{static_cast<uint32_t>(rows), K, eps, 1.0f / float(B)};
@@ -65,7 +73,7 @@ void cross_entropy_rows(vk::Recorder& rec, const vk::View& losses, const vk::Vie
                   with_grad ? dloss.slice(0, 1) : logits_c},
                  push, rec.groups_1d(rows), "cross_entropy");
   });
-  const vk::Kernel& mean_k = pc.get("cross_entropy_mean", 2, sizeof(MeanPush), {kMeanGroup});
+  const vk::Kernel& mean_k = pc.get(shaders::cross_entropy_mean, 2, sizeof(MeanPush), vk::WorkgroupSpec{kMeanGroup});
   rec.dispatch(mean_k, {loss.slice(0, 1), losses.slice(0, B)}, MeanPush{B}, vk::Groups{1, 1, 1},
                "cross_entropy_mean");
 }

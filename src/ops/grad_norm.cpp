@@ -19,6 +19,14 @@ struct PartialPush {
 };
 static_assert(sizeof(PartialPush) == 8);
 
+// Mirrors common/grad_norm_partial.glsl's layout(constant_id = 0) WORKGROUP_SIZE
+// (common/index.glsl) and layout(constant_id = 1) ITEMS.
+struct PartialSpec {
+  vk::SpecField<0, uint32_t> workgroup_size;
+  vk::SpecField<1, uint32_t> items;
+  vk::SpecConstants to_spec() const { return vk::SpecConstants(workgroup_size, items); }
+};
+
 struct FinishPush {
   uint32_t partials;
   float max_norm;
@@ -53,8 +61,9 @@ void grad_norm(vk::Recorder& rec, const vk::View& result, const vk::View& scratc
   if (needed > UINT32_MAX) throw Error("grad_norm: too many gradient elements for 32-bit partial indices");
   vk::PipelineCache& pc = rec.context().pipelines();
   const vk::DeviceInfo& info = rec.context().info();
-  const vk::Kernel& partial_k = pc.get("grad_norm", 2, sizeof(PartialPush), {kGroup, kItems});
-  const vk::Kernel& texel_k = pc.get("grad_norm_texel", 3, sizeof(PartialPush), {kGroup, kItems}, 0b010);
+  const vk::Kernel& partial_k = pc.get(shaders::grad_norm, 2, sizeof(PartialPush), PartialSpec{kGroup, kItems});
+  const vk::Kernel& texel_k =
+      pc.get(shaders::grad_norm_texel, 3, sizeof(PartialPush), PartialSpec{kGroup, kItems}, 0b010);
   const vk::View partials = scratch.slice(0, needed);
   uint64_t used = 0;
   for_each_tiled_chunk(rec.context(), grads, [&](const vk::View& g, uint64_t first, uint64_t count) {
@@ -74,7 +83,7 @@ void grad_norm(vk::Recorder& rec, const vk::View& result, const vk::View& scratc
     used += groups;
   });
   if (used == 0) rec.fill(partials, 0.0f);  // no gradients at all: the norm is 0
-  const vk::Kernel& finish_k = pc.get("grad_norm_finish", 2, sizeof(FinishPush), {kGroup});
+  const vk::Kernel& finish_k = pc.get(shaders::grad_norm_finish, 2, sizeof(FinishPush), vk::WorkgroupSpec{kGroup});
   rec.dispatch(finish_k, {result.slice(0, kGradNormFloats), partials},
                FinishPush{static_cast<uint32_t>(std::max<uint64_t>(used, 1)), max_norm}, vk::Groups{1, 1, 1},
                "grad_norm_finish");

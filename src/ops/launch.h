@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "vk/context.h"
 #include "vk/recorder.h"
+#include "vk/shader_ids.h"
 
 namespace vkvit::ops {
 

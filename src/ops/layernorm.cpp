@@ -25,6 +25,29 @@ struct LayerNormBackwardPush {
 };
 static_assert(sizeof(LayerNormBackwardPush) == 8);
 
+// Mirrors the row kernels' constants, shaders/layernorm.comp and layernorm_backward.comp:
+// layout(constant_id = 0) WORKGROUP_SIZE (common/index.glsl), layout(constant_id = 1) VEC,
+// layout(constant_id = 2) CACHED, layout(constant_id = 3) ROWS, layout(constant_id = 4) WIDE.
+struct RowsSpec {
+  vk::SpecField<0, uint32_t> workgroup_size;
+  vk::SpecField<1, uint32_t> vec;
+  vk::SpecField<2, uint32_t> cached;
+  vk::SpecField<3, uint32_t> rows;
+  vk::SpecField<4, bool> wide;
+  vk::SpecConstants to_spec() const { return vk::SpecConstants(workgroup_size, vec, cached, rows, wide); }
+};
+
+// Mirrors common/layernorm_backward_params.glsl's layout(constant_id = 0) WORKGROUP_SIZE,
+// layout(constant_id = 1) VEC and layout(constant_id = 4) WIDE (common/layernorm_backward.glsl),
+// and layout(constant_id = 2) TILE_N.
+struct ParamsSpec {
+  vk::SpecField<0, uint32_t> workgroup_size;
+  vk::SpecField<1, uint32_t> vec;
+  vk::SpecField<2, uint32_t> tile_n;
+  vk::SpecField<4, bool> wide;
+  vk::SpecConstants to_spec() const { return vk::SpecConstants(workgroup_size, vec, tile_n, wide); }
+};
+
 // Column groups (of vec_width columns) per workgroup of the dgamma/dbeta kernel; with 256
 // invocations, 16 row lanes.
 constexpr uint32_t kColumnTile = 16;
@@ -66,8 +89,8 @@ void layernorm_forward(vk::Recorder& rec, const vk::View& out, const vk::View& m
   const uint32_t subgroup_rows = rows_per_subgroup(cached);
   // Rows start at multiples of D floats, so with D % 4 == 0 the views' starts decide the alignment.
   const bool wide = vec_width(D) == 4 && wide_views(rec.context().info(), {out, in});
-  const vk::Kernel& k = rec.context().pipelines().get("layernorm", 6, sizeof(LayerNormPush),
-                                                          {wg, vec_width(D), cached, subgroup_rows, wide});
+  const vk::Kernel& k = rec.context().pipelines().get(shaders::layernorm, 6, sizeof(LayerNormPush),
+                                                      RowsSpec{wg, vec_width(D), cached, subgroup_rows, wide});
   for_each_chunk(rec.context(), M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
     const LayerNormPush push{static_cast<uint32_t>(rows), D, eps};
     rec.dispatch(k,
@@ -97,15 +120,16 @@ void layernorm_backward(vk::Recorder& rec, const vk::View& din, const vk::View& 
   // 64-bit pairs where every vec4 view starts 16-byte aligned (chunks and partial rows advance by
   // multiples of D floats); the scratch counts only when the partial rows use it.
   const bool wide = vec == 4 && wide_views(ctx.info(), {din, in, dout, cached > 0 ? scratch : din});
-  const vk::Kernel& rows_k = ctx.pipelines().get("layernorm_backward", 9, sizeof(LayerNormBackwardPush),
-                                                 {wg, 0, kColumnTile, vec, cached, subgroup_rows, wide});
+  const vk::Kernel& rows_k = ctx.pipelines().get(shaders::layernorm_backward, 9, sizeof(LayerNormBackwardPush),
+                                                 RowsSpec{wg, vec, cached, subgroup_rows, wide});
   for_each_chunk(ctx, M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
     const uint64_t partial_rows = div_up(rows, uint64_t(subgroup_rows));
     // Few partial rows (the Fashion-MNIST model's 40): 4 row lanes per column group instead of 16,
     // a quarter of the workgroup's fixed cost on lavapipe (pass 2: 210 -> 80-120 us per call there).
     const uint32_t cols_wg = cached > 0 && partial_rows <= 64 ? kColumnTile * 4 : kColumnGroup;
-    const vk::Kernel& cols_k = ctx.pipelines().get("layernorm_backward", 9, sizeof(LayerNormBackwardPush),
-                                                   {cols_wg, cached > 0 ? 2u : 1u, kColumnTile, vec, 0, 1, wide});
+    const vk::Kernel& cols_k =
+        ctx.pipelines().get(cached > 0 ? shaders::layernorm_backward_params_partials : shaders::layernorm_backward_params,
+                            9, sizeof(LayerNormBackwardPush), ParamsSpec{cols_wg, vec, kColumnTile, wide});
     // Without partials, binding 8 is never read; din's range stands in.
     const vk::View partials = cached > 0 ? scratch.slice(0, partial_rows * 2 * D) : din.slice(first * D, rows * D);
     const std::initializer_list<vk::View> views = {

@@ -1,6 +1,6 @@
 // Fully connected layer as PyTorch nn.Linear / timm: weight (N, K) row-major (out features by in
 // features), bias (N). Built on ops::matmul and ops::bias_grad; no shader of its own. Where the
-// matmul kernel has epilogues (lavapipe, tiled), the bias gradient rides along the weight
+// matmul kernel has epilogues (register_blocked, tiled), the bias gradient rides along the weight
 // gradient's product and the forward's GELU / residual add along the forward's (see below).
 //   forward:  y = x W^T + b
 //   backward: dx += dy W,  dW += dy^T x,  db += sum_rows dy   (all accumulate)
@@ -18,7 +18,7 @@ void linear_forward(vk::Recorder& rec, const vk::View& y /* (M, N) */, const vk:
                     uint32_t K);
 
 // Forward with the layer's successor fused into the matmul's stores where the kernel allows it
-// (ops::matmul_epilogue_supported: the lavapipe and tiled kernels), else run as the separate op:
+// (ops::matmul_epilogue_supported: the register-blocked and tiled kernels), else run as the separate op:
 //   gelu:     pre = x W^T + b, y = gelu(pre)  (fc1 + nn.GELU; pre is kept for the backward, or
 //             not computed apart where pre is an empty View: inference)
 //   residual: y = x W^T + b + residual        (proj / fc2 + the block's skip connection)

@@ -1,12 +1,15 @@
 // ops::matmul: picks a kernel for the device and chooses its tile shape and load variant; the
 // shared launcher (matmul_launch.h) binds, splits and dispatches.
 //
-// Kernels (shaders/matmul_*.comp, shared bindings in shaders/common/matmul_common.glsl; lavapipe
-// and tiled fuse the epilogues of shaders/common/matmul_epilogue.glsl):
-//   naive    one output per invocation; the baseline of `vkvit bench matmul`.
-//   lavapipe register-blocked, 8-lane workgroups without shared memory (CPU Vulkan; see the
-//            shader and BENCHMARKS.md for why this shape wins on llvmpipe).
-//   tiled    shared-memory tiles for GPUs; tile sizes from the device's limits.
+// Kernels (shared bindings in shaders/common/matmul_common.glsl; register_blocked and tiled fuse
+// the epilogues of shaders/common/matmul_epilogue.glsl):
+//   naive             one output per invocation (shaders/matmul_naive.comp); the baseline of
+//                     `vkvit bench matmul`.
+//   register_blocked  8-lane workgroups without shared memory or barriers (CPU Vulkan; see
+//                     shaders/common/matmul_regblock.glsl and BENCHMARKS.md for why this shape
+//                     wins on llvmpipe).
+//   tiled             shared-memory tiles for GPUs (shaders/common/matmul_tiled.glsl); tile
+//                     sizes from the device's limits.
 #include "ops/matmul.h"
 
 #include <algorithm>
@@ -27,23 +30,44 @@ namespace {
 using namespace matmul_detail;
 
 // Every fp32 kernel: fp32 operands, trans_a / trans_b in the push flags and, except for naive, also
-// as spec constants after the kernel's own. Workgroup x walks M and y walks N (naive: x walks N).
-MatmulPolicy fp32_policy(std::string shader, uint32_t rows_per_group, uint32_t cols_per_group,
-                         vk::SpecConstants spec) {
+// as spec constants. Workgroup x walks M and y walks N (naive: x walks N).
+MatmulPolicy fp32_policy(vk::ShaderId shader, MatmulPolicy::Spec spec, uint32_t rows_per_group,
+                         uint32_t cols_per_group) {
   MatmulPolicy pol;
   pol.name = "matmul";
-  pol.shader = std::move(shader);
+  pol.shader = shader;
+  pol.spec = spec;
   pol.rows_per_group = rows_per_group;
   pol.cols_per_group = cols_per_group;
-  pol.spec = std::move(spec);  // without the per-call transpose/vec flags
   pol.trans_flags = true;
-  pol.trans_spec = true;
   return pol;
 }
 
-// lavapipe: 8-lane workgroups; each computes TM rows (shared by its lanes) x 8 * TN columns (TN
-// per lane), for batch_per_group batch entries. The block is picked per shape (measurements in
-// BENCHMARKS.md, "small shapes"):
+// The compiled register-blocked variants (shaders/variants.cmake), by block shape: TM rows per
+// workgroup x TN columns per lane.
+struct RegisterBlockedVariant {
+  uint32_t tm, tn;
+  vk::ShaderId storage;  // A and B from storage buffers
+  vk::ShaderId texel;    // A and B from texel buffers
+};
+constexpr RegisterBlockedVariant kRegisterBlockedVariants[] = {
+    {16, 12, shaders::matmul_regblock_16x12, shaders::matmul_regblock_texel_16x12},
+    {16, 8, shaders::matmul_regblock_16x8, shaders::matmul_regblock_texel_16x8},
+    {8, 8, shaders::matmul_regblock_8x8, shaders::matmul_regblock_texel_8x8},
+    {8, 3, shaders::matmul_regblock_8x3, shaders::matmul_regblock_texel_8x3},
+    {8, 2, shaders::matmul_regblock_8x2, shaders::matmul_regblock_texel_8x2},
+};
+
+const RegisterBlockedVariant& register_blocked_variant(uint32_t tm, uint32_t tn) {
+  for (const RegisterBlockedVariant& v : kRegisterBlockedVariants)
+    if (v.tm == tm && v.tn == tn) return v;
+  throw Error("internal: matmul: no register-blocked variant for a " + std::to_string(tm) + "x" + std::to_string(tn) +
+              " block (shaders/variants.cmake lists the compiled ones)");
+}
+
+// register_blocked: 8-lane workgroups; each computes TM rows (shared by its lanes) x 8 * TN
+// columns (TN per lane), for batch_per_group batch entries. The block is picked per shape
+// (measurements in BENCHMARKS.md, "small shapes"):
 //  - 16 x 12 was the best or within noise of the best for NN, NT and TN on large products, and
 //    16 x 8 matches it where N is a multiple of 64 but not of 96 (N = 64, 128: a 96-column block
 //    would compute a third of its columns for nothing);
@@ -51,14 +75,14 @@ MatmulPolicy fp32_policy(std::string shader, uint32_t rows_per_group, uint32_t c
 //    N with the least padding, and loop over several batch entries per workgroup so lavapipe's
 //    fixed cost per workgroup is paid once per several heads (small_product and
 //    small_batch_per_group, matmul_launch.h).
-// VKVIT_MATMUL_TM / VKVIT_MATMUL_TN force a compiled variant (shaders/matmul_lavapipe_<TM>x<TN>.comp)
+// VKVIT_MATMUL_TM / VKVIT_MATMUL_TN force a compiled variant (kRegisterBlockedVariants)
 // and VKVIT_MATMUL_BATCH_PER_GROUP the entries per workgroup, for tests and tuning experiments.
-MatmulPolicy lavapipe_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
+MatmulPolicy register_blocked_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
   if (info.subgroup_size != 0 && info.subgroup_size < 8)
-    throw Error("the lavapipe matmul kernel needs a subgroup size of at least 8; device " + info.name + " has " +
-                std::to_string(info.subgroup_size) + " (use VKVIT_MATMUL_KERNEL=tiled)");
-  require_subgroup_ops(info, VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT, "the lavapipe matmul kernel",
-                       "use VKVIT_MATMUL_KERNEL=tiled");
+    throw Error("the register-blocked matmul kernel needs a subgroup size of at least 8; device " + info.name +
+                " has " + std::to_string(info.subgroup_size) + " (use VKVIT_MATMUL_KERNEL=tiled)");
+  require_subgroup_ops(info, VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT,
+                       "the register-blocked matmul kernel", "use VKVIT_MATMUL_KERNEL=tiled");
   uint32_t tm = 16, tn = 12;
   if (small_product(s)) {
     tm = 8;
@@ -69,7 +93,8 @@ MatmulPolicy lavapipe_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
   if (!small_product(s) && s.M <= 8) tm = 8, tn = 8;  // the mean pool's 1-row products: 16 rows would waste 15
   tm = env_uint("VKVIT_MATMUL_TM", tm);
   tn = env_uint("VKVIT_MATMUL_TN", tn);
-  MatmulPolicy pol = fp32_policy("matmul_lavapipe_" + std::to_string(tm) + "x" + std::to_string(tn), tm, 8 * tn, {8});
+  const RegisterBlockedVariant& variant = register_blocked_variant(tm, tn);
+  MatmulPolicy pol = fp32_policy(variant.storage, MatmulPolicy::Spec::register_blocked, tm, 8 * tn);
   pol.batch_per_group = std::max(env_uint("VKVIT_MATMUL_BATCH_PER_GROUP", small_batch_per_group(s)), 1u);
   // vec4 loads: of A stored (K, M) they span 4 of the TM rows, of B stored (K, N) 4 of the TN
   // columns. VKVIT_MATMUL_WIDE=0 turns off issuing them, and C's stores of four floats, as two
@@ -78,12 +103,11 @@ MatmulPolicy lavapipe_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
   pol.vec_a_trans = tm % 4 == 0;
   pol.vec_b_nn = tn % 4 == 0;
   const bool wide = info.int64 && env_uint("VKVIT_MATMUL_WIDE", 1) != 0;
-  pol.tail = {wide};
-  pol.has_store_spec = true;
+  pol.wide_loads = wide;
   pol.wide_stores = wide && tn % 4 == 0;
   pol.epilogue = true;
   if (env_uint("VKVIT_MATMUL_TEXEL", 1) != 0)
-    pol.texel_shader = "matmul_lavapipe_texel_" + std::to_string(tm) + "x" + std::to_string(tn);
+    pol.texel_shader = variant.texel;
   // Only this kernel runs long K as accumulated chunks (kKChunk, matmul_launch.h).
   pol.k_chunk = env_uint("VKVIT_MATMUL_KCHUNK", kKChunk);
   return pol;
@@ -91,7 +115,8 @@ MatmulPolicy lavapipe_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
 
 MatmulPolicy tiled_policy(const vk::DeviceInfo& info) {
   const TiledTile t = tiled_tile(info);
-  MatmulPolicy pol = fp32_policy("matmul_tiled", t.bm, t.bn, {t.threads(), t.bm, t.bn, t.bk, t.tm, t.tn});
+  MatmulPolicy pol = fp32_policy(shaders::matmul_tiled, MatmulPolicy::Spec::tiled, t.bm, t.bn);
+  pol.tile = t;
   pol.epilogue = true;
   return pol;
 }
@@ -99,13 +124,13 @@ MatmulPolicy tiled_policy(const vk::DeviceInfo& info) {
 MatmulPolicy policy_for(MatmulKernel kernel, const vk::DeviceInfo& info, const MatmulShape& s) {
   switch (kernel) {
     case MatmulKernel::naive: {
-      MatmulPolicy pol = fp32_policy("matmul_naive", 16, 16, {});
+      // Naive reads the transposes from the push flags only.
+      MatmulPolicy pol = fp32_policy(shaders::matmul_naive, MatmulPolicy::Spec::naive, 16, 16);
       pol.x_walks_n = true;
-      pol.trans_spec = false;  // naive reads the transposes from the push flags only
       return pol;
     }
     case MatmulKernel::tiled: return tiled_policy(info);
-    default: return lavapipe_policy(info, s);
+    default: return register_blocked_policy(info, s);
   }
 }
 
@@ -150,7 +175,7 @@ TiledTile tiled_tile(const vk::DeviceInfo& info) {
 const char* matmul_kernel_name(MatmulKernel kernel) {
   switch (kernel) {
     case MatmulKernel::naive: return "naive";
-    case MatmulKernel::lavapipe: return "lavapipe";
+    case MatmulKernel::register_blocked: return "register_blocked";
     case MatmulKernel::tiled: return "tiled";
     default: return "auto";
   }
@@ -158,10 +183,11 @@ const char* matmul_kernel_name(MatmulKernel kernel) {
 
 MatmulKernel parse_matmul_kernel(const std::string& name) {
   if (name == "naive") return MatmulKernel::naive;
-  if (name == "lavapipe") return MatmulKernel::lavapipe;
+  // "lavapipe": the kernel's name before it was named after its technique; still accepted.
+  if (name == "register_blocked" || name == "lavapipe") return MatmulKernel::register_blocked;
   if (name == "tiled") return MatmulKernel::tiled;
   if (name == "auto" || name.empty()) return MatmulKernel::automatic;
-  throw Error("unknown matmul kernel '" + name + "': use naive, lavapipe, tiled or auto");
+  throw Error("unknown matmul kernel '" + name + "': use naive, register_blocked, tiled or auto");
 }
 
 MatmulKernel matmul_kernel_for(const vk::DeviceInfo& device) {
@@ -171,7 +197,7 @@ MatmulKernel matmul_kernel_for(const vk::DeviceInfo& device) {
   }
   // CPU drivers run a workgroup as SIMD lanes of one thread: shared memory and barriers only
   // cost there, while register blocking with uniform loads pays (BENCHMARKS.md).
-  if (device.is_cpu_driver()) return MatmulKernel::lavapipe;
+  if (device.is_cpu_driver()) return MatmulKernel::register_blocked;
   return MatmulKernel::tiled;
 }
 

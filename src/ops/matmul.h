@@ -20,8 +20,10 @@ namespace vkvit::ops {
 enum class MatmulKernel {
   automatic,
   naive,     // shaders/matmul_naive.comp: one output per invocation; the benchmark's baseline
-  lavapipe,  // shaders/matmul_lavapipe.comp: register-blocked, no shared memory (CPU Vulkan)
-  tiled,     // shaders/matmul_tiled.comp: shared-memory tiles (GPUs)
+  // Register-blocked, one subgroup per workgroup, no shared memory, no barriers (CPU Vulkan): the
+  // matmul_regblock_* variants of shaders/common/matmul_regblock.glsl.
+  register_blocked,
+  tiled,  // shared-memory tiles (GPUs): shaders/common/matmul_tiled.glsl
 };
 
 struct MatmulOperand {
@@ -30,8 +32,8 @@ struct MatmulOperand {
   uint64_t stride_inner = 0;   // floats between inner batch entries
 };
 
-// What the store does with each result r = alpha * op(A) op(B) + beta * C + bias (the lavapipe
-// and tiled kernels; see matmul_epilogue_supported): none; gelu: aux = r, C = gelu(r) (exact erf
+// What the store does with each result r = alpha * op(A) op(B) + beta * C + bias (the
+// register-blocked and tiled kernels; see matmul_epilogue_supported): none; gelu: aux = r, C = gelu(r) (exact erf
 // GELU; fc1 + activation, the pre-activation kept for the backward); add: C = r + aux (the
 // residual connection after proj and fc2); gelu_grad: C = r * gelu'(aux) (fc2's input gradient
 // through the GELU, aux = the pre-activation). aux has C's layout (ld, batch strides). row_sums:
@@ -57,7 +59,7 @@ struct MatmulShape {
 // bias: (N) or an empty View for none. Calls whose operands would need a binding larger than
 // maxStorageBufferRange are split along the batch, M, N or K (K with beta = 1 accumulation);
 // a shape that cannot be split throws vkvit::Error naming it. `kernel` forces a shader (tests,
-// benchmarks); automatic honours VKVIT_MATMUL_KERNEL=naive|lavapipe|tiled, else the device.
+// benchmarks); automatic honours VKVIT_MATMUL_KERNEL=naive|register_blocked|tiled, else the device.
 // aux: the epilogue's operand (shape.epilogue other than none and gelu_only), else empty; it must
 // not overlap C.
 void matmul(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::View& b, const MatmulShape& shape,
@@ -67,11 +69,12 @@ void matmul(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::V
 // ops otherwise.
 bool matmul_epilogue_supported(MatmulKernel kernel, const vk::DeviceInfo& device);
 
-// The kernel `automatic` resolves to: the VKVIT_MATMUL_KERNEL override, else lavapipe on CPU
+// The kernel `automatic` resolves to: the VKVIT_MATMUL_KERNEL override, else register_blocked on CPU
 // Vulkan drivers and tiled on GPUs.
 MatmulKernel matmul_kernel_for(const vk::DeviceInfo& device);
 const char* matmul_kernel_name(MatmulKernel kernel);
-// "naive" | "lavapipe" | "tiled" | "auto"; throws vkvit::Error naming the bad value.
+// "naive" | "register_blocked" (or "lavapipe", its older name) | "tiled" | "auto"; throws
+// vkvit::Error naming the bad value.
 MatmulKernel parse_matmul_kernel(const std::string& name);
 
 namespace ref {

@@ -16,6 +16,25 @@ namespace {
 
 using namespace matmul_detail;
 
+// The compiled fp16 register-blocked variants (shaders/variants.cmake), by block shape: TM rows
+// per workgroup x TN columns per lane.
+struct RegisterBlockedF16Variant {
+  uint32_t tm, tn;
+  vk::ShaderId f32_out, f16_out;
+};
+constexpr RegisterBlockedF16Variant kRegisterBlockedF16Variants[] = {
+    {16, 12, shaders::matmul_f16_16x12, shaders::matmul_f16_16x12_h},
+    {16, 8, shaders::matmul_f16_16x8, shaders::matmul_f16_16x8_h},
+    {8, 8, shaders::matmul_f16_8x8, shaders::matmul_f16_8x8_h},
+};
+
+const RegisterBlockedF16Variant& register_blocked_f16_variant(uint32_t tm, uint32_t tn) {
+  for (const RegisterBlockedF16Variant& v : kRegisterBlockedF16Variants)
+    if (v.tm == tm && v.tn == tn) return v;
+  throw Error("internal: matmul_f16: no register-blocked variant for a " + std::to_string(tm) + "x" +
+              std::to_string(tn) + " block (shaders/variants.cmake lists the compiled ones)");
+}
+
 // The block per shape (BENCHMARKS.md, "fp16 matmul (lavapipe)"). The kernel is bound by the FMAs
 // and the broadcasts of A values, not by loads or conversions, so more columns per broadcast pay:
 // NT (B loaded along k, any TN works) takes 16 x 12, except where N is a multiple of 64 but not
@@ -34,7 +53,8 @@ MatmulPolicy policy_for(const MatmulShape& s, MatmulOut out) {
   tn = env_uint("VKVIT_MATMUL_F16_TN", tn);
   MatmulPolicy pol;
   pol.name = "matmul_f16";
-  pol.shader = "matmul_f16_" + std::to_string(tm) + "x" + std::to_string(tn) + (out == MatmulOut::f16 ? "_h" : "");
+  const RegisterBlockedF16Variant& variant = register_blocked_f16_variant(tm, tn);
+  pol.shader = out == MatmulOut::f16 ? variant.f16_out : variant.f32_out;
   // A and B packed halves; C fp32 or fp16. fp16 views may start at any even byte.
   pol.a_size = pol.b_size = 2;
   pol.c_size = out == MatmulOut::f16 ? 2 : 4;
@@ -42,30 +62,28 @@ MatmulPolicy policy_for(const MatmulShape& s, MatmulOut out) {
   pol.rows_per_group = tm;
   pol.cols_per_group = 8 * tn;
   pol.batch_per_group = small_batch_per_group(s);
-  // The fp32 lavapipe kernel's spec-constant layout (common/matmul_f16.glsl): lanes, transposes,
-  // then uvec4 loads of 8 halves; the transposes are spec constants only, not push flags.
-  pol.spec = {8};
-  pol.trans_spec = true;
+  // The transposes are spec constants only, not push flags; vector loads are uvec4s of 8 halves.
+  pol.spec = MatmulPolicy::Spec::register_blocked_f16;
   pol.vec_width = 8;
   pol.vec_b_nn = tn % 8 == 0;
   pol.k_chunk = env_uint("VKVIT_MATMUL_KCHUNK", kKChunk);
   return pol;
 }
 
-// GPUs: common/matmul_tiled.glsl over packed halves (shaders/matmul_f16_tiled[_h].comp), the fp32
+// GPUs: common/matmul_tiled.glsl over packed halves (the matmul_f16_tiled[_h] variants), the fp32
 // tiled kernel's tile and shared-memory staging with fp32 accumulation; whole K in one dispatch.
 MatmulPolicy tiled_policy(const vk::DeviceInfo& info, MatmulOut out) {
   const TiledTile t = tiled_tile(info);
   MatmulPolicy pol;
   pol.name = "matmul_f16";
-  pol.shader = out == MatmulOut::f16 ? "matmul_f16_tiled_h" : "matmul_f16_tiled";
+  pol.shader = out == MatmulOut::f16 ? shaders::matmul_f16_tiled_h : shaders::matmul_f16_tiled;
   pol.a_size = pol.b_size = 2;
   pol.c_size = out == MatmulOut::f16 ? 2 : 4;
   pol.byte_views = true;
   pol.rows_per_group = t.bm;
   pol.cols_per_group = t.bn;
-  pol.spec = {t.threads(), t.bm, t.bn, t.bk, t.tm, t.tn};
-  pol.trans_spec = true;
+  pol.spec = MatmulPolicy::Spec::tiled;
+  pol.tile = t;
   pol.epilogue = out == MatmulOut::f32;  // the fp32-output build fuses common/matmul_epilogue.glsl
   return pol;
 }

@@ -6,9 +6,9 @@
 // bias is fp32. Splits calls whose operands would not fit one binding as ops::matmul does.
 //
 // Kernels, chosen as ops::matmul chooses its own (matmul_kernel_for): on CPU drivers
-// shaders/matmul_f16_<TM>x<TN>[_h].comp (common/matmul_f16.glsl), the register-blocked lavapipe
-// recipe with uvec4 loads of 8 halves, which like the fp32 lavapipe kernel needs a subgroup of >= 8
-// lanes with shuffles; on GPUs shaders/matmul_f16_tiled[_h].comp, the fp32 tiled kernel
+// the matmul_f16_<TM>x<TN>[_h] variants of shaders/common/matmul_f16.glsl, the register-blocked
+// recipe with uvec4 loads of 8 halves, which like the fp32 register-blocked kernel needs a subgroup
+// of >= 8 lanes with shuffles; on GPUs the matmul_f16_tiled[_h] variants, the fp32 tiled kernel
 // (common/matmul_tiled.glsl) reading halves. None needs fp16 arithmetic or, for fp32 output, 16-bit
 // storage (packed words and unpackHalf2x16 are core GLSL); fp16 output stores float16_t and needs
 // storageBuffer16BitAccess.

@@ -86,7 +86,7 @@ class Launcher {
   bool epilogue_on_c() const { return s_.epilogue != MatmulEpilogue::none && !row_sums(); }
   bool has_operand() const { return s_.epilogue != MatmulEpilogue::none && s_.epilogue != MatmulEpilogue::gelu_only; }
 
-  // "matmul NT 320x384x128 b1 matmul_lavapipe_16x12": the transposes as the op reads them (N =
+  // "matmul NT 320x384x128 b1 matmul_regblock_16x12": the transposes as the op reads them (N =
   // plain, T = transposed), M x N x K, batch entries, kernel.
   std::string shape_label(const Part& p, const std::string& shader) const {
     return std::string(pol_.name) + " " + (s_.trans_a ? "T" : "N") + (s_.trans_b ? "T" : "N") + " " +
@@ -149,57 +149,75 @@ class Launcher {
   uint64_t groups_m(const Part& p) const { return div_up(p.M, pol_.rows_per_group); }
   uint64_t groups_n(const Part& p) const { return div_up(p.N, pol_.cols_per_group); }
 
-  void launch(const Part& p) {
-    if (p.M == 0 || p.N == 0) return;
+  // A part's bindings and whether the part can run as one dispatch.
+  struct Plan {
+    Binding a, b, c, aux;
+    bool m_groups_ok = false, n_groups_ok = false, z_ok = false;
+    bool k_too_long = false;  // K above the kernel's chunk: run as accumulated pieces
+    bool operands_fit() const { return a.fits && b.fits && c.fits; }
+    bool whole() const { return operands_fit() && aux.fits && m_groups_ok && n_groups_ok && z_ok && !k_too_long; }
+  };
+
+  Plan plan(const Part& p) const {
+    Plan r;
     const uint64_t ea = extent(p, 'a'), eb = extent(p, 'b'), ec = extent(p, 'c');
-    const Binding bc = bind(c_, p.c_off, ec, pol_.c_size);
+    r.c = bind(c_, p.c_off, ec, pol_.c_size);
     // The epilogue operand has C's layout and offsets; without one, C's range stands in.
-    const Binding bx = epilogue_on_c() && has_operand() ? bind(aux_, p.c_off, ec, pol_.c_size)
-                       : row_sums()    ? bind(aux_, p.row_sums_off, p.M, pol_.c_size)
-                                       : bc;
+    r.aux = epilogue_on_c() && has_operand() ? bind(aux_, p.c_off, ec, pol_.c_size)
+            : row_sums()                     ? bind(aux_, p.row_sums_off, p.M, pol_.c_size)
+                                             : r.c;
     // K == 0 reads neither A nor B; bind C's range in their place (a binding may not be empty).
-    const Binding ba = ea ? bind(a_, p.a_off, ea, pol_.a_size) : bc;
-    const Binding bb = eb ? bind(b_, p.b_off, eb, pol_.b_size) : bc;
-    const uint64_t gx_limit = info_.max_workgroup_count[pol_.x_walks_n ? 1 : 0];
-    const uint64_t gy_limit = info_.max_workgroup_count[pol_.x_walks_n ? 0 : 1];
-    const bool m_groups_ok = groups_m(p) <= gx_limit, n_groups_ok = groups_n(p) <= gy_limit;
-    const bool z_ok = uint64_t(p.outer) * p.inner <= info_.max_workgroup_count[2];
+    r.a = ea ? bind(a_, p.a_off, ea, pol_.a_size) : r.c;
+    r.b = eb ? bind(b_, p.b_off, eb, pol_.b_size) : r.c;
+    r.m_groups_ok = groups_m(p) <= info_.max_workgroup_count[pol_.x_walks_n ? 1 : 0];
+    r.n_groups_ok = groups_n(p) <= info_.max_workgroup_count[pol_.x_walks_n ? 0 : 1];
+    r.z_ok = uint64_t(p.outer) * p.inner <= info_.max_workgroup_count[2];
     // An epilogue on C must see whole sums, so those products never run as K chunks; row sums
     // accumulate, chunk by chunk.
-    const bool k_too_long = pol_.k_chunk > 0 && p.K > std::max(kKSplitAbove, pol_.k_chunk) && !epilogue_on_c();
-    if (ba.fits && bb.fits && bc.fits && bx.fits && m_groups_ok && n_groups_ok && z_ok && !k_too_long) {
-      dispatch(p, ba, bb, bc, bx);
-      return;
-    }
-    if (k_too_long && ba.fits && bb.fits && bc.fits) {
+    r.k_too_long = pol_.k_chunk > 0 && p.K > std::max(kKSplitAbove, pol_.k_chunk) && !epilogue_on_c();
+    return r;
+  }
+
+  // Runs part `p` as one dispatch, or splits it into parts that can run.
+  void launch(const Part& p) {
+    if (p.M == 0 || p.N == 0) return;
+    const Plan plan_p = plan(p);
+    if (plan_p.whole()) {
+      dispatch(p, plan_p);
+    } else if (plan_p.k_too_long && plan_p.operands_fit()) {
       split_k(p, pol_.k_chunk);
-      return;
+    } else if (p.outer > 1 || p.inner > 1) {
+      split_batch(p);
+    } else {
+      split_matrix(p, plan_p);
     }
-    if (p.outer > 1) {  // whole outer batch entries first, then inner ones, then single matrices
-      Part lo = p, hi = p;
+  }
+
+  // Halves the batch: whole outer batch entries first, then inner ones.
+  void split_batch(const Part& p) {
+    Part lo = p, hi = p;
+    if (p.outer > 1) {
       lo.outer = p.outer / 2;
       hi.outer = p.outer - lo.outer;
       advance(hi, lo.outer, s_.a.stride_outer, s_.b.stride_outer, s_.c.stride_outer);
-      launch(lo);
-      launch(hi);
-      return;
-    }
-    if (p.inner > 1) {
-      Part lo = p, hi = p;
+    } else {
       lo.inner = p.inner / 2;
       hi.inner = p.inner - lo.inner;
       advance(hi, lo.inner, s_.a.stride_inner, s_.b.stride_inner, s_.c.stride_inner);
-      launch(lo);
-      launch(hi);
-      return;
     }
-    // One matrix: split the dimension that shrinks the operand that does not fit.
+    launch(lo);
+    launch(hi);
+  }
+
+  // One matrix that cannot run whole: splits the dimension that shrinks the operand that does
+  // not fit.
+  void split_matrix(const Part& p, const Plan& plan_p) {
     char dim;
-    if (!bc.fits || !bx.fits || (!ba.fits && !s_.trans_a) || !m_groups_ok)
+    if (!plan_p.c.fits || !plan_p.aux.fits || (!plan_p.a.fits && !s_.trans_a) || !plan_p.m_groups_ok)
       dim = 'm';
-    else if (!ba.fits)
+    else if (!plan_p.a.fits)
       dim = 'k';
-    else if (!bb.fits)
+    else if (!plan_p.b.fits)
       dim = s_.trans_b ? 'n' : 'k';
     else
       dim = 'n';
@@ -209,6 +227,13 @@ class Launcher {
                   "maxStorageBufferRange of " + vk::format_bytes(info_.max_storage_buffer_range) +
                   " (leading dimensions too large); use smaller operands");
     const uint32_t half = (size / 2 + kSplitQuantum - 1) / kSplitQuantum * kSplitQuantum;
+    if (dim == 'k') {
+      if (epilogue_on_c())
+        throw Error(shape_name() + ": an operand does not fit one binding and a product with an epilogue cannot "
+                    "be split along K; use smaller operands");
+      split_k(p, half);
+      return;
+    }
     Part lo = p, hi = p;
     if (dim == 'm') {
       lo.M = half;
@@ -216,19 +241,13 @@ class Launcher {
       hi.a_off += s_.trans_a ? half : uint64_t(half) * lda_;
       hi.c_off += uint64_t(half) * ldc_;
       hi.row_sums_off += half;
-    } else if (dim == 'n') {
+    } else {
       lo.N = half;
       hi.N = p.N - half;
       hi.b_off += s_.trans_b ? uint64_t(half) * ldb_ : half;
       hi.c_off += half;
       hi.row_sums = false;  // the first N part adds each row's sum once
       hi.bias_off += half;
-    } else {
-      if (epilogue_on_c())
-        throw Error(shape_name() + ": an operand does not fit one binding and a product with an epilogue cannot "
-                    "be split along K; use smaller operands");
-      split_k(p, half);
-      return;
     }
     launch(lo);
     launch(hi);
@@ -262,7 +281,7 @@ class Launcher {
            contiguous % w == 0;
   }
 
-  void dispatch(const Part& p, const Binding& ba, const Binding& bb, const Binding& bc, const Binding& bx) {
+  MatmulPush push_constants(const Part& p, const Plan& plan_p) const {
     MatmulPush push{};
     push.M = p.M;
     push.N = p.N;
@@ -281,62 +300,95 @@ class Launcher {
     push.beta = p.beta;
     push.flags = p.bias ? 4u : 0u;
     if (pol_.trans_flags) push.flags |= (s_.trans_a ? 1u : 0u) | (s_.trans_b ? 2u : 0u);
-    push.a_base = static_cast<uint32_t>(ba.base);
-    push.b_base = static_cast<uint32_t>(bb.base);
-    push.c_base = static_cast<uint32_t>(bc.base);
+    push.a_base = static_cast<uint32_t>(plan_p.a.base);
+    push.b_base = static_cast<uint32_t>(plan_p.b.base);
+    push.c_base = static_cast<uint32_t>(plan_p.c.base);
     push.batch = p.outer * p.inner;
-    push.aux_base = static_cast<uint32_t>(bx.base);
-    Binding bbias = bc;
-    if (p.bias) {
-      bbias = bind(bias_, p.bias_off, p.N, 4);
-      push.bias_base = static_cast<uint32_t>(bbias.base);
-    }
+    push.aux_base = static_cast<uint32_t>(plan_p.aux.base);
+    return push;
+  }
 
-    vk::SpecConstants spec = pol_.spec;
-    if (pol_.trans_spec) {
-      spec.push_back(s_.trans_a);
-      spec.push_back(s_.trans_b);
+  // The kernel's specialization constants for part `p`: the struct of the policy's kernel family.
+  vk::SpecConstants spec_constants(const Part& p, const Plan& plan_p, bool vec_a, bool vec_b) const {
+    const MatmulResultSpec result{p.beta != 0.0f, p.bias};
+    // Only the first N part of a row-sums product adds the sums.
+    const MatmulEpilogue epilogue = row_sums() && !p.row_sums ? MatmulEpilogue::none : s_.epilogue;
+    switch (pol_.spec) {
+      case MatmulPolicy::Spec::register_blocked: {
+        const uint32_t w = 4;
+        RegisterBlockedSpec spec;
+        spec.trans_a = s_.trans_a;
+        spec.trans_b = s_.trans_b;
+        spec.vec_a = vec_a;
+        spec.vec_b = vec_b;
+        spec.batch_per_group = pol_.batch_per_group;
+        spec.wide_loads = pol_.wide_loads;
+        spec.wide_stores = pol_.wide_stores && plan_p.c.base % w == 0 && plan_p.aux.base % w == 0 && ldc_ % w == 0 &&
+                           p.N % w == 0 && s_.c.stride_outer % w == 0 && s_.c.stride_inner % w == 0;
+        spec.epilogue = static_cast<uint32_t>(epilogue);
+        spec.result = result;
+        return spec;
+      }
+      case MatmulPolicy::Spec::register_blocked_f16: {
+        RegisterBlockedF16Spec spec;
+        spec.trans_a = s_.trans_a;
+        spec.trans_b = s_.trans_b;
+        spec.vec_a = vec_a;
+        spec.vec_b = vec_b;
+        spec.batch_per_group = pol_.batch_per_group;
+        spec.result = result;
+        return spec;
+      }
+      case MatmulPolicy::Spec::tiled: {
+        TiledSpec spec;
+        spec.threads = pol_.tile.threads();
+        spec.bm = pol_.tile.bm;
+        spec.bn = pol_.tile.bn;
+        spec.bk = pol_.tile.bk;
+        spec.tm = pol_.tile.tm;
+        spec.tn = pol_.tile.tn;
+        spec.trans_a = s_.trans_a;
+        spec.trans_b = s_.trans_b;
+        spec.epilogue = static_cast<uint32_t>(pol_.epilogue ? epilogue : MatmulEpilogue::none);
+        spec.result = result;
+        return spec;
+      }
+      case MatmulPolicy::Spec::naive: break;
     }
+    return result;
+  }
+
+  void dispatch(const Part& p, const Plan& plan_p) {
+    // Without a bias, binding 3 is never read; C's range stands in.
+    const Binding bias = p.bias ? bind(bias_, p.bias_off, p.N, 4) : plan_p.c;
+    MatmulPush push = push_constants(p, plan_p);
+    if (p.bias) push.bias_base = static_cast<uint32_t>(bias.base);
     bool vec_a = false, vec_b = false;
     if (pol_.vec_width != 0) {
-      vec_a = !no_vec_ && vec_ok(ba.base, lda_, s_.a, s_.trans_a ? p.M : p.K) && (!s_.trans_a || pol_.vec_a_trans);
-      vec_b = !no_vec_ && vec_ok(bb.base, ldb_, s_.b, s_.trans_b ? p.K : p.N) && (s_.trans_b || pol_.vec_b_nn);
-      spec.push_back(vec_a);
-      spec.push_back(vec_b);
-      spec.push_back(pol_.batch_per_group);
+      vec_a = !no_vec_ && vec_ok(plan_p.a.base, lda_, s_.a, s_.trans_a ? p.M : p.K) &&
+              (!s_.trans_a || pol_.vec_a_trans);
+      vec_b = !no_vec_ && vec_ok(plan_p.b.base, ldb_, s_.b, s_.trans_b ? p.K : p.N) && (s_.trans_b || pol_.vec_b_nn);
     }
-    spec.insert(spec.end(), pol_.tail.begin(), pol_.tail.end());
-    if (pol_.has_store_spec) {
-      const uint32_t w = 4;
-      spec.push_back(pol_.wide_stores && bc.base % w == 0 && bx.base % w == 0 && ldc_ % w == 0 && p.N % w == 0 &&
-                     s_.c.stride_outer % w == 0 && s_.c.stride_inner % w == 0);
-    }
-    if (pol_.epilogue)
-      spec.push_back(static_cast<uint32_t>(row_sums() && !p.row_sums ? MatmulEpilogue::none : s_.epilogue));
-    // Every kernel's constants from kResultSpecId on: whether the result reads C and adds a bias
-    // (common/matmul_result_spec.glsl); ids below it that a kernel leaves unset are padding.
-    if (spec.size() > kResultSpecId)
-      throw Error("internal: matmul: " + pol_.shader + " has more specialization constants than kResultSpecId");
-    spec.resize(kResultSpecId, 0);
-    spec.push_back(p.beta != 0.0f);
-    spec.push_back(p.bias);
-    const std::string* shader = &pol_.shader;
+    const vk::SpecConstants spec = spec_constants(p, plan_p, vec_a, vec_b);
+    vk::ShaderId shader = pol_.shader;
     uint32_t texel_mask = 0;
-    if (!pol_.texel_shader.empty() && vec_a && vec_b && texel_view_fits(info_, ba.view) &&
-        texel_view_fits(info_, bb.view)) {
-      shader = &pol_.texel_shader;
+    if (pol_.texel_shader && vec_a && vec_b && texel_view_fits(info_, plan_p.a.view) &&
+        texel_view_fits(info_, plan_p.b.view)) {
+      shader = *pol_.texel_shader;
       texel_mask = 0b0110;  // A and B
     }
     const uint32_t gm = static_cast<uint32_t>(groups_m(p)), gn = static_cast<uint32_t>(groups_n(p));
     const vk::Groups groups{pol_.x_walks_n ? gn : gm, pol_.x_walks_n ? gm : gn,
                             div_up(push.batch, pol_.batch_per_group)};
-    const std::string label = profile_shapes_ ? shape_label(p, *shader) : std::string(pol_.name);
+    const std::string label = profile_shapes_ ? shape_label(p, shader.name) : std::string(pol_.name);
+    vk::PipelineCache& pipelines = rec_.context().pipelines();
     if (pol_.epilogue) {
-      const vk::Kernel& k = rec_.context().pipelines().get(*shader, 5, sizeof(MatmulPush), spec, texel_mask);
-      rec_.dispatch(k, {bc.view, ba.view, bb.view, bbias.view, bx.view}, push, groups, label.c_str());
+      const vk::Kernel& k = pipelines.get(shader, 5, sizeof(MatmulPush), spec, texel_mask);
+      rec_.dispatch(k, {plan_p.c.view, plan_p.a.view, plan_p.b.view, bias.view, plan_p.aux.view}, push, groups,
+                    label.c_str());
     } else {
-      const vk::Kernel& k = rec_.context().pipelines().get(*shader, 4, sizeof(MatmulPush), spec, texel_mask);
-      rec_.dispatch(k, {bc.view, ba.view, bb.view, bbias.view}, push, groups, label.c_str());
+      const vk::Kernel& k = pipelines.get(shader, 4, sizeof(MatmulPush), spec, texel_mask);
+      rec_.dispatch(k, {plan_p.c.view, plan_p.a.view, plan_p.b.view, bias.view}, push, groups, label.c_str());
     }
   }
 

@@ -8,6 +8,7 @@
 // fp32 path (4-byte elements everywhere) and the fp16 path (2-byte A and B) run the same code.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "ops/matmul.h"
@@ -35,17 +36,13 @@ static_assert(sizeof(MatmulPush) == 88);
 // alignment of the whole call (offsets stay multiples of 4 floats or 8 halves).
 constexpr uint32_t kSplitQuantum = 64;
 
-// lavapipe: a workgroup streams a K x (8 * TN) strip of B and a K x TM strip of A; for long K the
-// strips no longer stay in this machine's 1.25 MiB L2 while consecutive workgroups reuse them, so
-// products with K above kKSplitAbove (dW = dY^T X over all tokens) run as kKChunk pieces
-// accumulated with beta = 1 (qkv.dW: 4.6 -> 6.4 GFLOP/s per core, BENCHMARKS.md). The fp16
+// register_blocked: a workgroup streams a K x (8 * TN) strip of B and a K x TM strip of A; for
+// long K the strips no longer stay in this machine's 1.25 MiB L2 while consecutive workgroups
+// reuse them, so products with K above kKSplitAbove (dW = dY^T X over all tokens) run as kKChunk
+// pieces accumulated with beta = 1 (qkv.dW: 4.6 -> 6.4 GFLOP/s per core, BENCHMARKS.md). The fp16
 // kernels keep the same chunk. VKVIT_MATMUL_KCHUNK overrides the chunk (0 disables).
 constexpr uint32_t kKChunk = 512;  // a multiple of kSplitQuantum
 constexpr uint32_t kKSplitAbove = 2048;
-
-// The first specialization constant after every kernel's own: READS_C, then HAS_BIAS
-// (shaders/common/matmul_result_spec.glsl).
-constexpr uint32_t kResultSpecId = 9;
 
 // Small batched products (attention's 17 x 17 x 16 per head): M and N at most kSmallProductRows
 // take the small register block, and entries cheaper than kSmallEntryFlops share workgroups,
@@ -70,10 +67,79 @@ struct TiledTile {
 };
 TiledTile tiled_tile(const vk::DeviceInfo& info);
 
+// The specialization constants of the matmul kernels, one struct per kernel family; the launcher
+// fills them per call.
+
+// Every kernel's, after its own: common/matmul_result_spec.glsl's layout(constant_id = 9) READS_C
+// and layout(constant_id = 10) HAS_BIAS.
+struct MatmulResultSpec {
+  vk::SpecField<9, bool> reads_c;
+  vk::SpecField<10, bool> has_bias;
+  vk::SpecConstants to_spec() const { return vk::SpecConstants(reads_c, has_bias); }
+};
+
+// The fp32 register-blocked kernel, common/matmul_regblock.glsl: layout(constant_id = 0)
+// UNUSED_LANES, (constant_id = 1) TRANS_A, (2) TRANS_B, (3) VEC_A, (4) VEC_B, (5) BATCH_PER_GROUP,
+// (6) WIDE_LOADS, (7) WIDE_STORES; and common/matmul_epilogue.glsl's (constant_id = 8) EPILOGUE.
+struct RegisterBlockedSpec {
+  vk::SpecField<0, uint32_t> unused_lanes{8};
+  vk::SpecField<1, bool> trans_a;
+  vk::SpecField<2, bool> trans_b;
+  vk::SpecField<3, bool> vec_a;
+  vk::SpecField<4, bool> vec_b;
+  vk::SpecField<5, uint32_t> batch_per_group{1};
+  vk::SpecField<6, bool> wide_loads;
+  vk::SpecField<7, bool> wide_stores;
+  vk::SpecField<8, uint32_t> epilogue;  // a MatmulEpilogue
+  MatmulResultSpec result;
+  vk::SpecConstants to_spec() const {
+    return vk::SpecConstants(unused_lanes, trans_a, trans_b, vec_a, vec_b, batch_per_group, wide_loads, wide_stores,
+                             epilogue)
+        .add(result);
+  }
+};
+
+// The fp16 register-blocked kernel, common/matmul_f16.glsl: layout(constant_id = 0) UNUSED_LANES,
+// (constant_id = 1) TRANS_A, (2) TRANS_B, (3) VEC_A, (4) VEC_B, (5) BATCH_PER_GROUP.
+struct RegisterBlockedF16Spec {
+  vk::SpecField<0, uint32_t> unused_lanes{8};
+  vk::SpecField<1, bool> trans_a;
+  vk::SpecField<2, bool> trans_b;
+  vk::SpecField<3, bool> vec_a;
+  vk::SpecField<4, bool> vec_b;
+  vk::SpecField<5, uint32_t> batch_per_group{1};
+  MatmulResultSpec result;
+  vk::SpecConstants to_spec() const {
+    return vk::SpecConstants(unused_lanes, trans_a, trans_b, vec_a, vec_b, batch_per_group).add(result);
+  }
+};
+
+// The tiled kernels, common/matmul_tiled.glsl: layout(constant_id = 0) THREADS, (constant_id = 1)
+// BM, (2) BN, (3) BK, (4) TM, (5) TN, (6) TRANS_A, (7) TRANS_B; and common/matmul_epilogue.glsl's
+// (constant_id = 8) EPILOGUE in the builds that fuse epilogues.
+struct TiledSpec {
+  vk::SpecField<0, uint32_t> threads;
+  vk::SpecField<1, uint32_t> bm;
+  vk::SpecField<2, uint32_t> bn;
+  vk::SpecField<3, uint32_t> bk;
+  vk::SpecField<4, uint32_t> tm;
+  vk::SpecField<5, uint32_t> tn;
+  vk::SpecField<6, bool> trans_a;
+  vk::SpecField<7, bool> trans_b;
+  vk::SpecField<8, uint32_t> epilogue;  // a MatmulEpilogue
+  MatmulResultSpec result;
+  vk::SpecConstants to_spec() const {
+    return vk::SpecConstants(threads, bm, bn, bk, tm, tn, trans_a, trans_b, epilogue).add(result);
+  }
+};
+
 // What one kernel configuration needs from the launcher.
 struct MatmulPolicy {
   const char* name = "matmul";  // errors and the dispatch label
-  std::string shader;
+  vk::ShaderId shader{};
+  // Which of the spec-constant structs above the kernel takes (naive: the result constants only).
+  enum class Spec { naive, register_blocked, register_blocked_f16, tiled } spec = Spec::naive;
+  TiledTile tile;  // Spec::tiled: the tile
   uint32_t a_size = 4, b_size = 4, c_size = 4;  // bytes per element of A, B, C (the bias is fp32)
   // fp16 views may start at any even byte, so those launches check each view's start against its
   // element size and report sizes in bytes; fp32 views are whole floats by construction.
@@ -83,25 +149,20 @@ struct MatmulPolicy {
   uint32_t batch_per_group = 1;  // batch entries per workgroup (z)
   bool x_walks_n = false;        // naive: workgroup x walks N and y walks M (else x walks M)
   bool trans_flags = false;      // push flags carry trans_a / trans_b (the fp32 kernels read them)
-  // Spec constants: `spec`, then trans_a, trans_b when trans_spec, then VEC_A, VEC_B,
-  // BATCH_PER_GROUP when vec_width != 0, then `tail`.
-  vk::SpecConstants spec;
-  bool trans_spec = false;
-  uint32_t vec_width = 0;  // elements per vector load; 0: the kernel has no vector-load variants
+  uint32_t vec_width = 0;  // elements per vector load (VEC_A, VEC_B); 0: the kernel has no vector loads
   bool vec_a_trans = true;  // the register block allows vector loads of A stored (K, M)
   bool vec_b_nn = true;     // the register block allows vector loads of B stored (K, N)
-  vk::SpecConstants tail;
-  // has_store_spec: the kernel takes one more spec constant after `tail`, "store C four floats at
-  // a time", set per call when wide_stores is on and C's base, ldc, N and batch strides are
-  // multiples of 4 (the kernel also needs its columns per lane to be a multiple of 4).
-  bool has_store_spec = false;
+  bool wide_loads = false;  // Spec::register_blocked: WIDE_LOADS
+  // Spec::register_blocked: WIDE_STORES (C stored four floats at a time), set per call where C's
+  // base, ldc, N and batch strides are multiples of 4 (the kernel also needs its columns per lane
+  // to be a multiple of 4).
   bool wide_stores = false;
-  // The kernel has the epilogue binding (4) and spec constant (after the store one): the
-  // MatmulEpilogue kinds fused into its stores. Kernels without it take none.
+  // The kernel has the epilogue binding (4) and EPILOGUE constant: the MatmulEpilogue kinds fused
+  // into its stores. Kernels without it take none.
   bool epilogue = false;
   // The same kernel reading A and B as RGBA32F texel buffers, run instead where both take vector
-  // loads; empty: none.
-  std::string texel_shader;
+  // loads; none: no such variant.
+  std::optional<vk::ShaderId> texel_shader;
   uint32_t k_chunk = 0;  // K above max(kKSplitAbove, k_chunk) runs as k_chunk pieces; 0: never
 };
 

@@ -13,6 +13,14 @@ struct PatchEmbedPush {
   uint32_t B, T, D;
 };
 static_assert(sizeof(PatchEmbedPush) == 12);
+
+// Mirrors shaders/patch_embed.comp's layout(constant_id = 0) WORKGROUP_SIZE (common/index.glsl)
+// and layout(constant_id = 1) WIDE.
+struct PatchEmbedSpec {
+  vk::SpecField<0, uint32_t> workgroup_size;
+  vk::SpecField<1, bool> wide;
+  vk::SpecConstants to_spec() const { return vk::SpecConstants(workgroup_size, wide); }
+};
 }  // namespace
 
 void patch_embed_forward(vk::Recorder& rec, const vk::View& tokens, const vk::View& proj, const vk::View& patches,
@@ -23,8 +31,8 @@ void patch_embed_forward(vk::Recorder& rec, const vk::View& tokens, const vk::Vi
   linear_forward(rec, proj.slice(0, rows * s.D), patches.slice(0, rows * s.CPP), w, bias,
                  static_cast<uint32_t>(rows), s.D, s.CPP);
   const bool wide = s.D % 4 == 0 && wide_views(rec.context().info(), {tokens, proj, cls, pos});
-  const vk::Kernel& k =
-      rec.context().pipelines().get("patch_embed", 4, sizeof(PatchEmbedPush), {kElementwiseGroup, wide ? 1u : 0u});
+  const vk::Kernel& k = rec.context().pipelines().get(shaders::patch_embed, 4, sizeof(PatchEmbedPush),
+                                                      PatchEmbedSpec{kElementwiseGroup, wide});
   const PatchEmbedPush push{s.B, static_cast<uint32_t>(T), s.D};
   rec.dispatch(k, {tokens.slice(0, s.B * T * s.D), proj.slice(0, std::max<uint64_t>(rows, 1) * s.D),
                    cls.slice(0, s.D), pos.slice(0, T * s.D)},
@@ -37,7 +45,8 @@ void patch_embed_backward(vk::Recorder& rec, const vk::View& dw, const vk::View&
   if (s.B == 0 || s.D == 0) return;
   const uint64_t rows = uint64_t(s.B) * s.Np, T = s.Np + 1;
   const vk::Kernel& k =
-      rec.context().pipelines().get("patch_embed_backward", 4, sizeof(PatchEmbedPush), {kElementwiseGroup});
+      rec.context().pipelines().get(shaders::patch_embed_backward, 4, sizeof(PatchEmbedPush),
+                                    vk::WorkgroupSpec{kElementwiseGroup});
   const PatchEmbedPush push{s.B, static_cast<uint32_t>(T), s.D};
   rec.dispatch(k, {dcls.slice(0, s.D), dpos.slice(0, T * s.D), proj.slice(0, std::max<uint64_t>(rows, 1) * s.D),
                    dtokens.slice(0, s.B * T * s.D)},

@@ -14,7 +14,8 @@ static_assert(sizeof(ResidualPush) == 4);
 }  // namespace
 
 void residual_forward(vk::Recorder& rec, const vk::View& out, const vk::View& a, const vk::View& b, uint64_t n) {
-  const vk::Kernel& k = rec.context().pipelines().get("residual", 3, sizeof(ResidualPush), {kElementwiseGroup});
+  const vk::Kernel& k =
+      rec.context().pipelines().get(shaders::residual, 3, sizeof(ResidualPush), vk::WorkgroupSpec{kElementwiseGroup});
   for_each_chunk(rec.context(), n, 4, [&](uint64_t first, uint64_t count) {
     const ResidualPush push{static_cast<uint32_t>(count)};
     rec.dispatch(k, {out.slice(first, count), a.slice(first, count), b.slice(first, count)}, push,
@@ -24,7 +25,8 @@ void residual_forward(vk::Recorder& rec, const vk::View& out, const vk::View& a,
 
 void accumulate(vk::Recorder& rec, const vk::View& dst, const vk::View& src, uint64_t n) {
   const vk::Kernel& k =
-      rec.context().pipelines().get("residual_backward", 2, sizeof(ResidualPush), {kElementwiseGroup});
+      rec.context().pipelines().get(shaders::residual_backward, 2, sizeof(ResidualPush),
+                                    vk::WorkgroupSpec{kElementwiseGroup});
   for_each_chunk(rec.context(), n, 4, [&](uint64_t first, uint64_t count) {
     const ResidualPush push{static_cast<uint32_t>(count)};
     rec.dispatch(k, {dst.slice(first, count), src.slice(first, count)}, push,

@@ -87,8 +87,9 @@ void softmax_forward(vk::Recorder& rec, const vk::View& out, const vk::View& in,
   vk::Context& ctx = rec.context();
   const bool short_rows = cols <= short_row_limit();
   if (!short_rows) require_subgroups(ctx, "softmax");
-  const vk::Kernel& k = short_rows ? ctx.pipelines().get("softmax_rows", 2, sizeof(SoftmaxPush), {kRowsGroup})
-                                   : ctx.pipelines().get("softmax", 2, sizeof(SoftmaxPush), {workgroup_size(cols)});
+  const vk::WorkgroupSpec spec{short_rows ? kRowsGroup : workgroup_size(cols)};
+  const vk::Kernel& k = ctx.pipelines().get(short_rows ? shaders::softmax_rows : shaders::softmax, 2,
+                                            sizeof(SoftmaxPush), spec);
   for_each_row_chunk(ctx, rows, cols, "softmax", [&](uint64_t first, uint64_t count) {
     const Bound o = bind(ctx, out, first * cols, count * cols), i = bind(ctx, in, first * cols, count * cols);
     SoftmaxPush push{static_cast<uint32_t>(count), cols, o.base, i.base};
@@ -102,9 +103,9 @@ void softmax_backward(vk::Recorder& rec, const vk::View& din, const vk::View& pr
   vk::Context& ctx = rec.context();
   const bool short_rows = cols <= short_row_limit();
   if (!short_rows) require_subgroups(ctx, "softmax_backward");
-  const vk::Kernel& k =
-      short_rows ? ctx.pipelines().get("softmax_rows_backward", 3, sizeof(SoftmaxBackwardPush), {kRowsGroup})
-                 : ctx.pipelines().get("softmax_backward", 3, sizeof(SoftmaxBackwardPush), {workgroup_size(cols)});
+  const vk::WorkgroupSpec spec{short_rows ? kRowsGroup : workgroup_size(cols)};
+  const vk::Kernel& k = ctx.pipelines().get(short_rows ? shaders::softmax_rows_backward : shaders::softmax_backward,
+                                            3, sizeof(SoftmaxBackwardPush), spec);
   for_each_row_chunk(ctx, rows, cols, "softmax_backward", [&](uint64_t first, uint64_t count) {
     const uint64_t f = first * cols, n = count * cols;
     const Bound di = bind(ctx, din, f, n), pr = bind(ctx, probs, f, n), dout_b = bind(ctx, dout, f, n);

@@ -214,7 +214,7 @@ void Fft2d::inverse(Recorder& rec) {
   } push{static_cast<uint32_t>(shape_.batch), static_cast<uint32_t>(shape_.h), static_cast<uint32_t>(shape_.spectrum_w()),
          shape_.w % 2 == 0 ? 2u : 1u, static_cast<uint32_t>(shape_.h / 2 + 1)};
   constexpr uint32_t group = 64;
-  const Kernel& k = ctx_.pipelines().get("fft_hermitian_columns", 1, sizeof(push), {group});
+  const Kernel& k = ctx_.pipelines().get("fft_hermitian_columns", 1, sizeof(push), WorkgroupSpec{group});
   const uint64_t invocations = uint64_t(push.batch) * push.columns * push.pairs;
   rec.dispatch(k, {spectrum_}, push, rec.groups_1d((invocations + group - 1) / group), "fft2d_hermitian_columns");
   rec.external({spectrum_, real_, im.temp}, "fft2d_c2r", [&](VkCommandBuffer cb) {

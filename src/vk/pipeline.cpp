@@ -1,5 +1,6 @@
 #include "vk/pipeline.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "vk/context.h"
@@ -13,10 +14,41 @@ constexpr uint32_t kSetsPerPool = 256;
 constexpr uint32_t kMaxBindings = 16;
 }  // namespace
 
-uint32_t spec_float(float f) {
+uint32_t spec_bits(float v) {
   uint32_t u;
-  std::memcpy(&u, &f, 4);
+  std::memcpy(&u, &v, 4);
   return u;
+}
+
+void SpecConstants::set(uint32_t id, uint32_t bits) {
+  auto at = std::lower_bound(values_.begin(), values_.end(), id,
+                             [](const std::pair<uint32_t, uint32_t>& v, uint32_t i) { return v.first < i; });
+  if (at != values_.end() && at->first == id)
+    throw Error("internal: specialization constant " + std::to_string(id) + " set twice");
+  values_.insert(at, {id, bits});
+}
+
+SpecConstants& SpecConstants::add(const SpecConstants& more) {
+  for (const auto& [id, bits] : more.values_) set(id, bits);
+  return *this;
+}
+
+std::string SpecConstants::key() const {
+  std::string key;
+  for (const auto& [id, bits] : values_) key += ":" + std::to_string(id) + "=" + std::to_string(bits);
+  return key;
+}
+
+std::vector<VkSpecializationMapEntry> SpecConstants::map_entries() const {
+  std::vector<VkSpecializationMapEntry> entries;
+  for (uint32_t i = 0; i < values_.size(); ++i) entries.push_back({values_[i].first, i * 4u, 4u});
+  return entries;
+}
+
+std::vector<uint32_t> SpecConstants::data() const {
+  std::vector<uint32_t> data;
+  for (const auto& v : values_) data.push_back(v.second);
+  return data;
 }
 
 PipelineCache::PipelineCache(Context& ctx) : ctx_(ctx) {}
@@ -58,8 +90,7 @@ VkDescriptorSetLayout PipelineCache::set_layout(uint32_t bindings, uint32_t texe
 
 const Kernel& PipelineCache::get(const std::string& shader, uint32_t bindings, uint32_t push_bytes,
                                  const SpecConstants& spec, uint32_t texel_mask) {
-  std::string key = shader;
-  for (uint32_t v : spec) key += ":" + std::to_string(v);
+  const std::string key = shader + spec.key();
   auto it = kernels_.find(key);
   if (it != kernels_.end()) {
     if (it->second->bindings != bindings || it->second->push_bytes != push_bytes ||
@@ -69,7 +100,9 @@ const Kernel& PipelineCache::get(const std::string& shader, uint32_t bindings, u
   }
 
   const ShaderBinary* bin = find_shader(shader);
-  if (!bin) throw Error("shader '" + shader + "' is not built into this binary (no shaders/" + shader + ".comp)");
+  if (!bin)
+    throw Error("shader '" + shader + "' is not built into this binary (no shaders/" + shader +
+                ".comp nor variant in shaders/variants.cmake)");
   if (bindings > kMaxBindings) throw Error("shader " + shader + " has more than 16 bindings");
   if (push_bytes > ctx_.info().max_push_constants)
     throw Error("shader " + shader + " needs " + std::to_string(push_bytes) + " bytes of push constants; device " +
@@ -96,13 +129,13 @@ const Kernel& PipelineCache::get(const std::string& shader, uint32_t bindings, u
   VkShaderModule module;
   check(vkCreateShaderModule(ctx_.device(), &mci, nullptr, &module), ("vkCreateShaderModule " + shader).c_str());
 
-  std::vector<VkSpecializationMapEntry> entries(spec.size());
-  for (uint32_t i = 0; i < spec.size(); ++i) entries[i] = {i, i * 4u, 4u};
+  const std::vector<VkSpecializationMapEntry> entries = spec.map_entries();
+  const std::vector<uint32_t> data = spec.data();
   VkSpecializationInfo si{};
   si.mapEntryCount = static_cast<uint32_t>(entries.size());
   si.pMapEntries = entries.data();
-  si.dataSize = spec.size() * 4;
-  si.pData = spec.data();
+  si.dataSize = data.size() * 4;
+  si.pData = data.data();
 
   VkComputePipelineCreateInfo pci{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
   pci.stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO;

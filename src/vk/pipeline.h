@@ -10,11 +10,13 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <vulkan/vulkan.h>
 
 #include "vk/memory.h"
+#include "vk/shader_registry.h"
 
 namespace vkvit::vk {
 
@@ -30,17 +32,70 @@ struct Kernel {
   VkPipeline pipeline = VK_NULL_HANDLE;
 };
 
-// Specialization constant with constant_id = its position; floats are passed by their bits.
-using SpecConstants = std::vector<uint32_t>;
-uint32_t spec_float(float f);
+// A specialization constant's value as the 32 bits Vulkan reads: a bool as VkBool32, a float by
+// its bits.
+inline uint32_t spec_bits(uint32_t v) { return v; }
+inline uint32_t spec_bits(bool v) { return v ? 1u : 0u; }
+uint32_t spec_bits(float v);
+
+// One field of a shader's specialization-constant struct: the value of the GLSL
+// `layout(constant_id = Id) const T ...`, so the id is written once, in the field's type.
+template <uint32_t Id, class T>
+struct SpecField {
+  static constexpr uint32_t id = Id;
+  T value{};
+  SpecField() = default;
+  SpecField(T v) : value(v) {}  // NOLINT: implicit, so a field is set like a plain value
+};
+
+// The specialization constants of one pipeline: (constant_id, value) pairs in id order. A
+// shader's struct builds it from its fields (`to_spec()`); constants left out keep the shader's
+// defaults.
+class SpecConstants {
+ public:
+  SpecConstants() = default;
+  template <uint32_t... Ids, class... Ts>
+  explicit SpecConstants(const SpecField<Ids, Ts>&... fields) {
+    (set(Ids, spec_bits(fields.value)), ...);
+  }
+  // A shader's struct of constants converts to the constants it writes, so launchers pass the
+  // struct itself to PipelineCache::get.
+  template <class Spec, class = decltype(std::declval<const Spec&>().to_spec())>
+  SpecConstants(const Spec& spec) : SpecConstants(spec.to_spec()) {}  // NOLINT: implicit on purpose
+  // Adds the constants of `more` (a struct of constants that several shaders share).
+  SpecConstants& add(const SpecConstants& more);
+
+  bool empty() const { return values_.empty(); }
+  // "id=value" pairs, for the pipeline cache's key.
+  std::string key() const;
+  std::vector<VkSpecializationMapEntry> map_entries() const;
+  std::vector<uint32_t> data() const;
+
+ private:
+  void set(uint32_t id, uint32_t bits);  // an id set twice is an internal error
+  std::vector<std::pair<uint32_t, uint32_t>> values_;
+};
+
+// The workgroup size of the elementwise-style shaders (and any shader that includes
+// shaders/common/index.glsl): layout(constant_id = 0) const uint WORKGROUP_SIZE.
+struct WorkgroupSpec {
+  SpecField<0, uint32_t> workgroup_size;
+  SpecConstants to_spec() const { return SpecConstants(workgroup_size); }
+};
 
 class PipelineCache {
  public:
   explicit PipelineCache(Context& ctx);
   ~PipelineCache();
 
-  // The pipeline for shaders/<shader>.comp with these constants; created on first use.
-  // `bindings`, `push_bytes` and `texel_mask` must match the shader (validation layers check the rest).
+  // The pipeline for `shader` (a constant of vk/shader_ids.h) with these constants; created on
+  // first use. `bindings`, `push_bytes` and `texel_mask` must match the shader (validation layers
+  // check the rest).
+  const Kernel& get(ShaderId shader, uint32_t bindings, uint32_t push_bytes, const SpecConstants& spec = {},
+                    uint32_t texel_mask = 0) {
+    return get(std::string(shader.name), bindings, push_bytes, spec, texel_mask);
+  }
+  // The same by name; a name that is not built throws.
   const Kernel& get(const std::string& shader, uint32_t bindings, uint32_t push_bytes, const SpecConstants& spec = {},
                     uint32_t texel_mask = 0);
 

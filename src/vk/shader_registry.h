@@ -1,4 +1,4 @@
-// Embedded SPIR-V of every shaders/*.comp, compiled at build time (see shaders/CMakeLists.txt).
+// Embedded SPIR-V of every shader, compiled at build time (see shaders/CMakeLists.txt).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -7,9 +7,15 @@
 namespace vkvit::vk {
 
 struct ShaderBinary {
-  const char* name;      // file name without .comp
+  const char* name;  // shaders/<name>.comp, or a variant's name in shaders/variants.cmake
   const uint32_t* words;
   size_t bytes;
+};
+
+// A shader that is built into the binary: launchers name one by its generated constant,
+// vkvit::shaders::<name> (#include "vk/shader_ids.h"), so a missing shader fails to compile.
+struct ShaderId {
+  const char* name;
 };
 
 // nullptr when no shader of that name was built.

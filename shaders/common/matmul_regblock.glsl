@@ -1,3 +1,4 @@
+#version 450
 // Register-blocked matmul for CPU Vulkan (lavapipe/llvmpipe), following the recipe measured on
 // this project's machine (DESIGN.md, BENCHMARKS.md): one 8-lane workgroup (= one subgroup = one
 // 256-bit SIMD vector), no shared memory, no barriers. Every lane of a workgroup computes the
@@ -18,13 +19,15 @@
 // 1.5-1.6x slower (BENCHMARKS.md, "lavapipe: texel fetches, shuffles and fused epilogues").
 // C[z] = alpha * op(A[z]) op(B[z]) + beta * C[z] + bias; layout in src/ops/matmul.h.
 //
-// The including shaders/matmul_lavapipe_<TM>x<TN>.comp (and matmul_lavapipe_texel_<TM>x<TN>.comp,
-// which also defines MATMUL_TEXEL_AB) defines TM (rows of C per workgroup, shared by its lanes) and
-// TN (columns of C per lane) as compile-time constants: glslc then unrolls every loop below.
+// Each variant in shaders/variants.cmake (matmul_regblock_<TM>x<TN>, and
+// matmul_regblock_texel_<TM>x<TN> with MATMUL_TEXEL_AB) defines TM (rows of C per workgroup, shared
+// by its lanes) and TN (columns of C per lane) as compile-time constants: glslc then unrolls every
+// loop below.
 // Spec-constant array sizes would leave the loops rolled and every array in memory, because
 // lavapipe does not unroll after specialization. (Even unrolled, a 16 x 8 block's accumulators
 // outnumber the 32 vector registers and live on the stack; block shapes from 8 x 4 to 32 x 4
 // were within 15% of each other once the loads and shuffles above were cheap.)
+#extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require

@@ -1,7 +1,0 @@
-#version 450
-// fp16-storage matmul for CPU Vulkan, fp32 output, 16 rows x 12 columns per lane; the kernel and
-// the reasons for its shape are in common/matmul_f16.glsl, measurements in BENCHMARKS.md.
-#extension GL_GOOGLE_include_directive : require
-#define TM 16u
-#define TN 12u
-#include "matmul_f16.glsl"
