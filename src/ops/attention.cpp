@@ -175,7 +175,7 @@ const vk::Kernel& fused_kernel(vk::Context& ctx, const char* kind, uint32_t d, u
   // CHUNK_ROWS: rows of a chunk of 8 that can be real (all 8 once N > 8). WIDE: 64-bit pairs (the
   // vec4 views are checked 16-byte aligned).
   return ctx.pipelines().get(name, bindings, sizeof(FusedPush),
-                             {8u, fused_heads_per_group(N), std::min(N, 8u), wide_accesses(ctx.info())});
+                             {8u, fused_heads_per_group(N), std::min(N, 8u), wide_accesses(ctx)});
 }
 
 void check_vec4_aligned(const char* op, std::initializer_list<vk::View> views) {
