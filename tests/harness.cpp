@@ -197,20 +197,23 @@ double dot(const std::vector<double>& a, const std::vector<double>& b) {
   return s;
 }
 
-ScopedEnv::ScopedEnv(const char* name, const std::string& value, bool unless_set) : name_(name) {
+ScopedEnv::ScopedEnv(const char* name, const std::string& value) : name_(name) {
   const char* old = std::getenv(name);
   had_ = old != nullptr;
   if (had_) old_ = old;
-  if (had_ && unless_set) return;
   setenv(name, value.c_str(), 1);
-  touched_ = true;
 }
 
 ScopedEnv::~ScopedEnv() {
-  if (!touched_) return;
   if (had_) setenv(name_, old_.c_str(), 1);
   else unsetenv(name_);
 }
+
+ScopedTuning::ScopedTuning(const std::function<void(vk::Tuning&)>& change) : saved_(ctx().tuning()) {
+  change(ctx().tuning_for_tests());
+}
+
+ScopedTuning::~ScopedTuning() { ctx().tuning_for_tests() = saved_; }
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;

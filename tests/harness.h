@@ -105,20 +105,44 @@ void require_matmul_rows_close(const std::vector<float>& a, const std::vector<fl
 // Dot product, used to turn a vector output into a scalar loss L = sum(out * w) for gradient checks.
 double dot(const std::vector<double>& a, const std::vector<double>& b);
 
-// Sets an environment variable for the object's lifetime and restores what was there before.
-// With `unless_set`, a value the user already set wins and is left alone (tuning overrides).
+// Sets an environment variable for the object's lifetime and restores what was there before:
+// for the vkvit binary run as a subprocess (run_cli), whose interface the environment is, and for
+// Tuning::from_env. In-process ops read the context's tuning instead (ScopedTuning).
 class ScopedEnv {
  public:
-  ScopedEnv(const char* name, const std::string& value, bool unless_set = false);
+  ScopedEnv(const char* name, const std::string& value);
   ~ScopedEnv();
   ScopedEnv(const ScopedEnv&) = delete;
   ScopedEnv& operator=(const ScopedEnv&) = delete;
 
  private:
   const char* name_;
-  bool had_ = false, touched_ = false;
+  bool had_ = false;
   std::string old_;
 };
+
+// Applies `change` to the suite context's tuning (ctx().tuning_for_tests()) for the object's
+// lifetime, then restores the struct it found. That struct starts from the environment, so a
+// change that fills only unset knobs (`if (!k.matmul_tm) k.matmul_tm = 8;`) lets a user's VKVIT_*
+// override win.
+class ScopedTuning {
+ public:
+  explicit ScopedTuning(const std::function<void(vk::Tuning&)>& change);
+  ~ScopedTuning();
+  ScopedTuning(const ScopedTuning&) = delete;
+  ScopedTuning& operator=(const ScopedTuning&) = delete;
+
+ private:
+  vk::Tuning saved_;
+};
+
+// The tiled matmul kernels' two tiles (matmul_launch.h, TiledTile), named for section titles:
+// the CPU drivers' and the GPUs'.
+struct NamedTile {
+  const char* name;
+  vk::MatmulTile tile;
+};
+inline const NamedTile kTiledTiles[] = {{"32x32x8", {32, 32, 8}}, {"64x64x16", {64, 64, 16}}};
 
 // The message of the vkvit::Error that f throws; fails the test when it throws nothing.
 template <typename F>

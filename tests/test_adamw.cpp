@@ -155,7 +155,7 @@ TEST_CASE("adamw on the GPU matches the reference over five steps", "[adamw][gpu
   SECTION("clipping inactive") { check_steps(Clip::inactive, 70); }
   SECTION("clipping active") { check_steps(Clip::active, 80); }
   SECTION("one float at a time (no 64-bit pairs)") {
-    ScopedEnv wide("VKVIT_WIDE", "0");
+    ScopedTuning narrow([](vk::Tuning& k) { k.wide = false; });
     check_steps(Clip::active, 85);
   }
 }

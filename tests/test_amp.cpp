@@ -151,9 +151,11 @@ TEST_CASE("amp logits, loss and gradients stay within fp16 tolerance of fp32", "
   SECTION("aligned widths") { compare_amp_step(amp_config()); }
   SECTION("odd widths") { compare_amp_step(odd_amp_config()); }
   SECTION("the GPU kernels: tiled fp32 and fp16 matmuls, unfused attention") {
-    ScopedEnv kernel("VKVIT_MATMUL_KERNEL", "tiled");
-    ScopedEnv tile("VKVIT_MATMUL_TILE", "64x64x16");
-    ScopedEnv attention("VKVIT_ATTENTION", "unfused");
+    ScopedTuning gpu_kernels([](vk::Tuning& k) {
+      k.matmul_kernel = "tiled";
+      k.matmul_tile = vk::MatmulTile{64, 64, 16};
+      k.attention = vk::AttentionPath::unfused;
+    });
     compare_amp_step(amp_config());
     compare_amp_step(odd_amp_config());
   }
@@ -280,7 +282,7 @@ TEST_CASE("amp resume carries the loss scaler state", "[fp16][gpu]") {
   // Growth every 5 good steps (the test hook): over 12 steps the scale doubles twice. A run
   // stopped at step 6 saves scale 2^17 with 1 good step; resumed, it must end where the
   // uninterrupted run ends: scale 2^18 with 2 good steps, the same weights bit for bit.
-  ScopedEnv growth("VKVIT_LOSS_SCALE_GROWTH_INTERVAL", "5");
+  ScopedTuning growth([](vk::Tuning& k) { k.loss_scale_growth_interval = 5; });
   TempDir dir("amp-resume");
   write_stripe_dataset(dir.path / "data", 16, 4, 5, 3);  // 64 images: 4 steps an epoch
   train::RunConfig cfg =

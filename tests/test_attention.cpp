@@ -160,7 +160,7 @@ TEST_CASE("fused attention matches the reference with one token, a partial chunk
 }
 
 TEST_CASE("fused attention matches the reference with vec4 accesses instead of 64-bit pairs", "[attention][gpu]") {
-  ScopedEnv wide("VKVIT_WIDE", "0");
+  ScopedTuning narrow([](vk::Tuning& k) { k.wide = false; });
   check_fused_attention_gpu(2, 17, 2, 32, 960);
   check_fused_attention_gpu(2, 8, 1, 32, 920);  // exactly one 8-row chunk
   check_fused_attention_gpu(1, 9, 3, 32, 930);  // one full chunk and a single-row chunk

@@ -269,11 +269,11 @@ TEST_CASE("attention probabilities kept by the GPU model match the reference mod
   // attention blocks.
   check_probs_gpu(depth_config(2, "attention"), 2, 300);
   check_probs_gpu(depth_config(3, "attention,global_filter,attention"), 3, 310);
-  // Under VKVIT_ATTENTION=fused (head width 16, which the fused kernels take) the model built for
+  // Under forced fused attention (head width 16, which the fused kernels take) the model built for
   // explain still keeps its probabilities; a model built without asking for them has none.
   VitConfig wide = depth_config(2, "attention");
   wide.dim = 32, wide.heads = 2;
-  ScopedEnv fused("VKVIT_ATTENTION", "fused");
+  ScopedTuning fused([](vk::Tuning& k) { k.attention = vk::AttentionPath::fused; });
   check_probs_gpu(wide, 2, 320);
   model::Vit plain(ctx(), wide, 1);
   CHECK_THAT(error_of([&] { plain.attention_probs(0); }), Contains("keeps no probabilities"));

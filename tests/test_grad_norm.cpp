@@ -96,7 +96,7 @@ TEST_CASE("grad_norm through storage buffers matches the texel reads", "[grad_no
     const double ref = ops::ref::grad_norm({{gd.data(), gd.size()}});
     const vk::View range = d.view().slice(skip, g.size() - skip);
     const auto texel = run_grad_norm({range}, 0.0f);
-    ScopedEnv storage("VKVIT_TEXEL", "0");
+    ScopedTuning storage([](vk::Tuning& k) { k.texel = false; });
     const auto plain = run_grad_norm({range}, 0.0f);
     require_close({texel[ops::kGradNormIndex]}, {ref}, 0, 5e-6, "grad_norm texel from float " + std::to_string(skip));
     require_close({plain[ops::kGradNormIndex]}, {ref}, 0, 5e-6, "grad_norm storage from float " + std::to_string(skip));

@@ -89,7 +89,7 @@ TEST_CASE("layernorm forward and backward on the GPU match the reference", "[lay
   SECTION("M=601, D=64: more than 64 partial rows of 8") { check_layernorm(601, 64, 0.0f, 71); }
   SECTION("D=1032: four-float rows wider than the registers") { check_layernorm(9, 1032, 0.0f, 81); }
   SECTION("D=384, M=197, four-float accesses instead of 64-bit pairs") {
-    ScopedEnv wide("VKVIT_WIDE", "0");
+    ScopedTuning narrow([](vk::Tuning& k) { k.wide = false; });
     check_layernorm(197, 384, 0.0f, 91);
   }
 }

@@ -77,18 +77,20 @@ TEST_CASE("linear forward and backward on the GPU match the reference", "[linear
   SECTION("M=2100, N=24, K=16 (dW in K chunks)") { check_linear(2100, 24, 16, true, true, 33); }
   // The tiled kernel sums db in dW too (its CPU-driver 32 x 32 tile and the GPU's 64 x 64, 2100
   // rows: many K tiles); the naive kernel has no epilogue and runs bias_grad.
-  for (const char* tile : {"32x32x8", "64x64x16"}) {
-    DYNAMIC_SECTION("tiled kernel " << tile << ": db as row sums in dW") {
-      ScopedEnv k("VKVIT_MATMUL_KERNEL", "tiled");
-      ScopedEnv t("VKVIT_MATMUL_TILE", tile);
+  for (const NamedTile& tile : kTiledTiles) {
+    DYNAMIC_SECTION("tiled kernel " << tile.name << ": db as row sums in dW") {
+      ScopedTuning tiled([&](vk::Tuning& k) {
+        k.matmul_kernel = "tiled";
+        k.matmul_tile = tile.tile;
+      });
       check_linear(64, 96, 64, true, true, 34);
       check_linear(2100, 24, 16, true, true, 35);
       check_linear(50, 13, 37, true, true, 36);
     }
   }
   SECTION("naive kernel: db by bias_grad") {
-    ScopedEnv k("VKVIT_MATMUL_KERNEL", "naive");
-    CHECK_FALSE(ops::matmul_epilogue_supported(ops::MatmulKernel::automatic, ctx().info()));
+    ScopedTuning naive([](vk::Tuning& k) { k.matmul_kernel = "naive"; });
+    CHECK_FALSE(ops::matmul_epilogue_supported(ops::MatmulKernel::automatic, ctx()));
     check_linear(64, 96, 64, true, true, 37);
   }
 }
@@ -163,23 +165,25 @@ TEST_CASE("linear layers with GELU, its backward or a residual fused into the st
   // past the 16-row block; each with the texel and the storage-buffer loads; then the tiled
   // kernel (both tiles: partial tiles at every edge), and the naive kernel, which has no epilogue
   // and runs the separate GELU and residual ops.
-  for (const char* texel : {"1", "0"}) {
-    DYNAMIC_SECTION("lavapipe kernel, VKVIT_MATMUL_TEXEL=" << texel) {
-      ScopedEnv t("VKVIT_MATMUL_TEXEL", texel);
+  for (bool texel : {true, false}) {
+    DYNAMIC_SECTION("lavapipe kernel, texel loads " << (texel ? "on" : "off")) {
+      ScopedTuning t([&](vk::Tuning& k) { k.matmul_texel = texel; });
       check_all_fused(41);
     }
   }
-  for (const char* tile : {"32x32x8", "64x64x16"}) {
-    DYNAMIC_SECTION("tiled kernel " << tile) {
-      ScopedEnv k("VKVIT_MATMUL_KERNEL", "tiled");
-      ScopedEnv t("VKVIT_MATMUL_TILE", tile);
-      CHECK(ops::matmul_epilogue_supported(ops::MatmulKernel::automatic, ctx().info()));
+  for (const NamedTile& tile : kTiledTiles) {
+    DYNAMIC_SECTION("tiled kernel " << tile.name) {
+      ScopedTuning tiled([&](vk::Tuning& k) {
+        k.matmul_kernel = "tiled";
+        k.matmul_tile = tile.tile;
+      });
+      CHECK(ops::matmul_epilogue_supported(ops::MatmulKernel::automatic, ctx()));
       check_all_fused(51);
     }
   }
   SECTION("naive kernel (separate ops)") {
-    ScopedEnv k("VKVIT_MATMUL_KERNEL", "naive");
-    CHECK_FALSE(ops::matmul_epilogue_supported(ops::MatmulKernel::automatic, ctx().info()));
+    ScopedTuning naive([](vk::Tuning& k) { k.matmul_kernel = "naive"; });
+    CHECK_FALSE(ops::matmul_epilogue_supported(ops::MatmulKernel::automatic, ctx()));
     check_all_fused(61);
   }
 }

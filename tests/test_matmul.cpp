@@ -25,7 +25,10 @@ const ops::MatmulKernel kKernels[] = {ops::MatmulKernel::naive, ops::MatmulKerne
 // one test covers the default block on the shapes the ViT uses.
 // The 8 x 8 block unless the user forces one (VKVIT_MATMUL_..._TM/_TN).
 struct SmallRegisterBlock {
-  ScopedEnv tm{"VKVIT_MATMUL_TM", "8", true}, tn{"VKVIT_MATMUL_TN", "8", true};
+  ScopedTuning tile{[](vk::Tuning& k) {
+    if (!k.matmul_tm) k.matmul_tm = 8;
+    if (!k.matmul_tn) k.matmul_tn = 8;
+  }};
 };
 
 void check_matmul(ops::MatmulShape s, bool with_bias, uint32_t seed, ops::MatmulKernel kernel) {
@@ -80,7 +83,7 @@ TEST_CASE("matmul kernels match the reference for every transpose on odd shapes"
 TEST_CASE("the tiled kernel with the GPU tile (64x64x16, 256 invocations) matches the reference", "[matmul][gpu]") {
   // Devices with the shared memory and workgroup size for it run this tile; CPU drivers get the
   // 32 x 32 one, so without the override the GPU tile would only ever run on GPUs.
-  ScopedEnv tile("VKVIT_MATMUL_TILE", "64x64x16");
+  ScopedTuning tile([](vk::Tuning& k) { k.matmul_tile = vk::MatmulTile{64, 64, 16}; });
   struct Dims {
     uint32_t M, N, K;
   };
@@ -96,37 +99,43 @@ TEST_CASE("the tiled kernel with the GPU tile (64x64x16, 256 invocations) matche
           check_matmul(s, seed % 3 != 0, seed, ops::MatmulKernel::tiled);
         }
       }
-  ScopedEnv bad("VKVIT_MATMUL_TILE", "64x63x16");
+  // A tile past the device's workgroup limits (4096 invocations) is refused when the kernel runs;
+  // a malformed VKVIT_MATMUL_TILE never gets this far (test_tuning.cpp).
+  ScopedTuning too_big([](vk::Tuning& k) { k.matmul_tile = vk::MatmulTile{256, 256, 16}; });
   ops::MatmulShape s = matmul_shape(8, 8, 8, false, false);
   DeviceTensor a(64), b(64), c(64);
   vk::Recorder rec(ctx());
   CHECK_THROWS_WITH(ops::matmul(rec, c.view(), a.view(), b.view(), s, {}, ops::MatmulKernel::tiled),
-                    Catch::Contains("VKVIT_MATMUL_TILE='64x63x16'") && Catch::Contains("multiples of 4"));
+                    Catch::Contains("VKVIT_MATMUL_TILE='256x256x16' needs 4096 invocations"));
 }
 
 TEST_CASE("matmul vec4 load variants match the reference", "[matmul][gpu]") {
   SmallRegisterBlock small_tile;
-  // Every dimension a multiple of 4 (the register-blocked kernel loads A and B as vec4), but M and N not
-  // multiples of its 16 x 96 block, so the clamped edge loads are exercised too. The register-blocked
-  // kernel reads aligned operands from texel buffers unless VKVIT_MATMUL_TEXEL=0, and then from
-  // storage buffers, as 64-bit pairs unless VKVIT_MATMUL_WIDE=0: all three paths run here.
+  // Every dimension a multiple of 4 (the register-blocked kernel loads A and B as vec4), but M and N
+  // not multiples of its 16 x 96 block, so the clamped edge loads are exercised too. The
+  // register-blocked kernel reads aligned operands from texel buffers unless Tuning::matmul_texel
+  // is off, and then from storage buffers, as 64-bit pairs unless Tuning::matmul_wide is off: all
+  // three paths run here.
   struct Loads {
     const char* name;
-    const char* texel;
-    const char* wide;
+    bool texel;
+    bool wide;
   };
-  const Loads loads[] = {{"texel", "1", "1"}, {"storage-wide", "0", "1"}, {"storage", "0", "0"}};
+  const Loads loads[] = {{"texel", true, true}, {"storage-wide", false, true}, {"storage", false, false}};
   uint32_t seed = 300;
   for (ops::MatmulKernel kernel : {ops::MatmulKernel::register_blocked, ops::MatmulKernel::tiled})
     for (const Loads& l : loads) {
-      if (kernel == ops::MatmulKernel::tiled && l.texel[0] == '0') continue;  // tiled has one load path
+      if (kernel == ops::MatmulKernel::tiled && !l.texel) continue;  // tiled has one load path
       for (bool ta : {false, true})
         for (bool tb : {false, true}) {
           ops::MatmulShape s = matmul_shape(52, 100, 36, ta, tb);
           s.beta = 1.0f;
           seed += 4;
           DYNAMIC_SECTION(ops::matmul_kernel_name(kernel) << " " << l.name << " trans_a=" << ta << " trans_b=" << tb) {
-            ScopedEnv texel{"VKVIT_MATMUL_TEXEL", l.texel}, wide{"VKVIT_MATMUL_WIDE", l.wide};
+            ScopedTuning loads_path([&](vk::Tuning& k) {
+              k.matmul_texel = l.texel;
+              k.matmul_wide = l.wide;
+            });
             check_matmul(s, true, seed, kernel);
           }
         }
@@ -137,11 +146,14 @@ TEST_CASE("matmul reads aligned operands through texel buffers on lavapipe", "[m
   // The profile's shape labels name the kernel each product ran: aligned A and B take the texel
   // variant, a K that is not a multiple of 4 (no vec4 loads of A in NN) keeps the storage one.
   SmallRegisterBlock small_tile;
-  ScopedEnv shapes{"VKVIT_PROFILE_SHAPES", "1"}, texel{"VKVIT_MATMUL_TEXEL", "1"};
   vk::ContextOptions o;
   o.profile = true;
+  o.tuning = ctx().tuning();  // the small block, and whatever else the user forced
+  o.tuning.profile_shapes = true;
+  o.tuning.matmul_texel = true;
   vk::Context profiled(o);
-  if (!profiled.info().timestamps || ops::matmul_kernel_for(profiled.info()) != ops::MatmulKernel::register_blocked) {
+  if (!profiled.info().timestamps ||
+      ops::matmul_kernel_for(profiled.info(), profiled.tuning()) != ops::MatmulKernel::register_blocked) {
     WARN("no timestamps or not a CPU driver: the kernel choice is not visible here");
     return;
   }
@@ -323,8 +335,11 @@ TEST_CASE("matmul kernel names parse and the device picks one", "[matmul]") {
   vk::DeviceInfo cpu;
   cpu.type = VK_PHYSICAL_DEVICE_TYPE_CPU;
   cpu.name = "llvmpipe (LLVM 15.0.6, 256 bits)";
-  if (!std::getenv("VKVIT_MATMUL_KERNEL")) {
-    CHECK(ops::matmul_kernel_for(gpu) == ops::MatmulKernel::tiled);
-    CHECK(ops::matmul_kernel_for(cpu) == ops::MatmulKernel::register_blocked);
-  }
+  const vk::Tuning automatic;
+  CHECK(ops::matmul_kernel_for(gpu, automatic) == ops::MatmulKernel::tiled);
+  CHECK(ops::matmul_kernel_for(cpu, automatic) == ops::MatmulKernel::register_blocked);
+  vk::Tuning forced;
+  forced.matmul_kernel = "naive";
+  CHECK(ops::matmul_kernel_for(gpu, forced) == ops::MatmulKernel::naive);
+  CHECK(ops::matmul_kernel_for(cpu, forced) == ops::MatmulKernel::naive);
 }

@@ -50,7 +50,10 @@ class HalfTensor {
 // per pipeline; the production block has its own test below.
 // The 8 x 8 block unless the user forces one (VKVIT_MATMUL_..._TM/_TN).
 struct SmallF16Tile {
-  ScopedEnv tm{"VKVIT_MATMUL_F16_TM", "8", true}, tn{"VKVIT_MATMUL_F16_TN", "8", true};
+  ScopedTuning tile{[](vk::Tuning& k) {
+    if (!k.matmul_f16_tm) k.matmul_f16_tm = 8;
+    if (!k.matmul_f16_tn) k.matmul_f16_tn = 8;
+  }};
 };
 
 std::vector<float> rounded(const std::vector<float>& v) { return ops::from_half(ops::to_half(v)); }
@@ -270,13 +273,13 @@ TEST_CASE("matmul_f16 default block on the ViT linear-layer layouts, long K, K =
 }
 
 TEST_CASE("matmul_f16 on the tiled (GPU) kernel matches the reference", "[fp16][gpu]") {
-  // GPUs run matmul_f16_tiled[_h]; forced here with VKVIT_MATMUL_KERNEL=tiled, in the CPU drivers'
+  // GPUs run matmul_f16_tiled[_h]; forced here with the tiled kernel, in the CPU drivers'
   // 32 x 32 tile and the GPUs' 64 x 64: odd shapes for every transpose and both outputs, the
   // attention layouts with two-level batch strides, K = 0.
-  ScopedEnv kernel("VKVIT_MATMUL_KERNEL", "tiled");
-  CHECK(ops::matmul_f16_unsupported(ctx().info(), ops::MatmulOut::f32).empty());
-  for (const char* tile : {"32x32x8", "64x64x16"}) {
-    ScopedEnv t("VKVIT_MATMUL_TILE", tile);
+  ScopedTuning kernel([](vk::Tuning& k) { k.matmul_kernel = "tiled"; });
+  CHECK(ops::matmul_f16_unsupported(ctx(), ops::MatmulOut::f32).empty());
+  for (const NamedTile& tile : kTiledTiles) {
+    ScopedTuning t([&](vk::Tuning& k) { k.matmul_tile = tile.tile; });
     uint32_t seed = 900;
     for (ops::MatmulOut out : {ops::MatmulOut::f32, ops::MatmulOut::f16})
       for (bool ta : {false, true})
@@ -285,11 +288,11 @@ TEST_CASE("matmul_f16 on the tiled (GPU) kernel matches the reference", "[fp16][
           s.alpha = 0.75f;
           s.beta = (seed % 2) ? 1.0f : 0.0f;
           seed += 5;
-          DYNAMIC_SECTION(tile << " " << out_name(out) << " trans_a=" << ta << " trans_b=" << tb) {
+          DYNAMIC_SECTION(tile.name << " " << out_name(out) << " trans_a=" << ta << " trans_b=" << tb) {
             check_matmul_f16(s, seed % 3 != 0, seed, out);
           }
         }
-    DYNAMIC_SECTION(tile << " batched scores out of a fused qkv") {
+    DYNAMIC_SECTION(tile.name << " batched scores out of a fused qkv") {
       const uint32_t B = 2, H = 3, N = 17, d = 5, D = H * d;
       ops::MatmulShape s = matmul_shape(N, N, d, false, true);
       s.batch = B * H;
@@ -299,7 +302,7 @@ TEST_CASE("matmul_f16 on the tiled (GPU) kernel matches the reference", "[fp16][
       s.c = {0, uint64_t(H) * N * N, uint64_t(N) * N};
       check_matmul_f16(s, false, 960, ops::MatmulOut::f32);
     }
-    DYNAMIC_SECTION(tile << " K = 0 leaves beta * C + bias") {
+    DYNAMIC_SECTION(tile.name << " K = 0 leaves beta * C + bias") {
       ops::MatmulShape s = matmul_shape(5, 7, 0, false, true);
       s.a.ld = 1;
       s.b.ld = 1;
@@ -368,15 +371,17 @@ TEST_CASE("fp16 linear layers with GELU, its backward or a residual in the store
   // epilogue and runs the separate ops.
   SECTION("register-blocked kernel (separate ops)") {
     SmallF16Tile small_tile;
-    CHECK_FALSE(ops::matmul_f16_epilogue_supported(ctx().info(), ops::MatmulOut::f32));
+    CHECK_FALSE(ops::matmul_f16_epilogue_supported(ctx(), ops::MatmulOut::f32));
     check_linear_f16_fused(50, 13, 37, 1000);
   }
-  for (const char* tile : {"32x32x8", "64x64x16"}) {
-    DYNAMIC_SECTION("tiled kernel " << tile) {
-      ScopedEnv kernel("VKVIT_MATMUL_KERNEL", "tiled");
-      ScopedEnv t("VKVIT_MATMUL_TILE", tile);
-      CHECK(ops::matmul_f16_epilogue_supported(ctx().info(), ops::MatmulOut::f32));
-      CHECK_FALSE(ops::matmul_f16_epilogue_supported(ctx().info(), ops::MatmulOut::f16));
+  for (const NamedTile& tile : kTiledTiles) {
+    DYNAMIC_SECTION("tiled kernel " << tile.name) {
+      ScopedTuning tiled([&](vk::Tuning& k) {
+        k.matmul_kernel = "tiled";
+        k.matmul_tile = tile.tile;
+      });
+      CHECK(ops::matmul_f16_epilogue_supported(ctx(), ops::MatmulOut::f32));
+      CHECK_FALSE(ops::matmul_f16_epilogue_supported(ctx(), ops::MatmulOut::f16));
       check_linear_f16_fused(50, 13, 37, 1010);
       check_linear_f16_fused(37, 96, 64, 1020);
     }

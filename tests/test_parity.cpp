@@ -133,9 +133,11 @@ void check_parity(const std::string& name) {
 TEST_CASE("parity with torchvision: 32 px, patch 8, 3 layers of width 96", "[parity][gpu]") { check_parity("small"); }
 
 TEST_CASE("parity with torchvision on the GPU kernels: tiled matmul with epilogues, unfused attention", "[parity][gpu]") {
-  ScopedEnv kernel("VKVIT_MATMUL_KERNEL", "tiled");
-  ScopedEnv tile("VKVIT_MATMUL_TILE", "64x64x16");
-  ScopedEnv attention("VKVIT_ATTENTION", "unfused");
+  ScopedTuning gpu_kernels([](vk::Tuning& k) {
+    k.matmul_kernel = "tiled";
+    k.matmul_tile = vk::MatmulTile{64, 64, 16};
+    k.attention = vk::AttentionPath::unfused;
+  });
   check_parity("small");
 }
 

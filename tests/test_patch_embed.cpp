@@ -41,10 +41,10 @@ TEST_CASE("patch_embed reference backward matches finite differences", "[patch_e
 
 TEST_CASE("patch_embed forward and backward on the GPU match the reference", "[patch_embed][gpu]") {
   // D = 13: one float per invocation; D = 12: the forward takes four as 64-bit pairs, or one with
-  // VKVIT_WIDE=0.
-  const auto [D, wide_env] = GENERATE(table<uint32_t, const char*>({{13, "1"}, {12, "1"}, {12, "0"}}));
-  CAPTURE(D, wide_env);
-  ScopedEnv wide("VKVIT_WIDE", wide_env);
+  // Tuning::wide off.
+  const auto [D, wide] = GENERATE(table<uint32_t, bool>({{13, true}, {12, true}, {12, false}}));
+  CAPTURE(D, wide);
+  ScopedTuning wide_accesses([on = wide](vk::Tuning& k) { k.wide = on; });
   ops::PatchEmbedShape s;
   s.B = 3;
   s.Np = 7;

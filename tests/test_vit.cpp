@@ -319,13 +319,13 @@ TEST_CASE("vit on the GPU matches the reference with odd widths", "[vit][gpu]") 
 
 TEST_CASE("vit with fused and unfused attention on the GPU matches the reference", "[vit][gpu]") {
   // Width 32 in 2 heads of 16 (the fused kernels' smallest head width), 17 tokens as in the older
-  // Fashion-MNIST model; each path forced with VKVIT_ATTENTION (CPU drivers default to fused,
+  // Fashion-MNIST model; each path forced with Tuning::attention (CPU drivers default to fused,
   // GPUs to unfused). Same error budget.
   VitConfig c = tiny_config("cls");
   c.image_size = 16, c.patch_size = 4, c.dim = 32, c.heads = 2, c.mlp_dim = 40;
-  for (const char* path : {"fused", "unfused"}) {
-    DYNAMIC_SECTION(path) {
-      ScopedEnv attention("VKVIT_ATTENTION", path);
+  for (vk::AttentionPath path : {vk::AttentionPath::fused, vk::AttentionPath::unfused}) {
+    DYNAMIC_SECTION((path == vk::AttentionPath::fused ? "fused" : "unfused")) {
+      ScopedTuning attention([&](vk::Tuning& k) { k.attention = path; });
       check_vit_gpu(c, 3, 3, 1200, 5e-6, 5e-6, 1e-5);
     }
   }
@@ -335,22 +335,27 @@ TEST_CASE("vit with the GPU kernels (tiled matmul with its epilogues, unfused at
           "[vit][gpu]") {
   // What a GPU runs by default, forced on this device: both tiles (the CPU drivers' 32 x 32 and
   // the GPUs' 64 x 64), the tiny and the odd widths. Same error budget.
-  ScopedEnv kernel("VKVIT_MATMUL_KERNEL", "tiled");
-  ScopedEnv attention("VKVIT_ATTENTION", "unfused");
-  for (const char* tile : {"32x32x8", "64x64x16"}) {
-    DYNAMIC_SECTION(tile) {
-      ScopedEnv t("VKVIT_MATMUL_TILE", tile);
+  ScopedTuning gpu_paths([](vk::Tuning& k) {
+    k.matmul_kernel = "tiled";
+    k.attention = vk::AttentionPath::unfused;
+  });
+  for (const NamedTile& tile : kTiledTiles) {
+    DYNAMIC_SECTION(tile.name) {
+      ScopedTuning t([&](vk::Tuning& k) { k.matmul_tile = tile.tile; });
       check_vit_gpu(tiny_config("cls"), 3, 2, 1300, 5e-6, 5e-6, 1e-5);
       check_vit_gpu(odd_config("mean"), 3, 3, 1310, 5e-6, 5e-6, 1e-5);
     }
   }
 }
 
-TEST_CASE("VKVIT_ATTENTION takes fused or unfused", "[vit][gpu]") {
-  ScopedEnv attention("VKVIT_ATTENTION", "flash");
+TEST_CASE("forced fused attention on a head width without fused kernels is a clear error", "[vit][gpu]") {
+  // Head width 12 (24 in 2 heads): the fused kernels take 16, 32 and 64. Another value of
+  // VKVIT_ATTENTION than fused or unfused fails earlier, in Tuning::from_env (test_tuning.cpp).
+  ScopedTuning fused([](vk::Tuning& k) { k.attention = vk::AttentionPath::fused; });
   VitConfig c = tiny_config("cls");
-  c.image_size = 16, c.patch_size = 4, c.dim = 32, c.heads = 2, c.mlp_dim = 40;
-  REQUIRE_THROWS_WITH(model::Vit(ctx(), c, 2), Catch::Contains("VKVIT_ATTENTION='flash'") && Catch::Contains("fused or unfused"));
+  c.image_size = 16, c.patch_size = 4, c.dim = 24, c.heads = 2, c.mlp_dim = 40;
+  REQUIRE_THROWS_WITH(model::Vit(ctx(), c, 2), Catch::Contains("VKVIT_ATTENTION=fused: no fused attention kernel for head "
+                                                               "width 12"));
 }
 
 TEST_CASE("vit with global-filter blocks on the GPU matches the reference", "[vit][gpu][global_filter]") {

@@ -194,7 +194,7 @@ void run_matmul_bench(const GlobalOptions& global, const MatmulBenchOptions& o) 
   vk::Context ctx(copts);
   const vk::DeviceInfo& info = ctx.info();
   ops::MatmulKernel kernel = ops::parse_matmul_kernel(o.kernel);
-  if (kernel == ops::MatmulKernel::automatic) kernel = ops::matmul_kernel_for(info);
+  if (kernel == ops::MatmulKernel::automatic) kernel = ops::matmul_kernel_for(info, ctx.tuning());
   const bool gpu_clock = info.timestamps;
   if (o.dtype == "f16") {
     run_matmul_f16_bench(ctx, o, kernel);

@@ -23,6 +23,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "vk/fault.h"
 
 // Tensor bytes are copied to and from memory as they are: the file is little-endian.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "vkvit's safetensors io assumes a little-endian host");
@@ -414,8 +415,7 @@ void write_file_atomic(const std::string& path, const std::function<bool(std::FI
   if (ok && std::fflush(f) != 0) ok = false, err = errno;
   // Fault injection for the kill test (tests/test_kill.cpp): hold the written, not yet renamed
   // temp file open this long, so that a kill lands inside a save.
-  if (const char* ms = std::getenv("VKVIT_FAULT_SAVE_DELAY_MS"))
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(ms)));
+  if (const uint64_t ms = vk::fault::save_delay_ms()) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   if (ok && fsync(fileno(f)) != 0) ok = false, err = errno;
   if (std::fclose(f) != 0 && ok) ok = false, err = errno;
   if (!ok) fail("write", err);

@@ -53,7 +53,7 @@ class AttentionMixer : public TokenMixer {
  public:
   AttentionMixer(vk::Context& ctx, const MixerSetup& s)
       : prefix_(s.prefix), B_(s.max_batch), T_(s.cfg.tokens()), D_(s.cfg.dim), H_(s.cfg.heads),
-        fused_(!s.keep_attention_probs && use_fused_attention(ctx.info(), D_, H_)),
+        fused_(!s.keep_attention_probs && use_fused_attention(ctx.info(), ctx.tuning().attention, D_, H_)),
         qkv_layer_(s.layout, s.params, s.grads, s.prefix + "attn.qkv"),
         proj_layer_(s.layout, s.params, s.grads, s.prefix + "attn.proj") {
     // The attention op splits a batch into image chunks that each fit one binding; one image must fit.
@@ -110,18 +110,14 @@ class AttentionMixer : public TokenMixer {
   vk::View attention_probs() const override { return fused_ ? vk::View{} : saved_; }
 
  private:
-  static bool use_fused_attention(const vk::DeviceInfo& info, uint32_t D, uint32_t H) {
-    const char* env = std::getenv("VKVIT_ATTENTION");
-    const std::string choice = env ? env : "";
-    if (choice == "unfused") return false;
-    if (choice == "fused") {
+  static bool use_fused_attention(const vk::DeviceInfo& info, vk::AttentionPath path, uint32_t D, uint32_t H) {
+    if (path == vk::AttentionPath::unfused) return false;
+    if (path == vk::AttentionPath::fused) {
       if (!ops::attention_fused_supported(D, H))
         throw Error("VKVIT_ATTENTION=fused: no fused attention kernel for head width " + std::to_string(D / H) +
                     " (there are kernels for 16, 32 and 64); unset VKVIT_ATTENTION");
       return true;
     }
-    if (!choice.empty())
-      throw Error("VKVIT_ATTENTION='" + choice + "': expected fused or unfused (or unset for the device's default)");
     return info.is_cpu_driver() && ops::attention_fused_supported(D, H);
   }
 

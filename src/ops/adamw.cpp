@@ -86,7 +86,7 @@ void adamw_step(vk::Recorder& rec, const vk::View& params, const vk::View& m, co
 
   // Four elements per invocation, as two 64-bit pairs where every view starts 16-byte aligned
   // (chunks start at multiples of 64 floats, so the whole views decide).
-  const bool wide = wide_views(rec.context().info(), {params, m, v, grads});
+  const bool wide = wide_views(rec.context(), {params, m, v, grads});
   constexpr uint32_t kGroup = 64;  // invocations: 256 elements per workgroup
   // Whole groups of four without the per-element path (PARTIAL off); a last group of 1-3 elements
   // in a dispatch of its own that keeps it.

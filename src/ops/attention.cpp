@@ -203,7 +203,7 @@ const vk::Kernel& fused_kernel(vk::Context& ctx, vk::ShaderId shader, uint32_t b
   // CHUNK_ROWS: rows of a chunk of 8 that can be real (all 8 once N > 8). WIDE: 64-bit pairs (the
   // vec4 views are checked 16-byte aligned).
   return ctx.pipelines().get(shader, bindings, sizeof(FusedPush),
-                             FusedSpec{8u, fused_heads_per_group(N), std::min(N, 8u), wide_accesses(ctx.info())});
+                             FusedSpec{8u, fused_heads_per_group(N), std::min(N, 8u), wide_accesses(ctx)});
 }
 
 void check_vec4_aligned(const char* op, std::initializer_list<vk::View> views) {

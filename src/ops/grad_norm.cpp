@@ -72,11 +72,11 @@ void grad_norm(vk::Recorder& rec, const vk::View& result, const vk::View& scratc
     // Each dispatch writes its own partials; the recorder still sees the shared scratch view and
     // orders the (few) chunk dispatches, which costs a barrier, not correctness.
     // Whole vec4s through a texel buffer where the range starts 16-byte aligned (every tensor of
-    // the model's gradient buffer as a whole): a tile is then 4x the floats. VKVIT_TEXEL=0 keeps
+    // the model's gradient buffer as a whole): a tile is then 4x the floats. Tuning::texel off keeps
     // the storage-buffer kernel (tests; otherwise only ranges under 4 floats take it).
     const uint64_t texels = count / 4;
     const vk::View whole_texels = range.slice(0, texels * 4);
-    const bool texel = env_uint("VKVIT_TEXEL", 1) != 0 && texels > 0 && texel_view_fits(info, whole_texels);
+    const bool texel = rec.context().tuning().texel && texels > 0 && texel_view_fits(info, whole_texels);
     const uint64_t groups = div_up(texel ? texels : count, kTile);
     if (texel) rec.dispatch(texel_k, {partials, whole_texels, range}, push, rec.groups_1d(groups), "grad_norm");
     else rec.dispatch(partial_k, {partials, range}, push, rec.groups_1d(groups), "grad_norm");

@@ -3,7 +3,6 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <initializer_list>
 #include <numeric>
 #include <string>
@@ -31,22 +30,14 @@ inline void require_subgroup_ops(const vk::DeviceInfo& info, VkSubgroupFeatureFl
               (info.subgroup_in_compute ? info.subgroup_ops_string() : std::string("none in compute")) + "); " + hint);
 }
 
-// An unsigned environment override (the launchers' tuning and test switches; 0 turns a path
-// off), `fallback` when unset or empty.
-inline uint32_t env_uint(const char* name, uint32_t fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  return static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
-}
-
 // Whether elementwise kernels may move four floats as two 64-bit components (common/wide.glsl):
-// the device has shaderInt64 and VKVIT_WIDE is not 0 (tests of the one-float paths).
-inline bool wide_accesses(const vk::DeviceInfo& info) { return info.int64 && env_uint("VKVIT_WIDE", 1) != 0; }
+// the device has shaderInt64 and Tuning::wide is on (tests of the one-float paths turn it off).
+inline bool wide_accesses(const vk::Context& ctx) { return ctx.info().int64 && ctx.tuning().wide; }
 // wide_accesses, and every one of `views` starts 16-byte aligned (a u64vec2 element each).
-inline bool wide_views(const vk::DeviceInfo& info, std::initializer_list<vk::View> views) {
+inline bool wide_views(const vk::Context& ctx, std::initializer_list<vk::View> views) {
   for (const vk::View& v : views)
     if (v.offset % 16 != 0) return false;
-  return wide_accesses(info);
+  return wide_accesses(ctx);
 }
 
 // Whether `v` can be bound as an RGBA32F uniform texel buffer: whole 16-byte texels from a 16-byte

@@ -88,7 +88,7 @@ void layernorm_forward(vk::Recorder& rec, const vk::View& out, const vk::View& m
   // once for all of them.
   const uint32_t subgroup_rows = rows_per_subgroup(cached);
   // Rows start at multiples of D floats, so with D % 4 == 0 the views' starts decide the alignment.
-  const bool wide = vec_width(D) == 4 && wide_views(rec.context().info(), {out, in});
+  const bool wide = vec_width(D) == 4 && wide_views(rec.context(), {out, in});
   const vk::Kernel& k = rec.context().pipelines().get(shaders::layernorm, 6, sizeof(LayerNormPush),
                                                       RowsSpec{wg, vec_width(D), cached, subgroup_rows, wide});
   for_each_chunk(rec.context(), M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
@@ -119,7 +119,7 @@ void layernorm_backward(vk::Recorder& rec, const vk::View& din, const vk::View& 
                 std::to_string(need) + " needed");
   // 64-bit pairs where every vec4 view starts 16-byte aligned (chunks and partial rows advance by
   // multiples of D floats); the scratch counts only when the partial rows use it.
-  const bool wide = vec == 4 && wide_views(ctx.info(), {din, in, dout, cached > 0 ? scratch : din});
+  const bool wide = vec == 4 && wide_views(ctx, {din, in, dout, cached > 0 ? scratch : din});
   const vk::Kernel& rows_k = ctx.pipelines().get(shaders::layernorm_backward, 9, sizeof(LayerNormBackwardPush),
                                                  RowsSpec{wg, vec, cached, subgroup_rows, wide});
   for_each_chunk(ctx, M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {

@@ -51,7 +51,7 @@ void linear_forward(vk::Recorder& rec, const vk::View& y, const vk::View& x, con
 void linear_gelu_forward(vk::Recorder& rec, const vk::View& y, const vk::View& pre, const vk::View& x,
                          const vk::View& w, const vk::View& b, uint32_t M, uint32_t N, uint32_t K) {
   const bool keep_pre = pre.buffer != VK_NULL_HANDLE;
-  if (!matmul_epilogue_supported(MatmulKernel::automatic, rec.context().info())) {
+  if (!matmul_epilogue_supported(MatmulKernel::automatic, rec.context())) {
     const vk::View& z = keep_pre ? pre : y;  // without pre, the GELU runs in place
     matmul(rec, z, x, w, forward_product(M, N, K), b);
     gelu_forward(rec, y, z, uint64_t(M) * N);
@@ -64,7 +64,7 @@ void linear_gelu_forward(vk::Recorder& rec, const vk::View& y, const vk::View& p
 
 void linear_residual_forward(vk::Recorder& rec, const vk::View& y, const vk::View& x, const vk::View& w,
                              const vk::View& b, const vk::View& residual, uint32_t M, uint32_t N, uint32_t K) {
-  if (!matmul_epilogue_supported(MatmulKernel::automatic, rec.context().info())) {
+  if (!matmul_epilogue_supported(MatmulKernel::automatic, rec.context())) {
     matmul(rec, y, x, w, forward_product(M, N, K), b);
     residual_forward(rec, y, y, residual, uint64_t(M) * N);
     return;
@@ -77,7 +77,7 @@ void linear_residual_forward(vk::Recorder& rec, const vk::View& y, const vk::Vie
 void linear_gelu_backward(vk::Recorder& rec, const vk::View& dpre, const vk::View& dw, const vk::View& db,
                           const vk::View& dy, const vk::View& hidden, const vk::View& w, const vk::View& pre,
                           const vk::View& dhidden, uint32_t M, uint32_t N, uint32_t K) {
-  if (matmul_epilogue_supported(MatmulKernel::automatic, rec.context().info())) {
+  if (matmul_epilogue_supported(MatmulKernel::automatic, rec.context())) {
     MatmulShape s = input_grad_product(M, N, K, 0.0f);
     s.epilogue = MatmulEpilogue::gelu_grad;
     matmul(rec, dpre, dy, w, s, vk::View{}, MatmulKernel::automatic, pre);
@@ -92,7 +92,7 @@ void linear_gelu_backward(vk::Recorder& rec, const vk::View& dpre, const vk::Vie
 void linear_backward(vk::Recorder& rec, const vk::View& dx, const vk::View& dw, const vk::View& db,
                      const vk::View& dy, const vk::View& x, const vk::View& w, uint32_t M, uint32_t N, uint32_t K) {
   if (present(dx)) matmul(rec, dx, dy, w, input_grad_product(M, N, K, 1.0f));
-  if (present(db) && matmul_epilogue_supported(MatmulKernel::automatic, rec.context().info())) {
+  if (present(db) && matmul_epilogue_supported(MatmulKernel::automatic, rec.context())) {
     // db += column sums of dy = row sums of dy^T, the weight gradient's A: one pass over dy.
     MatmulShape s = weight_grad_product(M, N, K);
     s.epilogue = MatmulEpilogue::row_sums;
@@ -115,7 +115,7 @@ namespace {
 bool fused_forward_f16(vk::Recorder& rec, const vk::View& y, const vk::View& x16, const vk::View& x,
                        const vk::View& w16, const vk::View& b, uint32_t M, uint32_t N, uint32_t K,
                        MatmulEpilogue epilogue, const vk::View& aux) {
-  if (!matmul_f16_epilogue_supported(rec.context().info(), MatmulOut::f32)) return false;
+  if (!matmul_f16_epilogue_supported(rec.context(), MatmulOut::f32)) return false;
   cast_f32_to_f16(rec, x16, x, uint64_t(M) * K);
   MatmulShape s = forward_product(M, N, K);
   s.epilogue = epilogue;
@@ -147,7 +147,7 @@ void linear_residual_forward_f16(vk::Recorder& rec, const vk::View& y, const vk:
 void linear_gelu_backward_f16(vk::Recorder& rec, const vk::View& dpre, const vk::View& dw, const vk::View& db,
                               const vk::View& dy, const vk::View& dy16, const vk::View& hidden16, const vk::View& w16,
                               const vk::View& pre, const vk::View& dhidden, uint32_t M, uint32_t N, uint32_t K) {
-  if (!matmul_f16_epilogue_supported(rec.context().info(), MatmulOut::f32)) {
+  if (!matmul_f16_epilogue_supported(rec.context(), MatmulOut::f32)) {
     linear_backward_f16(rec, dhidden, 0.0f, dw, db, dy, dy16, hidden16, w16, M, N, K);
     rec.fill(dpre.slice(0, uint64_t(M) * K), 0.0f);
     gelu_backward(rec, dpre, pre, dhidden, uint64_t(M) * K);

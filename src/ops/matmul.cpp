@@ -13,8 +13,6 @@
 #include "ops/matmul.h"
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <utility>
 
@@ -77,7 +75,7 @@ const RegisterBlockedVariant& register_blocked_variant(uint32_t tm, uint32_t tn)
 //    small_batch_per_group, matmul_launch.h).
 // VKVIT_MATMUL_TM / VKVIT_MATMUL_TN force a compiled variant (kRegisterBlockedVariants)
 // and VKVIT_MATMUL_BATCH_PER_GROUP the entries per workgroup, for tests and tuning experiments.
-MatmulPolicy register_blocked_policy(const vk::DeviceInfo& info, const MatmulShape& s) {
+MatmulPolicy register_blocked_policy(const vk::DeviceInfo& info, const vk::Tuning& tuning, const MatmulShape& s) {
   if (info.subgroup_size != 0 && info.subgroup_size < 8)
     throw Error("the register-blocked matmul kernel needs a subgroup size of at least 8; device " + info.name +
                 " has " + std::to_string(info.subgroup_size) + " (use VKVIT_MATMUL_KERNEL=tiled)");
@@ -91,37 +89,37 @@ MatmulPolicy register_blocked_policy(const vk::DeviceInfo& info, const MatmulSha
     tn = 8;
   }
   if (!small_product(s) && s.M <= 8) tm = 8, tn = 8;  // the mean pool's 1-row products: 16 rows would waste 15
-  tm = env_uint("VKVIT_MATMUL_TM", tm);
-  tn = env_uint("VKVIT_MATMUL_TN", tn);
+  tm = tuning.matmul_tm.value_or(tm);
+  tn = tuning.matmul_tn.value_or(tn);
   const RegisterBlockedVariant& variant = register_blocked_variant(tm, tn);
   MatmulPolicy pol = fp32_policy(variant.storage, MatmulPolicy::Spec::register_blocked, tm, 8 * tn);
-  pol.batch_per_group = std::max(env_uint("VKVIT_MATMUL_BATCH_PER_GROUP", small_batch_per_group(s)), 1u);
+  pol.batch_per_group = std::max(tuning.matmul_batch_per_group.value_or(small_batch_per_group(s)), 1u);
   // vec4 loads: of A stored (K, M) they span 4 of the TM rows, of B stored (K, N) 4 of the TN
   // columns. VKVIT_MATMUL_WIDE=0 turns off issuing them, and C's stores of four floats, as two
   // 64-bit components.
   pol.vec_width = 4;
   pol.vec_a_trans = tm % 4 == 0;
   pol.vec_b_nn = tn % 4 == 0;
-  const bool wide = info.int64 && env_uint("VKVIT_MATMUL_WIDE", 1) != 0;
+  const bool wide = info.int64 && tuning.matmul_wide;
   pol.wide_loads = wide;
   pol.wide_stores = wide && tn % 4 == 0;
   pol.epilogue = true;
-  if (env_uint("VKVIT_MATMUL_TEXEL", 1) != 0)
+  if (tuning.matmul_texel)
     pol.texel_shader = variant.texel;
   // Only this kernel runs long K as accumulated chunks (kKChunk, matmul_launch.h).
-  pol.k_chunk = env_uint("VKVIT_MATMUL_KCHUNK", kKChunk);
+  pol.k_chunk = tuning.matmul_k_chunk.value_or(kKChunk);
   return pol;
 }
 
-MatmulPolicy tiled_policy(const vk::DeviceInfo& info) {
-  const TiledTile t = tiled_tile(info);
+MatmulPolicy tiled_policy(const vk::DeviceInfo& info, const vk::Tuning& tuning) {
+  const TiledTile t = tiled_tile(info, tuning);
   MatmulPolicy pol = fp32_policy(shaders::matmul_tiled, MatmulPolicy::Spec::tiled, t.bm, t.bn);
   pol.tile = t;
   pol.epilogue = true;
   return pol;
 }
 
-MatmulPolicy policy_for(MatmulKernel kernel, const vk::DeviceInfo& info, const MatmulShape& s) {
+MatmulPolicy policy_for(MatmulKernel kernel, const vk::DeviceInfo& info, const vk::Tuning& tuning, const MatmulShape& s) {
   switch (kernel) {
     case MatmulKernel::naive: {
       // Naive reads the transposes from the push flags only.
@@ -129,8 +127,8 @@ MatmulPolicy policy_for(MatmulKernel kernel, const vk::DeviceInfo& info, const M
       pol.x_walks_n = true;
       return pol;
     }
-    case MatmulKernel::tiled: return tiled_policy(info);
-    default: return register_blocked_policy(info, s);
+    case MatmulKernel::tiled: return tiled_policy(info, tuning);
+    default: return register_blocked_policy(info, tuning, s);
   }
 }
 
@@ -141,7 +139,7 @@ namespace matmul_detail {
 // 64x64 tiles of 256 invocations (4x4 outputs each) where the device allows it; smaller 32x32
 // tiles of 64 invocations for small workgroup or shared-memory limits and for CPU drivers (where
 // the kernel is only run to be tested). Both are multiples of common subgroup sizes.
-TiledTile tiled_tile(const vk::DeviceInfo& info) {
+TiledTile tiled_tile(const vk::DeviceInfo& info, const vk::Tuning& tuning) {
   TiledTile t;
   const uint32_t big_shared = (t.bm + t.bn) * t.bk * 4;
   if (info.is_cpu_driver() || info.max_workgroup_invocations < 256 || info.max_shared_memory < big_shared ||
@@ -149,19 +147,15 @@ TiledTile tiled_tile(const vk::DeviceInfo& info) {
     t.bm = t.bn = 32;
     t.bk = 8;
   }
-  // VKVIT_MATMUL_TILE=BMxBNxBK overrides the tile (tuning on a new device; the tests run the GPU
-  // tile 64x64x16 on lavapipe through it). Each invocation keeps its 4 x 4 block.
-  if (const char* env = std::getenv("VKVIT_MATMUL_TILE"); env && *env) {
-    unsigned m = 0, n = 0, k = 0;
-    char tail = 0;
-    if (std::sscanf(env, "%ux%ux%u%c", &m, &n, &k, &tail) != 3 || m == 0 || n == 0 || k == 0 || m % t.tm != 0 ||
-        n % t.tn != 0)
-      throw Error("VKVIT_MATMUL_TILE='" + std::string(env) +
-                  "': expected BMxBNxBK with BM and BN multiples of 4 and BK > 0, e.g. 64x64x16");
+  // Tuning::matmul_tile (VKVIT_MATMUL_TILE=BMxBNxBK) overrides the tile (tuning on a new device;
+  // the tests run the GPU tile 64x64x16 on lavapipe through it). Each invocation keeps its 4 x 4 block.
+  if (tuning.matmul_tile) {
+    const uint32_t m = tuning.matmul_tile->bm, n = tuning.matmul_tile->bn, k = tuning.matmul_tile->bk;
+    const std::string tile = std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k);
     const uint32_t threads = (m / t.tm) * (n / t.tn), shared = (m + n) * k * 4;
     if (threads > info.max_workgroup_invocations || threads > info.max_workgroup_size[0] ||
         shared > info.max_shared_memory)
-      throw Error("VKVIT_MATMUL_TILE='" + std::string(env) + "' needs " + std::to_string(threads) + " invocations and " +
+      throw Error("VKVIT_MATMUL_TILE='" + tile + "' needs " + std::to_string(threads) + " invocations and " +
                   std::to_string(shared) + " bytes of shared memory; " + info.name + " allows " +
                   std::to_string(std::min(info.max_workgroup_invocations, info.max_workgroup_size[0])) + " and " +
                   std::to_string(info.max_shared_memory));
@@ -190,11 +184,8 @@ MatmulKernel parse_matmul_kernel(const std::string& name) {
   throw Error("unknown matmul kernel '" + name + "': use naive, register_blocked, tiled or auto");
 }
 
-MatmulKernel matmul_kernel_for(const vk::DeviceInfo& device) {
-  if (const char* env = std::getenv("VKVIT_MATMUL_KERNEL")) {
-    const MatmulKernel k = parse_matmul_kernel(env);
-    if (k != MatmulKernel::automatic) return k;
-  }
+MatmulKernel matmul_kernel_for(const vk::DeviceInfo& device, const vk::Tuning& tuning) {
+  if (const MatmulKernel k = parse_matmul_kernel(tuning.matmul_kernel); k != MatmulKernel::automatic) return k;
   // CPU drivers run a workgroup as SIMD lanes of one thread: shared memory and barriers only
   // cost there, while register blocking with uniform loads pays (BENCHMARKS.md).
   if (device.is_cpu_driver()) return MatmulKernel::register_blocked;
@@ -204,12 +195,13 @@ MatmulKernel matmul_kernel_for(const vk::DeviceInfo& device) {
 void matmul(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::View& b, const MatmulShape& s,
             const vk::View& bias, MatmulKernel kernel, const vk::View& aux) {
   if (!matmul_detail::has_work(s, "matmul")) return;
-  if (kernel == MatmulKernel::automatic) kernel = matmul_kernel_for(rec.context().info());
-  matmul_detail::launch_matmul(rec, c, a, b, bias, s, policy_for(kernel, rec.context().info(), s), aux);
+  const vk::Context& ctx = rec.context();
+  if (kernel == MatmulKernel::automatic) kernel = matmul_kernel_for(ctx.info(), ctx.tuning());
+  matmul_detail::launch_matmul(rec, c, a, b, bias, s, policy_for(kernel, ctx.info(), ctx.tuning(), s), aux);
 }
 
-bool matmul_epilogue_supported(MatmulKernel kernel, const vk::DeviceInfo& device) {
-  if (kernel == MatmulKernel::automatic) kernel = matmul_kernel_for(device);
+bool matmul_epilogue_supported(MatmulKernel kernel, const vk::Context& ctx) {
+  if (kernel == MatmulKernel::automatic) kernel = matmul_kernel_for(ctx.info(), ctx.tuning());
   return kernel != MatmulKernel::naive;
 }
 

@@ -59,19 +59,19 @@ struct MatmulShape {
 // bias: (N) or an empty View for none. Calls whose operands would need a binding larger than
 // maxStorageBufferRange are split along the batch, M, N or K (K with beta = 1 accumulation);
 // a shape that cannot be split throws vkvit::Error naming it. `kernel` forces a shader (tests,
-// benchmarks); automatic honours VKVIT_MATMUL_KERNEL=naive|register_blocked|tiled, else the device.
+// benchmarks); automatic honours Tuning::matmul_kernel (VKVIT_MATMUL_KERNEL), else the device.
 // aux: the epilogue's operand (shape.epilogue other than none and gelu_only), else empty; it must
 // not overlap C.
 void matmul(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::View& b, const MatmulShape& shape,
             const vk::View& bias = {}, MatmulKernel kernel = MatmulKernel::automatic, const vk::View& aux = {});
 
-// Whether `kernel` (automatic resolved for `device`) fuses epilogues; callers run the separate
+// Whether `kernel` (automatic resolved for ctx's device and tuning) fuses epilogues; callers run the separate
 // ops otherwise.
-bool matmul_epilogue_supported(MatmulKernel kernel, const vk::DeviceInfo& device);
+bool matmul_epilogue_supported(MatmulKernel kernel, const vk::Context& ctx);
 
-// The kernel `automatic` resolves to: the VKVIT_MATMUL_KERNEL override, else register_blocked on CPU
-// Vulkan drivers and tiled on GPUs.
-MatmulKernel matmul_kernel_for(const vk::DeviceInfo& device);
+// The kernel `automatic` resolves to: Tuning::matmul_kernel (VKVIT_MATMUL_KERNEL) unless auto,
+// else register_blocked on CPU Vulkan drivers and tiled on GPUs.
+MatmulKernel matmul_kernel_for(const vk::DeviceInfo& device, const vk::Tuning& tuning);
 const char* matmul_kernel_name(MatmulKernel kernel);
 // "naive" | "register_blocked" (or "lavapipe", its older name) | "tiled" | "auto"; throws
 // vkvit::Error naming the bad value.

@@ -45,12 +45,12 @@ const RegisterBlockedF16Variant& register_blocked_f16_variant(uint32_t tm, uint3
 // VKVIT_MATMUL_F16_TM / _TN force a compiled variant (16x8, 16x12, 8x8) for tests and tuning.
 // Long K runs in ops::matmul's chunks (its measurements; the same chunk is kept for halves);
 // VKVIT_MATMUL_KCHUNK overrides, 0 disables.
-MatmulPolicy policy_for(const MatmulShape& s, MatmulOut out) {
+MatmulPolicy policy_for(const vk::Tuning& tuning, const MatmulShape& s, MatmulOut out) {
   uint32_t tm = 16, tn = 8;
   if (s.trans_b && !s.trans_a && !(s.N % 96 != 0 && s.N % 64 == 0)) tn = 12;
   if (small_product(s)) tm = 8, tn = 8;
-  tm = env_uint("VKVIT_MATMUL_F16_TM", tm);
-  tn = env_uint("VKVIT_MATMUL_F16_TN", tn);
+  tm = tuning.matmul_f16_tm.value_or(tm);
+  tn = tuning.matmul_f16_tn.value_or(tn);
   MatmulPolicy pol;
   pol.name = "matmul_f16";
   const RegisterBlockedF16Variant& variant = register_blocked_f16_variant(tm, tn);
@@ -66,14 +66,14 @@ MatmulPolicy policy_for(const MatmulShape& s, MatmulOut out) {
   pol.spec = MatmulPolicy::Spec::register_blocked_f16;
   pol.vec_width = 8;
   pol.vec_b_nn = tn % 8 == 0;
-  pol.k_chunk = env_uint("VKVIT_MATMUL_KCHUNK", kKChunk);
+  pol.k_chunk = tuning.matmul_k_chunk.value_or(kKChunk);
   return pol;
 }
 
 // GPUs: common/matmul_tiled.glsl over packed halves (the matmul_f16_tiled[_h] variants), the fp32
 // tiled kernel's tile and shared-memory staging with fp32 accumulation; whole K in one dispatch.
-MatmulPolicy tiled_policy(const vk::DeviceInfo& info, MatmulOut out) {
-  const TiledTile t = tiled_tile(info);
+MatmulPolicy tiled_policy(const vk::DeviceInfo& info, const vk::Tuning& tuning, MatmulOut out) {
+  const TiledTile t = tiled_tile(info, tuning);
   MatmulPolicy pol;
   pol.name = "matmul_f16";
   pol.shader = out == MatmulOut::f16 ? shaders::matmul_f16_tiled_h : shaders::matmul_f16_tiled;
@@ -88,11 +88,12 @@ MatmulPolicy tiled_policy(const vk::DeviceInfo& info, MatmulOut out) {
   return pol;
 }
 
-bool use_tiled(const vk::DeviceInfo& info) { return matmul_kernel_for(info) == MatmulKernel::tiled; }
+bool use_tiled(const vk::Context& ctx) { return matmul_kernel_for(ctx.info(), ctx.tuning()) == MatmulKernel::tiled; }
 }  // namespace
 
-std::string matmul_f16_unsupported(const vk::DeviceInfo& info, MatmulOut out) {
-  if (use_tiled(info)) {  // no subgroup operations needed
+std::string matmul_f16_unsupported(const vk::Context& ctx, MatmulOut out) {
+  const vk::DeviceInfo& info = ctx.info();
+  if (use_tiled(ctx)) {  // no subgroup operations needed
     if (out == MatmulOut::f16 && !info.storage16)
       return "fp16 matmul output needs storageBuffer16BitAccess, which device " + info.name + " lacks";
     return {};
@@ -108,20 +109,21 @@ std::string matmul_f16_unsupported(const vk::DeviceInfo& info, MatmulOut out) {
   return {};
 }
 
-bool matmul_f16_epilogue_supported(const vk::DeviceInfo& info, MatmulOut out) {
-  return use_tiled(info) && out == MatmulOut::f32;
+bool matmul_f16_epilogue_supported(const vk::Context& ctx, MatmulOut out) {
+  return use_tiled(ctx) && out == MatmulOut::f32;
 }
 
 void matmul_f16(vk::Recorder& rec, const vk::View& c, const vk::View& a16, const vk::View& b16, const MatmulShape& s,
                 const vk::View& bias, MatmulOut out, const vk::View& aux) {
   if (!matmul_detail::has_work(s, "matmul_f16")) return;
-  const std::string why = matmul_f16_unsupported(rec.context().info(), out);
+  const std::string why = matmul_f16_unsupported(rec.context(), out);
   if (!why.empty()) throw Error(why + " (train without train.amp / --amp on this device)");
   const vk::DeviceInfo& info = rec.context().info();
-  if (s.epilogue != MatmulEpilogue::none && !matmul_f16_epilogue_supported(info, out))
+  if (s.epilogue != MatmulEpilogue::none && !matmul_f16_epilogue_supported(rec.context(), out))
     throw Error("internal: matmul_f16: an epilogue on a kernel without one (see matmul_f16_epilogue_supported)");
-  matmul_detail::launch_matmul(rec, c, a16, b16, bias, s, use_tiled(info) ? tiled_policy(info, out) : policy_for(s, out),
-                               aux);
+  const vk::Tuning& tuning = rec.context().tuning();
+  matmul_detail::launch_matmul(rec, c, a16, b16, bias, s,
+                               use_tiled(rec.context()) ? tiled_policy(info, tuning, out) : policy_for(tuning, s, out), aux);
 }
 
 }  // namespace vkvit::ops

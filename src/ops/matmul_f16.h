@@ -31,9 +31,9 @@ enum class MatmulOut { f32, f16 };
 // matmul_f16_epilogue_supported: the tiled kernel with fp32 output.
 void matmul_f16(vk::Recorder& rec, const vk::View& c, const vk::View& a16, const vk::View& b16, const MatmulShape& shape,
                 const vk::View& bias = {}, MatmulOut out = MatmulOut::f32, const vk::View& aux = {});
-bool matmul_f16_epilogue_supported(const vk::DeviceInfo& device, MatmulOut out);
+bool matmul_f16_epilogue_supported(const vk::Context& ctx, MatmulOut out);
 
-// Empty when `device` runs matmul_f16 with this output type; else the reason, one line.
-std::string matmul_f16_unsupported(const vk::DeviceInfo& device, MatmulOut out);
+// Empty when ctx's device runs matmul_f16 with this output type; else the reason, one line.
+std::string matmul_f16_unsupported(const vk::Context& ctx, MatmulOut out);
 
 }  // namespace vkvit::ops

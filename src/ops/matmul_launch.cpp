@@ -45,8 +45,8 @@ class Launcher {
     ldb_ = s.b.ld ? s.b.ld : (s.trans_b ? s.K : s.N);
     ldc_ = s.c.ld ? s.c.ld : s.N;
     align_ = std::max<uint64_t>(info_.min_storage_offset_alignment, 16);
-    no_vec_ = env_uint("VKVIT_MATMUL_SCALAR", 0) != 0;
-    profile_shapes_ = rec.context().profiling() && env_uint("VKVIT_PROFILE_SHAPES", 0) != 0;
+    no_vec_ = rec.context().tuning().matmul_scalar;
+    profile_shapes_ = rec.context().profiling() && rec.context().tuning().profile_shapes;
   }
 
   void run() {
@@ -399,8 +399,8 @@ class Launcher {
   const MatmulPolicy& pol_;
   uint32_t lda_ = 0, ldb_ = 0, ldc_ = 0;
   uint64_t align_ = 16;
-  bool no_vec_ = false;  // VKVIT_MATMUL_SCALAR=1: scalar loads only (tests, measurements)
-  // VKVIT_PROFILE_SHAPES=1 with --profile: one profile row per product shape and kernel variant.
+  bool no_vec_ = false;  // Tuning::matmul_scalar: scalar loads only (tests, measurements)
+  // Tuning::profile_shapes with --profile: one profile row per product shape and kernel variant.
   bool profile_shapes_ = false;
 };
 

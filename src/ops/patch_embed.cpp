@@ -30,7 +30,7 @@ void patch_embed_forward(vk::Recorder& rec, const vk::View& tokens, const vk::Vi
   const uint64_t rows = uint64_t(s.B) * s.Np, T = s.Np + 1;
   linear_forward(rec, proj.slice(0, rows * s.D), patches.slice(0, rows * s.CPP), w, bias,
                  static_cast<uint32_t>(rows), s.D, s.CPP);
-  const bool wide = s.D % 4 == 0 && wide_views(rec.context().info(), {tokens, proj, cls, pos});
+  const bool wide = s.D % 4 == 0 && wide_views(rec.context(), {tokens, proj, cls, pos});
   const vk::Kernel& k = rec.context().pipelines().get(shaders::patch_embed, 4, sizeof(PatchEmbedPush),
                                                       PatchEmbedSpec{kElementwiseGroup, wide});
   const PatchEmbedPush push{s.B, static_cast<uint32_t>(T), s.D};

@@ -4,7 +4,6 @@
 #include "ops/softmax.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <string>
 
 #include "base/error.h"
@@ -45,10 +44,7 @@ uint32_t workgroup_size(uint32_t cols) {
 constexpr uint32_t kShortRow = 32;
 constexpr uint32_t kRowsGroup = 64;
 
-uint32_t short_row_limit() {
-  if (const char* v = std::getenv("VKVIT_SOFTMAX_SHORT_ROW")) return static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
-  return kShortRow;
-}
+uint32_t short_row_limit(const vk::Context& ctx) { return ctx.tuning().softmax_short_row.value_or(kShortRow); }
 
 void require_subgroups(const vk::Context& ctx, const char* op) {
   require_subgroup_ops(ctx.info(), VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT, op);
@@ -85,7 +81,7 @@ void for_each_row_chunk(const vk::Context& ctx, uint64_t rows, uint32_t cols, co
 void softmax_forward(vk::Recorder& rec, const vk::View& out, const vk::View& in, uint64_t rows, uint32_t cols) {
   if (rows == 0 || cols == 0) return;
   vk::Context& ctx = rec.context();
-  const bool short_rows = cols <= short_row_limit();
+  const bool short_rows = cols <= short_row_limit(ctx);
   if (!short_rows) require_subgroups(ctx, "softmax");
   const vk::WorkgroupSpec spec{short_rows ? kRowsGroup : workgroup_size(cols)};
   const vk::Kernel& k = ctx.pipelines().get(short_rows ? shaders::softmax_rows : shaders::softmax, 2,
@@ -101,7 +97,7 @@ void softmax_backward(vk::Recorder& rec, const vk::View& din, const vk::View& pr
                       uint64_t rows, uint32_t cols, bool accumulate) {
   if (rows == 0 || cols == 0) return;
   vk::Context& ctx = rec.context();
-  const bool short_rows = cols <= short_row_limit();
+  const bool short_rows = cols <= short_row_limit(ctx);
   if (!short_rows) require_subgroups(ctx, "softmax_backward");
   const vk::WorkgroupSpec spec{short_rows ? kRowsGroup : workgroup_size(cols)};
   const vk::Kernel& k = ctx.pipelines().get(short_rows ? shaders::softmax_rows_backward : shaders::softmax_backward,

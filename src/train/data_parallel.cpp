@@ -2,7 +2,6 @@
 #include "train/data_parallel.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <tuple>
 
@@ -99,17 +98,10 @@ GradientSync::GradientSync(vk::Context& ctx, dist::Comm& comm, const model::Para
 
 std::unique_ptr<GradientSync> GradientSync::from_env(vk::Context& ctx, dist::Comm& comm,
                                                      const model::ParamLayout& layout, const vk::View& grads) {
-  uint64_t bucket_bytes = kDefaultBucketBytes;
-  if (const char* v = std::getenv("VKVIT_ALLREDUCE_BUCKET_MB"); v && *v) {
-    char* end = nullptr;
-    const double mb = std::strtod(v, &end);
-    if (*end != '\0' || !(mb > 0))
-      throw Error(std::string("VKVIT_ALLREDUCE_BUCKET_MB='") + v + "' is not a positive number of megabytes");
-    bucket_bytes = static_cast<uint64_t>(mb * (1 << 20));
-  }
-  bool overlap = true;
-  if (const char* v = std::getenv("VKVIT_ALLREDUCE_OVERLAP"); v && *v) overlap = std::strcmp(v, "0") != 0;
-  return std::make_unique<GradientSync>(ctx, comm, layout, grads, bucket_bytes, overlap);
+  const vk::Tuning& tuning = ctx.tuning();
+  return std::make_unique<GradientSync>(ctx, comm, layout, grads,
+                                        tuning.allreduce_bucket_bytes.value_or(kDefaultBucketBytes),
+                                        tuning.allreduce_overlap);
 }
 
 void GradientSync::begin_step() {

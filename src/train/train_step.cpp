@@ -1,8 +1,6 @@
 // One optimizer step on the GPU; see train_step.h.
 #include "train/train_step.h"
 
-#include <cstdlib>
-
 #include "ops/cross_entropy.h"
 #include "ops/grad_norm.h"
 
@@ -11,8 +9,7 @@ namespace vkvit::train {
 TrainStep::TrainStep(vk::Context& ctx, model::Vit& vit, uint32_t B) : vit_(vit) {
   // Test hook: VKVIT_LOSS_SCALE_GROWTH_INTERVAL=N grows the loss scale after N good steps instead
   // of 2000, so that tests of short runs see the growth rule (and its state across a resume).
-  if (const char* env = std::getenv("VKVIT_LOSS_SCALE_GROWTH_INTERVAL"); env && *env)
-    scaler_.set_growth_interval(std::strtoull(env, nullptr, 10));
+  if (const auto interval = ctx.tuning().loss_scale_growth_interval) scaler_.set_growth_interval(*interval);
   const uint64_t K = vit.config().num_classes;
   const uint64_t n = vit.layout().total_floats();
   const std::vector<vk::View> grads = {vit.grads_view()};

@@ -267,6 +267,7 @@ ContextOptions ContextOptions::from_env() {
       throw Error(std::string("VKVIT_DEVICE='") + v + "' is not a device index; run `vkvit devices` to list them");
     o.device = static_cast<int>(idx);
   }
+  o.tuning = Tuning::from_env();
   return o;
 }
 

@@ -8,6 +8,8 @@
 
 #include <vulkan/vulkan.h>
 
+#include "vk/tuning.h"
+
 namespace vkvit::vk {
 
 class PipelineCache;
@@ -84,8 +86,10 @@ struct ContextOptions {
   // One of several processes on this machine (its MPI local rank): with device -1, take the
   // local_rank-th device of the best kind (round robin), so that ranks do not share a GPU.
   int local_rank = -1;
+  // The kernels', the model's and the training loop's knobs (tuning.h); defaults here.
+  Tuning tuning;
 
-  // VKVIT_VALIDATION=1, VKVIT_DEVICE=N, VKVIT_PROFILE=1.
+  // VKVIT_VALIDATION=1, VKVIT_DEVICE=N, VKVIT_PROFILE=1, and the tuning variables (Tuning::from_env).
   static ContextOptions from_env();
 };
 
@@ -119,6 +123,11 @@ class Context {
   // Validation-layer errors reported since this context was created (0 without validation).
   int validation_errors() const;
   bool profiling() const { return options_.profile; }
+  // The knobs every op and the model read; set once, from the options.
+  const Tuning& tuning() const { return options_.tuning; }
+  // For tests that switch kernel paths in-process (tests/harness.h, ScopedTuning); the change
+  // applies to work recorded after it.
+  Tuning& tuning_for_tests() { return options_.tuning; }
 
   PipelineCache& pipelines() { return *pipelines_; }
   Profiler& profiler() { return *profiler_; }

@@ -1,6 +1,7 @@
 // Fault injection switches; see fault.h for what each variable does.
 #include "vk/fault.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -62,6 +63,14 @@ const Faults& faults() {
 bool nan_at(uint64_t step, uint64_t attempt) {
   const Faults& f = faults();
   return f.nan_step != 0 && step == f.nan_step && attempt < f.nan_count;
+}
+
+uint64_t save_delay_ms() {
+  static const uint64_t ms = [] {
+    const char* v = std::getenv("VKVIT_FAULT_SAVE_DELAY_MS");
+    return v ? uint64_t(std::max(std::atoi(v), 0)) : 0;
+  }();
+  return ms;
 }
 
 bool device_lost_at(uint64_t step) {

@@ -18,6 +18,10 @@
 //   VKVIT_FAULT_DEVICE_LOST_AT_STEP=S
 //       The wait for step S's submission reports VK_ERROR_DEVICE_LOST (after the work really
 //       finished), through the same check() as a real lost device; once per process.
+//   VKVIT_FAULT_SAVE_DELAY_MS=MS
+//       A checkpoint save holds its written, not yet renamed temp file open MS milliseconds, so
+//       that the kill test (tests/test_kill.cpp) can land a kill inside a save. Read as atoi
+//       reads it: anything but a positive number is no delay.
 #pragma once
 #include <cstdint>
 
@@ -37,5 +41,8 @@ const Faults& faults();
 bool nan_at(uint64_t step, uint64_t attempt);
 // Whether the wait of step `step` reports a lost device: true once, for that step.
 bool device_lost_at(uint64_t step);
+// Milliseconds a checkpoint save waits before its fsync (VKVIT_FAULT_SAVE_DELAY_MS), 0 for none;
+// read on the first call. Kept out of Faults so that a save never fails on another variable.
+uint64_t save_delay_ms();
 
 }  // namespace vkvit::vk::fault
