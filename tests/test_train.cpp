@@ -339,7 +339,7 @@ TEST_CASE("submitting the next step before the wait changes no result", "[train]
     const std::string name = amp ? "amp" : "fp32";
     train::TrainResult results[2];
     for (int overlap = 0; overlap < 2; ++overlap) {
-      test::ScopedEnv env("VKVIT_STEP_OVERLAP", overlap ? "1" : "0");
+      test::ScopedTuning steps([&](vk::Tuning& k) { k.step_overlap = overlap != 0; });
       train::TrainOptions o;
       o.output = out / (name + (overlap ? "-overlap" : "-serial"));
       o.quiet = true;

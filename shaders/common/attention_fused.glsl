@@ -3,7 +3,7 @@
 // online softmax per query row (Milakov & Gimelshein 2018; Dao et al. 2022, FlashAttention) and
 // saves only the row log-sum-exp; the backward recomputes each probability from it.
 //
-// Shaped for lavapipe like the matmul (common/matmul_regblock.glsl, DESIGN.md): one 8-lane
+// Shaped for lavapipe like the matmul (common/matmul_regblock.glsl, BENCHMARKS.md): one 8-lane
 // workgroup = one subgroup = one SIMD vector, no shared memory. A lane owns one row (a query row
 // in the forward and dQ kernels, a key row in the dK/dV kernel) and its vectors of HEAD_DIM floats
 // live in registers. The other side's rows are fetched 8 at a time, one row per lane, as vec4

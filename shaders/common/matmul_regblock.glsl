@@ -1,6 +1,6 @@
 #version 450
 // Register-blocked matmul for CPU Vulkan (lavapipe/llvmpipe), following the recipe measured on
-// this project's machine (DESIGN.md, BENCHMARKS.md): one 8-lane workgroup (= one subgroup = one
+// lavapipe (BENCHMARKS.md "matmul (lavapipe)"): one 8-lane workgroup (= one subgroup = one
 // 256-bit SIMD vector), no shared memory, no barriers. Every lane of a workgroup computes the
 // same TM rows of C, so all lanes need the same A values; the lanes split TN-wide column strips of
 // B. A TM x TN accumulator block per lane turns each A value into TN and each B value into TM
@@ -26,7 +26,7 @@
 // Spec-constant array sizes would leave the loops rolled and every array in memory, because
 // lavapipe does not unroll after specialization. (Even unrolled, a 16 x 8 block's accumulators
 // outnumber the 32 vector registers and live on the stack; block shapes from 8 x 4 to 32 x 4
-// were within 15% of each other once the loads and shuffles above were cheap.)
+// measured close to each other once the loads and shuffles above were cheap, BENCHMARKS.md.)
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -34,7 +34,7 @@
 
 // Lanes per workgroup, fixed so the A distribution below unrolls at compile time; the workgroup
 // must be one subgroup (true wherever the subgroup size is >= 8). TM must be a multiple of 8.
-// (A fixed local_size also sidesteps lavapipe's specialized-gl_WorkGroupSize bug, DESIGN.md.)
+// (A fixed local_size also sidesteps lavapipe's specialized-gl_WorkGroupSize bug, common/index.glsl.)
 #define LANES 8u
 layout(local_size_x = 8) in;
 // constant_id 0 is unused (kept so every variant shares the launcher's spec-constant layout).
@@ -181,8 +181,8 @@ void block(uint z) {
     // Each accumulator takes its four products in a row. llvmpipe runs a loop under an execution
     // mask, so each iteration ends with a masked write of every accumulator (load the old value
     // and the mask, blend, store); with k innermost an accumulator past the registers is loaded
-    // and stored once per iteration, not once per k (11% fewer instructions in the loop, ~8%
-    // less time at 1024^3; BENCHMARKS.md).
+    // and stored once per iteration, not once per k (BENCHMARKS.md, "the loop mask and the
+    // accumulators").
     [[unroll]] for (uint i = 0; i < TM; ++i)
       [[unroll]] for (uint j = 0; j < TN; ++j)
         [[unroll]] for (uint kk = 0; kk < 4u; ++kk) acc[i][j] = fma(av[kk][i], bv[kk][j], acc[i][j]);

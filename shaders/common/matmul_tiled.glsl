@@ -27,7 +27,7 @@
 #define TILED_EPILOGUE
 #endif
 
-// Never read gl_WorkGroupSize here: lavapipe evaluates a specialized one as 1 (DESIGN.md).
+// Never read gl_WorkGroupSize here: lavapipe evaluates a specialized one as 1 (common/index.glsl).
 layout(constant_id = 0) const uint THREADS = 256;  // must equal (BM / TM) * (BN / TN)
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint BM = 64;

@@ -125,7 +125,7 @@ void layernorm_backward(vk::Recorder& rec, const vk::View& din, const vk::View& 
   for_each_chunk(ctx, M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
     const uint64_t partial_rows = div_up(rows, uint64_t(subgroup_rows));
     // Few partial rows (the Fashion-MNIST model's 40): 4 row lanes per column group instead of 16,
-    // a quarter of the workgroup's fixed cost on lavapipe (pass 2: 210 -> 80-120 us per call there).
+    // a quarter of the workgroup's fixed cost on lavapipe (BENCHMARKS.md, "LayerNorm in registers").
     const uint32_t cols_wg = cached > 0 && partial_rows <= 64 ? kColumnTile * 4 : kColumnGroup;
     const vk::Kernel& cols_k =
         ctx.pipelines().get(cached > 0 ? shaders::layernorm_backward_params_partials : shaders::layernorm_backward_params,

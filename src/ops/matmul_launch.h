@@ -39,7 +39,7 @@ constexpr uint32_t kSplitQuantum = 64;
 // register_blocked: a workgroup streams a K x (8 * TN) strip of B and a K x TM strip of A; for
 // long K the strips no longer stay in this machine's 1.25 MiB L2 while consecutive workgroups
 // reuse them, so products with K above kKSplitAbove (dW = dY^T X over all tokens) run as kKChunk
-// pieces accumulated with beta = 1 (qkv.dW: 4.6 -> 6.4 GFLOP/s per core, BENCHMARKS.md). The fp16
+// pieces accumulated with beta = 1 (BENCHMARKS.md, "matmul (lavapipe)"). The fp16
 // kernels keep the same chunk. VKVIT_MATMUL_KCHUNK overrides the chunk (0 disables).
 constexpr uint32_t kKChunk = 512;  // a multiple of kSplitQuantum
 constexpr uint32_t kKSplitAbove = 2048;

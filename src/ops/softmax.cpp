@@ -38,8 +38,8 @@ uint32_t workgroup_size(uint32_t cols) {
 
 // Rows up to this long run one row per invocation (shaders/softmax_rows*.comp), kRowsGroup rows
 // per workgroup; longer rows keep one workgroup per row, whose lanes share the row's reads.
-// Attention over 17 tokens (8704 rows per Fashion-MNIST step): 30 ms per call on lavapipe with a
-// workgroup per row (BENCHMARKS.md, "small shapes"). A row per invocation reads its row serially,
+// Attention over 17 tokens (8704 rows per Fashion-MNIST step) paid a workgroup's fixed cost per
+// row on lavapipe (BENCHMARKS.md, "small shapes"). A row per invocation reads its row serially,
 // which a GPU's lanes do not coalesce, so the threshold stays short.
 constexpr uint32_t kShortRow = 32;
 constexpr uint32_t kRowsGroup = 64;

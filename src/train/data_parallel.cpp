@@ -96,7 +96,7 @@ GradientSync::GradientSync(vk::Context& ctx, dist::Comm& comm, const model::Para
   }
 }
 
-std::unique_ptr<GradientSync> GradientSync::from_env(vk::Context& ctx, dist::Comm& comm,
+std::unique_ptr<GradientSync> GradientSync::with_tuning(vk::Context& ctx, dist::Comm& comm,
                                                      const model::ParamLayout& layout, const vk::View& grads) {
   const vk::Tuning& tuning = ctx.tuning();
   return std::make_unique<GradientSync>(ctx, comm, layout, grads,

@@ -45,8 +45,8 @@ class GradientSync {
   static constexpr uint64_t kDefaultBucketBytes = 25ull << 20;  // PyTorch DDP's default bucket_cap_mb
   // With the bucket size and overlap of ctx.tuning(), where VKVIT_ALLREDUCE_BUCKET_MB and
   // VKVIT_ALLREDUCE_OVERLAP=0|1 override the defaults (tuning, tests).
-  static std::unique_ptr<GradientSync> from_env(vk::Context& ctx, dist::Comm& comm, const model::ParamLayout& layout,
-                                                const vk::View& grads);
+  static std::unique_ptr<GradientSync> with_tuning(vk::Context& ctx, dist::Comm& comm, const model::ParamLayout& layout,
+                                                    const vk::View& grads);
 
   // Before a step's gradients are recorded.
   void begin_step();

@@ -57,7 +57,7 @@ void infer(vk::Context& ctx, model::Vit& vit, data::Loader& loader,
   int cur = 0;
   bool have = loader.next(batches[cur], io.patches(cur));
   if (have) submit(cur);
-  const bool overlap = step_overlap();
+  const bool overlap = ctx.tuning().step_overlap;
   while (have) {
     const int next = cur ^ 1;
     bool have_next = false;

@@ -4,7 +4,6 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 
 #include "data/loader.h"
@@ -61,11 +60,5 @@ class StepIo {
   uint32_t max_batch_;
 };
 
-// Whether the host reads the next batch and submits its work before waiting for the step in
-// flight (the default); VKVIT_STEP_OVERLAP=0 waits first, for comparisons and tests.
-inline bool step_overlap() {
-  const char* v = std::getenv("VKVIT_STEP_OVERLAP");
-  return !(v && std::strcmp(v, "0") == 0);
-}
 
 }  // namespace vkvit::train

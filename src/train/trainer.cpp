@@ -148,7 +148,7 @@ Trainer::Trainer(vk::Context& ctx, const RunConfig& cfg, const TrainOptions& opt
   if (cfg.train.lr_scaling == "linear") schedule_cfg.lr *= ranks_;  // the linear scaling rule
   peak_lr_ = schedule_cfg.lr;
   schedule_.emplace(LrSchedule::from_config(schedule_cfg, steps_per_epoch));
-  if (distributed_) sync_ = GradientSync::from_env(ctx, world_, vit_->layout(), vit_->grads_view());
+  if (distributed_) sync_ = GradientSync::with_tuning(ctx, world_, vit_->layout(), vit_->grads_view());
   hyper_ = adamw_hyper(cfg.train);
   announce();
   // The bar or the periodic lines (train/progress.h); erased on the way out when an error stops the run.
@@ -234,7 +234,7 @@ void Trainer::start_epoch() {
 // checkpoint's position stays exact). VKVIT_STEP_OVERLAP=0: the same submissions, each after the
 // wait for the one before.
 bool Trainer::train_epoch_pipelined() {
-  const bool overlap = step_overlap();
+  const bool overlap = ctx_.tuning().step_overlap;
   int cur = 0;
   bool have = next_batch(cur);
   if (have) submit_gradients(cur, state_.step + 1, state_.nonfinite_in_a_row);
