@@ -42,6 +42,20 @@ TEST_CASE("the default device choice prefers GPUs over CPU drivers", "[runtime]"
   CHECK(vk::Context::preferred_device(devices) == 1);
 }
 
+TEST_CASE("between two CPU drivers the default choice takes the one with 64-bit integers and fp16", "[runtime]") {
+  std::vector<vk::DeviceInfo> devices(2);
+  for (uint32_t i = 0; i < 2; ++i) {
+    devices[i].index = i;
+    devices[i].type = VK_PHYSICAL_DEVICE_TYPE_CPU;
+    devices[i].vulkan_1_2 = true;
+  }
+  // SwiftShader first, as the loader listed it here, then lavapipe.
+  devices[1].int64 = devices[1].float16 = devices[1].storage16 = true;
+  CHECK(vk::Context::preferred_device(devices) == 1);
+  devices[0].int64 = devices[0].float16 = devices[0].storage16 = true;  // equals: the first
+  CHECK(vk::Context::preferred_device(devices) == 0);
+}
+
 TEST_CASE("ranks of a data-parallel run take the GPUs of the best kind in turn, --device wins", "[runtime][mpi]") {
   // Two discrete GPUs at indices 1 and 3, an integrated GPU and a CPU driver.
   std::vector<vk::DeviceInfo> devices(4);

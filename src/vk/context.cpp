@@ -379,8 +379,10 @@ uint32_t Context::preferred_device(const std::vector<DeviceInfo>& devices) {
   uint32_t best = 0;
   int best_rank = 1 << 30;
   for (const auto& d : devices) {
-    // Devices that cannot run our SPIR-V rank last.
-    int rank = type_rank(d.type) + (d.vulkan_1_2 ? 0 : 100);
+    // Devices that cannot run our SPIR-V rank last; within a type, one with shaderInt64 and fp16
+    // (the 64-bit-pair and amp paths) before one without (lavapipe before SwiftShader).
+    const int missing = (d.int64 ? 0 : 1) + (d.float16 && d.storage16 ? 0 : 1);
+    int rank = 10 * type_rank(d.type) + missing + (d.vulkan_1_2 ? 0 : 1000);
     if (rank < best_rank) {
       best_rank = rank;
       best = d.index;

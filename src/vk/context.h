@@ -102,7 +102,8 @@ class Context {
 
   // Every device the loader reports, best first is *not* implied: index order.
   static std::vector<DeviceInfo> list_devices(bool validation = false);
-  // The index that the default choice picks: discrete, integrated, virtual, CPU.
+  // The index that the default choice picks: discrete, integrated, virtual, CPU; among devices of
+  // one type, the one with shaderInt64, shaderFloat16 and 16-bit storage; else the first.
   static uint32_t preferred_device(const std::vector<DeviceInfo>& devices);
   // The device a context with `options` takes: options.device when set (checked), else for a
   // rank of a data-parallel run the local_rank-th device (round robin) among those of the
