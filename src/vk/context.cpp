@@ -91,6 +91,15 @@ bool layer_available(const char* name) {
   return false;
 }
 
+// Whether layer `layer` provides instance extension `name`.
+bool layer_has_extension(const char* layer, const char* name) {
+  uint32_t n = 0;
+  vkEnumerateInstanceExtensionProperties(layer, &n, nullptr);
+  std::vector<VkExtensionProperties> exts(n);
+  vkEnumerateInstanceExtensionProperties(layer, &n, exts.data());
+  return has_extension(exts, name);
+}
+
 // VK_KHR_cooperative_matrix's property struct and query, as the Vulkan specification defines them
 // (the system headers predate the extension); the NV extension's are in the headers.
 constexpr VkStructureType kCooperativeMatrixPropertiesKhr = static_cast<VkStructureType>(1000506001);
@@ -259,6 +268,8 @@ ContextOptions ContextOptions::from_env() {
     return v && *v && std::strcmp(v, "0") != 0;
   };
   o.validation = flag("VKVIT_VALIDATION");
+  const char* validation = std::getenv("VKVIT_VALIDATION");
+  o.sync_validation = validation && !std::strcmp(validation, "sync");
   o.profile = flag("VKVIT_PROFILE");
   if (const char* v = std::getenv("VKVIT_DEVICE"); v && *v) {
     char* end = nullptr;
@@ -295,11 +306,15 @@ struct Context::InstanceState {
     return VK_FALSE;
   }
 
-  explicit InstanceState(bool want_validation) {
+  InstanceState(bool want_validation, bool want_sync_validation) {
     validation = want_validation;
     if (validation && !layer_available(kValidationLayer))
       throw Error(std::string("validation requested but ") + kValidationLayer +
                   " is not installed (install the Debian package vulkan-validationlayers)");
+    const bool sync = validation && want_sync_validation;
+    if (sync && !layer_has_extension(kValidationLayer, VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME))
+      throw Error(std::string("synchronization validation requested but ") + kValidationLayer + " lacks " +
+                  VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME + " (a newer vulkan-validationlayers has it)");
 
     VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
     app.pApplicationName = "vkvit";
@@ -314,12 +329,24 @@ struct Context::InstanceState {
     dbg.pfnUserCallback = &on_message;
     dbg.pUserData = this;
 
+    // Synchronization validation is off in the layer's default set; the hazards it reports are
+    // errors, so they count in validation_errors() like any other.
+    const VkValidationFeatureEnableEXT sync_feature = VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT;
+    VkValidationFeaturesEXT features{VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT};
+    features.enabledValidationFeatureCount = 1;
+    features.pEnabledValidationFeatures = &sync_feature;
+
     VkInstanceCreateInfo ci{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
     ci.pApplicationInfo = &app;
     if (validation) {
       layers.push_back(kValidationLayer);
       extensions.push_back(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
       ci.pNext = &dbg;  // also catch messages from vkCreateInstance itself
+    }
+    if (sync) {
+      extensions.push_back(VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME);
+      features.pNext = &dbg;  // the messenger's own create info must keep a null pNext
+      ci.pNext = &features;
     }
     ci.enabledLayerCount = static_cast<uint32_t>(layers.size());
     ci.ppEnabledLayerNames = layers.data();
@@ -356,7 +383,7 @@ struct Context::InstanceState {
 };
 
 std::vector<DeviceInfo> Context::list_devices(bool validation) {
-  InstanceState inst(validation);
+  InstanceState inst(validation, false);
   std::vector<DeviceInfo> out;
   auto pds = inst.physical_devices();
   for (uint32_t i = 0; i < pds.size(); ++i) out.push_back(describe(inst.instance, pds[i], i));
@@ -408,7 +435,7 @@ uint32_t Context::choose_device(const std::vector<DeviceInfo>& devices, const Co
 }
 
 Context::Context(const ContextOptions& options) : options_(options) {
-  instance_ = std::make_unique<InstanceState>(options.validation);
+  instance_ = std::make_unique<InstanceState>(options.validation, options.sync_validation);
   auto pds = instance_->physical_devices();
   if (pds.empty())
     throw Error("no Vulkan device found: " + install_hint());

@@ -81,6 +81,9 @@ struct DeviceInfo {
 
 struct ContextOptions {
   bool validation = false;  // load VK_LAYER_KHRONOS_validation and count its errors
+  // With validation: also the layer's synchronization validation, whose hazards (a command that
+  // reads or writes what an earlier one wrote without a barrier between) count as errors.
+  bool sync_validation = false;
   int device = -1;          // index into the device list; -1 picks the best
   bool profile = false;     // timestamp every dispatch and print a per-op table at exit
   // One of several processes on this machine (its MPI local rank): with device -1, take the
@@ -89,7 +92,8 @@ struct ContextOptions {
   // The kernels', the model's and the training loop's knobs (tuning.h); defaults here.
   Tuning tuning;
 
-  // VKVIT_VALIDATION=1, VKVIT_DEVICE=N, VKVIT_PROFILE=1, and the tuning variables (Tuning::from_env).
+  // VKVIT_VALIDATION=1 (or =sync: with synchronization validation), VKVIT_DEVICE=N,
+  // VKVIT_PROFILE=1, and the tuning variables (Tuning::from_env).
   static ContextOptions from_env();
 };
 

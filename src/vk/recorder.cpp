@@ -86,11 +86,15 @@ void Recorder::barrier() {
 
 void Recorder::before_command(std::initializer_list<View> views, const char* label) {
   begin_if_needed();
+  // A zero-length range touches no byte: it neither needs a barrier nor makes a later one.
   bool hazard = false;
   for (const View& v : views)
     for (const View& p : pending_)
-      if (v.overlaps(p)) hazard = true;
-  if (hazard) barrier();
+      if (v.size > 0 && p.size > 0 && v.overlaps(p)) hazard = true;
+  if (hazard && !ctx_.tuning().drop_barriers) {
+    barrier();
+    ++overlap_barriers_;
+  }
   pending_.insert(pending_.end(), views.begin(), views.end());
   labels_.emplace_back(label);
 }

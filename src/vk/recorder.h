@@ -68,6 +68,9 @@ class Recorder {
   // then reports `result` through the same check() as a failing vkWaitForFences.
   void inject_wait_result(VkResult result) { injected_ = result; }
   uint32_t commands() const { return commands_; }
+  // Barriers the overlap tracking inserted between commands over this recorder's life (not those
+  // that open and close a submission or that barrier() records), for the barrier tests.
+  uint64_t overlap_barriers() const { return overlap_barriers_; }
 
  private:
   void begin_if_needed();
@@ -82,6 +85,7 @@ class Recorder {
   bool recording_ = false;
   bool submitted_ = false;
   uint32_t commands_ = 0;
+  uint64_t overlap_barriers_ = 0;
   std::vector<View> pending_;  // ranges touched since the last barrier
   std::vector<std::string> labels_;
   VkResult injected_ = VK_SUCCESS;

@@ -73,6 +73,13 @@ struct Tuning {
   // VKVIT_STEP_OVERLAP=0 turns it off.
   bool step_overlap = true;
 
+  // --- tests only: never read from the environment
+  // The recorder leaves out the barriers that its overlap tracking would insert between commands
+  // (the ones at the start and end of a submission stay), so that the barrier test
+  // (tests/test_barriers.cpp) can show synchronization validation reporting the hazards. Results
+  // are then wrong on any device that overlaps dispatches.
+  bool drop_barriers = false;
+
   // The knobs from the environment; unset or empty variables keep the defaults above. Throws
   // vkvit::Error naming the variable and its allowed values for a malformed VKVIT_MATMUL_KERNEL,
   // VKVIT_MATMUL_TILE, VKVIT_ATTENTION or VKVIT_ALLREDUCE_BUCKET_MB. The numeric knobs and on/off
