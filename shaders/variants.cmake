@@ -4,17 +4,30 @@
 # (vkvit::shaders::<name>, the generated vk/shader_ids.h) and its name in the pipeline cache,
 # errors and the profile.
 #   vkvit_shader_variant(<name> <body in shaders/common/> [<define>[=<value>] ...])
+#
+# A body that includes common/wide.glsl is built twice: `<name>`, without any 64-bit type, for
+# every device, and `<name>_wide` (WIDE_MODULE), with the 64-bit pairs, which the launchers pick
+# where they set their WIDE constant (shaderInt64 and the tuning's wide switches; ops/launch.h).
 
 # Fused attention per head width (src/ops/attention.cpp): the forward, the backward's dQ, and its dK, dV.
 vkvit_shader_variant(attention_fused_fwd_d16 attention_fused_fwd.glsl HEAD_DIM=16u)
+vkvit_shader_variant(attention_fused_fwd_d16_wide attention_fused_fwd.glsl HEAD_DIM=16u WIDE_MODULE)
 vkvit_shader_variant(attention_fused_fwd_d32 attention_fused_fwd.glsl HEAD_DIM=32u)
+vkvit_shader_variant(attention_fused_fwd_d32_wide attention_fused_fwd.glsl HEAD_DIM=32u WIDE_MODULE)
 vkvit_shader_variant(attention_fused_fwd_d64 attention_fused_fwd.glsl HEAD_DIM=64u)
+vkvit_shader_variant(attention_fused_fwd_d64_wide attention_fused_fwd.glsl HEAD_DIM=64u WIDE_MODULE)
 vkvit_shader_variant(attention_fused_dq_d16 attention_fused_dq.glsl HEAD_DIM=16u)
+vkvit_shader_variant(attention_fused_dq_d16_wide attention_fused_dq.glsl HEAD_DIM=16u WIDE_MODULE)
 vkvit_shader_variant(attention_fused_dq_d32 attention_fused_dq.glsl HEAD_DIM=32u)
+vkvit_shader_variant(attention_fused_dq_d32_wide attention_fused_dq.glsl HEAD_DIM=32u WIDE_MODULE)
 vkvit_shader_variant(attention_fused_dq_d64 attention_fused_dq.glsl HEAD_DIM=64u)
+vkvit_shader_variant(attention_fused_dq_d64_wide attention_fused_dq.glsl HEAD_DIM=64u WIDE_MODULE)
 vkvit_shader_variant(attention_fused_dkv_d16 attention_fused_dkv.glsl HEAD_DIM=16u)
+vkvit_shader_variant(attention_fused_dkv_d16_wide attention_fused_dkv.glsl HEAD_DIM=16u WIDE_MODULE)
 vkvit_shader_variant(attention_fused_dkv_d32 attention_fused_dkv.glsl HEAD_DIM=32u)
+vkvit_shader_variant(attention_fused_dkv_d32_wide attention_fused_dkv.glsl HEAD_DIM=32u WIDE_MODULE)
 vkvit_shader_variant(attention_fused_dkv_d64 attention_fused_dkv.glsl HEAD_DIM=64u)
+vkvit_shader_variant(attention_fused_dkv_d64_wide attention_fused_dkv.glsl HEAD_DIM=64u WIDE_MODULE)
 
 # Gradient-norm pass 1 (src/ops/grad_norm.cpp) over a storage buffer, or reading whole vec4s
 # through a texel buffer.
@@ -22,23 +35,35 @@ vkvit_shader_variant(grad_norm grad_norm_partial.glsl)
 vkvit_shader_variant(grad_norm_texel grad_norm_partial.glsl GRAD_NORM_TEXEL)
 
 # LayerNorm backward's parameter gradients (src/ops/layernorm.cpp): from dout and the input, or
-# adding up the partial rows that layernorm_backward.comp wrote.
+# adding up the partial rows that layernorm_backward_rows.glsl wrote.
 vkvit_shader_variant(layernorm_backward_params layernorm_backward_params.glsl)
+vkvit_shader_variant(layernorm_backward_params_wide layernorm_backward_params.glsl WIDE_MODULE)
 vkvit_shader_variant(layernorm_backward_params_partials layernorm_backward_params.glsl FROM_PARTIALS)
+vkvit_shader_variant(layernorm_backward_params_partials_wide layernorm_backward_params.glsl FROM_PARTIALS WIDE_MODULE)
 
 # The register-blocked fp32 matmul: TM rows per workgroup x TN columns per lane, A and B read from
 # storage buffers or, in the texel variants, as texel buffers. The shapes src/ops/matmul.cpp picks
 # (why these, BENCHMARKS.md); its kRegisterBlockedVariants lists them.
 vkvit_shader_variant(matmul_regblock_16x12 matmul_regblock.glsl TM=16u TN=12u)
+vkvit_shader_variant(matmul_regblock_16x12_wide matmul_regblock.glsl TM=16u TN=12u WIDE_MODULE)
 vkvit_shader_variant(matmul_regblock_16x8 matmul_regblock.glsl TM=16u TN=8u)
+vkvit_shader_variant(matmul_regblock_16x8_wide matmul_regblock.glsl TM=16u TN=8u WIDE_MODULE)
 vkvit_shader_variant(matmul_regblock_8x8 matmul_regblock.glsl TM=8u TN=8u)
+vkvit_shader_variant(matmul_regblock_8x8_wide matmul_regblock.glsl TM=8u TN=8u WIDE_MODULE)
 vkvit_shader_variant(matmul_regblock_8x3 matmul_regblock.glsl TM=8u TN=3u)
+vkvit_shader_variant(matmul_regblock_8x3_wide matmul_regblock.glsl TM=8u TN=3u WIDE_MODULE)
 vkvit_shader_variant(matmul_regblock_8x2 matmul_regblock.glsl TM=8u TN=2u)
+vkvit_shader_variant(matmul_regblock_8x2_wide matmul_regblock.glsl TM=8u TN=2u WIDE_MODULE)
 vkvit_shader_variant(matmul_regblock_texel_16x12 matmul_regblock.glsl TM=16u TN=12u MATMUL_TEXEL_AB)
+vkvit_shader_variant(matmul_regblock_texel_16x12_wide matmul_regblock.glsl TM=16u TN=12u MATMUL_TEXEL_AB WIDE_MODULE)
 vkvit_shader_variant(matmul_regblock_texel_16x8 matmul_regblock.glsl TM=16u TN=8u MATMUL_TEXEL_AB)
+vkvit_shader_variant(matmul_regblock_texel_16x8_wide matmul_regblock.glsl TM=16u TN=8u MATMUL_TEXEL_AB WIDE_MODULE)
 vkvit_shader_variant(matmul_regblock_texel_8x8 matmul_regblock.glsl TM=8u TN=8u MATMUL_TEXEL_AB)
+vkvit_shader_variant(matmul_regblock_texel_8x8_wide matmul_regblock.glsl TM=8u TN=8u MATMUL_TEXEL_AB WIDE_MODULE)
 vkvit_shader_variant(matmul_regblock_texel_8x3 matmul_regblock.glsl TM=8u TN=3u MATMUL_TEXEL_AB)
+vkvit_shader_variant(matmul_regblock_texel_8x3_wide matmul_regblock.glsl TM=8u TN=3u MATMUL_TEXEL_AB WIDE_MODULE)
 vkvit_shader_variant(matmul_regblock_texel_8x2 matmul_regblock.glsl TM=8u TN=2u MATMUL_TEXEL_AB)
+vkvit_shader_variant(matmul_regblock_texel_8x2_wide matmul_regblock.glsl TM=8u TN=2u MATMUL_TEXEL_AB WIDE_MODULE)
 
 # The register-blocked matmul over fp16 operands with fp32 output, or (_h) fp16 output; listed in
 # kRegisterBlockedF16Variants (src/ops/matmul_f16.cpp).
@@ -54,3 +79,15 @@ vkvit_shader_variant(matmul_f16_8x8_h matmul_f16.glsl TM=8u TN=8u OUT_F16)
 vkvit_shader_variant(matmul_tiled matmul_tiled.glsl)
 vkvit_shader_variant(matmul_f16_tiled matmul_tiled.glsl MATMUL_F16)
 vkvit_shader_variant(matmul_f16_tiled_h matmul_tiled.glsl MATMUL_F16 OUT_F16)
+
+# The elementwise-style kernels with 64-bit paths (wide.glsl): AdamW (src/ops/adamw.cpp), the
+# patch embedding's token assembly (src/ops/patch_embed.cpp), LayerNorm forward and the backward's
+# din (src/ops/layernorm.cpp).
+vkvit_shader_variant(adamw adamw.glsl)
+vkvit_shader_variant(adamw_wide adamw.glsl WIDE_MODULE)
+vkvit_shader_variant(patch_embed patch_embed.glsl)
+vkvit_shader_variant(patch_embed_wide patch_embed.glsl WIDE_MODULE)
+vkvit_shader_variant(layernorm layernorm.glsl)
+vkvit_shader_variant(layernorm_wide layernorm.glsl WIDE_MODULE)
+vkvit_shader_variant(layernorm_backward layernorm_backward_rows.glsl)
+vkvit_shader_variant(layernorm_backward_wide layernorm_backward_rows.glsl WIDE_MODULE)

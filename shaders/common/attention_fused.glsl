@@ -36,8 +36,12 @@ layout(constant_id = 2) const uint CHUNK_ROWS = LANES;
 // The vec4 rows of qkv, out, dout and dqkv read and written as two 64-bit components (wide.glsl:
 // half the per-lane work of a storage access on llvmpipe); the launcher sets it where shaderInt64
 // is on (the views are 16-byte aligned already). Each kernel declares such a buffer twice, as
-// vec4 name_[] and u64vec2 name8[], and reaches it through LOAD4 / STORE4.
+// vec4 name_[] and wide4 name8[], and reaches it through LOAD4 / STORE4.
+#ifdef WIDE_MODULE
 layout(constant_id = 3) const bool WIDE = false;
+#else
+const bool WIDE = false;  // the plain module has no 64-bit pairs (wide.glsl)
+#endif
 #define LOAD4(name, i) (WIDE ? unpack4(name##8[i]) : name##_[i])
 #define STORE4(name, i, v) \
   if (WIDE) name##8[i] = pack4(v); \

@@ -13,10 +13,10 @@ layout(set = 0, binding = 2) readonly buffer Qkv { vec4 qkv_[]; };       // (B, 
 layout(set = 0, binding = 3) readonly buffer Out { vec4 out_[]; };       // (B, N, D) forward output
 layout(set = 0, binding = 4) readonly buffer Dout { vec4 dout_[]; };     // (B, N, D)
 layout(set = 0, binding = 5) readonly buffer Lse { float lse_[]; };      // (B, H, N)
-layout(set = 0, binding = 0) writeonly buffer Dqkv8 { u64vec2 dqkv8[]; };  // the same memory, 64-bit pairs
-layout(set = 0, binding = 2) readonly buffer Qkv8 { u64vec2 qkv8[]; };
-layout(set = 0, binding = 3) readonly buffer Out8 { u64vec2 out8[]; };
-layout(set = 0, binding = 4) readonly buffer Dout8 { u64vec2 dout8[]; };
+layout(set = 0, binding = 0) writeonly buffer Dqkv8 { wide4 dqkv8[]; };  // the same memory, 64-bit pairs
+layout(set = 0, binding = 2) readonly buffer Qkv8 { wide4 qkv8[]; };
+layout(set = 0, binding = 3) readonly buffer Out8 { wide4 out8[]; };
+layout(set = 0, binding = 4) readonly buffer Dout8 { wide4 dout8[]; };
 
 void head(uint b, uint h, uint z, uint row_first, uint row_last) {
   const uint lane = gl_SubgroupInvocationID;

@@ -9,8 +9,8 @@
 layout(set = 0, binding = 0) writeonly buffer Out { vec4 out_[]; };  // (B, N, D)
 layout(set = 0, binding = 1) writeonly buffer Lse { float lse_[]; };  // (B, H, N)
 layout(set = 0, binding = 2) readonly buffer Qkv { vec4 qkv_[]; };    // (B, N, 3D)
-layout(set = 0, binding = 0) writeonly buffer Out8 { u64vec2 out8[]; };  // the same memory, 64-bit pairs
-layout(set = 0, binding = 2) readonly buffer Qkv8 { u64vec2 qkv8[]; };
+layout(set = 0, binding = 0) writeonly buffer Out8 { wide4 out8[]; };  // the same memory, 64-bit pairs
+layout(set = 0, binding = 2) readonly buffer Qkv8 { wide4 qkv8[]; };
 
 void head(uint b, uint h, uint z, uint row_first, uint row_last) {
   const uint lane = gl_SubgroupInvocationID;

@@ -3,7 +3,7 @@
 //   dgamma += sum_rows dout * xhat,   dbeta += sum_rows dout           (per column)
 // (derivation: PyTorch's native_layer_norm_backward; llm.c layernorm_backward).
 // Two kernels share these bindings and loads (src/ops/layernorm.cpp runs both per chunk):
-// layernorm_backward.comp computes din and, where the row fits the registers, partial column sums;
+// layernorm_backward_rows.glsl computes din and, where the row fits the registers, partial column sums;
 // common/layernorm_backward_params.glsl computes dgamma and dbeta, from those partial sums or from
 // dout and the input.
 #extension GL_GOOGLE_include_directive : require
@@ -16,7 +16,11 @@
 layout(constant_id = 1) const uint VEC = 1;
 // VEC = 4 accesses of din, the input, dout and the partial rows as two 64-bit components
 // (wide.glsl); set where shaderInt64 is on and those views are 16-byte aligned.
+#ifdef WIDE_MODULE
 layout(constant_id = 4) const bool WIDE = false;
+#else
+const bool WIDE = false;  // the plain module has no 64-bit pairs (wide.glsl)
+#endif
 
 layout(set = 0, binding = 0) buffer DIn { float din[]; };               // (M, D)
 layout(set = 0, binding = 1) buffer DGamma { float dgamma[]; };         // (D)
@@ -34,10 +38,10 @@ layout(set = 0, binding = 6) readonly buffer DOut4 { vec4 dout4[]; };   // (M, D
 // dout (dbeta's) over one subgroup's ROWS rows.
 layout(set = 0, binding = 8) buffer Partials { float part[]; };
 layout(set = 0, binding = 8) buffer Partials4 { vec4 part4[]; };       // the same memory
-layout(set = 0, binding = 0) buffer DIn8 { u64vec2 din8[]; };              // the same memory, 64-bit pairs
-layout(set = 0, binding = 5) readonly buffer In8 { u64vec2 in8[]; };
-layout(set = 0, binding = 6) readonly buffer DOut8 { u64vec2 dout8[]; };
-layout(set = 0, binding = 8) buffer Partials8 { u64vec2 part8[]; };
+layout(set = 0, binding = 0) buffer DIn8 { wide4 din8[]; };              // the same memory, 64-bit pairs
+layout(set = 0, binding = 5) readonly buffer In8 { wide4 in8[]; };
+layout(set = 0, binding = 6) readonly buffer DOut8 { wide4 dout8[]; };
+layout(set = 0, binding = 8) buffer Partials8 { wide4 part8[]; };
 layout(push_constant) uniform Push { uint M; uint D; } p;
 
 vec4 load_in(uint r, uint c) {

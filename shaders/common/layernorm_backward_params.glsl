@@ -2,7 +2,7 @@
 // LayerNorm backward, dgamma and dbeta (the math and the shared bindings:
 // common/layernorm_backward.glsl). Two variants (shaders/variants.cmake):
 // layernorm_backward_params_partials (FROM_PARTIALS) adds up the partial rows that
-// layernorm_backward.comp wrote (push M = the partial rows); layernorm_backward_params, for rows
+// layernorm_backward_rows.glsl wrote (push M = the partial rows); layernorm_backward_params, for rows
 // that do not fit the registers, computes the sums from dout, the input, mean and rstd directly.
 // One workgroup per TILE_N column groups; its WORKGROUP_SIZE / TILE_N row lanes each walk a strided
 // subset of the rows, then the lanes' sums are added in a fixed order: deterministic, no float

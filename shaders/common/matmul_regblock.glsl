@@ -51,16 +51,24 @@ layout(constant_id = 5) const uint BATCH_PER_GROUP = 1;
 // Load four floats as two 64-bit components instead of four 32-bit ones. llvmpipe's load is a
 // loop over the lanes with a bounds check, branch and scalar load per lane *and component*, so
 // this halves the work per float (needs shaderInt64; the launcher sets it where enabled).
+#ifdef WIDE_MODULE
 layout(constant_id = 6) const bool WIDE_LOADS = false;
+#else
+const bool WIDE_LOADS = false;  // the plain module has no 64-bit pairs (wide.glsl)
+#endif
 // Store C four floats at a time as two 64-bit components, for the same reason (the store is a
 // lane loop per component too). The launcher sets it where shaderInt64 is on, TN % 4 == 0 and N,
 // ldc, C's base and batch strides are multiples of 4, so a group of four is wholly in or out.
+#ifdef WIDE_MODULE
 layout(constant_id = 7) const bool WIDE_STORES = false;
+#else
+const bool WIDE_STORES = false;  // the plain module has no 64-bit pairs (wide.glsl)
+#endif
 #include "matmul_common.glsl"
 #include "matmul_epilogue.glsl"
 #include "wide.glsl"
-layout(set = 0, binding = 0) buffer C8 { u64vec2 c8[]; };
-layout(set = 0, binding = 4) buffer Aux8 { u64vec2 aux8[]; };
+layout(set = 0, binding = 0) buffer C8 { wide4 c8[]; };
+layout(set = 0, binding = 4) buffer Aux8 { wide4 aux8[]; };
 
 #ifdef MATMUL_TEXEL_AB
 // Texel fetches: llvmpipe gathers the 8 lanes' texels with plain vector loads and shuffles, no
@@ -70,8 +78,8 @@ vec4 load_b4(uint i) { return texelFetch(b_texels, int(i)); }
 float load_a1(uint i) { return texelFetch(a_texels, int(i >> 2))[i & 3u]; }
 float load_b1(uint i) { return texelFetch(b_texels, int(i >> 2))[i & 3u]; }
 #else
-layout(set = 0, binding = 1) readonly buffer A8 { u64vec2 a8[]; };
-layout(set = 0, binding = 2) readonly buffer B8 { u64vec2 b8[]; };
+layout(set = 0, binding = 1) readonly buffer A8 { wide4 a8[]; };
+layout(set = 0, binding = 2) readonly buffer B8 { wide4 b8[]; };
 
 vec4 load_a4(uint i) {
   if (WIDE_LOADS) return unpack4(a8[i]);

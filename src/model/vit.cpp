@@ -12,6 +12,7 @@
 #include "ops/launch.h"
 #include "ops/layernorm.h"
 #include "ops/matmul.h"
+#include "ops/matmul_f16.h"
 #include "ops/patch_embed.h"
 
 namespace vkvit::model {
@@ -31,9 +32,22 @@ struct Vit::Block {
   vk::View out;                     // (B, N, D) mid + mlp(ln2)
 };
 
+namespace {
+// Mixed precision runs the linear layers' products on the fp16 matmul kernels with fp32 output,
+// which read packed halves (no shaderFloat16 nor 16-bit storage needed, ops/matmul_f16.h); a
+// device that cannot run them fails here, when the model is built (train.amp, bench --amp), as one
+// error naming what it lacks, instead of at the first step.
+void require_amp_support(const vk::Context& ctx) {
+  const std::string why = ops::matmul_f16_unsupported(ctx, ops::MatmulOut::f32);
+  if (!why.empty())
+    throw Error("mixed precision (train.amp): " + why + "; train without it (train.amp: false, or no --amp)");
+}
+}  // namespace
+
 Vit::Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch, bool amp, bool keep_attention_probs)
     : ctx_(ctx), cfg_(cfg), max_batch_(max_batch), layout_(vit_param_layout(cfg)), amp_(amp) {
   if (max_batch == 0) throw Error("model: max_batch must be > 0");
+  if (amp_) require_amp_support(ctx);
   const uint64_t param_bytes = layout_.total_floats() * 4;
   params_ = std::make_unique<vk::Buffer>(ctx, param_bytes, vk::MemoryKind::device, "parameters");
   grads_ = std::make_unique<vk::Buffer>(ctx, param_bytes, vk::MemoryKind::device, "gradients");

@@ -23,7 +23,7 @@ struct AdamWPush {
 };
 static_assert(sizeof(AdamWPush) == 48);
 
-// Mirrors shaders/adamw.comp's layout(constant_id = 0) WORKGROUP_SIZE (common/index.glsl),
+// Mirrors shaders/common/adamw.glsl's layout(constant_id = 0) WORKGROUP_SIZE (common/index.glsl),
 // layout(constant_id = 1) WIDE and layout(constant_id = 2) PARTIAL.
 struct AdamWSpec {
   vk::SpecField<0, uint32_t> workgroup_size;
@@ -90,10 +90,11 @@ void adamw_step(vk::Recorder& rec, const vk::View& params, const vk::View& m, co
   constexpr uint32_t kGroup = 64;  // invocations: 256 elements per workgroup
   // Whole groups of four without the per-element path (PARTIAL off); a last group of 1-3 elements
   // in a dispatch of its own that keeps it.
+  // The _wide module has the 64-bit pairs; the plain one no 64-bit type (common/wide.glsl).
+  const vk::ShaderId shader = wide ? shaders::adamw_wide : shaders::adamw;
   const vk::Kernel& whole =
-      rec.context().pipelines().get(shaders::adamw, 6, sizeof(AdamWPush), AdamWSpec{kGroup, wide, false});
-  const vk::Kernel& partial =
-      rec.context().pipelines().get(shaders::adamw, 6, sizeof(AdamWPush), AdamWSpec{1u, wide, true});
+      rec.context().pipelines().get(shader, 6, sizeof(AdamWPush), AdamWSpec{kGroup, wide, false});
+  const vk::Kernel& partial = rec.context().pipelines().get(shader, 6, sizeof(AdamWPush), AdamWSpec{1u, wide, true});
   // Without clipping the clip binding is never read; the mask stands in for it.
   const vk::View clip_view = use_clip ? clip.slice(0, 2) : decay_mask;
   // Four bindings of n floats each: every one must fit maxStorageBufferRange.

@@ -179,16 +179,30 @@ struct FusedSpec {
   vk::SpecConstants to_spec() const { return vk::SpecConstants(unused_lanes, heads_per_group, chunk_rows, wide); }
 };
 
+// One fused kernel as two modules (shaders/variants.cmake): without 64-bit types, and `_wide`
+// with the 64-bit pairs (common/wide.glsl), taken where wide_accesses allows.
+struct FusedShader {
+  vk::ShaderId plain, wide;
+};
 // The fused kernels of one head width (HEAD_DIM is compile-time: one variant per width in
 // shaders/variants.cmake).
 struct FusedKernels {
   uint32_t head_dim;
-  vk::ShaderId forward, backward_dq, backward_dkv;
+  FusedShader forward, backward_dq, backward_dkv;
 };
 constexpr FusedKernels kFusedKernels[] = {
-    {16, shaders::attention_fused_fwd_d16, shaders::attention_fused_dq_d16, shaders::attention_fused_dkv_d16},
-    {32, shaders::attention_fused_fwd_d32, shaders::attention_fused_dq_d32, shaders::attention_fused_dkv_d32},
-    {64, shaders::attention_fused_fwd_d64, shaders::attention_fused_dq_d64, shaders::attention_fused_dkv_d64},
+    {16,
+     {shaders::attention_fused_fwd_d16, shaders::attention_fused_fwd_d16_wide},
+     {shaders::attention_fused_dq_d16, shaders::attention_fused_dq_d16_wide},
+     {shaders::attention_fused_dkv_d16, shaders::attention_fused_dkv_d16_wide}},
+    {32,
+     {shaders::attention_fused_fwd_d32, shaders::attention_fused_fwd_d32_wide},
+     {shaders::attention_fused_dq_d32, shaders::attention_fused_dq_d32_wide},
+     {shaders::attention_fused_dkv_d32, shaders::attention_fused_dkv_d32_wide}},
+    {64,
+     {shaders::attention_fused_fwd_d64, shaders::attention_fused_fwd_d64_wide},
+     {shaders::attention_fused_dq_d64, shaders::attention_fused_dq_d64_wide},
+     {shaders::attention_fused_dkv_d64, shaders::attention_fused_dkv_d64_wide}},
 };
 // nullptr for a head width without kernels.
 const FusedKernels* fused_kernels(uint32_t head_dim) {
@@ -197,13 +211,14 @@ const FusedKernels* fused_kernels(uint32_t head_dim) {
   return nullptr;
 }
 
-const vk::Kernel& fused_kernel(vk::Context& ctx, vk::ShaderId shader, uint32_t bindings, uint32_t N) {
+const vk::Kernel& fused_kernel(vk::Context& ctx, const FusedShader& shader, uint32_t bindings, uint32_t N) {
   require_subgroup_ops(ctx.info(), VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT, "fused attention",
                        "unset VKVIT_ATTENTION=fused to use the unfused path");
   // CHUNK_ROWS: rows of a chunk of 8 that can be real (all 8 once N > 8). WIDE: 64-bit pairs (the
   // vec4 views are checked 16-byte aligned).
-  return ctx.pipelines().get(shader, bindings, sizeof(FusedPush),
-                             FusedSpec{8u, fused_heads_per_group(N), std::min(N, 8u), wide_accesses(ctx)});
+  const bool wide = wide_accesses(ctx);
+  return ctx.pipelines().get(wide ? shader.wide : shader.plain, bindings, sizeof(FusedPush),
+                             FusedSpec{8u, fused_heads_per_group(N), std::min(N, 8u), wide});
 }
 
 void check_vec4_aligned(const char* op, std::initializer_list<vk::View> views) {

@@ -25,7 +25,7 @@ struct LayerNormBackwardPush {
 };
 static_assert(sizeof(LayerNormBackwardPush) == 8);
 
-// Mirrors the row kernels' constants, shaders/layernorm.comp and layernorm_backward.comp:
+// Mirrors the row kernels' constants, shaders/common/layernorm.glsl and layernorm_backward_rows.glsl:
 // layout(constant_id = 0) WORKGROUP_SIZE (common/index.glsl), layout(constant_id = 1) VEC,
 // layout(constant_id = 2) CACHED, layout(constant_id = 3) ROWS, layout(constant_id = 4) WIDE.
 struct RowsSpec {
@@ -89,7 +89,9 @@ void layernorm_forward(vk::Recorder& rec, const vk::View& out, const vk::View& m
   const uint32_t subgroup_rows = rows_per_subgroup(cached);
   // Rows start at multiples of D floats, so with D % 4 == 0 the views' starts decide the alignment.
   const bool wide = vec_width(D) == 4 && wide_views(rec.context(), {out, in});
-  const vk::Kernel& k = rec.context().pipelines().get(shaders::layernorm, 6, sizeof(LayerNormPush),
+  // The _wide modules have the 64-bit pairs; the plain ones no 64-bit type (common/wide.glsl).
+  const vk::Kernel& k = rec.context().pipelines().get(wide ? shaders::layernorm_wide : shaders::layernorm, 6,
+                                                      sizeof(LayerNormPush),
                                                       RowsSpec{wg, vec_width(D), cached, subgroup_rows, wide});
   for_each_chunk(rec.context(), M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
     const LayerNormPush push{static_cast<uint32_t>(rows), D, eps};
@@ -120,16 +122,19 @@ void layernorm_backward(vk::Recorder& rec, const vk::View& din, const vk::View& 
   // 64-bit pairs where every vec4 view starts 16-byte aligned (chunks and partial rows advance by
   // multiples of D floats); the scratch counts only when the partial rows use it.
   const bool wide = vec == 4 && wide_views(ctx, {din, in, dout, cached > 0 ? scratch : din});
-  const vk::Kernel& rows_k = ctx.pipelines().get(shaders::layernorm_backward, 9, sizeof(LayerNormBackwardPush),
-                                                 RowsSpec{wg, vec, cached, subgroup_rows, wide});
+  const vk::Kernel& rows_k =
+      ctx.pipelines().get(wide ? shaders::layernorm_backward_wide : shaders::layernorm_backward, 9,
+                          sizeof(LayerNormBackwardPush), RowsSpec{wg, vec, cached, subgroup_rows, wide});
+  const vk::ShaderId params_shader =
+      cached > 0 ? (wide ? shaders::layernorm_backward_params_partials_wide : shaders::layernorm_backward_params_partials)
+                 : (wide ? shaders::layernorm_backward_params_wide : shaders::layernorm_backward_params);
   for_each_chunk(ctx, M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
     const uint64_t partial_rows = div_up(rows, uint64_t(subgroup_rows));
     // Few partial rows (the Fashion-MNIST model's 40): 4 row lanes per column group instead of 16,
     // a quarter of the workgroup's fixed cost on lavapipe (BENCHMARKS.md, "LayerNorm in registers").
     const uint32_t cols_wg = cached > 0 && partial_rows <= 64 ? kColumnTile * 4 : kColumnGroup;
-    const vk::Kernel& cols_k =
-        ctx.pipelines().get(cached > 0 ? shaders::layernorm_backward_params_partials : shaders::layernorm_backward_params,
-                            9, sizeof(LayerNormBackwardPush), ParamsSpec{cols_wg, vec, kColumnTile, wide});
+    const vk::Kernel& cols_k = ctx.pipelines().get(params_shader, 9, sizeof(LayerNormBackwardPush),
+                                                   ParamsSpec{cols_wg, vec, kColumnTile, wide});
     // Without partials, binding 8 is never read; din's range stands in.
     const vk::View partials = cached > 0 ? scratch.slice(0, partial_rows * 2 * D) : din.slice(first * D, rows * D);
     const std::initializer_list<vk::View> views = {

@@ -42,18 +42,24 @@ MatmulPolicy fp32_policy(vk::ShaderId shader, MatmulPolicy::Spec spec, uint32_t 
 }
 
 // The compiled register-blocked variants (shaders/variants.cmake), by block shape: TM rows per
-// workgroup x TN columns per lane.
+// workgroup x TN columns per lane; each as a module without 64-bit types and a `_wide` one with
+// the 64-bit loads and stores (common/wide.glsl), taken where the policy sets them.
 struct RegisterBlockedVariant {
   uint32_t tm, tn;
-  vk::ShaderId storage;  // A and B from storage buffers
-  vk::ShaderId texel;    // A and B from texel buffers
+  vk::ShaderId storage, storage_wide;  // A and B from storage buffers
+  vk::ShaderId texel, texel_wide;      // A and B from texel buffers
 };
 constexpr RegisterBlockedVariant kRegisterBlockedVariants[] = {
-    {16, 12, shaders::matmul_regblock_16x12, shaders::matmul_regblock_texel_16x12},
-    {16, 8, shaders::matmul_regblock_16x8, shaders::matmul_regblock_texel_16x8},
-    {8, 8, shaders::matmul_regblock_8x8, shaders::matmul_regblock_texel_8x8},
-    {8, 3, shaders::matmul_regblock_8x3, shaders::matmul_regblock_texel_8x3},
-    {8, 2, shaders::matmul_regblock_8x2, shaders::matmul_regblock_texel_8x2},
+    {16, 12, shaders::matmul_regblock_16x12, shaders::matmul_regblock_16x12_wide, shaders::matmul_regblock_texel_16x12,
+     shaders::matmul_regblock_texel_16x12_wide},
+    {16, 8, shaders::matmul_regblock_16x8, shaders::matmul_regblock_16x8_wide, shaders::matmul_regblock_texel_16x8,
+     shaders::matmul_regblock_texel_16x8_wide},
+    {8, 8, shaders::matmul_regblock_8x8, shaders::matmul_regblock_8x8_wide, shaders::matmul_regblock_texel_8x8,
+     shaders::matmul_regblock_texel_8x8_wide},
+    {8, 3, shaders::matmul_regblock_8x3, shaders::matmul_regblock_8x3_wide, shaders::matmul_regblock_texel_8x3,
+     shaders::matmul_regblock_texel_8x3_wide},
+    {8, 2, shaders::matmul_regblock_8x2, shaders::matmul_regblock_8x2_wide, shaders::matmul_regblock_texel_8x2,
+     shaders::matmul_regblock_texel_8x2_wide},
 };
 
 const RegisterBlockedVariant& register_blocked_variant(uint32_t tm, uint32_t tn) {
@@ -92,7 +98,9 @@ MatmulPolicy register_blocked_policy(const vk::DeviceInfo& info, const vk::Tunin
   tm = tuning.matmul_tm.value_or(tm);
   tn = tuning.matmul_tn.value_or(tn);
   const RegisterBlockedVariant& variant = register_blocked_variant(tm, tn);
-  MatmulPolicy pol = fp32_policy(variant.storage, MatmulPolicy::Spec::register_blocked, tm, 8 * tn);
+  const bool wide = info.int64 && tuning.matmul_wide;
+  MatmulPolicy pol = fp32_policy(wide ? variant.storage_wide : variant.storage, MatmulPolicy::Spec::register_blocked,
+                                 tm, 8 * tn);
   pol.batch_per_group = std::max(tuning.matmul_batch_per_group.value_or(small_batch_per_group(s)), 1u);
   // vec4 loads: of A stored (K, M) they span 4 of the TM rows, of B stored (K, N) 4 of the TN
   // columns. VKVIT_MATMUL_WIDE=0 turns off issuing them, and C's stores of four floats, as two
@@ -100,12 +108,11 @@ MatmulPolicy register_blocked_policy(const vk::DeviceInfo& info, const vk::Tunin
   pol.vec_width = 4;
   pol.vec_a_trans = tm % 4 == 0;
   pol.vec_b_nn = tn % 4 == 0;
-  const bool wide = info.int64 && tuning.matmul_wide;
   pol.wide_loads = wide;
   pol.wide_stores = wide && tn % 4 == 0;
   pol.epilogue = true;
   if (tuning.matmul_texel)
-    pol.texel_shader = variant.texel;
+    pol.texel_shader = wide ? variant.texel_wide : variant.texel;
   // Only this kernel runs long K as accumulated chunks (kKChunk, matmul_launch.h).
   pol.k_chunk = tuning.matmul_k_chunk.value_or(kKChunk);
   return pol;

@@ -14,7 +14,7 @@ struct PatchEmbedPush {
 };
 static_assert(sizeof(PatchEmbedPush) == 12);
 
-// Mirrors shaders/patch_embed.comp's layout(constant_id = 0) WORKGROUP_SIZE (common/index.glsl)
+// Mirrors shaders/common/patch_embed.glsl's layout(constant_id = 0) WORKGROUP_SIZE (common/index.glsl)
 // and layout(constant_id = 1) WIDE.
 struct PatchEmbedSpec {
   vk::SpecField<0, uint32_t> workgroup_size;
@@ -31,8 +31,9 @@ void patch_embed_forward(vk::Recorder& rec, const vk::View& tokens, const vk::Vi
   linear_forward(rec, proj.slice(0, rows * s.D), patches.slice(0, rows * s.CPP), w, bias,
                  static_cast<uint32_t>(rows), s.D, s.CPP);
   const bool wide = s.D % 4 == 0 && wide_views(rec.context(), {tokens, proj, cls, pos});
-  const vk::Kernel& k = rec.context().pipelines().get(shaders::patch_embed, 4, sizeof(PatchEmbedPush),
-                                                      PatchEmbedSpec{kElementwiseGroup, wide});
+  // The _wide module has the 64-bit pairs; the plain one no 64-bit type (common/wide.glsl).
+  const vk::Kernel& k = rec.context().pipelines().get(wide ? shaders::patch_embed_wide : shaders::patch_embed, 4,
+                                                      sizeof(PatchEmbedPush), PatchEmbedSpec{kElementwiseGroup, wide});
   const PatchEmbedPush push{s.B, static_cast<uint32_t>(T), s.D};
   rec.dispatch(k, {tokens.slice(0, s.B * T * s.D), proj.slice(0, std::max<uint64_t>(rows, 1) * s.D),
                    cls.slice(0, s.D), pos.slice(0, T * s.D)},

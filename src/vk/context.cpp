@@ -201,6 +201,10 @@ DeviceInfo describe(VkInstance instance, VkPhysicalDevice pd, uint32_t index) {
     d.int8 = f12.shaderInt8;
     d.storage16 = f11.storageBuffer16BitAccess;
     d.int64 = feats.features.shaderInt64;
+    d.int16 = feats.features.shaderInt16;
+    d.float64 = feats.features.shaderFloat64;
+    d.uniform_storage16 = f11.uniformAndStorageBuffer16BitAccess;
+    d.push_constant16 = f11.storagePushConstant16;
   }
 
   uint32_t n = 0;
@@ -482,16 +486,22 @@ Context::Context(const ContextOptions& options) : options_(options) {
   qci.queueCount = 1;
   qci.pQueuePriorities = &priority;
 
-  // Enable only what the device has; kernels check info() before using fp16 or 16-bit storage.
+  // Enable every feature a shader capability may need (vk/spirv_caps.cpp), where the device has
+  // it; PipelineCache refuses a module that needs one the device lacks, and kernels check info()
+  // before choosing fp16 or 64-bit paths.
   VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
   VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
   f11.pNext = &f12;
   f11.storageBuffer16BitAccess = info_.storage16;
+  f11.uniformAndStorageBuffer16BitAccess = info_.uniform_storage16;
+  f11.storagePushConstant16 = info_.push_constant16;
   f12.shaderFloat16 = info_.float16;
   f12.shaderInt8 = info_.int8;
   VkPhysicalDeviceFeatures2 feats{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
   feats.pNext = &f11;
   feats.features.shaderInt64 = info_.int64;
+  feats.features.shaderInt16 = info_.int16;
+  feats.features.shaderFloat64 = info_.float64;
 
   VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
   dci.pNext = &feats;

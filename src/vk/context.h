@@ -42,6 +42,10 @@ struct DeviceInfo {
   bool int8 = false;          // shaderInt8
   bool storage16 = false;     // storageBuffer16BitAccess
   bool int64 = false;         // shaderInt64 (the lavapipe matmul's 64-bit loads)
+  bool int16 = false;         // shaderInt16
+  bool float64 = false;       // shaderFloat64
+  bool uniform_storage16 = false;  // uniformAndStorageBuffer16BitAccess
+  bool push_constant16 = false;    // storagePushConstant16
   bool cooperative_matrix_khr = false;
   bool cooperative_matrix_nv = false;
   // The matrix shapes and component types the driver offers under each extension (queried with

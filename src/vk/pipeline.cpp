@@ -6,6 +6,7 @@
 #include "vk/context.h"
 #include "vk/error.h"
 #include "vk/shader_registry.h"
+#include "vk/spirv_caps.h"
 
 namespace vkvit::vk {
 
@@ -107,6 +108,9 @@ const Kernel& PipelineCache::get(const std::string& shader, uint32_t bindings, u
   if (push_bytes > ctx_.info().max_push_constants)
     throw Error("shader " + shader + " needs " + std::to_string(push_bytes) + " bytes of push constants; device " +
                 ctx_.info().name + " allows " + std::to_string(ctx_.info().max_push_constants));
+
+  // Before the driver sees the module: a capability the device lacks may crash it.
+  check_module_fits_device(shader, bin->words, bin->bytes / 4, spec.values(), ctx_.info());
 
   auto k = std::make_unique<Kernel>();
   k->name = shader;

@@ -70,6 +70,8 @@ class SpecConstants {
   std::string key() const;
   std::vector<VkSpecializationMapEntry> map_entries() const;
   std::vector<uint32_t> data() const;
+  // The (constant_id, value bits) pairs, in id order.
+  const std::vector<std::pair<uint32_t, uint32_t>>& values() const { return values_; }
 
  private:
   void set(uint32_t id, uint32_t bits);  // an id set twice is an internal error
@@ -90,7 +92,9 @@ class PipelineCache {
 
   // The pipeline for `shader` (a constant of vk/shader_ids.h) with these constants; created on
   // first use. `bindings`, `push_bytes` and `texel_mask` must match the shader (validation layers
-  // check the rest).
+  // check the rest). A shader that declares a capability the device lacks, or whose workgroup
+  // exceeds the device's limits, throws naming both (vk/spirv_caps.h) instead of reaching the
+  // driver.
   const Kernel& get(ShaderId shader, uint32_t bindings, uint32_t push_bytes, const SpecConstants& spec = {},
                     uint32_t texel_mask = 0) {
     return get(std::string(shader.name), bindings, push_bytes, spec, texel_mask);

@@ -20,5 +20,8 @@ struct ShaderId {
 
 // nullptr when no shader of that name was built.
 const ShaderBinary* find_shader(std::string_view name);
+// Every shader built into the binary, by position (for tests that check them all).
+size_t shader_count();
+const ShaderBinary& shader_at(size_t index);
 
 }  // namespace vkvit::vk

@@ -12,7 +12,7 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 
 // Accesses per lane kept in registers, covering the whole row, or 0 (then the row is read again
-// in each loop); the uncached loops are compiled only for CACHED = 0 (layernorm.comp says why).
+// in each loop); the uncached loops are compiled only for CACHED = 0 (layernorm.glsl says why).
 layout(constant_id = 2) const uint CACHED = 0;
 layout(constant_id = 3) const uint ROWS = 1;  // rows per subgroup
 

@@ -12,7 +12,11 @@
 #include "index.glsl"
 #include "wide.glsl"
 
+#ifdef WIDE_MODULE
 layout(constant_id = 1) const bool WIDE = false;  // views 16-byte aligned, shaderInt64 on
+#else
+const bool WIDE = false;  // the plain module has no 64-bit pairs (wide.glsl)
+#endif
 // Whether this dispatch may hold a last group of fewer than four elements. The launcher runs the
 // whole groups with PARTIAL off and the last 1-3 elements as a second, one-invocation dispatch:
 // llvmpipe runs both sides of an `if`, so a per-element path merely present in the kernel cost
@@ -25,10 +29,10 @@ layout(set = 0, binding = 2) buffer V { float v[]; };                   // (n) s
 layout(set = 0, binding = 3) readonly buffer Grads { float grads[]; };  // (n)
 layout(set = 0, binding = 4) readonly buffer Clip { float clip[]; };    // (2) grad_norm's [norm, coef]
 layout(set = 0, binding = 5) readonly buffer Decay { uint mask[]; };    // (n / 32) decay bits
-layout(set = 0, binding = 0) buffer Params8 { u64vec2 params8[]; };
-layout(set = 0, binding = 1) buffer M8 { u64vec2 m8[]; };
-layout(set = 0, binding = 2) buffer V8 { u64vec2 v8[]; };
-layout(set = 0, binding = 3) readonly buffer Grads8 { u64vec2 grads8[]; };
+layout(set = 0, binding = 0) buffer Params8 { wide4 params8[]; };
+layout(set = 0, binding = 1) buffer M8 { wide4 m8[]; };
+layout(set = 0, binding = 2) buffer V8 { wide4 v8[]; };
+layout(set = 0, binding = 3) readonly buffer Grads8 { wide4 grads8[]; };
 layout(push_constant) uniform Push {
   uint n;      // elements of the chunk this dispatch may touch: [start, n)
   uint first;  // flat index of this chunk's first element (a multiple of 64)

@@ -26,7 +26,11 @@ layout(constant_id = 2) const uint CACHED = 0;
 layout(constant_id = 3) const uint ROWS = 1;  // rows per subgroup
 // VEC = 4 accesses of the input and output as two 64-bit components (wide.glsl: half the per-lane
 // work on llvmpipe); the launcher sets it where shaderInt64 is on and both views are 16-byte aligned.
+#ifdef WIDE_MODULE
 layout(constant_id = 4) const bool WIDE = false;
+#else
+const bool WIDE = false;  // the plain module has no 64-bit pairs (wide.glsl)
+#endif
 
 layout(set = 0, binding = 0) writeonly buffer Out { float out_[]; };   // (M, D)
 layout(set = 0, binding = 1) writeonly buffer Mean { float mean_[]; }; // (M)
@@ -38,8 +42,8 @@ layout(set = 0, binding = 0) writeonly buffer Out4 { vec4 out4[]; };  // (M, D /
 layout(set = 0, binding = 3) readonly buffer In4 { vec4 in4[]; };       // (M, D / 4)
 layout(set = 0, binding = 4) readonly buffer Gamma4 { vec4 gamma4[]; }; // (D / 4)
 layout(set = 0, binding = 5) readonly buffer Beta4 { vec4 beta4[]; };   // (D / 4)
-layout(set = 0, binding = 0) writeonly buffer Out8 { u64vec2 out8[]; };  // (M, D / 4), the same memory
-layout(set = 0, binding = 3) readonly buffer In8 { u64vec2 in8[]; };       // (M, D / 4)
+layout(set = 0, binding = 0) writeonly buffer Out8 { wide4 out8[]; };  // (M, D / 4), the same memory
+layout(set = 0, binding = 3) readonly buffer In8 { wide4 in8[]; };       // (M, D / 4)
 layout(push_constant) uniform Push { uint M; uint D; float eps; } p;
 
 vec4 load_in(uint i) {

@@ -10,16 +10,20 @@
 #include "index.glsl"
 #include "wide.glsl"
 
+#ifdef WIDE_MODULE
 layout(constant_id = 1) const bool WIDE = false;
+#else
+const bool WIDE = false;  // the plain module has no 64-bit pairs (wide.glsl)
+#endif
 
 layout(set = 0, binding = 0) writeonly buffer Tokens { float tokens[]; };  // (B, T, D), T = Np + 1
 layout(set = 0, binding = 1) readonly buffer Proj { float proj[]; };       // (B, Np, D)
 layout(set = 0, binding = 2) readonly buffer Cls { float cls[]; };         // (D)
 layout(set = 0, binding = 3) readonly buffer Pos { float pos[]; };         // (T, D)
-layout(set = 0, binding = 0) writeonly buffer Tokens8 { u64vec2 tokens8[]; };
-layout(set = 0, binding = 1) readonly buffer Proj8 { u64vec2 proj8[]; };
-layout(set = 0, binding = 2) readonly buffer Cls8 { u64vec2 cls8[]; };
-layout(set = 0, binding = 3) readonly buffer Pos8 { u64vec2 pos8[]; };
+layout(set = 0, binding = 0) writeonly buffer Tokens8 { wide4 tokens8[]; };
+layout(set = 0, binding = 1) readonly buffer Proj8 { wide4 proj8[]; };
+layout(set = 0, binding = 2) readonly buffer Cls8 { wide4 cls8[]; };
+layout(set = 0, binding = 3) readonly buffer Pos8 { wide4 pos8[]; };
 layout(push_constant) uniform Push { uint B; uint T; uint D; } p;
 
 void main() {
