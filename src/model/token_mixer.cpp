@@ -121,7 +121,8 @@ class AttentionMixer : public TokenMixer {
       return true;
     }
     // The fused kernels need 8-lane subgroups: a 4-lane CPU driver (SwiftShader) runs unfused.
-    return info.is_cpu_driver() && ops::attention_fused_supported(D, H) && ops::attention_fused_unsupported(info).empty();
+    return info.is_cpu_driver() && ops::attention_fused_supported(D, H) &&
+           ops::attention_fused_unsupported(info).empty();
   }
 
   std::string prefix_;

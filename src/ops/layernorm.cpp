@@ -129,7 +129,8 @@ void layernorm_backward(vk::Recorder& rec, const vk::View& din, const vk::View& 
   // multiples of D floats); the scratch counts only when the partial rows use it.
   const bool wide = vec == 4 && wide_views(ctx, {din, in, dout, cached > 0 ? scratch : din});
   const vk::Kernel& rows_k = ctx.pipelines().get(shaders::layernorm_backward, 9, sizeof(LayerNormBackwardPush),
-                                                 RowsSpec{wg, vec, cached, subgroup_rows, wide}, 0, row_subgroup_pin(ctx));
+                                                 RowsSpec{wg, vec, cached, subgroup_rows, wide}, 0,
+                                                 row_subgroup_pin(ctx));
   for_each_chunk(ctx, M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
     const uint64_t partial_rows = div_up(rows, uint64_t(subgroup_rows));
     // Few partial rows (the Fashion-MNIST model's 40): 4 row lanes per column group instead of 16,

@@ -119,8 +119,9 @@ void matmul_f16(vk::Recorder& rec, const vk::View& c, const vk::View& a16, const
   if (s.epilogue != MatmulEpilogue::none && !matmul_f16_epilogue_supported(rec.context(), out))
     throw Error("internal: matmul_f16: an epilogue on a kernel without one (see matmul_f16_epilogue_supported)");
   const vk::Tuning& tuning = rec.context().tuning();
-  matmul_detail::launch_matmul(rec, c, a16, b16, bias, s,
-                               use_tiled(rec.context()) ? tiled_policy(info, tuning, out) : policy_for(info, tuning, s, out), aux);
+  const MatmulPolicy policy =
+      use_tiled(rec.context()) ? tiled_policy(info, tuning, out) : policy_for(info, tuning, s, out);
+  matmul_detail::launch_matmul(rec, c, a16, b16, bias, s, policy, aux);
 }
 
 }  // namespace vkvit::ops

@@ -141,11 +141,13 @@ void query_cooperative_matrices(VkInstance instance, VkPhysicalDevice pd, Device
 // and the range of sizes a compute pipeline can require.
 void query_subgroup_size_control(VkPhysicalDevice pd, const std::vector<VkExtensionProperties>& exts, DeviceInfo& d) {
   if (!d.vulkan_1_2 || !has_extension(exts, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME)) return;
-  VkPhysicalDeviceSubgroupSizeControlFeaturesEXT f{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT};
+  VkPhysicalDeviceSubgroupSizeControlFeaturesEXT f{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT};
   VkPhysicalDeviceFeatures2 feats{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
   feats.pNext = &f;
   vkGetPhysicalDeviceFeatures2(pd, &feats);
-  VkPhysicalDeviceSubgroupSizeControlPropertiesEXT p{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES_EXT};
+  VkPhysicalDeviceSubgroupSizeControlPropertiesEXT p{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES_EXT};
   VkPhysicalDeviceProperties2 props{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
   props.pNext = &p;
   vkGetPhysicalDeviceProperties2(pd, &props);
