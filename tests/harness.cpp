@@ -26,6 +26,16 @@ vk::Context& ctx() {
 
 int validation_errors_so_far() { return g_context ? g_context->validation_errors() : 0; }
 
+bool skipped_because(const std::string& why) {
+  if (why.empty()) return false;
+  WARN("skipped: " << why);
+  return true;
+}
+
+bool skip_without_eight_lane_subgroups(const std::string& kernel) {
+  return skipped_because(ops::eight_lane_unsupported(ctx().info(), kernel));
+}
+
 std::vector<float> random_floats(size_t n, uint32_t seed, float lo, float hi) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> dist(lo, hi);

@@ -26,6 +26,12 @@ namespace vkvit::test {
 vk::Context& ctx();
 // Validation errors reported to the suite's context so far; 0 when it was never created.
 int validation_errors_so_far();
+// For a test that forces a kernel this device cannot run: `why` is the kernel's reason (empty
+// where it can run). Non-empty: WARN("skipped: " + why) and true, so the test returns.
+bool skipped_because(const std::string& why);
+// The register-blocked matmul (fp32 and fp16) and the fused attention need a workgroup of 8 lanes
+// to be one subgroup (ops::eight_lane_unsupported); skipped_because() of that for `kernel`.
+bool skip_without_eight_lane_subgroups(const std::string& kernel);
 
 // Uniform random floats in [lo, hi) from a fixed seed (deterministic across runs).
 std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f);

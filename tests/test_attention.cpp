@@ -117,6 +117,7 @@ namespace {
 void check_fused_attention_gpu(uint32_t B, uint32_t N, uint32_t H, uint32_t d, uint32_t seed) {
   const uint32_t D = H * d;
   REQUIRE(ops::attention_fused_supported(D, H));
+  if (skipped_because(ops::attention_fused_unsupported(ctx().info()))) return;
   const size_t n_qkv = size_t(B) * N * 3 * D, n_out = size_t(B) * N * D, n_rows = size_t(B) * H * N;
   auto qkv = random_floats(n_qkv, seed, -1.5f, 1.5f);
   auto dout = random_floats(n_out, seed + 1);
@@ -181,4 +182,19 @@ TEST_CASE("fused attention rejects head widths it has no kernel for", "[attentio
   CHECK_FALSE(ops::attention_fused_supported(64, 3));  // not divisible
   CHECK(ops::attention_fused_supported(64, 4));
   CHECK(ops::attention_fused_supported(768, 12));
+}
+
+TEST_CASE("fused attention names the subgroup size of a device it cannot run on", "[attention]") {
+  vk::DeviceInfo four_lanes;
+  four_lanes.name = "a 4-lane device";
+  four_lanes.type = VK_PHYSICAL_DEVICE_TYPE_CPU;
+  four_lanes.subgroup_in_compute = true;
+  four_lanes.subgroup_ops = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
+  four_lanes.subgroup_size = four_lanes.min_subgroup_size = four_lanes.max_subgroup_size = 4;
+  four_lanes.subgroup_size_control = true;
+  CHECK_THAT(ops::attention_fused_unsupported(four_lanes),
+             Catch::Matchers::Contains("fused attention") && Catch::Matchers::Contains("subgroup size 4"));
+  vk::DeviceInfo eight_lanes = four_lanes;
+  eight_lanes.subgroup_size = eight_lanes.min_subgroup_size = eight_lanes.max_subgroup_size = 8;
+  CHECK(ops::attention_fused_unsupported(eight_lanes).empty());
 }

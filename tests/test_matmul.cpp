@@ -32,6 +32,8 @@ struct SmallRegisterBlock {
 };
 
 void check_matmul(ops::MatmulShape s, bool with_bias, uint32_t seed, ops::MatmulKernel kernel) {
+  if (kernel == ops::MatmulKernel::register_blocked && skip_without_eight_lane_subgroups("register_blocked matmul"))
+    return;
   const MatmulExtents extents = matmul_extents(s);
   auto a = random_floats(extents.a, seed);
   auto b = random_floats(extents.b, seed + 1);
@@ -337,6 +339,10 @@ TEST_CASE("matmul kernel names parse and the device picks one", "[matmul]") {
   vk::DeviceInfo cpu;
   cpu.type = VK_PHYSICAL_DEVICE_TYPE_CPU;
   cpu.name = "llvmpipe (LLVM 15.0.6, 256 bits)";
+  cpu.subgroup_in_compute = true;
+  cpu.subgroup_ops = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
+  cpu.subgroup_size = cpu.min_subgroup_size = cpu.max_subgroup_size = 8;
+  cpu.subgroup_size_control = true;
   const vk::Tuning automatic;
   CHECK(ops::matmul_kernel_for(gpu, automatic) == ops::MatmulKernel::tiled);
   CHECK(ops::matmul_kernel_for(cpu, automatic) == ops::MatmulKernel::register_blocked);
@@ -344,4 +350,39 @@ TEST_CASE("matmul kernel names parse and the device picks one", "[matmul]") {
   forced.matmul_kernel = "naive";
   CHECK(ops::matmul_kernel_for(gpu, forced) == ops::MatmulKernel::naive);
   CHECK(ops::matmul_kernel_for(cpu, forced) == ops::MatmulKernel::naive);
+}
+
+TEST_CASE("the 8-lane kernels run only where a workgroup of 8 lanes is one subgroup", "[matmul]") {
+  vk::DeviceInfo cpu;
+  cpu.type = VK_PHYSICAL_DEVICE_TYPE_CPU;
+  cpu.name = "a CPU driver";
+  cpu.subgroup_in_compute = true;
+  cpu.subgroup_ops = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
+  cpu.subgroup_size_control = true;
+  auto with_sizes = [&](uint32_t reported, uint32_t min, uint32_t max) {
+    vk::DeviceInfo d = cpu;
+    d.subgroup_size = reported;
+    d.min_subgroup_size = min;
+    d.max_subgroup_size = max;
+    return d;
+  };
+  const vk::Tuning automatic;
+  // Pinned to 8 where the range has it; to 16 (a partly filled subgroup holds the 8 lanes) where
+  // 16 is the smallest; never at 4 (the workgroup would be two subgroups).
+  CHECK(ops::eight_lane_pin(with_sizes(8, 8, 8)).size == 8);
+  CHECK(ops::eight_lane_pin(with_sizes(32, 8, 32)).size == 8);
+  CHECK(ops::eight_lane_pin(with_sizes(16, 16, 16)).size == 16);
+  CHECK(ops::eight_lane_pin(with_sizes(4, 4, 4)).size == 0);
+  CHECK(ops::matmul_kernel_for(with_sizes(4, 4, 4), automatic) == ops::MatmulKernel::tiled);
+  CHECK(ops::matmul_kernel_for(with_sizes(16, 16, 16), automatic) == ops::MatmulKernel::register_blocked);
+  // Without size control only a CPU driver's reported width is taken at its word.
+  vk::DeviceInfo fixed = with_sizes(8, 0, 0);
+  fixed.subgroup_size_control = false;
+  CHECK(ops::eight_lane_pin(fixed).size == 8);
+  fixed.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
+  CHECK(ops::eight_lane_pin(fixed).size == 0);
+  // The reason names the kernel and the device's subgroup size.
+  const std::string why = ops::eight_lane_unsupported(with_sizes(4, 4, 4), "the register-blocked matmul kernel");
+  CHECK_THAT(why, Catch::Matchers::Contains("register-blocked matmul") && Catch::Matchers::Contains("subgroup size 4"));
+  CHECK(ops::eight_lane_unsupported(with_sizes(8, 8, 8), "x").empty());
 }

@@ -10,6 +10,9 @@
 // loads, and subgroupShuffle hands each fetched row to all lanes: llvmpipe turns a storage load
 // into a per-lane loop, so every lane loading the same row would cost 8 times as many loads, and
 // it turns a shuffle into one permute but subgroupBroadcast into a loop over the exec mask.
+// The 8 lanes must be one subgroup (a shuffle reaches only its own subgroup): the launcher pins
+// the subgroup size to 8, or 16 where that is the smallest (the workgroup then fills half of one),
+// and never runs these kernels on a device of 4-lane subgroups (ops::eight_lane_unsupported).
 // HEAD_DIM is a compile-time #define (one variant per head width) so every loop over it unrolls and
 // the vectors stay in registers; lavapipe does not unroll loops sized by spec constants.
 //

@@ -11,6 +11,8 @@
 // load are zero). The variance is two-pass (subtract the mean first) so rows with a large mean do
 // not lose their variance to cancellation, as E[x^2] - E[x]^2 would in fp32.
 // mean and rstd are saved for the backward pass.
+// Any subgroup size works as long as gl_SubgroupSize is the size the launcher sized CACHED and the
+// grid from and subgroups are whole: the launcher pins it (ops/layernorm.cpp).
 #extension GL_GOOGLE_include_directive : require
 #include "index.glsl"
 #extension GL_KHR_shader_subgroup_basic : require

@@ -20,7 +20,7 @@ void print_device(const vk::DeviceInfo& d, bool chosen) {
   for (size_t i = 0; i < d.heaps.size(); ++i)
     std::printf("  memory heap %zu:         %s%s\n", i, vk::format_bytes(d.heaps[i].bytes).c_str(),
                 d.heaps[i].device_local ? " device-local" : "");
-  std::printf("  subgroup size:         %u\n", d.subgroup_size);
+  std::printf("  subgroup size:         %s\n", d.subgroup_size_string().c_str());
   std::printf("  subgroup ops:          %s%s\n", d.subgroup_ops_string().c_str(),
               d.subgroup_in_compute ? "" : " (not in compute)");
   std::printf("  fp16 arithmetic:       %s\n", yes_no(d.float16));

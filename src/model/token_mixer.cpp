@@ -116,9 +116,13 @@ class AttentionMixer : public TokenMixer {
       if (!ops::attention_fused_supported(D, H))
         throw Error("VKVIT_ATTENTION=fused: no fused attention kernel for head width " + std::to_string(D / H) +
                     " (there are kernels for 16, 32 and 64); unset VKVIT_ATTENTION");
+      if (const std::string why = ops::attention_fused_unsupported(info); !why.empty())
+        throw Error("VKVIT_ATTENTION=fused: " + why + "; unset VKVIT_ATTENTION");
       return true;
     }
-    return info.is_cpu_driver() && ops::attention_fused_supported(D, H);
+    // The fused kernels need 8-lane subgroups: a 4-lane CPU driver (SwiftShader) runs unfused.
+    return info.is_cpu_driver() && ops::attention_fused_supported(D, H) &&
+           ops::attention_fused_unsupported(info).empty();
   }
 
   std::string prefix_;

@@ -212,13 +212,14 @@ const FusedKernels* fused_kernels(uint32_t head_dim) {
 }
 
 const vk::Kernel& fused_kernel(vk::Context& ctx, const FusedShader& shader, uint32_t bindings, uint32_t N) {
-  require_subgroup_ops(ctx.info(), VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT, "fused attention",
-                       "unset VKVIT_ATTENTION=fused to use the unfused path");
+  if (const std::string why = attention_fused_unsupported(ctx.info()); !why.empty())
+    throw Error(why + "; unset VKVIT_ATTENTION=fused to use the unfused path");
   // CHUNK_ROWS: rows of a chunk of 8 that can be real (all 8 once N > 8). WIDE: 64-bit pairs (the
-  // vec4 views are checked 16-byte aligned).
+  // vec4 views are checked 16-byte aligned). The pin keeps the 8 lanes in one subgroup.
   const bool wide = wide_accesses(ctx);
   return ctx.pipelines().get(wide ? shader.wide : shader.plain, bindings, sizeof(FusedPush),
-                             FusedSpec{8u, fused_heads_per_group(N), std::min(N, 8u), wide});
+                             FusedSpec{8u, fused_heads_per_group(N), std::min(N, 8u), wide}, 0,
+                             eight_lane_pin(ctx.info()));
 }
 
 void check_vec4_aligned(const char* op, std::initializer_list<vk::View> views) {
@@ -247,6 +248,10 @@ void for_each_fused_chunk(const vk::Context& ctx, const char* op, const Sizes& s
 }
 
 }  // namespace
+
+std::string attention_fused_unsupported(const vk::DeviceInfo& info) {
+  return eight_lane_unsupported(info, "fused attention");
+}
 
 bool attention_fused_supported(uint32_t D, uint32_t H) {
   if (H == 0 || D % H != 0) return false;

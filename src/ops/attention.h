@@ -24,6 +24,7 @@
 // aligned-down range and passes the remainder to the shader), so every width works.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "ops/matmul.h"
 #include "vk/memory.h"
@@ -63,6 +64,10 @@ AttentionProducts attention_products(uint32_t images, uint32_t N, uint32_t D, ui
 
 // True when the fused kernels exist for this shape: head width d = D / H in {16, 32, 64}.
 bool attention_fused_supported(uint32_t D, uint32_t H);
+// Why the fused kernels cannot run on this device, or empty: they shuffle across 8-lane
+// workgroups that must each be one subgroup (eight_lane_unsupported, matmul.h), so a device of
+// 4-lane subgroups runs the unfused path. The message names the device's subgroup size.
+std::string attention_fused_unsupported(const vk::DeviceInfo& info);
 
 // out = attention(qkv); lse (B, H, N) = log sum_j exp(scale q_i . k_j), saved for backward.
 // Every view must start 16-byte aligned (the kernels load vec4s).

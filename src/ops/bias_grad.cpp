@@ -1,5 +1,6 @@
 // bias_grad launcher: one dispatch of column tiles per chunk of rows; chunks (only when dy is
 // larger than one binding) accumulate into db one after another, keeping the order fixed.
+// Subgroup size: not used; bias_grad.comp sums its row lanes through shared memory.
 #include "ops/bias_grad.h"
 
 #include "ops/launch.h"

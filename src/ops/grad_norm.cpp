@@ -1,3 +1,5 @@
+// Subgroup size: not used. The partial and finishing passes (common/grad_norm_partial.glsl,
+// grad_norm_finish.comp) reduce through shared memory and barriers only.
 #include "ops/grad_norm.h"
 
 #include "base/error.h"

@@ -54,9 +54,13 @@ constexpr uint32_t kColumnTile = 16;
 constexpr uint32_t kColumnGroup = 256;  // <= the shader's lane_dgamma / lane_dbeta size
 
 // One subgroup per row (or per kRowsPerSubgroup rows, below). Subgroups per workgroup: 4 (a common
-// warp-per-row layout on GPUs). The shader derives the same count from gl_SubgroupSize, which
-// equals the reported subgroupSize for our SPIR-V 1.5 shaders (a varying size is only allowed for
-// SPIR-V 1.6 or an opt-in flag).
+// warp-per-row layout on GPUs). The launcher sizes the workgroup and the lanes' cached columns
+// from the subgroup size, and the shader strides columns by gl_SubgroupSize and sums a row with
+// one subgroupAdd: both must see the same size and every subgroup must be whole. The reported
+// size does not promise that (Intel reports 32 and may run 8), so the pipelines pin it with
+// full subgroups where the device has subgroup-size control (all Vulkan 1.3 devices, lavapipe and
+// SwiftShader included); a device without it runs at its reported size. Any size works: 4, 8,
+// 16 on lavapipe; 32 and 64 give fewer cached columns per lane.
 constexpr uint32_t kRowsPerGroup = 4;
 // Rows per subgroup where a row fits the registers: the forward reads gamma and beta once for
 // them, the backward's row pass gamma, and it writes one partial row of parameter-gradient sums
@@ -68,6 +72,9 @@ constexpr uint32_t kRowsPerSubgroup = 8;
 uint32_t vec_width(uint32_t D) { return D % 4 == 0 ? 4 : 1; }
 
 uint32_t subgroup_size(const vk::Context& ctx) { return std::max<uint32_t>(ctx.info().subgroup_size, 1); }
+// The row kernels' pin: the size subgroup_size() assumed, whole subgroups (workgroups are
+// kRowsPerGroup of them). A device that cannot pin it gets the pipeline unpinned (SubgroupPin).
+vk::SubgroupPin row_subgroup_pin(const vk::Context& ctx) { return vk::SubgroupPin{subgroup_size(ctx), true}; }
 // Accesses per lane that hold a whole row of D columns in registers (the forward reads its row
 // once instead of three times: on lavapipe every storage-buffer read is a loop over the lanes), or
 // 0 when that would take more than 32 (rows are then read once per pass).
@@ -92,7 +99,8 @@ void layernorm_forward(vk::Recorder& rec, const vk::View& out, const vk::View& m
   // The _wide modules have the 64-bit pairs; the plain ones no 64-bit type (common/wide.glsl).
   const vk::Kernel& k = rec.context().pipelines().get(wide ? shaders::layernorm_wide : shaders::layernorm, 6,
                                                       sizeof(LayerNormPush),
-                                                      RowsSpec{wg, vec_width(D), cached, subgroup_rows, wide});
+                                                      RowsSpec{wg, vec_width(D), cached, subgroup_rows, wide}, 0,
+                                                      row_subgroup_pin(rec.context()));
   for_each_chunk(rec.context(), M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
     const LayerNormPush push{static_cast<uint32_t>(rows), D, eps};
     rec.dispatch(k,
@@ -124,7 +132,8 @@ void layernorm_backward(vk::Recorder& rec, const vk::View& din, const vk::View& 
   const bool wide = vec == 4 && wide_views(ctx, {din, in, dout, cached > 0 ? scratch : din});
   const vk::Kernel& rows_k =
       ctx.pipelines().get(wide ? shaders::layernorm_backward_wide : shaders::layernorm_backward, 9,
-                          sizeof(LayerNormBackwardPush), RowsSpec{wg, vec, cached, subgroup_rows, wide});
+                          sizeof(LayerNormBackwardPush), RowsSpec{wg, vec, cached, subgroup_rows, wide}, 0,
+                          row_subgroup_pin(ctx));
   const vk::ShaderId params_shader =
       cached > 0 ? (wide ? shaders::layernorm_backward_params_partials_wide : shaders::layernorm_backward_params_partials)
                  : (wide ? shaders::layernorm_backward_params_wide : shaders::layernorm_backward_params);

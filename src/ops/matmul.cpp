@@ -82,11 +82,8 @@ const RegisterBlockedVariant& register_blocked_variant(uint32_t tm, uint32_t tn)
 // VKVIT_MATMUL_TM / VKVIT_MATMUL_TN force a compiled variant (kRegisterBlockedVariants)
 // and VKVIT_MATMUL_BATCH_PER_GROUP the entries per workgroup, for tests and tuning experiments.
 MatmulPolicy register_blocked_policy(const vk::DeviceInfo& info, const vk::Tuning& tuning, const MatmulShape& s) {
-  if (info.subgroup_size != 0 && info.subgroup_size < 8)
-    throw Error("the register-blocked matmul kernel needs a subgroup size of at least 8; device " + info.name +
-                " has " + std::to_string(info.subgroup_size) + " (use VKVIT_MATMUL_KERNEL=tiled)");
-  require_subgroup_ops(info, VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT,
-                       "the register-blocked matmul kernel", "use VKVIT_MATMUL_KERNEL=tiled");
+  if (const std::string why = eight_lane_unsupported(info, "the register-blocked matmul kernel"); !why.empty())
+    throw Error(why + " (use VKVIT_MATMUL_KERNEL=tiled)");
   uint32_t tm = 16, tn = 12;
   if (small_product(s)) {
     tm = 8;
@@ -115,6 +112,7 @@ MatmulPolicy register_blocked_policy(const vk::DeviceInfo& info, const vk::Tunin
     pol.texel_shader = wide ? variant.texel_wide : variant.texel;
   // Only this kernel runs long K as accumulated chunks (kKChunk, matmul_launch.h).
   pol.k_chunk = tuning.matmul_k_chunk.value_or(kKChunk);
+  pol.subgroup_pin = eight_lane_pin(info);
   return pol;
 }
 
@@ -191,11 +189,26 @@ MatmulKernel parse_matmul_kernel(const std::string& name) {
   throw Error("unknown matmul kernel '" + name + "': use naive, register_blocked, tiled or auto");
 }
 
+vk::SubgroupPin eight_lane_pin(const vk::DeviceInfo& info) {
+  // Not REQUIRE_FULL_SUBGROUPS: a pinned 16-lane subgroup holds the 8-lane workgroup partly filled.
+  return vk::SubgroupPin{info.subgroup_size_for_one_group(kSubgroupKernelLanes), false};
+}
+
+std::string eight_lane_unsupported(const vk::DeviceInfo& info, const std::string& kernel) {
+  if (!info.has_subgroup_ops(VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT))
+    return kernel + " needs subgroup shuffles in compute shaders, which device " + info.name + " does not offer";
+  if (eight_lane_pin(info).size == 0)
+    return kernel + " shuffles across workgroups of 8 lanes that must each be one subgroup; device " + info.name +
+           " has subgroup size " + info.subgroup_size_string();
+  return {};
+}
+
 MatmulKernel matmul_kernel_for(const vk::DeviceInfo& device, const vk::Tuning& tuning) {
   if (const MatmulKernel k = parse_matmul_kernel(tuning.matmul_kernel); k != MatmulKernel::automatic) return k;
   // CPU drivers run a workgroup as SIMD lanes of one thread: shared memory and barriers only
-  // cost there, while register blocking with uniform loads pays (BENCHMARKS.md).
-  if (device.is_cpu_driver()) return MatmulKernel::register_blocked;
+  // cost there, while register blocking with uniform loads pays (BENCHMARKS.md). It needs its 8
+  // lanes in one subgroup; a 4-lane CPU driver (SwiftShader, lavapipe at 128-bit vectors) takes tiled.
+  if (device.is_cpu_driver() && eight_lane_unsupported(device, "").empty()) return MatmulKernel::register_blocked;
   return MatmulKernel::tiled;
 }
 

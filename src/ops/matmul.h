@@ -12,6 +12,7 @@
 
 #include "vk/context.h"
 #include "vk/memory.h"
+#include "vk/pipeline.h"
 #include "vk/recorder.h"
 
 namespace vkvit::ops {
@@ -69,8 +70,20 @@ void matmul(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::V
 // ops otherwise.
 bool matmul_epilogue_supported(MatmulKernel kernel, const vk::Context& ctx);
 
+// The 8-lane kernels (the register-blocked fp32 and fp16 matmuls, the fused attention) shuffle
+// across the 8 invocations of a workgroup, so each workgroup must be one subgroup: the subgroup
+// size their pipelines pin for that (a subgroup of 16 holds the 8 lanes as well; a CPU driver
+// without size control runs its reported width), or size 0 where the device cannot promise it
+// (a subgroup of 4 splits the workgroup in two).
+constexpr uint32_t kSubgroupKernelLanes = 8;
+vk::SubgroupPin eight_lane_pin(const vk::DeviceInfo& info);
+// Why `kernel` (its name, for the message) cannot run on this device: no 8-lane subgroup (the
+// message names the device's subgroup size) or no subgroup shuffles; empty where it can.
+std::string eight_lane_unsupported(const vk::DeviceInfo& info, const std::string& kernel);
+
 // The kernel `automatic` resolves to: Tuning::matmul_kernel (VKVIT_MATMUL_KERNEL) unless auto,
-// else register_blocked on CPU Vulkan drivers and tiled on GPUs.
+// else register_blocked on CPU Vulkan drivers whose workgroup of 8 lanes is one subgroup
+// (eight_lane_pin) and tiled on GPUs and on CPU drivers of 4-lane subgroups.
 MatmulKernel matmul_kernel_for(const vk::DeviceInfo& device, const vk::Tuning& tuning);
 const char* matmul_kernel_name(MatmulKernel kernel);
 // "naive" | "register_blocked" (or "lavapipe", its older name) | "tiled" | "auto"; throws

@@ -45,7 +45,7 @@ const RegisterBlockedF16Variant& register_blocked_f16_variant(uint32_t tm, uint3
 // VKVIT_MATMUL_F16_TM / _TN force a compiled variant (16x8, 16x12, 8x8) for tests and tuning.
 // Long K runs in ops::matmul's chunks (its measurements; the same chunk is kept for halves);
 // VKVIT_MATMUL_KCHUNK overrides, 0 disables.
-MatmulPolicy policy_for(const vk::Tuning& tuning, const MatmulShape& s, MatmulOut out) {
+MatmulPolicy policy_for(const vk::DeviceInfo& info, const vk::Tuning& tuning, const MatmulShape& s, MatmulOut out) {
   uint32_t tm = 16, tn = 8;
   if (s.trans_b && !s.trans_a && !(s.N % 96 != 0 && s.N % 64 == 0)) tn = 12;
   if (small_product(s)) tm = 8, tn = 8;
@@ -67,6 +67,7 @@ MatmulPolicy policy_for(const vk::Tuning& tuning, const MatmulShape& s, MatmulOu
   pol.vec_width = 8;
   pol.vec_b_nn = tn % 8 == 0;
   pol.k_chunk = tuning.matmul_k_chunk.value_or(kKChunk);
+  pol.subgroup_pin = eight_lane_pin(info);
   return pol;
 }
 
@@ -98,12 +99,8 @@ std::string matmul_f16_unsupported(const vk::Context& ctx, MatmulOut out) {
       return "fp16 matmul output needs storageBuffer16BitAccess, which device " + info.name + " lacks";
     return {};
   }
-  if (info.subgroup_size != 0 && info.subgroup_size < 8)
-    return "the fp16 matmul kernels need a subgroup size of at least 8; device " + info.name + " has " +
-           std::to_string(info.subgroup_size);
-  if (!info.has_subgroup_ops(VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT))
-    return "the fp16 matmul kernels need subgroup shuffles in compute shaders, which device " + info.name +
-           " does not offer";
+  if (std::string why = eight_lane_unsupported(info, "the register-blocked fp16 matmul kernel"); !why.empty())
+    return why;
   if (out == MatmulOut::f16 && !info.storage16)
     return "fp16 matmul output needs storageBuffer16BitAccess, which device " + info.name + " lacks";
   return {};
@@ -122,8 +119,9 @@ void matmul_f16(vk::Recorder& rec, const vk::View& c, const vk::View& a16, const
   if (s.epilogue != MatmulEpilogue::none && !matmul_f16_epilogue_supported(rec.context(), out))
     throw Error("internal: matmul_f16: an epilogue on a kernel without one (see matmul_f16_epilogue_supported)");
   const vk::Tuning& tuning = rec.context().tuning();
-  matmul_detail::launch_matmul(rec, c, a16, b16, bias, s,
-                               use_tiled(rec.context()) ? tiled_policy(info, tuning, out) : policy_for(tuning, s, out), aux);
+  const MatmulPolicy policy =
+      use_tiled(rec.context()) ? tiled_policy(info, tuning, out) : policy_for(info, tuning, s, out);
+  matmul_detail::launch_matmul(rec, c, a16, b16, bias, s, policy, aux);
 }
 
 }  // namespace vkvit::ops

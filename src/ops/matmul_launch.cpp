@@ -383,11 +383,11 @@ class Launcher {
     const std::string label = profile_shapes_ ? shape_label(p, shader.name) : std::string(pol_.name);
     vk::PipelineCache& pipelines = rec_.context().pipelines();
     if (pol_.epilogue) {
-      const vk::Kernel& k = pipelines.get(shader, 5, sizeof(MatmulPush), spec, texel_mask);
+      const vk::Kernel& k = pipelines.get(shader, 5, sizeof(MatmulPush), spec, texel_mask, pol_.subgroup_pin);
       rec_.dispatch(k, {plan_p.c.view, plan_p.a.view, plan_p.b.view, bias.view, plan_p.aux.view}, push, groups,
                     label.c_str());
     } else {
-      const vk::Kernel& k = pipelines.get(shader, 4, sizeof(MatmulPush), spec, texel_mask);
+      const vk::Kernel& k = pipelines.get(shader, 4, sizeof(MatmulPush), spec, texel_mask, pol_.subgroup_pin);
       rec_.dispatch(k, {plan_p.c.view, plan_p.a.view, plan_p.b.view, bias.view}, push, groups, label.c_str());
     }
   }

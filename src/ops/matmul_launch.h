@@ -164,6 +164,7 @@ struct MatmulPolicy {
   // loads; none: no such variant.
   std::optional<vk::ShaderId> texel_shader;
   uint32_t k_chunk = 0;  // K above max(kKSplitAbove, k_chunk) runs as k_chunk pieces; 0: never
+  vk::SubgroupPin subgroup_pin;  // the register-blocked kernels: eight_lane_pin (matmul.h)
 };
 
 // False when `s` computes nothing (M, N or batch 0); throws vkvit::Error when batch is not a

@@ -1,6 +1,9 @@
 // Launchers for shaders/softmax.comp and shaders/softmax_backward.comp (one workgroup per row) and
 // their short-row twins shaders/softmax_rows*.comp (one row per invocation), picked by row length.
 // Views may start at any float: bindings are aligned down and the shaders skip the lead.
+// Subgroup size: any. The row reductions (common/softmax_reduce.glsl) add one partial per
+// subgroup over gl_NumSubgroups, so 4, 8, 16 (lavapipe) and 32, 64 (GPUs) give the same layout and
+// nothing is pinned; the short-row twins use no subgroup operations.
 #include "ops/softmax.h"
 
 #include <algorithm>

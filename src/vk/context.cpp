@@ -145,6 +145,28 @@ void query_cooperative_matrices(VkInstance instance, VkPhysicalDevice pd, Device
   }
 }
 
+// Subgroup-size control through VK_EXT_subgroup_size_control (the instance asks for Vulkan 1.2,
+// so the extension's structs, which Vulkan 1.3 made core with the same layout): the feature bits
+// and the range of sizes a compute pipeline can require.
+void query_subgroup_size_control(VkPhysicalDevice pd, const std::vector<VkExtensionProperties>& exts, DeviceInfo& d) {
+  if (!d.vulkan_1_2 || !has_extension(exts, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME)) return;
+  VkPhysicalDeviceSubgroupSizeControlFeaturesEXT f{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT};
+  VkPhysicalDeviceFeatures2 feats{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  feats.pNext = &f;
+  vkGetPhysicalDeviceFeatures2(pd, &feats);
+  VkPhysicalDeviceSubgroupSizeControlPropertiesEXT p{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES_EXT};
+  VkPhysicalDeviceProperties2 props{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+  props.pNext = &p;
+  vkGetPhysicalDeviceProperties2(pd, &props);
+  d.subgroup_size_control = f.subgroupSizeControl && (p.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT);
+  d.full_subgroups = f.computeFullSubgroups;
+  d.min_subgroup_size = p.minSubgroupSize;
+  d.max_subgroup_size = p.maxSubgroupSize;
+  d.max_workgroup_subgroups = p.maxComputeWorkgroupSubgroups;
+}
+
 DeviceInfo describe(VkInstance instance, VkPhysicalDevice pd, uint32_t index) {
   DeviceInfo d;
   d.index = index;
@@ -214,6 +236,7 @@ DeviceInfo describe(VkInstance instance, VkPhysicalDevice pd, uint32_t index) {
   d.cooperative_matrix_khr = has_extension(exts, "VK_KHR_cooperative_matrix");
   d.cooperative_matrix_nv = has_extension(exts, "VK_NV_cooperative_matrix");
   query_cooperative_matrices(instance, pd, d);
+  query_subgroup_size_control(pd, exts, d);
 
   VkPhysicalDeviceMemoryProperties mem;
   vkGetPhysicalDeviceMemoryProperties(pd, &mem);
@@ -259,6 +282,27 @@ std::string DeviceInfo::cooperative_matrix_string() const {
   if (s.empty()) s = std::string(cooperative_matrix_khr ? "KHR" : "") + (cooperative_matrix_khr && cooperative_matrix_nv ? " and " : "") +
                      (cooperative_matrix_nv ? "NV" : "") + " offered, but the driver lists no shapes";
   return s;
+}
+
+bool DeviceInfo::can_pin_subgroup_size(uint32_t size) const {
+  return subgroup_size_control && size != 0 && (size & (size - 1)) == 0 && size >= min_subgroup_size &&
+         size <= max_subgroup_size;
+}
+
+uint32_t DeviceInfo::subgroup_size_for_one_group(uint32_t lanes) const {
+  if (subgroup_size_control) {
+    for (uint32_t size = std::max(lanes, min_subgroup_size); size <= max_subgroup_size; size *= 2)
+      if (can_pin_subgroup_size(size)) return size;
+    return 0;
+  }
+  return is_cpu_driver() && subgroup_size >= lanes ? subgroup_size : 0;
+}
+
+std::string DeviceInfo::subgroup_size_string() const {
+  std::string s = std::to_string(subgroup_size);
+  if (!subgroup_size_control) return s + " (no subgroup size control: cannot be pinned)";
+  s += " (pinnable " + std::to_string(min_subgroup_size) + "-" + std::to_string(max_subgroup_size);
+  return s + (full_subgroups ? ", full subgroups)" : ")");
 }
 
 bool DeviceInfo::is_lavapipe() const {
@@ -503,8 +547,22 @@ Context::Context(const ContextOptions& options) : options_(options) {
   feats.features.shaderInt16 = info_.int16;
   feats.features.shaderFloat64 = info_.float64;
 
+  // Subgroup-size control where offered: pipelines pin the size their layout needs (pipeline.cpp).
+  VkPhysicalDeviceSubgroupSizeControlFeaturesEXT size_control{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT};
+  std::vector<const char*> extensions;
+  if (info_.subgroup_size_control) {
+    size_control.subgroupSizeControl = VK_TRUE;
+    size_control.computeFullSubgroups = info_.full_subgroups;
+    size_control.pNext = feats.pNext;
+    feats.pNext = &size_control;
+    extensions.push_back(VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+  }
+
   VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
   dci.pNext = &feats;
+  dci.enabledExtensionCount = static_cast<uint32_t>(extensions.size());
+  dci.ppEnabledExtensionNames = extensions.empty() ? nullptr : extensions.data();
   dci.queueCreateInfoCount = 1;
   dci.pQueueCreateInfos = &qci;
   check(vkCreateDevice(physical_, &dci, nullptr, &device_), "vkCreateDevice");

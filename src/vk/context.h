@@ -38,6 +38,16 @@ struct DeviceInfo {
   uint32_t subgroup_size = 0;
   VkSubgroupFeatureFlags subgroup_ops = 0;
   bool subgroup_in_compute = false;
+  // Subgroup-size control (VK_EXT_subgroup_size_control, core in Vulkan 1.3): whether a compute
+  // pipeline can require a size in [min_subgroup_size, max_subgroup_size] (the feature is on and
+  // requiredSubgroupSizeStages has compute), and whether it can require full subgroups
+  // (computeFullSubgroups). The reported subgroup_size alone does not say how many lanes a
+  // dispatch runs: a driver may run fewer (Intel reports 32 and may run 8) unless the size is pinned.
+  bool subgroup_size_control = false;
+  bool full_subgroups = false;
+  uint32_t min_subgroup_size = 0;
+  uint32_t max_subgroup_size = 0;
+  uint32_t max_workgroup_subgroups = 0;  // maxComputeWorkgroupSubgroups
   bool float16 = false;       // shaderFloat16
   bool int8 = false;          // shaderInt8
   bool storage16 = false;     // storageBuffer16BitAccess
@@ -77,6 +87,14 @@ struct DeviceInfo {
   bool has_subgroup_ops(VkSubgroupFeatureFlags need) const {
     return subgroup_in_compute && (subgroup_ops & need) == need;
   }
+  // A compute pipeline can be created with requiredSubgroupSize = `size`.
+  bool can_pin_subgroup_size(uint32_t size) const;
+  // The subgroup size to pin so that a workgroup of `lanes` invocations (a power of two) is one
+  // subgroup: the smallest power of two >= lanes that the device can pin. Without size control,
+  // a CPU driver's reported size when it is >= lanes (lavapipe and SwiftShader run one fixed
+  // width). 0 when neither holds: kernels that need it are not run there.
+  uint32_t subgroup_size_for_one_group(uint32_t lanes) const;
+  std::string subgroup_size_string() const;  // "8 (pinnable 8-8, full subgroups)" for `vkvit devices`
   bool is_lavapipe() const;  // Mesa's CPU driver: wants the register-blocked kernels
   // lavapipe or any driver reporting a CPU device: workgroups run as SIMD lanes of CPU threads,
   // so the CPU-shaped kernels (lavapipe matmul, fused attention) are the defaults there.

@@ -89,9 +89,24 @@ VkDescriptorSetLayout PipelineCache::set_layout(uint32_t bindings, uint32_t texe
   return layout;
 }
 
+std::string SubgroupPin::key() const {
+  if (size == 0) return {};
+  return "|subgroup=" + std::to_string(size) + (full ? "full" : "");
+}
+
+void PipelineCache::apply_subgroup_pin(VkPipelineShaderStageCreateInfo& stage,
+                                       VkPipelineShaderStageRequiredSubgroupSizeCreateInfoEXT& required,
+                                       SubgroupPin pin) const {
+  const DeviceInfo& info = ctx_.info();
+  if (!info.can_pin_subgroup_size(pin.size)) return;
+  required.requiredSubgroupSize = pin.size;
+  stage.pNext = &required;
+  if (pin.full && info.full_subgroups) stage.flags |= VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT_EXT;
+}
+
 const Kernel& PipelineCache::get(const std::string& shader, uint32_t bindings, uint32_t push_bytes,
-                                 const SpecConstants& spec, uint32_t texel_mask) {
-  const std::string key = shader + spec.key();
+                                 const SpecConstants& spec, uint32_t texel_mask, SubgroupPin pin) {
+  const std::string key = shader + spec.key() + pin.key();
   auto it = kernels_.find(key);
   if (it != kernels_.end()) {
     if (it->second->bindings != bindings || it->second->push_bytes != push_bytes ||
@@ -147,6 +162,9 @@ const Kernel& PipelineCache::get(const std::string& shader, uint32_t bindings, u
   pci.stage.module = module;
   pci.stage.pName = "main";
   pci.stage.pSpecializationInfo = spec.empty() ? nullptr : &si;
+  VkPipelineShaderStageRequiredSubgroupSizeCreateInfoEXT required{
+      VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO_EXT};
+  apply_subgroup_pin(pci.stage, required, pin);
   pci.layout = k->layout;
   VkResult r = vkCreateComputePipelines(ctx_.device(), VK_NULL_HANDLE, 1, &pci, nullptr, &k->pipeline);
   vkDestroyShaderModule(ctx_.device(), module, nullptr);

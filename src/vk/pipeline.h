@@ -85,6 +85,16 @@ struct WorkgroupSpec {
   SpecConstants to_spec() const { return SpecConstants(workgroup_size); }
 };
 
+// The subgroup size a pipeline requires (requiredSubgroupSize, VK_EXT_subgroup_size_control) and
+// whether its workgroups must be full subgroups (REQUIRE_FULL_SUBGROUPS: the workgroup's x size
+// must then be a multiple of `size`). size 0: the driver picks. A device that cannot pin `size`
+// (DeviceInfo::can_pin_subgroup_size) gets the pipeline unpinned; launchers check that first.
+struct SubgroupPin {
+  uint32_t size = 0;
+  bool full = false;
+  std::string key() const;  // "" when unpinned, for the pipeline cache's key
+};
+
 class PipelineCache {
  public:
   explicit PipelineCache(Context& ctx);
@@ -94,14 +104,14 @@ class PipelineCache {
   // first use. `bindings`, `push_bytes` and `texel_mask` must match the shader (validation layers
   // check the rest). A shader that declares a capability the device lacks, or whose workgroup
   // exceeds the device's limits, throws naming both (vk/spirv_caps.h) instead of reaching the
-  // driver.
+  // driver. `pin`: the subgroup size the kernel's layout depends on (SubgroupPin).
   const Kernel& get(ShaderId shader, uint32_t bindings, uint32_t push_bytes, const SpecConstants& spec = {},
-                    uint32_t texel_mask = 0) {
-    return get(std::string(shader.name), bindings, push_bytes, spec, texel_mask);
+                    uint32_t texel_mask = 0, SubgroupPin pin = {}) {
+    return get(std::string(shader.name), bindings, push_bytes, spec, texel_mask, pin);
   }
   // The same by name; a name that is not built throws.
   const Kernel& get(const std::string& shader, uint32_t bindings, uint32_t push_bytes, const SpecConstants& spec = {},
-                    uint32_t texel_mask = 0);
+                    uint32_t texel_mask = 0, SubgroupPin pin = {});
 
   // A descriptor set of `kernel`'s layout binding `views` in order; cached by the exact ranges.
   VkDescriptorSet descriptor_set(const Kernel& kernel, const View* views, uint32_t count);
@@ -115,6 +125,9 @@ class PipelineCache {
 
  private:
   VkDescriptorSetLayout set_layout(uint32_t bindings, uint32_t texel_mask);
+  // Chains requiredSubgroupSize into `stage` and sets its full-subgroups flag, where the device can.
+  void apply_subgroup_pin(VkPipelineShaderStageCreateInfo& stage,
+                          VkPipelineShaderStageRequiredSubgroupSizeCreateInfoEXT& required, SubgroupPin pin) const;
   struct CachedSet {
     VkDescriptorSet set;
     VkDescriptorPool pool;
