@@ -8,8 +8,6 @@
 #include "model/token_mixer.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 
 #include "base/error.h"
 #include "model/global_filter.h"

@@ -308,6 +308,17 @@ class Launcher {
     return push;
   }
 
+  // The constants both register-blocked kernels share.
+  void fill_register_blocked(RegisterBlockedF16Spec& spec, const MatmulResultSpec& result, bool vec_a,
+                             bool vec_b) const {
+    spec.trans_a = s_.trans_a;
+    spec.trans_b = s_.trans_b;
+    spec.vec_a = vec_a;
+    spec.vec_b = vec_b;
+    spec.batch_per_group = pol_.batch_per_group;
+    spec.result = result;
+  }
+
   // The kernel's specialization constants for part `p`: the struct of the policy's kernel family.
   vk::SpecConstants spec_constants(const Part& p, const Plan& plan_p, bool vec_a, bool vec_b) const {
     const MatmulResultSpec result{p.beta != 0.0f, p.bias};
@@ -317,26 +328,16 @@ class Launcher {
       case MatmulPolicy::Spec::register_blocked: {
         const uint32_t w = 4;
         RegisterBlockedSpec spec;
-        spec.trans_a = s_.trans_a;
-        spec.trans_b = s_.trans_b;
-        spec.vec_a = vec_a;
-        spec.vec_b = vec_b;
-        spec.batch_per_group = pol_.batch_per_group;
+        fill_register_blocked(spec, result, vec_a, vec_b);
         spec.wide_loads = pol_.wide_loads;
         spec.wide_stores = pol_.wide_stores && plan_p.c.base % w == 0 && plan_p.aux.base % w == 0 && ldc_ % w == 0 &&
                            p.N % w == 0 && s_.c.stride_outer % w == 0 && s_.c.stride_inner % w == 0;
         spec.epilogue = static_cast<uint32_t>(epilogue);
-        spec.result = result;
         return spec;
       }
       case MatmulPolicy::Spec::register_blocked_f16: {
         RegisterBlockedF16Spec spec;
-        spec.trans_a = s_.trans_a;
-        spec.trans_b = s_.trans_b;
-        spec.vec_a = vec_a;
-        spec.vec_b = vec_b;
-        spec.batch_per_group = pol_.batch_per_group;
-        spec.result = result;
+        fill_register_blocked(spec, result, vec_a, vec_b);
         return spec;
       }
       case MatmulPolicy::Spec::tiled: {

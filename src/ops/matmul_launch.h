@@ -78,29 +78,10 @@ struct MatmulResultSpec {
   vk::SpecConstants to_spec() const { return vk::SpecConstants(reads_c, has_bias); }
 };
 
-// The fp32 register-blocked kernel, common/matmul_regblock.glsl: layout(constant_id = 0)
-// UNUSED_LANES, (constant_id = 1) TRANS_A, (2) TRANS_B, (3) VEC_A, (4) VEC_B, (5) BATCH_PER_GROUP,
-// (6) WIDE_LOADS, (7) WIDE_STORES; and common/matmul_epilogue.glsl's (constant_id = 8) EPILOGUE.
-struct RegisterBlockedSpec {
-  vk::SpecField<0, uint32_t> unused_lanes{8};
-  vk::SpecField<1, bool> trans_a;
-  vk::SpecField<2, bool> trans_b;
-  vk::SpecField<3, bool> vec_a;
-  vk::SpecField<4, bool> vec_b;
-  vk::SpecField<5, uint32_t> batch_per_group{1};
-  vk::SpecField<6, bool> wide_loads;
-  vk::SpecField<7, bool> wide_stores;
-  vk::SpecField<8, uint32_t> epilogue;  // a MatmulEpilogue
-  MatmulResultSpec result;
-  vk::SpecConstants to_spec() const {
-    return vk::SpecConstants(unused_lanes, trans_a, trans_b, vec_a, vec_b, batch_per_group, wide_loads, wide_stores,
-                             epilogue)
-        .add(result);
-  }
-};
-
-// The fp16 register-blocked kernel, common/matmul_f16.glsl: layout(constant_id = 0) UNUSED_LANES,
-// (constant_id = 1) TRANS_A, (2) TRANS_B, (3) VEC_A, (4) VEC_B, (5) BATCH_PER_GROUP.
+// The constants both register-blocked kernels share (common/matmul_f16.glsl declares the fp32
+// kernel's layout on purpose): layout(constant_id = 0) UNUSED_LANES, (constant_id = 1) TRANS_A,
+// (2) TRANS_B, (3) VEC_A, (4) VEC_B, (5) BATCH_PER_GROUP, and common/matmul_result_spec.glsl's.
+// The fp16 kernel has exactly these.
 struct RegisterBlockedF16Spec {
   vk::SpecField<0, uint32_t> unused_lanes{8};
   vk::SpecField<1, bool> trans_a;
@@ -111,6 +92,17 @@ struct RegisterBlockedF16Spec {
   MatmulResultSpec result;
   vk::SpecConstants to_spec() const {
     return vk::SpecConstants(unused_lanes, trans_a, trans_b, vec_a, vec_b, batch_per_group).add(result);
+  }
+};
+
+// The fp32 register-blocked kernel, common/matmul_regblock.glsl: the shared constants above, then
+// (constant_id = 6) WIDE_LOADS, (7) WIDE_STORES and common/matmul_epilogue.glsl's (8) EPILOGUE.
+struct RegisterBlockedSpec : RegisterBlockedF16Spec {
+  vk::SpecField<6, bool> wide_loads;
+  vk::SpecField<7, bool> wide_stores;
+  vk::SpecField<8, uint32_t> epilogue;  // a MatmulEpilogue
+  vk::SpecConstants to_spec() const {
+    return RegisterBlockedF16Spec::to_spec().add(vk::SpecConstants(wide_loads, wide_stores, epilogue));
   }
 };
 
