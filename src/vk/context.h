@@ -140,6 +140,18 @@ class Context {
   static std::string install_hint();
 
   const DeviceInfo& info() const { return info_; }
+  // The device facts the kernel choice reads (ops/kernel_choice.h): info(), unless a test
+  // describes another device (kernel_device_for_tests) so that the kernels, tile shapes and
+  // workgroup sizes that device would get run here. Limits that keep a dispatch legal (binding
+  // ranges, group counts, allocation sizes) always come from info(); a subgroup size the real
+  // device cannot pin leaves the pipeline unpinned (PipelineCache), so the chosen kernels must be
+  // correct at whatever size this device runs.
+  const DeviceInfo& kernel_device() const { return kernel_device_ ? *kernel_device_ : info_; }
+  // For tests (tests/harness.h, ScopedKernelDevice): choose kernels as for `described`; null
+  // returns to this device. Applies to work recorded after it.
+  void kernel_device_for_tests(const DeviceInfo* described) {
+    kernel_device_ = described ? std::make_unique<DeviceInfo>(*described) : nullptr;
+  }
   VkInstance instance() const;
   VkPhysicalDevice physical_device() const { return physical_; }
   VkDevice device() const { return device_; }
@@ -181,6 +193,7 @@ class Context {
   ContextOptions options_;
   std::unique_ptr<InstanceState> instance_;
   DeviceInfo info_;
+  std::unique_ptr<DeviceInfo> kernel_device_;  // set by tests only
   VkPhysicalDevice physical_ = VK_NULL_HANDLE;
   VkDevice device_ = VK_NULL_HANDLE;
   VkQueue queue_ = VK_NULL_HANDLE;
