@@ -225,6 +225,13 @@ ScopedTuning::ScopedTuning(const std::function<void(vk::Tuning&)>& change) : sav
 
 ScopedTuning::~ScopedTuning() { ctx().tuning_for_tests() = saved_; }
 
+ScopedKernelDevice::ScopedKernelDevice(const vk::DeviceInfo& described) {
+  if (&ctx().kernel_device() != &ctx().info()) saved_ = std::make_unique<vk::DeviceInfo>(ctx().kernel_device());
+  ctx().kernel_device_for_tests(&described);
+}
+
+ScopedKernelDevice::~ScopedKernelDevice() { ctx().kernel_device_for_tests(saved_.get()); }
+
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
   std::stringstream ss(text);

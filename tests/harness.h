@@ -142,6 +142,20 @@ class ScopedTuning {
   vk::Tuning saved_;
 };
 
+// Chooses kernels as for `described` (ctx().kernel_device_for_tests) for the object's lifetime,
+// then as for whatever the suite context chose from before: a described GPU's kernels, tile
+// shapes and workgroup sizes run on this device (pins it cannot honour are left off).
+class ScopedKernelDevice {
+ public:
+  explicit ScopedKernelDevice(const vk::DeviceInfo& described);
+  ~ScopedKernelDevice();
+  ScopedKernelDevice(const ScopedKernelDevice&) = delete;
+  ScopedKernelDevice& operator=(const ScopedKernelDevice&) = delete;
+
+ private:
+  std::unique_ptr<vk::DeviceInfo> saved_;  // null: the context chose from its own device
+};
+
 // The tiled matmul kernels' two tiles (matmul_launch.h, TiledTile), named for section titles:
 // the CPU drivers' and the GPUs'.
 struct NamedTile {
