@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, configures, builds and runs the whole vkvit test suite (ctest).
+# Installs what is missing, configures, builds and runs the whole vkvit test suite (ctest): on
+# lavapipe, the GPU tests again at lavapipe's other subgroup sizes and under validation, and on
+# SwiftShader (installed by scripts/install-swiftshader.sh).
 # Usage: scripts/test.sh [--sanitize] [extra ctest arguments]
 #   Build folder: $VKVIT_BUILD_DIR (default build/, or build-asan/ with --sanitize).
 #   --sanitize  builds vkvit and its tests with AddressSanitizer + UBSan (CMake VKVIT_SANITIZE=ON)
@@ -14,6 +16,8 @@ if [ "${1:-}" = "--sanitize" ]; then
 fi
 
 "$root/scripts/install-deps.sh"
+# SwiftShader, the second Vulkan driver the GPU tests run on (ctest swiftshader.gpu_tests).
+swiftshader_icd=$("$root/scripts/install-swiftshader.sh")
 
 # The Vulkan loader wants a runtime dir; headless CI machines often have none.
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
@@ -21,7 +25,8 @@ export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 if [ "$sanitize" -eq 0 ]; then
   build=${VKVIT_BUILD_DIR:-$root/build}
   # OFF explicitly: a folder once configured with --sanitize must not stay sanitized.
-  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVKVIT_SANITIZE=OFF
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVKVIT_SANITIZE=OFF \
+    -DVKVIT_SWIFTSHADER_ICD="$swiftshader_icd"
   cmake --build "$build" -j "$(nproc)"
   cd "$build"
   ctest --output-on-failure -j "$(nproc)" "$@"

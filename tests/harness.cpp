@@ -36,6 +36,14 @@ bool skip_without_eight_lane_subgroups(const std::string& kernel) {
   return skipped_because(ops::eight_lane_unsupported(ctx().info(), kernel));
 }
 
+bool skip_unless_allocatable(uint64_t bytes, const std::string& what) {
+  const vk::DeviceInfo& info = ctx().info();
+  if (bytes <= info.max_memory_allocation_size) return false;
+  return skipped_because(what + " needs one buffer of " + vk::format_bytes(bytes) + ", above " + info.name +
+                         "'s maxMemoryAllocationSize of " + vk::format_bytes(info.max_memory_allocation_size) +
+                         " (maxStorageBufferRange " + vk::format_bytes(info.max_storage_buffer_range) + ")");
+}
+
 std::vector<float> random_floats(size_t n, uint32_t seed, float lo, float hi) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> dist(lo, hi);

@@ -32,6 +32,10 @@ bool skipped_because(const std::string& why);
 // The register-blocked matmul (fp32 and fp16) and the fused attention need a workgroup of 8 lanes
 // to be one subgroup (ops::eight_lane_unsupported); skipped_because() of that for `kernel`.
 bool skip_without_eight_lane_subgroups(const std::string& kernel);
+// The tests of splitting at maxStorageBufferRange need one buffer larger than that range; a device
+// whose allocations stop at the range (SwiftShader: 1 GiB each) cannot hold it. skipped_because()
+// naming `what` and the two limits when `bytes` exceeds maxMemoryAllocationSize.
+bool skip_unless_allocatable(uint64_t bytes, const std::string& what);
 
 // Uniform random floats in [lo, hi) from a fixed seed (deterministic across runs).
 std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f);

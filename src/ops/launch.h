@@ -43,7 +43,8 @@ inline bool wide_views(const vk::Context& ctx, std::initializer_list<vk::View> v
 // Whether `v` can be bound as an RGBA32F uniform texel buffer: whole 16-byte texels from a 16-byte
 // aligned offset, no more than the device's maxTexelBufferElements.
 inline bool texel_view_fits(const vk::DeviceInfo& info, const vk::View& v) {
-  return v.offset % 16 == 0 && v.size % 16 == 0 && v.size / 16 <= info.max_texel_buffer_elements;
+  const uint64_t align = std::max<uint64_t>(info.min_texel_offset_alignment, 16);
+  return v.offset % align == 0 && v.size % 16 == 0 && v.size / 16 <= info.max_texel_buffer_elements;
 }
 
 inline uint32_t div_up(uint64_t a, uint64_t b) { return static_cast<uint32_t>((a + b - 1) / b); }

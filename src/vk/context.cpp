@@ -198,6 +198,7 @@ DeviceInfo describe(VkInstance instance, VkPhysicalDevice pd, uint32_t index) {
   d.max_storage_buffer_range = lim.maxStorageBufferRange;
   d.max_texel_buffer_elements = lim.maxTexelBufferElements;
   d.min_storage_offset_alignment = lim.minStorageBufferOffsetAlignment;
+  d.min_texel_offset_alignment = lim.minTexelBufferOffsetAlignment;
   d.max_workgroup_invocations = lim.maxComputeWorkGroupInvocations;
   for (int i = 0; i < 3; ++i) {
     d.max_workgroup_size[i] = lim.maxComputeWorkGroupSize[i];
@@ -476,9 +477,14 @@ uint32_t Context::choose_device(const std::vector<DeviceInfo>& devices, const Co
   }
   const uint32_t best = preferred_device(devices);
   if (options.local_rank < 0) return best;
-  std::vector<uint32_t> same_kind;  // devices as good as the preferred one, in index order
+  // Ranks share out the devices identical to the preferred one (same model and driver, in index
+  // order): every rank must run the same kernels, and a second driver of the same type (lavapipe
+  // beside SwiftShader) is no second GPU.
+  const DeviceInfo& p = devices[best];
+  std::vector<uint32_t> same_kind;
   for (const DeviceInfo& d : devices)
-    if (d.type == devices[best].type && d.vulkan_1_2 == devices[best].vulkan_1_2) same_kind.push_back(d.index);
+    if (d.type == p.type && d.vulkan_1_2 == p.vulkan_1_2 && d.name == p.name && d.driver_name == p.driver_name)
+      same_kind.push_back(d.index);
   return same_kind[size_t(options.local_rank) % same_kind.size()];
 }
 

@@ -73,6 +73,7 @@ struct DeviceInfo {
   uint64_t max_texel_buffer_elements = 0;
   uint64_t max_memory_allocation_size = 0;
   uint64_t min_storage_offset_alignment = 0;
+  uint64_t min_texel_offset_alignment = 0;  // minTexelBufferOffsetAlignment (SwiftShader: 256)
   uint32_t max_workgroup_invocations = 0;
   uint32_t max_workgroup_size[3] = {0, 0, 0};
   uint32_t max_workgroup_count[3] = {0, 0, 0};
@@ -109,7 +110,8 @@ struct ContextOptions {
   int device = -1;          // index into the device list; -1 picks the best
   bool profile = false;     // timestamp every dispatch and print a per-op table at exit
   // One of several processes on this machine (its MPI local rank): with device -1, take the
-  // local_rank-th device of the best kind (round robin), so that ranks do not share a GPU.
+  // local_rank-th of the devices identical to the preferred one (round robin), so that ranks do
+  // not share a GPU.
   int local_rank = -1;
   // The kernels', the model's and the training loop's knobs (tuning.h); defaults here.
   Tuning tuning;
@@ -132,8 +134,8 @@ class Context {
   // one type, the one with shaderInt64, shaderFloat16 and 16-bit storage; else the first.
   static uint32_t preferred_device(const std::vector<DeviceInfo>& devices);
   // The device a context with `options` takes: options.device when set (checked), else for a
-  // rank of a data-parallel run the local_rank-th device (round robin) among those of the
-  // preferred device's kind, else the preferred device.
+  // rank of a data-parallel run the local_rank-th device (round robin) among those identical to
+  // the preferred device (type, name and driver), else the preferred device.
   static uint32_t choose_device(const std::vector<DeviceInfo>& devices, const ContextOptions& options);
   // What to install when the loader finds no driver or no device (one clause of an error line),
   // naming VK_ICD_FILENAMES / VK_DRIVER_FILES when they are set, since they hide installed drivers.
