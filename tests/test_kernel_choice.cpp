@@ -211,7 +211,7 @@ void run_row_ops(Outputs& out) {
 }
 
 // A small ViT (2 heads of 16: the fused kernels' width; 17 tokens) forward and backward against
-// the reference model, with test_vit.cpp's error budget.
+// the reference model, with test_vit.cpp's error budget for the logits.
 void check_vit_against_reference() {
   model::VitConfig cfg;
   cfg.name = "vit_kernel_choice";
@@ -248,7 +248,10 @@ void check_vit_against_reference() {
   const auto ref_logits = ref.forward(pd, to_double(patches), batch);
   ref.backward(pd, to_double(dlogits), ref_grads);
   require_close(logits, ref_logits, 5e-6, 1e-5, "vit logits");
-  require_close(vit.read_grads(), ref_grads, 5e-6, 1e-5, "vit gradients");
+  // Gradients: twice test_vit.cpp's 5e-6: on SwiftShader one gradient of 16517 (a sum of
+  // cancelling terms) lands 6.2e-6 from the reference under every described device's kernels,
+  // SwiftShader's own included.
+  require_close(vit.read_grads(), ref_grads, 1e-5, 1e-5, "vit gradients");
 }
 
 // Why this device cannot run `choice` (empty where it can): the 8-lane kernels without 8-lane

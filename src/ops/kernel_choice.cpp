@@ -180,8 +180,8 @@ std::string matmul_what(const KernelChoice& c) {
 std::string matmul_f16_what(const KernelChoice& c) {
   if (!c.matmul_f16.runs) return "not run";
   const char* kernel = c.matmul.kernel == MatmulKernel::tiled ? "tiled" : "register_blocked";
-  return std::string(kernel) + (c.matmul_f16.f16_output ? ", fp16 output"
-                                                           : ", fp32 output only: no " + std::string(c.matmul_f16.missing));
+  if (c.matmul_f16.f16_output) return std::string(kernel) + ", fp16 output";
+  return std::string(kernel) + ", fp32 output only: no " + c.matmul_f16.missing;
 }
 
 std::string line(const std::string& op, const std::string& what, const std::string& reason) {
@@ -192,7 +192,7 @@ std::string line(const std::string& op, const std::string& what, const std::stri
 
 std::vector<std::string> KernelChoice::describe() const {
   const std::string ln = "subgroup " + std::to_string(layernorm.subgroup_size) +
-                         (layernorm.pinned ? " pinned" : " unpinned") + ", " + std::to_string(layernorm.workgroup_size) +
+                         (layernorm.pinned ? " pinned, " : " unpinned, ") + std::to_string(layernorm.workgroup_size) +
                          " invocations";
   const std::string bias = std::to_string(bias_grad.tile_n * bias_grad.vec) + " columns x " +
                            std::to_string(bias_grad.workgroup_size / bias_grad.tile_n) + " row lanes";
