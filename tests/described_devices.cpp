@@ -106,9 +106,10 @@ vk::DeviceInfo h100() {
   return d;
 }
 
-// Radeon RX 7900 XTX (RDNA3), RADV of Mesa 24.x: compute reports wave64, pinnable 32-64; with
-// RADV_PERFTEST=cswave32 it reports 32 (same range). 64 KiB of shared memory; cooperative
-// matrices 16x16x16.
+// Radeon RX 7900 XTX (RDNA3), RADV of Mesa 24.x: reports 64, pinnable 32-64 (waves of 32 or 64
+// are the compiler's choice unless pinned); the wave32 description is the same device reporting
+// 32, as compute runs with RADV_PERFTEST=cswave32. 64 KiB of shared memory; cooperative matrices
+// 16x16x16.
 vk::DeviceInfo rx_7900_xtx(uint32_t wave) {
   vk::DeviceInfo d = device("AMD Radeon RX 7900 XTX (RADV NAVI31)", VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU, wave, 32,
                             64);
@@ -146,8 +147,8 @@ vk::DeviceInfo apple_m2() {
 }
 
 // Mali-G72 (Bifrost), Arm's driver r32p1 on Android: 4-lane subgroups without size control,
-// no shaderInt64, 384 invocations. The driver offers Vulkan 1.1 only, so vkvit refuses the
-// device at start-up; its row shows what the kernel choice would make of a 4-lane GPU.
+// no shaderInt64, 384 invocations. The reports' drivers offer Vulkan 1.1, which vkvit refuses at
+// start-up; its row shows what the kernel choice makes of a 4-lane GPU without size control.
 vk::DeviceInfo mali_g72() {
   vk::DeviceInfo d = device("Mali-G72", VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU, 4, 0, 0);
   d.driver_name = "Mali";

@@ -5,11 +5,11 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <cmath>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "described_devices.h"
 #include "harness.h"
 #include "model/vit.h"
@@ -42,8 +42,7 @@ std::map<std::string, std::string> whats(const ops::KernelChoice& c) {
 const vk::DeviceInfo& described(const std::string& key) {
   for (const DescribedDevice& d : described_devices())
     if (d.key == key) return d.info;
-  FAIL("no described device " << key);
-  throw 0;
+  throw Error("internal: no described device " + key);
 }
 
 // The columns of README's table, in order.
@@ -136,6 +135,20 @@ TEST_CASE("an override the device cannot run is one error for the op that runs i
   const ops::KernelChoice nvidia = ops::choose_kernels(described("RTX 4090"), tile);
   CHECK(nvidia.tile_refused.empty());
   CHECK(nvidia.matmul.tile.bm == 128);
+}
+
+TEST_CASE("a refused override fails the op that runs it, and only that op", "[kernel_choice][gpu]") {
+  // Described as SwiftShader (4-lane subgroups), VKVIT_MATMUL_KERNEL=register_blocked: the matmul
+  // throws the refusal; LayerNorm, which the override does not concern, still runs.
+  ScopedKernelDevice swift(described("SwiftShader"));
+  ScopedTuning forced([](vk::Tuning& k) { k.matmul_kernel = "register_blocked"; });
+  const uint32_t M = 8, D = 16;
+  DeviceTensor a(M * D), b(D * D), c(M * D), mean(M), rstd(M), gamma(D), beta(D);
+  vk::Recorder rec(ctx());
+  CHECK_THAT(error_of([&] { ops::matmul(rec, c.view(), a.view(), b.view(), matmul_shape(M, D, D, false, false)); }),
+             Contains("VKVIT_MATMUL_KERNEL=register_blocked: ") && Contains("subgroup size 4"));
+  CHECK_NOTHROW(ops::layernorm_forward(rec, c.view(), mean.view(), rstd.view(), a.view(), gamma.view(), beta.view(),
+                                       M, D, 1e-5f));
 }
 
 TEST_CASE("README's table of what each device gets matches the kernel choice", "[kernel_choice]") {
