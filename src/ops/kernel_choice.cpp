@@ -25,9 +25,9 @@ std::string tile_string(uint32_t m, uint32_t n, uint32_t k) {
 
 // The tiled kernels' tile: 64x64x16 (256 invocations of 4x4 outputs, 8 KiB of shared memory)
 // where the device's limits take it and 256 is a whole number of its subgroups; 32x32x8 (64
-// invocations) otherwise, and on CPU drivers, where the tiled kernel runs only as the fallback
-// of 4-lane subgroups and the smaller tile has fewer barriers per output. VKVIT_MATMUL_TILE
-// overrides; a tile past the device's limits is refused (`refused`).
+// invocations) otherwise, and on CPU drivers, where the tiled kernel is the fallback of 4-lane
+// subgroups and the larger tile has not been measured (this keeps the tile they had before).
+// VKVIT_MATMUL_TILE overrides; a tile past the device's limits is refused (`refused`).
 void choose_tile(const vk::DeviceInfo& d, const vk::Tuning& tuning, KernelChoice::Matmul& m, std::string& refused) {
   TiledTile t;
   const uint32_t big_shared = (t.bm + t.bn) * t.bk * 4;
