@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "ops/kernel_choice.h"
 #include "vk/memory.h"
 
 namespace vkvit::cli {
@@ -37,11 +38,22 @@ void print_device(const vk::DeviceInfo& d, bool chosen) {
   std::printf("  shared memory:         %s\n", vk::format_bytes(d.max_shared_memory).c_str());
 }
 
+// The kernels vkvit runs on `d` under `tuning` (ops::choose_kernels), one line per op, and any
+// VKVIT_* override that the device cannot run.
+void print_kernels(const vk::DeviceInfo& d, const vk::Tuning& tuning) {
+  const ops::KernelChoice choice = ops::choose_kernels(d, tuning);
+  std::printf("  kernels:\n");
+  for (const std::string& line : choice.describe()) std::printf("    %s\n", line.c_str());
+  for (const std::string& refused : {choice.matmul_refused, choice.tile_refused, choice.attention_refused})
+    if (!refused.empty()) std::printf("    refused: %s\n", refused.c_str());
+}
+
 }  // namespace
 
 void add_devices_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("devices", "List Vulkan devices and their limits");
-  cmd->footer("The device marked (selected) is the one other commands use; pick another with --device N.\n"
+  cmd->footer("The device marked (selected) is the one other commands use, with the kernels listed under it;\n"
+              "pick another with --device N.\n"
               "Examples:\n"
               "  vkvit devices\n"
               "  VKVIT_DEVICE=1 vkvit devices");
@@ -53,7 +65,10 @@ void add_devices_command(CLI::App& app, GlobalOptions& global) {
       return;
     }
     const uint32_t chosen = opts.device >= 0 ? static_cast<uint32_t>(opts.device) : vk::Context::preferred_device(devices);
-    for (const auto& d : devices) print_device(d, d.index == chosen);
+    for (const auto& d : devices) {
+      print_device(d, d.index == chosen);
+      if (d.index == chosen) print_kernels(d, opts.tuning);
+    }
   });
 }
 

@@ -1,7 +1,8 @@
 // Token mixers of the ViT block and the activation allocator they share with the model.
 // AttentionMixer is timm's Attention: qkv Linear(D, 3D), multi-head attention, proj Linear(D, D).
-// Attention runs the fused kernels (online softmax; head widths 16, 32, 64) on CPU drivers and the
-// unfused path (matmul + softmax) elsewhere; VKVIT_ATTENTION=fused|unfused overrides, and a model
+// Attention runs the fused kernels (online softmax; head widths 16, 32, 64) where the kernel choice
+// says so (ops/kernel_choice.h: CPU drivers with 8-lane subgroups) and the unfused path (matmul +
+// softmax) elsewhere; VKVIT_ATTENTION=fused|unfused overrides, and a model
 // that must keep its probabilities (`vkvit explain`) runs unfused. On lavapipe the fused kernels
 // are 1.7-5.4x as fast as the unfused path (`vkvit bench attention`, BENCHMARKS.md); on GPUs they
 // have not been measured, so the unfused path with the tiled matmul stays their default.
@@ -13,6 +14,7 @@
 #include "model/global_filter.h"
 #include "model/linear_layer.h"
 #include "ops/attention.h"
+#include "ops/kernel_choice.h"
 #include "ops/launch.h"
 
 namespace vkvit::model {
@@ -51,7 +53,7 @@ class AttentionMixer : public TokenMixer {
  public:
   AttentionMixer(vk::Context& ctx, const MixerSetup& s)
       : prefix_(s.prefix), B_(s.max_batch), T_(s.cfg.tokens()), D_(s.cfg.dim), H_(s.cfg.heads),
-        fused_(!s.keep_attention_probs && use_fused_attention(ctx.info(), ctx.tuning().attention, D_, H_)),
+        fused_(!s.keep_attention_probs && use_fused_attention(ctx, D_, H_)),
         qkv_layer_(s.layout, s.params, s.grads, s.prefix + "attn.qkv"),
         proj_layer_(s.layout, s.params, s.grads, s.prefix + "attn.proj") {
     // The attention op splits a batch into image chunks that each fit one binding; one image must fit.
@@ -108,19 +110,22 @@ class AttentionMixer : public TokenMixer {
   vk::View attention_probs() const override { return fused_ ? vk::View{} : saved_; }
 
  private:
-  static bool use_fused_attention(const vk::DeviceInfo& info, vk::AttentionPath path, uint32_t D, uint32_t H) {
-    if (path == vk::AttentionPath::unfused) return false;
-    if (path == vk::AttentionPath::fused) {
-      if (!ops::attention_fused_supported(D, H))
-        throw Error("VKVIT_ATTENTION=fused: no fused attention kernel for head width " + std::to_string(D / H) +
-                    " (there are kernels for 16, 32 and 64); unset VKVIT_ATTENTION");
-      if (const std::string why = ops::attention_fused_unsupported(info); !why.empty())
+  // The kernel choice's attention path (ops/kernel_choice.h: fused on CPU drivers with 8-lane
+  // subgroups, VKVIT_ATTENTION overrides) where the head width has fused kernels. Forcing fused
+  // on a head width without kernels, or on a device without 8-lane subgroups, is one error.
+  static bool use_fused_attention(const vk::Context& ctx, uint32_t D, uint32_t H) {
+    const bool forced = ctx.tuning().attention == vk::AttentionPath::fused;
+    if (forced && !ops::attention_fused_supported(D, H))
+      throw Error("VKVIT_ATTENTION=fused: no fused attention kernel for head width " + std::to_string(D / H) +
+                  " (there are kernels for 16, 32 and 64); unset VKVIT_ATTENTION");
+    const ops::KernelChoice choice = ops::kernel_choice(ctx);
+    if (!choice.attention_refused.empty()) throw Error(choice.attention_refused);
+    // The device at hand must run them too (a test may describe a device with 8-lane subgroups).
+    if (forced)
+      if (const std::string why = ops::attention_fused_unsupported(ctx.info()); !why.empty())
         throw Error("VKVIT_ATTENTION=fused: " + why + "; unset VKVIT_ATTENTION");
-      return true;
-    }
-    // The fused kernels need 8-lane subgroups: a 4-lane CPU driver (SwiftShader) runs unfused.
-    return info.is_cpu_driver() && ops::attention_fused_supported(D, H) &&
-           ops::attention_fused_unsupported(info).empty();
+    return choice.attention.fused && ops::attention_fused_supported(D, H) &&
+           ops::attention_fused_unsupported(ctx.info()).empty();
   }
 
   std::string prefix_;

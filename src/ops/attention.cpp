@@ -219,7 +219,7 @@ const vk::Kernel& fused_kernel(vk::Context& ctx, const FusedShader& shader, uint
   const bool wide = wide_accesses(ctx);
   return ctx.pipelines().get(wide ? shader.wide : shader.plain, bindings, sizeof(FusedPush),
                              FusedSpec{8u, fused_heads_per_group(N), std::min(N, 8u), wide}, 0,
-                             eight_lane_pin(ctx.info()));
+                             kernel_choice(ctx).attention.pin);  // kernel choice
 }
 
 void check_vec4_aligned(const char* op, std::initializer_list<vk::View> views) {

@@ -3,6 +3,7 @@
 // Subgroup size: not used; bias_grad.comp sums its row lanes through shared memory.
 #include "ops/bias_grad.h"
 
+#include "ops/kernel_choice.h"
 #include "ops/launch.h"
 
 namespace vkvit::ops {
@@ -22,7 +23,7 @@ struct BiasGradSpec {
   vk::SpecConstants to_spec() const { return vk::SpecConstants(workgroup_size, tile_n, vec); }
 };
 
-constexpr uint32_t kGroup = 256;  // <= the shader's lane_partials size
+constexpr uint32_t kGroup = 256;  // <= the shader's lane_partials size; KernelChoice::BiasGrad::workgroup_size
 
 struct BiasGradTiles {
   uint32_t tile_n;  // column groups per workgroup; WORKGROUP_SIZE / tile_n row lanes
@@ -30,11 +31,12 @@ struct BiasGradTiles {
 };
 
 // vec4 loads whenever N allows it (every ViT width): on lavapipe they cut the per-lane gathers
-// 4x. lavapipe has 2..16 cores and wants few, fat workgroups (64 columns x 16 row lanes); other
-// devices want many workgroups, so 32 columns x 32 row lanes (still 128-byte row segments).
+// 4x. The column tile for those is the kernel choice's (ops/kernel_choice.h: few, fat workgroups
+// on CPU drivers, many on GPUs); other widths take 32 single columns per workgroup.
 BiasGradTiles choose_tiles(const vk::Context& ctx, uint32_t N) {
   if (N % 4 != 0) return {32, 1};
-  return ctx.info().is_lavapipe() ? BiasGradTiles{16, 4} : BiasGradTiles{8, 4};
+  const KernelChoice::BiasGrad choice = kernel_choice(ctx).bias_grad;
+  return BiasGradTiles{choice.tile_n, choice.vec};
 }
 }  // namespace
 

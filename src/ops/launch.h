@@ -8,6 +8,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "ops/kernel_choice.h"
 #include "vk/context.h"
 #include "vk/recorder.h"
 #include "vk/shader_ids.h"
@@ -31,8 +32,9 @@ inline void require_subgroup_ops(const vk::DeviceInfo& info, VkSubgroupFeatureFl
 }
 
 // Whether elementwise kernels may move four floats as two 64-bit components (common/wide.glsl):
-// the device has shaderInt64 and Tuning::wide is on (tests of the one-float paths turn it off).
-inline bool wide_accesses(const vk::Context& ctx) { return ctx.info().int64 && ctx.tuning().wide; }
+// the kernel choice says so (shaderInt64 on the device kernels are chosen for, and Tuning::wide
+// on: tests of the one-float paths turn it off), and the device at hand can load the module.
+inline bool wide_accesses(const vk::Context& ctx) { return kernel_choice(ctx).elementwise.wide && ctx.info().int64; }
 // wide_accesses, and every one of `views` starts 16-byte aligned (a u64vec2 element each).
 inline bool wide_views(const vk::Context& ctx, std::initializer_list<vk::View> views) {
   for (const vk::View& v : views)

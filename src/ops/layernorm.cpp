@@ -9,6 +9,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "ops/kernel_choice.h"
 #include "ops/launch.h"
 
 namespace vkvit::ops {
@@ -71,10 +72,11 @@ constexpr uint32_t kRowsPerSubgroup = 8;
 // Floats per shader access: vec4 when every row starts 16-byte aligned (all ViT widths).
 uint32_t vec_width(uint32_t D) { return D % 4 == 0 ? 4 : 1; }
 
-uint32_t subgroup_size(const vk::Context& ctx) { return std::max<uint32_t>(ctx.info().subgroup_size, 1); }
+// kernel choice (ops/kernel_choice.h): the subgroup size the rows are laid out for.
+uint32_t subgroup_size(const vk::Context& ctx) { return kernel_choice(ctx).layernorm.subgroup_size; }
 // The row kernels' pin: the size subgroup_size() assumed, whole subgroups (workgroups are
 // kRowsPerGroup of them). A device that cannot pin it gets the pipeline unpinned (SubgroupPin).
-vk::SubgroupPin row_subgroup_pin(const vk::Context& ctx) { return vk::SubgroupPin{subgroup_size(ctx), true}; }
+vk::SubgroupPin row_subgroup_pin(const vk::Context& ctx) { return kernel_choice(ctx).layernorm.pin; }
 // Accesses per lane that hold a whole row of D columns in registers (the forward reads its row
 // once instead of three times: on lavapipe every storage-buffer read is a loop over the lanes), or
 // 0 when that would take more than 32 (rows are then read once per pass).

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "base/error.h"
+#include "ops/kernel_choice.h"
 #include "ops/launch.h"
 #include "ops/matmul_launch.h"
 #include "vk/pipeline.h"
@@ -81,7 +82,10 @@ const RegisterBlockedVariant& register_blocked_variant(uint32_t tm, uint32_t tn)
 //    small_batch_per_group, matmul_launch.h).
 // VKVIT_MATMUL_TM / VKVIT_MATMUL_TN force a compiled variant (kRegisterBlockedVariants)
 // and VKVIT_MATMUL_BATCH_PER_GROUP the entries per workgroup, for tests and tuning experiments.
-MatmulPolicy register_blocked_policy(const vk::DeviceInfo& info, const vk::Tuning& tuning, const MatmulShape& s) {
+// kernel choice (ops/kernel_choice.h): the pin and the 64-bit loads come from `choice`; `info` is
+// the device at hand, which must be able to run them.
+MatmulPolicy register_blocked_policy(const vk::DeviceInfo& info, const KernelChoice& choice, const vk::Tuning& tuning,
+                                     const MatmulShape& s) {
   if (const std::string why = eight_lane_unsupported(info, "the register-blocked matmul kernel"); !why.empty())
     throw Error(why + " (use VKVIT_MATMUL_KERNEL=tiled)");
   uint32_t tm = 16, tn = 12;
@@ -95,7 +99,7 @@ MatmulPolicy register_blocked_policy(const vk::DeviceInfo& info, const vk::Tunin
   tm = tuning.matmul_tm.value_or(tm);
   tn = tuning.matmul_tn.value_or(tn);
   const RegisterBlockedVariant& variant = register_blocked_variant(tm, tn);
-  const bool wide = info.int64 && tuning.matmul_wide;
+  const bool wide = choice.matmul.wide && info.int64;
   MatmulPolicy pol = fp32_policy(wide ? variant.storage_wide : variant.storage, MatmulPolicy::Spec::register_blocked,
                                  tm, 8 * tn);
   pol.batch_per_group = std::max(tuning.matmul_batch_per_group.value_or(small_batch_per_group(s)), 1u);
@@ -112,19 +116,22 @@ MatmulPolicy register_blocked_policy(const vk::DeviceInfo& info, const vk::Tunin
     pol.texel_shader = wide ? variant.texel_wide : variant.texel;
   // Only this kernel runs long K as accumulated chunks (kKChunk, matmul_launch.h).
   pol.k_chunk = tuning.matmul_k_chunk.value_or(kKChunk);
-  pol.subgroup_pin = eight_lane_pin(info);
+  pol.subgroup_pin = choice.matmul.pin;
   return pol;
 }
 
-MatmulPolicy tiled_policy(const vk::DeviceInfo& info, const vk::Tuning& tuning) {
-  const TiledTile t = tiled_tile(info, tuning);
+MatmulPolicy tiled_policy(const KernelChoice& choice) {
+  // kernel choice: the tile, refused where VKVIT_MATMUL_TILE exceeds the device's limits.
+  if (!choice.tile_refused.empty()) throw Error(choice.tile_refused);
+  const TiledTile t = choice.matmul.tile;
   MatmulPolicy pol = fp32_policy(shaders::matmul_tiled, MatmulPolicy::Spec::tiled, t.bm, t.bn);
   pol.tile = t;
   pol.epilogue = true;
   return pol;
 }
 
-MatmulPolicy policy_for(MatmulKernel kernel, const vk::DeviceInfo& info, const vk::Tuning& tuning, const MatmulShape& s) {
+MatmulPolicy policy_for(MatmulKernel kernel, const vk::DeviceInfo& info, const KernelChoice& choice,
+                        const vk::Tuning& tuning, const MatmulShape& s) {
   switch (kernel) {
     case MatmulKernel::naive: {
       // Naive reads the transposes from the push flags only.
@@ -132,8 +139,8 @@ MatmulPolicy policy_for(MatmulKernel kernel, const vk::DeviceInfo& info, const v
       pol.x_walks_n = true;
       return pol;
     }
-    case MatmulKernel::tiled: return tiled_policy(info, tuning);
-    default: return register_blocked_policy(info, tuning, s);
+    case MatmulKernel::tiled: return tiled_policy(choice);
+    default: return register_blocked_policy(info, choice, tuning, s);
   }
 }
 
@@ -141,32 +148,11 @@ MatmulPolicy policy_for(MatmulKernel kernel, const vk::DeviceInfo& info, const v
 
 namespace matmul_detail {
 
-// 64x64 tiles of 256 invocations (4x4 outputs each) where the device allows it; smaller 32x32
-// tiles of 64 invocations for small workgroup or shared-memory limits and for CPU drivers (where
-// the kernel is only run to be tested). Both are multiples of common subgroup sizes.
+// kernel choice: the tile is decided in ops/kernel_choice.cpp (choose_tile).
 TiledTile tiled_tile(const vk::DeviceInfo& info, const vk::Tuning& tuning) {
-  TiledTile t;
-  const uint32_t big_shared = (t.bm + t.bn) * t.bk * 4;
-  if (info.is_cpu_driver() || info.max_workgroup_invocations < 256 || info.max_shared_memory < big_shared ||
-      info.max_workgroup_size[0] < 256 || (info.subgroup_size > 0 && 256 % info.subgroup_size != 0)) {
-    t.bm = t.bn = 32;
-    t.bk = 8;
-  }
-  // Tuning::matmul_tile (VKVIT_MATMUL_TILE=BMxBNxBK) overrides the tile (tuning on a new device;
-  // the tests run the GPU tile 64x64x16 on lavapipe through it). Each invocation keeps its 4 x 4 block.
-  if (tuning.matmul_tile) {
-    const uint32_t m = tuning.matmul_tile->bm, n = tuning.matmul_tile->bn, k = tuning.matmul_tile->bk;
-    const std::string tile = std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k);
-    const uint32_t threads = (m / t.tm) * (n / t.tn), shared = (m + n) * k * 4;
-    if (threads > info.max_workgroup_invocations || threads > info.max_workgroup_size[0] ||
-        shared > info.max_shared_memory)
-      throw Error("VKVIT_MATMUL_TILE='" + tile + "' needs " + std::to_string(threads) + " invocations and " +
-                  std::to_string(shared) + " bytes of shared memory; " + info.name + " allows " +
-                  std::to_string(std::min(info.max_workgroup_invocations, info.max_workgroup_size[0])) + " and " +
-                  std::to_string(info.max_shared_memory));
-    t.bm = m, t.bn = n, t.bk = k;
-  }
-  return t;
+  const KernelChoice choice = choose_kernels(info, tuning);
+  if (!choice.tile_refused.empty()) throw Error(choice.tile_refused);
+  return choice.matmul.tile;
 }
 
 }  // namespace matmul_detail
@@ -203,25 +189,26 @@ std::string eight_lane_unsupported(const vk::DeviceInfo& info, const std::string
   return {};
 }
 
+// kernel choice: decided in ops/kernel_choice.cpp (choose_matmul).
 MatmulKernel matmul_kernel_for(const vk::DeviceInfo& device, const vk::Tuning& tuning) {
-  if (const MatmulKernel k = parse_matmul_kernel(tuning.matmul_kernel); k != MatmulKernel::automatic) return k;
-  // CPU drivers run a workgroup as SIMD lanes of one thread: shared memory and barriers only
-  // cost there, while register blocking with uniform loads pays (BENCHMARKS.md). It needs its 8
-  // lanes in one subgroup; a 4-lane CPU driver (SwiftShader, lavapipe at 128-bit vectors) takes tiled.
-  if (device.is_cpu_driver() && eight_lane_unsupported(device, "").empty()) return MatmulKernel::register_blocked;
-  return MatmulKernel::tiled;
+  return choose_kernels(device, tuning).matmul.kernel;
 }
 
 void matmul(vk::Recorder& rec, const vk::View& c, const vk::View& a, const vk::View& b, const MatmulShape& s,
             const vk::View& bias, MatmulKernel kernel, const vk::View& aux) {
   if (!matmul_detail::has_work(s, "matmul")) return;
   const vk::Context& ctx = rec.context();
-  if (kernel == MatmulKernel::automatic) kernel = matmul_kernel_for(ctx.info(), ctx.tuning());
-  matmul_detail::launch_matmul(rec, c, a, b, bias, s, policy_for(kernel, ctx.info(), ctx.tuning(), s), aux);
+  // kernel choice: for ctx.kernel_device(); an override it cannot run is refused here.
+  const KernelChoice choice = kernel_choice(ctx);
+  if (kernel == MatmulKernel::automatic) {
+    if (!choice.matmul_refused.empty()) throw Error(choice.matmul_refused);
+    kernel = choice.matmul.kernel;
+  }
+  matmul_detail::launch_matmul(rec, c, a, b, bias, s, policy_for(kernel, ctx.info(), choice, ctx.tuning(), s), aux);
 }
 
 bool matmul_epilogue_supported(MatmulKernel kernel, const vk::Context& ctx) {
-  if (kernel == MatmulKernel::automatic) kernel = matmul_kernel_for(ctx.info(), ctx.tuning());
+  if (kernel == MatmulKernel::automatic) kernel = kernel_choice(ctx).matmul.kernel;  // kernel choice
   return kernel != MatmulKernel::naive;
 }
 

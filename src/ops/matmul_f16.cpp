@@ -7,6 +7,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "ops/kernel_choice.h"
 #include "ops/launch.h"
 #include "ops/matmul_launch.h"
 
@@ -45,7 +46,7 @@ const RegisterBlockedF16Variant& register_blocked_f16_variant(uint32_t tm, uint3
 // VKVIT_MATMUL_F16_TM / _TN force a compiled variant (16x8, 16x12, 8x8) for tests and tuning.
 // Long K runs in ops::matmul's chunks (its measurements; the same chunk is kept for halves);
 // VKVIT_MATMUL_KCHUNK overrides, 0 disables.
-MatmulPolicy policy_for(const vk::DeviceInfo& info, const vk::Tuning& tuning, const MatmulShape& s, MatmulOut out) {
+MatmulPolicy policy_for(const KernelChoice& choice, const vk::Tuning& tuning, const MatmulShape& s, MatmulOut out) {
   uint32_t tm = 16, tn = 8;
   if (s.trans_b && !s.trans_a && !(s.N % 96 != 0 && s.N % 64 == 0)) tn = 12;
   if (small_product(s)) tm = 8, tn = 8;
@@ -67,14 +68,15 @@ MatmulPolicy policy_for(const vk::DeviceInfo& info, const vk::Tuning& tuning, co
   pol.vec_width = 8;
   pol.vec_b_nn = tn % 8 == 0;
   pol.k_chunk = tuning.matmul_k_chunk.value_or(kKChunk);
-  pol.subgroup_pin = eight_lane_pin(info);
+  pol.subgroup_pin = choice.matmul.pin;  // kernel choice
   return pol;
 }
 
 // GPUs: common/matmul_tiled.glsl over packed halves (the matmul_f16_tiled[_h] variants), the fp32
 // tiled kernel's tile and shared-memory staging with fp32 accumulation; whole K in one dispatch.
-MatmulPolicy tiled_policy(const vk::DeviceInfo& info, const vk::Tuning& tuning, MatmulOut out) {
-  const TiledTile t = tiled_tile(info, tuning);
+MatmulPolicy tiled_policy(const KernelChoice& choice, MatmulOut out) {
+  if (!choice.tile_refused.empty()) throw Error(choice.tile_refused);  // kernel choice
+  const TiledTile t = choice.matmul.tile;
   MatmulPolicy pol;
   pol.name = "matmul_f16";
   pol.shader = out == MatmulOut::f16 ? shaders::matmul_f16_tiled_h : shaders::matmul_f16_tiled;
@@ -89,20 +91,23 @@ MatmulPolicy tiled_policy(const vk::DeviceInfo& info, const vk::Tuning& tuning, 
   return pol;
 }
 
-bool use_tiled(const vk::Context& ctx) { return matmul_kernel_for(ctx.info(), ctx.tuning()) == MatmulKernel::tiled; }
+// kernel choice: the fp32 matmul's kernel for ctx.kernel_device() (ops/kernel_choice.h).
+bool use_tiled(const KernelChoice& choice) { return choice.matmul.kernel == MatmulKernel::tiled; }
+bool use_tiled(const vk::Context& ctx) { return use_tiled(kernel_choice(ctx)); }
 }  // namespace
 
+// kernel choice: the kernel and fp16 output as chosen for ctx.kernel_device(); the device at hand
+// must be able to run them (8-lane subgroups for the register-blocked kernel, 16-bit storage).
 std::string matmul_f16_unsupported(const vk::Context& ctx, MatmulOut out) {
+  const KernelChoice choice = kernel_choice(ctx);
   const vk::DeviceInfo& info = ctx.info();
-  if (use_tiled(ctx)) {  // no subgroup operations needed
-    if (out == MatmulOut::f16 && !info.storage16)
-      return "fp16 matmul output needs storageBuffer16BitAccess, which device " + info.name + " lacks";
-    return {};
+  if (!use_tiled(choice)) {
+    if (std::string why = eight_lane_unsupported(info, "the register-blocked fp16 matmul kernel"); !why.empty())
+      return why;
   }
-  if (std::string why = eight_lane_unsupported(info, "the register-blocked fp16 matmul kernel"); !why.empty())
-    return why;
-  if (out == MatmulOut::f16 && !info.storage16)
-    return "fp16 matmul output needs storageBuffer16BitAccess, which device " + info.name + " lacks";
+  if (out == MatmulOut::f16 && !(choice.matmul_f16.f16_output && info.storage16))
+    return "fp16 matmul output needs storageBuffer16BitAccess, which device " +
+           (info.storage16 ? ctx.kernel_device().name : info.name) + " lacks";
   return {};
 }
 
@@ -115,12 +120,11 @@ void matmul_f16(vk::Recorder& rec, const vk::View& c, const vk::View& a16, const
   if (!matmul_detail::has_work(s, "matmul_f16")) return;
   const std::string why = matmul_f16_unsupported(rec.context(), out);
   if (!why.empty()) throw Error(why + " (train without train.amp / --amp on this device)");
-  const vk::DeviceInfo& info = rec.context().info();
   if (s.epilogue != MatmulEpilogue::none && !matmul_f16_epilogue_supported(rec.context(), out))
     throw Error("internal: matmul_f16: an epilogue on a kernel without one (see matmul_f16_epilogue_supported)");
-  const vk::Tuning& tuning = rec.context().tuning();
+  const KernelChoice choice = kernel_choice(rec.context());
   const MatmulPolicy policy =
-      use_tiled(rec.context()) ? tiled_policy(info, tuning, out) : policy_for(info, tuning, s, out);
+      use_tiled(choice) ? tiled_policy(choice, out) : policy_for(choice, rec.context().tuning(), s, out);
   matmul_detail::launch_matmul(rec, c, a16, b16, bias, s, policy, aux);
 }
 
