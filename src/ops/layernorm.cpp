@@ -110,30 +110,37 @@ uint32_t cached_accesses(const vk::Context& ctx, uint32_t D) {
   return per_lane <= 32 ? per_lane : 0;
 }
 uint32_t rows_per_subgroup(uint32_t cached) { return cached > 0 ? kRowsPerSubgroup : 1; }
+// The row kernels' constants for rows of D floats; `wide`: the _wide module's 64-bit pairs.
+RowsSpec rows_spec(const vk::Context& ctx, uint32_t D, bool wide) {
+  const uint32_t cached = cached_accesses(ctx, D);
+  return RowsSpec{row_workgroup(ctx), vec_width(D), cached, rows_per_subgroup(cached), wide, subgroup_size(ctx),
+                  row_pin_holds(ctx)};
+}
+// Workgroups for `rows` rows: each takes one block of spec.rows rows per assumed subgroup.
+vk::Groups row_groups(const vk::Recorder& rec, const RowsSpec& spec, uint64_t rows) {
+  const uint64_t blocks_per_group = spec.workgroup_size.value / spec.subgroup.value;
+  return rec.groups_1d(div_up(div_up(rows, uint64_t(spec.rows.value)), blocks_per_group));
+}
 }  // namespace
 
 void layernorm_forward(vk::Recorder& rec, const vk::View& out, const vk::View& mean, const vk::View& rstd,
                        const vk::View& in, const vk::View& gamma, const vk::View& beta, uint64_t M, uint32_t D,
                        float eps) {
   if (M == 0 || D == 0) return;
-  const uint32_t sg = subgroup_size(rec.context()), wg = row_workgroup(rec.context());
-  const uint32_t cached = cached_accesses(rec.context(), D);
   // With the row in registers a subgroup normalizes kRowsPerSubgroup rows and reads gamma and beta
-  // once for all of them.
-  const uint32_t subgroup_rows = rows_per_subgroup(cached);
+  // once for all of them (rows_spec).
   // Rows start at multiples of D floats, so with D % 4 == 0 the views' starts decide the alignment.
   const bool wide = vec_width(D) == 4 && wide_views(rec.context(), {out, in});
   // The _wide modules have the 64-bit pairs; the plain ones no 64-bit type (common/wide.glsl).
+  const RowsSpec spec = rows_spec(rec.context(), D, wide);
   const vk::Kernel& k = rec.context().pipelines().get(wide ? shaders::layernorm_wide : shaders::layernorm, 6,
-                                                      sizeof(LayerNormPush),
-                                                      RowsSpec{wg, vec_width(D), cached, subgroup_rows, wide, sg, row_pin_holds(rec.context())}, 0,
-                                                      row_subgroup_pin(rec.context()));
+                                                      sizeof(LayerNormPush), spec, 0, row_subgroup_pin(rec.context()));
   for_each_chunk(rec.context(), M, uint64_t(D) * 4, [&](uint64_t first, uint64_t rows) {
     const LayerNormPush push{static_cast<uint32_t>(rows), D, eps};
     rec.dispatch(k,
                  {out.slice(first * D, rows * D), mean.slice(first, rows), rstd.slice(first, rows),
                   in.slice(first * D, rows * D), gamma.slice(0, D), beta.slice(0, D)},
-                 push, rec.groups_1d(div_up(rows, uint64_t(wg / sg) * subgroup_rows)), "layernorm");
+                 push, row_groups(rec, spec, rows), "layernorm");
   });
 }
 
@@ -146,7 +153,7 @@ void layernorm_backward(vk::Recorder& rec, const vk::View& din, const vk::View& 
                         const vk::View& gamma, const vk::View& scratch, uint64_t M, uint32_t D) {
   if (M == 0 || D == 0) return;
   vk::Context& ctx = rec.context();
-  const uint32_t sg = subgroup_size(ctx), wg = row_workgroup(ctx), vec = vec_width(D), cached = cached_accesses(ctx, D);
+  const uint32_t vec = vec_width(D), cached = cached_accesses(ctx, D);
   // With the row in registers, the row pass also writes per-column partial sums over its
   // kRowsPerSubgroup rows and pass 2 adds those up; otherwise pass 1 reads dout and the input again.
   const uint32_t subgroup_rows = rows_per_subgroup(cached);
@@ -157,10 +164,10 @@ void layernorm_backward(vk::Recorder& rec, const vk::View& din, const vk::View& 
   // 64-bit pairs where every vec4 view starts 16-byte aligned (chunks and partial rows advance by
   // multiples of D floats); the scratch counts only when the partial rows use it.
   const bool wide = vec == 4 && wide_views(ctx, {din, in, dout, cached > 0 ? scratch : din});
+  const RowsSpec spec = rows_spec(ctx, D, wide);
   const vk::Kernel& rows_k =
       ctx.pipelines().get(wide ? shaders::layernorm_backward_wide : shaders::layernorm_backward, 9,
-                          sizeof(LayerNormBackwardPush), RowsSpec{wg, vec, cached, subgroup_rows, wide, sg, row_pin_holds(ctx)}, 0,
-                          row_subgroup_pin(ctx));
+                          sizeof(LayerNormBackwardPush), spec, 0, row_subgroup_pin(ctx));
   const vk::ShaderId params_shader =
       cached > 0 ? (wide ? shaders::layernorm_backward_params_partials_wide : shaders::layernorm_backward_params_partials)
                  : (wide ? shaders::layernorm_backward_params_wide : shaders::layernorm_backward_params);
@@ -178,7 +185,7 @@ void layernorm_backward(vk::Recorder& rec, const vk::View& din, const vk::View& 
         mean.slice(first, rows),        rstd.slice(first, rows),   in.slice(first * D, rows * D),
         dout.slice(first * D, rows * D), gamma.slice(0, D),        partials};
     const LayerNormBackwardPush push{static_cast<uint32_t>(rows), D};
-    rec.dispatch(rows_k, views, push, rec.groups_1d(div_up(partial_rows, uint64_t(wg / sg))), "layernorm_backward");
+    rec.dispatch(rows_k, views, push, row_groups(rec, spec, rows), "layernorm_backward");
     const LayerNormBackwardPush cols_push{static_cast<uint32_t>(cached > 0 ? partial_rows : rows), D};
     rec.dispatch(cols_k, views, cols_push, rec.groups_1d(div_up(D / vec, kColumnTile)), "layernorm_backward_params");
   });
