@@ -5,10 +5,11 @@
 // One subgroup per block of ROWS consecutive rows (constant_id 3): the row sums are subgroupAdd
 // alone, with no shared memory and no barriers, which keeps lavapipe's per-workgroup cost low and
 // is the usual warp-per-row layout on GPUs. When the row fits the lanes' registers (CACHED > 0)
-// the launcher gives a block several rows and gamma and beta are read once for all of them. VEC (constant_id 1) floats per access:
-// 4 (vec4, needs D % 4 == 0; a quarter of the gathers on lavapipe) or 1 (any D; the .yzw of each
-// load are zero). The variance is two-pass (subtract the mean first) so rows with a large mean do
-// not lose their variance to cancellation, as E[x^2] - E[x]^2 would in fp32.
+// the launcher gives a block several rows and gamma and beta are read once for all of them.
+// VEC (constant_id 1) floats per access: 4 (vec4, needs D % 4 == 0; a quarter of the gathers on
+// lavapipe) or 1 (any D; the .yzw of each load are zero). The variance is two-pass (subtract the
+// mean first) so rows with a large mean do not lose their variance to cancellation, as
+// E[x^2] - E[x]^2 would in fp32.
 // mean and rstd are saved for the backward pass.
 // The launcher sizes the workgroup, the grid and CACHED from the subgroup size it assumed
 // (SUBGROUP, constant_id 5) and pins it where the device can; a device that cannot may run
@@ -16,8 +17,7 @@
 // runs: a workgroup's WORKGROUP_SIZE / SUBGROUP blocks go round its gl_NumSubgroups subgroups,
 // lanes stride by that size, and the cached form is used only when that size covers the row as
 // the launcher planned (else the uncached loops). At the assumed size each subgroup takes one
-// block, as before; on lavapipe gl_SubgroupSize is a compile-time constant, so the form not taken
-// is not compiled in.
+// block; where the pin holds (PINNED) the size is a constant and only one form is compiled.
 #extension GL_GOOGLE_include_directive : require
 #include "index.glsl"
 #extension GL_KHR_shader_subgroup_basic : require
@@ -26,9 +26,10 @@
 
 layout(constant_id = 1) const uint VEC = 1;
 // Accesses per lane kept in registers: the launcher makes them cover the whole row
-// (CACHED * gl_SubgroupSize >= D / VEC) or sets 0, and then every pass reads the row again. The
-// loops of the uncached form are compiled only for CACHED = 0: on llvmpipe an `if` does not
-// branch, so loops that merely do not iterate would still cost their masked loads.
+// (CACHED * SUBGROUP >= D / VEC) or sets 0, and then every pass reads the row again. The loops
+// of the uncached form are compiled only for CACHED = 0 or where the size that runs is not known
+// (PINNED false): on llvmpipe an `if` does not branch, so loops that merely do not iterate would
+// still cost their masked loads.
 layout(constant_id = 2) const uint CACHED = 0;
 layout(constant_id = 3) const uint ROWS = 1;  // rows per block
 layout(constant_id = 5) const uint SUBGROUP = 8;  // the subgroup size the launcher assumed
@@ -115,7 +116,8 @@ void normalize_row(uint row, uint tid, uint lanes, bool cached, uint n) {
       if (c < n) store_out(base + c, xs[i], mean, rstd, gs[i], bs[i]);
     }
   } else {
-    for (uint c = tid; c < n; c += lanes) store_out(base + c, load_in(base + c), mean, rstd, load_gamma(c), load_beta(c));
+    for (uint c = tid; c < n; c += lanes)
+      store_out(base + c, load_in(base + c), mean, rstd, load_gamma(c), load_beta(c));
   }
   if (tid == 0u) {  // rows are uniform over the subgroup; subgroupElect is a loop on llvmpipe
     mean_[row] = mean;
