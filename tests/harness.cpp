@@ -18,8 +18,26 @@ namespace {
 vk::Context* g_context = nullptr;
 }
 
+namespace {
+// VKVIT_TEST_REPORTED_SUBGROUP=N (the ctest entry subgroups.gpu_tests_reported32): the suite
+// context chooses kernels as for this device reporting subgroup size N without subgroup-size
+// control, as a GPU may while it runs fewer lanes (Intel reports 32 and may run 8). Pins for N are
+// left off here, so every kernel must be right at the size this device actually runs.
+void describe_reported_subgroup(vk::Context& context) {
+  const char* env = std::getenv("VKVIT_TEST_REPORTED_SUBGROUP");
+  if (!env || !*env) return;
+  vk::DeviceInfo described = context.info();
+  described.subgroup_size = static_cast<uint32_t>(std::stoul(env));
+  described.subgroup_size_control = false;
+  described.full_subgroups = false;
+  context.kernel_device_for_tests(&described);
+}
+}  // namespace
+
 vk::Context& ctx() {
   static vk::Context context(vk::ContextOptions::from_env());
+  static const bool described = (describe_reported_subgroup(context), true);
+  (void)described;
   g_context = &context;
   return context;
 }

@@ -274,33 +274,11 @@ std::string not_runnable_here(const ops::KernelChoice& c) {
   if (c.matmul.kernel == ops::MatmulKernel::register_blocked || c.attention.fused)
     if (std::string why = ops::eight_lane_unsupported(here, "the register-blocked matmul"); !why.empty())
       return why;
-  const uint32_t largest = std::max({c.matmul.tile.threads(), c.layernorm.workgroup_size, c.bias_grad.workgroup_size});
+  // LayerNorm's launcher fits its workgroup to this device's limit itself.
+  const uint32_t largest = std::max(c.matmul.tile.threads(), c.bias_grad.workgroup_size);
   if (largest > here.max_workgroup_invocations)
     return "a workgroup of " + std::to_string(largest) + " invocations; " + here.name + " allows " +
            std::to_string(here.max_workgroup_invocations);
-  return {};
-}
-
-// LayerNorm lays its rows out for the subgroup size the kernel choice assumed, and the shader
-// strides by the size the dispatch runs at; where this device can neither pin the described
-// size nor runs it anyway, the two differ and LayerNorm's results are wrong here (a mismatch
-// the LayerNorm launcher is being changed to handle; remove this skip with that change). Empty
-// where they agree.
-std::string layernorm_size_mismatch(const ops::KernelChoice& c) {
-  const vk::DeviceInfo& here = ctx().info();
-  const uint32_t assumed = c.layernorm.subgroup_size;
-  const uint32_t dispatched = here.can_pin_subgroup_size(assumed) ? assumed : here.subgroup_size;
-  if (assumed == dispatched) return {};
-  return "LayerNorm (and the ViT, which runs it) laid out for subgroups of " + std::to_string(assumed) + ", which " +
-         here.name + " runs at " + std::to_string(dispatched);
-}
-
-// Why `other` differs from `choice` in more than LayerNorm (empty where it does not).
-std::string same_but_layernorm(const ops::KernelChoice& choice, const ops::KernelChoice& other) {
-  std::vector<std::string> a = choice.describe(), b = other.describe();
-  for (size_t i = 0; i < a.size(); ++i)
-    if (a[i] != b[i] && a[i].rfind("layernorm", 0) != 0)
-      return "the ViT: at this device's subgroup size the choice changes beyond LayerNorm (" + b[i] + ")";
   return {};
 }
 
@@ -313,27 +291,9 @@ void check_described_here(const DescribedDevice& d, const Outputs& own) {
   run_matmuls(theirs);
   run_row_ops(theirs);
   REQUIRE(theirs.size() == own.size());
-  const std::string mismatch = layernorm_size_mismatch(choice);
+  // LayerNorm too: laid out for the described subgroup size, it follows the size this device runs.
   for (size_t i = 0; i < own.size(); ++i)
-    if (mismatch.empty() || own[i].first.rfind("layernorm", 0) != 0)
-      require_close(theirs[i].second, to_double(own[i].second), 2e-5, 2e-5, d.key + ": " + own[i].first);
-  if (mismatch.empty()) {
-    check_vit_against_reference();
-    return;
-  }
-  skipped_because(mismatch);
-  // The ViT with every other kernel of the described device: described with this device's
-  // subgroup sizes, where that changes nothing but LayerNorm's.
-  vk::DeviceInfo adjusted = d.info;
-  const vk::DeviceInfo& here = ctx().info();
-  adjusted.subgroup_size = here.subgroup_size;
-  adjusted.subgroup_size_control = here.subgroup_size_control;
-  adjusted.min_subgroup_size = here.min_subgroup_size;
-  adjusted.max_subgroup_size = here.max_subgroup_size;
-  const ops::KernelChoice other = ops::choose_kernels(adjusted, ctx().tuning());
-  if (skipped_because(same_but_layernorm(choice, other))) return;
-  WARN("the ViT with " << d.key << "'s kernels but LayerNorm at this device's subgroup size");
-  ScopedKernelDevice as_adjusted(adjusted);
+    require_close(theirs[i].second, to_double(own[i].second), 2e-5, 2e-5, d.key + ": " + own[i].first);
   check_vit_against_reference();
 }
 

@@ -1,5 +1,6 @@
-// LayerNorm: GPU vs the double-precision reference on odd widths (13, 127, 1030), and the
-// reference backward vs finite differences.
+// LayerNorm: GPU vs the double-precision reference on odd widths (13, 127, 1030), also with kernels
+// sized for other subgroup sizes than the one that runs, and the reference backward vs finite
+// differences.
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstring>
@@ -91,6 +92,28 @@ TEST_CASE("layernorm forward and backward on the GPU match the reference", "[lay
   SECTION("D=384, M=197, four-float accesses instead of 64-bit pairs") {
     ScopedTuning narrow([](vk::Tuning& k) { k.wide = false; });
     check_layernorm(197, 384, 0.0f, 91);
+  }
+}
+
+// A driver without subgroup-size control may run another size than it reports (Intel reports 32
+// and may run 8 or 16), and a pin this device cannot honour is left off: the kernels sized for a
+// described size must be right at the size that runs (lavapipe's 8, or 4 and 16 at other vector
+// widths). Covers more lanes than the row needs, fewer lanes than CACHED was sized for (the
+// uncached fallback and its partial rows), and workgroups of more or fewer subgroups than planned.
+TEST_CASE("layernorm is correct whatever subgroup size the device reports", "[layernorm][gpu]") {
+  for (const uint32_t reported : {4u, 16u, 32u, 64u}) {
+    vk::DeviceInfo described = ctx().info();
+    described.subgroup_size = reported;
+    described.subgroup_size_control = false;
+    described.full_subgroups = false;
+    ScopedKernelDevice device(described);
+    CAPTURE(reported, ctx().info().subgroup_size);
+    check_layernorm(50, 127, 0.0f, 101);
+    check_layernorm(37, 13, 10.0f, 102);
+    check_layernorm(197, 384, 0.0f, 103);
+    check_layernorm(601, 64, 0.0f, 104);
+    check_layernorm(6, 1030, 0.0f, 105);
+    check_layernorm(9, 1032, 0.0f, 106);
   }
 }
 
