@@ -3,7 +3,7 @@
 # data: the same step and inference side by side, and whether the two agree.
 #
 #   tests/bench/drivers_compare.sh [--config configs/fmnist_vit_tiny.yaml] [--data-dir DIR]
-#       [--rounds 3] [--steps 50] [--images DIR] [--vkvit PATH] [--log DIR]
+#       [--rounds 3] [--steps 50] [--images DIR] [--vkvit PATH] [--log DIR] [--choices]
 #
 # 1. Speed: `bench train-step` and `bench infer`, lavapipe then SwiftShader, --rounds times; one
 #    row per round and the median ratio (SwiftShader time / lavapipe time).
@@ -11,6 +11,9 @@
 #    two steps.csv files compared (largest relative difference, and at which step).
 # 3. Logits: `predict --output-type logit` of the lavapipe run's checkpoint over --images (default:
 #    the val split) on each driver; the largest difference relative to each image's largest logit.
+# --choices: first, what each kernel choice costs: `bench train-step` on each driver with every
+#    matmul kernel and attention path forced (VKVIT_MATMUL_KERNEL, VKVIT_ATTENTION), one run each;
+#    a choice the device cannot run shows its one-line refusal.
 # Each driver is selected alone with VK_ICD_FILENAMES; SwiftShader comes from
 # scripts/install-swiftshader.sh. Full outputs go to --log DIR (default: a temporary folder).
 set -euo pipefail
@@ -18,9 +21,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 vkvit="$root/build/src/vkvit"
-config=configs/fmnist_vit_tiny.yaml data_dir="" rounds=3 steps=50 images="" log=""
+config=configs/fmnist_vit_tiny.yaml data_dir="" rounds=3 steps=50 images="" log="" choices=0
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) config=$2; shift 2 ;;
@@ -30,6 +33,7 @@ while [ $# -gt 0 ]; do
     --images) images=$2; shift 2 ;;
     --vkvit) vkvit=$2; shift 2 ;;
     --log) log=$2; shift 2 ;;
+    --choices) choices=1; shift ;;
     -h|--help) usage 0 ;;
     *) echo "drivers_compare.sh: unknown argument '$1'" >&2; usage 2 >&2 ;;
   esac
@@ -54,8 +58,31 @@ data_args=()
 echo "# vkvit on lavapipe and SwiftShader: $config; logs in $log"
 for d in "${drivers[@]}"; do echo "# $d: $(on "$d" devices | sed -n 's/^device [0-9]* (selected): //p')"; done
 
-# 1. Speed, alternating drivers within each round.
 result_field() { sed -n 's/^RESULT .* ms=\([0-9.]*\) .*/\1/p' "$1"; }
+
+# 0. What each kernel choice costs on each driver.
+if [ "$choices" -eq 1 ]; then
+  echo
+  echo "kernel choices: bench train-step ms per step (one run each)"
+  printf '%-36s %14s %14s\n' choice lavapipe swiftshader
+  for choice in "" VKVIT_MATMUL_KERNEL=register_blocked VKVIT_MATMUL_KERNEL=tiled VKVIT_MATMUL_KERNEL=naive \
+                VKVIT_ATTENTION=fused VKVIT_ATTENTION=unfused; do
+    row=()
+    for d in "${drivers[@]}"; do
+      out="$log/choice-${choice:-default}-$d.txt"
+      env $choice VK_ICD_FILENAMES="${icd[$d]}" "$vkvit" bench train-step --config "$config" --steps 3 --warmup 1 >"$out" 2>&1 || true
+      ms=$(result_field "$out")
+      row+=("${ms:-refused}")
+    done
+    printf '%-36s %14s %14s\n' "${choice:-default}" "${row[@]}"
+    for d in "${drivers[@]}"; do
+      out="$log/choice-${choice:-default}-$d.txt"
+      [ -n "$(result_field "$out")" ] || echo "  $d: $(grep -m1 'error' "$out" || tail -n 1 "$out")"
+    done
+  done
+fi
+
+# 1. Speed, alternating drivers within each round.
 for mode in train-step infer; do
   echo
   echo "mode $mode: ms per step (median of the run)"
