@@ -23,7 +23,7 @@ root=$(cd "$here/../.." && pwd)
 vkvit="$root/build/src/vkvit"
 config=configs/fmnist_vit_tiny.yaml data_dir="" rounds=3 steps=50 images="" log="" choices=0
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) config=$2; shift 2 ;;
