@@ -5,8 +5,10 @@
 #include <catch2/catch.hpp>
 
 #include "harness.h"
+#include "stripes.h"
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -328,4 +330,24 @@ TEST_CASE("RandAugment fills with the dataset mean as timm's img_mean", "[augmen
   // A translation by the whole width leaves only fill.
   const cv::Mat out = affine(test_card(), {1, 0, 40, 0, 1, 0}, AffineFilter::bicubic, {1, 2, 3, 0});
   CHECK(out.at<cv::Vec3b>(4, 4) == cv::Vec3b(1, 2, 3));
+}
+
+// The stripes are greyscale: RandAugment runs on one channel with fill round(255 * 0.5) = 128.
+TEST_CASE("vkvit train --aa --reprob trains a few steps and records the keys in the run's config", "[augment][cli]") {
+  using namespace vkvit::test;
+  TempDir dir("augment_cli");
+  const std::filesystem::path data = dir.path / "data", config = dir.path / "tiny.yaml", run = dir.path / "run";
+  write_stripe_dataset(data, 8, 2, 77, 0);
+  write_file(config, tiny_stripes_config_yaml(1));
+  const std::string base = "train --config " + q(config) + " --data-dir " + q(data) + " --max-steps 2 -q";
+  CliRun r = run_cli(base + " --output " + q(run) + " --aa rand-m9-mstd0.5-inc1 --reprob 0.25 --set data.remode=rand");
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  const std::string saved = read_file(run / "config.yaml");
+  CHECK_THAT(saved, Contains("auto_augment: \"rand-m9-mstd0.5-inc1\"") && Contains("reprob: 0.25") &&
+                        Contains("remode: rand") && Contains("recount: 1"));
+
+  r = run_cli(base + " --output " + q(dir.path / "bad") + " --aa rand-m9-bogus1");
+  CHECK(r.status != 0);
+  CHECK_THAT(r.err, Contains("data.auto_augment") && Contains("rand-m9-bogus1") && Contains("accepted:"));
 }

@@ -20,7 +20,7 @@ namespace {
 constexpr double kLevelDenom = 10.0;  // timm's _LEVEL_DENOM: magnitude 10 is the full-strength argument
 
 [[noreturn]] void bad_spec(const std::string& spec, const std::string& why) {
-  throw Error("auto_augment '" + spec + "': " + why +
+  throw Error("RandAugment string '" + spec + "': " + why +
               "; accepted: rand[-m<int>][-n<int>][-p<float>][-mstd<float>][-mmax<int>][-inc<int>], "
               "e.g. rand-m9-mstd0.5-inc1 (timm's RandAugment string)");
 }
