@@ -7,6 +7,7 @@
 #include "harness.h"
 #include "stripes.h"
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "base/error.h"
+#include "data/loader.h"
 #include "data/rand_augment.h"
 #include "data/rng.h"
 #include "data/transform.h"
@@ -350,4 +352,71 @@ TEST_CASE("vkvit train --aa --reprob trains a few steps and records the keys in 
   r = run_cli(base + " --output " + q(dir.path / "bad") + " --aa rand-m9-bogus1");
   CHECK(r.status != 0);
   CHECK_THAT(r.err, Contains("data.auto_augment") && Contains("rand-m9-bogus1") && Contains("accepted:"));
+}
+
+namespace {
+
+std::vector<Batch> epoch_batches(const std::vector<Sample>& samples, uint32_t workers, bool augment, uint64_t epoch) {
+  LoaderConfig c;
+  c.batch_size = 4;
+  c.workers = workers;
+  c.seed = 5;
+  c.patch_size = 8;
+  c.transform.image_size = 16;
+  if (augment) {
+    c.transform.auto_augment = "rand-m9-mstd0.5-inc1";
+    c.transform.reprob = 0.5f;
+  }
+  Loader loader(samples, c);
+  loader.start_epoch(epoch);
+  std::vector<Batch> out;
+  Batch b;
+  while (loader.next(b)) out.push_back(b);
+  return out;
+}
+
+}  // namespace
+
+// What a resumed run relies on: an image's augmentations depend on (seed, epoch, index) only.
+TEST_CASE("augmented loader batches are the same for any worker count and on a restarted epoch", "[augment]") {
+  vkvit::test::TempDir dir("augment_loader");
+  std::vector<Sample> samples;
+  cv::RNG rng(3);
+  for (int i = 0; i < 12; ++i) {
+    cv::Mat m(20 + i % 3, 22, CV_8UC3);
+    rng.fill(m, cv::RNG::UNIFORM, 0, 256);
+    const std::string path = dir / (std::to_string(i) + ".png");
+    REQUIRE(cv::imwrite(path, m));
+    samples.push_back({path, uint32_t(i % 2)});
+  }
+  const auto a = epoch_batches(samples, 0, true, 3), b = epoch_batches(samples, 3, true, 3),
+             again = epoch_batches(samples, 2, true, 3), plain = epoch_batches(samples, 2, false, 3);
+  REQUIRE(a.size() == 3);
+  bool differs_from_plain = false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].patches == b[i].patches);
+    CHECK(a[i].patches == again[i].patches);
+    CHECK(a[i].paths == plain[i].paths);  // the same order: augmentation draws nothing the shuffle uses
+    differs_from_plain = differs_from_plain || a[i].patches != plain[i].patches;
+  }
+  CHECK(differs_from_plain);
+}
+
+// Hidden: the cost of RandAugment on a 224 x 224 RGB image, every op applied (p1), per op.
+TEST_CASE("RandAugment op cost at 224 x 224", "[.augment-bench]") {
+  cv::Mat img(224, 224, CV_8UC3);
+  cv::RNG(1).fill(img, cv::RNG::UNIFORM, 0, 256);
+  for (AffineFilter f : {AffineFilter::nearest, AffineFilter::bilinear, AffineFilter::bicubic}) {
+    RandAugmentSettings s;
+    s.filter = f;
+    std::string line;
+    for (int k = 0; k < kAugmentOpCount; ++k) {
+      const OpUse use{AugmentOp(k), 9, k == int(AugmentOp::rotate) ? 27.0 : 0.2};
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < 20; ++i) apply_op(img, use, s);
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / 20;
+      line += std::string(" ") + augment_op_name(AugmentOp(k)) + " " + std::to_string(ms).substr(0, 5);
+    }
+    WARN("filter " << int(f) << " (ms per op):" << line);
+  }
 }

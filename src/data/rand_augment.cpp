@@ -60,7 +60,10 @@ cv::Mat apply_luts(const cv::Mat& image8, const std::vector<std::array<uint8_t, 
   for (int y = 0; y < image8.rows; ++y) {
     const uint8_t* s = image8.ptr<uint8_t>(y);
     uint8_t* d = out.ptr<uint8_t>(y);
-    for (int i = 0; i < image8.cols * C; ++i) d[i] = luts[size_t(i % C)][s[i]];
+    for (int c = 0; c < C; ++c) {
+      const uint8_t* lut = luts[size_t(c)].data();
+      for (int i = c; i < image8.cols * C; i += C) d[i] = lut[s[i]];
+    }
   }
   return out;
 }
@@ -201,27 +204,30 @@ double cubic(double v1, double v2, double v3, double v4, double d) {
 }
 
 // One output pixel of the bilinear or bicubic sampler at input position (xin, yin), which lies
-// inside the image. Neighbours outside it repeat the edge, as Pillow's XCLIP/YCLIP do.
+// inside the image. Neighbours outside it repeat the edge, as Pillow's XCLIP/YCLIP do (its
+// copying of the last in-range row is the same thing).
 void sample_filtered(const cv::Mat& in, double xin, double yin, AffineFilter filter, uint8_t* dst) {
   const int C = in.channels();
   const double xs = xin - 0.5, ys = yin - 0.5;
   const int x = int(std::floor(xs)), y = int(std::floor(ys));
   const double dx = xs - x, dy = ys - y;
-  auto at = [&](int yy, int xx, int c) {
-    yy = std::clamp(yy, 0, in.rows - 1);
-    xx = std::clamp(xx, 0, in.cols - 1);
-    return double(in.ptr<uint8_t>(yy)[size_t(xx) * C + c]);
-  };
+  const int taps = filter == AffineFilter::bilinear ? 2 : 4, first = filter == AffineFilter::bilinear ? 0 : -1;
+  const uint8_t* rows[4];
+  size_t cols[4];
+  for (int k = 0; k < taps; ++k) {
+    rows[k] = in.ptr<uint8_t>(std::clamp(y + first + k, 0, in.rows - 1));
+    cols[k] = size_t(std::clamp(x + first + k, 0, in.cols - 1)) * C;
+  }
   for (int c = 0; c < C; ++c) {
+    auto at = [&](int r, int k) { return double(rows[r][cols[k] + c]); };
     if (filter == AffineFilter::bilinear) {
-      const double top = at(y, x, c) + (at(y, x + 1, c) - at(y, x, c)) * dx;
-      const double bottom = at(y + 1, x, c) + (at(y + 1, x + 1, c) - at(y + 1, x, c)) * dx;
+      const double top = at(0, 0) + (at(0, 1) - at(0, 0)) * dx;
+      const double bottom = at(1, 0) + (at(1, 1) - at(1, 0)) * dx;
       dst[c] = uint8_t(top + (bottom - top) * dy);
     } else {
-      double rows[4];
-      for (int k = 0; k < 4; ++k)
-        rows[k] = cubic(at(y - 1 + k, x - 1, c), at(y - 1 + k, x, c), at(y - 1 + k, x + 1, c), at(y - 1 + k, x + 2, c), dx);
-      dst[c] = clip8(cubic(rows[0], rows[1], rows[2], rows[3], dy));
+      double v[4];
+      for (int r = 0; r < 4; ++r) v[r] = cubic(at(r, 0), at(r, 1), at(r, 2), at(r, 3), dx);
+      dst[c] = clip8(cubic(v[0], v[1], v[2], v[3], dy));
     }
   }
 }
