@@ -62,6 +62,10 @@ data:
   scale: [0.2, 0.9]
   ratio: [0.5, 2]
   hflip: 0
+  auto_augment: rand-m7-n3-mstd1
+  reprob: 0.3
+  remode: const
+  recount: 2
   max_pixels: 12345678901
 train:
   epochs: 7
@@ -114,6 +118,10 @@ data:
   scale: [0.2, 0.9]
   ratio: [0.5, 2]
   hflip: 0
+  auto_augment: "rand-m7-n3-mstd1"
+  reprob: 0.3
+  remode: const
+  recount: 2
   max_pixels: 12345678901
 train:
   epochs: 7

@@ -16,6 +16,8 @@ struct TrainArgs {
   int batch_size = 0, epochs = 0;
   double lr = 0;
   long long seed = -1;
+  std::string aa;
+  double reprob = -1;
   std::vector<std::string> overrides;
   bool quiet = false;
   uint64_t max_steps = 0;
@@ -33,6 +35,9 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--epochs", args->epochs, "Epochs (train.epochs)")->check(CLI::PositiveNumber);
   cmd->add_option("--lr", args->lr, "Peak learning rate (train.lr)")->check(CLI::PositiveNumber);
   cmd->add_option("--seed", args->seed, "Seed for init, shuffling and augmentation (train.seed)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--aa", args->aa, "RandAugment string as timm's --aa, e.g. rand-m9-mstd0.5-inc1 (data.auto_augment)");
+  cmd->add_option("--reprob", args->reprob, "Random erasing probability as timm's --reprob (data.reprob)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--set", args->overrides, "Override any config key: --set train.warmup_epochs=1 (repeatable)");
   cmd->add_option("overrides", args->overrides, "Overrides as key=value, like --set");
   cmd->add_flag("--quiet,-q", args->quiet, "Only errors on stderr");
@@ -56,6 +61,12 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
       ov.push_back(buf);
     }
     if (args->seed >= 0) ov.push_back("train.seed=" + std::to_string(args->seed));
+    if (!args->aa.empty()) ov.push_back("data.auto_augment=" + args->aa);
+    if (args->reprob >= 0) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "data.reprob=%.17g", args->reprob);
+      ov.push_back(buf);
+    }
     if (!ov.empty()) cfg.apply_overrides(ov);
     train::progress_mode(args->quiet);  // a bad VKVIT_PROGRESS fails now, not after the model is built
     vk::Context ctx(global.context_options());

@@ -2,6 +2,7 @@
 // standard, but std::uniform_*_distribution and std::shuffle are not (libstdc++ and libc++ differ),
 // so draws go through these helpers: a seed then gives the same epoch everywhere.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <random>
 
@@ -22,6 +23,12 @@ inline uint64_t mix_seed(uint64_t seed, uint64_t epoch, uint64_t index) {
 // Uniform in [0, 1) with 53 random bits.
 inline double uniform01(std::mt19937_64& rng) { return double(rng() >> 11) * 0x1.0p-53; }
 inline double uniform(std::mt19937_64& rng, double lo, double hi) { return lo + (hi - lo) * uniform01(rng); }
+
+// N(0, 1) from two uniforms (Box-Muller, cosine branch only), for the augmentations' normal draws.
+inline double standard_normal(std::mt19937_64& rng) {
+  const double u1 = uniform01(rng), u2 = uniform01(rng);
+  return std::sqrt(-2.0 * std::log(1.0 - u1)) * std::cos(2.0 * 3.14159265358979323846 * u2);
+}
 
 // Uniform integer in [0, n), without modulo bias (rejects the short top range).
 inline uint64_t uniform_below(std::mt19937_64& rng, uint64_t n) {

@@ -9,6 +9,8 @@
 #include <cstdint>
 
 #include "base/error.h"
+#include "data/rand_augment.h"
+#include "data/random_erasing.h"
 #include "data/rng.h"
 
 namespace vkvit::data {
@@ -139,6 +141,26 @@ cv::Mat normalize(const cv::Mat& f255, const TransformConfig& config, bool flip)
   return out;
 }
 
+RandomErasingConfig erasing_config(const TransformConfig& c) {
+  RandomErasingConfig e;
+  e.probability = c.reprob;
+  e.mode = c.remode;
+  e.max_count = c.recount;
+  return e;
+}
+
+// The float [0, 255] crop rounded to 8 bits, mirrored when `flip`, then RandAugment.
+cv::Mat augment_8bit(const cv::Mat& f255, const TransformConfig& config, bool flip, std::mt19937_64& rng) {
+  cv::Mat img8;
+  f255.convertTo(img8, CV_8U);  // rounds to nearest and saturates
+  if (flip) cv::flip(img8, img8, 1);
+  RandAugmentSettings settings;
+  settings.config = parse_rand_augment(config.auto_augment);
+  settings.filter = affine_filter(config.interpolation);
+  settings.fill = fill_from_mean(config.mean, config.channels);
+  return rand_augment(img8, settings, rng);
+}
+
 void check_input(const cv::Mat& image, const TransformConfig& config) {
   validate(config);
   if (image.empty() || image.depth() != CV_8U || image.channels() != config.channels)
@@ -193,6 +215,8 @@ void validate(const TransformConfig& c) {
   if (!(c.scale_min > 0.0f && c.scale_min <= c.scale_max && c.scale_max <= 1.0f))
     bad("scale must satisfy 0 < scale_min <= scale_max <= 1");
   if (!(c.ratio_min > 0.0f && c.ratio_min <= c.ratio_max)) bad("ratio must satisfy 0 < ratio_min <= ratio_max");
+  if (!c.auto_augment.empty()) parse_rand_augment(c.auto_augment);
+  validate(erasing_config(c));
 }
 
 CropBox random_resized_crop_box(int width, int height, const TransformConfig& c, std::mt19937_64& rng) {
@@ -233,7 +257,16 @@ cv::Mat transform_train(const cv::Mat& rgb8, const TransformConfig& config, std:
     f255 = eval_geometry(rgb8, config);
   }
   const bool flip = config.hflip > 0 && uniform01(rng) < config.hflip;
-  return normalize(f255, config, flip);
+  cv::Mat out;
+  if (config.auto_augment.empty()) {
+    out = normalize(f255, config, flip);
+  } else {
+    cv::Mat augmented;
+    augment_8bit(f255, config, flip, rng).convertTo(augmented, CV_32F);
+    out = normalize(augmented, config, false);
+  }
+  if (config.reprob > 0) random_erase(out, erasing_config(config), rng);
+  return out;
 }
 
 CropWindow eval_crop_window(int width, int height, const TransformConfig& config) {

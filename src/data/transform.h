@@ -4,6 +4,11 @@
 // when shrinking, bicubic a = -0.5), which is what torchvision applies to PIL images, in float:
 // Pillow rounds to 8 bits after each pass, so values may differ from timm's by about one grey
 // level (not compared against Pillow itself, which this machine lacks).
+//
+// With auto_augment set, training follows timm's order: crop + flip, rounded to 8 bits (Pillow's
+// resize output is 8-bit), RandAugment (data/rand_augment.h), then normalisation; with reprob > 0,
+// random erasing (data/random_erasing.h) follows normalisation. Both draw from the same per-image
+// generator after the crop and the flip, and draw nothing when off.
 #pragma once
 #include <random>
 #include <string>
@@ -22,6 +27,10 @@ struct TransformConfig {
   bool random_resized_crop = true;        // false: train uses the eval geometry (plus flip)
   float scale_min = 0.08f, scale_max = 1.0f, ratio_min = 3.f / 4, ratio_max = 4.f / 3;
   float hflip = 0.5f;  // probability of a horizontal flip in training (0 = off), as timm
+  std::string auto_augment;  // timm RandAugment string ("rand-m9-mstd0.5-inc1"); "" = off
+  float reprob = 0.0f;       // random erasing probability (0 = off)
+  std::string remode = "pixel";  // const | rand | pixel
+  int recount = 1;           // at most this many erased boxes
 };
 
 // Throws vkvit::Error for an unusable config (sizes, mean/std length, interpolation name, ranges).

@@ -56,6 +56,10 @@ struct DataConfig {
   std::vector<double> scale = {0.08, 1.0};
   std::vector<double> ratio = {3.0 / 4.0, 4.0 / 3.0};
   double hflip = 0.5;
+  std::string auto_augment;  // "" = off (DeiT: rand-m9-mstd0.5-inc1)
+  double reprob = 0;  // DeiT: 0.25
+  std::string remode = "pixel";
+  int recount = 1;
   uint64_t max_pixels = 100000000;
 
   bool operator==(const DataConfig& o) const;

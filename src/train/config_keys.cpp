@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "data/rand_augment.h"
 
 namespace vkvit::train {
 
@@ -143,6 +144,21 @@ Reader<std::vector<double>> area_range() {
   }};
 }
 
+// "" (off) or a RandAugment string in timm's syntax, checked by the parser the loader uses.
+Reader<std::string> rand_augment_spec() {
+  Reader<std::string> r = optional_text();
+  r.read = [read = r.read](const YAML::Node& n, const Where& w) {
+    const std::string spec = read(n, w);
+    try {
+      if (!spec.empty()) data::parse_rand_augment(spec);
+    } catch (const Error& e) {
+      w.fail(e.what());
+    }
+    return spec;
+  };
+  return r;
+}
+
 }  // namespace
 
 // `preset` comes first: a section applies its keys in table order, so explicit fields override
@@ -188,6 +204,13 @@ const Section<DataConfig>& data_keys() {
       key("ratio", &D::ratio, range(), "aspect ratio range [min, max] of the random crop"),
       key("hflip", &D::hflip, number({[](double v) { return v >= 0 && v <= 1; }, "is a probability in [0, 1]"}),
           "probability of a horizontal flip in training (0 = off), as timm"),
+      key("auto_augment", &D::auto_augment, rand_augment_spec(),
+          "train: RandAugment as timm's --aa, e.g. rand-m9-mstd0.5-inc1 (\"\" = off), after crop and flip"),
+      key("reprob", &D::reprob, number({[](double v) { return v >= 0 && v <= 1; }, "is a probability in [0, 1]"}),
+          "train: random erasing probability after normalisation (0 = off), as timm's --reprob"),
+      key("remode", &D::remode, choice({"const", "rand", "pixel"}),
+          "random erasing fill: const (the mean) | rand (a normal per channel) | pixel (a normal per value)"),
+      key("recount", &D::recount, integer(1, 100), "random erasing: at most this many boxes per image (timm's --recount)"),
       key("max_pixels", &D::max_pixels, integer(1, kInt64Max),
           "images whose header claims more pixels are skipped (decompression bombs)"),
   }};

@@ -25,6 +25,10 @@ data::LoaderConfig loader_config(const RunConfig& cfg, bool train) {
   t.ratio_min = static_cast<float>(cfg.data.ratio[0]);
   t.ratio_max = static_cast<float>(cfg.data.ratio[1]);
   t.hflip = static_cast<float>(cfg.data.hflip);
+  t.auto_augment = cfg.data.auto_augment;
+  t.reprob = static_cast<float>(cfg.data.reprob);
+  t.remode = cfg.data.remode;
+  t.recount = cfg.data.recount;
   lc.limits.max_pixels = cfg.data.max_pixels;
   return lc;
 }

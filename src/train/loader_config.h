@@ -6,7 +6,8 @@
 
 namespace vkvit::train {
 
-// Train split (`train` true): RandomResizedCrop and flip as configured; else the eval transform.
+// Train split (`train` true): RandomResizedCrop, flip, RandAugment and random erasing as configured;
+// else the eval transform.
 data::LoaderConfig loader_config(const RunConfig& cfg, bool train);
 
 }  // namespace vkvit::train
