@@ -89,7 +89,13 @@ MatmulPolicy tiled_policy(const vk::DeviceInfo& info, const vk::Tuning& tuning, 
   return pol;
 }
 
-bool use_tiled(const vk::Context& ctx) { return matmul_kernel_for(ctx.info(), ctx.tuning()) == MatmulKernel::tiled; }
+// The fp16 matmul follows the fp32 kernel choice, but its register-blocked kernel has 8 lanes
+// only: where the automatic choice is the 4-lane fp32 kernel, the fp16 products run tiled.
+bool use_tiled(const vk::Context& ctx) {
+  const bool automatic = parse_matmul_kernel(ctx.tuning().matmul_kernel) == MatmulKernel::automatic;
+  if (automatic && register_blocked_lanes(ctx.info()) == 4) return true;
+  return matmul_kernel_for(ctx.info(), ctx.tuning()) == MatmulKernel::tiled;
+}
 }  // namespace
 
 std::string matmul_f16_unsupported(const vk::Context& ctx, MatmulOut out) {
