@@ -65,6 +65,27 @@ vkvit_shader_variant(matmul_regblock_texel_8x3_wide matmul_regblock.glsl TM=8u T
 vkvit_shader_variant(matmul_regblock_texel_8x2 matmul_regblock.glsl TM=8u TN=2u MATMUL_TEXEL_AB)
 vkvit_shader_variant(matmul_regblock_texel_8x2_wide matmul_regblock.glsl TM=8u TN=2u MATMUL_TEXEL_AB WIDE_MODULE)
 
+# The same kernel in 4-lane workgroups (LANES=4u) for devices whose subgroup is 4 lanes
+# (SwiftShader, lavapipe at 128-bit vectors): TM rows x 4 * TN columns per workgroup, in few basic
+# blocks (FEW_BLOCKS: SwiftShader's compile time); listed in kRegisterBlockedVariants beside the
+# 8-lane ones.
+vkvit_shader_variant(matmul_regblock_l4_16x12 matmul_regblock.glsl LANES=4u FEW_BLOCKS TM=16u TN=12u)
+vkvit_shader_variant(matmul_regblock_l4_16x12_wide matmul_regblock.glsl LANES=4u FEW_BLOCKS TM=16u TN=12u WIDE_MODULE)
+vkvit_shader_variant(matmul_regblock_texel_l4_16x12 matmul_regblock.glsl LANES=4u FEW_BLOCKS TM=16u TN=12u MATMUL_TEXEL_AB)
+vkvit_shader_variant(matmul_regblock_texel_l4_16x12_wide matmul_regblock.glsl LANES=4u FEW_BLOCKS TM=16u TN=12u MATMUL_TEXEL_AB WIDE_MODULE)
+vkvit_shader_variant(matmul_regblock_l4_8x8 matmul_regblock.glsl LANES=4u FEW_BLOCKS TM=8u TN=8u)
+vkvit_shader_variant(matmul_regblock_l4_8x8_wide matmul_regblock.glsl LANES=4u FEW_BLOCKS TM=8u TN=8u WIDE_MODULE)
+vkvit_shader_variant(matmul_regblock_texel_l4_8x8 matmul_regblock.glsl LANES=4u FEW_BLOCKS TM=8u TN=8u MATMUL_TEXEL_AB)
+vkvit_shader_variant(matmul_regblock_texel_l4_8x8_wide matmul_regblock.glsl LANES=4u FEW_BLOCKS TM=8u TN=8u MATMUL_TEXEL_AB WIDE_MODULE)
+vkvit_shader_variant(matmul_regblock_l4_8x4 matmul_regblock.glsl LANES=4u FEW_BLOCKS TM=8u TN=4u)
+vkvit_shader_variant(matmul_regblock_l4_8x4_wide matmul_regblock.glsl LANES=4u FEW_BLOCKS TM=8u TN=4u WIDE_MODULE)
+vkvit_shader_variant(matmul_regblock_texel_l4_8x4 matmul_regblock.glsl LANES=4u FEW_BLOCKS TM=8u TN=4u MATMUL_TEXEL_AB)
+vkvit_shader_variant(matmul_regblock_texel_l4_8x4_wide matmul_regblock.glsl LANES=4u FEW_BLOCKS TM=8u TN=4u MATMUL_TEXEL_AB WIDE_MODULE)
+vkvit_shader_variant(matmul_regblock_l4_8x2 matmul_regblock.glsl LANES=4u FEW_BLOCKS TM=8u TN=2u)
+vkvit_shader_variant(matmul_regblock_l4_8x2_wide matmul_regblock.glsl LANES=4u FEW_BLOCKS TM=8u TN=2u WIDE_MODULE)
+vkvit_shader_variant(matmul_regblock_texel_l4_8x2 matmul_regblock.glsl LANES=4u FEW_BLOCKS TM=8u TN=2u MATMUL_TEXEL_AB)
+vkvit_shader_variant(matmul_regblock_texel_l4_8x2_wide matmul_regblock.glsl LANES=4u FEW_BLOCKS TM=8u TN=2u MATMUL_TEXEL_AB WIDE_MODULE)
+
 # The register-blocked matmul over fp16 operands with fp32 output, or (_h) fp16 output; listed in
 # kRegisterBlockedF16Variants (src/ops/matmul_f16.cpp).
 vkvit_shader_variant(matmul_f16_16x12 matmul_f16.glsl TM=16u TN=12u)

@@ -75,7 +75,7 @@ TEST_CASE("the kernel choice of each described device", "[kernel_choice]") {
   const Expected table[] = {
       {"lavapipe", "register_blocked, 8 invocations, one subgroup of 8, 64-bit loads", "fused, one subgroup of 8",
        "subgroup 8 pinned, 32 invocations", "64 columns x 16 row lanes", "64-bit pairs"},
-      {"SwiftShader", "tiled 32x32x8, 64 invocations", "unfused", "subgroup 4 pinned, 16 invocations",
+      {"SwiftShader", "register_blocked, 4 invocations, one subgroup of 4", "unfused", "subgroup 4 pinned, 16 invocations",
        "64 columns x 16 row lanes", "32-bit floats"},
       {"RTX 4090", tiled64, "unfused", "subgroup 32 pinned, 128 invocations", gpu_bias, "64-bit pairs"},
       {"H100", tiled64, "unfused", "subgroup 32 pinned, 128 invocations", gpu_bias, "64-bit pairs"},
@@ -116,10 +116,14 @@ TEST_CASE("the kernel choice of each described device", "[kernel_choice]") {
 TEST_CASE("an override the device cannot run is one error for the op that runs it", "[kernel_choice]") {
   vk::Tuning t;
   t.matmul_kernel = "register_blocked";
-  const ops::KernelChoice swift = ops::choose_kernels(described("SwiftShader"), t);
-  CHECK_THAT(swift.matmul_refused, Contains("VKVIT_MATMUL_KERNEL=register_blocked") && Contains("subgroup size 4"));
+  // A 4-lane GPU without subgroup-size control cannot promise a workgroup of 4 is one subgroup;
+  // SwiftShader (4 lanes, pinnable) runs the 4-lane build.
+  const ops::KernelChoice mali = ops::choose_kernels(described("Mali-G72"), t);
+  CHECK_THAT(mali.matmul_refused, Contains("VKVIT_MATMUL_KERNEL=register_blocked") && Contains("subgroup size 4"));
   CHECK(ops::choose_kernels(described("lavapipe"), t).matmul_refused.empty());
-  CHECK(swift.attention_refused.empty());
+  CHECK(ops::choose_kernels(described("SwiftShader"), t).matmul_refused.empty());
+  CHECK(ops::choose_kernels(described("SwiftShader"), t).matmul.lanes == 4);
+  CHECK(mali.attention_refused.empty());
 
   vk::Tuning fused;
   fused.attention = vk::AttentionPath::fused;
@@ -138,9 +142,10 @@ TEST_CASE("an override the device cannot run is one error for the op that runs i
 }
 
 TEST_CASE("a refused override fails the op that runs it, and only that op", "[kernel_choice][gpu]") {
-  // Described as SwiftShader (4-lane subgroups), VKVIT_MATMUL_KERNEL=register_blocked: the matmul
-  // throws the refusal; LayerNorm, which the override does not concern, still runs.
-  ScopedKernelDevice swift(described("SwiftShader"));
+  // Described as Mali-G72 (4-lane subgroups that cannot be pinned), VKVIT_MATMUL_KERNEL=
+  // register_blocked: the matmul throws the refusal; LayerNorm, which the override does not
+  // concern, still runs.
+  ScopedKernelDevice mali(described("Mali-G72"));
   ScopedTuning forced([](vk::Tuning& k) { k.matmul_kernel = "register_blocked"; });
   const uint32_t M = 8, D = 16;
   DeviceTensor a(M * D), b(D * D), c(M * D), mean(M), rstd(M), gamma(D), beta(D);

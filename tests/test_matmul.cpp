@@ -3,11 +3,14 @@
 // dimensions, the vec4 load variants, the long-K split, a call larger than one binding, and the
 // launcher's small-block choice for batched small products (attention over few tokens).
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cstdlib>
+#include <vector>
 
 #include "base/error.h"
 #include "harness.h"
 #include "ops/attention.h"
+#include "ops/gelu.h"
 #include "ops/matmul.h"
 #include "vk/profiler.h"
 
@@ -31,9 +34,15 @@ struct SmallRegisterBlock {
   }};
 };
 
+// The register-blocked kernel runs in workgroups of 8 or 4 lanes that are one subgroup
+// (ops::register_blocked_lanes); skipped, with the reason, on a device with neither.
+bool skip_without_register_blocked_lanes() {
+  if (ops::register_blocked_lanes(ctx().info()) != 0) return false;
+  return skipped_because(ops::lanes_unsupported(ctx().info(), "register_blocked matmul", 4));
+}
+
 void check_matmul(ops::MatmulShape s, bool with_bias, uint32_t seed, ops::MatmulKernel kernel) {
-  if (kernel == ops::MatmulKernel::register_blocked && skip_without_eight_lane_subgroups("register_blocked matmul"))
-    return;
+  if (kernel == ops::MatmulKernel::register_blocked && skip_without_register_blocked_lanes()) return;
   const MatmulExtents extents = matmul_extents(s);
   auto a = random_floats(extents.a, seed);
   auto b = random_floats(extents.b, seed + 1);
@@ -168,8 +177,10 @@ TEST_CASE("matmul reads aligned operands through texel buffers on lavapipe", "[m
   const auto& e = profiled.profiler().entries();
   // The module with the 64-bit loads and stores where the device has shaderInt64, else the one without.
   const std::string wide = profiled.info().int64 && profiled.tuning().matmul_wide ? "_wide" : "";
-  CHECK(e.count("matmul NN 40x64x32 b1 matmul_regblock_texel_8x8" + wide) == 1);
-  CHECK(e.count("matmul NN 40x64x30 b1 matmul_regblock_8x8" + wide) == 1);
+  // The 4-lane build on a 4-lane device (SwiftShader, lavapipe at 128-bit vectors).
+  const std::string lanes = ops::register_blocked_lanes(profiled.info()) == 4 ? "l4_" : "";
+  CHECK(e.count("matmul NN 40x64x32 b1 matmul_regblock_texel_" + lanes + "8x8" + wide) == 1);
+  CHECK(e.count("matmul NN 40x64x30 b1 matmul_regblock_" + lanes + "8x8" + wide) == 1);
   profiled.profiler().clear();  // keep the exit table out of the test log
 }
 
@@ -374,16 +385,160 @@ TEST_CASE("the 8-lane kernels run only where a workgroup of 8 lanes is one subgr
   CHECK(ops::eight_lane_pin(with_sizes(32, 8, 32)).size == 8);
   CHECK(ops::eight_lane_pin(with_sizes(16, 16, 16)).size == 16);
   CHECK(ops::eight_lane_pin(with_sizes(4, 4, 4)).size == 0);
-  CHECK(ops::matmul_kernel_for(with_sizes(4, 4, 4), automatic) == ops::MatmulKernel::tiled);
   CHECK(ops::matmul_kernel_for(with_sizes(16, 16, 16), automatic) == ops::MatmulKernel::register_blocked);
+  // The register-blocked fp32 kernel has a 4-lane build: 4-lane CPU drivers take it.
+  CHECK(ops::register_blocked_lanes(with_sizes(8, 8, 8)) == 8);
+  CHECK(ops::register_blocked_lanes(with_sizes(16, 16, 16)) == 8);
+  CHECK(ops::register_blocked_lanes(with_sizes(4, 4, 4)) == 4);
+  CHECK(ops::register_blocked_lanes(with_sizes(2, 2, 2)) == 0);
+  CHECK(ops::lane_pin(with_sizes(4, 4, 4), 4).size == 4);
+  CHECK(ops::matmul_kernel_for(with_sizes(4, 4, 4), automatic) == ops::MatmulKernel::register_blocked);
+  CHECK(ops::matmul_kernel_for(with_sizes(2, 2, 2), automatic) == ops::MatmulKernel::tiled);
   // Without size control only a CPU driver's reported width is taken at its word.
   vk::DeviceInfo fixed = with_sizes(8, 0, 0);
   fixed.subgroup_size_control = false;
   CHECK(ops::eight_lane_pin(fixed).size == 8);
   fixed.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
   CHECK(ops::eight_lane_pin(fixed).size == 0);
+  CHECK(ops::register_blocked_lanes(fixed) == 0);  // a GPU that cannot pin: tiled
   // The reason names the kernel and the device's subgroup size.
   const std::string why = ops::eight_lane_unsupported(with_sizes(4, 4, 4), "the register-blocked matmul kernel");
   CHECK_THAT(why, Catch::Matchers::Contains("register-blocked matmul") && Catch::Matchers::Contains("subgroup size 4"));
+  CHECK_THAT(ops::lanes_unsupported(with_sizes(2, 2, 2), "x", 4), Catch::Matchers::Contains("workgroups of 4 lanes"));
   CHECK(ops::eight_lane_unsupported(with_sizes(8, 8, 8), "x").empty());
+}
+
+namespace {
+
+// This device described as a 4-lane CPU driver (ScopedKernelDevice): the register-blocked kernel
+// then runs its 4-lane build here too (a workgroup of 4 lanes fits a larger subgroup).
+vk::DeviceInfo four_lane_cpu() {
+  vk::DeviceInfo d = ctx().info();
+  d.type = VK_PHYSICAL_DEVICE_TYPE_CPU;
+  d.subgroup_size = d.min_subgroup_size = d.max_subgroup_size = 4;
+  return d;
+}
+
+// The epilogue's expected C and aux from r = alpha op(A) op(B) + beta C + bias (`c`, in place)
+// and aux's initial value (`aux`, in place); op(A) for the row sums.
+void apply_epilogue(ops::MatmulEpilogue e, const ops::MatmulShape& s, const std::vector<double>& a,
+                    std::vector<double>& c, std::vector<double>& aux) {
+  const uint32_t ldc = s.c.ld ? s.c.ld : s.N, lda = s.a.ld ? s.a.ld : (s.trans_a ? s.M : s.K);
+  for (uint32_t m = 0; m < s.M; ++m) {
+    if (e == ops::MatmulEpilogue::row_sums)
+      for (uint32_t k = 0; k < s.K; ++k) aux[m] += s.trans_a ? a[size_t(k) * lda + m] : a[size_t(m) * lda + k];
+    for (uint32_t n = 0; n < s.N; ++n) {
+      const size_t i = size_t(m) * ldc + n;
+      double out = c[i];
+      if (e == ops::MatmulEpilogue::gelu || e == ops::MatmulEpilogue::gelu_only) {
+        ops::ref::gelu_forward(&out, &c[i], 1);
+        if (e == ops::MatmulEpilogue::gelu) aux[i] = c[i];
+      } else if (e == ops::MatmulEpilogue::add) {
+        out = c[i] + aux[i];
+      } else if (e == ops::MatmulEpilogue::gelu_grad) {
+        out = 0.0;  // gelu_backward accumulates into its output
+        ops::ref::gelu_backward(&out, &aux[i], &c[i], 1);
+      }
+      c[i] = out;
+    }
+  }
+}
+
+void check_epilogue(ops::MatmulShape s, ops::MatmulEpilogue e, uint32_t seed) {
+  s.epilogue = e;
+  const MatmulExtents extents = matmul_extents(s);
+  const size_t aux_size = e == ops::MatmulEpilogue::row_sums ? s.M : extents.c;
+  auto a = random_floats(extents.a, seed), b = random_floats(extents.b, seed + 1);
+  auto c0 = random_floats(extents.c, seed + 2), bias = random_floats(s.N, seed + 3);
+  auto aux0 = random_floats(aux_size, seed + 4);
+  DeviceTensor da(a), db(b), dc(c0), dbias(bias), daux(aux0);
+  vk::Recorder rec(ctx());
+  const bool has_aux = e != ops::MatmulEpilogue::gelu_only;
+  ops::matmul(rec, dc.view(), da.view(), db.view(), s, dbias.view(), ops::MatmulKernel::register_blocked,
+              has_aux ? daux.view() : vk::View{});
+  rec.submit_and_wait();
+  auto c = to_double(c0), aux = to_double(aux0), ad = to_double(a), bd = to_double(b), biasd = to_double(bias);
+  ops::MatmulShape plain = s;
+  plain.epilogue = ops::MatmulEpilogue::none;
+  ops::ref::matmul(c.data(), ad.data(), bd.data(), plain, biasd.data());
+  apply_epilogue(e, s, ad, c, aux);
+  const double atol = 1e-5 * std::max(s.K, 1u);
+  require_close(dc.read(), c, atol, 1e-5, "4-lane matmul epilogue C");
+  if (has_aux) require_close(daux.read(), aux, atol, 1e-5, "4-lane matmul epilogue operand");
+}
+
+}  // namespace
+
+TEST_CASE("the 4-lane register-blocked kernel matches the reference", "[matmul][gpu]") {
+  if (skipped_because(ops::lanes_unsupported(ctx().info(), "the 4-lane register-blocked matmul kernel", 4))) return;
+  ScopedKernelDevice four_lanes(four_lane_cpu());
+  REQUIRE(ops::register_blocked_lanes(ctx().kernel_device()) == 4);
+  REQUIRE(ops::matmul_kernel_for(ctx().kernel_device(), vk::Tuning{}) == ops::MatmulKernel::register_blocked);
+  const ops::MatmulKernel kernel = ops::MatmulKernel::register_blocked;
+  uint32_t seed = 800;
+  // Odd shapes, every transpose, the launcher's own blocks (16 x 12, 8 x 8 for M <= 8).
+  struct Dims {
+    uint32_t M, N, K;
+  };
+  for (const Dims& d : {Dims{50, 127, 13}, Dims{1, 37, 19}, Dims{23, 1, 7}, Dims{193, 67, 129}, Dims{52, 100, 36}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        ops::MatmulShape s = matmul_shape(d.M, d.N, d.K, ta, tb);
+        s.alpha = 0.75f;
+        s.beta = (seed % 2) ? 1.0f : 0.0f;
+        seed += 4;
+        DYNAMIC_SECTION("M=" << d.M << " N=" << d.N << " K=" << d.K << " trans_a=" << ta << " trans_b=" << tb) {
+          // Aligned operands take the texel variant unless it is off; both load paths run.
+          for (bool texel : {true, false}) {
+            ScopedTuning loads([&](vk::Tuning& k) { k.matmul_texel = texel; });
+            check_matmul(s, seed % 3 != 0, seed, kernel);
+          }
+        }
+      }
+  SECTION("unaligned leading dimensions") {
+    ops::MatmulShape s = matmul_shape(20, 24, 16, true, false);
+    s.a.ld = s.M + 3;
+    s.b.ld = s.N + 5;
+    s.c.ld = s.N + 1;
+    s.beta = 0.5f;
+    check_matmul(s, true, 850, kernel);
+  }
+  SECTION("a long K runs as accumulated chunks") {
+    ops::MatmulShape s = matmul_shape(20, 36, 2100, true, false);
+    s.beta = 0.25f;
+    check_matmul(s, true, 851, kernel);
+  }
+  SECTION("batched small products with two-level strides (the attention products)") {
+    const ops::AttentionProducts p = ops::attention_products(10, 17, 64, 4);
+    check_matmul(p.scores, false, 852, kernel);
+    check_matmul(p.pv, false, 853, kernel);
+    check_matmul(p.dv, false, 854, kernel);
+    check_matmul(p.dk, false, 855, kernel);
+    const ops::AttentionProducts demo = ops::attention_products(6, 5, 128, 4);  // the demo's 5 tokens
+    check_matmul(demo.scores, false, 856, kernel);
+    check_matmul(demo.dk, false, 857, kernel);
+  }
+}
+
+TEST_CASE("the 4-lane register-blocked kernel fuses every epilogue", "[matmul][gpu]") {
+  if (skipped_because(ops::lanes_unsupported(ctx().info(), "the 4-lane register-blocked matmul kernel", 4))) return;
+  ScopedKernelDevice four_lanes(four_lane_cpu());
+  CHECK(ops::matmul_epilogue_supported(ops::MatmulKernel::automatic, ctx()));
+  const ops::MatmulEpilogue kinds[] = {ops::MatmulEpilogue::gelu, ops::MatmulEpilogue::gelu_only,
+                                       ops::MatmulEpilogue::add, ops::MatmulEpilogue::gelu_grad,
+                                       ops::MatmulEpilogue::row_sums};
+  uint32_t seed = 900;
+  for (ops::MatmulEpilogue e : kinds)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        // 37 columns: a partial column block; 64 x 96 x 40: aligned, the texel loads.
+        for (const ops::MatmulShape& shape : {matmul_shape(50, 37, 13, ta, tb), matmul_shape(64, 96, 40, ta, tb)}) {
+          ops::MatmulShape s = shape;
+          s.beta = seed % 2 ? 0.5f : 0.0f;
+          seed += 5;
+          DYNAMIC_SECTION("epilogue " << int(e) << " M=" << s.M << " trans_a=" << ta << " trans_b=" << tb) {
+            check_epilogue(s, e, seed);
+          }
+        }
+      }
 }

@@ -1,7 +1,7 @@
 #version 450
-// Register-blocked matmul for CPU Vulkan (lavapipe/llvmpipe), following the recipe measured on
-// lavapipe (BENCHMARKS.md "matmul (lavapipe)"): one 8-lane workgroup (= one subgroup = one
-// 256-bit SIMD vector), no shared memory, no barriers. Every lane of a workgroup computes the
+// Register-blocked matmul for CPU Vulkan (lavapipe/llvmpipe, SwiftShader), following the recipe
+// measured on lavapipe (BENCHMARKS.md "matmul (lavapipe)"): one 8-lane workgroup (= one subgroup
+// = one 256-bit SIMD vector; 4 lanes in the _l4 variants), no shared memory, no barriers. Every lane of a workgroup computes the
 // same TM rows of C, so all lanes need the same A values; the lanes split TN-wide column strips of
 // B. A TM x TN accumulator block per lane turns each A value into TN and each B value into TM
 // fused multiply-adds. Workgroup x walks M, so consecutive workgroups reuse the same B column
@@ -33,10 +33,21 @@
 #extension GL_KHR_shader_subgroup_shuffle : require
 
 // Lanes per workgroup, fixed so the A distribution below unrolls at compile time; the workgroup
-// must be one subgroup (true wherever the subgroup size is >= 8). TM must be a multiple of 8.
+// must be one subgroup (true wherever the subgroup size is >= LANES). TM must be a multiple of
+// LANES. 8 by default (lavapipe's 256-bit vectors); the _l4 variants define LANES=4u for devices
+// whose subgroup is 4 lanes (SwiftShader, lavapipe at 128-bit vectors, some ARM Mali), where an
+// 8-lane workgroup would be two subgroups and the shuffles below would cross them.
 // (A fixed local_size also sidesteps lavapipe's specialized-gl_WorkGroupSize bug, common/index.glsl.)
+//
+// FEW_BLOCKS (the 4-lane variants): the same arithmetic in far fewer basic blocks. SwiftShader's
+// pipeline compile walks paths between blocks at a cost that grows much faster than the block
+// count; the unrolled kernel has one conditional per A shuffle past K and per stored element
+// (over a thousand blocks at 4 x 8), and its 4 x 8 NN pipeline did not compile within a minute.
+// So these variants zero A past K with a select before shuffling, and store C in a rolled loop.
+#ifndef LANES
 #define LANES 8u
-layout(local_size_x = 8) in;
+#endif
+layout(local_size_x = LANES) in;
 // constant_id 0 is unused (kept so every variant shares the launcher's spec-constant layout).
 layout(constant_id = 0) const uint UNUSED_LANES = 8;
 layout(constant_id = 1) const bool TRANS_A = false;   // A stored (K, M)
@@ -97,6 +108,19 @@ float load_b1(uint i) { return b[i]; }
 // into its register (i / LANES).
 #define A_ROWS (TM / LANES)
 
+#ifdef FEW_BLOCKS
+// The block's stores as one rolled loop (one bounds test and the epilogue's blocks, not TM x TN
+// of them); WIDE_STORES is not used here (the launcher leaves it off for these variants).
+void store_rolled(uint c0, uint m0, uint n0, float acc[TM][TN]) {
+  [[dont_unroll]] for (uint i = 0; i < TM; ++i) {
+    [[dont_unroll]] for (uint j = 0; j < TN; ++j) {
+      const uint m = m0 + i, n = n0 + j;
+      if (m < p.M && n < p.N) store_result(c0 + m * p.ldc + n, n, acc[i][j]);
+    }
+  }
+}
+#endif
+
 // One TM x (LANES * TN) block of C for batch entry z.
 void block(uint z) {
   const uint lane = gl_SubgroupInvocationID;
@@ -151,19 +175,32 @@ void block(uint z) {
     } else if (VEC_A && TRANS_A) {
       [[unroll]] for (uint r = 0; r < A_ROWS; ++r) {
         const vec4 v = load_a4((atcol[r] + min(k + atq[r], p.K - 1u) * p.lda) >> 2);
+#ifdef FEW_BLOCKS
+        const vec4 vk = mix(vec4(0.0), v, bvec4(k + atq[r] < p.K));  // this lane's k is atq[r]
+        [[unroll]] for (uint l = 0; l < LANES; ++l) {
+          const uint idx = r * LANES + l, q = idx / (TM / 4u), j = idx % (TM / 4u);
+          [[unroll]] for (uint c = 0; c < 4u; ++c) av[q][4u * j + c] = subgroupShuffle(vk[c], l);
+        }
+#else
         [[unroll]] for (uint l = 0; l < LANES; ++l) {
           const uint idx = r * LANES + l, q = idx / (TM / 4u), j = idx % (TM / 4u);
           [[unroll]] for (uint c = 0; c < 4u; ++c)
             av[q][4u * j + c] = k + q < p.K ? subgroupShuffle(v[c], l) : 0.0;
         }
+#endif
       }
     } else {
       [[unroll]] for (uint kk = 0; kk < 4u; ++kk) {
         const uint kc = min(k + kk, p.K - 1u);
         [[unroll]] for (uint r = 0; r < A_ROWS; ++r) {
           const float v = load_a1(arow[r] + kc * a_step);
+#ifdef FEW_BLOCKS
+          const float vk = mix(0.0, v, k + kk < p.K);
+          [[unroll]] for (uint l = 0; l < LANES; ++l) av[kk][r * LANES + l] = subgroupShuffle(vk, l);
+#else
           [[unroll]] for (uint l = 0; l < LANES; ++l)
             av[kk][r * LANES + l] = k + kk < p.K ? subgroupShuffle(v, l) : 0.0;
+#endif
         }
       }
     }
@@ -203,6 +240,9 @@ void block(uint z) {
       if (i % LANES == lane && m0 + i < p.M) aux[p.aux_base + m0 + i] += row_sum[i];
   }
 
+#ifdef FEW_BLOCKS
+  store_rolled(c0, m0, n0, acc);
+#else
   // The bias of this lane's columns, read once for all TM rows (clamped: the columns past N are
   // never stored).
   vec4 bias_cols[(TN + 3u) / 4u];
@@ -240,6 +280,7 @@ void block(uint z) {
       }
     }
   }
+#endif
 }
 
 void main() {

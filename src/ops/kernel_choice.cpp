@@ -52,33 +52,44 @@ KernelChoice::Matmul choose_matmul(const vk::DeviceInfo& d, const vk::Tuning& tu
                                    std::string& tile_refused) {
   KernelChoice::Matmul m;
   choose_tile(d, tuning, m, tile_refused);
-  const std::string no_eight_lanes = eight_lane_unsupported(d, "the register-blocked matmul kernel");
+  // The register-blocked kernel comes in 8- and 4-lane builds; a workgroup must be one subgroup.
+  m.lanes = register_blocked_lanes(d);
+  const std::string no_lanes = m.lanes ? "" : lanes_unsupported(d, "the register-blocked matmul kernel", 4);
   m.kernel = parse_matmul_kernel(tuning.matmul_kernel);
   if (m.kernel != MatmulKernel::automatic) {
     m.reason = "VKVIT_MATMUL_KERNEL";
-    if (m.kernel == MatmulKernel::register_blocked && !no_eight_lanes.empty())
-      kernel_refused = "VKVIT_MATMUL_KERNEL=" + tuning.matmul_kernel + ": " + no_eight_lanes +
+    if (m.kernel == MatmulKernel::register_blocked && !no_lanes.empty())
+      kernel_refused = "VKVIT_MATMUL_KERNEL=" + tuning.matmul_kernel + ": " + no_lanes +
                        "; use VKVIT_MATMUL_KERNEL=tiled or unset it";
-  } else if (is_cpu_driver_type(d) && no_eight_lanes.empty()) {
+  } else if (is_cpu_driver_type(d) && m.lanes != 0) {
+    // On 4-lane drivers the tiled kernel's barriers made a training step 80 times slower than
+    // lavapipe's (BENCHMARKS.md, "SwiftShader: kernels for 4-lane subgroups").
     m.kernel = MatmulKernel::register_blocked;
-    m.reason = "CPU driver: no shared memory nor barriers, 8-lane subgroups; BENCHMARKS.md";
+    m.reason = m.lanes == 8 ? "CPU driver: no shared memory nor barriers, 8-lane subgroups; BENCHMARKS.md"
+                            : "CPU driver of 4-lane subgroups: the 4-lane build, no barriers; BENCHMARKS.md";
   } else {
     m.kernel = MatmulKernel::tiled;
-    m.reason = is_cpu_driver_type(d) ? "CPU driver without 8-lane subgroups: the kernel without subgroup operations"
+    m.reason = is_cpu_driver_type(d) ? "CPU driver without 4- or 8-lane subgroups: the kernel without subgroup operations"
                                      : "GPU: shared-memory tiles, no subgroup operations";
   }
   // For the register-blocked kernel, also where a caller forces it (tests, benchmarks).
-  m.pin = eight_lane_pin(d);
+  m.pin = lane_pin(d, m.lanes ? m.lanes : kSubgroupKernelLanes);
   m.wide = d.int64 && tuning.matmul_wide;
   return m;
 }
 
 // The fp16 matmul follows the fp32 kernel: tiled where that is tiled, else its register-blocked
-// twin, which needs the same 8-lane subgroups. Both read packed halves (core GLSL); only fp16
-// output stores float16_t and needs 16-bit storage.
-KernelChoice::MatmulF16 choose_matmul_f16(const vk::DeviceInfo& d, const KernelChoice::Matmul& m) {
+// twin, which has an 8-lane build only: where the fp32 kernel is the 4-lane build, the fp16
+// products run tiled (unless VKVIT_MATMUL_KERNEL forces register_blocked, which then needs 8
+// lanes). Both read packed halves (core GLSL); only fp16 output stores float16_t and needs 16-bit
+// storage.
+KernelChoice::MatmulF16 choose_matmul_f16(const vk::DeviceInfo& d, const KernelChoice::Matmul& m,
+                                          const vk::Tuning& tuning) {
   KernelChoice::MatmulF16 f;
-  f.runs = m.kernel == MatmulKernel::tiled || eight_lane_unsupported(d, "").empty();
+  const bool forced = parse_matmul_kernel(tuning.matmul_kernel) == MatmulKernel::register_blocked;
+  f.kernel = m.kernel == MatmulKernel::register_blocked && (m.lanes == 8 || forced) ? MatmulKernel::register_blocked
+                                                                                    : MatmulKernel::tiled;
+  f.runs = f.kernel == MatmulKernel::tiled || eight_lane_unsupported(d, "").empty();
   f.f16_output = d.storage16;
   f.missing = d.storage16 ? "" : "storageBuffer16BitAccess";
   f.reason = !f.runs ? "no 8-lane subgroups for the register-blocked fp16 kernel"
@@ -145,7 +156,7 @@ KernelChoice::BiasGrad choose_bias_grad(const vk::DeviceInfo& d) {
 KernelChoice choose_kernels(const vk::DeviceInfo& d, const vk::Tuning& tuning) {
   KernelChoice c;
   c.matmul = choose_matmul(d, tuning, c.matmul_refused, c.tile_refused);
-  c.matmul_f16 = choose_matmul_f16(d, c.matmul);
+  c.matmul_f16 = choose_matmul_f16(d, c.matmul, tuning);
   c.attention = choose_attention(d, tuning, c.attention_refused);
   c.layernorm = choose_layernorm(d);
   c.bias_grad = choose_bias_grad(d);
@@ -174,12 +185,13 @@ std::string matmul_what(const KernelChoice& c) {
     return "tiled " + tile_string(m.tile.bm, m.tile.bn, m.tile.bk) + ", " + std::to_string(m.tile.threads()) +
            " invocations";
   if (m.kernel == MatmulKernel::naive) return "naive, 256 invocations";
-  return std::string("register_blocked, 8 invocations, ") + pin_string(m.pin) + (m.wide ? ", 64-bit loads" : "");
+  return "register_blocked, " + std::to_string(m.lanes ? m.lanes : kSubgroupKernelLanes) + " invocations, " +
+         pin_string(m.pin) + (m.wide ? ", 64-bit loads" : "");
 }
 
 std::string matmul_f16_what(const KernelChoice& c) {
   if (!c.matmul_f16.runs) return "not run";
-  const char* kernel = c.matmul.kernel == MatmulKernel::tiled ? "tiled" : "register_blocked";
+  const char* kernel = c.matmul_f16.kernel == MatmulKernel::tiled ? "tiled" : "register_blocked";
   if (c.matmul_f16.f16_output) return std::string(kernel) + ", fp16 output";
   return std::string(kernel) + ", fp32 output only: no " + c.matmul_f16.missing;
 }

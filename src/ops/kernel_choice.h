@@ -25,13 +25,15 @@ struct KernelChoice {
   struct Matmul {
     MatmulKernel kernel = MatmulKernel::tiled;  // never automatic
     matmul_detail::TiledTile tile;              // the tiled kernels' tile (fp32 and fp16)
-    vk::SubgroupPin pin;                        // register_blocked: its 8 lanes as one subgroup
+    uint32_t lanes = 0;                         // register_blocked: 8 or 4 lanes a workgroup (0: none fit)
+    vk::SubgroupPin pin;                        // register_blocked: its lanes as one subgroup
     bool wide = false;                          // register_blocked: 64-bit loads and stores
     const char* reason = "";
   } matmul;
   // Mixed precision (train.amp): the fp16 matmul reads packed halves (core GLSL); fp16 output
   // (stores of float16_t) needs 16-bit storage.
   struct MatmulF16 {
+    MatmulKernel kernel = MatmulKernel::tiled;  // register_blocked only as the 8-lane fp32 kernel
     bool runs = true;              // as the fp32 matmul kernel runs
     bool f16_output = false;       // storageBuffer16BitAccess
     const char* missing = "";      // the feature fp16 output lacks, "" when it has it

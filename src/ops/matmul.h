@@ -21,8 +21,9 @@ namespace vkvit::ops {
 enum class MatmulKernel {
   automatic,
   naive,     // shaders/matmul_naive.comp: one output per invocation; the benchmark's baseline
-  // Register-blocked, one subgroup per workgroup, no shared memory, no barriers (CPU Vulkan): the
-  // matmul_regblock_* variants of shaders/common/matmul_regblock.glsl.
+  // Register-blocked, one subgroup per workgroup (8 or 4 lanes, register_blocked_lanes), no shared
+  // memory, no barriers (CPU Vulkan): the matmul_regblock_* variants of
+  // shaders/common/matmul_regblock.glsl.
   register_blocked,
   tiled,  // shared-memory tiles (GPUs): shaders/common/matmul_tiled.glsl
 };
@@ -74,16 +75,24 @@ bool matmul_epilogue_supported(MatmulKernel kernel, const vk::Context& ctx);
 // across the 8 invocations of a workgroup, so each workgroup must be one subgroup: the subgroup
 // size their pipelines pin for that (a subgroup of 16 holds the 8 lanes as well; a CPU driver
 // without size control runs its reported width), or size 0 where the device cannot promise it
-// (a subgroup of 4 splits the workgroup in two).
+// (a subgroup of 4 splits the workgroup in two). lane_pin and lanes_unsupported say the same for
+// a workgroup of `lanes` (the fp32 register-blocked kernel also comes in 4 lanes).
 constexpr uint32_t kSubgroupKernelLanes = 8;
+vk::SubgroupPin lane_pin(const vk::DeviceInfo& info, uint32_t lanes);
 vk::SubgroupPin eight_lane_pin(const vk::DeviceInfo& info);
-// Why `kernel` (its name, for the message) cannot run on this device: no 8-lane subgroup (the
-// message names the device's subgroup size) or no subgroup shuffles; empty where it can.
+// Why `kernel` (its name, for the message) cannot run on this device: no `lanes`-lane subgroup
+// (the message names the device's subgroup size) or no subgroup shuffles; empty where it can.
+std::string lanes_unsupported(const vk::DeviceInfo& info, const std::string& kernel, uint32_t lanes);
 std::string eight_lane_unsupported(const vk::DeviceInfo& info, const std::string& kernel);
 
+// The lanes of the fp32 register-blocked kernel's workgroup on `device`: 8 where a workgroup of 8
+// is one subgroup (lavapipe at its default 256-bit vectors, GPUs), else 4 where a workgroup of 4
+// is (SwiftShader, lavapipe at 128-bit vectors, ARM Mali at 4), else 0: the kernel cannot run.
+uint32_t register_blocked_lanes(const vk::DeviceInfo& device);
+
 // The kernel `automatic` resolves to: Tuning::matmul_kernel (VKVIT_MATMUL_KERNEL) unless auto,
-// else register_blocked on CPU Vulkan drivers whose workgroup of 8 lanes is one subgroup
-// (eight_lane_pin) and tiled on GPUs and on CPU drivers of 4-lane subgroups.
+// else register_blocked on CPU Vulkan drivers where it has 8 or 4 lanes in one subgroup
+// (register_blocked_lanes) and tiled on GPUs.
 MatmulKernel matmul_kernel_for(const vk::DeviceInfo& device, const vk::Tuning& tuning);
 const char* matmul_kernel_name(MatmulKernel kernel);
 // "naive" | "register_blocked" (or "lavapipe", its older name) | "tiled" | "auto"; throws

@@ -91,8 +91,9 @@ MatmulPolicy tiled_policy(const KernelChoice& choice, MatmulOut out) {
   return pol;
 }
 
-// kernel choice: the fp32 matmul's kernel for ctx.kernel_device() (ops/kernel_choice.h).
-bool use_tiled(const KernelChoice& choice) { return choice.matmul.kernel == MatmulKernel::tiled; }
+// kernel choice: the fp16 kernel for ctx.kernel_device() (ops/kernel_choice.h): tiled where the
+// fp32 matmul is, and where it is the 4-lane register-blocked build (the fp16 one has 8 lanes only).
+bool use_tiled(const KernelChoice& choice) { return choice.matmul_f16.kernel == MatmulKernel::tiled; }
 bool use_tiled(const vk::Context& ctx) { return use_tiled(kernel_choice(ctx)); }
 }  // namespace
 
