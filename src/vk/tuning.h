@@ -30,7 +30,7 @@ struct Tuning {
   std::string matmul_kernel = "auto";
   // The tiled kernel's tile (default: 64x64x16 where the device allows, else 32x32x8). VKVIT_MATMUL_TILE.
   std::optional<MatmulTile> matmul_tile;
-  // The register-blocked kernel's block, TM rows x 8*TN columns (default: per shape). VKVIT_MATMUL_TM, VKVIT_MATMUL_TN.
+  // The register-blocked kernel's block, TM rows x lanes*TN columns (8 or 4 lanes) (default: per shape). VKVIT_MATMUL_TM, VKVIT_MATMUL_TN.
   std::optional<uint32_t> matmul_tm, matmul_tn;
   // Batch entries per register-blocked workgroup, at least 1 (default: per shape). VKVIT_MATMUL_BATCH_PER_GROUP.
   std::optional<uint32_t> matmul_batch_per_group;
