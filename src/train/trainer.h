@@ -26,7 +26,8 @@ struct TrainOptions {
 struct TrainResult {
   std::string run_dir;
   EvalResult last_eval;
-  double best_top1 = -1;
+  EvalResult last_ema_eval;  // train.model_ema: the EMA weights' last evaluation
+  double best_top1 = -1;     // the EMA's with train.model_ema (what chose best.safetensors)
   double train_images_per_s = 0;
   bool stopped_early = false;  // TrainOptions::max_steps was reached
 };
