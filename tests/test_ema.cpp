@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -315,3 +316,51 @@ TEST_CASE("vkvit train --model-ema reports the EMA, and eval, predict and info r
   const CliRun bad = run_cli("train --config " + q(config) + " --data-dir " + q(data) + " --model-ema-decay 1.5");
   CHECK(bad.status != 0);
 }
+
+#ifdef VKVIT_MPIEXEC
+namespace {
+// `mpirun <args>` captured, as tests/test_data_parallel.cpp runs its ranks (root allowed, more
+// ranks than cores, no cross-memory attach, a time limit so that a hang fails the test).
+CliRun mpirun(const std::string& args) {
+  static TempDir scratch("ema-mpirun-capture");
+  const fs::path out = scratch.path / "stdout", err = scratch.path / "stderr";
+  const std::string cmd =
+      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none "
+      "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 "
+      "timeout 300 " + std::string(VKVIT_MPIEXEC) + " --oversubscribe " + args + " >" + q(out) + " 2>" + q(err);
+  const int st = std::system(cmd.c_str());
+  return CliRun{WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_file(out), read_file(err)};
+}
+}  // namespace
+
+// Every rank applies the same update to the same weights, so every rank's EMA is the same; rank 0
+// saves it. Two ranks of batch 8 keep the EMA one process of batch 16 keeps, up to the order of
+// the gradient sums.
+TEST_CASE("a data-parallel run keeps the EMA one process keeps", "[ema][mpi][cli]") {
+  TempDir dir("ema-mpi");
+  const fs::path data = dir.path / "data", config = dir.path / "tiny.yaml";
+  write_stripe_dataset(data, 32, 8, 7, 0);  // 128 train, 32 val images
+  write_file(config, tiny_stripes_config_yaml(1));
+  auto args = [&](int batch, const fs::path& out) {
+    return "train --config " + q(config) + " --data-dir " + q(data) + " -b " + std::to_string(batch) + " --output " +
+           q(out) + " -q --model-ema --model-ema-decay 0.9";
+  };
+  const CliRun single = run_cli(args(16, dir.path / "one"));
+  INFO(single.err);
+  REQUIRE(single.status == 0);
+  const CliRun ranks = mpirun("-np 2 " + std::string(VKVIT_BINARY) + " " + args(8, dir.path / "two"));
+  INFO(ranks.err);
+  REQUIRE(ranks.status == 0);
+  const model::SafeTensors one = model::read_safetensors((dir.path / "one/last.safetensors").string());
+  const model::SafeTensors two = model::read_safetensors((dir.path / "two/last.safetensors").string());
+  const std::vector<float>& a = tensor(one, train::kEmaWeights).data;
+  const std::vector<float>& b = tensor(two, train::kEmaWeights).data;
+  REQUIRE(a.size() == b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(double(a[i]) - double(b[i])));
+  INFO("max |EMA difference| " << worst);
+  CHECK(worst < 1e-3);
+  CHECK(train::read_checkpoint_meta((dir.path / "two/best.safetensors").string()).weights == "ema");
+  CHECK(file_lines(dir.path / "two/summary.csv")[0] == train::RunDir::kSummaryHeaderEma);
+}
+#endif
