@@ -106,7 +106,7 @@ struct EmaRun {
 
 }  // namespace
 
-TEST_CASE("ema decay follows timm's ModelEmaV3: the first update copies, warmup caps the decay", "[ema][ref]") {
+TEST_CASE("ema decay follows timm's ModelEmaV3 where the first update copies and warmup caps the decay", "[ema][ref]") {
   // Fixed decay: 0 for the first update (the EMA becomes the weights), then the decay.
   CHECK(ops::ema_decay(0.9998, false, 1) == 0.0);
   CHECK(ops::ema_decay(0.9998, false, 2) == 0.9998);
@@ -230,7 +230,7 @@ TEST_CASE("the trainer's EMA copies the weights at the first step and averages w
 // --max-steps stops mid-epoch; --resume continues with the saved EMA, so the resumed run's every
 // tensor (weights, Adam's moments, the EMA) and every summary.csv cell but the timing equal the
 // uninterrupted run's.
-TEST_CASE("resume after --max-steps continues the EMA bit for bit, and summary.csv has its columns", "[ema][train]") {
+TEST_CASE("resume after --max-steps continues the EMA bit for bit and summary.csv has its columns", "[ema][train]") {
   EmaRun r("resume", 2, 0.9);
   const int errors_before = validation_errors_so_far();
   CHECK(r.run("resumed", 6).stopped_early);
@@ -264,7 +264,7 @@ TEST_CASE("resume after --max-steps continues the EMA bit for bit, and summary.c
   }
 }
 
-TEST_CASE("best.safetensors holds the EMA chosen by its top-1, and the model stays last's main tensors", "[ema][train]") {
+TEST_CASE("best.safetensors holds the EMA chosen by its top-1 and the model stays last's main tensors", "[ema][train]") {
   EmaRun r("best", 1, 0.9);
   const train::TrainResult result = r.run("run");
   REQUIRE(result.last_ema_eval.images == 32);
@@ -287,7 +287,7 @@ TEST_CASE("best.safetensors holds the EMA chosen by its top-1, and the model sta
   CHECK(vit.read_params() == flat_weights(best, vit));
 }
 
-TEST_CASE("vkvit train --model-ema reports the EMA, and eval, predict and info read its checkpoints", "[ema][train][cli]") {
+TEST_CASE("vkvit train --model-ema reports the EMA and eval and predict and info read its checkpoints", "[ema][train][cli]") {
   TempDir dir("ema-cli");
   const fs::path data = dir.path / "data", config = dir.path / "tiny.yaml", run = dir.path / "run";
   write_stripe_dataset(data, 16, 8, 77, 0);
