@@ -317,6 +317,43 @@ TEST_CASE("vkvit train --model-ema reports the EMA and eval and predict and info
   CHECK(bad.status != 0);
 }
 
+// A step whose update is skipped (a NaN in its batch: non-finite gradients, which an amp overflow
+// also gives) leaves the EMA as it was. After steps 1 and 2 and a skipped attempt at step 3, the
+// EMA is 0.5 E2 + 0.5 W3, not E2 averaged once more with the unchanged weights first. The fault
+// is read once per process, so the runs are `vkvit train` subprocesses.
+TEST_CASE("a skipped step leaves the trainer's EMA alone", "[ema][train][cli]") {
+  TempDir dir("ema-skip");
+  const fs::path data = dir.path / "data", config = dir.path / "tiny.yaml";
+  write_stripe_dataset(data, 16, 8, 1234, 3);  // 64 train (4 steps per epoch), 32 val
+  write_file(config, tiny_stripes_config_yaml(2));
+  auto train_steps = [&](const std::string& out, int steps) {
+    const CliRun r = run_cli("train --config " + q(config) + " --data-dir " + q(data) + " --output " + q(dir.path / out) +
+                             " -q --model-ema --model-ema-decay 0.5 --max-steps " + std::to_string(steps));
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    return model::read_safetensors((dir.path / out / "last.safetensors").string());
+  };
+  const model::SafeTensors two = train_steps("two", 2);
+  model::SafeTensors skip = two;
+  {
+    ScopedEnv fault("VKVIT_FAULT_NAN_AT_STEP", "3");
+    skip = train_steps("skip", 3);
+  }
+  const train::RunConfig cfg = train::RunConfig::parse(tiny_stripes_config_yaml(2, data.string()), "tiny.yaml");
+  model::Vit vit(ctx(), train::to_vit_config(cfg.model), 1);
+  const std::vector<float> w2 = flat_weights(two, vit), w3 = flat_weights(skip, vit);
+  const std::vector<float>& e2 = tensor(two, train::kEmaWeights).data;
+  std::vector<double> want(w2.size());
+  double extra_average_gap = 0;  // how far an update at the skipped step would have moved it
+  for (size_t i = 0; i < w2.size(); ++i) {
+    want[i] = 0.5 * double(e2[i]) + 0.5 * double(w3[i]);
+    const double averaged_again = 0.5 * (0.5 * double(e2[i]) + 0.5 * double(w2[i])) + 0.5 * double(w3[i]);
+    extra_average_gap = std::max(extra_average_gap, std::fabs(averaged_again - want[i]));
+  }
+  CHECK(extra_average_gap > 1e-5);  // the check below can tell the two apart
+  require_close(tensor(skip, train::kEmaWeights).data, want, 1e-7, 1e-6, "EMA after a skipped step");
+}
+
 #ifdef VKVIT_MPIEXEC
 namespace {
 // `mpirun <args>` captured, as tests/test_data_parallel.cpp runs its ranks (root allowed, more
