@@ -225,6 +225,17 @@ TEST_CASE("the trainer's EMA copies the weights at the first step and averages w
   std::vector<double> want(w1.size());
   for (size_t i = 0; i < w1.size(); ++i) want[i] = 0.5 * double(w1[i]) + 0.5 * double(w2[i]);
   require_close(tensor(two, train::kEmaWeights).data, want, 1e-7, 1e-6, "EMA after two steps at decay 0.5");
+
+  // A checkpoint of a run without EMA, resumed with it: the EMA starts from the resumed weights,
+  // which is where step 1's update (decay 0) put it in the run that had it all along.
+  r.cfg.train.model_ema = false;
+  r.run("plain", 1);
+  CHECK(model::read_safetensors(r.dir / "plain/last.safetensors").find(train::kEmaWeights) == nullptr);
+  r.cfg.train.model_ema = true;
+  r.run("", 2, r.dir / "plain/last.safetensors");
+  const model::SafeTensors resumed = model::read_safetensors(r.dir / "plain/last.safetensors");
+  CHECK(flat_weights(resumed, vit) == w2);
+  CHECK(tensor(resumed, train::kEmaWeights).data == tensor(two, train::kEmaWeights).data);
 }
 
 // --max-steps stops mid-epoch; --resume continues with the saved EMA, so the resumed run's every

@@ -1,6 +1,7 @@
 // The training loop: data loader → GPU forward → cross-entropy → backward → grad norm/clip →
-// AdamW, one command-buffer submission per step; evaluation after each epoch; checkpoints,
-// summary.csv and curves.png in the run folder.
+// AdamW (→ the model EMA with train.model_ema), one command-buffer submission per step;
+// evaluation after each epoch (of the EMA too); checkpoints, summary.csv and curves.png in the run
+// folder.
 #pragma once
 #include <cstdint>
 #include <functional>
