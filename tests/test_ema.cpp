@@ -129,10 +129,17 @@ TEST_CASE("ema decay follows timm's ModelEmaV3 where the first update copies and
   CHECK_THROWS(ops::ema_decay(0.9998, false, 0));
 }
 
+// Sizes with a last group of 1-3 floats (its own dispatch), whole groups only, and a lone float.
 TEST_CASE("ema on the GPU matches the reference on odd sizes", "[ema][gpu]") {
   const int errors_before = validation_errors_so_far();
-  for (uint64_t n : {1ull, 3ull, 255ull, 257ull, 4099ull, 100003ull})
-    check_updates(n, {0.0, 0.9, 0.5, 0.9998}, uint32_t(n % 1000) + 7);
+  SECTION("four floats as 64-bit pairs where the device has them") {
+    for (uint64_t n : {1ull, 3ull, 4ull, 255ull, 257ull, 4099ull, 100003ull})
+      check_updates(n, {0.0, 0.9, 0.5, 0.9998}, uint32_t(n % 1000) + 7);
+  }
+  SECTION("one float at a time (no 64-bit pairs)") {
+    ScopedTuning narrow([](vk::Tuning& k) { k.wide = false; });
+    for (uint64_t n : {2ull, 256ull, 1025ull, 100003ull}) check_updates(n, {0.0, 0.75, 0.999}, uint32_t(n % 1000) + 8);
+  }
   CHECK(validation_errors_so_far() == errors_before);
 }
 
