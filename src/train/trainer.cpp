@@ -258,9 +258,9 @@ void Trainer::start_epoch() {
 }
 
 // One process: each step is two submissions, the gradients (upload, forward, loss, backward) and
-// the update (norm, clipping, AdamW, the EMA, the loss and norm copied out). While the GPU runs step k the
-// host assembles batch k + 1 and, unless step k's outcome changes what it records (amp: the loss
-// scale), submits its gradients too; only then does it wait for step k's loss. The update is
+// the update (norm, clipping, AdamW, the EMA, the loss and norm copied out). While the GPU runs
+// step k the host assembles batch k + 1 and, unless step k's outcome changes what it records (amp:
+// the loss scale), submits its gradients too; only then does it wait for step k's loss. The update is
 // recorded last because its lr and AdamW step count depend on whether step k was applied. The GPU
 // thus always has the next step queued, and no batch is read ahead of --max-steps (the
 // checkpoint's position stays exact). VKVIT_STEP_OVERLAP=0: the same submissions, each after the
