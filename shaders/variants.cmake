@@ -106,6 +106,9 @@ vkvit_shader_variant(matmul_f16_tiled_h matmul_tiled.glsl MATMUL_F16 OUT_F16)
 # din (src/ops/layernorm.cpp).
 vkvit_shader_variant(adamw adamw.glsl)
 vkvit_shader_variant(adamw_wide adamw.glsl WIDE_MODULE)
+# The model EMA's update (src/ops/ema.cpp).
+vkvit_shader_variant(ema ema.glsl)
+vkvit_shader_variant(ema_wide ema.glsl WIDE_MODULE)
 vkvit_shader_variant(patch_embed patch_embed.glsl)
 vkvit_shader_variant(patch_embed_wide patch_embed.glsl WIDE_MODULE)
 vkvit_shader_variant(layernorm layernorm.glsl)

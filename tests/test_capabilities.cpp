@@ -105,9 +105,9 @@ TEST_CASE("64-bit types only in the _wide modules, each with a plain twin", "[ca
     REQUIRE(plain != nullptr);
     CHECK_FALSE(declares(*plain, kInt64));
   }
-  // adamw, patch_embed, layernorm, layernorm_backward, 2 layernorm_backward_params, 9 fused
+  // adamw, ema, patch_embed, layernorm, layernorm_backward, 2 layernorm_backward_params, 9 fused
   // attention and 10 register-blocked matmul modules.
-  CHECK(wide_modules == 25);
+  CHECK(wide_modules == 26);
 }
 
 TEST_CASE("a module needing a feature the device lacks is one error naming both", "[capabilities]") {

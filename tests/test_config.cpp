@@ -85,6 +85,9 @@ train:
   max_nonfinite_steps: 0
   amp: true
   lr_scaling: linear
+  model_ema: true
+  model_ema_decay: 0.999
+  model_ema_warmup: true
 output:
   dir: "out dir/x: y"
 )";
@@ -141,6 +144,9 @@ train:
   max_nonfinite_steps: 0
   amp: true
   lr_scaling: linear
+  model_ema: true
+  model_ema_decay: 0.999
+  model_ema_warmup: true
 output:
   dir: "out dir/x: y"
 )";

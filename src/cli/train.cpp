@@ -18,6 +18,8 @@ struct TrainArgs {
   long long seed = -1;
   std::string aa;
   double reprob = -1;
+  bool model_ema = false;
+  double model_ema_decay = -1;
   std::vector<std::string> overrides;
   bool quiet = false;
   uint64_t max_steps = 0;
@@ -37,6 +39,11 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--seed", args->seed, "Seed for init, shuffling and augmentation (train.seed)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--aa", args->aa, "RandAugment string as timm's --aa, e.g. rand-m9-mstd0.5-inc1 (data.auto_augment)");
   cmd->add_option("--reprob", args->reprob, "Random erasing probability as timm's --reprob (data.reprob)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("--model-ema", args->model_ema,
+                "Keep a moving average of the weights, evaluated each epoch; best.safetensors holds it "
+                "(train.model_ema)");
+  cmd->add_option("--model-ema-decay", args->model_ema_decay, "EMA decay as timm's --model-ema-decay (train.model_ema_decay)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--set", args->overrides, "Override any config key: --set train.warmup_epochs=1 (repeatable)");
   cmd->add_option("overrides", args->overrides, "Overrides as key=value, like --set");
@@ -67,6 +74,12 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
       std::snprintf(buf, sizeof buf, "data.reprob=%.17g", args->reprob);
       ov.push_back(buf);
     }
+    if (args->model_ema) ov.push_back("train.model_ema=true");
+    if (args->model_ema_decay >= 0) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "train.model_ema_decay=%.17g", args->model_ema_decay);
+      ov.push_back(buf);
+    }
     if (!ov.empty()) cfg.apply_overrides(ov);
     train::progress_mode(args->quiet);  // a bad VKVIT_PROGRESS fails now, not after the model is built
     vk::Context ctx(global.context_options());
@@ -79,8 +92,11 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
     if (!dist::Comm::world().is_root()) return;  // rank 0 reports for a data-parallel run
     std::printf("run folder: %s\n", r.run_dir.c_str());
     if (r.last_eval.images)
-      std::printf("val top1 %.2f%%  top5 %.2f%%  loss %.4f  (best top1 %.2f%%)\n", r.last_eval.top1, r.last_eval.top5,
-                  r.last_eval.loss, r.best_top1);
+      std::printf("val top1 %.2f%%  top5 %.2f%%  loss %.4f  (best %stop1 %.2f%%)\n", r.last_eval.top1, r.last_eval.top5,
+                  r.last_eval.loss, r.last_ema_eval.images ? "EMA " : "", r.best_top1);
+    if (r.last_ema_eval.images)
+      std::printf("EMA val top1 %.2f%%  top5 %.2f%%  loss %.4f  (best.safetensors holds the EMA)\n",
+                  r.last_ema_eval.top1, r.last_ema_eval.top5, r.last_ema_eval.loss);
     // Only what was measured: a run stopped by --max-steps before its first evaluation ran none.
     if (r.last_eval.images) std::printf("train %.1f img/s, eval %.1f img/s\n", r.train_images_per_s, r.last_eval.images_per_s);
     else std::printf("train %.1f img/s (no evaluation ran)\n", r.train_images_per_s);

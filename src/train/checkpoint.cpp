@@ -37,7 +37,19 @@ std::map<std::string, std::string> metadata_of(const CheckpointMeta& meta) {
     md["vkvit.amp.loss_scale"] = scale.str();
     md["vkvit.amp.good_steps"] = std::to_string(meta.loss_scale_good_steps);
   }
+  if (!meta.weights.empty()) md["vkvit.weights"] = meta.weights;
   return md;
+}
+
+// Every model tensor of vit's layout, pointing into `flat`.
+std::vector<model::TensorRef> model_tensors(const model::Vit& vit, const std::vector<float>& flat) {
+  if (flat.size() != vit.layout().total_floats()) throw Error("internal: weights do not match the layout");
+  std::vector<model::TensorRef> refs;
+  for (const auto& p : vit.params()) {
+    std::vector<uint64_t> shape(p.shape.begin(), p.shape.end());
+    refs.push_back({p.name, shape, flat.data() + p.offset});
+  }
+  return refs;
 }
 
 const std::string& require_key(const std::map<std::string, std::string>& md, const std::string& key,
@@ -62,13 +74,10 @@ uint64_t parse_u64(const std::string& text, const std::string& key, const std::s
 }  // namespace
 
 void save_checkpoint(const std::string& path, const model::Vit& vit, const CheckpointMeta& meta,
-                     const std::vector<float>* adam_m, const std::vector<float>* adam_v) {
+                     const std::vector<float>* adam_m, const std::vector<float>* adam_v,
+                     const std::vector<float>* ema) {
   const std::vector<float> flat = vit.read_params();
-  std::vector<model::TensorRef> refs;
-  for (const auto& p : vit.params()) {
-    std::vector<uint64_t> shape(p.shape.begin(), p.shape.end());
-    refs.push_back({p.name, shape, flat.data() + p.offset});
-  }
+  std::vector<model::TensorRef> refs = model_tensors(vit, flat);
   if ((adam_m == nullptr) != (adam_v == nullptr)) throw Error("internal: save_checkpoint needs both Adam m and v");
   if (adam_m) {
     const uint64_t n = vit.layout().total_floats();
@@ -76,7 +85,17 @@ void save_checkpoint(const std::string& path, const model::Vit& vit, const Check
     refs.push_back({kAdamM, {n}, adam_m->data()});
     refs.push_back({kAdamV, {n}, adam_v->data()});
   }
+  if (ema) {
+    const uint64_t n = vit.layout().total_floats();
+    if (ema->size() != n) throw Error("internal: the EMA weights do not match the layout");
+    refs.push_back({kEmaWeights, {n}, ema->data()});
+  }
   model::write_safetensors(path, refs, metadata_of(meta));
+}
+
+void save_checkpoint_weights(const std::string& path, const model::Vit& vit, const std::vector<float>& flat,
+                             const CheckpointMeta& meta) {
+  model::write_safetensors(path, model_tensors(vit, flat), metadata_of(meta));
 }
 
 void save_checkpoint_tensors(const std::string& path, const std::vector<model::Tensor>& tensors,
@@ -115,6 +134,7 @@ CheckpointMeta checkpoint_meta(const model::SafeTensors& st, const std::string& 
     if (!(meta.loss_scale > 0))
       throw Error(path + ": __metadata__ \"vkvit.amp.loss_scale\" is not a positive number: '" + it->second + "'");
   }
+  if (auto it = st.metadata.find("vkvit.weights"); it != st.metadata.end()) meta.weights = it->second;
   return meta;
 }
 
@@ -164,6 +184,17 @@ void load_optimizer_state(const std::string& path, uint64_t floats, std::vector<
                 "the model's layout has " + std::to_string(floats) + ")");
   m = tm->data;
   v = tv->data;
+}
+
+bool load_ema_weights(const std::string& path, uint64_t floats, std::vector<float>& ema) {
+  const model::SafeTensors st = model::read_safetensors(path);
+  const model::Tensor* t = st.find(kEmaWeights);
+  if (!t) return false;
+  if (t->numel() != floats)
+    throw Error(path + ": its EMA weights (" + std::string(kEmaWeights) + ") do not fit this model (" +
+                std::to_string(t->numel()) + " values, the model's layout has " + std::to_string(floats) + ")");
+  ema = t->data;
+  return true;
 }
 
 }  // namespace vkvit::train

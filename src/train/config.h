@@ -84,6 +84,11 @@ struct TrainConfig {
   int max_nonfinite_steps = 5;
   bool amp = false;
   std::string lr_scaling = "none";
+  // Model EMA (ops/ema.h): a moving average of the weights, evaluated beside the model each epoch;
+  // best.safetensors then holds it. DeiT trains with 0.99996; timm's default is 0.9998.
+  bool model_ema = false;
+  double model_ema_decay = 0.9998;
+  bool model_ema_warmup = false;
 
   bool operator==(const TrainConfig& o) const;
   bool operator!=(const TrainConfig& o) const { return !(*this == o); }

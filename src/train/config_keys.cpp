@@ -246,6 +246,14 @@ const Section<TrainConfig>& train_keys() {
       key("lr_scaling", &T::lr_scaling, choice({"none", "linear"}),
           "data-parallel runs: linear = lr x number of ranks (the linear scaling rule for the global batch "
           "of batch_size x ranks; min_lr and warmup_lr stay as given)"),
+      key("model_ema", &T::model_ema, boolean(),
+          "keep an exponential moving average of the weights, evaluated beside the model each epoch; "
+          "best.safetensors holds the EMA, chosen by its val top-1 (timm's --model-ema)"),
+      key("model_ema_decay", &T::model_ema_decay,
+          number({[](double v) { return v >= 0 && v < 1; }, "must be in [0, 1)"}),
+          "ema = decay x ema + (1 - decay) x weights after every applied step"),
+      key("model_ema_warmup", &T::model_ema_warmup, boolean(),
+          "the n-th update's decay is min(model_ema_decay, 1 - n^(-2/3)) (timm's ModelEmaV3 warmup)"),
   }};
   return section;
 }

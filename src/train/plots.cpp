@@ -49,8 +49,9 @@ std::vector<SummaryRow> read_summary_csv(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));
   std::string line;
-  if (!std::getline(in, line) || line != RunDir::kSummaryHeader)
+  if (!std::getline(in, line) || (line != RunDir::kSummaryHeader && line != RunDir::kSummaryHeaderEma))
     throw Error(path + ": its header is not vkvit's summary.csv header (" + std::string(RunDir::kSummaryHeader) + ")");
+  const size_t columns = line == RunDir::kSummaryHeaderEma ? 11 : 8;  // train.model_ema adds three
   std::vector<SummaryRow> rows;
   for (int number = 2; std::getline(in, line); ++number) {
     if (line.empty()) continue;
@@ -60,7 +61,8 @@ std::vector<SummaryRow> read_summary_csv(const std::string& path) {
     std::string cell;
     while (std::getline(ls, cell, ',')) cells.push_back(cell);
     if (line.back() == ',') cells.push_back("");  // getline drops a trailing empty cell
-    if (cells.size() != 8) throw Error(where + ": " + std::to_string(cells.size()) + " cells, the header names 8");
+    if (cells.size() != columns)
+      throw Error(where + ": " + std::to_string(cells.size()) + " cells, the header names " + std::to_string(columns));
     SummaryRow r;
     r.epoch = static_cast<int>(parse_count(cells[0], where));
     r.train_loss = parse_cell(cells[1], where);
@@ -70,6 +72,12 @@ std::vector<SummaryRow> read_summary_csv(const std::string& path) {
     r.lr = parse_cell(cells[5], where);
     r.img_per_s = parse_cell(cells[6], where);
     r.skipped_files = parse_count(cells[7], where);
+    if (columns == 11) {
+      r.has_ema = true;
+      r.ema_val_loss = parse_cell(cells[8], where);
+      r.ema_val_top1 = parse_cell(cells[9], where);
+      r.ema_val_top5 = parse_cell(cells[10], where);
+    }
     rows.push_back(r);
   }
   return rows;

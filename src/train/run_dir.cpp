@@ -22,6 +22,8 @@ namespace fs = std::filesystem;
 
 const char* const RunDir::kSummaryHeader =
     "epoch,train_loss,val_loss,val_top1,val_top5,lr,img_per_s,skipped_files";
+const char* const RunDir::kSummaryHeaderEma =
+    "epoch,train_loss,val_loss,val_top1,val_top5,lr,img_per_s,skipped_files,ema_val_loss,ema_val_top1,ema_val_top5";
 
 namespace {
 
@@ -99,22 +101,25 @@ void RunDir::write_config(const RunConfig& cfg) const { cfg.save(file("config.ya
 
 void RunDir::append_summary(const SummaryRow& r) const {
   const std::string path = file("summary.csv");
+  const char* const header = r.has_ema ? kSummaryHeaderEma : kSummaryHeader;
   std::error_code ec;
   const bool fresh = !fs::exists(path, ec) || fs::file_size(path, ec) == 0;
   if (!fresh) {
     std::ifstream in(path);
     std::string first;
     std::getline(in, first);
-    if (first != kSummaryHeader)
-      throw Error(path + ": its header is not vkvit's (" + std::string(kSummaryHeader) +
+    if (first != header)
+      throw Error(path + ": its header is not vkvit's (" + std::string(header) +
                   "); move it away to continue this run");
   }
   std::FILE* f = std::fopen(path.c_str(), "a");
   if (!f) throw Error(path + ": cannot open for appending: " + std::strerror(errno));
   std::string line;
-  if (fresh) line += std::string(kSummaryHeader) + "\n";
+  if (fresh) line += std::string(header) + "\n";
   line += std::to_string(r.epoch) + "," + cell(r.train_loss) + "," + cell(r.val_loss) + "," + cell(r.val_top1) + "," +
-          cell(r.val_top5) + "," + cell(r.lr) + "," + cell(r.img_per_s) + "," + std::to_string(r.skipped_files) + "\n";
+          cell(r.val_top5) + "," + cell(r.lr) + "," + cell(r.img_per_s) + "," + std::to_string(r.skipped_files);
+  if (r.has_ema) line += "," + cell(r.ema_val_loss) + "," + cell(r.ema_val_top1) + "," + cell(r.ema_val_top5);
+  line += "\n";
   bool ok = std::fwrite(line.data(), 1, line.size(), f) == line.size() && std::fflush(f) == 0 && fsync(fileno(f)) == 0;
   const int err = errno;
   if (std::fclose(f) != 0) ok = false;

@@ -21,6 +21,12 @@ struct SummaryRow {
   double lr = 0;           // the rate of the epoch's last step
   double img_per_s = 0;    // training throughput
   uint64_t skipped_files = 0;  // unreadable images skipped so far (counted skips, README "How it works")
+  // train.model_ema: the EMA weights' evaluation beside the model's, three more columns
+  // (kSummaryHeaderEma); a run without EMA keeps the eight.
+  bool has_ema = false;
+  double ema_val_loss = 0;
+  double ema_val_top1 = 0;
+  double ema_val_top5 = 0;
 };
 
 // One steps.csv row: every applied optimizer step, so loss curves need no log parsing and a
@@ -37,6 +43,8 @@ class RunDir {
  public:
   // The header line of summary.csv (without the newline).
   static const char* const kSummaryHeader;
+  // The same with the model EMA's columns after it (a run with train.model_ema).
+  static const char* const kSummaryHeaderEma;
 
   // A new run folder. With `explicit_dir` empty: <cfg.output.dir>/<YYYYmmdd-HHMMSS>-<cfg.name>,
   // local time `now` (default: the current time), with "-2", "-3", ... appended when that name is
@@ -51,8 +59,9 @@ class RunDir {
 
   // Rewrites config.yaml (atomically).
   void write_config(const RunConfig& cfg) const;
-  // Appends one row to summary.csv, writing the header first when the file is new, and syncs it
-  // so the row survives a crash. Throws Error when an existing file has a different header.
+  // Appends one row to summary.csv, writing the header first when the file is new (with the EMA
+  // columns when row.has_ema), and syncs it so the row survives a crash. Throws Error when an
+  // existing file has a different header.
   void append_summary(const SummaryRow& row) const;
   // Appends one row to steps.csv (header first when new); not synced per row (a crash may lose
   // the rows since the last checkpoint, which a resume writes again).

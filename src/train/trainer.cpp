@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "ops/adamw.h"
+#include "ops/ema.h"
 #include "ops/grad_norm.h"
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
@@ -62,6 +63,7 @@ class Trainer {
 
  private:
   void start_from(const ResumePoint& at);
+  void start_ema();
   void open_run_folder();
   void announce() const;
 
@@ -74,11 +76,15 @@ class Trainer {
   bool next_batch(int slot);
   void submit_gradients(int slot, uint64_t fault_step, uint64_t attempt);
   void submit_update(int slot);
+  void record_ema(vk::Recorder& r);
   bool step_rejected(float loss, float norm);
   bool apply_step(float loss, float norm, uint64_t images);  // true: --max-steps reached
   void stop_at_max_steps();
 
   SummaryRow evaluate_epoch(SummaryRow row);
+  EvalResult evaluate_with_bar(const char* label);
+  EvalResult evaluate_ema();
+  void save_best(const SummaryRow& row, CheckpointMeta meta);
   void print_epoch(const SummaryRow& row) const;
   CheckpointMeta checkpoint_meta() const;
   void save_last(const CheckpointMeta& meta);
@@ -106,6 +112,7 @@ class Trainer {
   std::unique_ptr<TrainProgressDisplay> display_;
   StepIo io_;
   PendingStep pending_[StepIo::kSlots];
+  std::unique_ptr<vk::Buffer> ema_;  // train.model_ema: the averaged weights, the parameter layout
   // Recorders come after the buffers their work uses: when an error unwinds with a step still in
   // flight (the next step is submitted before the wait), each waits for its work in its destructor
   // before those buffers go (a lost device found by the wait left step k + 1 running on lavapipe
@@ -142,6 +149,7 @@ Trainer::Trainer(vk::Context& ctx, const RunConfig& cfg, const TrainOptions& opt
   } else {
     start_from(resume_run(ctx, cfg, splits_, options.resume, *vit_, *train_step_, world_));
   }
+  if (cfg.train.model_ema) start_ema();
   open_run_folder();
   const uint64_t steps_per_epoch = train_loader_.batches_per_epoch();
   TrainConfig schedule_cfg = cfg.train;
@@ -165,6 +173,30 @@ void Trainer::start_from(const ResumePoint& at) {
     log_info("resuming from " + options_.resume + " at epoch " + std::to_string(at.epoch) + ", step " +
              std::to_string(at.step) +
              (at.position ? ", image " + std::to_string(at.position) + " of the epoch" : ""));
+}
+
+// The model EMA starts as a copy of the weights (timm's ModelEmaV3 deep-copies the model), or,
+// resuming, as the checkpoint saved it; a checkpoint of a run without EMA starts it from the
+// resumed weights. Data-parallel ranks hold identical weights, hence identical EMAs: rank 0's is
+// sent to all.
+void Trainer::start_ema() {
+  const uint64_t n = vit_->layout().total_floats();
+  ema_ = std::make_unique<vk::Buffer>(ctx_, n * 4, vk::MemoryKind::device, "model EMA");
+  uint8_t loaded = 0;
+  if (!options_.resume.empty() && root_) {
+    std::vector<float> saved;
+    loaded = load_ema_weights(options_.resume, n, saved) ? 1 : 0;
+    if (loaded) ctx_.upload(ema_->view(), saved.data(), n * 4);
+    else log_info(options_.resume + " holds no model EMA; the EMA starts from its weights");
+  }
+  if (distributed_) world_.broadcast(&loaded, 1);
+  if (loaded) {
+    if (distributed_) broadcast_device(world_, ctx_, ema_->view());
+    return;
+  }
+  vk::Recorder rec(ctx_);
+  rec.copy(vit_->params_view(), ema_->view());
+  rec.submit_and_wait();
 }
 
 // Rank 0 creates (or, resuming, reopens) the run folder; the other ranks learn its name, which
@@ -226,9 +258,9 @@ void Trainer::start_epoch() {
 }
 
 // One process: each step is two submissions, the gradients (upload, forward, loss, backward) and
-// the update (norm, clipping, AdamW, the loss and norm copied out). While the GPU runs step k the
-// host assembles batch k + 1 and, unless step k's outcome changes what it records (amp: the loss
-// scale), submits its gradients too; only then does it wait for step k's loss. The update is
+// the update (norm, clipping, AdamW, the EMA, the loss and norm copied out). While the GPU runs
+// step k the host assembles batch k + 1 and, unless step k's outcome changes what it records (amp:
+// the loss scale), submits its gradients too; only then does it wait for step k's loss. The update is
 // recorded last because its lr and AdamW step count depend on whether step k was applied. The GPU
 // thus always has the next step queued, and no batch is read ahead of --max-steps (the
 // checkpoint's position stays exact). VKVIT_STEP_OVERLAP=0: the same submissions, each after the
@@ -291,6 +323,7 @@ bool Trainer::train_epoch_distributed() {
     }
     sync_->record_copy_back(rec0_);
     train_step_->record_update(rec0_, hyper_, state_.step + 1, static_cast<float>(cfg_.train.clip_grad));
+    record_ema(rec0_);
     io_.record_readback(rec0_, 0, train_step_->norm(), 1);
     if (vk::fault::device_lost_at(state_.step + 1)) rec0_.inject_wait_result(VK_ERROR_DEVICE_LOST);
     rec0_.submit_and_wait();
@@ -325,10 +358,21 @@ void Trainer::submit_gradients(int slot, uint64_t fault_step, uint64_t attempt) 
 void Trainer::submit_update(int slot) {
   vk::Recorder& r = *recs_[slot];
   train_step_->record_update(r, hyper_, state_.step + 1, static_cast<float>(cfg_.train.clip_grad));
+  record_ema(r);
   io_.record_readback(r, slot, train_step_->loss(), 0);
   io_.record_readback(r, slot, train_step_->norm(), 1);
   if (vk::fault::device_lost_at(state_.step + 1)) r.inject_wait_result(VK_ERROR_DEVICE_LOST);
   r.submit();
+}
+
+// The EMA update after the step's AdamW, with the decay of the update that would make it
+// state_.step + 1 applied updates. It reads the same clip coefficient AdamW does, so the GPU skips
+// both together (an amp overflow, non-finite gradients), and a skipped step leaves the step count
+// where it was for the next decay.
+void Trainer::record_ema(vk::Recorder& r) {
+  if (!ema_) return;
+  const double decay = ops::ema_decay(cfg_.train.model_ema_decay, cfg_.train.model_ema_warmup, state_.step + 1);
+  ops::ema_update(r, ema_->view(), vit_->params_view(), train_step_->norm(), vit_->layout().total_floats(), decay);
 }
 
 // Whether the GPU skipped this step's update: an fp16 overflow under amp, or a non-finite loss or
@@ -417,13 +461,32 @@ void Trainer::end_epoch() {
     update_curves(*run_);  // runs/<run>/curves.png from every summary.csv row (train/plots.h)
   }
   print_epoch(row);
-  const bool best = std::isfinite(row.val_top1) && row.val_top1 > result_.best_top1;
-  if (best) result_.best_top1 = row.val_top1;
+  // The best val top-1 chooses best.safetensors: the EMA's with train.model_ema.
+  const double top1 = ema_ ? row.ema_val_top1 : row.val_top1;
+  const bool best = std::isfinite(top1) && top1 > result_.best_top1;
+  if (best) result_.best_top1 = top1;
   const CheckpointMeta meta = checkpoint_meta();
   if (run_) {
     save_last(meta);
-    if (best) save_checkpoint(run_->file("best.safetensors"), *vit_, meta);
+    if (best) save_best(row, meta);
   }
+}
+
+// best.safetensors after a new best val top-1: the model's weights, or with train.model_ema the
+// EMA's, which then chose it (timm keeps its EMA as the best checkpoint), said in a line.
+void Trainer::save_best(const SummaryRow& row, CheckpointMeta meta) {
+  if (!ema_) {
+    save_checkpoint(run_->file("best.safetensors"), *vit_, meta);
+    return;
+  }
+  const uint64_t n = vit_->layout().total_floats();
+  std::vector<float> ema(n);
+  ctx_.download(ema_->view(), ema.data(), n * 4);
+  meta.weights = "ema";
+  save_checkpoint_weights(run_->file("best.safetensors"), *vit_, ema, meta);
+  if (!quiet_)
+    std::fprintf(stderr, "vkvit: best.safetensors now holds the model EMA's weights (EMA val top1 %.2f%%, epoch %d)\n",
+                 row.ema_val_top1, row.epoch);
 }
 
 // Evaluates after every train.eval_every epochs and after the last one; the row's val fields stay
@@ -433,18 +496,46 @@ SummaryRow Trainer::evaluate_epoch(SummaryRow row) {
   row.val_loss = row.val_top1 = row.val_top5 = NAN;
   const bool last_epoch = state_.epoch + 1 == static_cast<uint64_t>(cfg_.train.epochs);
   const bool due = cfg_.train.eval_every > 0 && (state_.epoch + 1) % cfg_.train.eval_every == 0;
+  row.has_ema = ema_ != nullptr;
+  row.ema_val_loss = row.ema_val_top1 = row.ema_val_top5 = NAN;
   if (!val_loader_ || !(last_epoch || due)) return row;
   display_->clear();
-  ImageProgressBar eval_bar(progress_mode(quiet_), "eval");
-  val_loader_->set_progress_callback([&eval_bar](uint64_t done, uint64_t total) { eval_bar.update(done, total); });
-  result_.last_eval = evaluate(ctx_, *vit_, *val_loader_, &world_);
-  val_loader_->set_progress_callback({});
-  eval_bar.clear();
+  result_.last_eval = evaluate_with_bar("eval");
   row.val_loss = result_.last_eval.loss;
   row.val_top1 = result_.last_eval.top1;
   row.val_top5 = result_.last_eval.top5;
-  row.skipped_files += result_.last_eval.skipped;
+  row.skipped_files += result_.last_eval.skipped;  // the EMA's pass reads the same files
+  if (ema_) {
+    result_.last_ema_eval = evaluate_ema();
+    row.ema_val_loss = result_.last_ema_eval.loss;
+    row.ema_val_top1 = result_.last_ema_eval.top1;
+    row.ema_val_top5 = result_.last_ema_eval.top5;
+  }
   return row;
+}
+
+EvalResult Trainer::evaluate_with_bar(const char* label) {
+  ImageProgressBar bar(progress_mode(quiet_), label);
+  val_loader_->set_progress_callback([&bar](uint64_t done, uint64_t total) { bar.update(done, total); });
+  EvalResult r = evaluate(ctx_, *vit_, *val_loader_, &world_);
+  val_loader_->set_progress_callback({});
+  bar.clear();
+  return r;
+}
+
+// The EMA weights take the model's place for one evaluation. The model's own wait in the gradient
+// buffer meanwhile: between steps it holds nothing (every step zeroes it first, and no step is in
+// flight at an epoch's end), so the EMA is evaluated without a second model or more memory.
+EvalResult Trainer::evaluate_ema() {
+  const vk::View params = vit_->params_view(), parked = vit_->grads_view();
+  vk::Recorder rec(ctx_);
+  rec.copy(params, parked);
+  rec.copy(ema_->view(), params);
+  rec.submit_and_wait();
+  EvalResult r = evaluate_with_bar("eval ema");
+  rec.copy(parked, params);
+  rec.submit_and_wait();
+  return r;
 }
 
 void Trainer::print_epoch(const SummaryRow& row) const {
@@ -454,6 +545,7 @@ void Trainer::print_epoch(const SummaryRow& row) const {
                static_cast<unsigned long long>(row.epoch), cfg_.train.epochs, row.train_loss, row.img_per_s,
                static_cast<unsigned long long>(row.skipped_files));
   if (std::isfinite(row.val_top1)) std::fprintf(stderr, "; val %s", format_eval(result_.last_eval).c_str());
+  if (std::isfinite(row.ema_val_top1)) std::fprintf(stderr, "; EMA val %s", format_eval(result_.last_ema_eval).c_str());
   std::fprintf(stderr, "\n");
 }
 
@@ -474,8 +566,13 @@ void Trainer::save_last(const CheckpointMeta& meta) {
   std::vector<float> m(n), v(n);
   ctx_.download(train_step_->m(), m.data(), n * 4);
   ctx_.download(train_step_->v(), v.data(), n * 4);
+  std::vector<float> ema;
+  if (ema_) {
+    ema.resize(n);
+    ctx_.download(ema_->view(), ema.data(), n * 4);
+  }
   save_checkpoint(run_->file("last.safetensors"), *vit_, train_step_->amp() ? train_step_->scaler().saved_in(meta) : meta,
-                  &m, &v);
+                  &m, &v, ema_ ? &ema : nullptr);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The training loop: data loader → GPU forward → cross-entropy → backward → grad norm/clip →
-// AdamW, one command-buffer submission per step; evaluation after each epoch; checkpoints,
-// summary.csv and curves.png in the run folder.
+// AdamW (→ the model EMA with train.model_ema), one command-buffer submission per step;
+// evaluation after each epoch (of the EMA too); checkpoints, summary.csv and curves.png in the run
+// folder.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -26,7 +27,8 @@ struct TrainOptions {
 struct TrainResult {
   std::string run_dir;
   EvalResult last_eval;
-  double best_top1 = -1;
+  EvalResult last_ema_eval;  // train.model_ema: the EMA weights' last evaluation
+  double best_top1 = -1;     // the EMA's with train.model_ema (what chose best.safetensors)
   double train_images_per_s = 0;
   bool stopped_early = false;  // TrainOptions::max_steps was reached
 };
