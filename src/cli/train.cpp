@@ -1,5 +1,6 @@
 // `vkvit train`: train a ViT from a YAML run config on an ImageFolder dataset.
 #include <cstdio>
+#include <utility>
 
 #include "cli/commands.h"
 #include "dist/comm.h"
@@ -18,6 +19,7 @@ struct TrainArgs {
   long long seed = -1;
   std::string aa;
   double reprob = -1;
+  double mixup = -1, cutmix = -1;
   std::vector<std::string> overrides;
   bool quiet = false;
   uint64_t max_steps = 0;
@@ -38,6 +40,10 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--aa", args->aa, "RandAugment string as timm's --aa, e.g. rand-m9-mstd0.5-inc1 (data.auto_augment)");
   cmd->add_option("--reprob", args->reprob, "Random erasing probability as timm's --reprob (data.reprob)")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--mixup", args->mixup, "Mixup alpha as timm's --mixup, 0 = off (train.mixup)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--cutmix", args->cutmix, "CutMix alpha as timm's --cutmix, 0 = off (train.cutmix)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--set", args->overrides, "Override any config key: --set train.warmup_epochs=1 (repeatable)");
   cmd->add_option("overrides", args->overrides, "Overrides as key=value, like --set");
   cmd->add_flag("--quiet,-q", args->quiet, "Only errors on stderr");
@@ -67,6 +73,12 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
       std::snprintf(buf, sizeof buf, "data.reprob=%.17g", args->reprob);
       ov.push_back(buf);
     }
+    for (const auto& [key, value] : {std::pair{"train.mixup", args->mixup}, std::pair{"train.cutmix", args->cutmix}})
+      if (value >= 0) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%s=%.17g", key, value);
+        ov.push_back(buf);
+      }
     if (!ov.empty()) cfg.apply_overrides(ov);
     train::progress_mode(args->quiet);  // a bad VKVIT_PROGRESS fails now, not after the model is built
     vk::Context ctx(global.context_options());

@@ -1,6 +1,10 @@
 // One optimizer step on the GPU; see train_step.h.
 #include "train/train_step.h"
 
+#include <cstring>
+
+#include "base/error.h"
+
 #include "ops/cross_entropy.h"
 #include "ops/grad_norm.h"
 
@@ -19,9 +23,11 @@ TrainStep::TrainStep(vk::Context& ctx, model::Vit& vit, uint32_t B) : vit_(vit) 
   const uint64_t scratch = ops::grad_norm_scratch_floats(ctx, grads);
 
   const uint64_t pad = 256;  // per-view alignment slack
-  const uint64_t floats = 4 * B + 1 + B * K + 1 + ops::kGradNormFloats + scratch + 2 * n + mask.size();
+  const uint64_t floats = 6 * B + 1 + B * K + 1 + ops::kGradNormFloats + scratch + 2 * n + mask.size();
   arena_ = std::make_unique<vk::Arena>(ctx, "optimizer state", floats * 4 + 16 * pad);
   labels_ = arena_->alloc(B * 4, "labels");
+  labels_b_ = arena_->alloc(B * 4, "mixup partner labels");
+  lam_ = arena_->alloc_floats(B, "mixup weights");
   losses_ = arena_->alloc_floats(B, "per-image losses");
   loss_ = arena_->alloc_floats(1, "loss");
   correct_ = arena_->alloc_floats(B, "correct flags");
@@ -60,9 +66,33 @@ void TrainStep::record_gradients(vk::Recorder& rec, uint32_t batch, float label_
     dloss_value_ = dloss;
   }
   vit_.forward(rec, batch);
-  ops::cross_entropy_forward_backward(rec, losses_, loss_, correct_, lse_, dlogits_, vit_.logits(), labels_, dloss_,
-                                      batch, K, label_smoothing);
+  if (next_mixed_)
+    ops::cross_entropy_forward_backward(rec, losses_, loss_, correct_, lse_, dlogits_, vit_.logits(), labels_,
+                                        ops::MixedLabels{labels_b_, lam_}, dloss_, batch, K, label_smoothing);
+  else
+    ops::cross_entropy_forward_backward(rec, losses_, loss_, correct_, lse_, dlogits_, vit_.logits(), labels_, dloss_,
+                                        batch, K, label_smoothing);
+  next_mixed_ = false;
   vit_.backward(rec, batch, dlogits_, grads_ready);
+}
+
+void TrainStep::record_mix_targets(vk::Recorder& rec, const MixTargets& targets) {
+  const uint64_t n = targets.labels_b.size();
+  if (targets.lam.size() != n || n * 4 > labels_b_.size)
+    throw Error("internal: mixup targets for " + std::to_string(n) + " images do not fit the step");
+  // vkCmdUpdateBuffer takes at most 65536 bytes a call.
+  auto update = [&](const vk::View& dst, const void* src, const char* label) {
+    for (uint64_t at = 0; at < n * 4; at += 65536) {
+      const uint64_t bytes = std::min<uint64_t>(65536, n * 4 - at);
+      const vk::View part = dst.bytes(at, bytes);
+      rec.external({part}, label, [&](VkCommandBuffer cb) {
+        vkCmdUpdateBuffer(cb, part.buffer, part.offset, bytes, static_cast<const char*>(src) + at);
+      });
+    }
+  };
+  update(labels_b_, targets.labels_b.data(), "mixup labels");
+  update(lam_, targets.lam.data(), "mixup weights");
+  next_mixed_ = true;
 }
 
 void TrainStep::record_update(vk::Recorder& rec, const ops::AdamWHyper& hyper, uint64_t t, float clip_grad) {

@@ -6,6 +6,8 @@
 // With a mixed-precision model (Vit::amp()) the step also scales the loss gradient by the loss
 // scaler's scale and unscales the gradient norm and the clip coefficient (train/loss_scaler.h);
 // the caller feeds each step's outcome back with scaler().update(finite norm).
+// With Mixup / CutMix (train/mixup.h) the caller records the batch's second labels and weights
+// with record_mix_targets before the gradients: that step's loss is then the soft-target one.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -14,6 +16,7 @@
 #include "model/vit.h"
 #include "ops/adamw.h"
 #include "train/loss_scaler.h"
+#include "train/mixup.h"
 #include "vk/context.h"
 #include "vk/memory.h"
 #include "vk/recorder.h"
@@ -35,6 +38,10 @@ class TrainStep {
   void record_gradients(vk::Recorder& rec, uint32_t batch, float label_smoothing, float grad_weight,
                         const std::function<void(uint64_t first)>& grads_ready = {});
   void record_update(vk::Recorder& rec, const ops::AdamWHyper& hyper, uint64_t t, float clip_grad);
+  // Records the upload of a mixed batch's targets (written into the command buffer, so no staging
+  // and no wait); the next record_gradients / record then uses the two-label loss. At most
+  // max_batch images.
+  void record_mix_targets(vk::Recorder& rec, const MixTargets& targets);
 
   const vk::View& labels() const { return labels_; }  // (max_batch) uint32 class indices
   const vk::View& loss() const { return loss_; }      // (1) mean loss of the recorded step
@@ -48,8 +55,9 @@ class TrainStep {
   model::Vit& vit_;
   LossScaler scaler_;
   float dloss_value_ = 1.0f;  // what dloss_ holds: the loss scale (amp) times the gradient weight
+  bool next_mixed_ = false;   // record_mix_targets ran since the last record_gradients
   std::unique_ptr<vk::Arena> arena_;
-  vk::View labels_, losses_, loss_, correct_, lse_, dlogits_, dloss_, norm_, norm_scratch_, m_, v_, decay_mask_;
+  vk::View labels_, labels_b_, lam_, losses_, loss_, correct_, lse_, dlogits_, dloss_, norm_, norm_scratch_, m_, v_, decay_mask_;
 };
 
 }  // namespace vkvit::train
