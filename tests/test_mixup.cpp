@@ -6,6 +6,7 @@
 #include "harness.h"
 #include "stripes.h"
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -292,4 +293,32 @@ TEST_CASE("vkvit train --mixup --cutmix trains, records the keys and resumes ste
   CliRun bad = run_cli(base + " --max-steps 1 --set train.mixup_mode=half --output " + q(dir.path / "bad"));
   CHECK(bad.status != 0);
   CHECK_THAT(bad.err, Contains("train.mixup_mode"));
+}
+
+// The host cost of mixing one staged batch: the demo config (fmnist_vit_tiny.yaml: 28 x 28, patch
+// 14, one channel, batch 64) and DeiT-S's ImageNet batch (224 x 224, patch 16, three channels,
+// batch 128). Hidden: run with "[.mixup-bench]".
+TEST_CASE("mixup and CutMix cost per batch on the host", "[.mixup-bench]") {
+  struct Shape {
+    const char* name;
+    PatchGeometry g;
+    uint32_t B;
+  };
+  for (const Shape& s : {Shape{"fmnist_vit_tiny", {28, 14, 1}, 64}, Shape{"imagenet_vit_s16", {224, 16, 3}, 128}}) {
+    std::vector<float> batch = test::random_floats(s.B * s.g.floats(), 1);
+    const std::vector<uint32_t> labels(s.B, 0);
+    std::string line;
+    for (const char* kind : {"mixup", "cutmix"}) {
+      MixupParams p;
+      (std::string(kind) == "mixup" ? p.mixup_alpha : p.cutmix_alpha) = 1.0;
+      p.mode = MixMode::elem;
+      const BatchMixer mixer(p, s.g, 1, 0);
+      const int reps = s.B > 100 ? 5 : 200;
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < reps; ++i) mixer.mix(batch.data(), labels, s.B, uint64_t(i));
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
+      line += std::string(" ") + kind + " " + std::to_string(ms).substr(0, 6) + " ms";
+    }
+    WARN(s.name << " batch " << s.B << ":" << line);
+  }
 }
