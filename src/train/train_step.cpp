@@ -1,10 +1,9 @@
 // One optimizer step on the GPU; see train_step.h.
 #include "train/train_step.h"
 
-#include <cstring>
+#include <algorithm>
 
 #include "base/error.h"
-
 #include "ops/cross_entropy.h"
 #include "ops/grad_norm.h"
 
