@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "base/error.h"
 #include "data/rng.h"
+#include "ops/mix_batch.h"
 #include "train/config.h"
 
 namespace vkvit::train {
@@ -151,10 +153,26 @@ MixTargets mix_targets(const std::vector<uint32_t>& labels, uint32_t B, const st
   return t;
 }
 
-MixTargets BatchMixer::mix(float* patches, const std::vector<uint32_t>& labels, uint32_t B, uint64_t step) const {
+std::vector<uint32_t> encode_mixes(const std::vector<SampleMix>& mixes) {
+  static_assert(ops::kMixWords == 6);
+  std::vector<uint32_t> words;
+  words.reserve(mixes.size() * ops::kMixWords);
+  for (const SampleMix& m : mixes) {
+    uint32_t lam_bits;
+    std::memcpy(&lam_bits, &m.lam, 4);
+    const CutBox& b = m.box;
+    words.insert(words.end(), {uint32_t(m.kind), lam_bits, uint32_t(b.y0), uint32_t(b.y1), uint32_t(b.x0), uint32_t(b.x1)});
+  }
+  return words;
+}
+
+std::vector<SampleMix> BatchMixer::draw(uint32_t B, uint64_t step) const {
   std::mt19937_64 rng = mix_rng(seed_, step, rank_);
-  const std::vector<SampleMix> mixes =
-      draw_mixes(params_, B, geometry_.image_size, geometry_.image_size, rng);
+  return draw_mixes(params_, B, geometry_.image_size, geometry_.image_size, rng);
+}
+
+MixTargets BatchMixer::mix(float* patches, const std::vector<uint32_t>& labels, uint32_t B, uint64_t step) const {
+  const std::vector<SampleMix> mixes = draw(B, step);
   mix_patches(patches, B, geometry_, mixes);
   return mix_targets(labels, B, mixes);
 }

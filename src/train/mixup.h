@@ -14,9 +14,11 @@
 // timm asserts an even batch; vkvit's last batch may be odd, and its middle image then pairs with
 // itself, which leaves it unchanged up to rounding (its two labels are equal too).
 //
-// The batch is mixed where the loader left it, in patchified layout (data/patchify.h), before the
-// upload: mixing is linear, so mixing normalised images equals normalising mixed ones, and a box
-// in image space is the set of pixel positions whose (patch row, patch column, py, px) fall in it.
+// The batch is mixed in its patchified layout (data/patchify.h): mixing is linear, so mixing
+// normalised images equals normalising mixed ones, and a box in image space is the set of pixel
+// positions whose (patch row, patch column, py, px) fall in it. TrainStep::record_mix mixes it on
+// the GPU after the upload (ops/mix_batch.h) or, on CPU drivers, in the mapped staging memory on the
+// host with mix_patches (see ops::mix_batch_on_gpu).
 // Draws come from a generator seeded by (train.seed, step, rank), so a resumed run repeats them
 // and each data-parallel rank mixes its own batch differently, as timm's ranks do.
 #pragma once
@@ -73,7 +75,7 @@ struct PatchGeometry {
 };
 
 // Mixes `B` patchified images in place as `mixes` say (image i with image B-1-i, from the
-// originals).
+// originals): the host form of ops::mix_batch, used where the batch does not fit its pass.
 void mix_patches(float* patches, uint32_t B, const PatchGeometry& geometry, const std::vector<SampleMix>& mixes);
 
 // What the two-label cross-entropy needs per image: the partner's label and lambda.
@@ -83,12 +85,18 @@ struct MixTargets {
 };
 MixTargets mix_targets(const std::vector<uint32_t>& labels, uint32_t B, const std::vector<SampleMix>& mixes);
 
-// The trainer's part: draws for a step, mixes the staged batch, returns its targets.
+// The draws as ops::mix_batch reads them: ops::kMixWords uint32 per image.
+std::vector<uint32_t> encode_mixes(const std::vector<SampleMix>& mixes);
+
+// The trainer's part: the draws of a step's batch (TrainStep::record_mix applies them).
 class BatchMixer {
  public:
   BatchMixer(const MixupParams& params, const PatchGeometry& geometry, uint64_t seed, uint64_t rank)
       : params_(params), geometry_(geometry), seed_(seed), rank_(rank) {}
   bool enabled() const { return params_.enabled(); }
+  const PatchGeometry& geometry() const { return geometry_; }
+  std::vector<SampleMix> draw(uint32_t B, uint64_t step) const;
+  // On the host: draws, mixes `patches` in place, returns the targets.
   MixTargets mix(float* patches, const std::vector<uint32_t>& labels, uint32_t B, uint64_t step) const;
 
  private:

@@ -2,10 +2,12 @@
 #include "train/train_step.h"
 
 #include <algorithm>
+#include <string>
 
 #include "base/error.h"
 #include "ops/cross_entropy.h"
 #include "ops/grad_norm.h"
+#include "ops/mix_batch.h"
 
 namespace vkvit::train {
 
@@ -22,11 +24,12 @@ TrainStep::TrainStep(vk::Context& ctx, model::Vit& vit, uint32_t B) : vit_(vit) 
   const uint64_t scratch = ops::grad_norm_scratch_floats(ctx, grads);
 
   const uint64_t pad = 256;  // per-view alignment slack
-  const uint64_t floats = 6 * B + 1 + B * K + 1 + ops::kGradNormFloats + scratch + 2 * n + mask.size();
+  const uint64_t floats = (6 + ops::kMixWords) * B + 1 + B * K + 1 + ops::kGradNormFloats + scratch + 2 * n + mask.size();
   arena_ = std::make_unique<vk::Arena>(ctx, "optimizer state", floats * 4 + 16 * pad);
   labels_ = arena_->alloc(B * 4, "labels");
   labels_b_ = arena_->alloc(B * 4, "mixup partner labels");
   lam_ = arena_->alloc_floats(B, "mixup weights");
+  mixes_ = arena_->alloc(uint64_t(B) * ops::kMixWords * 4, "mixup draws");
   losses_ = arena_->alloc_floats(B, "per-image losses");
   loss_ = arena_->alloc_floats(1, "loss");
   correct_ = arena_->alloc_floats(B, "correct flags");
@@ -75,22 +78,35 @@ void TrainStep::record_gradients(vk::Recorder& rec, uint32_t batch, float label_
   vit_.backward(rec, batch, dlogits_, grads_ready);
 }
 
-void TrainStep::record_mix_targets(vk::Recorder& rec, const MixTargets& targets) {
-  const uint64_t n = targets.labels_b.size();
-  if (targets.lam.size() != n || n * 4 > labels_b_.size)
-    throw Error("internal: mixup targets for " + std::to_string(n) + " images do not fit the step");
-  // vkCmdUpdateBuffer takes at most 65536 bytes a call.
-  auto update = [&](const vk::View& dst, const void* src, const char* label) {
-    for (uint64_t at = 0; at < n * 4; at += 65536) {
-      const uint64_t bytes = std::min<uint64_t>(65536, n * 4 - at);
-      const vk::View part = dst.bytes(at, bytes);
-      rec.external({part}, label, [&](VkCommandBuffer cb) {
-        vkCmdUpdateBuffer(cb, part.buffer, part.offset, bytes, static_cast<const char*>(src) + at);
-      });
-    }
-  };
-  update(labels_b_, targets.labels_b.data(), "mixup labels");
-  update(lam_, targets.lam.data(), "mixup weights");
+// vkCmdUpdateBuffer: the words travel in the command buffer (no staging, no wait), at most
+// 65536 bytes a command.
+void TrainStep::record_words(vk::Recorder& rec, const vk::View& dst, const void* words, uint64_t count,
+                             const char* label) {
+  if (count * 4 > dst.size) throw Error(std::string("internal: too many ") + label + " for the step");
+  for (uint64_t at = 0; at < count * 4; at += 65536) {
+    const uint64_t bytes = std::min<uint64_t>(65536, count * 4 - at);
+    const vk::View part = dst.bytes(at, bytes);
+    rec.external({part}, label, [&](VkCommandBuffer cb) {
+      vkCmdUpdateBuffer(cb, part.buffer, part.offset, bytes, static_cast<const char*>(words) + at);
+    });
+  }
+}
+
+void TrainStep::record_mix(vk::Recorder& rec, const BatchMixer& mixer, float* staged,
+                           const std::vector<uint32_t>& labels, uint32_t batch, uint64_t step) {
+  const std::vector<SampleMix> mixes = mixer.draw(batch, step);
+  const PatchGeometry& g = mixer.geometry();
+  const ops::MixBatchShape shape{batch, uint32_t(g.image_size), uint32_t(g.patch_size), uint32_t(g.channels)};
+  if (ops::mix_batch_on_gpu(rec.context(), shape)) {
+    const std::vector<uint32_t> words = encode_mixes(mixes);
+    record_words(rec, mixes_, words.data(), words.size(), "mixup draws");
+    ops::mix_batch(rec, vit_.patches_input(), mixes_, shape);
+  } else {
+    mix_patches(staged, batch, g, mixes);
+  }
+  const MixTargets targets = mix_targets(labels, batch, mixes);
+  record_words(rec, labels_b_, targets.labels_b.data(), batch, "mixup labels");
+  record_words(rec, lam_, targets.lam.data(), batch, "mixup weights");
   next_mixed_ = true;
 }
 

@@ -106,7 +106,7 @@ class Trainer {
   TrainResult result_;
   std::unique_ptr<TrainProgressDisplay> display_;
   StepIo io_;
-  const BatchMixer mixer_;  // train.mixup / train.cutmix: mixes each staged batch before its upload
+  const BatchMixer mixer_;  // train.mixup / train.cutmix: each batch is mixed after its upload
   PendingStep pending_[StepIo::kSlots];
   // Recorders come after the buffers their work uses: when an error unwinds with a step still in
   // flight (the next step is submitted before the wait), each waits for its work in its destructor
@@ -281,9 +281,9 @@ bool Trainer::train_epoch_distributed() {
     start_step();
     const float share = float(have_batch ? batch.size : 0) / float(images);
     if (have_batch) {
-      if (mixer_.enabled())
-        train_step_->record_mix_targets(rec0_, mixer_.mix(io_.patches(0), batch.labels, batch.size, state_.step + 1));
       io_.record_upload(rec0_, 0, batch, vit_->patches_input(), &train_step_->labels());
+      if (mixer_.enabled())
+        train_step_->record_mix(rec0_, mixer_, io_.patches(0), batch.labels, batch.size, state_.step + 1);
       if (vk::fault::nan_at(state_.step + 1, state_.nonfinite_in_a_row)) rec0_.fill(vit_->patches_input().slice(0, 1), NAN);
       sync_->begin_step();
       train_step_->record_gradients(rec0_, batch.size, static_cast<float>(cfg_.train.label_smoothing), share,
@@ -318,9 +318,8 @@ void Trainer::submit_gradients(int slot, uint64_t fault_step, uint64_t attempt) 
   vk::Recorder& r = *recs_[slot];
   p.step = fault_step;
   p.attempt = attempt;
-  if (mixer_.enabled())
-    train_step_->record_mix_targets(r, mixer_.mix(io_.patches(slot), p.batch.labels, p.batch.size, fault_step));
   io_.record_upload(r, slot, p.batch, vit_->patches_input(), &train_step_->labels());
+  if (mixer_.enabled()) train_step_->record_mix(r, mixer_, io_.patches(slot), p.batch.labels, p.batch.size, fault_step);
   // VKVIT_FAULT_NAN_AT_STEP: a NaN in the batch, written by the GPU inside this very step.
   p.poisoned = vk::fault::nan_at(fault_step, attempt);
   if (p.poisoned) r.fill(vit_->patches_input().slice(0, 1), NAN);
