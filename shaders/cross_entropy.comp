@@ -19,6 +19,14 @@ layout(set = 0, binding = 4) readonly buffer Labels { uint labels[]; };      // 
 layout(constant_id = 1) const bool WITH_GRAD = false;
 layout(set = 0, binding = 5) buffer DLogits { float dlogits[]; };           // (B, K), WITH_GRAD only
 layout(set = 0, binding = 6) readonly buffer DLoss { float dloss[]; };      // (1), WITH_GRAD only
+// MIXED (Mixup / CutMix, src/train/mixup.h): row b's target is lam_b smooth(y_b) + (1 - lam_b)
+// smooth(labels_b[b]), and since the loss is linear in the target,
+//   loss_b = (1 - eps) (lse - lam x_y - (1 - lam) x_yb) + eps (lse - mean_k x_k),
+//   q_k = (1 - eps) (lam [k == y] + (1 - lam) [k == yb]) + eps / K.
+// Without it the two bindings are never read and the code is the single-label form, bit for bit.
+layout(constant_id = 2) const bool MIXED = false;
+layout(set = 0, binding = 7) readonly buffer LabelsB { uint labels_b[]; };  // (B), MIXED only
+layout(set = 0, binding = 8) readonly buffer Lam { float lam[]; };          // (B), MIXED only
 layout(push_constant) uniform Push {
   uint rows;
   uint K;
@@ -97,7 +105,13 @@ void main() {
     float x_y = logits[base + y];
     float mean_x = s_xsum[0] / float(p.K);
     // Both terms are >= 0; subtracting within the shifted frame keeps them accurate for large logits.
-    losses[row] = (1.0 - p.eps) * ((mx - x_y) + log_s) + p.eps * ((mx - mean_x) + log_s);
+    if (MIXED) {
+      const float w = lam[row];
+      const float x_b = logits[base + min(labels_b[row], p.K - 1)];
+      losses[row] = (1.0 - p.eps) * ((w * (mx - x_y) + (1.0 - w) * (mx - x_b)) + log_s) + p.eps * ((mx - mean_x) + log_s);
+    } else {
+      losses[row] = (1.0 - p.eps) * ((mx - x_y) + log_s) + p.eps * ((mx - mean_x) + log_s);
+    }
     correct[row] = s_arg[0] == label ? 1.0 : 0.0;
     lse[row] = mx + log_s;
   }
@@ -105,9 +119,19 @@ void main() {
     const float row_lse = s_max[0] + log(s_sum[0]);  // the same float as lse[row]
     const uint y = min(labels[row], p.K - 1u);
     const float scale = dloss[0] * p.inv_batch;
-    for (uint k = t; k < p.K; k += WORKGROUP_SIZE) {
-      const float q = (k == y ? 1.0 - p.eps : 0.0) + p.eps / float(p.K);
-      dlogits[base + k] += (exp(logits[base + k] - row_lse) - q) * scale;
+    if (MIXED) {
+      const uint yb = min(labels_b[row], p.K - 1u);
+      const float w = lam[row];
+      for (uint k = t; k < p.K; k += WORKGROUP_SIZE) {
+        const float hot = (k == y ? w : 0.0) + (k == yb ? 1.0 - w : 0.0);
+        const float q = (1.0 - p.eps) * hot + p.eps / float(p.K);
+        dlogits[base + k] += (exp(logits[base + k] - row_lse) - q) * scale;
+      }
+    } else {
+      for (uint k = t; k < p.K; k += WORKGROUP_SIZE) {
+        const float q = (k == y ? 1.0 - p.eps : 0.0) + p.eps / float(p.K);
+        dlogits[base + k] += (exp(logits[base + k] - row_lse) - q) * scale;
+      }
     }
   }
 }

@@ -79,6 +79,11 @@ train:
   eps: 1.0e-6
   clip_grad: 1.5
   label_smoothing: 0
+  mixup: 0.8
+  cutmix: 1
+  mixup_prob: 0.75
+  mixup_switch_prob: 0.25
+  mixup_mode: pair
   seed: 9007199254740993
   eval_every: 2
   log_every: 7
@@ -138,6 +143,11 @@ train:
   eps: 1.0e-06
   clip_grad: 1.5
   label_smoothing: 0
+  mixup: 0.8
+  cutmix: 1
+  mixup_prob: 0.75
+  mixup_switch_prob: 0.25
+  mixup_mode: pair
   seed: 9007199254740993
   eval_every: 2
   log_every: 7

@@ -1,5 +1,6 @@
 // cross_entropy: the reference against hand-computed values and finite differences, the GPU
-// forward (losses, mean, argmax == label, lse) and backward against the reference on odd shapes.
+// forward (losses, mean, argmax == label, lse) and backward against the reference on odd shapes;
+// the two-label (Mixup / CutMix) form likewise, and equal to the plain form bit for bit at lambda 1.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
@@ -81,7 +82,134 @@ void check_gpu(uint32_t B, uint32_t K, float eps, uint32_t seed, float offset_ro
   require_close(d_dlogits.read(), ref_dlogits, 1e-6 + 1.2e-7 * max_abs * dloss / B, 1e-6, "cross_entropy dlogits");
 }
 
+// Two labels and lambda per row, lambda 0 and 1 and rows whose labels agree among them.
+struct MixedCase {
+  std::vector<uint32_t> labels, labels_b;
+  std::vector<float> lam;
+};
+MixedCase mixed_case(uint32_t B, uint32_t K, uint32_t seed) {
+  MixedCase c{random_labels(B, K, seed), random_labels(B, K, seed + 1), random_floats(B, seed + 2, 0.0f, 1.0f)};
+  if (B > 2) {
+    c.lam[0] = 1.0f;
+    c.lam[1] = 0.0f;
+    c.labels_b[2] = c.labels[2];
+  }
+  return c;
+}
+
+// The GPU's mixed pass against the double reference; returns nothing, checks everything.
+void check_gpu_mixed(uint32_t B, uint32_t K, float eps, uint32_t seed) {
+  const auto logits = random_floats(size_t(B) * K, seed, -8, 8);
+  const MixedCase c = mixed_case(B, K, seed + 3);
+  const auto dlogits0 = random_floats(size_t(B) * K, seed + 7);
+  const float dloss = 0.75f;
+  DeviceTensor d_logits(logits), d_labels(label_bits(c.labels)), d_labels_b(label_bits(c.labels_b)), d_lam(c.lam),
+      d_losses(B), d_loss(1), d_correct(B), d_lse(B), d_dlogits(dlogits0), d_dloss(std::vector<float>{dloss});
+  vk::Recorder rec(ctx());
+  ops::cross_entropy_forward_backward(rec, d_losses.view(), d_loss.view(), d_correct.view(), d_lse.view(),
+                                      d_dlogits.view(), d_logits.view(), d_labels.view(),
+                                      ops::MixedLabels{d_labels_b.view(), d_lam.view()}, d_dloss.view(), B, K, eps);
+  rec.submit_and_wait();
+
+  const auto xd = to_double(logits), lam = to_double(c.lam);
+  std::vector<double> ref_losses(B), ref_correct(B), ref_dlogits = to_double(dlogits0);
+  const double ref_mean = ops::ref::cross_entropy_forward_mixed(ref_losses.data(), xd.data(), c.labels.data(),
+                                                                c.labels_b.data(), lam.data(), B, K, eps);
+  ops::ref::cross_entropy_backward_mixed(ref_dlogits.data(), xd.data(), c.labels.data(), c.labels_b.data(),
+                                         lam.data(), dloss, B, K, eps);
+  std::vector<double> unused(B);
+  ops::ref::cross_entropy_forward(unused.data(), ref_correct.data(), xd.data(), c.labels.data(), B, K, eps);
+  // The tolerances of the single-label form (check_gpu): the same sums, one more weighted term.
+  require_close(d_losses.read(), ref_losses, 2e-5, 1e-5, "mixed cross_entropy losses");
+  require_close(d_loss.read(), {ref_mean}, 2e-5, 1e-5, "mixed cross_entropy mean");
+  require_close(d_correct.read(), ref_correct, 0, 0, "mixed cross_entropy correct (first label)");
+  require_close(d_dlogits.read(), ref_dlogits, 1e-6 + 1.2e-7 * 8 * dloss / B, 1e-6, "mixed cross_entropy dlogits");
+  CHECK(ctx().validation_errors() == 0);
+}
+
 }  // namespace
+
+TEST_CASE("mixed cross_entropy reference: timm's soft target, linear in lambda", "[cross_entropy][ref]") {
+  // Two classes, p = (1/4, 3/4), labels (1, 0), lambda 0.3, eps 0.2: off 0.1, on 0.9, so
+  // q = 0.3 (0.1, 0.9) + 0.7 (0.9, 0.1) = (0.66, 0.34).
+  const std::vector<double> x = {0.0, std::log(3.0)};
+  const uint32_t y = 1, y_b = 0;
+  const double lam = 0.3;
+  double loss = 0;
+  ops::ref::cross_entropy_forward_mixed(&loss, x.data(), &y, &y_b, &lam, 1, 2, 0.2);
+  CHECK(loss == Approx(-(0.66 * std::log(0.25) + 0.34 * std::log(0.75))).epsilon(1e-14));
+  std::vector<double> g(2, 0.0);
+  ops::ref::cross_entropy_backward_mixed(g.data(), x.data(), &y, &y_b, &lam, 1.0, 1, 2, 0.2);
+  CHECK(g[0] == Approx(0.25 - 0.66).epsilon(1e-14));
+  CHECK(g[1] == Approx(0.75 - 0.34).epsilon(1e-14));
+
+  // lambda L(y) + (1 - lambda) L(y_b) on random rows; lambda 1 is the plain loss.
+  const uint32_t B = 9, K = 11;
+  const auto xs = to_double(random_floats(size_t(B) * K, 50, -4, 4));
+  const MixedCase c = mixed_case(B, K, 51);
+  const auto lams = to_double(c.lam);
+  std::vector<double> mixed(B), la(B), lb(B), corr(B);
+  ops::ref::cross_entropy_forward_mixed(mixed.data(), xs.data(), c.labels.data(), c.labels_b.data(), lams.data(), B, K,
+                                        0.1);
+  ops::ref::cross_entropy_forward(la.data(), corr.data(), xs.data(), c.labels.data(), B, K, 0.1);
+  ops::ref::cross_entropy_forward(lb.data(), corr.data(), xs.data(), c.labels_b.data(), B, K, 0.1);
+  for (uint32_t b = 0; b < B; ++b) CHECK(mixed[b] == Approx(lams[b] * la[b] + (1 - lams[b]) * lb[b]).epsilon(1e-12));
+}
+
+TEST_CASE("mixed cross_entropy reference backward matches finite differences", "[cross_entropy][ref]") {
+  const uint32_t B = 7, K = 13;
+  const auto x = to_double(random_floats(size_t(B) * K, 60, -4, 4));
+  const MixedCase c = mixed_case(B, K, 61);
+  const auto lam = to_double(c.lam);
+  const double dloss = 1.3;
+  for (double eps : {0.0, 0.1}) {
+    DYNAMIC_SECTION("eps=" << eps) {
+      std::vector<double> dx(x.size(), 0.0);
+      ops::ref::cross_entropy_backward_mixed(dx.data(), x.data(), c.labels.data(), c.labels_b.data(), lam.data(), dloss,
+                                             B, K, eps);
+      auto loss = [&](const std::vector<double>& xs) {
+        std::vector<double> l(B);
+        return dloss * ops::ref::cross_entropy_forward_mixed(l.data(), xs.data(), c.labels.data(), c.labels_b.data(),
+                                                             lam.data(), B, K, eps);
+      };
+      require_gradient_close(dx, numeric_gradient(loss, x), 1e-8, 1e-6, "mixed cross_entropy dlogits");
+    }
+  }
+}
+
+TEST_CASE("mixed cross_entropy on the GPU matches the reference", "[cross_entropy][gpu]") {
+  SECTION("B=7 K=13 smoothed") { check_gpu_mixed(7, 13, 0.1f, 70); }
+  SECTION("B=5 K=1000 unsmoothed") { check_gpu_mixed(5, 1000, 0.0f, 71); }
+  SECTION("B=300 K=10 smoothed") { check_gpu_mixed(300, 10, 0.1f, 72); }
+}
+
+TEST_CASE("mixed cross_entropy with lambda 1 is the plain one bit for bit", "[cross_entropy][gpu]") {
+  const uint32_t B = 33, K = 17;
+  const auto logits = random_floats(size_t(B) * K, 80, -8, 8);
+  const auto labels = random_labels(B, K, 81);
+  const std::vector<float> ones(B, 1.0f);
+  DeviceTensor d_logits(logits), d_labels(label_bits(labels)), d_labels_b(label_bits(random_labels(B, K, 82))),
+      d_lam(ones), d_dloss(std::vector<float>{1.0f});
+  std::vector<std::vector<float>> losses, grads;
+  for (bool mixed : {false, true}) {
+    DeviceTensor d_losses(B), d_loss(1), d_correct(B), d_lse(B), d_dlogits(size_t(B) * K);
+    vk::Recorder rec(ctx());
+    rec.fill(d_dlogits.view(), 0.0f);
+    if (mixed)
+      ops::cross_entropy_forward_backward(rec, d_losses.view(), d_loss.view(), d_correct.view(), d_lse.view(),
+                                          d_dlogits.view(), d_logits.view(), d_labels.view(),
+                                          ops::MixedLabels{d_labels_b.view(), d_lam.view()}, d_dloss.view(), B, K, 0.1f);
+    else
+      ops::cross_entropy_forward_backward(rec, d_losses.view(), d_loss.view(), d_correct.view(), d_lse.view(),
+                                          d_dlogits.view(), d_logits.view(), d_labels.view(), d_dloss.view(), B, K, 0.1f);
+    rec.submit_and_wait();
+    losses.push_back(d_losses.read());
+    losses.back().push_back(d_loss.read()[0]);
+    grads.push_back(d_dlogits.read());
+  }
+  CHECK(std::memcmp(losses[0].data(), losses[1].data(), losses[0].size() * 4) == 0);
+  CHECK(std::memcmp(grads[0].data(), grads[1].data(), grads[0].size() * 4) == 0);
+}
 
 TEST_CASE("cross_entropy reference matches hand-computed values", "[cross_entropy][ref]") {
   // Equal logits: softmax is uniform, so the loss is log K for any smoothing.

@@ -1,5 +1,6 @@
 // `vkvit train`: train a ViT from a YAML run config on an ImageFolder dataset.
 #include <cstdio>
+#include <utility>
 
 #include "cli/commands.h"
 #include "dist/comm.h"
@@ -20,6 +21,7 @@ struct TrainArgs {
   double reprob = -1;
   bool model_ema = false;
   double model_ema_decay = -1;
+  double mixup = -1, cutmix = -1;
   std::vector<std::string> overrides;
   bool quiet = false;
   uint64_t max_steps = 0;
@@ -45,6 +47,10 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
                 "(train.model_ema)");
   cmd->add_option("--model-ema-decay", args->model_ema_decay, "EMA decay as timm's --model-ema-decay (train.model_ema_decay)")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--mixup", args->mixup, "Mixup alpha as timm's --mixup, 0 = off (train.mixup)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--cutmix", args->cutmix, "CutMix alpha as timm's --cutmix, 0 = off (train.cutmix)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--set", args->overrides, "Override any config key: --set train.warmup_epochs=1 (repeatable)");
   cmd->add_option("overrides", args->overrides, "Overrides as key=value, like --set");
   cmd->add_flag("--quiet,-q", args->quiet, "Only errors on stderr");
@@ -69,17 +75,16 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
     }
     if (args->seed >= 0) ov.push_back("train.seed=" + std::to_string(args->seed));
     if (!args->aa.empty()) ov.push_back("data.auto_augment=" + args->aa);
-    if (args->reprob >= 0) {
-      char buf[64];
-      std::snprintf(buf, sizeof buf, "data.reprob=%.17g", args->reprob);
-      ov.push_back(buf);
-    }
+    // The numeric recipe flags: -1 when not given.
+    for (const auto& [key, value] :
+         {std::pair{"data.reprob", args->reprob}, std::pair{"train.mixup", args->mixup},
+          std::pair{"train.cutmix", args->cutmix}, std::pair{"train.model_ema_decay", args->model_ema_decay}})
+      if (value >= 0) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%s=%.17g", key, value);
+        ov.push_back(buf);
+      }
     if (args->model_ema) ov.push_back("train.model_ema=true");
-    if (args->model_ema_decay >= 0) {
-      char buf[64];
-      std::snprintf(buf, sizeof buf, "train.model_ema_decay=%.17g", args->model_ema_decay);
-      ov.push_back(buf);
-    }
     if (!ov.empty()) cfg.apply_overrides(ov);
     train::progress_mode(args->quiet);  // a bad VKVIT_PROGRESS fails now, not after the model is built
     vk::Context ctx(global.context_options());

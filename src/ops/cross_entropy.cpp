@@ -35,11 +35,12 @@ struct MeanPush {
 static_assert(sizeof(MeanPush) == 4);
 
 // Mirrors shaders/cross_entropy.comp's layout(constant_id = 0) WORKGROUP_SIZE (common/index.glsl)
-// and layout(constant_id = 1) WITH_GRAD.
+// layout(constant_id = 1) WITH_GRAD and layout(constant_id = 2) MIXED.
 struct RowSpec {
   vk::SpecField<0, uint32_t> workgroup_size;
   vk::SpecField<1, bool> with_grad;
-  vk::SpecConstants to_spec() const { return vk::SpecConstants(workgroup_size, with_grad); }
+  vk::SpecField<2, bool> mixed;
+  vk::SpecConstants to_spec() const { return vk::SpecConstants(workgroup_size, with_grad, mixed); }
 };
 
 void check_sizes(const char* what, uint32_t K, float eps) {
@@ -57,22 +58,27 @@ void validate_labels(const uint32_t* labels, uint64_t B, uint32_t K) {
 }
 
 namespace {
-// The row pass (with the backward when dlogits is given) and the mean of the losses.
+// The row pass (with the backward when dlogits is given, two-label targets when mixed has its
+// views) and the mean of the losses.
 void cross_entropy_rows(vk::Recorder& rec, const vk::View& losses, const vk::View& loss, const vk::View& correct,
                         const vk::View& lse, const vk::View& dlogits, const vk::View& logits, const vk::View& labels,
-                        const vk::View& dloss, uint32_t B, uint32_t K, float eps) {
+                        const MixedLabels& mixed, const vk::View& dloss, uint32_t B, uint32_t K, float eps) {
   vk::PipelineCache& pc = rec.context().pipelines();
   const bool with_grad = dlogits.buffer != VK_NULL_HANDLE;
-  const vk::Kernel& rows_k = pc.get(shaders::cross_entropy, 7, sizeof(RowPush), RowSpec{row_group(K), with_grad});
+  const bool is_mixed = mixed.labels_b.buffer != VK_NULL_HANDLE;
+  const vk::Kernel& rows_k =
+      pc.get(shaders::cross_entropy, 9, sizeof(RowPush), RowSpec{row_group(K), with_grad, is_mixed});
   // Whole rows per chunk, so that the (B, K) logits binding stays within maxStorageBufferRange.
   for_each_chunk(rec.context(), B, uint64_t(K) * 4, [&](uint64_t first, uint64_t rows) {
     RowPush push{static_cast<uint32_t>(rows), K, eps, 1.0f / float(B)};
     const vk::View logits_c = logits.slice(first * K, rows * K);
-    // Without the backward its two bindings are never read or written; the logits stand in.
+    // Bindings a variant never reads or writes (the backward's, the second labels') get the
+    // logits as stand-ins.
     rec.dispatch(rows_k,
                  {losses.slice(first, rows), correct.slice(first, rows), lse.slice(first, rows), logits_c,
                   labels.slice(first, rows), with_grad ? dlogits.slice(first * K, rows * K) : logits_c,
-                  with_grad ? dloss.slice(0, 1) : logits_c},
+                  with_grad ? dloss.slice(0, 1) : logits_c, is_mixed ? mixed.labels_b.slice(first, rows) : logits_c,
+                  is_mixed ? mixed.lam.slice(first, rows) : logits_c},
                  push, rec.groups_1d(rows), "cross_entropy");
   });
   const vk::Kernel& mean_k = pc.get(shaders::cross_entropy_mean, 2, sizeof(MeanPush), vk::WorkgroupSpec{kMeanGroup});
@@ -86,7 +92,7 @@ void cross_entropy_forward(vk::Recorder& rec, const vk::View& losses, const vk::
                            float eps) {
   check_sizes("cross_entropy_forward", K, eps);
   if (B == 0) return;
-  cross_entropy_rows(rec, losses, loss, correct, lse, vk::View{}, logits, labels, vk::View{}, B, K, eps);
+  cross_entropy_rows(rec, losses, loss, correct, lse, vk::View{}, logits, labels, MixedLabels{}, vk::View{}, B, K, eps);
 }
 
 void cross_entropy_forward_backward(vk::Recorder& rec, const vk::View& losses, const vk::View& loss,
@@ -95,7 +101,18 @@ void cross_entropy_forward_backward(vk::Recorder& rec, const vk::View& losses, c
                                     uint32_t K, float eps) {
   check_sizes("cross_entropy_forward_backward", K, eps);
   if (B == 0) return;
-  cross_entropy_rows(rec, losses, loss, correct, lse, dlogits, logits, labels, dloss, B, K, eps);
+  cross_entropy_rows(rec, losses, loss, correct, lse, dlogits, logits, labels, MixedLabels{}, dloss, B, K, eps);
+}
+
+void cross_entropy_forward_backward(vk::Recorder& rec, const vk::View& losses, const vk::View& loss,
+                                    const vk::View& correct, const vk::View& lse, const vk::View& dlogits,
+                                    const vk::View& logits, const vk::View& labels, const MixedLabels& mixed,
+                                    const vk::View& dloss, uint32_t B, uint32_t K, float eps) {
+  check_sizes("cross_entropy_forward_backward", K, eps);
+  if (mixed.labels_b.buffer == VK_NULL_HANDLE || mixed.lam.buffer == VK_NULL_HANDLE)
+    throw Error("internal: mixed cross-entropy without its second labels or weights");
+  if (B == 0) return;
+  cross_entropy_rows(rec, losses, loss, correct, lse, dlogits, logits, labels, mixed, dloss, B, K, eps);
 }
 
 }  // namespace vkvit::ops

@@ -12,6 +12,12 @@
 // a row is meaningless: callers check labels on the host with validate_labels() before upload (the
 // data loader has them there anyway), which ends in one readable line.
 //
+// Mixup / CutMix (train/mixup.h) give each row two labels and a weight: the target is the soft
+// q = lam * smooth(y) + (1 - lam) * smooth(y_b) of timm's mixup_target (smooth(y) = the q above),
+// and loss_b = -sum_k q_k log softmax_k is exactly lam loss(y) + (1 - lam) loss(y_b), since the
+// loss is linear in the target (timm's SoftTargetCrossEntropy on that target). `correct` still
+// compares the argmax with the first label: a train accuracy of mixed images means little.
+//
 // dloss is a 1-float device buffer rather than a push constant so that the gradient scale can be
 // produced on the GPU (a mixed-precision loss scale) without a host round trip; it is 1 normally.
 #pragma once
@@ -40,6 +46,18 @@ void cross_entropy_forward_backward(vk::Recorder& rec, const vk::View& losses /*
                                     const vk::View& labels /* (B) uint32 */, const vk::View& dloss /* (1) */,
                                     uint32_t B, uint32_t K, float eps);
 
+// Mixup / CutMix: the second label and the weight of the first, per row.
+struct MixedLabels {
+  vk::View labels_b;  // (B) uint32
+  vk::View lam;       // (B) float in [0, 1]
+};
+// cross_entropy_forward_backward with soft two-label targets (see above).
+void cross_entropy_forward_backward(vk::Recorder& rec, const vk::View& losses /* (B) */, const vk::View& loss /* (1) */,
+                                    const vk::View& correct /* (B) */, const vk::View& lse /* (B) */,
+                                    const vk::View& dlogits /* (B, K) */, const vk::View& logits /* (B, K) */,
+                                    const vk::View& labels /* (B) uint32 */, const MixedLabels& mixed,
+                                    const vk::View& dloss /* (1) */, uint32_t B, uint32_t K, float eps);
+
 namespace ref {
 // Same semantics (labels >= K clamped like the shaders); returns the mean loss.
 double cross_entropy_forward(double* losses /* (B) */, double* correct /* (B) */, const double* logits /* (B, K) */,
@@ -47,6 +65,15 @@ double cross_entropy_forward(double* losses /* (B) */, double* correct /* (B) */
 // dlogits += (softmax - q) * dloss / B
 void cross_entropy_backward(double* dlogits /* (B, K) */, const double* logits /* (B, K) */,
                             const uint32_t* labels /* (B) */, double dloss, uint64_t B, uint32_t K, double eps);
+// Two-label soft targets, built as timm's mixup_target builds them (one-hot rows with on/off
+// values, weighted) and applied term by term; returns the mean loss.
+double cross_entropy_forward_mixed(double* losses /* (B) */, const double* logits /* (B, K) */,
+                                   const uint32_t* labels /* (B) */, const uint32_t* labels_b /* (B) */,
+                                   const double* lam /* (B) */, uint64_t B, uint32_t K, double eps);
+// dlogits += (softmax - q) * dloss / B with the soft q.
+void cross_entropy_backward_mixed(double* dlogits /* (B, K) */, const double* logits /* (B, K) */,
+                                  const uint32_t* labels /* (B) */, const uint32_t* labels_b /* (B) */,
+                                  const double* lam /* (B) */, double dloss, uint64_t B, uint32_t K, double eps);
 }  // namespace ref
 
 }  // namespace vkvit::ops

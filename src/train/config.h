@@ -78,6 +78,11 @@ struct TrainConfig {
   double eps = 1e-8;
   double clip_grad = 0;
   double label_smoothing = 0.1;
+  double mixup = 0;         // Mixup alpha, 0 = off (DeiT: 0.8); train/mixup.h
+  double cutmix = 0;        // CutMix alpha, 0 = off (DeiT: 1.0)
+  double mixup_prob = 1.0;
+  double mixup_switch_prob = 0.5;
+  std::string mixup_mode = "batch";
   uint64_t seed = 42;
   int eval_every = 1;
   int log_every = 50;

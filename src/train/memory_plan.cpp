@@ -41,10 +41,10 @@ MemoryPlan plan_memory(vk::Context& ctx, const model::VitConfig& vcfg, uint32_t 
   const uint64_t upload = 2 * ((per_image + 1) * b * 4 + 256);
   p.staging = 2 * upload + 2 * ((1 + ops::kGradNormFloats) * 4 + 256) + 2 * (uint64_t(b) * K * 4 + 256);
   if (dist::Comm::world().distributed()) p.staging += (n + 1) * 4;  // GradientSync's host copy of the gradients
-  // TrainStep's arena: per-image loss buffers and logit gradients, m and v, the norm scratch and
+  // TrainStep's arena: per-image loss and mixup buffers and logit gradients, m and v, the norm scratch and
   // the decay table (at most two entries per tensor), with its alignment slack.
   const vk::View stand_in{VK_NULL_HANDLE, 0, n * 4};
-  const uint64_t optimizer = (4 * uint64_t(b) + uint64_t(b) * K + 4 + ops::kGradNormFloats +
+  const uint64_t optimizer = (12 * uint64_t(b) + uint64_t(b) * K + 4 + ops::kGradNormFloats +
                               ops::grad_norm_scratch_floats(ctx, {stand_in}) + 2 * n + 2 * layout.params().size()) * 4 +
                              16 * 256;
   const uint64_t context_staging = std::max<uint64_t>(n * 4, 1 << 20);  // checkpoint and resume transfers

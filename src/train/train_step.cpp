@@ -1,8 +1,13 @@
 // One optimizer step on the GPU; see train_step.h.
 #include "train/train_step.h"
 
+#include <algorithm>
+#include <string>
+
+#include "base/error.h"
 #include "ops/cross_entropy.h"
 #include "ops/grad_norm.h"
+#include "ops/mix_batch.h"
 
 namespace vkvit::train {
 
@@ -19,9 +24,12 @@ TrainStep::TrainStep(vk::Context& ctx, model::Vit& vit, uint32_t B) : vit_(vit) 
   const uint64_t scratch = ops::grad_norm_scratch_floats(ctx, grads);
 
   const uint64_t pad = 256;  // per-view alignment slack
-  const uint64_t floats = 4 * B + 1 + B * K + 1 + ops::kGradNormFloats + scratch + 2 * n + mask.size();
+  const uint64_t floats = (6 + ops::kMixWords) * B + 1 + B * K + 1 + ops::kGradNormFloats + scratch + 2 * n + mask.size();
   arena_ = std::make_unique<vk::Arena>(ctx, "optimizer state", floats * 4 + 16 * pad);
   labels_ = arena_->alloc(B * 4, "labels");
+  labels_b_ = arena_->alloc(B * 4, "mixup partner labels");
+  lam_ = arena_->alloc_floats(B, "mixup weights");
+  mixes_ = arena_->alloc(uint64_t(B) * ops::kMixWords * 4, "mixup draws");
   losses_ = arena_->alloc_floats(B, "per-image losses");
   loss_ = arena_->alloc_floats(1, "loss");
   correct_ = arena_->alloc_floats(B, "correct flags");
@@ -60,9 +68,46 @@ void TrainStep::record_gradients(vk::Recorder& rec, uint32_t batch, float label_
     dloss_value_ = dloss;
   }
   vit_.forward(rec, batch);
-  ops::cross_entropy_forward_backward(rec, losses_, loss_, correct_, lse_, dlogits_, vit_.logits(), labels_, dloss_,
-                                      batch, K, label_smoothing);
+  if (next_mixed_)
+    ops::cross_entropy_forward_backward(rec, losses_, loss_, correct_, lse_, dlogits_, vit_.logits(), labels_,
+                                        ops::MixedLabels{labels_b_, lam_}, dloss_, batch, K, label_smoothing);
+  else
+    ops::cross_entropy_forward_backward(rec, losses_, loss_, correct_, lse_, dlogits_, vit_.logits(), labels_, dloss_,
+                                        batch, K, label_smoothing);
+  next_mixed_ = false;
   vit_.backward(rec, batch, dlogits_, grads_ready);
+}
+
+// vkCmdUpdateBuffer: the words travel in the command buffer (no staging, no wait), at most
+// 65536 bytes a command.
+void TrainStep::record_words(vk::Recorder& rec, const vk::View& dst, const void* words, uint64_t count,
+                             const char* label) {
+  if (count * 4 > dst.size) throw Error(std::string("internal: too many ") + label + " for the step");
+  for (uint64_t at = 0; at < count * 4; at += 65536) {
+    const uint64_t bytes = std::min<uint64_t>(65536, count * 4 - at);
+    const vk::View part = dst.bytes(at, bytes);
+    rec.external({part}, label, [&](VkCommandBuffer cb) {
+      vkCmdUpdateBuffer(cb, part.buffer, part.offset, bytes, static_cast<const char*>(words) + at);
+    });
+  }
+}
+
+void TrainStep::record_mix(vk::Recorder& rec, const BatchMixer& mixer, float* staged,
+                           const std::vector<uint32_t>& labels, uint32_t batch, uint64_t step) {
+  const std::vector<SampleMix> mixes = mixer.draw(batch, step);
+  const PatchGeometry& g = mixer.geometry();
+  const ops::MixBatchShape shape{batch, uint32_t(g.image_size), uint32_t(g.patch_size), uint32_t(g.channels)};
+  if (ops::mix_batch_on_gpu(rec.context(), shape)) {
+    const std::vector<uint32_t> words = encode_mixes(mixes);
+    record_words(rec, mixes_, words.data(), words.size(), "mixup draws");
+    ops::mix_batch(rec, vit_.patches_input(), mixes_, shape);
+  } else {
+    mix_patches(staged, batch, g, mixes);
+  }
+  const MixTargets targets = mix_targets(labels, batch, mixes);
+  record_words(rec, labels_b_, targets.labels_b.data(), batch, "mixup labels");
+  record_words(rec, lam_, targets.lam.data(), batch, "mixup weights");
+  next_mixed_ = true;
 }
 
 void TrainStep::record_update(vk::Recorder& rec, const ops::AdamWHyper& hyper, uint64_t t, float clip_grad) {

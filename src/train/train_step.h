@@ -6,6 +6,8 @@
 // With a mixed-precision model (Vit::amp()) the step also scales the loss gradient by the loss
 // scaler's scale and unscales the gradient norm and the clip coefficient (train/loss_scaler.h);
 // the caller feeds each step's outcome back with scaler().update(finite norm).
+// With Mixup / CutMix (train/mixup.h) the caller records record_mix after the batch's upload and
+// before the gradients: the batch is mixed and that step's loss is the soft-target one.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -14,6 +16,7 @@
 #include "model/vit.h"
 #include "ops/adamw.h"
 #include "train/loss_scaler.h"
+#include "train/mixup.h"
 #include "vk/context.h"
 #include "vk/memory.h"
 #include "vk/recorder.h"
@@ -35,6 +38,12 @@ class TrainStep {
   void record_gradients(vk::Recorder& rec, uint32_t batch, float label_smoothing, float grad_weight,
                         const std::function<void(uint64_t first)>& grads_ready = {});
   void record_update(vk::Recorder& rec, const ops::AdamWHyper& hyper, uint64_t t, float clip_grad);
+  // Mixes the batch whose upload to vit.patches_input() is recorded, with `mixer`'s draws for
+  // `step`: on the GPU (ops::mix_batch) where ops::mix_batch_on_gpu says so, else in `staged` (the
+  // upload's mapped source, read by the copy at submission) on the host. Uploads the draws and
+  // targets within the command buffer; the next record_gradients / record uses the two-label loss.
+  void record_mix(vk::Recorder& rec, const BatchMixer& mixer, float* staged, const std::vector<uint32_t>& labels,
+                  uint32_t batch, uint64_t step);
 
   const vk::View& labels() const { return labels_; }  // (max_batch) uint32 class indices
   const vk::View& loss() const { return loss_; }      // (1) mean loss of the recorded step
@@ -48,8 +57,10 @@ class TrainStep {
   model::Vit& vit_;
   LossScaler scaler_;
   float dloss_value_ = 1.0f;  // what dloss_ holds: the loss scale (amp) times the gradient weight
+  bool next_mixed_ = false;   // record_mix ran since the last record_gradients
   std::unique_ptr<vk::Arena> arena_;
-  vk::View labels_, losses_, loss_, correct_, lse_, dlogits_, dloss_, norm_, norm_scratch_, m_, v_, decay_mask_;
+  void record_words(vk::Recorder& rec, const vk::View& dst, const void* words, uint64_t count, const char* label);
+  vk::View labels_, labels_b_, lam_, mixes_, losses_, loss_, correct_, lse_, dlogits_, dloss_, norm_, norm_scratch_, m_, v_, decay_mask_;
 };
 
 }  // namespace vkvit::train

@@ -15,6 +15,7 @@
 #include "train/loader_config.h"
 #include "train/memory_plan.h"
 #include "train/metrics.h"
+#include "train/mixup.h"
 #include "train/plots.h"
 #include "train/progress.h"
 #include "train/run_dir.h"
@@ -111,6 +112,7 @@ class Trainer {
   TrainResult result_;
   std::unique_ptr<TrainProgressDisplay> display_;
   StepIo io_;
+  const BatchMixer mixer_;  // train.mixup / train.cutmix: each batch is mixed after its upload
   PendingStep pending_[StepIo::kSlots];
   std::unique_ptr<vk::Buffer> ema_;  // train.model_ema: the averaged weights, the parameter layout
   // Recorders come after the buffers their work uses: when an error unwinds with a step still in
@@ -138,6 +140,7 @@ Trainer::Trainer(vk::Context& ctx, const RunConfig& cfg, const TrainOptions& opt
             std::make_unique<model::Vit>(ctx, to_vit_config(cfg.model), batch_, cfg.train.amp))),
       train_step_(std::make_unique<TrainStep>(ctx, *vit_, batch_)),
       io_(ctx, *vit_, batch_, 1 + ops::kGradNormFloats),
+      mixer_(batch_mixer(cfg, uint64_t(world_.rank()))),
       rec0_(ctx),
       rec1_(ctx) {
   if (!splits_.val.empty())
@@ -311,6 +314,8 @@ bool Trainer::train_epoch_distributed() {
     const float share = float(have_batch ? batch.size : 0) / float(images);
     if (have_batch) {
       io_.record_upload(rec0_, 0, batch, vit_->patches_input(), &train_step_->labels());
+      if (mixer_.enabled())
+        train_step_->record_mix(rec0_, mixer_, io_.patches(0), batch.labels, batch.size, state_.step + 1);
       if (vk::fault::nan_at(state_.step + 1, state_.nonfinite_in_a_row)) rec0_.fill(vit_->patches_input().slice(0, 1), NAN);
       sync_->begin_step();
       train_step_->record_gradients(rec0_, batch.size, static_cast<float>(cfg_.train.label_smoothing), share,
@@ -347,6 +352,7 @@ void Trainer::submit_gradients(int slot, uint64_t fault_step, uint64_t attempt) 
   p.step = fault_step;
   p.attempt = attempt;
   io_.record_upload(r, slot, p.batch, vit_->patches_input(), &train_step_->labels());
+  if (mixer_.enabled()) train_step_->record_mix(r, mixer_, io_.patches(slot), p.batch.labels, p.batch.size, fault_step);
   // VKVIT_FAULT_NAN_AT_STEP: a NaN in the batch, written by the GPU inside this very step.
   p.poisoned = vk::fault::nan_at(fault_step, attempt);
   if (p.poisoned) r.fill(vit_->patches_input().slice(0, 1), NAN);

@@ -2,6 +2,7 @@
 // (PyTorch nn.CrossEntropyLoss(label_smoothing=eps) semantics; see ops/cross_entropy.h).
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "ops/cross_entropy.h"
 
@@ -15,7 +16,41 @@ double row_lse(const double* x, uint32_t K) {
   for (uint32_t k = 0; k < K; ++k) s += std::exp(x[k] - m);
   return m + std::log(s);
 }
+// Row b's soft target as timm's mixup_target: off = eps / K, on = 1 - eps + off, one-hot rows of
+// both labels weighted by lam and 1 - lam.
+std::vector<double> soft_target(uint32_t y, uint32_t y_b, double lam, uint32_t K, double eps) {
+  const double off = eps / K, on = 1.0 - eps + off;
+  std::vector<double> q(K);
+  for (uint32_t k = 0; k < K; ++k) q[k] = lam * (k == y ? on : off) + (1.0 - lam) * (k == y_b ? on : off);
+  return q;
+}
 }  // namespace
+
+double cross_entropy_forward_mixed(double* losses, const double* logits, const uint32_t* labels,
+                                   const uint32_t* labels_b, const double* lam, uint64_t B, uint32_t K, double eps) {
+  double total = 0;
+  for (uint64_t b = 0; b < B; ++b) {
+    const double* x = logits + b * K;
+    const std::vector<double> q = soft_target(std::min(labels[b], K - 1), std::min(labels_b[b], K - 1), lam[b], K, eps);
+    const double lse = row_lse(x, K);
+    double loss = 0;
+    for (uint32_t k = 0; k < K; ++k) loss -= q[k] * (x[k] - lse);
+    losses[b] = loss;
+    total += loss;
+  }
+  return B ? total / B : 0.0;
+}
+
+void cross_entropy_backward_mixed(double* dlogits, const double* logits, const uint32_t* labels,
+                                  const uint32_t* labels_b, const double* lam, double dloss, uint64_t B, uint32_t K,
+                                  double eps) {
+  for (uint64_t b = 0; b < B; ++b) {
+    const double* x = logits + b * K;
+    const std::vector<double> q = soft_target(std::min(labels[b], K - 1), std::min(labels_b[b], K - 1), lam[b], K, eps);
+    const double lse = row_lse(x, K);
+    for (uint32_t k = 0; k < K; ++k) dlogits[b * K + k] += (std::exp(x[k] - lse) - q[k]) * dloss / B;
+  }
+}
 
 double cross_entropy_forward(double* losses, double* correct, const double* logits, const uint32_t* labels, uint64_t B,
                              uint32_t K, double eps) {
