@@ -193,6 +193,19 @@ CliRun run_cli(const std::string& args) {
   return r;
 }
 
+#ifdef VKVIT_MPIEXEC
+CliRun mpirun(const std::string& args) {
+  static TempDir scratch("mpirun-capture");
+  const std::filesystem::path out = scratch.path / "stdout", err = scratch.path / "stderr";
+  const std::string cmd =
+      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none "
+      "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 "
+      "timeout 300 " + std::string(VKVIT_MPIEXEC) + " --oversubscribe " + args + " >" + q(out) + " 2>" + q(err);
+  const int st = std::system(cmd.c_str());
+  return CliRun{WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_file(out), read_file(err)};
+}
+#endif
+
 ops::MatmulShape matmul_shape(uint32_t M, uint32_t N, uint32_t K, bool ta, bool tb) {
   return ops::MatmulShape{M, N, K, ta, tb};  // the rest as MatmulShape's defaults
 }

@@ -97,6 +97,16 @@ struct CliRun {
 // private scratch folder. Under VKVIT_VALIDATION=1 the binary loads the layer too; any error it
 // reports fails the test.
 CliRun run_cli(const std::string& args);
+#ifdef VKVIT_MPIEXEC
+// `mpirun <args>` (VKVIT_MPIEXEC) with stdout and stderr captured, under a time limit so that a
+// hang fails the test (exit status 124) instead of stalling the suite. Root may launch (CI runs
+// as root), and more ranks than cores are allowed. Shared-memory transfers go without
+// cross-memory attach, which containers often forbid (ptrace rules) and these small messages do
+// not need. Under scripts/test.sh --sanitize the ranks run without LeakSanitizer: OpenMPI's
+// plugins leak at exit and are unloaded by then, so their reports name no library a suppression
+// could match; vkvit's own code on these paths is leak-checked by the single-process tests.
+CliRun mpirun(const std::string& args);
+#endif
 
 // A matmul of C (M x N) = op(A) (M x K) * op(B) (K x N), op a transpose when ta / tb, packed and unbatched.
 ops::MatmulShape matmul_shape(uint32_t M, uint32_t N, uint32_t K, bool ta, bool tb);

@@ -15,28 +15,11 @@
 
 namespace fs = std::filesystem;
 using vkvit::test::CliRun;
+using vkvit::test::mpirun;
 using vkvit::test::q;
 using vkvit::test::TempDir;
 
 namespace {
-
-// `mpirun <args>` with stdout and stderr captured, under a time limit so that a hang fails the
-// test (exit status 124) instead of stalling the suite. Root may launch (CI runs as root), and
-// more ranks than cores are allowed. Shared-memory transfers go without cross-memory attach,
-// which containers often forbid (ptrace rules) and these small messages do not need. Under
-// scripts/test.sh --sanitize the ranks run without LeakSanitizer: OpenMPI's plugins leak at exit
-// and are unloaded by then, so their reports name no library a suppression could match; vkvit's
-// own code on these paths is leak-checked by the single-process tests.
-CliRun mpirun(const std::string& args) {
-  static TempDir scratch("mpirun-capture");
-  const fs::path out = scratch.path / "stdout", err = scratch.path / "stderr";
-  const std::string cmd =
-      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none "
-      "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 "
-      "timeout 300 " + std::string(VKVIT_MPIEXEC) + " --oversubscribe " + args + " >" + q(out) + " 2>" + q(err);
-  const int st = std::system(cmd.c_str());
-  return CliRun{WIFEXITED(st) ? WEXITSTATUS(st) : -1, vkvit::test::read_file(out), vkvit::test::read_file(err)};
-}
 
 const std::string kVkvit = VKVIT_BINARY;
 

@@ -373,20 +373,6 @@ TEST_CASE("a skipped step leaves the trainer's EMA alone", "[ema][train][cli]") 
 }
 
 #ifdef VKVIT_MPIEXEC
-namespace {
-// `mpirun <args>` captured, as tests/test_data_parallel.cpp runs its ranks (root allowed, more
-// ranks than cores, no cross-memory attach, a time limit so that a hang fails the test).
-CliRun mpirun(const std::string& args) {
-  static TempDir scratch("ema-mpirun-capture");
-  const fs::path out = scratch.path / "stdout", err = scratch.path / "stderr";
-  const std::string cmd =
-      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none "
-      "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 "
-      "timeout 300 " + std::string(VKVIT_MPIEXEC) + " --oversubscribe " + args + " >" + q(out) + " 2>" + q(err);
-  const int st = std::system(cmd.c_str());
-  return CliRun{WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_file(out), read_file(err)};
-}
-}  // namespace
 
 // Every rank applies the same update to the same weights, so every rank's EMA is the same; rank 0
 // saves it. Two ranks of batch 8 keep the EMA one process of batch 16 keeps, up to the order of

@@ -19,22 +19,9 @@
 
 #include <opencv2/core.hpp>
 
+#include "data/rand_augment_config.h"
+
 namespace vkvit::data {
-
-// The parsed form of a timm RandAugment string such as "rand-m9-mstd0.5-inc1".
-struct RandAugmentConfig {
-  int magnitude = 10;        // m
-  int num_ops = 2;           // n
-  double prob = 0.5;         // p: chance that each drawn op is applied
-  double magnitude_std = 0;  // mstd; infinity (timm: any value > 100) draws U(0, m) instead
-  int magnitude_max = 10;    // mmax: upper clip of the magnitude (timm reads mmax0 as the default 10)
-  bool increasing = false;   // inc: the op set whose severity grows with the magnitude
-};
-
-// timm's syntax: "rand" then '-'-separated sections <key><number> with key m, n, p, mstd, mmax or
-// inc (timm turns inc on for any number, inc0 included). Throws vkvit::Error, one line naming the
-// string and the accepted form, for anything else.
-RandAugmentConfig parse_rand_augment(const std::string& spec);
 
 // timm's _RAND_TRANSFORMS / _RAND_INCREASING_TRANSFORMS, in timm's order (the increasing set uses
 // other magnitude formulas for posterize, solarize and the four enhancements).

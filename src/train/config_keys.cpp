@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "base/error.h"
-#include "data/rand_augment.h"
+#include "data/rand_augment_config.h"
 
 namespace vkvit::train {
 
