@@ -488,6 +488,76 @@ uint32_t Context::choose_device(const std::vector<DeviceInfo>& devices, const Co
   return same_kind[size_t(options.local_rank) % same_kind.size()];
 }
 
+namespace {
+
+// The queue family vkvit submits to: a compute family with timestamps, else any compute family.
+// Clears info.timestamps where the chosen family has none.
+uint32_t compute_queue_family(VkPhysicalDevice physical, DeviceInfo& info) {
+  uint32_t nq = 0;
+  vkGetPhysicalDeviceQueueFamilyProperties(physical, &nq, nullptr);
+  std::vector<VkQueueFamilyProperties> families(nq);
+  vkGetPhysicalDeviceQueueFamilyProperties(physical, &nq, families.data());
+  const auto compute = [&](uint32_t i) { return (families[i].queueFlags & VK_QUEUE_COMPUTE_BIT) != 0; };
+  for (uint32_t i = 0; i < nq; ++i)
+    if (compute(i) && families[i].timestampValidBits > 0) return i;
+  for (uint32_t i = 0; i < nq; ++i)
+    if (compute(i)) {
+      info.timestamps = false;
+      return i;
+    }
+  throw Error("device " + info.name + " has no compute queue; pick another device with --device");
+}
+
+// The logical device with one queue of `family` and every feature a shader capability may need.
+VkDevice create_device(VkPhysicalDevice physical, const DeviceInfo& info, uint32_t family) {
+  float priority = 1.0f;
+  VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+  qci.queueFamilyIndex = family;
+  qci.queueCount = 1;
+  qci.pQueuePriorities = &priority;
+
+  // Enable every feature a shader capability may need (vk/spirv_caps.cpp), where the device has
+  // it; PipelineCache refuses a module that needs one the device lacks, and kernels check info()
+  // before choosing fp16 or 64-bit paths.
+  VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+  VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+  f11.pNext = &f12;
+  f11.storageBuffer16BitAccess = info.storage16;
+  f11.uniformAndStorageBuffer16BitAccess = info.uniform_storage16;
+  f11.storagePushConstant16 = info.push_constant16;
+  f12.shaderFloat16 = info.float16;
+  f12.shaderInt8 = info.int8;
+  VkPhysicalDeviceFeatures2 feats{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  feats.pNext = &f11;
+  feats.features.shaderInt64 = info.int64;
+  feats.features.shaderInt16 = info.int16;
+  feats.features.shaderFloat64 = info.float64;
+
+  // Subgroup-size control where offered: pipelines pin the size their layout needs (pipeline.cpp).
+  VkPhysicalDeviceSubgroupSizeControlFeaturesEXT size_control{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT};
+  std::vector<const char*> extensions;
+  if (info.subgroup_size_control) {
+    size_control.subgroupSizeControl = VK_TRUE;
+    size_control.computeFullSubgroups = info.full_subgroups;
+    size_control.pNext = feats.pNext;
+    feats.pNext = &size_control;
+    extensions.push_back(VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+  }
+
+  VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+  dci.pNext = &feats;
+  dci.enabledExtensionCount = static_cast<uint32_t>(extensions.size());
+  dci.ppEnabledExtensionNames = extensions.empty() ? nullptr : extensions.data();
+  dci.queueCreateInfoCount = 1;
+  dci.pQueueCreateInfos = &qci;
+  VkDevice device = VK_NULL_HANDLE;
+  check(vkCreateDevice(physical, &dci, nullptr, &device), "vkCreateDevice");
+  return device;
+}
+
+}  // namespace
+
 Context::Context(const ContextOptions& options) : options_(options) {
   instance_ = std::make_unique<InstanceState>(options.validation, options.sync_validation);
   auto pds = instance_->physical_devices();
@@ -509,69 +579,8 @@ Context::Context(const ContextOptions& options) : options_(options) {
     throw Error("device " + std::to_string(chosen) + " (" + info_.name + ") supports Vulkan " + info_.api_version +
                 "; vkvit needs Vulkan 1.2: update the driver or pick another device with --device");
 
-  uint32_t nq = 0;
-  vkGetPhysicalDeviceQueueFamilyProperties(physical_, &nq, nullptr);
-  std::vector<VkQueueFamilyProperties> families(nq);
-  vkGetPhysicalDeviceQueueFamilyProperties(physical_, &nq, families.data());
-  bool found = false;
-  // Prefer a compute queue family that also has timestamps.
-  for (uint32_t i = 0; i < nq && !found; ++i) {
-    if ((families[i].queueFlags & VK_QUEUE_COMPUTE_BIT) && families[i].timestampValidBits > 0) {
-      queue_family_ = i;
-      found = true;
-    }
-  }
-  for (uint32_t i = 0; i < nq && !found; ++i) {
-    if (families[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
-      queue_family_ = i;
-      found = true;
-    }
-  }
-  if (!found) throw Error("device " + info_.name + " has no compute queue; pick another device with --device");
-  if (families[queue_family_].timestampValidBits == 0) info_.timestamps = false;
-
-  float priority = 1.0f;
-  VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
-  qci.queueFamilyIndex = queue_family_;
-  qci.queueCount = 1;
-  qci.pQueuePriorities = &priority;
-
-  // Enable every feature a shader capability may need (vk/spirv_caps.cpp), where the device has
-  // it; PipelineCache refuses a module that needs one the device lacks, and kernels check info()
-  // before choosing fp16 or 64-bit paths.
-  VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
-  VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
-  f11.pNext = &f12;
-  f11.storageBuffer16BitAccess = info_.storage16;
-  f11.uniformAndStorageBuffer16BitAccess = info_.uniform_storage16;
-  f11.storagePushConstant16 = info_.push_constant16;
-  f12.shaderFloat16 = info_.float16;
-  f12.shaderInt8 = info_.int8;
-  VkPhysicalDeviceFeatures2 feats{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
-  feats.pNext = &f11;
-  feats.features.shaderInt64 = info_.int64;
-  feats.features.shaderInt16 = info_.int16;
-  feats.features.shaderFloat64 = info_.float64;
-
-  // Subgroup-size control where offered: pipelines pin the size their layout needs (pipeline.cpp).
-  VkPhysicalDeviceSubgroupSizeControlFeaturesEXT size_control{
-      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT};
-  std::vector<const char*> extensions;
-  if (info_.subgroup_size_control) {
-    size_control.subgroupSizeControl = VK_TRUE;
-    size_control.computeFullSubgroups = info_.full_subgroups;
-    size_control.pNext = feats.pNext;
-    feats.pNext = &size_control;
-    extensions.push_back(VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
-  }
-
-  VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
-  dci.pNext = &feats;
-  dci.enabledExtensionCount = static_cast<uint32_t>(extensions.size());
-  dci.ppEnabledExtensionNames = extensions.empty() ? nullptr : extensions.data();
-  dci.queueCreateInfoCount = 1;
-  dci.pQueueCreateInfos = &qci;
-  check(vkCreateDevice(physical_, &dci, nullptr, &device_), "vkCreateDevice");
+  queue_family_ = compute_queue_family(physical_, info_);
+  device_ = create_device(physical_, info_, queue_family_);
   vkGetDeviceQueue(device_, queue_family_, 0, &queue_);
   vkGetPhysicalDeviceMemoryProperties(physical_, &memory_props_);
 
