@@ -163,17 +163,6 @@ MatmulPolicy policy_for(MatmulKernel kernel, const vk::DeviceInfo& info, const K
 
 }  // namespace
 
-namespace matmul_detail {
-
-// kernel choice: the tile is decided in ops/kernel_choice.cpp (choose_tile).
-TiledTile tiled_tile(const vk::DeviceInfo& info, const vk::Tuning& tuning) {
-  const KernelChoice choice = choose_kernels(info, tuning);
-  if (!choice.tile_refused.empty()) throw Error(choice.tile_refused);
-  return choice.matmul.tile;
-}
-
-}  // namespace matmul_detail
-
 const char* matmul_kernel_name(MatmulKernel kernel) {
   switch (kernel) {
     case MatmulKernel::naive: return "naive";

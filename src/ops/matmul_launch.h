@@ -60,12 +60,11 @@ inline uint32_t small_batch_per_group(const MatmulShape& s) {
 
 // The tiled (GPU) kernels' tile: BM x BN outputs per workgroup, BK-deep slices in shared memory,
 // TM x TN outputs per invocation; chosen from the device's limits, Tuning::matmul_tile overrides
-// (src/ops/matmul.cpp). Shared by the fp32 and fp16 tiled kernels.
+// (the kernel choice, ops/kernel_choice.cpp). Shared by the fp32 and fp16 tiled kernels.
 struct TiledTile {
   uint32_t bm = 64, bn = 64, bk = 16, tm = 4, tn = 4;
   uint32_t threads() const { return (bm / tm) * (bn / tn); }
 };
-TiledTile tiled_tile(const vk::DeviceInfo& info, const vk::Tuning& tuning);
 
 // The specialization constants of the matmul kernels, one struct per kernel family; the launcher
 // fills them per call.
