@@ -98,7 +98,7 @@ TEST_CASE("the kernel choice of each described device", "[kernel_choice]") {
     CHECK(w.at("bias_grad") == e.bias_grad);
     CHECK(w.at("elementwise") == e.elementwise);
     CHECK(w.at("softmax") == "subgroup reduction");
-    CHECK(c.describe().size() == 8);
+    CHECK(c.describe().size() == 9);
     CHECK(c.matmul_refused.empty());
     CHECK(c.tile_refused.empty());
     CHECK(c.attention_refused.empty());

@@ -163,6 +163,10 @@ KernelChoice choose_kernels(const vk::DeviceInfo& d, const vk::Tuning& tuning) {
   c.softmax.runs = d.has_subgroup_ops(VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
   c.softmax.reason = c.softmax.runs ? "any subgroup size: one partial per subgroup"
                                     : "needs subgroup arithmetic in compute shaders";
+  // lavapipe ran the mixing pass slower than the host mixes in staging memory (ops/mix_batch.h).
+  c.mix_batch.on_device = !is_cpu_driver_type(d);
+  c.mix_batch.reason = c.mix_batch.on_device ? "GPU: one pass over the uploaded batch"
+                                             : "CPU driver: the host mixes the staged batch";
   c.elementwise.wide = d.int64 && tuning.wide;
   c.elementwise.reason = !d.int64 ? "no shaderInt64" : tuning.wide ? "shaderInt64" : "VKVIT_WIDE=0";
   c.cooperative_matrix = d.cooperative_matrix_khr || d.cooperative_matrix_nv
@@ -216,6 +220,7 @@ std::vector<std::string> KernelChoice::describe() const {
       line("layernorm", ln, layernorm.reason),
       line("bias_grad", bias, bias_grad.reason),
       line("softmax", softmax.runs ? "subgroup reduction" : "not run", softmax.reason),
+      line("mix_batch", mix_batch.on_device ? "on the device" : "on the host", mix_batch.reason),
       line("elementwise", elementwise.wide ? "64-bit pairs" : "32-bit floats", elementwise.reason),
       line("cooperative_matrix", "not used", cooperative_matrix),
   };

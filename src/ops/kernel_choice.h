@@ -65,6 +65,12 @@ struct KernelChoice {
     bool runs = true;
     const char* reason = "";
   } softmax;
+  // Mixup/CutMix (train.mixup, train.cutmix): one pass over the uploaded batch on the device, or
+  // the host mixes it in the mapped staging memory (ops/mix_batch.h).
+  struct MixBatch {
+    bool on_device = false;
+    const char* reason = "";
+  } mix_batch;
   // Elementwise ops, LayerNorm and the fused attention: four floats as one 64-bit pair.
   struct Elementwise {
     bool wide = false;
@@ -79,7 +85,7 @@ struct KernelChoice {
   std::string matmul_refused, tile_refused, attention_refused;
 
   // One line per op, "op: kernel, shape, subgroup, features (reason)", in a fixed order
-  // (matmul, matmul_f16, attention, layernorm, bias_grad, softmax, elementwise, coopmat).
+  // (matmul, matmul_f16, attention, layernorm, bias_grad, softmax, mix_batch, elementwise, coopmat).
   std::vector<std::string> describe() const;
 };
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "ops/kernel_choice.h"
 #include "ops/launch.h"
 
 namespace vkvit::ops {
@@ -23,7 +24,7 @@ bool mix_batch_fits(const vk::Context& ctx, const MixBatchShape& s) {
 }
 
 bool mix_batch_on_gpu(const vk::Context& ctx, const MixBatchShape& shape) {
-  return !ctx.kernel_device().is_cpu_driver() && mix_batch_fits(ctx, shape);
+  return kernel_choice(ctx).mix_batch.on_device && mix_batch_fits(ctx, shape);
 }
 
 void mix_batch(vk::Recorder& rec, const vk::View& images, const vk::View& mixes, const MixBatchShape& s) {

@@ -23,10 +23,10 @@ struct MixBatchShape {
 // apart) and its index in 32 bits. Callers mix on the host otherwise.
 bool mix_batch_fits(const vk::Context& ctx, const MixBatchShape& shape);
 
-// Where the trainer mixes: with this pass when it fits and ctx.kernel_device() is a GPU; on a CPU
-// driver the mapped staging is ordinary memory and the host loop (train::mix_patches) is cheaper
-// than the pass (lavapipe, fmnist_vit_tiny's batch of 64: 0.05 ms on the host, 0.5 ms for the
-// pass with its submission; on a discrete GPU the host would read uncached staging memory).
+// Where the trainer mixes: with this pass when it fits and the kernel choice says so (GPUs:
+// KernelChoice::mix_batch); on a CPU driver the mapped staging is ordinary memory and the host
+// loop (train::mix_patches) is cheaper than the pass (BENCHMARKS.md, "Mixup/CutMix: where the
+// batch is mixed"); on a discrete GPU the host would read uncached staging memory.
 bool mix_batch_on_gpu(const vk::Context& ctx, const MixBatchShape& shape);
 
 // images: (batch, per_image) floats, patchified; mixes: (batch, kMixWords) uint32.
