@@ -326,7 +326,10 @@ TEST_CASE("vkvit train --model-ema reports the EMA and eval and predict and info
     INFO(eval.out << eval.err);
     CHECK(eval.status == 0);
     CHECK(eval.out.find("top1") != std::string::npos);
-    CHECK(run_cli("info " + q(run / file)).status == 0);
+    const CliRun info = run_cli("info " + q(run / file));
+    CHECK(info.status == 0);
+    CHECK_THAT(info.out, Catch::Matchers::Contains(std::string(file) == "best.safetensors" ? "weights     the model EMA's"
+                                                                          : "the model EMA rides beside them"));
     const CliRun predict = run_cli("predict --checkpoint " + q(run / file) + " --topk 1 " + q(data / "val"));
     CHECK(predict.status == 0);
     CHECK_FALSE(predict.out.empty());

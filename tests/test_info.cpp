@@ -95,6 +95,8 @@ TEST_CASE("vkvit info --json has the architecture, counts and training state", "
     const bool last = std::string(file) == "last.safetensors";
     CHECK(j["optimizer_state"] == last);
     CHECK(j["resumable"] == last);
+    CHECK(j["weights"] == "model");  // a run without train.model_ema
+    CHECK(j["carries_ema"] == false);
   }
 }
 

@@ -45,6 +45,7 @@ int pixels_of(const cv::Mat& bgr, const cv::Scalar& color) {
 }
 
 const cv::Scalar kOrange(14, 127, 255);  // val loss (plots.cpp)
+const cv::Scalar kEmaRed(40, 39, 214);  // the EMA's val top-1 (plots.cpp)
 
 train::SummaryRow row(int epoch, double train_loss, double val_loss, double top1) {
   train::SummaryRow r;
@@ -165,6 +166,23 @@ TEST_CASE("curves are drawn at their fixed size, with gaps where val is missing"
     CHECK(img.size() == cv::Size(train::kCurvesWidth, train::kCurvesHeight));
     CHECK(ink(img) > 1000);  // frames, ticks and the note that there is nothing to draw
   }
+}
+
+TEST_CASE("curves show the model EMA's evaluation beside the model's when summary.csv has it", "[plots]") {
+  std::vector<train::SummaryRow> rows = {row(1, 2.0, 1.9, 40), row(2, 1.5, 1.6, 50), row(3, 1.2, 1.3, 55)};
+  const cv::Mat plain = train::draw_curves(rows, "no ema");
+  for (auto& r : rows) {
+    r.has_ema = true;
+    r.ema_val_loss = r.val_loss - 0.1;
+    r.ema_val_top1 = r.val_top1 + 3;
+    r.ema_val_top5 = 100;
+  }
+  const cv::Mat with_ema = train::draw_curves(rows, "ema");
+  // The EMA's red top-1 line (plus its legend swatch) appears only when the rows carry it.
+  const int none = pixels_of(plain, kEmaRed), line = pixels_of(with_ema, kEmaRed);
+  INFO("EMA red pixels: " << none << " without, " << line << " with");
+  CHECK(none == 0);
+  CHECK(line > 400);
 }
 
 TEST_CASE("a CLI run writes curves.png each epoch and redraws every row after a resume", "[plots][cli]") {

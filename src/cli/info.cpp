@@ -35,7 +35,16 @@ struct Facts {
   model::VitConfig vit;
   std::vector<std::string> mixers;  // one per block
   bool optimizer_state = false;
+  bool carries_ema = false;  // last.safetensors of a run with train.model_ema
 };
+
+// Which weights the file's main tensors are (what eval, predict and convert use), and whether a
+// model EMA rides beside them.
+std::string weights_summary(const Facts& f) {
+  if (f.meta.weights == "ema") return "the model EMA's (best.safetensors of a run with train.model_ema)";
+  if (f.carries_ema) return "the model's; the model EMA rides beside them for --resume (vkvit.ema)";
+  return "the model's";
+}
 
 Facts gather(const std::string& path) {
   Facts f;
@@ -55,6 +64,7 @@ Facts gather(const std::string& path) {
   f.flops = f.vit.flops_per_image();
   for (int l = 0; l < f.vit.depth; ++l) f.mixers.push_back(f.vit.mixer_at(l));
   f.optimizer_state = st.find(train::kAdamM) && st.find(train::kAdamV);
+  f.carries_ema = st.find(train::kEmaWeights) != nullptr;
   return f;
 }
 
@@ -122,6 +132,7 @@ void print_text(const Facts& f) {
     std::printf("            (the stored config's model has %s: the file does not load as that model)\n",
                 grouped(f.config_param_count).c_str());
   std::printf("forward     %s per image (a training step costs about 3x)\n", format_flops(f.flops).c_str());
+  std::printf("weights     %s\n", weights_summary(f).c_str());
   std::printf("classes     %zu: %s\n", m.classes.size(), class_summary(m.classes).c_str());
   // CheckpointMeta::epoch counts completed epochs; a mid-epoch save is inside the next one.
   std::string progress = std::to_string(m.epoch) + (m.epoch == 1 ? " epoch" : " epochs") + " done, step " +
@@ -181,6 +192,8 @@ nlohmann::ordered_json to_json(const Facts& f) {
   j["best_top1"] = m.best_top1 >= 0 ? nlohmann::ordered_json(m.best_top1) : nlohmann::ordered_json();
   j["amp"] = m.config.train.amp;
   j["loss_scale"] = m.loss_scale > 0 ? nlohmann::ordered_json(m.loss_scale) : nlohmann::ordered_json();
+  j["weights"] = f.meta.weights == "ema" ? "ema" : "model";  // what the main tensors are
+  j["carries_ema"] = f.carries_ema;
   j["optimizer_state"] = f.optimizer_state;
   j["resumable"] = f.optimizer_state;
   return j;

@@ -90,6 +90,8 @@ const cv::Scalar kWhite(255, 255, 255), kText(40, 40, 40), kAxis(110, 110, 110),
 // matplotlib's first three colours (blue, orange, green), in BGR: familiar and told apart by most
 // colour-blind readers.
 const cv::Scalar kTrainLoss(180, 119, 31), kValLoss(14, 127, 255), kValTop1(44, 160, 44);
+// The model EMA's evaluation (train.model_ema): purple loss, red top-1, beside the model's.
+const cv::Scalar kEmaValLoss(189, 103, 148), kEmaValTop1(40, 39, 214);
 
 constexpr int kLeft = 90, kRight = 30, kTop = 50, kBottom = 60, kGap = 55;
 constexpr double kLabelScale = 0.45;
@@ -198,6 +200,15 @@ void draw_panel(cv::Mat& img, Panel p, const plot::Ticks& xt, const std::vector<
   draw_legend(img, p, series, legend_bottom);
 }
 
+// Appends " (best 91.20% at epoch 7)" to the series' label: its highest value and that epoch.
+void label_best(Series& s, const std::vector<int>& epochs) {
+  int best = -1;
+  for (size_t i = 0; i < s.y.size(); ++i)
+    if (std::isfinite(s.y[i]) && (best < 0 || s.y[i] > s.y[size_t(best)])) best = static_cast<int>(i);
+  if (best >= 0)
+    s.label += " (best " + plot::format_fixed(s.y[size_t(best)], 2) + "% at epoch " + std::to_string(epochs[size_t(best)]) + ")";
+}
+
 }  // namespace
 
 cv::Mat draw_curves(const std::vector<SummaryRow>& input, const std::string& run_name) {
@@ -206,19 +217,25 @@ cv::Mat draw_curves(const std::vector<SummaryRow>& input, const std::string& run
   for (const SummaryRow& r : input) by_epoch[r.epoch] = r;
   std::vector<int> epochs;
   Series train_loss{"train loss", kTrainLoss, {}}, val_loss{"val loss", kValLoss, {}}, top1{"val top-1", kValTop1, {}};
+  Series ema_loss{"EMA val loss", kEmaValLoss, {}}, ema_top1{"EMA val top-1", kEmaValTop1, {}};
+  bool has_ema = false;
   for (const auto& [epoch, r] : by_epoch) {
     epochs.push_back(epoch);
     train_loss.y.push_back(std::isfinite(r.train_loss) ? r.train_loss : NAN);
     val_loss.y.push_back(std::isfinite(r.val_loss) ? r.val_loss : NAN);
     top1.y.push_back(std::isfinite(r.val_top1) ? r.val_top1 : NAN);
+    has_ema = has_ema || r.has_ema;
+    ema_loss.y.push_back(r.has_ema && std::isfinite(r.ema_val_loss) ? r.ema_val_loss : NAN);
+    ema_top1.y.push_back(r.has_ema && std::isfinite(r.ema_val_top1) ? r.ema_val_top1 : NAN);
   }
-  // The best val top-1 and its epoch, named in the legend (the epoch of best.safetensors).
-  int best = -1;
-  for (size_t i = 0; i < top1.y.size(); ++i)
-    if (std::isfinite(top1.y[i]) && (best < 0 || top1.y[i] > top1.y[size_t(best)])) best = static_cast<int>(i);
-  if (best >= 0)
-    top1.label += " (best " + plot::format_fixed(top1.y[size_t(best)], 2) + "% at epoch " +
-                  std::to_string(epochs[size_t(best)]) + ")";
+  // The best val top-1 and its epoch, named in the legend: the epoch of best.safetensors, which
+  // is chosen by the EMA's top-1 when the run keeps an EMA.
+  label_best(has_ema ? ema_top1 : top1, epochs);
+  std::vector<Series> losses = {train_loss, val_loss}, accuracies = {top1};
+  if (has_ema) {
+    losses.push_back(ema_loss);
+    accuracies.push_back(ema_top1);
+  }
 
   cv::Mat img(kCurvesHeight, kCurvesWidth, CV_8UC3, kWhite);
   const std::string title = plot::fit_text(plot::printable(run_name.empty() ? "training curves" : run_name), 0.7,
@@ -235,9 +252,9 @@ cv::Mat draw_curves(const std::vector<SummaryRow>& input, const std::string& run
   const int ph = (kCurvesHeight - kTop - kBottom - kGap) / 2;
   p.area = cv::Rect(kLeft, kTop, kCurvesWidth - kLeft - kRight, ph);
   // Losses are never negative and accuracies lie in [0, 100]: the padding stops at those bounds.
-  draw_panel(img, p, xt, epochs, {train_loss, val_loss}, "loss", 0, INFINITY, false, "no epochs yet");
+  draw_panel(img, p, xt, epochs, losses, "loss", 0, INFINITY, false, "no epochs yet");
   p.area.y += ph + kGap;
-  draw_panel(img, p, xt, epochs, {top1}, "val top-1 (%)", 0, 100, true,
+  draw_panel(img, p, xt, epochs, accuracies, "val top-1 (%)", 0, 100, true,
              epochs.empty() ? "no epochs yet" : "not evaluated yet (train.eval_every, or no val split)");
   put_text(img, "epoch", {p.area.x + p.area.width / 2, kCurvesHeight - 12}, 0.5, kText, 0, 1);
   return img;

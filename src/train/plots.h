@@ -3,7 +3,8 @@
 //
 //   runs/<run>/curves.png  redrawn after every epoch from the whole summary.csv (so a resumed run
 //                          shows its earlier epochs too): train and val loss against the epoch
-//                          above, val top-1 (percent) below; an epoch without evaluation is a gap
+//                          above, val top-1 (percent) below (with the model EMA's beside them
+//                          when train.model_ema kept one); an epoch without evaluation is a gap
 //                          in the val lines (isolated evaluations are dots).
 //   confusion.png          written by `vkvit eval`: the K x K confusion matrix, each row divided
 //                          by its image count, as a coloured grid (white 0 to dark blue 1) with
