@@ -49,6 +49,7 @@ const char* kEverything = R"(model:
   pool: mean
   mixer: [attention, global_filter, attention]
   ln_eps: 1.0e-5
+  pos_embed: sincos
 data:
   dir: "true"
   train_split: tr
@@ -113,6 +114,7 @@ model:
   pool: mean
   mixer: attention,global_filter,attention
   ln_eps: 1.0e-05
+  pos_embed: sincos
 data:
   dir: "true"
   train_split: "tr"
@@ -278,6 +280,7 @@ TEST_CASE("out-of-range values name key, line and the allowed range", "[config]"
       {"model:\n  patch_size: -4\n", "cfg/x.yaml:2: model.patch_size: must be in [1, "},
       {"model:\n  dim: 0\n", "cfg/x.yaml:2: model.dim: must be in [1, "},
       {"model:\n  pool: avg\n", "cfg/x.yaml:2: model.pool: must be one of cls | mean, got 'avg'"},
+      {"model:\n  pos_embed: fixed\n", "cfg/x.yaml:2: model.pos_embed: must be one of learned | sincos, got 'fixed'"},
       {"model:\n  ln_eps: 0\n", "cfg/x.yaml:2: model.ln_eps: must be in (0, 1)"},
       {"model:\n  mlp_ratio: 0\n", "cfg/x.yaml:2: model.mlp_ratio: must be > 0"},
       {"data:\n  crop_pct: 1.5\n", "cfg/x.yaml:2: data.crop_pct: must be in (0, 1]"},

@@ -440,3 +440,32 @@ TEST_CASE("vit forward and backward timing", "[.][vit-bench]") {
               cfg.name.c_str(), B, fwd, gflop / fwd * 1e3, bwd, 2 * gflop / bwd * 1e3,
               vk::format_bytes(vit.activation_bytes()).c_str(), (unsigned long long)vit.param_count());
 }
+
+namespace {
+VitConfig sincos_config(const std::string& pool) {
+  VitConfig c = tiny_config(pool);  // width 12: three frequencies per axis
+  c.name = "vit_test_sincos";
+  c.image_size = 12;  // a 3x3 grid, so rows and columns differ
+  c.pos_embed = "sincos";
+  return c;
+}
+}  // namespace
+
+TEST_CASE("vit with a fixed sincos position embedding: reference gradients match finite differences", "[vit][ref]") {
+  const VitConfig c = sincos_config("cls");
+  // Not a parameter: the layout is the learned model's less pos_embed's (N, D).
+  VitConfig learned = c;
+  learned.pos_embed = "learned";
+  CHECK_FALSE(model::vit_param_layout(c).has("pos_embed"));
+  CHECK(model::vit_param_layout(learned).param_count() - model::vit_param_layout(c).param_count() ==
+        uint64_t(c.tokens()) * c.dim);
+  check_ref_gradients(c, 930);
+  check_ref_gradients(sincos_config("mean"), 934);
+}
+
+TEST_CASE("vit with a fixed sincos position embedding on the GPU matches the reference", "[vit][gpu]") {
+  for (const std::string pool : {"cls", "mean"}) {
+    INFO("pool " << pool);
+    check_vit_gpu(sincos_config(pool), 3, 2, 1020, 5e-6, 5e-6, 1e-5);
+  }
+}

@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "cli/commands.h"
+#include "model/sincos_pos_embed.h"
 #include "model/weight_import.h"
 #include "train/checkpoint.h"
 
@@ -72,8 +73,15 @@ void export_command(const ConvertArgs& a) {
   src.tensors.erase(std::remove_if(src.tensors.begin(), src.tensors.end(),
                                    [](const model::Tensor& t) { return train::is_training_state(t.name); }),
                     src.tensors.end());
-  const std::vector<model::Tensor> out =
-      model::export_weights(model::import_weights(src, model::WeightNames::timm, vcfg, a.input), to);
+  std::vector<model::Tensor> tensors = model::import_weights(src, model::WeightNames::timm, vcfg, a.input);
+  if (!vcfg.learned_pos_embed()) {
+    // timm and torchvision have no fixed sine-cosine option, but a learned pos_embed holding the
+    // table computes the same function at this grid; it goes where timm keeps it, after cls_token.
+    const uint64_t rows = uint64_t(vcfg.tokens()), dim = uint64_t(vcfg.dim);
+    tensors.insert(tensors.begin() + 1, model::Tensor{"pos_embed", model::DType::F32, {1, rows, dim},
+                                                      model::sincos_pos_embed(vcfg.dim, vcfg.grid())});
+  }
+  const std::vector<model::Tensor> out = model::export_weights(tensors, to);
   std::vector<model::TensorRef> refs;
   for (const model::Tensor& t : out) refs.push_back({t.name, t.shape, t.data.data()});
   model::write_safetensors(a.output, refs, {{"format", "pt"}});

@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "model/global_filter.h"
+#include "model/sincos_pos_embed.h"
 #include "ops/cast.h"
 #include "ops/launch.h"
 #include "ops/layernorm.h"
@@ -80,6 +81,10 @@ Vit::Vit(vk::Context& ctx, const VitConfig& cfg, uint32_t max_batch, bool amp, b
   else
     std::fill(pool.begin() + 1, pool.end(), 1.0f / static_cast<float>(cfg_.num_patches()));
   ctx.upload(pool_w_, pool.data(), pool.size() * 4);
+  if (!cfg_.learned_pos_embed()) {
+    const std::vector<float> table = sincos_pos_embed(cfg_.dim, cfg_.grid());
+    ctx.upload(fixed_pos_, table.data(), table.size() * 4);
+  }
 
   vk::Recorder rec(ctx);
   rec.fill(params_view(), 0.0f);
@@ -175,6 +180,10 @@ void Vit::allocate(ActivationAlloc& a) {
   mean_ = a.tensor(BN, "norm mean (B * N)");
   rstd_ = a.tensor(BN, "norm rstd (B * N)");
   pool_w_ = a.tensor(N, "pool weights (N)");
+  if (!cfg_.learned_pos_embed()) {
+    fixed_pos_ = a.tensor(N * D, "sincos pos_embed (N, D)");
+    dpos_unused_ = a.tensor(N * D, "sincos pos_embed's unused gradient (N, D)");
+  }
   pooled_ = a.tensor(B * D, "pooled (B, D)");
   logits_ = a.tensor(B * cfg_.num_classes, "logits (B, K)");
   dx_ = a.scratch("dx (B, N, D)", BN * D);
@@ -269,7 +278,7 @@ void Vit::forward(vk::Recorder& rec, uint32_t batch, bool for_backward) {
   if (amp_) ops::cast_f32_to_f16(rec, params16_->view(), params_view(), layout_.total_floats());
 
   const vk::View pw = param("patch_embed.proj.weight"), pb = param("patch_embed.proj.bias");
-  const vk::View cls = param("cls_token"), pos = param("pos_embed");
+  const vk::View cls = param("cls_token"), pos = cfg_.learned_pos_embed() ? param("pos_embed") : fixed_pos_;
   for_each_embed_chunk(ctx_, cfg_, batch, [&](uint64_t first, uint64_t n) {
     ops::patch_embed_forward(rec, x0_.slice(first * N * D, n * N * D), proj_.slice(first * Np * D, n * Np * D),
                              patches_.slice(first * Np * CPP, n * Np * CPP), pw, pb, cls, pos, embed_shape(cfg_, n));
@@ -344,7 +353,8 @@ void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
   }
 
   const vk::View dpw = grad("patch_embed.proj.weight"), dpb = grad("patch_embed.proj.bias");
-  const vk::View dcls = grad("cls_token"), dpos = grad("pos_embed");
+  // A fixed sincos table takes no gradient: the patch embedding's backward writes it aside.
+  const vk::View dcls = grad("cls_token"), dpos = cfg_.learned_pos_embed() ? grad("pos_embed") : dpos_unused_;
   for_each_embed_chunk(ctx_, cfg_, batch, [&](uint64_t first, uint64_t n) {
     ops::patch_embed_backward(rec, dpw, dpb, dcls, dpos, proj_.slice(first * Np * D, n * Np * D),
                               dx_.slice(first * N * D, n * N * D), patches_.slice(first * Np * CPP, n * Np * CPP),

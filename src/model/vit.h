@@ -2,7 +2,7 @@
 // vit_params.h), activations in one arena sized up front for max_batch, forward and backward of
 // the whole stack recorded into a Recorder. As timm's VisionTransformer (class token, learned
 // position embedding, pre-norm blocks):
-//   x = patch_embed(patches) (+ cls, + pos_embed)
+//   x = patch_embed(patches) (+ cls, + pos_embed: learned, or fixed sine-cosine with model.pos_embed sincos)
 //   each block: x = x + mixer(norm1(x)); x = x + fc2(gelu(fc1(norm2(x))))
 //   logits = head(pool(norm(x)))   pool: the cls token, or the mean of the patch tokens
 // (timm with global_pool='avg' normalises after pooling, under the name fc_norm; vkvit normalises
@@ -118,6 +118,7 @@ class Vit {
   vk::View xn_;       // (B, N, D) final norm output
   vk::View mean_, rstd_;  // (B * N) final norm statistics
   vk::View pool_w_;   // (N) pooling weights: one-hot cls, or 1/Np over patch tokens
+  vk::View fixed_pos_, dpos_unused_;  // model.pos_embed sincos only: the (N, D) table, and where its gradient goes
   vk::View pooled_;   // (B, D)
   vk::View logits_;   // (B, K)
   // Backward scratch shared by all blocks.

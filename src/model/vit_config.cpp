@@ -127,6 +127,11 @@ void VitConfig::validate() const {
   if (!uses_mixer("attention") && pool == "cls")
     throw Error("model config: pool cls reads the cls token, which global_filter blocks do not mix; with no "
                 "attention block use pool: mean");
+  if (pos_embed != "learned" && pos_embed != "sincos")
+    throw Error("model config: pos_embed must be learned or sincos (got '" + pos_embed + "')");
+  if (pos_embed == "sincos" && dim % 4 != 0)
+    throw Error("model config: pos_embed sincos needs dim to be a multiple of 4 (got " + std::to_string(dim) +
+                "); use pos_embed: learned or another width");
   if (!(ln_eps > 0.0f)) throw Error("model config: ln_eps must be > 0 (got " + std::to_string(ln_eps) + ")");
 }
 

@@ -18,6 +18,11 @@ struct VitConfig {
   // (model/token_mixer.h, model/global_filter.h).
   std::string mixer = "attention";
   float ln_eps = 1e-6f;
+  // Position embedding: learned (a parameter, as timm) | sincos (fixed 2D sine-cosine,
+  // model/sincos_pos_embed.h; not a parameter, so the checkpoint has no pos_embed).
+  std::string pos_embed = "learned";
+
+  bool learned_pos_embed() const { return pos_embed == "learned"; }
 
   int grid() const { return patch_size > 0 ? image_size / patch_size : 0; }  // patches per side
   int num_patches() const { return grid() * grid(); }

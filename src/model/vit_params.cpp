@@ -28,6 +28,12 @@ const ParamInfo& ParamLayout::at(const std::string& name) const {
   throw Error("internal: the model has no parameter tensor '" + name + "'");
 }
 
+bool ParamLayout::has(const std::string& name) const {
+  for (const ParamInfo& p : params_)
+    if (p.name == name) return true;
+  return false;
+}
+
 uint64_t ParamLayout::param_count() const {
   uint64_t n = 0;
   for (const ParamInfo& p : params_) n += p.count;
@@ -39,7 +45,7 @@ ParamLayout vit_param_layout(const VitConfig& cfg) {
   const int64_t D = cfg.dim, F = cfg.mlp_dim;
   ParamLayout L;
   L.add("cls_token", {1, 1, D});
-  L.add("pos_embed", {1, cfg.tokens(), D});
+  if (cfg.learned_pos_embed()) L.add("pos_embed", {1, cfg.tokens(), D});
   L.add("patch_embed.proj.weight", {D, cfg.in_chans, cfg.patch_size, cfg.patch_size});
   L.add("patch_embed.proj.bias", {D});
   for (int l = 0; l < cfg.depth; ++l) {

@@ -29,6 +29,7 @@ class ParamLayout {
   const ParamInfo& add(const std::string& name, std::vector<int64_t> shape);
   // Throws vkvit::Error naming a missing tensor (an internal error: names are fixed by the model).
   const ParamInfo& at(const std::string& name) const;
+  bool has(const std::string& name) const;
   const std::vector<ParamInfo>& params() const { return params_; }
   uint64_t total_floats() const { return total_; }  // with padding: the flat buffer's length
   uint64_t param_count() const;                      // without padding

@@ -4,6 +4,7 @@
 #include "model/vit_ref.h"
 
 #include "base/error.h"
+#include "model/sincos_pos_embed.h"
 #include "ops/attention.h"
 #include "ops/gelu.h"
 #include "ops/global_filter.h"
@@ -14,7 +15,10 @@
 
 namespace vkvit::model {
 
-VitRef::VitRef(const VitConfig& cfg) : cfg_(cfg), layout_(vit_param_layout(cfg)) {}
+VitRef::VitRef(const VitConfig& cfg) : cfg_(cfg), layout_(vit_param_layout(cfg)) {
+  if (!cfg_.learned_pos_embed())
+    for (float v : sincos_pos_embed(cfg_.dim, cfg_.grid())) fixed_pos_.push_back(v);
+}
 
 const double* VitRef::p(const std::vector<double>& flat, const std::string& name) const {
   return flat.data() + layout_.at(name).offset;
@@ -34,8 +38,9 @@ std::vector<double> VitRef::forward(const std::vector<double>& params, const std
   patches_ = patches;
   ops::PatchEmbedShape s{B, uint32_t(Np), uint32_t(cfg_.patch_dim()), uint32_t(D)};
   x0_.assign(M * D, 0.0);
+  const double* pos = cfg_.learned_pos_embed() ? p(params, "pos_embed") : fixed_pos_.data();
   ops::ref::patch_embed_forward(x0_.data(), patches.data(), p(params, "patch_embed.proj.weight"),
-                                p(params, "patch_embed.proj.bias"), p(params, "cls_token"), p(params, "pos_embed"), s);
+                                p(params, "patch_embed.proj.bias"), p(params, "cls_token"), pos, s);
   blocks_.assign(cfg_.depth, Block{});
   const std::vector<double>* in = &x0_;
   for (int l = 0; l < cfg_.depth; ++l) {
@@ -146,8 +151,11 @@ void VitRef::backward(const std::vector<double>& params, const std::vector<doubl
     dx = std::move(din);
   }
   ops::PatchEmbedShape s{uint32_t(B), uint32_t(Np), uint32_t(cfg_.patch_dim()), uint32_t(D)};
+  std::vector<double> dpos_unused;  // the sincos table takes no gradient
+  if (!cfg_.learned_pos_embed()) dpos_unused.assign(N * D, 0.0);
   ops::ref::patch_embed_backward(g(grads, "patch_embed.proj.weight"), g(grads, "patch_embed.proj.bias"),
-                                 g(grads, "cls_token"), g(grads, "pos_embed"), dx.data(), patches_.data(), s);
+                                 g(grads, "cls_token"), cfg_.learned_pos_embed() ? g(grads, "pos_embed") : dpos_unused.data(),
+                                 dx.data(), patches_.data(), s);
 }
 
 }  // namespace vkvit::model

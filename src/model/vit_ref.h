@@ -38,6 +38,7 @@ class VitRef {
   ParamLayout layout_;
   uint32_t B_ = 0;
   std::vector<double> patches_, x0_, xn_, mean_, rstd_, pooled_;
+  std::vector<double> fixed_pos_;  // model.pos_embed sincos: the table (N, D), the same floats as the GPU's
   std::vector<Block> blocks_;
 };
 

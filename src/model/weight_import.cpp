@@ -224,8 +224,14 @@ std::vector<Tensor> import_weights(const SafeTensors& src, WeightNames from, con
     }
     out.push_back(std::move(converted));
   }
-  for (const auto& [timm, tensor] : by_timm_name)
-    if (!expected.count(timm)) problems.push_back("unexpected " + tensor->name);
+  for (const auto& [timm, tensor] : by_timm_name) {
+    if (expected.count(timm)) continue;
+    if (timm == "pos_embed")  // only a sincos model lacks it
+      problems.push_back(tensor->name + " is a learned position embedding, but the config's model.pos_embed is sincos "
+                         "(fixed, not a parameter); set model.pos_embed: learned to load these weights");
+    else
+      problems.push_back("unexpected " + tensor->name);
+  }
   if (!problems.empty()) {
     std::string msg = path + ": " + weight_names_name(from) + " weights do not fit the model (" +
                       std::to_string(problems.size()) + "): ";

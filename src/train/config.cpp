@@ -255,6 +255,7 @@ model::VitConfig to_vit_config(const ModelFields& m) {
   v.pool = m.pool;
   v.mixer = m.mixer;
   v.ln_eps = float(m.ln_eps);
+  v.pos_embed = m.pos_embed;
   return v;
 }
 

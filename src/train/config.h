@@ -36,6 +36,7 @@ struct ModelFields {
   std::string pool = "cls";
   std::string mixer = "attention";
   double ln_eps = 1e-6;
+  std::string pos_embed = "learned";
 
   bool operator==(const ModelFields& o) const;
   bool operator!=(const ModelFields& o) const { return !(*this == o); }

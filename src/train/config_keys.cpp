@@ -93,6 +93,7 @@ void apply_preset(ModelFields& m, const std::string& name, const Where& w) {
   m.pool = v.pool;
   m.mixer = v.mixer;
   m.ln_eps = decimal_of(v.ln_eps);
+  m.pos_embed = v.pos_embed;
 }
 
 // Written and compared as a name; reading it replaces every model field with the preset's.
@@ -180,6 +181,8 @@ const Section<ModelFields>& model_keys() {
       key("mixer", &M::mixer, mixer_names(), "token mixer of every block, or a list with one per block"),
       key("ln_eps", &M::ln_eps, number({[](double v) { return v > 0 && v < 1; }, "must be in (0, 1)"}),
           "LayerNorm epsilon (timm and torchvision ViTs use 1e-6)"),
+      key("pos_embed", &M::pos_embed, choice({"learned", "sincos"}),
+          "learned | sincos (fixed 2D sine-cosine as MAE, not a parameter: runs at any grid)"),
   }};
   return section;
 }
