@@ -361,14 +361,14 @@ TEST_CASE("vkvit train --drop-path trains, records the key and resumes step for 
   const std::filesystem::path data = dir.path / "data", config = dir.path / "tiny.yaml";
   write_stripe_dataset(data, 8, 2, 78, 0);  // 32 train images: 2 steps of 16 per epoch
   write_file(config, tiny_stripes_config_yaml(2));
-  // Two blocks: block 1 drops with probability 0.3.
+  // Two blocks: block 1 drops each branch of each image with probability 0.1.
   const std::string base = "train --config " + q(config) + " --data-dir " + q(data) + " -q --set model.depth=2";
-  const std::string drop = " --drop-path 0.3";
+  const std::string drop = " --drop-path 0.1";
   CliRun whole = run_cli(base + drop + " --max-steps 3 --output " + q(dir.path / "whole"));
   INFO(whole.out << whole.err);
   REQUIRE(whole.status == 0);
   CHECK_THAT(whole.err, !Contains("validation:"));
-  CHECK_THAT(read_file(dir.path / "whole/config.yaml"), Contains("drop_path: 0.3"));
+  CHECK_THAT(read_file(dir.path / "whole/config.yaml"), Contains("drop_path: 0.1"));
 
   CliRun first = run_cli(base + drop + " --max-steps 1 --output " + q(dir.path / "resumed"));
   REQUIRE(first.status == 0);
@@ -385,6 +385,33 @@ TEST_CASE("vkvit train --drop-path trains, records the key and resumes step for 
   CHECK(bad.status != 0);
   CHECK_THAT(bad.err, Contains("train.drop_path"));
 }
+
+#ifdef VKVIT_MPIEXEC
+// Two data-parallel ranks, each drawing its own images' masks (keyed by seed, step and rank): a
+// run stopped after step 2 and resumed on two ranks retraces the uninterrupted two-rank run, and
+// differs from the two-rank run without drop path.
+TEST_CASE("two ranks with drop path resume step for step", "[drop_path][mpi][cli]") {
+  TempDir dir("drop_path_mpi");
+  const std::filesystem::path data = dir.path / "data", config = dir.path / "tiny.yaml";
+  write_stripe_dataset(data, 8, 2, 78, 0);  // 32 train images: 2 steps of 2 x 8 per epoch
+  write_file(config, tiny_stripes_config_yaml(2));
+  const std::string vkvit = std::string(VKVIT_BINARY) + " train --config " + q(config) + " --data-dir " + q(data) +
+                            " -q -b 8 --set model.depth=2";
+  const std::string drop = " --drop-path 0.1";
+  auto ranks2 = [&](const std::string& args) {
+    const CliRun r = mpirun("-np 2 " + vkvit + args);
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+  };
+  ranks2(drop + " --max-steps 4 --output " + q(dir.path / "whole"));
+  ranks2(drop + " --max-steps 2 --output " + q(dir.path / "resumed"));
+  ranks2(drop + " --max-steps 4 --resume " + q(dir.path / "resumed/last.safetensors"));
+  ranks2(" --max-steps 4 --output " + q(dir.path / "plain"));
+  const std::string whole_steps = read_file(dir.path / "whole/steps.csv");
+  CHECK(read_file(dir.path / "resumed/steps.csv") == whole_steps);
+  CHECK(read_file(dir.path / "plain/steps.csv") != whole_steps);
+}
+#endif
 
 // The cost of drop path in a training step: forward + backward with every branch of blocks 1.. on
 // the separate pass (scales 0 or 1 / keep), against the same step without drop path (the fused
