@@ -396,7 +396,6 @@ void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
   // reaches the block input through its branch.
   for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
     Block& b = **it;
-    // A block's tensors start with its norm1 (vit_param_layout).
     const int layer = static_cast<int>(blocks_.rend() - it) - 1;
     // Under drop path each branch sees dx scaled per image (dln_, then dpre_, are free for it);
     // the residual path keeps dx itself.
@@ -409,6 +408,7 @@ void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
     rec.fill(dln_.slice(0, uint64_t(M) * D), 0.0f);
     b.mixer->backward(rec, dln_, dmixer, b.ln1, batch);
     ops::layernorm_backward(rec, dx_, b.dn1w, b.dn1b, b.mean1, b.rstd1, b.in, dln_, b.n1w, dnorm_partials_, M, D);
+    // A block's tensors start with its norm1 (vit_param_layout).
     if (grads_ready) grads_ready(layout_.at("blocks." + std::to_string(layer) + ".norm1.weight").offset);
   }
 
