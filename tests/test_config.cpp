@@ -85,6 +85,7 @@ train:
   mixup_prob: 0.75
   mixup_switch_prob: 0.25
   mixup_mode: pair
+  drop_path: 0.15
   seed: 9007199254740993
   eval_every: 2
   log_every: 7
@@ -150,6 +151,7 @@ train:
   mixup_prob: 0.75
   mixup_switch_prob: 0.25
   mixup_mode: pair
+  drop_path: 0.15
   seed: 9007199254740993
   eval_every: 2
   log_every: 7

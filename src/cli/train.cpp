@@ -22,6 +22,7 @@ struct TrainArgs {
   bool model_ema = false;
   double model_ema_decay = -1;
   double mixup = -1, cutmix = -1;
+  double drop_path = -1;
   std::vector<std::string> overrides;
   bool quiet = false;
   uint64_t max_steps = 0;
@@ -51,6 +52,9 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--cutmix", args->cutmix, "CutMix alpha as timm's --cutmix, 0 = off (train.cutmix)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--drop-path", args->drop_path,
+                  "Stochastic depth rate as timm's --drop-path, 0 = off (train.drop_path)")
+      ->check(CLI::Range(0.0, 0.999999));
   cmd->add_option("--set", args->overrides, "Override any config key: --set train.warmup_epochs=1 (repeatable)");
   cmd->add_option("overrides", args->overrides, "Overrides as key=value, like --set");
   cmd->add_flag("--quiet,-q", args->quiet, "Only errors on stderr");
@@ -78,7 +82,8 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
     // The numeric recipe flags: -1 when not given.
     for (const auto& [key, value] :
          {std::pair{"data.reprob", args->reprob}, std::pair{"train.mixup", args->mixup},
-          std::pair{"train.cutmix", args->cutmix}, std::pair{"train.model_ema_decay", args->model_ema_decay}})
+          std::pair{"train.cutmix", args->cutmix}, std::pair{"train.model_ema_decay", args->model_ema_decay},
+          std::pair{"train.drop_path", args->drop_path}})
       if (value >= 0) {
         char buf[64];
         std::snprintf(buf, sizeof buf, "%s=%.17g", key, value);

@@ -189,7 +189,7 @@ void Vit::allocate(ActivationAlloc& a) {
   dx_ = a.scratch("dx (B, N, D)", BN * D);
   dln_ = a.scratch("dnorm (B, N, D)", BN * D);
   dhidden_ = a.scratch("dhidden (B, N, F)", BN * F);
-  dpre_ = a.scratch("dpre (B, N, F)", BN * F);
+  dpre_ = a.scratch("dpre (B, N, F)", BN * std::max(F, D));  // also the mixer branch's gradient under drop path
   dpooled_ = a.scratch("dpooled (B, D)", B * D);
   dnorm_partials_ = a.scratch("layernorm partial sums", std::max<uint64_t>(ops::layernorm_backward_scratch_floats(ctx_, BN, D), 1));
   head_.allocate(a, B, "(B, D)");
@@ -232,6 +232,52 @@ vk::View Vit::attention_probs(int layer) const {
     throw Error("internal: model " + label() + ": block " + std::to_string(layer) +
                 " runs fused attention, which keeps no probabilities; build the model with keep_attention_probs");
   return v;
+}
+
+void Vit::set_drop_path(vk::Recorder& rec, const std::vector<float>& scales, uint32_t batch) {
+  check_batch(batch, "drop path");
+  const uint64_t count = uint64_t(cfg_.depth) * 2 * batch;
+  if (scales.size() != count)
+    throw Error("internal: model " + label() + ": " + std::to_string(scales.size()) +
+                " drop path scales, needs depth x 2 x batch = " + std::to_string(count));
+  if (!drop_scales_)
+    drop_scales_ = std::make_unique<vk::Buffer>(ctx_, uint64_t(cfg_.depth) * 2 * max_batch_ * 4, vk::MemoryKind::device,
+                                                "drop path scales");
+  // vkCmdUpdateBuffer: the scales travel in the command buffer (no staging, no wait), at most
+  // 65536 bytes a command.
+  drop_host_ = scales;
+  const vk::View all = drop_scales_->view();
+  for (uint64_t at = 0; at < count * 4; at += 65536) {
+    const uint64_t bytes = std::min<uint64_t>(65536, count * 4 - at);
+    const vk::View part = all.bytes(at, bytes);
+    rec.external({part}, "drop path scales", [&](VkCommandBuffer cb) {
+      vkCmdUpdateBuffer(cb, part.buffer, part.offset, bytes, reinterpret_cast<const char*>(drop_host_.data()) + at);
+    });
+  }
+  drop_batch_ = batch;
+  drop_pending_ = true;
+}
+
+bool Vit::drops(int layer, int branch) const {
+  if (!drop_active_) return false;
+  const auto first = drop_host_.begin() + (2 * layer + branch) * int64_t(drop_batch_);
+  return std::any_of(first, first + drop_batch_, [](float s) { return s != 1.0f; });
+}
+
+ops::DropPathShape Vit::drop_shape(int layer, int branch, uint32_t batch) const {
+  ops::DropPathShape s;
+  s.samples = batch;
+  s.per_sample = uint64_t(cfg_.tokens()) * cfg_.dim;
+  s.first_scale = uint64_t(2 * layer + branch) * batch;
+  return s;
+}
+
+vk::View Vit::drop_branch_grad(vk::Recorder& rec, int layer, int branch, const vk::View& scratch, uint32_t batch) {
+  if (!drops(layer, branch)) return dx_;
+  const ops::DropPathShape s = drop_shape(layer, branch, batch);
+  const vk::View scaled = scratch.slice(0, s.elements());
+  ops::drop_path_scale(rec, scaled, dx_, drop_scales_->view(), s);
+  return scaled;
 }
 
 std::string Vit::label() const { return cfg_.name.empty() ? std::string("(custom ViT)") : cfg_.name; }
@@ -284,14 +330,33 @@ void Vit::forward(vk::Recorder& rec, uint32_t batch, bool for_backward) {
                              patches_.slice(first * Np * CPP, n * Np * CPP), pw, pb, cls, pos, embed_shape(cfg_, n));
   });
 
-  for (auto& b : blocks_) {
+  if (drop_pending_ && for_backward && batch != drop_batch_)
+    throw Error("internal: model forward of batch " + std::to_string(batch) + " after drop path scales for batch " +
+                std::to_string(drop_batch_));
+  drop_active_ = drop_pending_ && for_backward;
+  drop_pending_ = false;
+  // Under drop path a branch's output goes to dln_ (backward scratch, free during the forward) and
+  // a separate pass adds it, scaled per image, to the residual stream.
+  const vk::View branch = dln_.slice(0, uint64_t(M) * D);
+  for (int l = 0; l < cfg_.depth; ++l) {
+    Block* b = blocks_[l].get();
     ops::layernorm_forward(rec, b->ln1, b->mean1, b->rstd1, b->in, b->n1w, b->n1b, M, D, cfg_.ln_eps);
-    b->mixer->forward(rec, b->mid, b->ln1, batch, b->in);  // mid = in + mixer(ln1)
+    if (drops(l, 0)) {
+      b->mixer->forward(rec, branch, b->ln1, batch, vk::View{});
+      ops::drop_path_add(rec, b->mid, b->in, branch, drop_scales_->view(), drop_shape(l, 0, batch));
+    } else {
+      b->mixer->forward(rec, b->mid, b->ln1, batch, b->in);  // mid = in + mixer(ln1)
+    }
     ops::layernorm_forward(rec, b->ln2, b->mean2, b->rstd2, b->mid, b->n2w, b->n2b, M, D, cfg_.ln_eps);
     // The GELU and the residual add ride in the matmuls' stores where the kernel allows.
     const vk::View pre = for_backward ? b->pre : vk::View{};  // fc1's pre-activation, for GELU's backward
     b->fc1.forward_gelu(rec, b->hidden, pre, b->ln2, M);
-    b->fc2.forward(rec, b->out, b->hidden, M, b->mid);
+    if (drops(l, 1)) {
+      b->fc2.forward(rec, branch, b->hidden, M);
+      ops::drop_path_add(rec, b->out, b->mid, branch, drop_scales_->view(), drop_shape(l, 1, batch));
+    } else {
+      b->fc2.forward(rec, b->out, b->hidden, M, b->mid);
+    }
   }
 
   const vk::View x_last = blocks_.back()->out;
@@ -340,15 +405,19 @@ void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
   // reaches the block input through its branch.
   for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
     Block& b = **it;
+    const int layer = static_cast<int>(blocks_.rend() - it) - 1;
+    // Under drop path each branch sees dx scaled per image (dln_, then dpre_, are free for it);
+    // the residual path keeps dx itself.
+    const vk::View dmlp = drop_branch_grad(rec, layer, 1, dln_, batch);
     // The GELU's backward rides in the input-gradient matmul's stores where the kernel allows.
-    b.fc2.backward_through_gelu(rec, dpre_, dx_, b.pre, dhidden_, M);
+    b.fc2.backward_through_gelu(rec, dpre_, dmlp, b.pre, dhidden_, M);
     b.fc1.backward(rec, dln_, /*accumulate=*/false, dpre_, M);
     ops::layernorm_backward(rec, dx_, b.dn2w, b.dn2b, b.mean2, b.rstd2, b.mid, dln_, b.n2w, dnorm_partials_, M, D);
+    const vk::View dmixer = drop_branch_grad(rec, layer, 0, dpre_, batch);
     rec.fill(dln_.slice(0, uint64_t(M) * D), 0.0f);
-    b.mixer->backward(rec, dln_, dx_, b.ln1, batch);
+    b.mixer->backward(rec, dln_, dmixer, b.ln1, batch);
     ops::layernorm_backward(rec, dx_, b.dn1w, b.dn1b, b.mean1, b.rstd1, b.in, dln_, b.n1w, dnorm_partials_, M, D);
     // A block's tensors start with its norm1 (vit_param_layout).
-    const int layer = static_cast<int>(blocks_.rend() - it) - 1;
     if (grads_ready) grads_ready(layout_.at("blocks." + std::to_string(layer) + ".norm1.weight").offset);
   }
 

@@ -5,6 +5,8 @@
 //   x = patch_embed(patches) (+ cls, + pos_embed: learned, or fixed sine-cosine with model.pos_embed sincos)
 //   each block: x = x + mixer(norm1(x)); x = x + fc2(gelu(fc1(norm2(x))))
 //   logits = head(pool(norm(x)))   pool: the cls token, or the mean of the patch tokens
+// In training with stochastic depth (set_drop_path) each branch's output is scaled per image
+// before its residual add: x = x + scale_b * mixer(norm1(x)), the same for the MLP.
 // (timm with global_pool='avg' normalises after pooling, under the name fc_norm; vkvit normalises
 // every token before pooling, under the name norm, for both pools.)
 #pragma once
@@ -19,6 +21,7 @@
 #include "model/token_mixer.h"
 #include "model/vit_config.h"
 #include "model/vit_params.h"
+#include "ops/drop_path.h"
 #include "vk/context.h"
 #include "vk/memory.h"
 #include "vk/recorder.h"
@@ -63,6 +66,14 @@ class Vit {
   // keeps the activations for backward. With for_backward false (evaluation, predict) the MLPs
   // keep no pre-activations: the logits are the same bits, and backward() must not follow.
   void forward(vk::Recorder& rec, uint32_t batch, bool for_backward = true);
+  // Stochastic depth (train.drop_path) for the next forward(rec, batch, for_backward = true) and
+  // its backward: `scales` (depth, 2, batch), block l's mixer branch at (2 l) * batch + b, its MLP
+  // branch at (2 l + 1) * batch + b, each 0 (dropped) or 1 / keep (train::draw_drop_path). Their
+  // upload is recorded into rec. A branch whose scales are all 1 keeps the fused residual add, so
+  // a model never given scales runs exactly the commands it ran without drop path. The next
+  // forward consumes them: an evaluation forward (for_backward false) ignores them, and a later
+  // step without new scales runs without drop path.
+  void set_drop_path(vk::Recorder& rec, const std::vector<float>& scales, uint32_t batch);
   // Records the backward pass from dlogits (batch, K) after forward(rec, batch); ACCUMULATES into
   // grads_view() (the caller zeroes it, e.g. rec.fill(grads_view(), 0)).
   // `grads_ready(first)`, when given, is called as soon as the recorded commands have finished
@@ -101,6 +112,12 @@ class Vit {
   void check_fits(uint64_t param_bytes) const;
   void check_batch(uint32_t batch, const char* what) const;
   std::string label() const;  // the config's name for messages
+  // Whether the current step drops paths on block `layer`'s branch (0 mixer, 1 MLP), and the
+  // shape of its scales for ops::drop_path_add / drop_path_scale.
+  bool drops(int layer, int branch) const;
+  ops::DropPathShape drop_shape(int layer, int branch, uint32_t batch) const;
+  // The gradient of the branch's output: dx_ itself, or under drop path dx_ scaled per image into `scratch`.
+  vk::View drop_branch_grad(vk::Recorder& rec, int layer, int branch, const vk::View& scratch, uint32_t batch);
 
   vk::Context& ctx_;
   VitConfig cfg_;
@@ -125,12 +142,20 @@ class Vit {
   vk::View dx_;       // (B, N, D) gradient of the residual stream
   vk::View dln_;      // (B, N, D) gradient of a norm output
   vk::View dhidden_;  // (B, N, F) gradient of gelu's output
-  vk::View dpre_;     // (B, N, F) gradient of fc1's output
+  vk::View dpre_;     // (B, N, max(F, D)) gradient of fc1's output; under drop path, the mixer
+                      // branch's output gradient too (free then)
   vk::View dpooled_;  // (B, D)
   vk::View dnorm_partials_;  // LayerNorm backward's partial column sums (ops::layernorm_backward)
   // Mixed precision only: the linear layers' fp16 weights are views into this copy.
   bool amp_ = false;
   std::unique_ptr<vk::Buffer> params16_;  // (layout().total_floats()) fp16 copy of the parameters
+  // Stochastic depth (set_drop_path): the device scales (depth, 2, max_batch), made at the first
+  // set_drop_path; the host copy of the step's scales; whether the next forward uses them, and
+  // whether the last forward did (then its backward does too).
+  std::unique_ptr<vk::Buffer> drop_scales_;
+  std::vector<float> drop_host_;
+  uint32_t drop_batch_ = 0;
+  bool drop_pending_ = false, drop_active_ = false;
 };
 
 }  // namespace vkvit::model

@@ -1,6 +1,7 @@
 // Double-precision ViT forward and backward on host arrays (see vit_ref.h). Written independently
 // of vit.cpp's tricks: pooling is a plain loop here (a matmul there), gradients are zeroed and
-// accumulated the plain way, and the residual backward is an explicit accumulate.
+// accumulated the plain way, and the residual backward is an explicit accumulate. Drop path scales
+// each branch's output (and so its output gradient) per image before the residual add.
 #include "model/vit_ref.h"
 
 #include "base/error.h"
@@ -27,15 +28,25 @@ double* VitRef::g(std::vector<double>& flat, const std::string& name) const {
   return flat.data() + layout_.at(name).offset;
 }
 
+std::vector<double> VitRef::drop_scaled(std::vector<double> v, int layer, int branch) const {
+  if (drop_scales_.empty()) return v;
+  const uint64_t per_image = v.size() / B_;
+  for (uint64_t i = 0; i < v.size(); ++i) v[i] *= drop_scales_[(2 * layer + branch) * B_ + i / per_image];
+  return v;
+}
+
 std::vector<double> VitRef::forward(const std::vector<double>& params, const std::vector<double>& patches,
-                                    uint32_t B) {
+                                    uint32_t B, const std::vector<double>& drop_path_scales) {
   const uint64_t N = cfg_.tokens(), Np = cfg_.num_patches(), D = cfg_.dim, F = cfg_.mlp_dim,
                  K = cfg_.num_classes, H = cfg_.heads;
   const uint64_t M = B * N;
   if (params.size() != layout_.total_floats() || patches.size() != B * Np * cfg_.patch_dim())
     throw Error("internal: VitRef::forward: params or patches have the wrong size");
+  if (!drop_path_scales.empty() && drop_path_scales.size() != uint64_t(cfg_.depth) * 2 * B)
+    throw Error("internal: VitRef::forward: drop path scales must be (depth, 2, B)");
   B_ = B;
   patches_ = patches;
+  drop_scales_ = drop_path_scales;
   ops::PatchEmbedShape s{B, uint32_t(Np), uint32_t(cfg_.patch_dim()), uint32_t(D)};
   x0_.assign(M * D, 0.0);
   const double* pos = cfg_.learned_pos_embed() ? p(params, "pos_embed") : fixed_pos_.data();
@@ -62,6 +73,7 @@ std::vector<double> VitRef::forward(const std::vector<double>& params, const std
       ops::ref::linear_forward(b.mid.data(), b.att.data(), p(params, pre + "attn.proj.weight"),
                                p(params, pre + "attn.proj.bias"), M, D, D);
     }
+    b.mid = drop_scaled(std::move(b.mid), l, 0);
     ops::ref::residual_forward(b.mid.data(), b.mid.data(), b.in.data(), M * D);
     // MLP.
     b.ln2.assign(M * D, 0), b.mean2.assign(M, 0), b.rstd2.assign(M, 0);
@@ -73,6 +85,7 @@ std::vector<double> VitRef::forward(const std::vector<double>& params, const std
     ops::ref::gelu_forward(b.hidden.data(), b.pre.data(), M * F);
     ops::ref::linear_forward(b.out.data(), b.hidden.data(), p(params, pre + "mlp.fc2.weight"),
                              p(params, pre + "mlp.fc2.bias"), M, D, F);
+    b.out = drop_scaled(std::move(b.out), l, 1);
     ops::ref::residual_forward(b.out.data(), b.out.data(), b.mid.data(), M * D);
     in = &b.out;
   }
@@ -121,8 +134,9 @@ void VitRef::backward(const std::vector<double>& params, const std::vector<doubl
     const std::string pre = "blocks." + std::to_string(l) + ".";
     // out = mid + fc2(gelu(fc1(ln2(mid))))
     std::vector<double> dhidden(M * F, 0.0), dpre(M * F, 0.0), dln2(M * D, 0.0);
+    const std::vector<double> dmlp = drop_scaled(dx, l, 1);  // the MLP branch's output gradient
     ops::ref::linear_backward(dhidden.data(), g(grads, pre + "mlp.fc2.weight"), g(grads, pre + "mlp.fc2.bias"),
-                              dx.data(), b.hidden.data(), p(params, pre + "mlp.fc2.weight"), M, D, F);
+                              dmlp.data(), b.hidden.data(), p(params, pre + "mlp.fc2.weight"), M, D, F);
     ops::ref::gelu_backward(dpre.data(), b.pre.data(), dhidden.data(), M * F);
     ops::ref::linear_backward(dln2.data(), g(grads, pre + "mlp.fc1.weight"), g(grads, pre + "mlp.fc1.bias"),
                               dpre.data(), b.ln2.data(), p(params, pre + "mlp.fc1.weight"), M, F, D);
@@ -132,13 +146,14 @@ void VitRef::backward(const std::vector<double>& params, const std::vector<doubl
                                  p(params, pre + "norm2.weight"), M, D);
     // mid = in + mixer(ln1(in)), the mixer being proj(attention(qkv(.))) or the global filter
     std::vector<double> dln1(M * D, 0.0);
+    const std::vector<double> dmixer = drop_scaled(dmid, l, 0);  // the mixer branch's output gradient
     if (cfg_.mixer_at(l) == "global_filter") {
-      ops::ref::global_filter_backward(dln1.data(), g(grads, pre + "filter.complex_weight"), dmid.data(),
+      ops::ref::global_filter_backward(dln1.data(), g(grads, pre + "filter.complex_weight"), dmixer.data(),
                                        b.ln1.data(), p(params, pre + "filter.complex_weight"), grid_shape(B));
     } else {
       std::vector<double> datt(M * D, 0.0), dqkv(M * 3 * D, 0.0);
       ops::ref::linear_backward(datt.data(), g(grads, pre + "attn.proj.weight"), g(grads, pre + "attn.proj.bias"),
-                                dmid.data(), b.att.data(), p(params, pre + "attn.proj.weight"), M, D, D);
+                                dmixer.data(), b.att.data(), p(params, pre + "attn.proj.weight"), M, D, D);
       ops::ref::attention_backward(dqkv.data(), b.probs.data(), b.qkv.data(), datt.data(), B, N, D, H);
       ops::ref::linear_backward(dln1.data(), g(grads, pre + "attn.qkv.weight"), g(grads, pre + "attn.qkv.bias"),
                                 dqkv.data(), b.ln1.data(), p(params, pre + "attn.qkv.weight"), M, 3 * D, D);

@@ -18,7 +18,10 @@ class VitRef {
 
   // params: (layout().total_floats()) flat, as Vit::read_params; patches: (B, Np, C*P*P).
   // Returns logits (B, K) and keeps the activations for backward.
-  std::vector<double> forward(const std::vector<double>& params, const std::vector<double>& patches, uint32_t B);
+  // drop_path_scales: stochastic depth as Vit::set_drop_path takes it, (depth, 2, B) per-image
+  // scales of each block's mixer and MLP branch; empty: none.
+  std::vector<double> forward(const std::vector<double>& params, const std::vector<double>& patches, uint32_t B,
+                              const std::vector<double>& drop_path_scales = {});
   // After forward with the same params: grads (layout().total_floats()) += d sum(logits * dlogits) / d params.
   void backward(const std::vector<double>& params, const std::vector<double>& dlogits, std::vector<double>& grads);
   // After forward: block `layer`'s attention probabilities (B, H, N, N); empty for a global filter.
@@ -33,11 +36,14 @@ class VitRef {
     return {uint32_t(batch), uint32_t(cfg_.dim), uint32_t(cfg_.grid()), uint32_t(cfg_.grid())};
   }
   double* g(std::vector<double>& flat, const std::string& name) const;
+  // The output (or output gradient) of block `layer`'s branch (0 mixer, 1 MLP) under drop path:
+  // each image's rows times its scale; unchanged without drop path.
+  std::vector<double> drop_scaled(std::vector<double> v, int layer, int branch) const;
 
   VitConfig cfg_;
   ParamLayout layout_;
   uint32_t B_ = 0;
-  std::vector<double> patches_, x0_, xn_, mean_, rstd_, pooled_;
+  std::vector<double> patches_, x0_, xn_, mean_, rstd_, pooled_, drop_scales_;
   std::vector<double> fixed_pos_;  // model.pos_embed sincos: the table (N, D), the same floats as the GPU's
   std::vector<Block> blocks_;
 };

@@ -84,6 +84,9 @@ struct TrainConfig {
   double mixup_prob = 1.0;
   double mixup_switch_prob = 0.5;
   std::string mixup_mode = "batch";
+  // Stochastic depth rate (timm's drop_path_rate; DeiT-S/B 0.1): block i of depth drops each
+  // residual branch per image with probability drop_path * i / (depth - 1); 0 = off.
+  double drop_path = 0;
   uint64_t seed = 42;
   int eval_every = 1;
   int log_every = 50;

@@ -250,6 +250,9 @@ const Section<TrainConfig>& train_keys() {
           "with both mixup and cutmix on: probability of CutMix (timm's --mixup-switch-prob)"),
       key("mixup_mode", &T::mixup_mode, choice({"batch", "pair", "elem"}),
           "one draw per batch | pair (image i and B-1-i) | elem (image), as timm's --mixup-mode"),
+      key("drop_path", &T::drop_path, number({[](double v) { return v >= 0 && v < 1; }, "must be in [0, 1)"}),
+          "stochastic depth rate as timm's --drop-path: block i drops each branch per image with probability "
+          "drop_path x i / (depth - 1); 0 = off"),
       key("seed", &T::seed, integer(0, kInt64Max), "seeds the initialization, the shuffle and the augmentations"),
       key("eval_every", &T::eval_every, integer(1, kIntMax), "evaluate every N epochs (and after the last)"),
       key("log_every", &T::log_every, integer(1, kIntMax), "log a line every N steps"),

@@ -5,11 +5,32 @@
 #include <string>
 
 #include "base/error.h"
+#include "data/rng.h"
 #include "ops/cross_entropy.h"
 #include "ops/grad_norm.h"
 #include "ops/mix_batch.h"
 
 namespace vkvit::train {
+
+double drop_path_prob(double rate, int layer, int depth) {
+  return depth > 1 ? rate * layer / (depth - 1) : 0.0;
+}
+
+std::vector<float> draw_drop_path(double rate, int depth, uint32_t batch, uint64_t seed, uint64_t step,
+                                  uint64_t rank) {
+  constexpr uint64_t kDropPathStream = 0x64726f7070617468ull;  // "droppath": apart from the other streams
+  std::mt19937_64 rng(data::mix_seed(seed ^ kDropPathStream, step, rank));
+  std::vector<float> scales(uint64_t(depth) * 2 * batch, 1.0f);
+  for (int l = 0; l < depth; ++l) {
+    const double keep = 1.0 - drop_path_prob(rate, l, depth);
+    if (keep >= 1.0) continue;
+    // timm divides the kept branch by keep; one multiplication by 1 / keep here (within an ulp).
+    const float kept = static_cast<float>(1.0 / keep);
+    for (uint64_t i = 0; i < 2 * uint64_t(batch); ++i)
+      scales[uint64_t(l) * 2 * batch + i] = data::uniform01(rng) < keep ? kept : 0.0f;
+  }
+  return scales;
+}
 
 TrainStep::TrainStep(vk::Context& ctx, model::Vit& vit, uint32_t B) : vit_(vit) {
   // Test hook: VKVIT_LOSS_SCALE_GROWTH_INTERVAL=N grows the loss scale after N good steps instead
@@ -108,6 +129,12 @@ void TrainStep::record_mix(vk::Recorder& rec, const BatchMixer& mixer, float* st
   record_words(rec, labels_b_, targets.labels_b.data(), batch, "mixup labels");
   record_words(rec, lam_, targets.lam.data(), batch, "mixup weights");
   next_mixed_ = true;
+}
+
+void TrainStep::record_drop_path(vk::Recorder& rec, double rate, uint64_t seed, uint64_t rank, uint32_t batch,
+                                 uint64_t step) {
+  if (rate <= 0) return;
+  vit_.set_drop_path(rec, draw_drop_path(rate, vit_.config().depth, batch, seed, step, rank), batch);
 }
 
 void TrainStep::record_update(vk::Recorder& rec, const ops::AdamWHyper& hyper, uint64_t t, float clip_grad) {

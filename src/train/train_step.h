@@ -8,10 +8,13 @@
 // the caller feeds each step's outcome back with scaler().update(finite norm).
 // With Mixup / CutMix (train/mixup.h) the caller records record_mix after the batch's upload and
 // before the gradients: the batch is mixed and that step's loss is the soft-target one.
+// With stochastic depth (train.drop_path) the caller records record_drop_path before the
+// gradients: that step's forward and backward scale each block branch per image.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "model/vit.h"
 #include "ops/adamw.h"
@@ -22,6 +25,18 @@
 #include "vk/recorder.h"
 
 namespace vkvit::train {
+
+// Stochastic depth as DeiT trains with it (timm's drop_path_rate; huggingface/pytorch-image-models,
+// timm/models/vision_transformer.py and timm/layers/drop.py): block `layer` of `depth` drops each
+// of its two branches with probability rate * layer / (depth - 1), linear over depth as
+// torch.linspace(0, rate, depth) (0 for a one-block model).
+double drop_path_prob(double rate, int layer, int depth);
+// One step's scales for model::Vit::set_drop_path, (depth, 2, batch): for each block, branch and
+// image, 1 / keep with probability keep = 1 - drop_path_prob, else 0 (1 where keep is 1, with no
+// draw). The generator is keyed by (seed, step, rank), as Mixup's: a resumed run repeats the
+// draws, and each data-parallel rank draws its own images' masks.
+std::vector<float> draw_drop_path(double rate, int depth, uint32_t batch, uint64_t seed, uint64_t step,
+                                  uint64_t rank);
 
 class TrainStep {
  public:
@@ -44,6 +59,11 @@ class TrainStep {
   // targets within the command buffer; the next record_gradients / record uses the two-label loss.
   void record_mix(vk::Recorder& rec, const BatchMixer& mixer, float* staged, const std::vector<uint32_t>& labels,
                   uint32_t batch, uint64_t step);
+
+  // Stochastic depth for the next record_gradients / record: draws `step`'s scales (draw_drop_path)
+  // and records their upload (Vit::set_drop_path). rate 0: records nothing, so the step is the
+  // one without drop path, command for command.
+  void record_drop_path(vk::Recorder& rec, double rate, uint64_t seed, uint64_t rank, uint32_t batch, uint64_t step);
 
   const vk::View& labels() const { return labels_; }  // (max_batch) uint32 class indices
   const vk::View& loss() const { return loss_; }      // (1) mean loss of the recorded step

@@ -316,6 +316,8 @@ bool Trainer::train_epoch_distributed() {
       io_.record_upload(rec0_, 0, batch, vit_->patches_input(), &train_step_->labels());
       if (mixer_.enabled())
         train_step_->record_mix(rec0_, mixer_, io_.patches(0), batch.labels, batch.size, state_.step + 1);
+      train_step_->record_drop_path(rec0_, cfg_.train.drop_path, cfg_.train.seed, uint64_t(world_.rank()), batch.size,
+                                    state_.step + 1);
       if (vk::fault::nan_at(state_.step + 1, state_.nonfinite_in_a_row)) rec0_.fill(vit_->patches_input().slice(0, 1), NAN);
       sync_->begin_step();
       train_step_->record_gradients(rec0_, batch.size, static_cast<float>(cfg_.train.label_smoothing), share,
@@ -353,6 +355,8 @@ void Trainer::submit_gradients(int slot, uint64_t fault_step, uint64_t attempt) 
   p.attempt = attempt;
   io_.record_upload(r, slot, p.batch, vit_->patches_input(), &train_step_->labels());
   if (mixer_.enabled()) train_step_->record_mix(r, mixer_, io_.patches(slot), p.batch.labels, p.batch.size, fault_step);
+  train_step_->record_drop_path(r, cfg_.train.drop_path, cfg_.train.seed, uint64_t(world_.rank()), p.batch.size,
+                                fault_step);
   // VKVIT_FAULT_NAN_AT_STEP: a NaN in the batch, written by the GPU inside this very step.
   p.poisoned = vk::fault::nan_at(fault_step, attempt);
   if (p.poisoned) r.fill(vit_->patches_input().slice(0, 1), NAN);
