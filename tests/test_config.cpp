@@ -67,6 +67,8 @@ data:
   remode: const
   recount: 2
   max_pixels: 12345678901
+  repeated_aug: true
+  num_repeats: 5
 train:
   epochs: 7
   batch_size: 33
@@ -93,6 +95,7 @@ train:
   model_ema: true
   model_ema_decay: 0.999
   model_ema_warmup: true
+  pretrained: timm:runs/a b/w.safetensors
 output:
   dir: "out dir/x: y"
 )";
@@ -131,6 +134,8 @@ data:
   remode: const
   recount: 2
   max_pixels: 12345678901
+  repeated_aug: true
+  num_repeats: 5
 train:
   epochs: 7
   batch_size: 33
@@ -157,6 +162,7 @@ train:
   model_ema: true
   model_ema_decay: 0.999
   model_ema_warmup: true
+  pretrained: "timm:runs/a b/w.safetensors"
 output:
   dir: "out dir/x: y"
 )";
