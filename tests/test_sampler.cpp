@@ -3,12 +3,14 @@
 // repeats of an image on different ranks, an epoch as long as without repeats, and through the
 // Loader: each repeat augmented on its own, the shards of a step disjoint and deterministic, a
 // resumed epoch reading the same batches, and a training run with it stopped mid-epoch and resumed
-// retracing the uninterrupted run.
+// retracing the uninterrupted run; through mpirun, two ranks of batch B with repeated augmentation
+// train like one process of batch 2B (a step reads the same images, dealt instead of consecutive).
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -301,3 +303,43 @@ TEST_CASE("a run with repeated augmentation resumed mid-epoch retraces the unint
     CHECK(t.data == y.find(t.name)->data);
   }
 }
+
+#ifdef VKVIT_MPIEXEC
+namespace {
+
+// steps.csv's loss column (the third).
+std::vector<double> step_losses(const fs::path& run) {
+  std::vector<double> out;
+  const std::vector<std::string> lines = test::lines_of(test::read_file(run / "steps.csv"));
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::stringstream ss(lines[i]);
+    std::string field;
+    for (int k = 0; k < 3; ++k) std::getline(ss, field, ',');
+    out.push_back(std::stod(field));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("two ranks with repeated augmentation train like one process with twice the batch", "[mpi][cli][sampler]") {
+  test::TempDir dir("repeated-aug-mpi");
+  test::write_stripe_dataset(dir.path / "data", 24, 2, 8, 0);  // 96 train images: 3 steps of 32
+  test::write_file(dir.path / "tiny.yaml", test::tiny_stripes_config_yaml(1));
+  auto args = [&](int batch, const std::string& out) {
+    return "train -q --config " + test::q(dir.path / "tiny.yaml") + " --data-dir " + test::q(dir.path / "data") +
+           " -b " + std::to_string(batch) + " --output " + test::q(dir.path / out) +
+           " --set data.repeated_aug=true --set data.hflip=0.5";
+  };
+  const test::CliRun one = test::run_cli(args(32, "one"));
+  INFO(one.err);
+  REQUIRE(one.status == 0);
+  const test::CliRun two = test::mpirun("-np 2 " + std::string(VKVIT_BINARY) + " " + args(16, "two"));
+  INFO(two.err);
+  REQUIRE(two.status == 0);
+  const std::vector<double> a = step_losses(dir.path / "one"), b = step_losses(dir.path / "two");
+  REQUIRE(a.size() == 3);
+  REQUIRE(b.size() == a.size());
+  for (size_t i = 0; i < a.size(); ++i) CHECK(std::abs(a[i] - b[i]) <= 2e-5 * std::abs(a[i]) + 1e-6);
+}
+#endif
