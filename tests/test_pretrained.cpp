@@ -1,8 +1,8 @@
 // train --pretrained (train/pretrained.h): a run on 5 classes starts from a checkpoint trained on 3
 // other classes, or from the same weights under timm's names: every tensor but the head is the
 // source's bit for bit before the first update, the head has the model's init for 5 classes, and
-// training runs; the same classes keep the head, other names of as many classes do not; a model of another shape is one error line; the
-// flags that cannot go with it are errors before any work.
+// training runs; the same classes keep the head, other names of as many classes do not; a model of
+// another shape is one error line; the flags that cannot go with it are errors before any work.
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -117,7 +117,7 @@ void check_started(const train::RunConfig& cfg, const std::vector<float>& flat, 
 
 }  // namespace
 
-TEST_CASE("--pretrained vkvit checkpoint: 3 classes to 5, every tensor but the head taken bit for bit",
+TEST_CASE("train --pretrained vkvit checkpoint: 3 classes to 5 with every tensor but the head taken bit for bit",
           "[train][pretrained]") {
   const Source& s = source();
   const train::RunConfig cfg = run_config(with_classes(3), s.target, s.checkpoint.string());
@@ -150,8 +150,9 @@ TEST_CASE("--pretrained vkvit checkpoint: 3 classes to 5, every tensor but the h
   CHECK(recorded.model.num_classes == 5);
 }
 
-TEST_CASE("--pretrained timm:FILE: the same weights under timm's names, pos_embed resampled for a larger image",
-          "[train][pretrained]") {
+TEST_CASE(
+    "train --pretrained timm:FILE takes the same weights under timm's names and resamples pos_embed for a larger image",
+    "[train][pretrained]") {
   const Source& s = source();
   const std::string spec = "timm:" + s.timm.string();
   const train::RunConfig cfg = run_config(with_classes(3), s.target, spec);
@@ -172,13 +173,13 @@ TEST_CASE("--pretrained timm:FILE: the same weights under timm's names, pos_embe
   REQUIRE(p.count == want.size());
   CHECK(same_bits(flat.data() + p.offset, want.data(), want.size()));
 
-  const CliRun r = run_cli("train -q --config " + q(s.config) + " --data-dir " + q(s.target) + " --initial-checkpoint " +
-                           q(spec) + " --output " + q(s.dir.path / "from-timm"));
+  const CliRun r = run_cli("train -q --config " + q(s.config) + " --data-dir " + q(s.target) +
+                           " --initial-checkpoint " + q(spec) + " --output " + q(s.dir.path / "from-timm"));
   INFO(r.err);
   CHECK(r.status == 0);
 }
 
-TEST_CASE("--pretrained keeps the head for the classes it was trained on", "[train][pretrained]") {
+TEST_CASE("train --pretrained keeps the head for the classes it was trained on", "[train][pretrained]") {
   const Source& s = source();
   std::vector<float> init;
   const train::RunConfig same = run_config(with_classes(3), s.source, s.checkpoint.string());
@@ -193,7 +194,7 @@ TEST_CASE("--pretrained keeps the head for the classes it was trained on", "[tra
   check_started(timm, started(timm, &init), init, s.timm.string(), false);
 }
 
-TEST_CASE("--pretrained into a model of another shape is one error naming the tensors", "[train][pretrained]") {
+TEST_CASE("train --pretrained into a model of another shape is one error naming the tensors", "[train][pretrained]") {
   const Source& s = source();
   auto error_for = [&](const std::string& from, const std::string& to, const std::string& spec) {
     std::string yaml = with_classes(3);

@@ -144,7 +144,7 @@ TEST_CASE("repeated augmentation deals the epoch to the ranks as DeiT's RASample
   }
 }
 
-TEST_CASE("DeiT's images per rank: multiples of 256 shared out, small folders kept whole", "[data][sampler]") {
+TEST_CASE("DeiT's images per rank: multiples of 256 shared out and small folders kept whole", "[data][sampler]") {
   CHECK(repeated_aug_per_rank(1281167, 8) == 160128);  // ImageNet-1k on 8 GPUs, as DeiT
   CHECK(repeated_aug_per_rank(300, 1) == 256);
   CHECK(repeated_aug_per_rank(300, 2) == 128);
@@ -152,7 +152,7 @@ TEST_CASE("DeiT's images per rank: multiples of 256 shared out, small folders ke
   CHECK(repeated_aug_per_rank(250, 3) == 83);
 }
 
-TEST_CASE("the repeats of an image land on different ranks, each (image, repeat) once", "[data][sampler]") {
+TEST_CASE("the repeats of an image land on different ranks and each image-repeat pair is read once", "[data][sampler]") {
   const uint32_t n = 24, world = 3, repeats = 3;
   const std::vector<uint32_t> perm = shuffled_indices(n, true, 9, 2);
   const EpochOrder order = repeated_order(perm, repeats, uint64_t(world) * repeated_aug_per_rank(n, world));
@@ -178,7 +178,7 @@ TEST_CASE("the repeats of an image land on different ranks, each (image, repeat)
   }
 }
 
-TEST_CASE("shard positions cover a resumed range once, in chunks or dealt", "[data][sampler]") {
+TEST_CASE("shard positions cover a resumed range once in chunks or dealt", "[data][sampler]") {
   for (const bool dealt : {false, true}) {
     INFO((dealt ? "dealt" : "chunks"));
     std::multiset<uint64_t> seen;
@@ -196,7 +196,7 @@ TEST_CASE("shard positions cover a resumed range once, in chunks or dealt", "[da
   CHECK(shard_positions(0, 12, 4, 1, 2, true) == std::vector<uint64_t>{1, 3, 5, 7, 9, 11});
 }
 
-TEST_CASE("loader with repeated augmentation: same epoch length, each repeat augmented on its own",
+TEST_CASE("loader with repeated augmentation: same epoch length and each repeat augmented on its own",
           "[data][sampler]") {
   Dataset d("repeats", 2, 9);
   Loader plain(d.samples, augmenting(3, false, 0, 1)), repeated(d.samples, augmenting(3, true, 0, 1));
@@ -232,7 +232,7 @@ TEST_CASE("loader with repeated augmentation: same epoch length, each repeat aug
   }
 }
 
-TEST_CASE("loader shards with repeated augmentation: disjoint, one global batch per step, resumable",
+TEST_CASE("loader shards with repeated augmentation: disjoint and one global batch per step and resumable",
           "[data][sampler]") {
   Dataset d("repeat-shards", 3, 10);  // 30 images, 3 ranks of batch 2: 10 per rank, 5 steps
   std::vector<std::unique_ptr<Loader>> ranks;
