@@ -3,9 +3,12 @@
 // source's bit for bit before the first update, the head has the model's init for 5 classes, and
 // training runs; the same classes keep the head, other names of as many classes do not; a model of
 // another shape is one error line; the flags that cannot go with it are errors before any work.
+// datasets/make_transfer_folders.py builds the experiment's two folders from a Fashion-MNIST tree.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <filesystem>
 
 #include <opencv2/imgcodecs.hpp>
@@ -228,4 +231,52 @@ TEST_CASE("train --pretrained refuses --resume and a --num-classes the folder do
   CHECK(r.status != 0);
   CHECK_THAT(r.err, Contains("--num-classes 7, but"));
   CHECK_THAT(r.err, Contains("has 3 class folders"));
+}
+
+TEST_CASE("make_transfer_folders links classes 0-4 whole and a seeded few of classes 5-9", "[data][pretrained]") {
+  TempDir dir("transfer-folders");
+  const std::vector<std::string> names = {"0_T-shirt_top", "1_Trouser", "2_Pullover", "3_Dress", "4_Coat",
+                                          "5_Sandal", "6_Shirt", "7_Sneaker", "8_Bag", "9_Ankle_boot"};
+  for (const auto& [split, count] : {std::pair<std::string, int>{"train", 6}, {"val", 2}})
+    for (const std::string& name : names) {
+      fs::create_directories(dir.path / "fmnist" / split / name);
+      for (int i = 0; i < count; ++i)
+        std::ofstream(dir.path / "fmnist" / split / name / ("0000" + std::to_string(i) + ".png")) << name << i;
+    }
+  auto make = [&](const std::string& out, int seed) {
+    const std::string cmd = "/usr/bin/python3 " + q(fs::path(VKVIT_SOURCE_DIR) / "datasets/make_transfer_folders.py") +
+                            " --source " + q(dir.path / "fmnist") + " --out " + q(dir.path / out) +
+                            " --per-class 3 --seed " + std::to_string(seed) + " > /dev/null";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+  };
+  make("a", 0);
+  const auto stamp = fs::last_write_time(dir.path / "a/finetune");
+  make("a", 0);  // the same options again: nothing rewritten
+  CHECK(fs::last_write_time(dir.path / "a/finetune") == stamp);
+  auto scan = [&](const std::string& tree) { return data::ImageFolder::scan((dir.path / tree).string()); };
+  const data::ImageFolder pretrain = scan("a/pretrain/train"), pretrain_val = scan("a/pretrain/val"),
+                          finetune = scan("a/finetune/train"), finetune_val = scan("a/finetune/val");
+  CHECK(pretrain.classes == std::vector<std::string>(names.begin(), names.begin() + 5));
+  CHECK(finetune.classes == std::vector<std::string>(names.begin() + 5, names.end()));
+  CHECK(pretrain_val.classes == pretrain.classes);
+  CHECK(finetune_val.classes == finetune.classes);
+  CHECK(pretrain.samples.size() == 30);
+  CHECK(pretrain_val.samples.size() == 10);
+  CHECK(finetune.samples.size() == 15);
+  CHECK(finetune_val.samples.size() == 10);
+  for (const data::Sample& sample : finetune.samples) {
+    INFO(sample.path);
+    CHECK(fs::is_symlink(sample.path));  // a link, not a copy, that leads to the source file
+    CHECK(fs::equivalent(sample.path, dir.path / "fmnist/train" / fs::path(sample.path).parent_path().filename() /
+                                          fs::path(sample.path).filename()));
+  }
+  // The seed decides which images: the same seed picks the same, another (almost surely) others.
+  make("b", 0);
+  make("c", 1);
+  std::vector<std::string> a, b, c;
+  for (const data::Sample& x : finetune.samples) a.push_back(fs::path(x.path).filename().string());
+  for (const data::Sample& x : scan("b/finetune/train").samples) b.push_back(fs::path(x.path).filename().string());
+  for (const data::Sample& x : scan("c/finetune/train").samples) c.push_back(fs::path(x.path).filename().string());
+  CHECK(a == b);
+  CHECK(a != c);
 }
