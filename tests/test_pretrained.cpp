@@ -50,12 +50,13 @@ std::string with_classes(int classes) {
 }
 
 // The source: 1 epoch on 3 classes with a model EMA (its last.safetensors holds both), and its
-// weights under timm's names written by `vkvit convert --to timm`; the targets: 5 other classes, and
-// the source's own 3.
+// weights under timm's and torchvision's names written by `vkvit convert --to`; the targets: 5 other
+// classes, and the source's own 3.
 struct Source {
   TempDir dir{"pretrained"};
   fs::path source = dir.path / "source", target = dir.path / "target", config = dir.path / "three.yaml";
-  fs::path checkpoint = dir.path / "run" / "last.safetensors", timm = dir.path / "timm.safetensors";
+  fs::path checkpoint = dir.path / "run" / "last.safetensors", timm = dir.path / "timm.safetensors",
+           torchvision = dir.path / "torchvision.safetensors";
   Source() {
     write_folder(source, {"diag_down", "diag_up", "horizontal"}, 16, 11);
     write_folder(target, {"t0", "t1", "t2", "t3", "t4"}, 8, 12);
@@ -64,9 +65,11 @@ struct Source {
                        q(dir.path / "run"));
     INFO(r.err);
     REQUIRE(r.status == 0);
-    r = run_cli("convert --to timm " + q(checkpoint) + " " + q(timm));
-    INFO(r.err);
-    REQUIRE(r.status == 0);
+    for (const auto& [names, file] : {std::pair<std::string, fs::path>{"timm", timm}, {"torchvision", torchvision}}) {
+      r = run_cli("convert --to " + names + " " + q(checkpoint) + " " + q(file));
+      INFO(r.err);
+      REQUIRE(r.status == 0);
+    }
   }
 };
 
@@ -154,7 +157,7 @@ TEST_CASE("train --pretrained vkvit checkpoint: 3 classes to 5 with every tensor
 }
 
 TEST_CASE(
-    "train --pretrained timm:FILE takes the same weights under timm's names and resamples pos_embed for a larger image",
+    "train --pretrained timm:FILE takes the weights under timm's (or torchvision's) names and resamples pos_embed",
     "[train][pretrained]") {
   const Source& s = source();
   const std::string spec = "timm:" + s.timm.string();
@@ -175,6 +178,14 @@ TEST_CASE(
   const model::ParamInfo& p = model::vit_param_layout(train::to_vit_config(big.model)).at("pos_embed");
   REQUIRE(p.count == want.size());
   CHECK(same_bits(flat.data() + p.offset, want.data(), want.size()));
+
+  // torchvision's names: the same tensors (compared with the timm file's, whose names the layout
+  // has); its VisionTransformer classifies the cls token, so a model pooling by mean is refused.
+  const train::RunConfig tv = run_config(with_classes(3), s.target, "torchvision:" + s.torchvision.string());
+  check_started(tv, started(tv, &init), init, s.timm.string(), true);
+  train::RunConfig mean = tv;
+  mean.model.pool = "mean";
+  CHECK_THAT(error_of([&] { started(mean); }), Contains("classifies the cls token; set model.pool: cls"));
 
   const CliRun r = run_cli("train -q --config " + q(s.config) + " --data-dir " + q(s.target) +
                            " --initial-checkpoint " + q(spec) + " --output " + q(s.dir.path / "from-timm"));

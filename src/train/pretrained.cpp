@@ -106,6 +106,9 @@ void load_pretrained(const RunConfig& cfg, const std::vector<std::string>& class
   if (src.vkvit_checkpoint) their_classes = keep_model_tensors(st, src, cfg, which, differences);
   // Imported for W's own class count, so that only the shapes that must match are checked.
   model::VitConfig shape = vit.config();
+  if (src.names == model::WeightNames::torchvision && shape.pool != "cls")  // as vkvit convert refuses it
+    throw Error(cfg.source + ": model.pool is '" + shape.pool + "', but torchvision's VisionTransformer classifies the "
+                "cls token; set model.pool: cls");
   const int head_rows = head_classes(st, src.names);
   if (head_rows > 0) shape.num_classes = head_rows;
   const std::string advice =
