@@ -68,6 +68,8 @@ data:
   remode: const
   recount: 2
   max_pixels: 12345678901
+  repeated_aug: true
+  num_repeats: 5
 train:
   epochs: 7
   batch_size: 33
@@ -95,6 +97,7 @@ train:
   model_ema: true
   model_ema_decay: 0.999
   model_ema_warmup: true
+  pretrained: timm:runs/a b/w.safetensors
 output:
   dir: "out dir/x: y"
 )";
@@ -134,6 +137,8 @@ data:
   remode: const
   recount: 2
   max_pixels: 12345678901
+  repeated_aug: true
+  num_repeats: 5
 train:
   epochs: 7
   batch_size: 33
@@ -161,6 +166,7 @@ train:
   model_ema: true
   model_ema_decay: 0.999
   model_ema_warmup: true
+  pretrained: "timm:runs/a b/w.safetensors"
 output:
   dir: "out dir/x: y"
 )";

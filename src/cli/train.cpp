@@ -2,9 +2,11 @@
 #include <cstdio>
 #include <utility>
 
+#include "base/error.h"
 #include "cli/commands.h"
 #include "dist/comm.h"
 #include "train/config.h"
+#include "train/pretrained.h"
 #include "train/progress.h"
 #include "train/trainer.h"
 
@@ -13,8 +15,8 @@ namespace vkvit::cli {
 namespace {
 struct TrainArgs {
   std::string config;
-  std::string data_dir, output, resume;
-  int batch_size = 0, epochs = 0;
+  std::string data_dir, output, resume, pretrained;
+  int batch_size = 0, epochs = 0, num_classes = 0;
   double lr = 0;
   long long seed = -1;
   std::string aa;
@@ -36,6 +38,13 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--data-dir", args->data_dir, "Dataset root holding the train and val splits (data.dir)");
   cmd->add_option("--output", args->output, "Run folder (default: <output.dir>/<timestamp>-<config name>)");
   cmd->add_option("--resume", args->resume, "Continue from a run's last.safetensors (weights, optimizer state, position)");
+  cmd->add_option("--pretrained,--initial-checkpoint", args->pretrained,
+                  "Start a new run from these weights: a vkvit checkpoint, or timm:FILE / torchvision:FILE as "
+                  "vkvit convert reads them; the head is re-initialised when the classes differ, the optimizer "
+                  "starts fresh (train.pretrained; README: Fine-tuning on your own folder)");
+  cmd->add_option("--num-classes", args->num_classes,
+                  "Classes, as timm's flag; vkvit takes them from the train folder, so it must match it")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("-b,--batch-size", args->batch_size, "Batch size (train.batch_size)")->check(CLI::PositiveNumber);
   cmd->add_option("--epochs", args->epochs, "Epochs (train.epochs)")->check(CLI::PositiveNumber);
   cmd->add_option("--lr", args->lr, "Peak learning rate (train.lr)")->check(CLI::PositiveNumber);
@@ -65,7 +74,10 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
   cmd->footer(
       "Example:\n  vkvit train --config configs/fmnist_vit_tiny.yaml --data-dir datasets/fashion-mnist --epochs 2\n"
       "Data-parallel (one rank per GPU, global batch = ranks x batch size; README: multi-GPU training):\n"
-      "  mpirun -np 4 vkvit train --config configs/imagenet_vit_s16.yaml --data-dir /data/imagenet");
+      "  mpirun -np 4 vkvit train --config configs/imagenet_vit_s16.yaml --data-dir /data/imagenet\n"
+      "Fine-tuning (README: Fine-tuning on your own folder):\n"
+      "  vkvit train --config runs/RUN/config.yaml --pretrained runs/RUN/best.safetensors --data-dir my_folder "
+      "-b 32 --epochs 20 --lr 1e-4");
   cmd->callback([args, &global] {
     train::RunConfig cfg = train::RunConfig::load(args->config);
     std::vector<std::string> ov = args->overrides;
@@ -91,6 +103,12 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
       }
     if (args->model_ema) ov.push_back("train.model_ema=true");
     if (!ov.empty()) cfg.apply_overrides(ov);
+    if (!args->pretrained.empty()) {
+      if (!args->resume.empty())
+        throw Error("--pretrained starts a new run from weights and --resume continues a run; give one of them");
+      cfg.train.pretrained = train::absolute_pretrained(args->pretrained);  // config.yaml repeats the run anywhere
+    }
+    if (args->num_classes) train::take_class_count_from_folder(cfg, args->num_classes);
     train::progress_mode(args->quiet);  // a bad VKVIT_PROGRESS fails now, not after the model is built
     vk::Context ctx(global.context_options());
     train::TrainOptions opts;

@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "data/patchify.h"
 #include "data/rng.h"
+#include "data/sampler.h"
 
 namespace vkvit::data {
 
@@ -26,6 +27,12 @@ Loader::Loader(std::vector<Sample> samples, const LoaderConfig& config) : sample
   if (config_.train && samples_.size() < config_.batch_size)
     throw Error("loader: the training set has " + std::to_string(samples_.size()) + " images, fewer than one batch of " +
                 std::to_string(config_.batch_size) + " (the last partial batch is dropped when training); lower the batch size");
+  if (repeating() && config_.num_repeats == 0) throw Error("loader: repeated augmentation needs num_repeats >= 1");
+  if (repeating() && epoch_length() < uint64_t(config_.batch_size) * config_.shard_count)
+    throw Error("loader: with repeated augmentation an epoch keeps " + std::to_string(epoch_length()) + " of the " +
+                std::to_string(samples_.size()) + " training images, fewer than one batch of " +
+                std::to_string(config_.batch_size) + " for each of " + std::to_string(config_.shard_count) +
+                " ranks; lower the batch size or turn data.repeated_aug off");
   const int size = config_.transform.image_size, P = config_.patch_size;
   if (P <= 0 || size % P != 0)
     throw Error("loader: image size " + std::to_string(size) + " is not a multiple of patch size " + std::to_string(P));
@@ -37,19 +44,22 @@ Loader::Loader(std::vector<Sample> samples, const LoaderConfig& config) : sample
 Loader::~Loader() { stop_workers(); }
 
 std::vector<uint32_t> Loader::epoch_order(uint32_t n, bool train, uint64_t seed, uint64_t epoch) {
-  std::vector<uint32_t> order(n);
-  for (uint32_t i = 0; i < n; ++i) order[i] = i;
-  if (train) {
-    std::mt19937_64 rng(mix_seed(seed, epoch, ~0ull));  // index ~0: never a sample index
-    for (uint32_t i = n; i > 1; --i) std::swap(order[i - 1], order[uniform_below(rng, i)]);
-  }
-  return order;
+  return shuffled_indices(n, train, seed, epoch);
+}
+
+uint64_t Loader::epoch_length() const {
+  if (!repeating()) return samples_.size();
+  return uint64_t(config_.shard_count) * repeated_aug_per_rank(samples_.size(), config_.shard_count);
 }
 
 uint64_t Loader::batches_per_epoch() const {
-  const uint64_t n = samples_.size(), b = config_.batch_size, shards = config_.shard_count;
+  const uint64_t n = epoch_length(), b = config_.batch_size, shards = config_.shard_count;
   if (config_.train) return n / (b * shards);
   return ((n + b - 1) / b + shards - 1) / shards;
+}
+
+uint64_t Loader::draw_key(uint64_t position) const {
+  return repeats_.empty() ? order_[position] : order_[position] | uint64_t(repeats_[position]) << 32;
 }
 
 uint64_t Loader::position() const {
@@ -71,6 +81,12 @@ void Loader::start_epoch(uint64_t epoch, uint64_t first_position) {
   stop_workers();
   epoch_ = epoch;
   order_ = epoch_order(uint32_t(samples_.size()), config_.train, config_.seed, epoch);
+  repeats_.clear();
+  if (repeating()) {
+    EpochOrder repeated = repeated_order(order_, config_.num_repeats, epoch_length());
+    order_ = std::move(repeated.samples);
+    repeats_ = std::move(repeated.repeats);
+  }
   if (first_position > order_.size())
     throw Error("resume position " + std::to_string(first_position) + " is past the end of an epoch of " +
                 std::to_string(order_.size()) + " images; was the checkpoint written for another dataset?");
@@ -79,19 +95,21 @@ void Loader::start_epoch(uint64_t epoch, uint64_t first_position) {
   for (Slot& s : slots_) s.ready = s.failed = false;
   next_position_ = cursor_ = first_position;
   if (config_.shard_count > 1) {
-    // Chunks are counted from first_position, so that a resumed run (maybe with another number of
-    // ranks) splits the rest of the epoch the same way a fresh start would split a whole one.
+    // Chunks (or dealt positions) are counted from first_position, so that a resumed run (maybe
+    // with another number of ranks) splits the rest of the epoch the way a fresh start would split a
+    // whole one.
     const uint64_t B = config_.batch_size, shards = config_.shard_count, n = order_.size();
     const uint64_t round = B * shards;
     end_position_ = config_.train ? first_position + (n - first_position) / round * round : n;
-    std::vector<uint32_t> mine;
-    positions_.clear();
-    for (uint64_t p = first_position; p < end_position_; ++p) {
-      if ((p - first_position) / B % shards != config_.shard_index) continue;
+    positions_ = shard_positions(first_position, end_position_, config_.batch_size, config_.shard_index,
+                                 config_.shard_count, repeating());
+    std::vector<uint32_t> mine, my_repeats;
+    for (uint64_t p : positions_) {
       mine.push_back(order_[p]);
-      positions_.push_back(p);
+      if (!repeats_.empty()) my_repeats.push_back(repeats_[p]);
     }
     order_ = std::move(mine);
+    repeats_ = std::move(my_repeats);
     next_position_ = cursor_ = 0;
   }
   stopping_ = false;
@@ -109,7 +127,7 @@ void Loader::prepare(uint64_t position, Slot& slot) const {
     const cv::Mat rgb = decode_image(sample.path, config_.transform.channels, config_.limits);
     cv::Mat image;
     if (config_.train) {
-      std::mt19937_64 rng(mix_seed(config_.seed, epoch_, index));
+      std::mt19937_64 rng(mix_seed(config_.seed, epoch_, draw_key(position)));
       image = transform_train(rgb, config_.transform, rng);
     } else {
       image = transform_eval(rgb, config_.transform);

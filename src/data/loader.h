@@ -2,8 +2,9 @@
 //
 // Workers take positions of the epoch's order from a shared counter, decode + transform + patchify
 // into a bounded window of slots, and next() assembles batches from the slots strictly in order.
-// Every random choice comes from a per-sample generator seeded from (seed, epoch, sample index) and
-// the shuffle from (seed, epoch), so a batch's contents never depend on worker count or timing.
+// Every random choice comes from a per-sample generator seeded from (seed, epoch, sample index, and
+// with repeated augmentation the repeat) and the order from (seed, epoch) (data/sampler.h), so a
+// batch's contents never depend on worker count or timing.
 // A file that fails is skipped (warned once by name, counted); the next good file takes its place
 // in the batch, so with failures the batch boundaries shift, still deterministically.
 #pragma once
@@ -39,6 +40,11 @@ struct LoaderConfig {
   // read at step s. Training keeps only whole rounds of N chunks (drop_last for the global
   // batch); evaluation keeps everything.
   uint32_t shard_index = 0, shard_count = 1;
+  // Training only: repeated augmentation (data/sampler.h). The epoch order repeats every shuffled
+  // sample num_repeats times and is dealt position by position to the shards instead of in
+  // chunks; each shard reads repeated_aug_per_rank(n, shard_count) positions per epoch.
+  bool repeated_aug = false;
+  uint32_t num_repeats = 3;
 };
 
 struct Batch {
@@ -80,14 +86,17 @@ class Loader {
   uint32_t batch_size() const { return config_.batch_size; }
   // Batches in an epoch when no file fails (an upper bound otherwise).
   uint64_t batches_per_epoch() const;
+  // Positions in an epoch's order, every shard's together: the sample count, or with repeated
+  // augmentation shard_count * repeated_aug_per_rank(...).
+  uint64_t epoch_length() const;
 
   uint64_t patches_per_image() const { return uint64_t(grid_) * grid_; }
   uint64_t floats_per_patch() const { return uint64_t(config_.transform.channels) * config_.patch_size * config_.patch_size; }
   uint64_t floats_per_image() const { return patches_per_image() * floats_per_patch(); }
   const std::vector<Sample>& samples() const { return samples_; }
 
-  // The order of sample indices for an epoch: identity when !train, else a Fisher-Yates shuffle
-  // driven by (seed, epoch).
+  // The order of sample indices for an epoch without repeated augmentation: identity when !train,
+  // else a Fisher-Yates shuffle driven by (seed, epoch) (data::shuffled_indices).
   static std::vector<uint32_t> epoch_order(uint32_t n, bool train, uint64_t seed, uint64_t epoch);
 
  private:
@@ -100,12 +109,17 @@ class Loader {
   void stop_workers();
   void worker_loop();
   void prepare(uint64_t position, Slot& slot) const;
+  bool repeating() const { return config_.train && config_.repeated_aug; }
+  // What seeds the augmentation of order_[position]: its sample index, with its repeat number in
+  // the high 32 bits (0 for the first repeat, so it draws what the sample draws without repeats).
+  uint64_t draw_key(uint64_t position) const;
 
   std::vector<Sample> samples_;
   LoaderConfig config_;
   int grid_ = 0;  // patches per side
 
   std::vector<uint32_t> order_;      // sample indices this loader reads this epoch, in order
+  std::vector<uint32_t> repeats_;    // repeated augmentation only: the repeat of each order_ entry
   std::vector<uint64_t> positions_;  // shards only: the epoch-order position of each order_ entry
   uint64_t end_position_ = 0;        // shards only: the end of the range read this epoch
   uint64_t epoch_ = 0;

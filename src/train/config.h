@@ -62,6 +62,11 @@ struct DataConfig {
   std::string remode = "pixel";
   int recount = 1;
   uint64_t max_pixels = 100000000;
+  // Repeated augmentation (data/sampler.h, DeiT's RASampler): each shuffled image num_repeats
+  // times in a row, each copy augmented on its own, the repeats dealt to different ranks, an
+  // epoch as long as without it. DeiT trains ImageNet with it on.
+  bool repeated_aug = false;
+  int num_repeats = 3;
 
   bool operator==(const DataConfig& o) const;
   bool operator!=(const DataConfig& o) const { return !(*this == o); }
@@ -98,6 +103,9 @@ struct TrainConfig {
   bool model_ema = false;
   double model_ema_decay = 0.9998;
   bool model_ema_warmup = false;
+  // Fine-tuning (train/pretrained.h): the weights a new run starts from instead of the init, a
+  // vkvit checkpoint or "timm:FILE" / "torchvision:FILE"; "" = the init.
+  std::string pretrained;
 
   bool operator==(const TrainConfig& o) const;
   bool operator!=(const TrainConfig& o) const { return !(*this == o); }

@@ -216,6 +216,10 @@ const Section<DataConfig>& data_keys() {
       key("recount", &D::recount, integer(1, 100), "random erasing: at most this many boxes per image (timm's --recount)"),
       key("max_pixels", &D::max_pixels, integer(1, kInt64Max),
           "images whose header claims more pixels are skipped (decompression bombs)"),
+      key("repeated_aug", &D::repeated_aug, boolean(),
+          "train: repeated augmentation as DeiT's RASampler: every image num_repeats times per epoch, each "
+          "repeat augmented on its own and read by another rank; the epoch keeps its length (data/sampler.h)"),
+      key("num_repeats", &D::num_repeats, integer(1, 64), "repeated_aug: copies of each image (DeiT: 3)"),
   }};
   return section;
 }
@@ -271,6 +275,9 @@ const Section<TrainConfig>& train_keys() {
           "ema = decay x ema + (1 - decay) x weights after every applied step"),
       key("model_ema_warmup", &T::model_ema_warmup, boolean(),
           "the n-th update's decay is min(model_ema_decay, 1 - n^(-2/3)) (timm's ModelEmaV3 warmup)"),
+      key("pretrained", &T::pretrained, optional_text(),
+          "weights a new run starts from: a vkvit checkpoint, or timm:FILE / torchvision:FILE as vkvit convert "
+          "reads them; the head is re-initialised when the class count differs (vkvit train --pretrained)"),
   }};
   return section;
 }

@@ -30,6 +30,8 @@ data::LoaderConfig loader_config(const RunConfig& cfg, bool train) {
   t.remode = cfg.data.remode;
   t.recount = cfg.data.recount;
   lc.limits.max_pixels = cfg.data.max_pixels;
+  lc.repeated_aug = train && cfg.data.repeated_aug;
+  lc.num_repeats = static_cast<uint32_t>(cfg.data.num_repeats);
   return lc;
 }
 

@@ -17,6 +17,7 @@
 #include "train/metrics.h"
 #include "train/mixup.h"
 #include "train/plots.h"
+#include "train/pretrained.h"
 #include "train/progress.h"
 #include "train/run_dir.h"
 #include "train/run_start.h"
@@ -147,6 +148,7 @@ Trainer::Trainer(vk::Context& ctx, const RunConfig& cfg, const TrainOptions& opt
     val_loader_ = std::make_unique<data::Loader>(splits_.val, sharded(loader_config(cfg, false), world_));
   if (options.resume.empty()) {
     vit_->init(cfg.train.seed);
+    if (!cfg.train.pretrained.empty() && root_) load_pretrained(cfg, splits_.classes, *vit_, quiet_);
     broadcast_device(world_, ctx_, vit_->params_view());  // every rank starts from rank 0's weights
     start_from({});
   } else {
@@ -589,6 +591,7 @@ void Trainer::save_last(const CheckpointMeta& meta) {
 
 TrainResult train(vk::Context& ctx, RunConfig cfg, const TrainOptions& options) {
   RunPosition position;
+  if (!cfg.train.pretrained.empty()) take_class_count_from_folder(cfg, 0);  // the folder's classes, not W's
   try {
     TrainResult r = Trainer(ctx, cfg, options, position).run();
     // The plan's promise, checked where it can be (VKVIT_LOG=info; the guards test reads it). The
