@@ -50,6 +50,7 @@ const char* kEverything = R"(model:
   mixer: [attention, global_filter, attention]
   ln_eps: 1.0e-5
   pos_embed: sincos
+  norm: post
 data:
   dir: "true"
   train_split: tr
@@ -119,6 +120,7 @@ model:
   mixer: attention,global_filter,attention
   ln_eps: 1.0e-05
   pos_embed: sincos
+  norm: post
 data:
   dir: "true"
   train_split: "tr"
@@ -288,6 +290,7 @@ TEST_CASE("out-of-range values name key, line and the allowed range", "[config]"
       {"model:\n  patch_size: -4\n", "cfg/x.yaml:2: model.patch_size: must be in [1, "},
       {"model:\n  dim: 0\n", "cfg/x.yaml:2: model.dim: must be in [1, "},
       {"model:\n  pool: avg\n", "cfg/x.yaml:2: model.pool: must be one of cls | mean, got 'avg'"},
+      {"model:\n  norm: sandwich\n", "cfg/x.yaml:2: model.norm: must be one of pre | post, got 'sandwich'"},
       {"model:\n  pos_embed: fixed\n", "cfg/x.yaml:2: model.pos_embed: must be one of learned | sincos, got 'fixed'"},
       {"model:\n  ln_eps: 0\n", "cfg/x.yaml:2: model.ln_eps: must be in (0, 1)"},
       {"model:\n  mlp_ratio: 0\n", "cfg/x.yaml:2: model.mlp_ratio: must be > 0"},

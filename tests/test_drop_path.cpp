@@ -158,9 +158,10 @@ std::vector<float> slice(const std::vector<float>& flat, const model::ParamInfo&
 }  // namespace
 
 TEST_CASE("the masked reference model's gradients match finite differences", "[drop_path][ref]") {
-  for (const std::string mixer : {"attention", "global_filter"}) {
+  for (const std::string mixer : {"attention", "global_filter", "attention post-norm"}) {
     INFO("mixer " << mixer);
-    const VitConfig cfg = tiny_config(mixer);
+    VitConfig cfg = tiny_config(mixer == "global_filter" ? mixer : "attention");
+    if (mixer == "attention post-norm") cfg.norm = "post";
     model::VitRef ref(cfg);
     const ParamLayout& L = ref.layout();
     const uint32_t B = 3;
@@ -266,6 +267,11 @@ TEST_CASE("vit with fixed drop path masks on the GPU matches the masked referenc
   SECTION("attention, batch 3 of 4") { check_masked_vit_gpu(tiny_config(), 4, 3, 400); }
   SECTION("odd widths, mean pool, batch 3 of 3") { check_masked_vit_gpu(odd_config(), 3, 3, 410); }
   SECTION("global filter") { check_masked_vit_gpu(tiny_config("global_filter"), 2, 2, 420); }
+  SECTION("post-norm blocks") {
+    VitConfig cfg = tiny_config();
+    cfg.norm = "post";
+    check_masked_vit_gpu(cfg, 3, 3, 430);
+  }
 }
 
 TEST_CASE("drop path: all-ones scales are the model without it, and a dropped branch's gradients are exact zeros",

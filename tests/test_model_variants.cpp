@@ -1,11 +1,13 @@
 // The block's variants beside timm's learned position embedding and pre-norm blocks:
-// model.pos_embed sincos (MAE's fixed 2D sine-cosine table; not a parameter). The table against
-// hand-worked values; a sincos model trains, evaluates, predicts and explains from the command
-// line, loads at another patch grid without resampling, exports to timm with the table as its
-// learned pos_embed, and refuses learned weights with one line. (The GPU model against the
-// double reference and finite differences: tests/test_vit.cpp.)
+// model.pos_embed sincos (MAE's fixed 2D sine-cosine table; not a parameter) and model.norm post.
+// The table against hand-worked values; a sincos model trains, evaluates, predicts and explains
+// from the command line, loads at another patch grid without resampling, exports to timm with the
+// table as its learned pos_embed, and refuses learned weights with one line; a post-norm model
+// does the same (with drop path, and as --pretrained) and is refused by convert. (The GPU models
+// against the double reference and finite differences: tests/test_vit.cpp, test_drop_path.cpp.)
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -94,4 +96,31 @@ TEST_CASE("a sincos model trains, evaluates, predicts, explains and exports from
                               q(dir.path / "back.safetensors"));
   CHECK(back.status != 0);
   CHECK_THAT(back.err, Contains("pos_embed is a learned position embedding, but the config's model.pos_embed is sincos"));
+}
+
+TEST_CASE("a post-norm model trains, evaluates, predicts and explains, and refuses timm and torchvision names",
+          "[variants][cli]") {
+  TempDir dir("post-norm-cli");
+  const fs::path data = dir.path / "data", config = dir.path / "tiny.yaml", run = dir.path / "run";
+  write_stripe_dataset(data, 16, 8, 93, 0);
+  write_file(config, tiny_stripes_config_yaml(1));
+  const CliRun train = run_cli("train --config " + q(config) + " --data-dir " + q(data) + " --output " + q(run) +
+                               " -q model.norm=post --drop-path 0.1");
+  INFO(train.out << train.err);
+  REQUIRE(train.status == 0);
+  CHECK(train::RunConfig::load((run / "config.yaml").string()).model.norm == "post");
+  const fs::path best = run / "best.safetensors";
+  CHECK(run_cli("eval --checkpoint " + q(best) + " --data-dir " + q(data / "val")).status == 0);
+  CHECK(run_cli("predict --checkpoint " + q(best) + " --topk 1 " + q(data / "val")).status == 0);
+  CHECK(run_cli("explain --checkpoint " + q(best) + " --output " + q(dir.path / "explain") + " " +
+                q(data / "val" / stripe_classes()[0] / "0.png")).status == 0);
+  // A post-norm checkpoint starts another post-norm run; timm's names cannot describe it.
+  const CliRun tune = run_cli("train --config " + q(run / "config.yaml") + " --data-dir " + q(data) + " --output " +
+                              q(dir.path / "tune") + " -q --max-steps 1 --pretrained " + q(best));
+  INFO(tune.err);
+  CHECK(tune.status == 0);
+  const CliRun out = run_cli("convert --to timm " + q(best) + " " + q(dir.path / "timm.safetensors"));
+  CHECK(out.status != 0);
+  CHECK_THAT(out.err, Contains("model.norm is post, and timm's and torchvision's ViTs have pre-norm blocks only"));
+  CHECK(std::count(out.err.begin(), out.err.end(), '\n') == 1);
 }

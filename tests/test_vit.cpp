@@ -469,3 +469,27 @@ TEST_CASE("vit with a fixed sincos position embedding on the GPU matches the ref
     check_vit_gpu(sincos_config(pool), 3, 2, 1020, 5e-6, 5e-6, 1e-5);
   }
 }
+
+namespace {
+VitConfig post_norm_config(const std::string& pool, const std::string& mixer = "attention") {
+  VitConfig c = tiny_config(pool);
+  c.name = "vit_test_post_norm";
+  c.image_size = 12;  // 3x3 patches: the global filter needs a grid
+  c.norm = "post";
+  c.mixer = mixer;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("vit with post-norm blocks: reference gradients match finite differences", "[vit][ref]") {
+  check_ref_gradients(post_norm_config("cls"), 940);
+  check_ref_gradients(post_norm_config("mean", "global_filter,attention"), 944);
+}
+
+TEST_CASE("vit with post-norm blocks on the GPU matches the reference", "[vit][gpu]") {
+  for (const std::string pool : {"cls", "mean"}) {
+    INFO("pool " << pool);
+    check_vit_gpu(post_norm_config(pool), 3, 2, 1030, 5e-6, 5e-6, 1e-5);
+  }
+  check_vit_gpu(post_norm_config("mean", "global_filter,attention"), 3, 3, 1040, 5e-6, 5e-6, 1e-5);
+}

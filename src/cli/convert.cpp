@@ -48,6 +48,8 @@ void import_command(const ConvertArgs& a) {
   if (from == model::WeightNames::torchvision && vcfg.pool != "cls")
     throw Error(a.config + ": model.pool is '" + vcfg.pool + "', but torchvision's VisionTransformer classifies the cls "
                 "token; set model.pool: cls");
+  if (const std::string why = model::without_timm_equivalent(vcfg); !why.empty())
+    throw Error(a.config + ": " + why + ", so " + model::weight_names_name(from) + " weights cannot describe this model");
   const model::SafeTensors src = model::read_safetensors(a.input);
   if (from == model::WeightNames::timm && src.find("fc_norm.weight"))
     throw Error(a.input + ": has fc_norm (a timm model with global_pool='avg', which normalizes after pooling); vkvit "
@@ -68,6 +70,8 @@ void export_command(const ConvertArgs& a) {
   if (to == model::WeightNames::torchvision && vcfg.pool != "cls")
     throw Error(a.input + ": the model pools by '" + vcfg.pool + "'; torchvision's VisionTransformer can only classify "
                 "the cls token, so only --to timm can hold it");
+  if (const std::string why = model::without_timm_equivalent(vcfg); !why.empty())
+    throw Error(a.input + ": " + why + ", so no " + model::weight_names_name(to) + " model can hold these weights");
   model::SafeTensors src = model::read_safetensors(a.input);
   // The optimizer state of a last.safetensors is not part of the model.
   src.tensors.erase(std::remove_if(src.tensors.begin(), src.tensors.end(),

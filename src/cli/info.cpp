@@ -125,8 +125,9 @@ void print_text(const Facts& f) {
   std::printf("model       image %dx%dx%d, patch %d (%dx%d grid, %d tokens), dim %d, depth %d, heads %d, mlp %d\n",
               v.image_size, v.image_size, v.in_chans, v.patch_size, v.grid(), v.grid(), v.tokens(), v.dim, v.depth,
               v.heads, v.mlp_dim);
-  std::printf("            mixer %s, pool %s, pos_embed %s, ln_eps %g, %d classes\n", mixer_summary(f.mixers).c_str(),
-              v.pool.c_str(), v.pos_embed.c_str(), m.config.model.ln_eps, v.num_classes);
+  std::printf("            mixer %s, pool %s, pos_embed %s, %s-norm, ln_eps %g, %d classes\n",
+              mixer_summary(f.mixers).c_str(), v.pool.c_str(), v.pos_embed.c_str(), v.norm.c_str(),
+              m.config.model.ln_eps, v.num_classes);
   std::printf("parameters  %s in %" PRIu64 " tensor%s\n", grouped(f.param_count).c_str(), f.tensors, f.tensors == 1 ? "" : "s");
   if (f.param_count != f.config_param_count)
     std::printf("            (the stored config's model has %s: the file does not load as that model)\n",
@@ -179,6 +180,7 @@ nlohmann::ordered_json to_json(const Facts& f) {
   model["mixers"] = f.mixers;
   model["pool"] = v.pool;
   model["pos_embed"] = v.pos_embed;
+  model["norm"] = v.norm;
   model["ln_eps"] = m.config.model.ln_eps;  // the config's double: 1e-06, not float's 9.99e-07
   model["num_classes"] = v.num_classes;
   model["num_patches"] = v.num_patches();

@@ -25,12 +25,13 @@ struct Vit::Block {
   vk::View n1w, n1b, n2w, n2b;      // (D) each
   vk::View dn1w, dn1b, dn2w, dn2b;  // gradients, same shapes
   vk::View in;                      // (B, N, D) the previous block's out (or the embedding)
-  vk::View ln1, ln2;                // (B, N, D) norm outputs
+  vk::View ln1, ln2;                // (B, N, D) norm outputs (post-norm: see forward_block)
   vk::View mean1, rstd1, mean2, rstd2;  // (B * N)
   vk::View mid;                     // (B, N, D) in + mixer(ln1)
   vk::View pre;                     // (B, N, F) fc1 output, gelu's input
   vk::View hidden;                  // (B, N, F) gelu output, fc2's input
   vk::View out;                     // (B, N, D) mid + mlp(ln2)
+  vk::View y;                       // the block's output: out (pre-norm) or ln2 (post-norm)
 };
 
 namespace {
@@ -174,7 +175,8 @@ void Vit::allocate(ActivationAlloc& a) {
     b->out = a.tensor(BN * D, p + "residual 2 (B, N, D)");
     b->fc1.allocate(a, BN, "(B, N, D)");
     b->fc2.allocate(a, BN, "(B, N, F)");
-    in = b->out;
+    b->y = cfg_.post_norm() ? b->ln2 : b->out;
+    in = b->y;
   }
   xn_ = a.tensor(BN * D, "norm out (B, N, D)");
   mean_ = a.tensor(BN, "norm mean (B * N)");
@@ -272,11 +274,12 @@ ops::DropPathShape Vit::drop_shape(int layer, int branch, uint32_t batch) const 
   return s;
 }
 
-vk::View Vit::drop_branch_grad(vk::Recorder& rec, int layer, int branch, const vk::View& scratch, uint32_t batch) {
-  if (!drops(layer, branch)) return dx_;
+vk::View Vit::drop_branch_grad(vk::Recorder& rec, int layer, int branch, const vk::View& grad, const vk::View& scratch,
+                               uint32_t batch) {
+  if (!drops(layer, branch)) return grad;
   const ops::DropPathShape s = drop_shape(layer, branch, batch);
   const vk::View scaled = scratch.slice(0, s.elements());
-  ops::drop_path_scale(rec, scaled, dx_, drop_scales_->view(), s);
+  ops::drop_path_scale(rec, scaled, grad.slice(0, s.elements()), drop_scales_->view(), s);
   return scaled;
 }
 
@@ -313,6 +316,45 @@ ops::PatchEmbedShape embed_shape(const VitConfig& cfg, uint64_t images) {
 
 }  // namespace
 
+// out = residual + branch(x): the branch's matmul adds the residual in its store, or, when the
+// step drops paths on this branch, writes the branch to dln_ (backward scratch, free during the
+// forward) and a separate pass adds it, scaled per image.
+void Vit::add_branch(vk::Recorder& rec, int layer, int branch, uint32_t batch, const vk::View& out,
+                     const vk::View& residual, const std::function<void(const vk::View& dst, const vk::View& add)>& run) {
+  if (!drops(layer, branch)) {
+    run(out, residual);
+    return;
+  }
+  const ops::DropPathShape s = drop_shape(layer, branch, batch);
+  const vk::View scratch = dln_.slice(0, s.elements());
+  run(scratch, vk::View{});
+  ops::drop_path_add(rec, out, residual, scratch, drop_scales_->view(), s);
+}
+
+// Pre-norm (timm): mid = in + mixer(norm1(in)); out = mid + mlp(norm2(mid)).
+// Post-norm (model.norm post): ln1 = norm1(in + mixer(in)) (in mid before the norm);
+// ln2 = norm2(ln1 + mlp(ln1)) (in out before the norm); the block's output y is ln2.
+void Vit::forward_block(vk::Recorder& rec, int l, uint32_t batch, bool for_backward) {
+  Block* b = blocks_[l].get();
+  const uint32_t M = batch * cfg_.tokens(), D = cfg_.dim;
+  const bool post = cfg_.post_norm();
+  const vk::View pre = for_backward ? b->pre : vk::View{};  // fc1's pre-activation, for GELU's backward
+  if (!post) ops::layernorm_forward(rec, b->ln1, b->mean1, b->rstd1, b->in, b->n1w, b->n1b, M, D, cfg_.ln_eps);
+  const vk::View mixer_in = post ? b->in : b->ln1;
+  add_branch(rec, l, 0, batch, b->mid, b->in,
+             [&](const vk::View& dst, const vk::View& add) { b->mixer->forward(rec, dst, mixer_in, batch, add); });
+  // ln1 (post) or ln2 (pre) is the MLP's input.
+  const vk::View mlp_in = post ? b->ln1 : b->ln2;
+  if (post) ops::layernorm_forward(rec, b->ln1, b->mean1, b->rstd1, b->mid, b->n1w, b->n1b, M, D, cfg_.ln_eps);
+  else ops::layernorm_forward(rec, b->ln2, b->mean2, b->rstd2, b->mid, b->n2w, b->n2b, M, D, cfg_.ln_eps);
+  // The GELU and the residual add ride in the matmuls' stores where the kernel allows.
+  b->fc1.forward_gelu(rec, b->hidden, pre, mlp_in, M);
+  const vk::View mlp_residual = post ? b->ln1 : b->mid;
+  add_branch(rec, l, 1, batch, b->out, mlp_residual,
+             [&](const vk::View& dst, const vk::View& add) { b->fc2.forward(rec, dst, b->hidden, M, add); });
+  if (post) ops::layernorm_forward(rec, b->ln2, b->mean2, b->rstd2, b->out, b->n2w, b->n2b, M, D, cfg_.ln_eps);
+}
+
 void Vit::forward(vk::Recorder& rec, uint32_t batch, bool for_backward) {
   check_batch(batch, "forward");
   const uint32_t N = cfg_.tokens(), Np = cfg_.num_patches(), D = cfg_.dim;
@@ -337,29 +379,9 @@ void Vit::forward(vk::Recorder& rec, uint32_t batch, bool for_backward) {
   drop_pending_ = false;
   // Under drop path a branch's output goes to dln_ (backward scratch, free during the forward) and
   // a separate pass adds it, scaled per image, to the residual stream.
-  const vk::View branch = dln_.slice(0, uint64_t(M) * D);
-  for (int l = 0; l < cfg_.depth; ++l) {
-    Block* b = blocks_[l].get();
-    ops::layernorm_forward(rec, b->ln1, b->mean1, b->rstd1, b->in, b->n1w, b->n1b, M, D, cfg_.ln_eps);
-    if (drops(l, 0)) {
-      b->mixer->forward(rec, branch, b->ln1, batch, vk::View{});
-      ops::drop_path_add(rec, b->mid, b->in, branch, drop_scales_->view(), drop_shape(l, 0, batch));
-    } else {
-      b->mixer->forward(rec, b->mid, b->ln1, batch, b->in);  // mid = in + mixer(ln1)
-    }
-    ops::layernorm_forward(rec, b->ln2, b->mean2, b->rstd2, b->mid, b->n2w, b->n2b, M, D, cfg_.ln_eps);
-    // The GELU and the residual add ride in the matmuls' stores where the kernel allows.
-    const vk::View pre = for_backward ? b->pre : vk::View{};  // fc1's pre-activation, for GELU's backward
-    b->fc1.forward_gelu(rec, b->hidden, pre, b->ln2, M);
-    if (drops(l, 1)) {
-      b->fc2.forward(rec, branch, b->hidden, M);
-      ops::drop_path_add(rec, b->out, b->mid, branch, drop_scales_->view(), drop_shape(l, 1, batch));
-    } else {
-      b->fc2.forward(rec, b->out, b->hidden, M, b->mid);
-    }
-  }
+  for (int l = 0; l < cfg_.depth; ++l) forward_block(rec, l, batch, for_backward);
 
-  const vk::View x_last = blocks_.back()->out;
+  const vk::View x_last = blocks_.back()->y;
   ops::layernorm_forward(rec, xn_, mean_, rstd_, x_last, param("norm.weight"), param("norm.bias"), M, D, cfg_.ln_eps);
   // pooled[b] (1, D) = pool_w (1, N) x xn[b] (N, D); the weights are shared by every image.
   ops::MatmulShape s;
@@ -372,6 +394,45 @@ void Vit::forward(vk::Recorder& rec, uint32_t batch, bool for_backward) {
   s.c.stride_outer = D;
   ops::matmul(rec, pooled_, pool_w_, xn_, s);
   head_.forward(rec, logits_, pooled_, batch);
+}
+
+// dx_ holds the gradient of the block's output and leaves with its input's. Each norm backward
+// adds the gradient that reaches the norm's input to dx_, which is exactly the residual
+// connection's share, so no separate residual backward is needed.
+void Vit::backward_block_pre(vk::Recorder& rec, int layer, uint32_t batch) {
+  Block& b = *blocks_[layer];
+  const uint32_t M = batch * cfg_.tokens(), D = cfg_.dim;
+  // Under drop path each branch sees dx scaled per image (dln_, then dpre_, are free for it);
+  // the residual path keeps dx itself.
+  const vk::View dmlp = drop_branch_grad(rec, layer, 1, dx_, dln_, batch);
+  // The GELU's backward rides in the input-gradient matmul's stores where the kernel allows.
+  b.fc2.backward_through_gelu(rec, dpre_, dmlp, b.pre, dhidden_, M);
+  b.fc1.backward(rec, dln_, /*accumulate=*/false, dpre_, M);
+  ops::layernorm_backward(rec, dx_, b.dn2w, b.dn2b, b.mean2, b.rstd2, b.mid, dln_, b.n2w, dnorm_partials_, M, D);
+  const vk::View dmixer = drop_branch_grad(rec, layer, 0, dx_, dpre_, batch);
+  rec.fill(dln_.slice(0, uint64_t(M) * D), 0.0f);
+  b.mixer->backward(rec, dln_, dmixer, b.ln1, batch);
+  ops::layernorm_backward(rec, dx_, b.dn1w, b.dn1b, b.mean1, b.rstd1, b.in, dln_, b.n1w, dnorm_partials_, M, D);
+}
+
+// Post-norm: the norms sit on the residual stream, so each is crossed first, into a zeroed dln_;
+// that gradient is the residual's (copied to dx_) and, scaled in place under drop path, the
+// branch's, whose input gradient the branch then adds to dx_.
+void Vit::backward_block_post(vk::Recorder& rec, int layer, uint32_t batch) {
+  Block& b = *blocks_[layer];
+  const uint32_t M = batch * cfg_.tokens(), D = cfg_.dim;
+  const vk::View dln = dln_.slice(0, uint64_t(M) * D), dx = dx_.slice(0, uint64_t(M) * D);
+  rec.fill(dln, 0.0f);
+  ops::layernorm_backward(rec, dln, b.dn2w, b.dn2b, b.mean2, b.rstd2, b.out, dx, b.n2w, dnorm_partials_, M, D);
+  rec.copy(dln, dx);
+  const vk::View dmlp = drop_branch_grad(rec, layer, 1, dln, dln, batch);
+  b.fc2.backward_through_gelu(rec, dpre_, dmlp, b.pre, dhidden_, M);
+  b.fc1.backward(rec, dx, /*accumulate=*/true, dpre_, M);
+  rec.fill(dln, 0.0f);
+  ops::layernorm_backward(rec, dln, b.dn1w, b.dn1b, b.mean1, b.rstd1, b.mid, dx, b.n1w, dnorm_partials_, M, D);
+  rec.copy(dln, dx);
+  const vk::View dmixer = drop_branch_grad(rec, layer, 0, dln, dln, batch);
+  b.mixer->backward(rec, dx, dmixer, b.in, batch);
 }
 
 void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
@@ -397,26 +458,16 @@ void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
   s.c.stride_outer = uint64_t(N) * D;
   ops::matmul(rec, dln_, pool_w_, dpooled_, s);
   rec.fill(dx_.slice(0, uint64_t(M) * D), 0.0f);
-  ops::layernorm_backward(rec, dx_, grad("norm.weight"), grad("norm.bias"), mean_, rstd_, blocks_.back()->out, dln_,
+  ops::layernorm_backward(rec, dx_, grad("norm.weight"), grad("norm.bias"), mean_, rstd_, blocks_.back()->y, dln_,
                           param("norm.weight"), dnorm_partials_, M, D);
   if (grads_ready) grads_ready(layout_.at("norm.weight").offset);
 
   // dx_ holds the gradient of each block's output; every norm backward adds the gradient that
   // reaches the block input through its branch.
   for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
-    Block& b = **it;
     const int layer = static_cast<int>(blocks_.rend() - it) - 1;
-    // Under drop path each branch sees dx scaled per image (dln_, then dpre_, are free for it);
-    // the residual path keeps dx itself.
-    const vk::View dmlp = drop_branch_grad(rec, layer, 1, dln_, batch);
-    // The GELU's backward rides in the input-gradient matmul's stores where the kernel allows.
-    b.fc2.backward_through_gelu(rec, dpre_, dmlp, b.pre, dhidden_, M);
-    b.fc1.backward(rec, dln_, /*accumulate=*/false, dpre_, M);
-    ops::layernorm_backward(rec, dx_, b.dn2w, b.dn2b, b.mean2, b.rstd2, b.mid, dln_, b.n2w, dnorm_partials_, M, D);
-    const vk::View dmixer = drop_branch_grad(rec, layer, 0, dpre_, batch);
-    rec.fill(dln_.slice(0, uint64_t(M) * D), 0.0f);
-    b.mixer->backward(rec, dln_, dmixer, b.ln1, batch);
-    ops::layernorm_backward(rec, dx_, b.dn1w, b.dn1b, b.mean1, b.rstd1, b.in, dln_, b.n1w, dnorm_partials_, M, D);
+    if (cfg_.post_norm()) backward_block_post(rec, layer, batch);
+    else backward_block_pre(rec, layer, batch);
     // A block's tensors start with its norm1 (vit_param_layout).
     if (grads_ready) grads_ready(layout_.at("blocks." + std::to_string(layer) + ".norm1.weight").offset);
   }

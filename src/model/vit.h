@@ -4,6 +4,8 @@
 // position embedding, pre-norm blocks):
 //   x = patch_embed(patches) (+ cls, + pos_embed: learned, or fixed sine-cosine with model.pos_embed sincos)
 //   each block: x = x + mixer(norm1(x)); x = x + fc2(gelu(fc1(norm2(x))))
+//   (model.norm post: x = norm1(x + mixer(x)); x = norm2(x + fc2(gelu(fc1(x)))), the original
+//   Transformer's order; the final norm stays)
 //   logits = head(pool(norm(x)))   pool: the cls token, or the mean of the patch tokens
 // In training with stochastic depth (set_drop_path) each branch's output is scaled per image
 // before its residual add: x = x + scale_b * mixer(norm1(x)), the same for the MLP.
@@ -116,8 +118,15 @@ class Vit {
   // shape of its scales for ops::drop_path_add / drop_path_scale.
   bool drops(int layer, int branch) const;
   ops::DropPathShape drop_shape(int layer, int branch, uint32_t batch) const;
-  // The gradient of the branch's output: dx_ itself, or under drop path dx_ scaled per image into `scratch`.
-  vk::View drop_branch_grad(vk::Recorder& rec, int layer, int branch, const vk::View& scratch, uint32_t batch);
+  // The gradient of the branch's output: `grad` itself, or under drop path `grad` scaled per image
+  // into `scratch` (which may be `grad`).
+  vk::View drop_branch_grad(vk::Recorder& rec, int layer, int branch, const vk::View& grad, const vk::View& scratch,
+                            uint32_t batch);
+  void add_branch(vk::Recorder& rec, int layer, int branch, uint32_t batch, const vk::View& out,
+                  const vk::View& residual, const std::function<void(const vk::View& dst, const vk::View& add)>& run);
+  void forward_block(vk::Recorder& rec, int layer, uint32_t batch, bool for_backward);
+  void backward_block_pre(vk::Recorder& rec, int layer, uint32_t batch);
+  void backward_block_post(vk::Recorder& rec, int layer, uint32_t batch);
 
   vk::Context& ctx_;
   VitConfig cfg_;

@@ -127,6 +127,7 @@ void VitConfig::validate() const {
   if (!uses_mixer("attention") && pool == "cls")
     throw Error("model config: pool cls reads the cls token, which global_filter blocks do not mix; with no "
                 "attention block use pool: mean");
+  if (norm != "pre" && norm != "post") throw Error("model config: norm must be pre or post (got '" + norm + "')");
   if (pos_embed != "learned" && pos_embed != "sincos")
     throw Error("model config: pos_embed must be learned or sincos (got '" + pos_embed + "')");
   if (pos_embed == "sincos" && dim % 4 != 0)

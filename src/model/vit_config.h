@@ -21,8 +21,12 @@ struct VitConfig {
   // Position embedding: learned (a parameter, as timm) | sincos (fixed 2D sine-cosine,
   // model/sincos_pos_embed.h; not a parameter, so the checkpoint has no pos_embed).
   std::string pos_embed = "learned";
+  // Where each block's LayerNorms sit: pre (on the branch inputs, as timm's ViT) | post (on the
+  // residual stream after each add, as the original Transformer; model/vit.h).
+  std::string norm = "pre";
 
   bool learned_pos_embed() const { return pos_embed == "learned"; }
+  bool post_norm() const { return norm == "post"; }
 
   int grid() const { return patch_size > 0 ? image_size / patch_size : 0; }  // patches per side
   int num_patches() const { return grid() * grid(); }

@@ -35,10 +35,96 @@ std::vector<double> VitRef::drop_scaled(std::vector<double> v, int layer, int br
   return v;
 }
 
+std::vector<double> VitRef::sum(const std::vector<double>& a, const std::vector<double>& b) {
+  std::vector<double> out(a.size());
+  ops::ref::residual_forward(out.data(), b.data(), a.data(), a.size());
+  return out;
+}
+
+void VitRef::norm_forward(const std::vector<double>& params, int l, int which, const std::vector<double>& x,
+                          std::vector<double>& out, std::vector<double>& mean, std::vector<double>& rstd) const {
+  const uint64_t D = cfg_.dim, M = x.size() / D;
+  const std::string name = "blocks." + std::to_string(l) + ".norm" + std::to_string(which);
+  out.assign(M * D, 0), mean.assign(M, 0), rstd.assign(M, 0);
+  ops::ref::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), p(params, name + ".weight"),
+                              p(params, name + ".bias"), M, D, cfg_.ln_eps);
+}
+
+void VitRef::norm_backward(const std::vector<double>& params, std::vector<double>& grads, int l, int which,
+                           const std::vector<double>& x, const std::vector<double>& mean,
+                           const std::vector<double>& rstd, const std::vector<double>& dout,
+                           std::vector<double>& dx) const {
+  const uint64_t D = cfg_.dim, M = x.size() / D;
+  const std::string name = "blocks." + std::to_string(l) + ".norm" + std::to_string(which);
+  ops::ref::layernorm_backward(dx.data(), g(grads, name + ".weight"), g(grads, name + ".bias"), mean.data(),
+                               rstd.data(), x.data(), dout.data(), p(params, name + ".weight"), M, D);
+}
+
+std::vector<double> VitRef::mixer_forward(const std::vector<double>& params, Block& b, int l,
+                                          const std::vector<double>& x) const {
+  const uint64_t N = cfg_.tokens(), D = cfg_.dim, H = cfg_.heads, M = uint64_t(B_) * N;
+  const std::string pre = "blocks." + std::to_string(l) + ".";
+  b.mixer_in = x;
+  std::vector<double> out(M * D, 0.0);
+  if (cfg_.mixer_at(l) == "global_filter") {
+    ops::ref::global_filter_forward(out.data(), x.data(), p(params, pre + "filter.complex_weight"), grid_shape(B_));
+    return out;
+  }
+  b.qkv.assign(M * 3 * D, 0), b.probs.assign(B_ * H * N * N, 0), b.att.assign(M * D, 0);
+  ops::ref::linear_forward(b.qkv.data(), x.data(), p(params, pre + "attn.qkv.weight"), p(params, pre + "attn.qkv.bias"),
+                           M, 3 * D, D);
+  ops::ref::attention_forward(b.att.data(), b.probs.data(), b.qkv.data(), B_, N, D, H);
+  ops::ref::linear_forward(out.data(), b.att.data(), p(params, pre + "attn.proj.weight"),
+                           p(params, pre + "attn.proj.bias"), M, D, D);
+  return out;
+}
+
+void VitRef::mixer_backward(const std::vector<double>& params, std::vector<double>& grads, const Block& b, int l,
+                            const std::vector<double>& dout, std::vector<double>& dx) const {
+  const uint64_t N = cfg_.tokens(), D = cfg_.dim, H = cfg_.heads, M = uint64_t(B_) * N;
+  const std::string pre = "blocks." + std::to_string(l) + ".";
+  if (cfg_.mixer_at(l) == "global_filter") {
+    ops::ref::global_filter_backward(dx.data(), g(grads, pre + "filter.complex_weight"), dout.data(),
+                                     b.mixer_in.data(), p(params, pre + "filter.complex_weight"), grid_shape(B_));
+    return;
+  }
+  std::vector<double> datt(M * D, 0.0), dqkv(M * 3 * D, 0.0);
+  ops::ref::linear_backward(datt.data(), g(grads, pre + "attn.proj.weight"), g(grads, pre + "attn.proj.bias"),
+                            dout.data(), b.att.data(), p(params, pre + "attn.proj.weight"), M, D, D);
+  ops::ref::attention_backward(dqkv.data(), b.probs.data(), b.qkv.data(), datt.data(), B_, N, D, H);
+  ops::ref::linear_backward(dx.data(), g(grads, pre + "attn.qkv.weight"), g(grads, pre + "attn.qkv.bias"), dqkv.data(),
+                            b.mixer_in.data(), p(params, pre + "attn.qkv.weight"), M, 3 * D, D);
+}
+
+std::vector<double> VitRef::mlp_forward(const std::vector<double>& params, Block& b, int l,
+                                        const std::vector<double>& x) const {
+  const uint64_t D = cfg_.dim, F = cfg_.mlp_dim, M = x.size() / D;
+  const std::string pre = "blocks." + std::to_string(l) + ".mlp.";
+  b.mlp_in = x;
+  b.pre.assign(M * F, 0), b.hidden.assign(M * F, 0);
+  std::vector<double> out(M * D, 0.0);
+  ops::ref::linear_forward(b.pre.data(), x.data(), p(params, pre + "fc1.weight"), p(params, pre + "fc1.bias"), M, F, D);
+  ops::ref::gelu_forward(b.hidden.data(), b.pre.data(), M * F);
+  ops::ref::linear_forward(out.data(), b.hidden.data(), p(params, pre + "fc2.weight"), p(params, pre + "fc2.bias"), M,
+                           D, F);
+  return out;
+}
+
+void VitRef::mlp_backward(const std::vector<double>& params, std::vector<double>& grads, const Block& b, int l,
+                          const std::vector<double>& dout, std::vector<double>& dx) const {
+  const uint64_t D = cfg_.dim, F = cfg_.mlp_dim, M = dout.size() / D;
+  const std::string pre = "blocks." + std::to_string(l) + ".mlp.";
+  std::vector<double> dhidden(M * F, 0.0), dpre(M * F, 0.0);
+  ops::ref::linear_backward(dhidden.data(), g(grads, pre + "fc2.weight"), g(grads, pre + "fc2.bias"), dout.data(),
+                            b.hidden.data(), p(params, pre + "fc2.weight"), M, D, F);
+  ops::ref::gelu_backward(dpre.data(), b.pre.data(), dhidden.data(), M * F);
+  ops::ref::linear_backward(dx.data(), g(grads, pre + "fc1.weight"), g(grads, pre + "fc1.bias"), dpre.data(),
+                            b.mlp_in.data(), p(params, pre + "fc1.weight"), M, F, D);
+}
+
 std::vector<double> VitRef::forward(const std::vector<double>& params, const std::vector<double>& patches,
                                     uint32_t B, const std::vector<double>& drop_path_scales) {
-  const uint64_t N = cfg_.tokens(), Np = cfg_.num_patches(), D = cfg_.dim, F = cfg_.mlp_dim,
-                 K = cfg_.num_classes, H = cfg_.heads;
+  const uint64_t N = cfg_.tokens(), Np = cfg_.num_patches(), D = cfg_.dim, K = cfg_.num_classes;
   const uint64_t M = B * N;
   if (params.size() != layout_.total_floats() || patches.size() != B * Np * cfg_.patch_dim())
     throw Error("internal: VitRef::forward: params or patches have the wrong size");
@@ -56,38 +142,20 @@ std::vector<double> VitRef::forward(const std::vector<double>& params, const std
   const std::vector<double>* in = &x0_;
   for (int l = 0; l < cfg_.depth; ++l) {
     Block& b = blocks_[l];
-    const std::string pre = "blocks." + std::to_string(l) + ".";
     b.in = *in;
-    b.ln1.assign(M * D, 0), b.mean1.assign(M, 0), b.rstd1.assign(M, 0);
-    ops::ref::layernorm_forward(b.ln1.data(), b.mean1.data(), b.rstd1.data(), b.in.data(),
-                                p(params, pre + "norm1.weight"), p(params, pre + "norm1.bias"), M, D, cfg_.ln_eps);
-    b.mid.assign(M * D, 0);
-    if (cfg_.mixer_at(l) == "global_filter") {
-      ops::ref::global_filter_forward(b.mid.data(), b.ln1.data(), p(params, pre + "filter.complex_weight"),
-                                      grid_shape(B));
-    } else {
-      b.qkv.assign(M * 3 * D, 0), b.probs.assign(B * H * N * N, 0), b.att.assign(M * D, 0);
-      ops::ref::linear_forward(b.qkv.data(), b.ln1.data(), p(params, pre + "attn.qkv.weight"),
-                               p(params, pre + "attn.qkv.bias"), M, 3 * D, D);
-      ops::ref::attention_forward(b.att.data(), b.probs.data(), b.qkv.data(), B, N, D, H);
-      ops::ref::linear_forward(b.mid.data(), b.att.data(), p(params, pre + "attn.proj.weight"),
-                               p(params, pre + "attn.proj.bias"), M, D, D);
+    if (cfg_.post_norm()) {  // mid = in + mixer(in); ln1 = norm1(mid); out = ln1 + mlp(ln1); ln2 = norm2(out)
+      b.mid = sum(b.in, drop_scaled(mixer_forward(params, b, l, b.in), l, 0));
+      norm_forward(params, l, 1, b.mid, b.ln1, b.mean1, b.rstd1);
+      b.out = sum(b.ln1, drop_scaled(mlp_forward(params, b, l, b.ln1), l, 1));
+      norm_forward(params, l, 2, b.out, b.ln2, b.mean2, b.rstd2);
+      in = &b.ln2;
+    } else {  // ln1 = norm1(in); mid = in + mixer(ln1); ln2 = norm2(mid); out = mid + mlp(ln2)
+      norm_forward(params, l, 1, b.in, b.ln1, b.mean1, b.rstd1);
+      b.mid = sum(b.in, drop_scaled(mixer_forward(params, b, l, b.ln1), l, 0));
+      norm_forward(params, l, 2, b.mid, b.ln2, b.mean2, b.rstd2);
+      b.out = sum(b.mid, drop_scaled(mlp_forward(params, b, l, b.ln2), l, 1));
+      in = &b.out;
     }
-    b.mid = drop_scaled(std::move(b.mid), l, 0);
-    ops::ref::residual_forward(b.mid.data(), b.mid.data(), b.in.data(), M * D);
-    // MLP.
-    b.ln2.assign(M * D, 0), b.mean2.assign(M, 0), b.rstd2.assign(M, 0);
-    ops::ref::layernorm_forward(b.ln2.data(), b.mean2.data(), b.rstd2.data(), b.mid.data(),
-                                p(params, pre + "norm2.weight"), p(params, pre + "norm2.bias"), M, D, cfg_.ln_eps);
-    b.pre.assign(M * F, 0), b.hidden.assign(M * F, 0), b.out.assign(M * D, 0);
-    ops::ref::linear_forward(b.pre.data(), b.ln2.data(), p(params, pre + "mlp.fc1.weight"),
-                             p(params, pre + "mlp.fc1.bias"), M, F, D);
-    ops::ref::gelu_forward(b.hidden.data(), b.pre.data(), M * F);
-    ops::ref::linear_forward(b.out.data(), b.hidden.data(), p(params, pre + "mlp.fc2.weight"),
-                             p(params, pre + "mlp.fc2.bias"), M, D, F);
-    b.out = drop_scaled(std::move(b.out), l, 1);
-    ops::ref::residual_forward(b.out.data(), b.out.data(), b.mid.data(), M * D);
-    in = &b.out;
   }
   xn_.assign(M * D, 0), mean_.assign(M, 0), rstd_.assign(M, 0);
   ops::ref::layernorm_forward(xn_.data(), mean_.data(), rstd_.data(), in->data(), p(params, "norm.weight"),
@@ -110,8 +178,7 @@ std::vector<double> VitRef::forward(const std::vector<double>& params, const std
 
 void VitRef::backward(const std::vector<double>& params, const std::vector<double>& dlogits,
                       std::vector<double>& grads) {
-  const uint64_t B = B_, N = cfg_.tokens(), Np = cfg_.num_patches(), D = cfg_.dim, F = cfg_.mlp_dim,
-                 K = cfg_.num_classes, H = cfg_.heads;
+  const uint64_t B = B_, N = cfg_.tokens(), Np = cfg_.num_patches(), D = cfg_.dim, K = cfg_.num_classes;
   const uint64_t M = B * N;
   if (grads.size() != layout_.total_floats() || dlogits.size() != B * K || blocks_.size() != size_t(cfg_.depth))
     throw Error("internal: VitRef::backward: call forward first, with grads and dlogits of the right size");
@@ -128,41 +195,27 @@ void VitRef::backward(const std::vector<double>& params, const std::vector<doubl
     }
   std::vector<double> dx(M * D, 0.0);  // gradient of the current block's output
   ops::ref::layernorm_backward(dx.data(), g(grads, "norm.weight"), g(grads, "norm.bias"), mean_.data(), rstd_.data(),
-                               blocks_.back().out.data(), dxn.data(), p(params, "norm.weight"), M, D);
+                               block_output(blocks_.back()).data(), dxn.data(), p(params, "norm.weight"), M, D);
   for (int l = cfg_.depth - 1; l >= 0; --l) {
     const Block& b = blocks_[l];
-    const std::string pre = "blocks." + std::to_string(l) + ".";
-    // out = mid + fc2(gelu(fc1(ln2(mid))))
-    std::vector<double> dhidden(M * F, 0.0), dpre(M * F, 0.0), dln2(M * D, 0.0);
-    const std::vector<double> dmlp = drop_scaled(dx, l, 1);  // the MLP branch's output gradient
-    ops::ref::linear_backward(dhidden.data(), g(grads, pre + "mlp.fc2.weight"), g(grads, pre + "mlp.fc2.bias"),
-                              dmlp.data(), b.hidden.data(), p(params, pre + "mlp.fc2.weight"), M, D, F);
-    ops::ref::gelu_backward(dpre.data(), b.pre.data(), dhidden.data(), M * F);
-    ops::ref::linear_backward(dln2.data(), g(grads, pre + "mlp.fc1.weight"), g(grads, pre + "mlp.fc1.bias"),
-                              dpre.data(), b.ln2.data(), p(params, pre + "mlp.fc1.weight"), M, F, D);
-    std::vector<double> dmid = dx;  // the residual branch
-    ops::ref::layernorm_backward(dmid.data(), g(grads, pre + "norm2.weight"), g(grads, pre + "norm2.bias"),
-                                 b.mean2.data(), b.rstd2.data(), b.mid.data(), dln2.data(),
-                                 p(params, pre + "norm2.weight"), M, D);
-    // mid = in + mixer(ln1(in)), the mixer being proj(attention(qkv(.))) or the global filter
-    std::vector<double> dln1(M * D, 0.0);
-    const std::vector<double> dmixer = drop_scaled(dmid, l, 0);  // the mixer branch's output gradient
-    if (cfg_.mixer_at(l) == "global_filter") {
-      ops::ref::global_filter_backward(dln1.data(), g(grads, pre + "filter.complex_weight"), dmixer.data(),
-                                       b.ln1.data(), p(params, pre + "filter.complex_weight"), grid_shape(B));
-    } else {
-      std::vector<double> datt(M * D, 0.0), dqkv(M * 3 * D, 0.0);
-      ops::ref::linear_backward(datt.data(), g(grads, pre + "attn.proj.weight"), g(grads, pre + "attn.proj.bias"),
-                                dmixer.data(), b.att.data(), p(params, pre + "attn.proj.weight"), M, D, D);
-      ops::ref::attention_backward(dqkv.data(), b.probs.data(), b.qkv.data(), datt.data(), B, N, D, H);
-      ops::ref::linear_backward(dln1.data(), g(grads, pre + "attn.qkv.weight"), g(grads, pre + "attn.qkv.bias"),
-                                dqkv.data(), b.ln1.data(), p(params, pre + "attn.qkv.weight"), M, 3 * D, D);
-    }
     std::vector<double> din(M * D, 0.0);
-    ops::ref::accumulate(din.data(), dmid.data(), M * D);
-    ops::ref::layernorm_backward(din.data(), g(grads, pre + "norm1.weight"), g(grads, pre + "norm1.bias"),
-                                 b.mean1.data(), b.rstd1.data(), b.in.data(), dln1.data(),
-                                 p(params, pre + "norm1.weight"), M, D);
+    if (cfg_.post_norm()) {
+      std::vector<double> dout(M * D, 0.0), dmid(M * D, 0.0);
+      norm_backward(params, grads, l, 2, b.out, b.mean2, b.rstd2, dx, dout);
+      std::vector<double> dln1 = dout;  // the residual path around the MLP
+      mlp_backward(params, grads, b, l, drop_scaled(dout, l, 1), dln1);
+      norm_backward(params, grads, l, 1, b.mid, b.mean1, b.rstd1, dln1, dmid);
+      ops::ref::accumulate(din.data(), dmid.data(), M * D);  // the residual path around the mixer
+      mixer_backward(params, grads, b, l, drop_scaled(dmid, l, 0), din);
+    } else {
+      std::vector<double> dln2(M * D, 0.0), dln1(M * D, 0.0);
+      std::vector<double> dmid = dx;  // the residual path around the MLP
+      mlp_backward(params, grads, b, l, drop_scaled(dx, l, 1), dln2);
+      norm_backward(params, grads, l, 2, b.mid, b.mean2, b.rstd2, dln2, dmid);
+      ops::ref::accumulate(din.data(), dmid.data(), M * D);  // the residual path around the mixer
+      mixer_backward(params, grads, b, l, drop_scaled(dmid, l, 0), dln1);
+      norm_backward(params, grads, l, 1, b.in, b.mean1, b.rstd1, dln1, din);
+    }
     dx = std::move(din);
   }
   ops::PatchEmbedShape s{uint32_t(B), uint32_t(Np), uint32_t(cfg_.patch_dim()), uint32_t(D)};

@@ -28,9 +28,28 @@ class VitRef {
   const std::vector<double>& attention_probs(int layer) const { return blocks_.at(layer).probs; }
 
  private:
+  // One block's activations; see forward() for what each holds in pre- and post-norm blocks.
   struct Block {
-    std::vector<double> in, ln1, mean1, rstd1, qkv, probs, att, mid, ln2, mean2, rstd2, pre, hidden, out;
+    std::vector<double> in, ln1, mean1, rstd1, mid, ln2, mean2, rstd2, out;
+    std::vector<double> mixer_in, qkv, probs, att;  // the mixer branch
+    std::vector<double> mlp_in, pre, hidden;        // the MLP branch
   };
+  const std::vector<double>& block_output(const Block& b) const { return cfg_.post_norm() ? b.ln2 : b.out; }
+  static std::vector<double> sum(const std::vector<double>& a, const std::vector<double>& b);
+  // Block l's norm1 or norm2 (`which`), forward and backward (dx += the input gradient).
+  void norm_forward(const std::vector<double>& params, int l, int which, const std::vector<double>& x,
+                    std::vector<double>& out, std::vector<double>& mean, std::vector<double>& rstd) const;
+  void norm_backward(const std::vector<double>& params, std::vector<double>& grads, int l, int which,
+                     const std::vector<double>& x, const std::vector<double>& mean, const std::vector<double>& rstd,
+                     const std::vector<double>& dout, std::vector<double>& dx) const;
+  // The branches' outputs (kept inputs in the Block) and backward (dx += the input gradient).
+  std::vector<double> mixer_forward(const std::vector<double>& params, Block& b, int l,
+                                    const std::vector<double>& x) const;
+  void mixer_backward(const std::vector<double>& params, std::vector<double>& grads, const Block& b, int l,
+                      const std::vector<double>& dout, std::vector<double>& dx) const;
+  std::vector<double> mlp_forward(const std::vector<double>& params, Block& b, int l, const std::vector<double>& x) const;
+  void mlp_backward(const std::vector<double>& params, std::vector<double>& grads, const Block& b, int l,
+                    const std::vector<double>& dout, std::vector<double>& dx) const;
   const double* p(const std::vector<double>& flat, const std::string& name) const;
   ops::GridShape grid_shape(uint64_t batch) const {
     return {uint32_t(batch), uint32_t(cfg_.dim), uint32_t(cfg_.grid()), uint32_t(cfg_.grid())};

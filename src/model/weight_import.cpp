@@ -175,6 +175,7 @@ std::vector<float> resample_pos_embed(const std::vector<float>& pos, int dim, in
 std::vector<Tensor> import_weights(const SafeTensors& src, WeightNames from, const VitConfig& cfg,
                                    const std::string& path) {
   cfg.validate();
+
   const ParamLayout layout = vit_param_layout(cfg);
   std::vector<std::string> problems;
   std::map<std::string, const Tensor*> by_timm_name;
@@ -239,6 +240,13 @@ std::vector<Tensor> import_weights(const SafeTensors& src, WeightNames from, con
     throw Error(msg);
   }
   return out;
+}
+
+std::string without_timm_equivalent(const VitConfig& cfg) {
+  // Post-norm weights under timm's names would load into timm's pre-norm blocks and compute
+  // another function.
+  if (cfg.post_norm()) return "model.norm is post, and timm's and torchvision's ViTs have pre-norm blocks only";
+  return "";
 }
 
 std::vector<Tensor> export_weights(const std::vector<Tensor>& timm_tensors, WeightNames to) {

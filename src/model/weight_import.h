@@ -41,6 +41,10 @@ std::vector<Tensor> import_weights(const SafeTensors& src, WeightNames from, con
                                    const std::string& path);
 
 // timm-named tensors renamed to `to`'s names (values untouched).
+// Why a vkvit model has no timm/torchvision equivalent (empty when it has one): what convert and
+// train --pretrained refuse to read or write timm/torchvision weights for.
+std::string without_timm_equivalent(const VitConfig& cfg);
+
 std::vector<Tensor> export_weights(const std::vector<Tensor>& timm_tensors, WeightNames to);
 
 // timm's resample_abs_pos_embed: pos (1, prefix + old_h * old_w, D) -> (1, prefix + new_h * new_w, D).

@@ -256,6 +256,7 @@ model::VitConfig to_vit_config(const ModelFields& m) {
   v.mixer = m.mixer;
   v.ln_eps = float(m.ln_eps);
   v.pos_embed = m.pos_embed;
+  v.norm = m.norm;
   return v;
 }
 

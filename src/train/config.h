@@ -37,6 +37,7 @@ struct ModelFields {
   std::string mixer = "attention";
   double ln_eps = 1e-6;
   std::string pos_embed = "learned";
+  std::string norm = "pre";
 
   bool operator==(const ModelFields& o) const;
   bool operator!=(const ModelFields& o) const { return !(*this == o); }

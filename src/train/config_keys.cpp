@@ -94,6 +94,7 @@ void apply_preset(ModelFields& m, const std::string& name, const Where& w) {
   m.mixer = v.mixer;
   m.ln_eps = decimal_of(v.ln_eps);
   m.pos_embed = v.pos_embed;
+  m.norm = v.norm;
 }
 
 // Written and compared as a name; reading it replaces every model field with the preset's.
@@ -183,6 +184,8 @@ const Section<ModelFields>& model_keys() {
           "LayerNorm epsilon (timm and torchvision ViTs use 1e-6)"),
       key("pos_embed", &M::pos_embed, choice({"learned", "sincos"}),
           "learned | sincos (fixed 2D sine-cosine as MAE, not a parameter: runs at any grid)"),
+      key("norm", &M::norm, choice({"pre", "post"}),
+          "pre | post: LayerNorm on each branch's input (timm) or after each residual add (original Transformer)"),
   }};
   return section;
 }

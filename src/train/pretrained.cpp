@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "model/safetensors.h"
+#include "model/weight_import.h"
 #include "train/checkpoint.h"
 
 namespace vkvit::train {
@@ -106,6 +107,9 @@ void load_pretrained(const RunConfig& cfg, const std::vector<std::string>& class
   if (src.vkvit_checkpoint) their_classes = keep_model_tensors(st, src, cfg, which, differences);
   // Imported for W's own class count, so that only the shapes that must match are checked.
   model::VitConfig shape = vit.config();
+  if (!src.vkvit_checkpoint)  // as vkvit convert refuses them
+    if (const std::string why = model::without_timm_equivalent(shape); !why.empty())
+      throw Error(cfg.source + ": " + why + ", so " + which + " cannot describe this model");
   if (src.names == model::WeightNames::torchvision && shape.pool != "cls")  // as vkvit convert refuses it
     throw Error(cfg.source + ": model.pool is '" + shape.pool + "', but torchvision's VisionTransformer classifies the "
                 "cls token; set model.pool: cls");
