@@ -1,7 +1,9 @@
 // Transforms with torchvision's geometry and PIL's resampling (see transform.h). The resampler is
 // separable: per output pixel a window of source taps with weights filter((j - center + 0.5) / s),
 // normalised to sum 1, where s = max(in / out, 1) widens the filter when shrinking (antialiasing),
-// as Pillow's ImagingResample does. It computes only the output pixels that survive the crop.
+// as Pillow's ImagingResample does, in Pillow's 8-bit fixed point (weights with 22 fraction bits,
+// each pass rounded and clamped to [0, 255], horizontal first), so its output is Pillow's to the
+// bit. It computes only the output pixels that survive the crop.
 #include "data/transform.h"
 
 #include <algorithm>
@@ -34,13 +36,19 @@ double filter_value(Filter f, double x) {
   return 0.0;
 }
 
+// Pillow's fixed-point weights: 22 fraction bits (32 bits less 8 for the sample and 2 of headroom
+// for negative lobes), each weight rounded half away from zero from the normalised double.
+constexpr int kPrecisionBits = 22;
+
 // Source taps for a window of output indices of one axis: window index i (output index
-// window_start + i) reads in[first[i] .. first[i] + count[i]).
+// window_start + i) reads in[first[i] .. first[i] + count[i]) with weight[i * stride + k].
 struct Taps {
   std::vector<int> first, count;
-  std::vector<float> weight;  // count[i] weights at i * stride
+  std::vector<int32_t> weight;
   int stride = 1;
 };
+
+int32_t fixed_point(double w) { return int32_t(w < 0 ? w * (1 << kPrecisionBits) - 0.5 : w * (1 << kPrecisionBits) + 0.5); }
 
 // Only the window [window_start, window_start + window) of the out_size outputs is computed: the eval
 // resize of a 1x300000 image to 256 x 76.8 million pixels, of which the crop keeps 224 rows, then
@@ -51,7 +59,7 @@ Taps make_taps(int in_size, int64_t out_size, int64_t window_start, int window, 
   t.count.resize(window);
   const double scale = double(in_size) / double(out_size);
   if (f == Filter::nearest) {  // Pillow's affine nearest: floor((i + 0.5) * scale)
-    t.weight.assign(window, 1.0f);
+    t.weight.assign(window, 1 << kPrecisionBits);
     for (int i = 0; i < window; ++i) {
       t.first[i] = int(std::min<double>((double(window_start + i) + 0.5) * scale, in_size - 1));
       t.count[i] = 1;
@@ -61,7 +69,7 @@ Taps make_taps(int in_size, int64_t out_size, int64_t window_start, int window, 
   const double filterscale = std::max(scale, 1.0);
   const double support = (f == Filter::bilinear ? 1.0 : 2.0) * filterscale;
   t.stride = int(std::ceil(support)) * 2 + 1;
-  t.weight.assign(size_t(window) * t.stride, 0.0f);
+  t.weight.assign(size_t(window) * t.stride, 0);
   std::vector<double> w(t.stride);
   for (int i = 0; i < window; ++i) {
     const double center = (double(window_start + i) + 0.5) * scale;
@@ -72,13 +80,48 @@ Taps make_taps(int in_size, int64_t out_size, int64_t window_start, int window, 
     for (int j = lo; j < hi && n < t.stride; ++j, ++n) sum += w[n] = filter_value(f, (j - center + 0.5) / filterscale);
     t.first[i] = lo;
     t.count[i] = n;
-    for (int k = 0; k < n; ++k) t.weight[size_t(i) * t.stride + k] = float(sum != 0.0 ? w[k] / sum : 0.0);
+    for (int k = 0; k < n; ++k) t.weight[size_t(i) * t.stride + k] = fixed_point(sum != 0.0 ? w[k] / sum : 0.0);
   }
   return t;
 }
 
+// A pass's accumulator back to 8 bits: Pillow starts it at one half (rounding), shifts the fraction
+// away (an arithmetic shift, so negative sums floor) and clamps to [0, 255].
+inline uint8_t clip8(int32_t acc) {
+  const int32_t v = acc >> kPrecisionBits;
+  return uint8_t(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+constexpr int32_t kHalf = 1 << (kPrecisionBits - 1);
+
+// Horizontal pass over one row: out[x] from src (the box's row, C interleaved channels).
+void resample_row(const uint8_t* src, const Taps& tx, int w, int C, uint8_t* out) {
+  for (int x = 0; x < w; ++x, out += C) {
+    const int32_t* wt = &tx.weight[size_t(x) * tx.stride];
+    const uint8_t* s = src + size_t(tx.first[x]) * C;
+    const int n = tx.count[x];
+    if (C == 3) {
+      int32_t a0 = kHalf, a1 = kHalf, a2 = kHalf;
+      for (int k = 0; k < n; ++k, s += 3) {
+        a0 += s[0] * wt[k];
+        a1 += s[1] * wt[k];
+        a2 += s[2] * wt[k];
+      }
+      out[0] = clip8(a0), out[1] = clip8(a1), out[2] = clip8(a2);
+    } else {
+      for (int c = 0; c < C; ++c) {
+        int32_t a = kHalf;
+        for (int k = 0; k < n; ++k) a += s[size_t(k) * C + c] * wt[k];
+        out[c] = clip8(a);
+      }
+    }
+  }
+}
+
 // Resamples `box` of image8 to a virtual full_w x full_h image and returns its window
-// [ox, ox + w) x [oy, oy + h) as floats in [0, 255].
+// [ox, ox + w) x [oy, oy + h), 8-bit, as Pillow's ImagingResample computes it: the horizontal
+// pass first (only over the source rows the vertical pass reads), each pass clamped to 8 bits. An
+// axis whose size does not change is not resampled (Pillow skips that pass; its weights would be
+// the identity anyway).
 cv::Mat resample_window(const cv::Mat& image8, const CropBox& box, int64_t full_w, int64_t full_h, int64_t ox,
                         int64_t oy, int w, int h, Filter f) {
   if (image8.depth() != CV_8U) throw Error("transform: expected an 8-bit image");
@@ -86,57 +129,55 @@ cv::Mat resample_window(const cv::Mat& image8, const CropBox& box, int64_t full_
       box.y + box.height > image8.rows)
     throw Error("transform: crop box outside the image");
   const int C = image8.channels();
-  const Taps tx = make_taps(box.width, full_w, ox, w, f), ty = make_taps(box.height, full_h, oy, h, f);
-  // Source rows the window needs.
-  const int row0 = ty.first[0];
-  int row1 = row0;
-  for (int y = 0; y < h; ++y) row1 = std::max(row1, ty.first[y] + ty.count[y]);
-
-  cv::Mat tmp(row1 - row0, w, CV_32FC(C));  // horizontal pass
-  for (int r = row0; r < row1; ++r) {
-    const uint8_t* src = image8.ptr<uint8_t>(box.y + r) + size_t(box.x) * C;
-    float* dst = tmp.ptr<float>(r - row0);
-    for (int x = 0; x < w; ++x, dst += C) {
-      const float* wt = &tx.weight[size_t(x) * tx.stride];
-      const uint8_t* s = src + size_t(tx.first[x]) * C;
-      for (int c = 0; c < C; ++c) dst[c] = 0.0f;
-      for (int k = 0; k < tx.count[x]; ++k, s += C)
-        for (int c = 0; c < C; ++c) dst[c] += wt[k] * float(s[c]);
-    }
+  const bool same_w = full_w == box.width, same_h = full_h == box.height;
+  const cv::Mat src = image8(cv::Rect(box.x, box.y, box.width, box.height));
+  cv::Mat rows;  // the horizontal pass's output: source rows row0 .. row0 + rows.rows, w wide
+  int row0 = 0;
+  Taps ty;
+  if (same_h) {
+    row0 = int(oy);
+    rows = cv::Mat(h, w, image8.type());
+  } else {
+    ty = make_taps(box.height, full_h, oy, h, f);
+    row0 = ty.first[0];
+    int row1 = row0;
+    for (int y = 0; y < h; ++y) row1 = std::max(row1, ty.first[y] + ty.count[y]);
+    rows = cv::Mat(row1 - row0, w, image8.type());
   }
-  cv::Mat out(h, w, CV_32FC(C));  // vertical pass
-  const size_t row_floats = size_t(w) * C;
+  if (same_w) {
+    src(cv::Rect(int(ox), row0, w, rows.rows)).copyTo(rows);
+  } else {
+    const Taps tx = make_taps(box.width, full_w, ox, w, f);
+    for (int r = 0; r < rows.rows; ++r) resample_row(src.ptr<uint8_t>(row0 + r), tx, w, C, rows.ptr<uint8_t>(r));
+  }
+  if (same_h) return rows;
+
+  cv::Mat out(h, w, image8.type());  // vertical pass
+  const size_t row_values = size_t(w) * C;
+  std::vector<int32_t> acc(row_values);
   for (int y = 0; y < h; ++y) {
-    const float* wt = &ty.weight[size_t(y) * ty.stride];
-    float* dst = out.ptr<float>(y);
-    std::fill(dst, dst + row_floats, 0.0f);
+    const int32_t* wt = &ty.weight[size_t(y) * ty.stride];
+    std::fill(acc.begin(), acc.end(), kHalf);
     for (int k = 0; k < ty.count[y]; ++k) {
-      const float* s = tmp.ptr<float>(ty.first[y] + k - row0);
-      const float wk = wt[k];
-      for (size_t i = 0; i < row_floats; ++i) dst[i] += wk * s[i];
+      const uint8_t* s = rows.ptr<uint8_t>(ty.first[y] + k - row0);
+      const int32_t wk = wt[k];
+      for (size_t i = 0; i < row_values; ++i) acc[i] += s[i] * wk;
     }
+    uint8_t* dst = out.ptr<uint8_t>(y);
+    for (size_t i = 0; i < row_values; ++i) dst[i] = clip8(acc[i]);
   }
   return out;
 }
 
-// (x / 255 - mean) / std, optionally mirrored left-right, into a new float image.
-cv::Mat normalize(const cv::Mat& f255, const TransformConfig& config, bool flip) {
-  const int C = f255.channels(), W = f255.cols;
-  float mul[4], add[4];
-  for (int c = 0; c < C; ++c) {
-    const float m = config.mean.size() == 1 ? config.mean[0] : config.mean[c];
-    const float s = config.std.size() == 1 ? config.std[0] : config.std[c];
-    mul[c] = 1.0f / (255.0f * s);
-    add[c] = -m / s;
-  }
-  cv::Mat out(f255.rows, W, CV_32FC(C));
-  for (int y = 0; y < f255.rows; ++y) {
-    const float* s = f255.ptr<float>(y);
+// (x / 255 - mean) / std of an 8-bit image, through the table, into a new float image.
+cv::Mat normalize(const cv::Mat& image8, const NormalizeTable& table) {
+  const int C = image8.channels();
+  cv::Mat out(image8.rows, image8.cols, CV_32FC(C));
+  const size_t row_values = size_t(image8.cols) * C;
+  for (int y = 0; y < image8.rows; ++y) {
+    const uint8_t* s = image8.ptr<uint8_t>(y);
     float* d = out.ptr<float>(y);
-    for (int x = 0; x < W; ++x) {
-      const float* px = s + size_t(flip ? W - 1 - x : x) * C;
-      for (int c = 0; c < C; ++c) d[size_t(x) * C + c] = px[c] * mul[c] + add[c];
-    }
+    for (size_t i = 0; i < row_values; ++i) d[i] = table.value[i % C][s[i]];
   }
   return out;
 }
@@ -149,11 +190,8 @@ RandomErasingConfig erasing_config(const TransformConfig& c) {
   return e;
 }
 
-// The float [0, 255] crop rounded to 8 bits, mirrored when `flip`, then RandAugment.
-cv::Mat augment_8bit(const cv::Mat& f255, const TransformConfig& config, bool flip, std::mt19937_64& rng) {
-  cv::Mat img8;
-  f255.convertTo(img8, CV_8U);  // rounds to nearest and saturates
-  if (flip) cv::flip(img8, img8, 1);
+// RandAugment of the (cropped, flipped) 8-bit image.
+cv::Mat augment_8bit(const cv::Mat& img8, const TransformConfig& config, std::mt19937_64& rng) {
   RandAugmentSettings settings;
   settings.config = parse_rand_augment(config.auto_augment);
   settings.filter = affine_filter(config.interpolation);
@@ -243,28 +281,46 @@ CropBox random_resized_crop_box(int width, int height, const TransformConfig& c,
   return {(width - w) / 2, (height - h) / 2, w, h};
 }
 
-cv::Mat resample(const cv::Mat& image8, const CropBox& box, int out_w, int out_h, const std::string& interpolation) {
+cv::Mat resample8(const cv::Mat& image8, const CropBox& box, int out_w, int out_h, const std::string& interpolation) {
   return resample_window(image8, box, out_w, out_h, 0, 0, out_w, out_h, parse_filter(interpolation));
 }
 
-cv::Mat transform_train(const cv::Mat& rgb8, const TransformConfig& config, std::mt19937_64& rng) {
+cv::Mat resample(const cv::Mat& image8, const CropBox& box, int out_w, int out_h, const std::string& interpolation) {
+  cv::Mat f;
+  resample8(image8, box, out_w, out_h, interpolation).convertTo(f, CV_32F);
+  return f;
+}
+
+NormalizeTable normalize_table(const TransformConfig& config) {
+  validate(config);
+  NormalizeTable t;
+  t.channels = config.channels;
+  for (int c = 0; c < config.channels; ++c) {
+    const float m = config.mean.size() == 1 ? config.mean[0] : config.mean[size_t(c)];
+    const float s = config.std.size() == 1 ? config.std[0] : config.std[size_t(c)];
+    const float mul = 1.0f / (255.0f * s), add = -m / s;
+    for (int v = 0; v < 256; ++v) t.value[c][v] = float(v) * mul + add;
+  }
+  return t;
+}
+
+cv::Mat transform_train_8bit(const cv::Mat& rgb8, const TransformConfig& config, std::mt19937_64& rng) {
   check_input(rgb8, config);
-  cv::Mat f255;
+  cv::Mat img8;
   if (config.random_resized_crop) {
     const CropBox box = random_resized_crop_box(rgb8.cols, rgb8.rows, config, rng);
-    f255 = resample(rgb8, box, config.image_size, config.image_size, config.interpolation);
+    img8 = resample8(rgb8, box, config.image_size, config.image_size, config.interpolation);
   } else {
-    f255 = eval_geometry(rgb8, config);
+    img8 = eval_geometry(rgb8, config);
   }
   const bool flip = config.hflip > 0 && uniform01(rng) < config.hflip;
-  cv::Mat out;
-  if (config.auto_augment.empty()) {
-    out = normalize(f255, config, flip);
-  } else {
-    cv::Mat augmented;
-    augment_8bit(f255, config, flip, rng).convertTo(augmented, CV_32F);
-    out = normalize(augmented, config, false);
-  }
+  if (flip) cv::flip(img8, img8, 1);
+  if (!config.auto_augment.empty()) img8 = augment_8bit(img8, config, rng);
+  return img8;
+}
+
+cv::Mat transform_train(const cv::Mat& rgb8, const TransformConfig& config, std::mt19937_64& rng) {
+  cv::Mat out = normalize(transform_train_8bit(rgb8, config, rng), normalize_table(config));
   if (config.reprob > 0) random_erase(out, erasing_config(config), rng);
   return out;
 }
@@ -278,9 +334,13 @@ CropWindow eval_crop_window(int width, int height, const TransformConfig& config
   return {double(g.left) * sx, double(g.top) * sy, size * sx, size * sy};
 }
 
-cv::Mat transform_eval(const cv::Mat& rgb8, const TransformConfig& config) {
+cv::Mat transform_eval_8bit(const cv::Mat& rgb8, const TransformConfig& config) {
   check_input(rgb8, config);
-  return normalize(eval_geometry(rgb8, config), config, false);
+  return eval_geometry(rgb8, config);
+}
+
+cv::Mat transform_eval(const cv::Mat& rgb8, const TransformConfig& config) {
+  return normalize(transform_eval_8bit(rgb8, config), normalize_table(config));
 }
 
 }  // namespace vkvit::data
