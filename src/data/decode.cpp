@@ -10,9 +10,8 @@
 #include "data/decode.h"
 
 namespace vkvit::data {
-namespace {
 
-std::vector<uint8_t> read_file(const std::string& path, uint64_t max_bytes) {
+std::vector<uint8_t> read_image_file(const std::string& path, uint64_t max_bytes) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) throw Error(path + ": cannot open the file (missing or unreadable)");
   const std::streamoff size = f.tellg();
@@ -25,6 +24,8 @@ std::vector<uint8_t> read_file(const std::string& path, uint64_t max_bytes) {
   if (size > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), size)) throw Error(path + ": read error");
   return bytes;
 }
+
+namespace {
 
 // The sample depth's full scale: the value that means "white".
 double full_scale(int depth) { return depth == CV_8U ? 255.0 : depth == CV_16U ? 65535.0 : 1.0; }
@@ -51,7 +52,12 @@ cv::Mat composite_white(const cv::Mat& bgra) {
 
 cv::Mat decode_image(const std::string& path, int channels, const DecodeLimits& limits) {
   if (channels != 1 && channels != 3) throw Error("decode: channels must be 1 or 3 (got " + std::to_string(channels) + ")");
-  const std::vector<uint8_t> bytes = read_file(path, limits.max_file_bytes);
+  return decode_image_bytes(read_image_file(path, limits.max_file_bytes), path, channels, limits);
+}
+
+cv::Mat decode_image_bytes(const std::vector<uint8_t>& bytes, const std::string& path, int channels,
+                           const DecodeLimits& limits) {
+  if (channels != 1 && channels != 3) throw Error("decode: channels must be 1 or 3 (got " + std::to_string(channels) + ")");
   const ImageHeader header = probe_image(bytes, path);
   if (header.width * header.height > limits.max_pixels)
     throw Error(path + ": " + header.format + " of " + std::to_string(header.width) + "x" + std::to_string(header.height) +

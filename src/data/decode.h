@@ -40,4 +40,10 @@ ImageHeader probe_image(const std::vector<uint8_t>& bytes, const std::string& pa
 // Throws vkvit::Error naming the file and the reason.
 cv::Mat decode_image(const std::string& path, int channels, const DecodeLimits& limits = {});
 
+// decode_image's two halves, for callers that time them apart: reading the file (refused above
+// max_bytes) and decoding the bytes read (`path` only names the file in messages).
+std::vector<uint8_t> read_image_file(const std::string& path, uint64_t max_bytes);
+cv::Mat decode_image_bytes(const std::vector<uint8_t>& bytes, const std::string& path, int channels,
+                           const DecodeLimits& limits);
+
 }  // namespace vkvit::data

@@ -3,6 +3,8 @@
 // never reused, and next() can read a ready slot without holding the lock.
 #include "data/loader.h"
 
+#include <time.h>
+
 #include <algorithm>
 
 #include "base/error.h"
@@ -99,28 +101,62 @@ void Loader::start_epoch(uint64_t epoch, uint64_t first_position) {
   for (uint32_t i = 0; i < config_.workers; ++i) threads_.emplace_back([this] { worker_loop(); });
 }
 
-// Decode + transform + patchify one position into its slot. Never throws: a failure is recorded.
+namespace {
+uint64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+}  // namespace
+
+void Loader::lap(Stage stage, uint64_t& clock) const {
+  if (!config_.measure_stages) return;
+  const uint64_t now = thread_cpu_ns();
+  stage_ns_[stage] += now - clock;
+  clock = now;
+}
+
+LoaderStageTimes Loader::stage_times() const {
+  LoaderStageTimes t;
+  t.read_ms = double(stage_ns_[kRead]) * 1e-6;
+  t.decode_ms = double(stage_ns_[kDecode]) * 1e-6;
+  t.transform_ms = double(stage_ns_[kTransform]) * 1e-6;
+  t.patchify_ms = double(stage_ns_[kPatchify]) * 1e-6;
+  t.batch_ms = double(stage_ns_[kBatch]) * 1e-6;
+  t.images = images_prepared_;
+  return t;
+}
+
+// The transform (float, normalised), then patchify into `out`.
+void Loader::transform_and_patchify(const cv::Mat& rgb, uint32_t index, float* out, uint64_t& clock) const {
+  const TransformConfig& t = config_.transform;
+  std::mt19937_64 rng(mix_seed(config_.seed, epoch_, index));
+  const cv::Mat image = config_.train ? transform_train(rgb, t, rng) : transform_eval(rgb, t);
+  lap(kTransform, clock);
+  patchify(image, config_.patch_size, out);
+  lap(kPatchify, clock);
+}
+
+// Read + decode + transform + patchify one position into its slot. Never throws: a failure is recorded.
 void Loader::prepare(uint64_t position, Slot& slot) const {
   const uint32_t index = order_[position];
   const Sample& sample = samples_[index];
   slot.failed = false;
   slot.error.clear();
+  uint64_t clock = config_.measure_stages ? thread_cpu_ns() : 0;
   try {
-    const cv::Mat rgb = decode_image(sample.path, config_.transform.channels, config_.limits);
-    cv::Mat image;
-    if (config_.train) {
-      std::mt19937_64 rng(mix_seed(config_.seed, epoch_, index));
-      image = transform_train(rgb, config_.transform, rng);
-    } else {
-      image = transform_eval(rgb, config_.transform);
-    }
+    const std::vector<uint8_t> bytes = read_image_file(sample.path, config_.limits.max_file_bytes);
+    lap(kRead, clock);
+    const cv::Mat rgb = decode_image_bytes(bytes, sample.path, config_.transform.channels, config_.limits);
+    lap(kDecode, clock);
     slot.data.resize(floats_per_image());
-    patchify(image, config_.patch_size, slot.data.data());
+    transform_and_patchify(rgb, index, slot.data.data(), clock);
   } catch (const std::exception& e) {  // vkvit::Error carries "<path>: <reason>"; others get the path added
     slot.failed = true;
     const std::string what = e.what();
     slot.error = what.compare(0, sample.path.size(), sample.path) == 0 ? what : sample.path + ": " + what;
   }
+  ++images_prepared_;
 }
 
 void Loader::worker_loop() {
@@ -181,7 +217,9 @@ bool Loader::next(Batch& out, float* patches_out) {
       }
     } else {
       consecutive_failures_ = 0;
+      uint64_t clock = config_.measure_stages ? thread_cpu_ns() : 0;
       std::copy(slot.data.begin(), slot.data.end(), patches_out + size_t(out.size) * per_image);
+      lap(kBatch, clock);
       out.labels.push_back(sample.label);
       out.paths.push_back(sample.path);
       ++out.size;

@@ -7,6 +7,8 @@
 // A file that fails is skipped (warned once by name, counted); the next good file takes its place
 // in the batch, so with failures the batch boundaries shift, still deterministically.
 #pragma once
+#include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -39,6 +41,15 @@ struct LoaderConfig {
   // read at step s. Training keeps only whole rounds of N chunks (drop_last for the global
   // batch); evaluation keeps everything.
   uint32_t shard_index = 0, shard_count = 1;
+  bool measure_stages = false;  // sum each stage's thread CPU time (stage_times(); `vkvit bench loader`)
+};
+
+// CPU time spent per stage over the images prepared (and batches assembled) so far, with
+// LoaderConfig::measure_stages: read the file, decode it, transform (crop, resize, flip, augment),
+// normalise + patchify into the image's slot, copy the slots into the batch.
+struct LoaderStageTimes {
+  double read_ms = 0, decode_ms = 0, transform_ms = 0, patchify_ms = 0, batch_ms = 0;
+  uint64_t images = 0;  // images prepared, failures included
 };
 
 struct Batch {
@@ -85,6 +96,7 @@ class Loader {
   uint64_t floats_per_patch() const { return uint64_t(config_.transform.channels) * config_.patch_size * config_.patch_size; }
   uint64_t floats_per_image() const { return patches_per_image() * floats_per_patch(); }
   const std::vector<Sample>& samples() const { return samples_; }
+  LoaderStageTimes stage_times() const;
 
   // The order of sample indices for an epoch: identity when !train, else a Fisher-Yates shuffle
   // driven by (seed, epoch).
@@ -100,10 +112,17 @@ class Loader {
   void stop_workers();
   void worker_loop();
   void prepare(uint64_t position, Slot& slot) const;
+  void transform_and_patchify(const cv::Mat& rgb, uint32_t index, float* out, uint64_t& clock) const;
+
+  enum Stage { kRead, kDecode, kTransform, kPatchify, kBatch, kStages };
+  // Adds the thread CPU time since `clock` to `stage` and moves `clock` on (measure_stages only).
+  void lap(Stage stage, uint64_t& clock) const;
 
   std::vector<Sample> samples_;
   LoaderConfig config_;
   int grid_ = 0;  // patches per side
+  mutable std::array<std::atomic<uint64_t>, kStages> stage_ns_{};
+  mutable std::atomic<uint64_t> images_prepared_{0};
 
   std::vector<uint32_t> order_;      // sample indices this loader reads this epoch, in order
   std::vector<uint64_t> positions_;  // shards only: the epoch-order position of each order_ entry
