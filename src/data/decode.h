@@ -4,6 +4,7 @@
 // decoded into half-grey pixels.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -45,5 +46,30 @@ cv::Mat decode_image(const std::string& path, int channels, const DecodeLimits& 
 std::vector<uint8_t> read_image_file(const std::string& path, uint64_t max_bytes);
 cv::Mat decode_image_bytes(const std::vector<uint8_t>& bytes, const std::string& path, int channels,
                            const DecodeLimits& limits);
+
+// A box in source pixels.
+struct CropBox {
+  int x = 0, y = 0, width = 0, height = 0;
+};
+
+// Part of a decoded image: pixels holds [x, x + cols) x [y, y + rows) of the width x height image
+// (EXIF orientation applied), which contains `box`, the box the chooser asked for.
+struct SourceRegion {
+  cv::Mat pixels;
+  int x = 0, y = 0, width = 0, height = 0;
+  CropBox box;
+};
+// Given the image's size, the box a transform will read (called once per decode).
+using RegionChooser = std::function<CropBox(int width, int height)>;
+
+// decode_image for a transform that reads only a box: the same checks, errors and pixels, but a
+// JPEG that is upright (no EXIF rotation) and YCbCr or greyscale is decoded by libjpeg-turbo
+// only around the box (data/decode_jpeg.cpp); other files are decoded whole (region = image).
+SourceRegion decode_image_region(const std::vector<uint8_t>& bytes, const std::string& path, int channels,
+                                 const DecodeLimits& limits, const RegionChooser& choose);
+
+// decode_jpeg.cpp's part: false, with nothing decoded, when libjpeg refuses the file or it needs
+// the general path. The region has the JPEG's own channels (1 for greyscale, else 3, RGB).
+bool decode_jpeg_region(const std::vector<uint8_t>& bytes, const RegionChooser& choose, SourceRegion& out);
 
 }  // namespace vkvit::data

@@ -32,6 +32,7 @@ Loader::Loader(std::vector<Sample> samples, const LoaderConfig& config) : sample
   if (P <= 0 || size % P != 0)
     throw Error("loader: image size " + std::to_string(size) + " is not a multiple of patch size " + std::to_string(P));
   grid_ = size / P;
+  normalize_ = normalize_table(config_.transform);
   const uint64_t window = uint64_t(std::max<uint32_t>(config_.prefetch_batches, 1)) * config_.batch_size;
   slots_.resize(size_t(std::min<uint64_t>(window, samples_.size())));
 }
@@ -127,17 +128,26 @@ LoaderStageTimes Loader::stage_times() const {
   return t;
 }
 
-// The transform (float, normalised), then patchify into `out`.
-void Loader::transform_and_patchify(const cv::Mat& rgb, uint32_t index, float* out, uint64_t& clock) const {
+// The transform on 8-bit pixels, then normalisation and patchify in one pass into `out`. Random
+// erasing works on normalised values, so with it the float image is made first (same bits).
+void Loader::transform_and_patchify(const SourceRegion& src, std::mt19937_64& rng, float* out, uint64_t& clock) const {
   const TransformConfig& t = config_.transform;
-  std::mt19937_64 rng(mix_seed(config_.seed, epoch_, index));
-  const cv::Mat image = config_.train ? transform_train(rgb, t, rng) : transform_eval(rgb, t);
-  lap(kTransform, clock);
-  patchify(image, config_.patch_size, out);
+  if (config_.train && t.reprob > 0) {
+    cv::Mat image = normalize8(transform_train_8bit(src, t, rng), normalize_);
+    random_erase_normalized(image, t, rng);
+    lap(kTransform, clock);
+    patchify(image, config_.patch_size, out);
+  } else {
+    const cv::Mat image8 = config_.train ? transform_train_8bit(src, t, rng) : transform_eval_8bit(src, t);
+    lap(kTransform, clock);
+    patchify_8bit(image8, normalize_, config_.patch_size, out);
+  }
   lap(kPatchify, clock);
 }
 
-// Read + decode + transform + patchify one position into its slot. Never throws: a failure is recorded.
+// Read + decode + transform + patchify one position into its slot. Never throws: a failure is
+// recorded. The crop box is chosen from the image's size before decoding, so that a JPEG is decoded
+// only around it; train's generator draws the box first, as transform_train does.
 void Loader::prepare(uint64_t position, Slot& slot) const {
   const uint32_t index = order_[position];
   const Sample& sample = samples_[index];
@@ -147,10 +157,14 @@ void Loader::prepare(uint64_t position, Slot& slot) const {
   try {
     const std::vector<uint8_t> bytes = read_image_file(sample.path, config_.limits.max_file_bytes);
     lap(kRead, clock);
-    const cv::Mat rgb = decode_image_bytes(bytes, sample.path, config_.transform.channels, config_.limits);
+    const TransformConfig& t = config_.transform;
+    std::mt19937_64 rng(mix_seed(config_.seed, epoch_, index));
+    const SourceRegion src = decode_image_region(bytes, sample.path, t.channels, config_.limits, [&](int w, int h) {
+      return config_.train ? train_source_box(w, h, t, rng) : eval_source_box(w, h, t);
+    });
     lap(kDecode, clock);
     slot.data.resize(floats_per_image());
-    transform_and_patchify(rgb, index, slot.data.data(), clock);
+    transform_and_patchify(src, rng, slot.data.data(), clock);
   } catch (const std::exception& e) {  // vkvit::Error carries "<path>: <reason>"; others get the path added
     slot.failed = true;
     const std::string what = e.what();

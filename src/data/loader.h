@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -112,7 +113,7 @@ class Loader {
   void stop_workers();
   void worker_loop();
   void prepare(uint64_t position, Slot& slot) const;
-  void transform_and_patchify(const cv::Mat& rgb, uint32_t index, float* out, uint64_t& clock) const;
+  void transform_and_patchify(const SourceRegion& src, std::mt19937_64& rng, float* out, uint64_t& clock) const;
 
   enum Stage { kRead, kDecode, kTransform, kPatchify, kBatch, kStages };
   // Adds the thread CPU time since `clock` to `stage` and moves `clock` on (measure_stages only).
@@ -121,6 +122,7 @@ class Loader {
   std::vector<Sample> samples_;
   LoaderConfig config_;
   int grid_ = 0;  // patches per side
+  NormalizeTable normalize_;
   mutable std::array<std::atomic<uint64_t>, kStages> stage_ns_{};
   mutable std::atomic<uint64_t> images_prepared_{0};
 

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "base/error.h"
 #include "data/rand_augment.h"
@@ -117,42 +118,55 @@ void resample_row(const uint8_t* src, const Taps& tx, int w, int C, uint8_t* out
   }
 }
 
-// Resamples `box` of image8 to a virtual full_w x full_h image and returns its window
-// [ox, ox + w) x [oy, oy + h), 8-bit, as Pillow's ImagingResample computes it: the horizontal
-// pass first (only over the source rows the vertical pass reads), each pass clamped to 8 bits. An
-// axis whose size does not change is not resampled (Pillow skips that pass; its weights would be
-// the identity anyway).
-cv::Mat resample_window(const cv::Mat& image8, const CropBox& box, int64_t full_w, int64_t full_h, int64_t ox,
-                        int64_t oy, int w, int h, Filter f) {
-  if (image8.depth() != CV_8U) throw Error("transform: expected an 8-bit image");
-  if (box.width <= 0 || box.height <= 0 || box.x < 0 || box.y < 0 || box.x + box.width > image8.cols ||
-      box.y + box.height > image8.rows)
-    throw Error("transform: crop box outside the image");
-  const int C = image8.channels();
-  const bool same_w = full_w == box.width, same_h = full_h == box.height;
-  const cv::Mat src = image8(cv::Rect(box.x, box.y, box.width, box.height));
-  cv::Mat rows;  // the horizontal pass's output: source rows row0 .. row0 + rows.rows, w wide
-  int row0 = 0;
-  Taps ty;
-  if (same_h) {
-    row0 = int(oy);
-    rows = cv::Mat(h, w, image8.type());
-  } else {
-    ty = make_taps(box.height, full_h, oy, h, f);
-    row0 = ty.first[0];
-    int row1 = row0;
-    for (int y = 0; y < h; ++y) row1 = std::max(row1, ty.first[y] + ty.count[y]);
-    rows = cv::Mat(row1 - row0, w, image8.type());
+// Taps index the box; the decoded pixels start `shift` pixels into it and hold `available`.
+void rebase(Taps& t, int shift, int available) {
+  for (size_t i = 0; i < t.first.size(); ++i) {
+    t.first[i] -= shift;
+    if (t.first[i] < 0 || t.first[i] + t.count[i] > available)
+      throw Error("internal: the decoded region lacks pixels the resize reads");
   }
-  if (same_w) {
-    src(cv::Rect(int(ox), row0, w, rows.rows)).copyTo(rows);
-  } else {
-    const Taps tx = make_taps(box.width, full_w, ox, w, f);
-    for (int r = 0; r < rows.rows; ++r) resample_row(src.ptr<uint8_t>(row0 + r), tx, w, C, rows.ptr<uint8_t>(r));
+}
+
+// A window of output indices [start, start + n) of an axis that keeps its size: pixel for pixel.
+Taps identity_taps(int64_t start, int n) {
+  Taps t;
+  t.weight.assign(size_t(n), 1 << kPrecisionBits);
+  t.count.assign(size_t(n), 1);
+  for (int i = 0; i < n; ++i) t.first.push_back(int(start + i));
+  return t;
+}
+
+// Resamples `box` (in source-image pixels) of the source to a virtual full_w x full_h image and
+// returns its window [ox, ox + w) x [oy, oy + h), 8-bit, as Pillow's ImagingResample computes it:
+// the horizontal pass first (only over the source rows the vertical pass reads), each pass clamped
+// to 8 bits. An axis whose size does not change is not resampled (Pillow skips that pass; its
+// weights would be the identity anyway). The source may be a region of the image (crop-aware
+// decoding) as long as it holds every pixel the window reads.
+cv::Mat resample_window(const SourceRegion& src, const CropBox& box, int64_t full_w, int64_t full_h, int64_t ox,
+                        int64_t oy, int w, int h, Filter f) {
+  const cv::Mat& px = src.pixels;
+  if (px.depth() != CV_8U) throw Error("transform: expected an 8-bit image");
+  if (box.width <= 0 || box.height <= 0 || box.x < 0 || box.y < 0 || box.x + box.width > src.width ||
+      box.y + box.height > src.height)
+    throw Error("transform: crop box outside the image");
+  const int C = px.channels();
+  const bool same_w = full_w == box.width, same_h = full_h == box.height;
+  Taps tx = same_w ? identity_taps(ox, w) : make_taps(box.width, full_w, ox, w, f);
+  Taps ty = same_h ? identity_taps(oy, h) : make_taps(box.height, full_h, oy, h, f);
+  rebase(tx, src.x - box.x, px.cols);
+  rebase(ty, src.y - box.y, px.rows);
+  const int row0 = ty.first[0];
+  int row1 = row0;
+  for (int y = 0; y < h; ++y) row1 = std::max(row1, ty.first[y] + ty.count[y]);
+
+  cv::Mat rows(row1 - row0, w, px.type());  // the horizontal pass's output for region rows row0..row1
+  for (int r = 0; r < rows.rows; ++r) {
+    if (same_w) std::memcpy(rows.ptr<uint8_t>(r), px.ptr<uint8_t>(row0 + r) + size_t(tx.first[0]) * C, size_t(w) * C);
+    else resample_row(px.ptr<uint8_t>(row0 + r), tx, w, C, rows.ptr<uint8_t>(r));
   }
   if (same_h) return rows;
 
-  cv::Mat out(h, w, image8.type());  // vertical pass
+  cv::Mat out(h, w, px.type());  // vertical pass
   const size_t row_values = size_t(w) * C;
   std::vector<int32_t> acc(row_values);
   for (int y = 0; y < h; ++y) {
@@ -168,6 +182,8 @@ cv::Mat resample_window(const cv::Mat& image8, const CropBox& box, int64_t full_
   }
   return out;
 }
+
+SourceRegion whole(const cv::Mat& image8) { return {image8, 0, 0, image8.cols, image8.rows, {0, 0, image8.cols, image8.rows}}; }
 
 // (x / 255 - mean) / std of an 8-bit image, through the table, into a new float image.
 cv::Mat normalize(const cv::Mat& image8, const NormalizeTable& table) {
@@ -229,11 +245,17 @@ EvalGeometry eval_geometry_of(int W, int H, const TransformConfig& config) {
   return g;
 }
 
-cv::Mat eval_geometry(const cv::Mat& image8, const TransformConfig& config) {
-  const int W = image8.cols, H = image8.rows, size = config.image_size;
-  const EvalGeometry g = eval_geometry_of(W, H, config);
-  return resample_window(image8, {0, 0, W, H}, g.rw, g.rh, g.left, g.top, size, size,
+cv::Mat eval_geometry(const SourceRegion& src, const TransformConfig& config) {
+  const int size = config.image_size;
+  const EvalGeometry g = eval_geometry_of(src.width, src.height, config);
+  return resample_window(src, {0, 0, src.width, src.height}, g.rw, g.rh, g.left, g.top, size, size,
                          parse_filter(config.interpolation));
+}
+
+void check_region(const SourceRegion& src, const TransformConfig& config) {
+  validate(config);
+  if (src.pixels.empty() || src.pixels.depth() != CV_8U || src.pixels.channels() != config.channels)
+    throw Error("transform: expected an 8-bit image with " + std::to_string(config.channels) + " channel(s)");
 }
 
 }  // namespace
@@ -282,7 +304,7 @@ CropBox random_resized_crop_box(int width, int height, const TransformConfig& c,
 }
 
 cv::Mat resample8(const cv::Mat& image8, const CropBox& box, int out_w, int out_h, const std::string& interpolation) {
-  return resample_window(image8, box, out_w, out_h, 0, 0, out_w, out_h, parse_filter(interpolation));
+  return resample_window(whole(image8), box, out_w, out_h, 0, 0, out_w, out_h, parse_filter(interpolation));
 }
 
 cv::Mat resample(const cv::Mat& image8, const CropBox& box, int out_w, int out_h, const std::string& interpolation) {
@@ -304,24 +326,57 @@ NormalizeTable normalize_table(const TransformConfig& config) {
   return t;
 }
 
-cv::Mat transform_train_8bit(const cv::Mat& rgb8, const TransformConfig& config, std::mt19937_64& rng) {
-  check_input(rgb8, config);
-  cv::Mat img8;
-  if (config.random_resized_crop) {
-    const CropBox box = random_resized_crop_box(rgb8.cols, rgb8.rows, config, rng);
-    img8 = resample8(rgb8, box, config.image_size, config.image_size, config.interpolation);
-  } else {
-    img8 = eval_geometry(rgb8, config);
-  }
+CropBox eval_source_box(int width, int height, const TransformConfig& config) {
+  validate(config);
+  const EvalGeometry g = eval_geometry_of(width, height, config);
+  const Filter f = parse_filter(config.interpolation);
+  const int size = config.image_size;
+  // The taps of the centre crop's window on each axis bound the source pixels it reads.
+  auto span = [&](int in, int64_t out, int64_t start) {
+    if (out == in) return std::pair<int, int>(int(start), int(start) + size);
+    const Taps t = make_taps(in, out, start, size, f);
+    int lo = in, hi = 0;
+    for (int i = 0; i < size; ++i) lo = std::min(lo, t.first[i]), hi = std::max(hi, t.first[i] + t.count[i]);
+    return std::pair<int, int>(lo, hi);
+  };
+  const auto [x0, x1] = span(width, g.rw, g.left);
+  const auto [y0, y1] = span(height, g.rh, g.top);
+  return {x0, y0, x1 - x0, y1 - y0};
+}
+
+CropBox train_source_box(int width, int height, const TransformConfig& config, std::mt19937_64& rng) {
+  return config.random_resized_crop ? random_resized_crop_box(width, height, config, rng)
+                                    : eval_source_box(width, height, config);
+}
+
+cv::Mat transform_train_8bit(const SourceRegion& src, const TransformConfig& config, std::mt19937_64& rng) {
+  check_region(src, config);
+  const int size = config.image_size;
+  cv::Mat img8 = config.random_resized_crop ? resample_window(src, src.box, size, size, 0, 0, size, size,
+                                                              parse_filter(config.interpolation))
+                                            : eval_geometry(src, config);
   const bool flip = config.hflip > 0 && uniform01(rng) < config.hflip;
   if (flip) cv::flip(img8, img8, 1);
   if (!config.auto_augment.empty()) img8 = augment_8bit(img8, config, rng);
   return img8;
 }
 
+cv::Mat transform_train_8bit(const cv::Mat& rgb8, const TransformConfig& config, std::mt19937_64& rng) {
+  check_input(rgb8, config);
+  SourceRegion src = whole(rgb8);
+  src.box = train_source_box(rgb8.cols, rgb8.rows, config, rng);
+  return transform_train_8bit(src, config, rng);
+}
+
+cv::Mat normalize8(const cv::Mat& image8, const NormalizeTable& table) { return normalize(image8, table); }
+
+void random_erase_normalized(cv::Mat& normalized, const TransformConfig& config, std::mt19937_64& rng) {
+  if (config.reprob > 0) random_erase(normalized, erasing_config(config), rng);
+}
+
 cv::Mat transform_train(const cv::Mat& rgb8, const TransformConfig& config, std::mt19937_64& rng) {
   cv::Mat out = normalize(transform_train_8bit(rgb8, config, rng), normalize_table(config));
-  if (config.reprob > 0) random_erase(out, erasing_config(config), rng);
+  random_erase_normalized(out, config, rng);
   return out;
 }
 
@@ -334,9 +389,14 @@ CropWindow eval_crop_window(int width, int height, const TransformConfig& config
   return {double(g.left) * sx, double(g.top) * sy, size * sx, size * sy};
 }
 
+cv::Mat transform_eval_8bit(const SourceRegion& src, const TransformConfig& config) {
+  check_region(src, config);
+  return eval_geometry(src, config);
+}
+
 cv::Mat transform_eval_8bit(const cv::Mat& rgb8, const TransformConfig& config) {
   check_input(rgb8, config);
-  return eval_geometry(rgb8, config);
+  return eval_geometry(whole(rgb8), config);
 }
 
 cv::Mat transform_eval(const cv::Mat& rgb8, const TransformConfig& config) {

@@ -17,6 +17,8 @@
 
 #include <opencv2/core.hpp>
 
+#include "data/decode.h"
+
 namespace vkvit::data {
 
 struct TransformConfig {
@@ -37,10 +39,6 @@ struct TransformConfig {
 // Throws vkvit::Error for an unusable config (sizes, mean/std length, interpolation name, ranges).
 void validate(const TransformConfig& config);
 
-// Crop box in source pixels.
-struct CropBox {
-  int x = 0, y = 0, width = 0, height = 0;
-};
 // torchvision's RandomResizedCrop.get_params: ten tries at a random area and log-uniform aspect
 // ratio, then the whole image clamped to the ratio range, centred. Uniforms are drawn from rng
 // with a portable recipe (53-bit doubles, unbiased integers), so a seed gives the same crop on
@@ -59,6 +57,10 @@ struct NormalizeTable {
   float value[3][256] = {};
 };
 NormalizeTable normalize_table(const TransformConfig& config);
+// An 8-bit image through the table, as a float image (transform_train's and transform_eval's last step).
+cv::Mat normalize8(const cv::Mat& image8, const NormalizeTable& table);
+// transform_train's random erasing (nothing when reprob is 0) on its normalised output.
+void random_erase_normalized(cv::Mat& normalized, const TransformConfig& config, std::mt19937_64& rng);
 
 // Train: random-resized-crop (or eval geometry) + flip with p = 0.5, rng-driven. Eval: resize the
 // shorter side to floor(size / crop_pct) (longer side truncated, as torchvision), center crop
@@ -71,6 +73,16 @@ cv::Mat transform_eval(const cv::Mat& rgb8, const TransformConfig& config);
 // from the same rng draws.
 cv::Mat transform_train_8bit(const cv::Mat& rgb8, const TransformConfig& config, std::mt19937_64& rng);
 cv::Mat transform_eval_8bit(const cv::Mat& rgb8, const TransformConfig& config);
+
+// Crop-aware decoding (decode_image_region): the source box each transform reads is known from the
+// image's size alone. Train draws its crop (the rng's first draws, as in transform_train; with
+// random_resized_crop off it is eval's box); eval's is the span of its resize taps over the centre
+// crop. The 8-bit transforms then run on a region decoded around that box (src.box), train drawing
+// the rest (flip, RandAugment): the same pixels and draws as from the whole image.
+CropBox train_source_box(int width, int height, const TransformConfig& config, std::mt19937_64& rng);
+CropBox eval_source_box(int width, int height, const TransformConfig& config);
+cv::Mat transform_train_8bit(const SourceRegion& src, const TransformConfig& config, std::mt19937_64& rng);
+cv::Mat transform_eval_8bit(const SourceRegion& src, const TransformConfig& config);
 
 // The part of a width x height source image that transform_eval's output shows, in source pixel
 // units (fractional: the crop is cut from the resized image, and resized pixel edge u lies at

@@ -15,6 +15,9 @@ torchvision's PIL path as timm calls it:
   eval:  Resize(floor(size / crop_pct), filter) then CenterCrop(size).
 cases.txt lists one case a line: output input kind x y width height size crop_pct filter
 (x y width height are the crop box for train, 0 for eval). Rerunning rewrites identical files.
+
+For tests/test_decode_region.cpp it also writes chelsea as 4:4:4 (chelsea_444.jpg), 4:2:2
+(chelsea_422.jpg) and progressive 4:2:0 (chelsea_progressive.jpg), all quality 90.
 """
 import math
 import os
@@ -75,6 +78,10 @@ def main():
             lines.append("%s %s.jpg eval 0 0 0 0 %d %s %s" % (fname, name, size, repr(crop_pct), filt))
             n += 1
         assert np.asarray(img).ndim == (2 if name == "camera" else 3)
+    chelsea = Image.open(os.path.join(OUT, "chelsea.decoded.png"))
+    chelsea.save(os.path.join(OUT, "chelsea_444.jpg"), quality=90, subsampling=0)
+    chelsea.save(os.path.join(OUT, "chelsea_422.jpg"), quality=90, subsampling=1)
+    chelsea.save(os.path.join(OUT, "chelsea_progressive.jpg"), quality=90, progressive=True)
     with open(os.path.join(OUT, "cases.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
