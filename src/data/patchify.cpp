@@ -42,11 +42,23 @@ void patchify_8bit(const cv::Mat& image8, const NormalizeTable& table, int patch
   if (image8.channels() != table.channels) throw Error("patchify: the normalisation table is for another channel count");
   check_shape(image8, patch_size);
   const int P = patch_size, C = image8.channels(), W = image8.cols;
+  const size_t plane = size_t(P) * P;
   gather<uint8_t>(image8, P, out, [&](const uint8_t* src, float* dst, size_t row) {
-    for (int c = 0; c < C; ++c) {  // channel-major: each plane's writes are contiguous per patch row
-      const float* lut = table.value[c];
-      float* plane = dst + size_t(c) * P * P;
-      for (int x = 0; x < W; ++x) plane[size_t(x / P) * row + x % P] = lut[src[size_t(x) * C + c]];
+    // Patch by patch along the row: reads stay sequential and each channel plane is written in
+    // runs of P floats, with no division per pixel.
+    for (int gx = 0; gx < W / P; ++gx, dst += row) {
+      const uint8_t* s = src + size_t(gx) * P * C;
+      if (C == 3) {  // the common case, unrolled: three tables, three planes
+        float *d0 = dst, *d1 = dst + plane, *d2 = dst + 2 * plane;
+        for (int px = 0; px < P; ++px, s += 3) {
+          d0[px] = table.value[0][s[0]];
+          d1[px] = table.value[1][s[1]];
+          d2[px] = table.value[2][s[2]];
+        }
+      } else {
+        for (int px = 0; px < P; ++px, s += C)
+          for (int c = 0; c < C; ++c) dst[size_t(c) * plane + px] = table.value[c][s[c]];
+      }
     }
   });
 }

@@ -94,27 +94,38 @@ inline uint8_t clip8(int32_t acc) {
 }
 constexpr int32_t kHalf = 1 << (kPrecisionBits - 1);
 
-// Horizontal pass over one row: out[x] from src (the box's row, C interleaved channels).
-void resample_row(const uint8_t* src, const Taps& tx, int w, int C, uint8_t* out) {
-  for (int x = 0; x < w; ++x, out += C) {
-    const int32_t* wt = &tx.weight[size_t(x) * tx.stride];
-    const uint8_t* s = src + size_t(tx.first[x]) * C;
-    const int n = tx.count[x];
-    if (C == 3) {
-      int32_t a0 = kHalf, a1 = kHalf, a2 = kHalf;
-      for (int k = 0; k < n; ++k, s += 3) {
-        a0 += s[0] * wt[k];
-        a1 += s[1] * wt[k];
-        a2 += s[2] * wt[k];
-      }
-      out[0] = clip8(a0), out[1] = clip8(a1), out[2] = clip8(a2);
-    } else {
-      for (int c = 0; c < C; ++c) {
-        int32_t a = kHalf;
-        for (int k = 0; k < n; ++k) a += s[size_t(k) * C + c] * wt[k];
-        out[c] = clip8(a);
-      }
-    }
+// acc[i] += s[i] * w over a row, in blocks of 16 and then the rest: GCC's -O2 vectorises only
+// loops of a known trip count, and only with __restrict (unsigned char may alias anything).
+void accumulate_row(const uint8_t* __restrict s, int32_t w, int32_t* __restrict acc, size_t n) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (size_t j = 0; j < 16; ++j) acc[i + j] += s[i + j] * w;
+  for (; i < n; ++i) acc[i] += s[i] * w;
+}
+
+// acc[i] = clamp(acc[i] >> 22, 0, 255) as bytes, blocked as accumulate_row.
+void clip_row(const int32_t* __restrict acc, uint8_t* __restrict dst, size_t n) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (size_t j = 0; j < 16; ++j) dst[i + j] = clip8(acc[i + j]);
+  for (; i < n; ++i) dst[i] = clip8(acc[i]);
+}
+
+// One pass along the rows of `in`, whose row 0 is source index `base`: output row i is the
+// weighted sum of input rows t.first[i] - base onwards, rounded and clamped to 8 bits. Built for
+// AVX2 as well as the baseline (chosen at run time): 32-bit multiplies and clamps have no SSE2
+// instruction. Integer arithmetic, so every build gives the same bits.
+__attribute__((target_clones("avx2", "default"))) void vertical_pass(const cv::Mat& in, const Taps& t, int base,
+                                                                      cv::Mat& out) {
+  const int n = int(t.first.size());
+  out.create(n, in.cols, in.type());
+  const size_t row_values = size_t(in.cols) * in.channels();
+  std::vector<int32_t> acc(row_values);
+  for (int i = 0; i < n; ++i) {
+    const int32_t* wt = &t.weight[size_t(i) * t.stride];
+    std::fill(acc.begin(), acc.end(), kHalf);
+    for (int k = 0; k < t.count[i]; ++k) accumulate_row(in.ptr<uint8_t>(t.first[i] + k - base), wt[k], acc.data(), row_values);
+    clip_row(acc.data(), out.ptr<uint8_t>(i), row_values);
   }
 }
 
@@ -149,7 +160,6 @@ cv::Mat resample_window(const SourceRegion& src, const CropBox& box, int64_t ful
   if (box.width <= 0 || box.height <= 0 || box.x < 0 || box.y < 0 || box.x + box.width > src.width ||
       box.y + box.height > src.height)
     throw Error("transform: crop box outside the image");
-  const int C = px.channels();
   const bool same_w = full_w == box.width, same_h = full_h == box.height;
   Taps tx = same_w ? identity_taps(ox, w) : make_taps(box.width, full_w, ox, w, f);
   Taps ty = same_h ? identity_taps(oy, h) : make_taps(box.height, full_h, oy, h, f);
@@ -159,27 +169,23 @@ cv::Mat resample_window(const SourceRegion& src, const CropBox& box, int64_t ful
   int row1 = row0;
   for (int y = 0; y < h; ++y) row1 = std::max(row1, ty.first[y] + ty.count[y]);
 
-  cv::Mat rows(row1 - row0, w, px.type());  // the horizontal pass's output for region rows row0..row1
-  for (int r = 0; r < rows.rows; ++r) {
-    if (same_w) std::memcpy(rows.ptr<uint8_t>(r), px.ptr<uint8_t>(row0 + r) + size_t(tx.first[0]) * C, size_t(w) * C);
-    else resample_row(px.ptr<uint8_t>(row0 + r), tx, w, C, rows.ptr<uint8_t>(r));
+  cv::Mat rows;  // the horizontal pass's output for region rows row0 .. row1
+  const cv::Mat band = px.rowRange(row0, row1);
+  if (same_w) {
+    rows = band.colRange(tx.first[0], tx.first[0] + w);
+  } else {
+    // The horizontal pass as a vertical one on the transposed band: integer sums, so the same
+    // values as pixel by pixel, but each tap is one vectorised pass over a whole column.
+    int col0 = tx.first[0], col1 = col0;
+    for (int x = 0; x < w; ++x) col1 = std::max(col1, tx.first[x] + tx.count[x]);
+    cv::Mat columns, out_t;
+    cv::transpose(band.colRange(col0, col1), columns);
+    vertical_pass(columns, tx, col0, out_t);
+    cv::transpose(out_t, rows);
   }
-  if (same_h) return rows;
-
-  cv::Mat out(h, w, px.type());  // vertical pass
-  const size_t row_values = size_t(w) * C;
-  std::vector<int32_t> acc(row_values);
-  for (int y = 0; y < h; ++y) {
-    const int32_t* wt = &ty.weight[size_t(y) * ty.stride];
-    std::fill(acc.begin(), acc.end(), kHalf);
-    for (int k = 0; k < ty.count[y]; ++k) {
-      const uint8_t* s = rows.ptr<uint8_t>(ty.first[y] + k - row0);
-      const int32_t wk = wt[k];
-      for (size_t i = 0; i < row_values; ++i) acc[i] += s[i] * wk;
-    }
-    uint8_t* dst = out.ptr<uint8_t>(y);
-    for (size_t i = 0; i < row_values; ++i) dst[i] = clip8(acc[i]);
-  }
+  if (same_h) return rows.clone();
+  cv::Mat out;
+  vertical_pass(rows, ty, row0, out);
   return out;
 }
 
