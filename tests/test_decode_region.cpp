@@ -134,3 +134,39 @@ TEST_CASE("the loader's crop-aware batches equal transform + patchify of the who
     }
   }
 }
+
+TEST_CASE("a JPEG with corrupt entropy-coded data decodes through the region path as through decode_image", "[data]") {
+  test::TempDir d("decode-region-corrupt");
+  const std::vector<uint8_t> good = read_image_file(kFixtures + "chelsea.jpg", 1 << 20);
+  // Bytes of the scan (past the headers, before the end marker) overwritten: the structure that
+  // probe_image walks stays intact, libjpeg meets bad Huffman codes or stray markers.
+  int compared = 0;
+  for (size_t at : {size_t(900), good.size() / 3, good.size() / 2, good.size() - 200})
+    for (uint8_t value : {uint8_t(0x00), uint8_t(0xFF), uint8_t(0x5A)}) {
+      std::vector<uint8_t> bad = good;
+      for (size_t i = at; i < at + 24; ++i) bad[i] = value;
+      const std::string path = d / "bad.jpg";
+      test::write_file(path, std::string(bad.begin(), bad.end()));
+      INFO("24 bytes of " << int(value) << " at " << at);
+      cv::Mat full;
+      std::string full_error, region_error;
+      try {
+        full = decode_image(path, 3);
+      } catch (const std::exception& e) {
+        full_error = e.what();
+      }
+      SourceRegion r;
+      const CropBox box{40, 50, 120, 90};
+      try {
+        r = decode_image_region(bad, path, 3, {}, [&](int, int) { return box; });
+      } catch (const std::exception& e) {
+        region_error = e.what();
+      }
+      REQUIRE(region_error == full_error);
+      if (!full_error.empty()) continue;
+      const cv::Mat got = r.pixels(cv::Rect(box.x - r.x, box.y - r.y, box.width, box.height));
+      CHECK(cv::norm(got, full(cv::Rect(box.x, box.y, box.width, box.height)), cv::NORM_INF) == 0);
+      ++compared;
+    }
+  CHECK(compared > 0);
+}
