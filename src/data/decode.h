@@ -1,7 +1,8 @@
 // Decoding one image file into 8-bit RGB (or gray) with OpenCV, after checking the file cheaply:
 // the file size and the pixel count read from the format's own header are checked before any
 // pixel buffer is allocated, and a JPEG or PNG that ends early is rejected instead of being
-// decoded into half-grey pixels.
+// decoded into half-grey pixels. decode_image_region decodes a JPEG only around the box a
+// transform reads, with libjpeg-turbo directly (decode_jpeg.cpp), giving the same pixels there.
 #pragma once
 #include <cstdint>
 #include <functional>
