@@ -103,6 +103,12 @@ void accumulate_row(const uint8_t* __restrict s, int32_t w, int32_t* __restrict 
   for (; i < n; ++i) acc[i] += s[i] * w;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define VKVIT_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
+#else
+#define VKVIT_AVX2_CLONE
+#endif
+
 // acc[i] = clamp(acc[i] >> 22, 0, 255) as bytes, blocked as accumulate_row.
 void clip_row(const int32_t* __restrict acc, uint8_t* __restrict dst, size_t n) {
   size_t i = 0;
@@ -112,11 +118,10 @@ void clip_row(const int32_t* __restrict acc, uint8_t* __restrict dst, size_t n) 
 }
 
 // One pass along the rows of `in`, whose row 0 is source index `base`: output row i is the
-// weighted sum of input rows t.first[i] - base onwards, rounded and clamped to 8 bits. Built for
-// AVX2 as well as the baseline (chosen at run time): 32-bit multiplies and clamps have no SSE2
-// instruction. Integer arithmetic, so every build gives the same bits.
-__attribute__((target_clones("avx2", "default"))) void vertical_pass(const cv::Mat& in, const Taps& t, int base,
-                                                                      cv::Mat& out) {
+// weighted sum of input rows t.first[i] - base onwards, rounded and clamped to 8 bits. On x86-64
+// built for AVX2 as well as the baseline (chosen at run time): 32-bit multiplies and clamps have
+// no SSE2 instruction. Integer arithmetic, so every build gives the same bits.
+VKVIT_AVX2_CLONE void vertical_pass(const cv::Mat& in, const Taps& t, int base, cv::Mat& out) {
   const int n = int(t.first.size());
   out.create(n, in.cols, in.type());
   const size_t row_values = size_t(in.cols) * in.channels();
