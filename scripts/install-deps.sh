@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config git
   libvulkan-dev vulkan-tools mesa-vulkan-drivers vulkan-validationlayers
   glslc spirv-tools glslang-dev glslang-tools libvkfft-dev
-  libopencv-dev libyaml-cpp-dev catch2 libcli11-dev nlohmann-json3-dev
+  libopencv-dev libjpeg62-turbo-dev libyaml-cpp-dev catch2 libcli11-dev nlohmann-json3-dev
   libopenmpi-dev openmpi-bin
   dataset-fashion-mnist python3
 )

@@ -6,6 +6,7 @@
 //           output) on the same shapes, against the fp32 kernel in the same run.
 //   attention  fused vs unfused multi-head attention (ops/attention.h), forward and forward +
 //           backward, at the Fashion-MNIST, ViT-Ti and ViT-S shapes, timed in the same run.
+//   loader  the data loader alone, on the CPU (bench_loader.cpp).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -339,6 +340,9 @@ void add_bench_command(CLI::App& app, GlobalOptions& global) {
 
   add_model_bench_commands(cmd, global);  // train-step, infer: whole-model timings
   add_mixer_bench_command(cmd, global);   // mixer: attention vs global filter
+#ifndef VKVIT_BENCH_ONLY  // vkvit-bench carries no OpenCV
+  add_loader_bench_command(cmd);          // loader: the data path alone
+#endif
 }
 
 }  // namespace vkvit::cli

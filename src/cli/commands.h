@@ -23,6 +23,8 @@ void add_bench_command(CLI::App& app, GlobalOptions& global);
 void add_model_bench_commands(CLI::App* bench, GlobalOptions& global);
 // `bench mixer` (bench_mixer.cpp): attention vs global filter as the patch grid grows.
 void add_mixer_bench_command(CLI::App* bench, GlobalOptions& global);
+// `bench loader` (bench_loader.cpp): the data loader alone; vkvit only (it needs OpenCV).
+void add_loader_bench_command(CLI::App* bench);
 void add_train_command(CLI::App& app, GlobalOptions& global);
 void add_eval_command(CLI::App& app, GlobalOptions& global);
 void add_predict_command(CLI::App& app, GlobalOptions& global);

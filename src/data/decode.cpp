@@ -10,9 +10,8 @@
 #include "data/decode.h"
 
 namespace vkvit::data {
-namespace {
 
-std::vector<uint8_t> read_file(const std::string& path, uint64_t max_bytes) {
+std::vector<uint8_t> read_image_file(const std::string& path, uint64_t max_bytes) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) throw Error(path + ": cannot open the file (missing or unreadable)");
   const std::streamoff size = f.tellg();
@@ -25,6 +24,8 @@ std::vector<uint8_t> read_file(const std::string& path, uint64_t max_bytes) {
   if (size > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), size)) throw Error(path + ": read error");
   return bytes;
 }
+
+namespace {
 
 // The sample depth's full scale: the value that means "white".
 double full_scale(int depth) { return depth == CV_8U ? 255.0 : depth == CV_16U ? 65535.0 : 1.0; }
@@ -51,12 +52,45 @@ cv::Mat composite_white(const cv::Mat& bgra) {
 
 cv::Mat decode_image(const std::string& path, int channels, const DecodeLimits& limits) {
   if (channels != 1 && channels != 3) throw Error("decode: channels must be 1 or 3 (got " + std::to_string(channels) + ")");
-  const std::vector<uint8_t> bytes = read_file(path, limits.max_file_bytes);
+  return decode_image_bytes(read_image_file(path, limits.max_file_bytes), path, channels, limits);
+}
+
+namespace {
+
+// probe_image, then the pixel-count limit.
+ImageHeader checked_header(const std::vector<uint8_t>& bytes, const std::string& path, int channels,
+                           const DecodeLimits& limits) {
+  if (channels != 1 && channels != 3) throw Error("decode: channels must be 1 or 3 (got " + std::to_string(channels) + ")");
   const ImageHeader header = probe_image(bytes, path);
   if (header.width * header.height > limits.max_pixels)
     throw Error(path + ": " + header.format + " of " + std::to_string(header.width) + "x" + std::to_string(header.height) +
                 " = " + std::to_string(header.width * header.height) + " pixels is over the limit of " +
                 std::to_string(limits.max_pixels) + " (DecodeLimits.max_pixels); shrink the image or raise the limit");
+  return header;
+}
+
+}  // namespace
+
+SourceRegion decode_image_region(const std::vector<uint8_t>& bytes, const std::string& path, int channels,
+                                 const DecodeLimits& limits, const RegionChooser& choose) {
+  const ImageHeader header = checked_header(bytes, path, channels, limits);
+  SourceRegion r;
+  if (header.format == "JPEG" && decode_jpeg_region(bytes, choose, r)) {
+    // The conversions decode_image_bytes makes of OpenCV's output, on the region.
+    if (r.pixels.channels() == 1 && channels == 3) cv::cvtColor(r.pixels, r.pixels, cv::COLOR_GRAY2RGB);
+    else if (r.pixels.channels() == 3 && channels == 1) cv::cvtColor(r.pixels, r.pixels, cv::COLOR_RGB2GRAY);
+    return r;
+  }
+  r.pixels = decode_image_bytes(bytes, path, channels, limits);
+  r.width = r.pixels.cols;
+  r.height = r.pixels.rows;
+  r.box = choose(r.width, r.height);
+  return r;
+}
+
+cv::Mat decode_image_bytes(const std::vector<uint8_t>& bytes, const std::string& path, int channels,
+                           const DecodeLimits& limits) {
+  const ImageHeader header = checked_header(bytes, path, channels, limits);
 
   // IMREAD_UNCHANGED is the only flag that keeps alpha, and the only one without EXIF orientation,
   // so it is used only for files that may be transparent. ANYCOLOR keeps gray sources 1-channel

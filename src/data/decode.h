@@ -1,9 +1,11 @@
 // Decoding one image file into 8-bit RGB (or gray) with OpenCV, after checking the file cheaply:
 // the file size and the pixel count read from the format's own header are checked before any
 // pixel buffer is allocated, and a JPEG or PNG that ends early is rejected instead of being
-// decoded into half-grey pixels.
+// decoded into half-grey pixels. decode_image_region decodes a JPEG only around the box a
+// transform reads, with libjpeg-turbo directly (decode_jpeg.cpp), giving the same pixels there.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,5 +41,36 @@ ImageHeader probe_image(const std::vector<uint8_t>& bytes, const std::string& pa
 //   the alpha path uses; PNG/WebP files rarely carry EXIF orientation).
 // Throws vkvit::Error naming the file and the reason.
 cv::Mat decode_image(const std::string& path, int channels, const DecodeLimits& limits = {});
+
+// decode_image's two halves, for callers that time them apart: reading the file (refused above
+// max_bytes) and decoding the bytes read (`path` only names the file in messages).
+std::vector<uint8_t> read_image_file(const std::string& path, uint64_t max_bytes);
+cv::Mat decode_image_bytes(const std::vector<uint8_t>& bytes, const std::string& path, int channels,
+                           const DecodeLimits& limits);
+
+// A box in source pixels.
+struct CropBox {
+  int x = 0, y = 0, width = 0, height = 0;
+};
+
+// Part of a decoded image: pixels holds [x, x + cols) x [y, y + rows) of the width x height image
+// (EXIF orientation applied), which contains `box`, the box the chooser asked for.
+struct SourceRegion {
+  cv::Mat pixels;
+  int x = 0, y = 0, width = 0, height = 0;
+  CropBox box;
+};
+// Given the image's size, the box a transform will read (called once per decode).
+using RegionChooser = std::function<CropBox(int width, int height)>;
+
+// decode_image for a transform that reads only a box: the same checks, errors and pixels, but a
+// JPEG that is upright (no EXIF rotation) and YCbCr or greyscale is decoded by libjpeg-turbo
+// only around the box (data/decode_jpeg.cpp); other files are decoded whole (region = image).
+SourceRegion decode_image_region(const std::vector<uint8_t>& bytes, const std::string& path, int channels,
+                                 const DecodeLimits& limits, const RegionChooser& choose);
+
+// decode_jpeg.cpp's part: false, with nothing decoded, when libjpeg refuses the file or it needs
+// the general path. The region has the JPEG's own channels (1 for greyscale, else 3, RGB).
+bool decode_jpeg_region(const std::vector<uint8_t>& bytes, const RegionChooser& choose, SourceRegion& out);
 
 }  // namespace vkvit::data

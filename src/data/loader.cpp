@@ -3,6 +3,8 @@
 // never reused, and next() can read a ready slot without holding the lock.
 #include "data/loader.h"
 
+#include <time.h>
+
 #include <algorithm>
 
 #include "base/error.h"
@@ -37,6 +39,7 @@ Loader::Loader(std::vector<Sample> samples, const LoaderConfig& config) : sample
   if (P <= 0 || size % P != 0)
     throw Error("loader: image size " + std::to_string(size) + " is not a multiple of patch size " + std::to_string(P));
   grid_ = size / P;
+  normalize_ = normalize_table(config_.transform);
   const uint64_t window = uint64_t(std::max<uint32_t>(config_.prefetch_batches, 1)) * config_.batch_size;
   slots_.resize(size_t(std::min<uint64_t>(window, samples_.size())));
 }
@@ -117,28 +120,75 @@ void Loader::start_epoch(uint64_t epoch, uint64_t first_position) {
   for (uint32_t i = 0; i < config_.workers; ++i) threads_.emplace_back([this] { worker_loop(); });
 }
 
-// Decode + transform + patchify one position into its slot. Never throws: a failure is recorded.
+namespace {
+uint64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+}  // namespace
+
+void Loader::lap(Stage stage, uint64_t& clock) const {
+  if (!config_.measure_stages) return;
+  const uint64_t now = thread_cpu_ns();
+  stage_ns_[stage] += now - clock;
+  clock = now;
+}
+
+LoaderStageTimes Loader::stage_times() const {
+  LoaderStageTimes t;
+  t.read_ms = double(stage_ns_[kRead]) * 1e-6;
+  t.decode_ms = double(stage_ns_[kDecode]) * 1e-6;
+  t.transform_ms = double(stage_ns_[kTransform]) * 1e-6;
+  t.patchify_ms = double(stage_ns_[kPatchify]) * 1e-6;
+  t.batch_ms = double(stage_ns_[kBatch]) * 1e-6;
+  t.images = images_prepared_;
+  return t;
+}
+
+// The transform on 8-bit pixels, then normalisation and patchify in one pass into `out`. Random
+// erasing works on normalised values, so with it the float image is made first (same bits).
+void Loader::transform_and_patchify(const SourceRegion& src, std::mt19937_64& rng, float* out, uint64_t& clock) const {
+  const TransformConfig& t = config_.transform;
+  if (config_.train && t.reprob > 0) {
+    cv::Mat image = normalize8(transform_train_8bit(src, t, rng), normalize_);
+    random_erase_normalized(image, t, rng);
+    lap(kTransform, clock);
+    patchify(image, config_.patch_size, out);
+  } else {
+    const cv::Mat image8 = config_.train ? transform_train_8bit(src, t, rng) : transform_eval_8bit(src, t);
+    lap(kTransform, clock);
+    patchify_8bit(image8, normalize_, config_.patch_size, out);
+  }
+  lap(kPatchify, clock);
+}
+
+// Read + decode + transform + patchify one position into its slot. Never throws: a failure is
+// recorded. The crop box is chosen from the image's size before decoding, so that a JPEG is decoded
+// only around it; train's generator draws the box first, as transform_train does.
 void Loader::prepare(uint64_t position, Slot& slot) const {
   const uint32_t index = order_[position];
   const Sample& sample = samples_[index];
   slot.failed = false;
   slot.error.clear();
+  uint64_t clock = config_.measure_stages ? thread_cpu_ns() : 0;
   try {
-    const cv::Mat rgb = decode_image(sample.path, config_.transform.channels, config_.limits);
-    cv::Mat image;
-    if (config_.train) {
-      std::mt19937_64 rng(mix_seed(config_.seed, epoch_, draw_key(position)));
-      image = transform_train(rgb, config_.transform, rng);
-    } else {
-      image = transform_eval(rgb, config_.transform);
-    }
+    const std::vector<uint8_t> bytes = read_image_file(sample.path, config_.limits.max_file_bytes);
+    lap(kRead, clock);
+    const TransformConfig& t = config_.transform;
+    std::mt19937_64 rng(mix_seed(config_.seed, epoch_, draw_key(position)));
+    const SourceRegion src = decode_image_region(bytes, sample.path, t.channels, config_.limits, [&](int w, int h) {
+      return config_.train ? train_source_box(w, h, t, rng) : eval_source_box(w, h, t);
+    });
+    lap(kDecode, clock);
     slot.data.resize(floats_per_image());
-    patchify(image, config_.patch_size, slot.data.data());
+    transform_and_patchify(src, rng, slot.data.data(), clock);
   } catch (const std::exception& e) {  // vkvit::Error carries "<path>: <reason>"; others get the path added
     slot.failed = true;
     const std::string what = e.what();
     slot.error = what.compare(0, sample.path.size(), sample.path) == 0 ? what : sample.path + ": " + what;
   }
+  ++images_prepared_;
 }
 
 void Loader::worker_loop() {
@@ -199,7 +249,9 @@ bool Loader::next(Batch& out, float* patches_out) {
       }
     } else {
       consecutive_failures_ = 0;
+      uint64_t clock = config_.measure_stages ? thread_cpu_ns() : 0;
       std::copy(slot.data.begin(), slot.data.end(), patches_out + size_t(out.size) * per_image);
+      lap(kBatch, clock);
       out.labels.push_back(sample.label);
       out.paths.push_back(sample.path);
       ++out.size;

@@ -8,11 +8,14 @@
 // A file that fails is skipped (warned once by name, counted); the next good file takes its place
 // in the batch, so with failures the batch boundaries shift, still deterministically.
 #pragma once
+#include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -45,6 +48,15 @@ struct LoaderConfig {
   // chunks; each shard reads repeated_aug_per_rank(n, shard_count) positions per epoch.
   bool repeated_aug = false;
   uint32_t num_repeats = 3;
+  bool measure_stages = false;  // sum each stage's thread CPU time (stage_times(); `vkvit bench loader`)
+};
+
+// CPU time spent per stage over the images prepared (and batches assembled) so far, with
+// LoaderConfig::measure_stages: read the file, decode it, transform (crop, resize, flip, augment),
+// normalise + patchify into the image's slot, copy the slots into the batch.
+struct LoaderStageTimes {
+  double read_ms = 0, decode_ms = 0, transform_ms = 0, patchify_ms = 0, batch_ms = 0;
+  uint64_t images = 0;  // images prepared, failures included
 };
 
 struct Batch {
@@ -94,6 +106,7 @@ class Loader {
   uint64_t floats_per_patch() const { return uint64_t(config_.transform.channels) * config_.patch_size * config_.patch_size; }
   uint64_t floats_per_image() const { return patches_per_image() * floats_per_patch(); }
   const std::vector<Sample>& samples() const { return samples_; }
+  LoaderStageTimes stage_times() const;
 
   // The order of sample indices for an epoch without repeated augmentation: identity when !train,
   // else a Fisher-Yates shuffle driven by (seed, epoch) (data::shuffled_indices).
@@ -113,10 +126,18 @@ class Loader {
   // What seeds the augmentation of order_[position]: its sample index, with its repeat number in
   // the high 32 bits (0 for the first repeat, so it draws what the sample draws without repeats).
   uint64_t draw_key(uint64_t position) const;
+  void transform_and_patchify(const SourceRegion& src, std::mt19937_64& rng, float* out, uint64_t& clock) const;
+
+  enum Stage { kRead, kDecode, kTransform, kPatchify, kBatch, kStages };
+  // Adds the thread CPU time since `clock` to `stage` and moves `clock` on (measure_stages only).
+  void lap(Stage stage, uint64_t& clock) const;
 
   std::vector<Sample> samples_;
   LoaderConfig config_;
   int grid_ = 0;  // patches per side
+  NormalizeTable normalize_;
+  mutable std::array<std::atomic<uint64_t>, kStages> stage_ns_{};
+  mutable std::atomic<uint64_t> images_prepared_{0};
 
   std::vector<uint32_t> order_;      // sample indices this loader reads this epoch, in order
   std::vector<uint32_t> repeats_;    // repeated augmentation only: the repeat of each order_ entry

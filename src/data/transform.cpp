@@ -1,12 +1,15 @@
 // Transforms with torchvision's geometry and PIL's resampling (see transform.h). The resampler is
 // separable: per output pixel a window of source taps with weights filter((j - center + 0.5) / s),
 // normalised to sum 1, where s = max(in / out, 1) widens the filter when shrinking (antialiasing),
-// as Pillow's ImagingResample does. It computes only the output pixels that survive the crop.
+// as Pillow's ImagingResample does, in Pillow's 8-bit fixed point (weights with 22 fraction bits,
+// each pass rounded and clamped to [0, 255], horizontal first), so its output is Pillow's to the
+// bit. It computes only the output pixels that survive the crop.
 #include "data/transform.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "base/error.h"
 #include "data/rand_augment.h"
@@ -34,13 +37,19 @@ double filter_value(Filter f, double x) {
   return 0.0;
 }
 
+// Pillow's fixed-point weights: 22 fraction bits (32 bits less 8 for the sample and 2 of headroom
+// for negative lobes), each weight rounded half away from zero from the normalised double.
+constexpr int kPrecisionBits = 22;
+
 // Source taps for a window of output indices of one axis: window index i (output index
-// window_start + i) reads in[first[i] .. first[i] + count[i]).
+// window_start + i) reads in[first[i] .. first[i] + count[i]) with weight[i * stride + k].
 struct Taps {
   std::vector<int> first, count;
-  std::vector<float> weight;  // count[i] weights at i * stride
+  std::vector<int32_t> weight;
   int stride = 1;
 };
+
+int32_t fixed_point(double w) { return int32_t(w < 0 ? w * (1 << kPrecisionBits) - 0.5 : w * (1 << kPrecisionBits) + 0.5); }
 
 // Only the window [window_start, window_start + window) of the out_size outputs is computed: the eval
 // resize of a 1x300000 image to 256 x 76.8 million pixels, of which the crop keeps 224 rows, then
@@ -51,7 +60,7 @@ Taps make_taps(int in_size, int64_t out_size, int64_t window_start, int window, 
   t.count.resize(window);
   const double scale = double(in_size) / double(out_size);
   if (f == Filter::nearest) {  // Pillow's affine nearest: floor((i + 0.5) * scale)
-    t.weight.assign(window, 1.0f);
+    t.weight.assign(window, 1 << kPrecisionBits);
     for (int i = 0; i < window; ++i) {
       t.first[i] = int(std::min<double>((double(window_start + i) + 0.5) * scale, in_size - 1));
       t.count[i] = 1;
@@ -61,7 +70,7 @@ Taps make_taps(int in_size, int64_t out_size, int64_t window_start, int window, 
   const double filterscale = std::max(scale, 1.0);
   const double support = (f == Filter::bilinear ? 1.0 : 2.0) * filterscale;
   t.stride = int(std::ceil(support)) * 2 + 1;
-  t.weight.assign(size_t(window) * t.stride, 0.0f);
+  t.weight.assign(size_t(window) * t.stride, 0);
   std::vector<double> w(t.stride);
   for (int i = 0; i < window; ++i) {
     const double center = (double(window_start + i) + 0.5) * scale;
@@ -72,71 +81,130 @@ Taps make_taps(int in_size, int64_t out_size, int64_t window_start, int window, 
     for (int j = lo; j < hi && n < t.stride; ++j, ++n) sum += w[n] = filter_value(f, (j - center + 0.5) / filterscale);
     t.first[i] = lo;
     t.count[i] = n;
-    for (int k = 0; k < n; ++k) t.weight[size_t(i) * t.stride + k] = float(sum != 0.0 ? w[k] / sum : 0.0);
+    for (int k = 0; k < n; ++k) t.weight[size_t(i) * t.stride + k] = fixed_point(sum != 0.0 ? w[k] / sum : 0.0);
   }
   return t;
 }
 
-// Resamples `box` of image8 to a virtual full_w x full_h image and returns its window
-// [ox, ox + w) x [oy, oy + h) as floats in [0, 255].
-cv::Mat resample_window(const cv::Mat& image8, const CropBox& box, int64_t full_w, int64_t full_h, int64_t ox,
+// A pass's accumulator back to 8 bits: Pillow starts it at one half (rounding), shifts the fraction
+// away (an arithmetic shift, so negative sums floor) and clamps to [0, 255].
+inline uint8_t clip8(int32_t acc) {
+  const int32_t v = acc >> kPrecisionBits;
+  return uint8_t(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+constexpr int32_t kHalf = 1 << (kPrecisionBits - 1);
+
+// acc[i] += s[i] * w over a row, in blocks of 16 and then the rest: GCC's -O2 vectorises only
+// loops of a known trip count, and only with __restrict (unsigned char may alias anything).
+void accumulate_row(const uint8_t* __restrict s, int32_t w, int32_t* __restrict acc, size_t n) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (size_t j = 0; j < 16; ++j) acc[i + j] += s[i + j] * w;
+  for (; i < n; ++i) acc[i] += s[i] * w;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define VKVIT_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
+#else
+#define VKVIT_AVX2_CLONE
+#endif
+
+// acc[i] = clamp(acc[i] >> 22, 0, 255) as bytes, blocked as accumulate_row.
+void clip_row(const int32_t* __restrict acc, uint8_t* __restrict dst, size_t n) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (size_t j = 0; j < 16; ++j) dst[i + j] = clip8(acc[i + j]);
+  for (; i < n; ++i) dst[i] = clip8(acc[i]);
+}
+
+// One pass along the rows of `in`, whose row 0 is source index `base`: output row i is the
+// weighted sum of input rows t.first[i] - base onwards, rounded and clamped to 8 bits. On x86-64
+// built for AVX2 as well as the baseline (chosen at run time): 32-bit multiplies and clamps have
+// no SSE2 instruction. Integer arithmetic, so every build gives the same bits.
+VKVIT_AVX2_CLONE void vertical_pass(const cv::Mat& in, const Taps& t, int base, cv::Mat& out) {
+  const int n = int(t.first.size());
+  out.create(n, in.cols, in.type());
+  const size_t row_values = size_t(in.cols) * in.channels();
+  std::vector<int32_t> acc(row_values);
+  for (int i = 0; i < n; ++i) {
+    const int32_t* wt = &t.weight[size_t(i) * t.stride];
+    std::fill(acc.begin(), acc.end(), kHalf);
+    for (int k = 0; k < t.count[i]; ++k) accumulate_row(in.ptr<uint8_t>(t.first[i] + k - base), wt[k], acc.data(), row_values);
+    clip_row(acc.data(), out.ptr<uint8_t>(i), row_values);
+  }
+}
+
+// Taps index the box; the decoded pixels start `shift` pixels into it and hold `available`.
+void rebase(Taps& t, int shift, int available) {
+  for (size_t i = 0; i < t.first.size(); ++i) {
+    t.first[i] -= shift;
+    if (t.first[i] < 0 || t.first[i] + t.count[i] > available)
+      throw Error("internal: the decoded region lacks pixels the resize reads");
+  }
+}
+
+// A window of output indices [start, start + n) of an axis that keeps its size: pixel for pixel.
+Taps identity_taps(int64_t start, int n) {
+  Taps t;
+  t.weight.assign(size_t(n), 1 << kPrecisionBits);
+  t.count.assign(size_t(n), 1);
+  for (int i = 0; i < n; ++i) t.first.push_back(int(start + i));
+  return t;
+}
+
+// Resamples `box` (in source-image pixels) of the source to a virtual full_w x full_h image and
+// returns its window [ox, ox + w) x [oy, oy + h), 8-bit, as Pillow's ImagingResample computes it:
+// the horizontal pass first (only over the source rows the vertical pass reads), each pass clamped
+// to 8 bits. An axis whose size does not change is not resampled (Pillow skips that pass; its
+// weights would be the identity anyway). The source may be a region of the image (crop-aware
+// decoding) as long as it holds every pixel the window reads.
+cv::Mat resample_window(const SourceRegion& src, const CropBox& box, int64_t full_w, int64_t full_h, int64_t ox,
                         int64_t oy, int w, int h, Filter f) {
-  if (image8.depth() != CV_8U) throw Error("transform: expected an 8-bit image");
-  if (box.width <= 0 || box.height <= 0 || box.x < 0 || box.y < 0 || box.x + box.width > image8.cols ||
-      box.y + box.height > image8.rows)
+  const cv::Mat& px = src.pixels;
+  if (px.depth() != CV_8U) throw Error("transform: expected an 8-bit image");
+  if (box.width <= 0 || box.height <= 0 || box.x < 0 || box.y < 0 || box.x + box.width > src.width ||
+      box.y + box.height > src.height)
     throw Error("transform: crop box outside the image");
-  const int C = image8.channels();
-  const Taps tx = make_taps(box.width, full_w, ox, w, f), ty = make_taps(box.height, full_h, oy, h, f);
-  // Source rows the window needs.
+  const bool same_w = full_w == box.width, same_h = full_h == box.height;
+  Taps tx = same_w ? identity_taps(ox, w) : make_taps(box.width, full_w, ox, w, f);
+  Taps ty = same_h ? identity_taps(oy, h) : make_taps(box.height, full_h, oy, h, f);
+  rebase(tx, src.x - box.x, px.cols);
+  rebase(ty, src.y - box.y, px.rows);
   const int row0 = ty.first[0];
   int row1 = row0;
   for (int y = 0; y < h; ++y) row1 = std::max(row1, ty.first[y] + ty.count[y]);
 
-  cv::Mat tmp(row1 - row0, w, CV_32FC(C));  // horizontal pass
-  for (int r = row0; r < row1; ++r) {
-    const uint8_t* src = image8.ptr<uint8_t>(box.y + r) + size_t(box.x) * C;
-    float* dst = tmp.ptr<float>(r - row0);
-    for (int x = 0; x < w; ++x, dst += C) {
-      const float* wt = &tx.weight[size_t(x) * tx.stride];
-      const uint8_t* s = src + size_t(tx.first[x]) * C;
-      for (int c = 0; c < C; ++c) dst[c] = 0.0f;
-      for (int k = 0; k < tx.count[x]; ++k, s += C)
-        for (int c = 0; c < C; ++c) dst[c] += wt[k] * float(s[c]);
-    }
+  cv::Mat rows;  // the horizontal pass's output for region rows row0 .. row1
+  const cv::Mat band = px.rowRange(row0, row1);
+  if (same_w) {
+    rows = band.colRange(tx.first[0], tx.first[0] + w);
+  } else {
+    // The horizontal pass as a vertical one on the transposed band: integer sums, so the same
+    // values as pixel by pixel, but each tap is one vectorised pass over a whole column.
+    int col0 = tx.first[0], col1 = col0;
+    for (int x = 0; x < w; ++x) col1 = std::max(col1, tx.first[x] + tx.count[x]);
+    cv::Mat columns, out_t;
+    cv::transpose(band.colRange(col0, col1), columns);
+    vertical_pass(columns, tx, col0, out_t);
+    cv::transpose(out_t, rows);
   }
-  cv::Mat out(h, w, CV_32FC(C));  // vertical pass
-  const size_t row_floats = size_t(w) * C;
-  for (int y = 0; y < h; ++y) {
-    const float* wt = &ty.weight[size_t(y) * ty.stride];
-    float* dst = out.ptr<float>(y);
-    std::fill(dst, dst + row_floats, 0.0f);
-    for (int k = 0; k < ty.count[y]; ++k) {
-      const float* s = tmp.ptr<float>(ty.first[y] + k - row0);
-      const float wk = wt[k];
-      for (size_t i = 0; i < row_floats; ++i) dst[i] += wk * s[i];
-    }
-  }
+  if (same_h) return rows.clone();
+  cv::Mat out;
+  vertical_pass(rows, ty, row0, out);
   return out;
 }
 
-// (x / 255 - mean) / std, optionally mirrored left-right, into a new float image.
-cv::Mat normalize(const cv::Mat& f255, const TransformConfig& config, bool flip) {
-  const int C = f255.channels(), W = f255.cols;
-  float mul[4], add[4];
-  for (int c = 0; c < C; ++c) {
-    const float m = config.mean.size() == 1 ? config.mean[0] : config.mean[c];
-    const float s = config.std.size() == 1 ? config.std[0] : config.std[c];
-    mul[c] = 1.0f / (255.0f * s);
-    add[c] = -m / s;
-  }
-  cv::Mat out(f255.rows, W, CV_32FC(C));
-  for (int y = 0; y < f255.rows; ++y) {
-    const float* s = f255.ptr<float>(y);
+SourceRegion whole(const cv::Mat& image8) { return {image8, 0, 0, image8.cols, image8.rows, {0, 0, image8.cols, image8.rows}}; }
+
+// (x / 255 - mean) / std of an 8-bit image, through the table, into a new float image.
+cv::Mat normalize(const cv::Mat& image8, const NormalizeTable& table) {
+  const int C = image8.channels();
+  cv::Mat out(image8.rows, image8.cols, CV_32FC(C));
+  const size_t row_values = size_t(image8.cols) * C;
+  for (int y = 0; y < image8.rows; ++y) {
+    const uint8_t* s = image8.ptr<uint8_t>(y);
     float* d = out.ptr<float>(y);
-    for (int x = 0; x < W; ++x) {
-      const float* px = s + size_t(flip ? W - 1 - x : x) * C;
-      for (int c = 0; c < C; ++c) d[size_t(x) * C + c] = px[c] * mul[c] + add[c];
-    }
+    for (size_t i = 0; i < row_values; ++i) d[i] = table.value[i % C][s[i]];
   }
   return out;
 }
@@ -149,11 +217,8 @@ RandomErasingConfig erasing_config(const TransformConfig& c) {
   return e;
 }
 
-// The float [0, 255] crop rounded to 8 bits, mirrored when `flip`, then RandAugment.
-cv::Mat augment_8bit(const cv::Mat& f255, const TransformConfig& config, bool flip, std::mt19937_64& rng) {
-  cv::Mat img8;
-  f255.convertTo(img8, CV_8U);  // rounds to nearest and saturates
-  if (flip) cv::flip(img8, img8, 1);
+// RandAugment of the (cropped, flipped) 8-bit image.
+cv::Mat augment_8bit(const cv::Mat& img8, const TransformConfig& config, std::mt19937_64& rng) {
   RandAugmentSettings settings;
   settings.config = parse_rand_augment(config.auto_augment);
   settings.filter = affine_filter(config.interpolation);
@@ -191,11 +256,17 @@ EvalGeometry eval_geometry_of(int W, int H, const TransformConfig& config) {
   return g;
 }
 
-cv::Mat eval_geometry(const cv::Mat& image8, const TransformConfig& config) {
-  const int W = image8.cols, H = image8.rows, size = config.image_size;
-  const EvalGeometry g = eval_geometry_of(W, H, config);
-  return resample_window(image8, {0, 0, W, H}, g.rw, g.rh, g.left, g.top, size, size,
+cv::Mat eval_geometry(const SourceRegion& src, const TransformConfig& config) {
+  const int size = config.image_size;
+  const EvalGeometry g = eval_geometry_of(src.width, src.height, config);
+  return resample_window(src, {0, 0, src.width, src.height}, g.rw, g.rh, g.left, g.top, size, size,
                          parse_filter(config.interpolation));
+}
+
+void check_region(const SourceRegion& src, const TransformConfig& config) {
+  validate(config);
+  if (src.pixels.empty() || src.pixels.depth() != CV_8U || src.pixels.channels() != config.channels)
+    throw Error("transform: expected an 8-bit image with " + std::to_string(config.channels) + " channel(s)");
 }
 
 }  // namespace
@@ -243,29 +314,80 @@ CropBox random_resized_crop_box(int width, int height, const TransformConfig& c,
   return {(width - w) / 2, (height - h) / 2, w, h};
 }
 
+cv::Mat resample8(const cv::Mat& image8, const CropBox& box, int out_w, int out_h, const std::string& interpolation) {
+  return resample_window(whole(image8), box, out_w, out_h, 0, 0, out_w, out_h, parse_filter(interpolation));
+}
+
 cv::Mat resample(const cv::Mat& image8, const CropBox& box, int out_w, int out_h, const std::string& interpolation) {
-  return resample_window(image8, box, out_w, out_h, 0, 0, out_w, out_h, parse_filter(interpolation));
+  cv::Mat f;
+  resample8(image8, box, out_w, out_h, interpolation).convertTo(f, CV_32F);
+  return f;
+}
+
+NormalizeTable normalize_table(const TransformConfig& config) {
+  validate(config);
+  NormalizeTable t;
+  t.channels = config.channels;
+  for (int c = 0; c < config.channels; ++c) {
+    const float m = config.mean.size() == 1 ? config.mean[0] : config.mean[size_t(c)];
+    const float s = config.std.size() == 1 ? config.std[0] : config.std[size_t(c)];
+    const float mul = 1.0f / (255.0f * s), add = -m / s;
+    for (int v = 0; v < 256; ++v) t.value[c][v] = float(v) * mul + add;
+  }
+  return t;
+}
+
+CropBox eval_source_box(int width, int height, const TransformConfig& config) {
+  validate(config);
+  const EvalGeometry g = eval_geometry_of(width, height, config);
+  const Filter f = parse_filter(config.interpolation);
+  const int size = config.image_size;
+  // The taps of the centre crop's window on each axis bound the source pixels it reads.
+  auto span = [&](int in, int64_t out, int64_t start) {
+    if (out == in) return std::pair<int, int>(int(start), int(start) + size);
+    const Taps t = make_taps(in, out, start, size, f);
+    int lo = in, hi = 0;
+    for (int i = 0; i < size; ++i) lo = std::min(lo, t.first[i]), hi = std::max(hi, t.first[i] + t.count[i]);
+    return std::pair<int, int>(lo, hi);
+  };
+  const auto [x0, x1] = span(width, g.rw, g.left);
+  const auto [y0, y1] = span(height, g.rh, g.top);
+  return {x0, y0, x1 - x0, y1 - y0};
+}
+
+CropBox train_source_box(int width, int height, const TransformConfig& config, std::mt19937_64& rng) {
+  return config.random_resized_crop ? random_resized_crop_box(width, height, config, rng)
+                                    : eval_source_box(width, height, config);
+}
+
+cv::Mat transform_train_8bit(const SourceRegion& src, const TransformConfig& config, std::mt19937_64& rng) {
+  check_region(src, config);
+  const int size = config.image_size;
+  cv::Mat img8 = config.random_resized_crop ? resample_window(src, src.box, size, size, 0, 0, size, size,
+                                                              parse_filter(config.interpolation))
+                                            : eval_geometry(src, config);
+  const bool flip = config.hflip > 0 && uniform01(rng) < config.hflip;
+  if (flip) cv::flip(img8, img8, 1);
+  if (!config.auto_augment.empty()) img8 = augment_8bit(img8, config, rng);
+  return img8;
+}
+
+cv::Mat transform_train_8bit(const cv::Mat& rgb8, const TransformConfig& config, std::mt19937_64& rng) {
+  check_input(rgb8, config);
+  SourceRegion src = whole(rgb8);
+  src.box = train_source_box(rgb8.cols, rgb8.rows, config, rng);
+  return transform_train_8bit(src, config, rng);
+}
+
+cv::Mat normalize8(const cv::Mat& image8, const NormalizeTable& table) { return normalize(image8, table); }
+
+void random_erase_normalized(cv::Mat& normalized, const TransformConfig& config, std::mt19937_64& rng) {
+  if (config.reprob > 0) random_erase(normalized, erasing_config(config), rng);
 }
 
 cv::Mat transform_train(const cv::Mat& rgb8, const TransformConfig& config, std::mt19937_64& rng) {
-  check_input(rgb8, config);
-  cv::Mat f255;
-  if (config.random_resized_crop) {
-    const CropBox box = random_resized_crop_box(rgb8.cols, rgb8.rows, config, rng);
-    f255 = resample(rgb8, box, config.image_size, config.image_size, config.interpolation);
-  } else {
-    f255 = eval_geometry(rgb8, config);
-  }
-  const bool flip = config.hflip > 0 && uniform01(rng) < config.hflip;
-  cv::Mat out;
-  if (config.auto_augment.empty()) {
-    out = normalize(f255, config, flip);
-  } else {
-    cv::Mat augmented;
-    augment_8bit(f255, config, flip, rng).convertTo(augmented, CV_32F);
-    out = normalize(augmented, config, false);
-  }
-  if (config.reprob > 0) random_erase(out, erasing_config(config), rng);
+  cv::Mat out = normalize(transform_train_8bit(rgb8, config, rng), normalize_table(config));
+  random_erase_normalized(out, config, rng);
   return out;
 }
 
@@ -278,9 +400,18 @@ CropWindow eval_crop_window(int width, int height, const TransformConfig& config
   return {double(g.left) * sx, double(g.top) * sy, size * sx, size * sy};
 }
 
-cv::Mat transform_eval(const cv::Mat& rgb8, const TransformConfig& config) {
+cv::Mat transform_eval_8bit(const SourceRegion& src, const TransformConfig& config) {
+  check_region(src, config);
+  return eval_geometry(src, config);
+}
+
+cv::Mat transform_eval_8bit(const cv::Mat& rgb8, const TransformConfig& config) {
   check_input(rgb8, config);
-  return normalize(eval_geometry(rgb8, config), config, false);
+  return eval_geometry(whole(rgb8), config);
+}
+
+cv::Mat transform_eval(const cv::Mat& rgb8, const TransformConfig& config) {
+  return normalize(transform_eval_8bit(rgb8, config), normalize_table(config));
 }
 
 }  // namespace vkvit::data
