@@ -20,17 +20,20 @@ struct AdamWPush {
   float beta1, one_minus_beta1;
   float beta2, one_minus_beta2;
   float eps;
+  float lr_wd;  // lr * weight_decay: SCALED's decay is 1 - scale * lr_wd
 };
-static_assert(sizeof(AdamWPush) == 48);
+static_assert(sizeof(AdamWPush) == 52);
 
 // Mirrors shaders/common/adamw.glsl's layout(constant_id = 0) WORKGROUP_SIZE (common/index.glsl),
-// layout(constant_id = 1) WIDE and layout(constant_id = 2) PARTIAL.
+// layout(constant_id = 1) WIDE, layout(constant_id = 2) PARTIAL and layout(constant_id = 3) SCALED.
 struct AdamWSpec {
   vk::SpecField<0, uint32_t> workgroup_size;
   vk::SpecField<1, bool> wide;
   vk::SpecField<2, bool> partial;
-  vk::SpecConstants to_spec() const { return vk::SpecConstants(workgroup_size, wide, partial); }
+  vk::SpecField<3, bool> scaled;
+  vk::SpecConstants to_spec() const { return vk::SpecConstants(workgroup_size, wide, partial, scaled); }
 };
+constexpr uint64_t kScaleBlock = 64;  // floats per lr-scale entry: model::ParamLayout::kAlignFloats
 }  // namespace
 
 bool adamw_decays(std::string_view name, size_t ndim) {
@@ -60,8 +63,24 @@ std::vector<uint32_t> adamw_decay_mask(const std::vector<ParamRange>& tensors, u
   return mask;
 }
 
+std::vector<float> adamw_lr_scale_blocks(const std::vector<ParamRange>& tensors, uint64_t n) {
+  std::vector<float> blocks((n + kScaleBlock - 1) / kScaleBlock, 1.0f);
+  for (const ParamRange& r : tensors) {
+    if (r.count == 0) continue;
+    if (r.first % kScaleBlock)
+      throw Error("internal: a parameter tensor at float " + std::to_string(r.first) +
+                  " does not start at a multiple of 64 floats; the AdamW lr scales are per 64-float block");
+    if (r.first + r.count > n)
+      throw Error("internal: a parameter tensor at float " + std::to_string(r.first) + " runs past the buffer's " +
+                  std::to_string(n) + " floats");
+    for (uint64_t b = r.first / kScaleBlock; b * kScaleBlock < r.first + r.count; ++b) blocks[b] = float(r.lr_scale);
+  }
+  return blocks;
+}
+
 void adamw_step(vk::Recorder& rec, const vk::View& params, const vk::View& m, const vk::View& v, const vk::View& grads,
-                const vk::View& clip, const vk::View& decay_mask, uint64_t n, const AdamWHyper& h, uint64_t t) {
+                const vk::View& clip, const vk::View& decay_mask, uint64_t n, const AdamWHyper& h, uint64_t t,
+                const vk::View& lr_scale_blocks) {
   if (t == 0) throw Error("internal: AdamW step count t starts at 1");
   if (n > UINT32_MAX) throw Error("AdamW: more than 2^32 parameters; the decay mask uses 32-bit offsets");
   if (n == 0) return;
@@ -69,6 +88,10 @@ void adamw_step(vk::Recorder& rec, const vk::View& params, const vk::View& m, co
     throw Error("internal: the AdamW decay mask holds " + std::to_string(decay_mask.size / 4) + " words, " +
                 std::to_string((n + 31) / 32) + " needed; build it with adamw_decay_mask");
   const bool use_clip = clip.buffer != VK_NULL_HANDLE;
+  const bool scaled = lr_scale_blocks.buffer != VK_NULL_HANDLE;
+  if (scaled && lr_scale_blocks.size < (n + kScaleBlock - 1) / kScaleBlock * 4)
+    throw Error("internal: the AdamW lr-scale table holds " + std::to_string(lr_scale_blocks.size / 4) +
+                " blocks, " + std::to_string((n + kScaleBlock - 1) / kScaleBlock) + " needed");
 
   AdamWPush push{};
   push.use_clip = use_clip ? 1u : 0u;
@@ -83,6 +106,7 @@ void adamw_step(vk::Recorder& rec, const vk::View& params, const vk::View& m, co
   push.beta2 = float(h.beta2);
   push.one_minus_beta2 = float(1 - h.beta2);
   push.eps = float(h.eps);
+  push.lr_wd = float(h.lr * h.weight_decay);
 
   // Four elements per invocation, as two 64-bit pairs where every view starts 16-byte aligned
   // (chunks start at multiples of 64 floats, so the whole views decide).
@@ -93,10 +117,13 @@ void adamw_step(vk::Recorder& rec, const vk::View& params, const vk::View& m, co
   // The _wide module has the 64-bit pairs; the plain one no 64-bit type (common/wide.glsl).
   const vk::ShaderId shader = wide ? shaders::adamw_wide : shaders::adamw;
   const vk::Kernel& whole =
-      rec.context().pipelines().get(shader, 6, sizeof(AdamWPush), AdamWSpec{kGroup, wide, false});
-  const vk::Kernel& partial = rec.context().pipelines().get(shader, 6, sizeof(AdamWPush), AdamWSpec{1u, wide, true});
-  // Without clipping the clip binding is never read; the mask stands in for it.
+      rec.context().pipelines().get(shader, 7, sizeof(AdamWPush), AdamWSpec{kGroup, wide, false, scaled});
+  const vk::Kernel& partial =
+      rec.context().pipelines().get(shader, 7, sizeof(AdamWPush), AdamWSpec{1u, wide, true, scaled});
+  // Without clipping the clip binding is never read, nor the scales without SCALED; the mask
+  // stands in for them.
   const vk::View clip_view = use_clip ? clip.slice(0, 2) : decay_mask;
+  const vk::View scale_view = scaled ? lr_scale_blocks : decay_mask;
   // Four bindings of n floats each: every one must fit maxStorageBufferRange.
   for_each_chunk(rec.context(), n, 4, [&](uint64_t first, uint64_t count) {
     push.first = static_cast<uint32_t>(first);
@@ -105,7 +132,7 @@ void adamw_step(vk::Recorder& rec, const vk::View& params, const vk::View& m, co
       push.n = static_cast<uint32_t>(end);
       rec.dispatch(k,
                    {params.slice(first, count), m.slice(first, count), v.slice(first, count),
-                    grads.slice(first, count), clip_view, decay_mask},
+                    grads.slice(first, count), clip_view, decay_mask, scale_view},
                    push, rec.groups_1d(groups), "adamw");
     };
     const uint64_t whole_floats = count / 4 * 4;

@@ -94,6 +94,11 @@ struct TrainConfig {
   bool model_ema = false;
   double model_ema_decay = 0.9998;
   bool model_ema_warmup = false;
+  // Optimizer steps and parameter groups (train/param_groups.h): k micro-batches of batch_size per
+  // optimizer step; timm's layer-wise lr decay (0 = off); frozen tensors by fnmatch pattern.
+  int accum_steps = 1;
+  double layer_decay = 0;
+  std::vector<std::string> freeze;
 
   bool operator==(const TrainConfig& o) const;
   bool operator!=(const TrainConfig& o) const { return !(*this == o); }

@@ -11,17 +11,51 @@
 
 namespace vkvit::train {
 
-TrainStep::TrainStep(vk::Context& ctx, model::Vit& vit, uint32_t B) : vit_(vit) {
+namespace {
+// The gradients the norm counts: every tensor's, or with frozen tensors the trainable ones', as
+// few views as possible (adjacent trainable tensors share one, padding between them included).
+std::vector<vk::View> trainable_grads(const model::Vit& vit, const ParamGroups* groups) {
+  const bool any_frozen = groups && std::find(groups->frozen.begin(), groups->frozen.end(), true) != groups->frozen.end();
+  if (!any_frozen) return {vit.grads_view()};
+  std::vector<vk::View> runs;
+  uint64_t first = 0, end = 0;
+  bool open = false;
+  for (size_t i = 0; i < vit.params().size(); ++i) {
+    const model::ParamInfo& p = vit.params()[i];
+    if (groups->frozen[i]) {
+      if (open) runs.push_back(vit.grads_view().slice(first, end - first));
+      open = false;
+      continue;
+    }
+    if (!open) first = p.offset;
+    end = p.offset + p.count;
+    open = true;
+  }
+  if (open) runs.push_back(vit.grads_view().slice(first, end - first));
+  return runs;
+}
+}  // namespace
+
+TrainStep::TrainStep(vk::Context& ctx, model::Vit& vit, uint32_t B, const ParamGroups* groups)
+    : vit_(vit), norm_grads_(trainable_grads(vit, groups)) {
   // Test hook: VKVIT_LOSS_SCALE_GROWTH_INTERVAL=N grows the loss scale after N good steps instead
   // of 2000, so that tests of short runs see the growth rule (and its state across a resume).
   if (const auto interval = ctx.tuning().loss_scale_growth_interval) scaler_.set_growth_interval(*interval);
   const uint64_t K = vit.config().num_classes;
   const uint64_t n = vit.layout().total_floats();
-  const std::vector<vk::View> grads = {vit.grads_view()};
   std::vector<ops::ParamRange> ranges;
-  for (const auto& p : vit.params()) ranges.push_back({p.offset, p.count, p.decay});
+  for (size_t i = 0; i < vit.params().size(); ++i) {
+    const model::ParamInfo& p = vit.params()[i];
+    ranges.push_back({p.offset, p.count, p.decay, groups ? groups->lr_scale.at(i) : 1.0});
+  }
   const std::vector<uint32_t> mask = ops::adamw_decay_mask(ranges, n);
-  const uint64_t scratch = ops::grad_norm_scratch_floats(ctx, grads);
+  const uint64_t scratch = ops::grad_norm_scratch_floats(ctx, norm_grads_);
+  if (groups && groups->active()) {
+    const std::vector<float> blocks = ops::adamw_lr_scale_blocks(ranges, n);
+    lr_scales_ = std::make_unique<vk::Buffer>(ctx, blocks.size() * 4, vk::MemoryKind::device, "AdamW lr scales");
+    ctx.upload(lr_scales_->view(), blocks.data(), blocks.size() * 4);
+    vit.set_frozen(groups->frozen);
+  }
 
   const uint64_t pad = 256;  // per-view alignment slack
   const uint64_t floats = (6 + ops::kMixWords) * B + 1 + B * K + 1 + ops::kGradNormFloats + scratch + 2 * n + mask.size();
@@ -57,9 +91,9 @@ void TrainStep::record(vk::Recorder& rec, uint32_t batch, const ops::AdamWHyper&
 }
 
 void TrainStep::record_gradients(vk::Recorder& rec, uint32_t batch, float label_smoothing, float grad_weight,
-                                 const std::function<void(uint64_t first)>& grads_ready) {
+                                 const std::function<void(uint64_t first)>& grads_ready, bool accumulate) {
   const uint32_t K = static_cast<uint32_t>(vit_.config().num_classes);
-  rec.fill(vit_.grads_view(), 0.0f);
+  if (!accumulate) rec.fill(vit_.grads_view(), 0.0f);
   rec.fill(dlogits_, 0.0f);
   // amp: the loss gradient carries the loss scale, so every gradient after it is scaled too.
   const float dloss = (vit_.amp() ? scaler_.scale() : 1.0f) * grad_weight;
@@ -113,13 +147,13 @@ void TrainStep::record_mix(vk::Recorder& rec, const BatchMixer& mixer, float* st
 void TrainStep::record_update(vk::Recorder& rec, const ops::AdamWHyper& hyper, uint64_t t, float clip_grad) {
   if (vit_.amp()) {
     // The norm of the scaled gradients, then the true norm and a coefficient that unscales and clips.
-    ops::grad_norm(rec, norm_, norm_scratch_, {vit_.grads_view()}, 0.0f);
+    ops::grad_norm(rec, norm_, norm_scratch_, norm_grads_, 0.0f);
     record_unscale(rec, norm_, scaler_.scale(), clip_grad);
   } else {
-    ops::grad_norm(rec, norm_, norm_scratch_, {vit_.grads_view()}, clip_grad);
+    ops::grad_norm(rec, norm_, norm_scratch_, norm_grads_, clip_grad);
   }
   ops::adamw_step(rec, vit_.params_view(), m_, v_, vit_.grads_view(), norm_, decay_mask_,
-                  vit_.layout().total_floats(), hyper, t);
+                  vit_.layout().total_floats(), hyper, t, lr_scales_ ? lr_scales_->view() : vk::View{});
 }
 
 }  // namespace vkvit::train
