@@ -93,6 +93,9 @@ train:
   model_ema: true
   model_ema_decay: 0.999
   model_ema_warmup: true
+  accum_steps: 3
+  layer_decay: 0.65
+  freeze: ["*", "!head.*"]
 output:
   dir: "out dir/x: y"
 )";
@@ -157,6 +160,9 @@ train:
   model_ema: true
   model_ema_decay: 0.999
   model_ema_warmup: true
+  accum_steps: 3
+  layer_decay: 0.65
+  freeze: ["*", "!head.*"]
 output:
   dir: "out dir/x: y"
 )";
