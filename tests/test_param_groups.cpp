@@ -211,3 +211,30 @@ TEST_CASE("adamw's lr-scale table has one entry per 64-float block and refuses u
   CHECK(ops::adamw_lr_scale_blocks({{0, 10, true, 0.25}}, 200) == std::vector<float>{0.25f, 1.0f, 1.0f, 1.0f});
   CHECK_THROWS_AS(ops::adamw_lr_scale_blocks({{32, 10, true, 0.5}}, 64), Error);
 }
+
+TEST_CASE("adamw over a range of the flat buffer updates it as the whole pass does and nothing else", "[param_groups][adamw][gpu]") {
+  const uint64_t n = 5003, first = 1024, count = 2051;  // the range ends inside a group of four
+  const std::vector<float> p0 = test::random_floats(n, 5), g = test::random_floats(n, 6);
+  std::vector<ops::ParamRange> ranges = {{0, 1000, true}, {1024, 2051, false}, {3136, 1867, true}};
+  const std::vector<uint32_t> words = ops::adamw_decay_mask(ranges, n);
+  std::vector<float> mask_floats(words.size());
+  std::memcpy(mask_floats.data(), words.data(), words.size() * 4);
+  ops::AdamWHyper h;
+  h.lr = 1e-2;
+  test::DeviceTensor whole_p(p0), whole_m(n), whole_v(n), part_p(p0), part_m(n), part_v(n), grads(g), mask(mask_floats);
+  vk::Recorder rec(test::ctx());
+  ops::adamw_step(rec, whole_p.view(), whole_m.view(), whole_v.view(), grads.view(), vk::View{}, mask.view(), n, h, 1);
+  ops::adamw_step(rec, part_p.view(), part_m.view(), part_v.view(), grads.view(), vk::View{}, mask.view(), count, h, 1,
+                  vk::View{}, first);
+  rec.submit_and_wait();
+  const std::vector<float> wp = whole_p.read(), pp = part_p.read(), pm = part_m.read(), wm = whole_m.read();
+  for (uint64_t i = 0; i < n; ++i) {
+    INFO("element " << i);
+    const bool inside = i >= first && i < first + count;
+    REQUIRE(std::memcmp(&pp[i], inside ? &wp[i] : &p0[i], 4) == 0);
+    REQUIRE(pm[i] == (inside ? wm[i] : 0.0f));
+  }
+  CHECK_THROWS_AS(ops::adamw_step(rec, part_p.view(), part_m.view(), part_v.view(), grads.view(), vk::View{}, mask.view(),
+                                  10, h, 1, vk::View{}, 100),
+                  Error);  // not a multiple of 64
+}

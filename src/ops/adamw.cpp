@@ -80,18 +80,20 @@ std::vector<float> adamw_lr_scale_blocks(const std::vector<ParamRange>& tensors,
 
 void adamw_step(vk::Recorder& rec, const vk::View& params, const vk::View& m, const vk::View& v, const vk::View& grads,
                 const vk::View& clip, const vk::View& decay_mask, uint64_t n, const AdamWHyper& h, uint64_t t,
-                const vk::View& lr_scale_blocks) {
+                const vk::View& lr_scale_blocks, uint64_t first_float) {
   if (t == 0) throw Error("internal: AdamW step count t starts at 1");
-  if (n > UINT32_MAX) throw Error("AdamW: more than 2^32 parameters; the decay mask uses 32-bit offsets");
+  const uint64_t end = first_float + n;  // the mask and the scale table cover [0, end)
+  if (end > UINT32_MAX) throw Error("AdamW: more than 2^32 parameters; the decay mask uses 32-bit offsets");
+  if (first_float % kScaleBlock) throw Error("internal: an AdamW range starts at a float that is not a multiple of 64");
   if (n == 0) return;
-  if (decay_mask.size < (n + 31) / 32 * 4)
+  if (decay_mask.size < (end + 31) / 32 * 4)
     throw Error("internal: the AdamW decay mask holds " + std::to_string(decay_mask.size / 4) + " words, " +
-                std::to_string((n + 31) / 32) + " needed; build it with adamw_decay_mask");
+                std::to_string((end + 31) / 32) + " needed; build it with adamw_decay_mask");
   const bool use_clip = clip.buffer != VK_NULL_HANDLE;
   const bool scaled = lr_scale_blocks.buffer != VK_NULL_HANDLE;
-  if (scaled && lr_scale_blocks.size < (n + kScaleBlock - 1) / kScaleBlock * 4)
+  if (scaled && lr_scale_blocks.size < (end + kScaleBlock - 1) / kScaleBlock * 4)
     throw Error("internal: the AdamW lr-scale table holds " + std::to_string(lr_scale_blocks.size / 4) +
-                " blocks, " + std::to_string((n + kScaleBlock - 1) / kScaleBlock) + " needed");
+                " blocks, " + std::to_string((end + kScaleBlock - 1) / kScaleBlock) + " needed");
 
   AdamWPush push{};
   push.use_clip = use_clip ? 1u : 0u;
@@ -125,7 +127,8 @@ void adamw_step(vk::Recorder& rec, const vk::View& params, const vk::View& m, co
   const vk::View clip_view = use_clip ? clip.slice(0, 2) : decay_mask;
   const vk::View scale_view = scaled ? lr_scale_blocks : decay_mask;
   // Four bindings of n floats each: every one must fit maxStorageBufferRange.
-  for_each_chunk(rec.context(), n, 4, [&](uint64_t first, uint64_t count) {
+  for_each_chunk(rec.context(), n, 4, [&](uint64_t chunk, uint64_t count) {
+    const uint64_t first = first_float + chunk;
     push.first = static_cast<uint32_t>(first);
     auto run = [&](const vk::Kernel& k, uint64_t start, uint64_t end, uint64_t groups) {
       push.start = static_cast<uint32_t>(start);

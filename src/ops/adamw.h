@@ -69,11 +69,14 @@ std::vector<float> adamw_lr_scale_blocks(const std::vector<ParamRange>& tensors,
 
 // clip: grad_norm's result (its coefficient is applied to every gradient), or an empty View for
 // none. decay_mask: adamw_decay_mask's output for the n elements, on the device. t: the 1-based
-// step; the caller owns it (and may hold it back after a skipped step).
+// step; the caller owns it (and may hold it back after a skipped step). first_float: update the n
+// floats from there on only (a multiple of 64; params, m, v, grads, the mask and the table still
+// describe the whole flat buffer): trainable runs between frozen tensors need no other dispatch.
 void adamw_step(vk::Recorder& rec, const vk::View& params /* (n) */, const vk::View& m /* (n) */,
                 const vk::View& v /* (n) */, const vk::View& grads /* (n) */, const vk::View& clip /* (2) or {} */,
                 const vk::View& decay_mask /* (n / 32 rounded up) uint32 */, uint64_t n, const AdamWHyper& h,
-                uint64_t t, const vk::View& lr_scale_blocks = {} /* (n / 64 rounded up) or {} */);
+                uint64_t t, const vk::View& lr_scale_blocks = {} /* (n / 64 rounded up) or {} */,
+                uint64_t first_float = 0);
 
 namespace ref {
 // Same update on host arrays; decay[i] != 0 marks decayed elements; a non-finite clip_coef skips.

@@ -54,6 +54,11 @@ class TrainStep {
   void record_mix(vk::Recorder& rec, const BatchMixer& mixer, float* staged, const std::vector<uint32_t>& labels,
                   uint32_t batch, uint64_t step);
 
+  // Floats [first, first + count) of the flat parameter layout.
+  struct Run {
+    uint64_t first = 0, count = 0;
+  };
+
   const vk::View& labels() const { return labels_; }  // (max_batch) uint32 class indices
   const vk::View& loss() const { return loss_; }      // (1) mean loss of the recorded step
   const vk::View& norm() const { return norm_; }      // (ops::kGradNormFloats) [norm, clip coefficient]
@@ -68,8 +73,9 @@ class TrainStep {
   float dloss_value_ = 1.0f;  // what dloss_ holds: the loss scale (amp) times the gradient weight
   bool next_mixed_ = false;   // record_mix ran since the last record_gradients
   std::unique_ptr<vk::Arena> arena_;
-  std::unique_ptr<vk::Buffer> lr_scales_;  // parameter groups: AdamW's per-block lr scales
+  std::vector<Run> runs_;                  // what trains: AdamW's ranges (one: everything)
   std::vector<vk::View> norm_grads_;       // the trainable tensors' gradients, in contiguous runs
+  std::unique_ptr<vk::Buffer> lr_scales_;  // parameter groups: AdamW's per-block lr scales
   void record_words(vk::Recorder& rec, const vk::View& dst, const void* words, uint64_t count, const char* label);
   vk::View labels_, labels_b_, lam_, mixes_, losses_, loss_, correct_, lse_, dlogits_, dloss_, norm_, norm_scratch_, m_, v_, decay_mask_;
 };
