@@ -248,8 +248,10 @@ void Trainer::announce() const {
                  accum_, batch_, static_cast<unsigned long long>(steps_per_epoch_));
   if (groups_.active()) {
     const size_t frozen = size_t(std::count(groups_.frozen.begin(), groups_.frozen.end(), true));
-    std::fprintf(stderr, "vkvit: %zu of %zu parameter tensors frozen (train.freeze); layer decay %s\n", frozen,
-                 groups_.frozen.size(), cfg_.train.layer_decay > 0 ? std::to_string(cfg_.train.layer_decay).c_str() : "off");
+    std::fprintf(stderr, "vkvit: %zu of %zu parameter tensors frozen (train.freeze); layer decay ", frozen,
+                 groups_.frozen.size());
+    if (cfg_.train.layer_decay > 0) std::fprintf(stderr, "%g (train.layer_decay)\n", cfg_.train.layer_decay);
+    else std::fprintf(stderr, "off\n");
   }
   if (!distributed_) return;
   std::fprintf(stderr,
