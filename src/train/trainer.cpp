@@ -437,7 +437,10 @@ bool Trainer::record_micro_batches(uint64_t& images) {
     }
     if (!last) {
       parts[slot] = rec0_.flush();
-      if (parts[slot] < 0 && started) rec0_.submit_and_wait();  // no parts (profiling): wait here instead
+      if (parts[slot] < 0 && started) {  // no part (profiling, or nothing new recorded): wait here instead
+        rec0_.submit_and_wait();
+        parts[0] = parts[1] = -1;  // a wait ends every part's id
+      }
     }
   }
   return true;
