@@ -2,11 +2,12 @@
 // one batch of kB makes (parameters after 1 and 3 steps, the logged loss, lr and gradient norm);
 // an accumulated run resumed after --max-steps retraces the uninterrupted one bit for bit (Mixup
 // on, an epoch tail dropped); frozen tensors keep their bits over several steps (amp too), the
-// gradients that still train equal the full backward pass's and the norm counts only them; the
-// config keys; and through the CLI (--accum-steps, --layer-decay, --freeze, --linear-probe), two
+// gradients that still train equal the full backward pass's and the norm counts only them; a
+// layer-decayed step against the AdamW reference with per-tensor scales; the config keys; and through the CLI (--accum-steps, --layer-decay, --freeze, --linear-probe), two
 // data-parallel ranks train like one process.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include "harness.h"
 #include "model/safetensors.h"
 #include "model/vit.h"
+#include "ops/adamw.h"
 #include "stripes.h"
 #include "train/config.h"
 #include "train/param_groups.h"
@@ -241,6 +243,44 @@ TEST_CASE("frozen tensors keep their bits and the rest train on the full pass's 
     check_frozen_steps(true, 0.65, {"patch_embed.*", "cls_token", "pos_embed", "blocks.[01].*"});
   }
   SECTION("amp: a linear probe") { check_frozen_steps(true, 0, {"*", "!head.*"}); }
+  CHECK(validation_errors_so_far() == errors_before);
+}
+
+TEST_CASE("layer decay gives each tensor's AdamW update its timm scale", "[accumulation][gpu]") {
+  const int errors_before = validation_errors_so_far();
+  FreezeBench fb;
+  auto vit = fb.model(false);
+  const std::vector<float> p0 = vit->read_params();
+  const train::ParamGroups groups = train::param_groups(vit->layout(), vit->config().depth, 0.65, {});
+  train::TrainStep step(ctx(), *vit, fb.B, &groups);
+  fb.upload(*vit, step);
+  ops::AdamWHyper h;
+  h.lr = 1e-2;
+  h.weight_decay = 0.05;
+  vk::Recorder rec(ctx());
+  step.record(rec, fb.B, h, 1, 0.0f, 0.0f);
+  rec.submit_and_wait();
+  // The reference step from the same gradients, with per-element scales and decay from the layout.
+  const uint64_t n = vit->layout().total_floats();
+  const std::vector<double> g = to_double(vit->read_grads());
+  std::vector<double> rp = to_double(p0), rm(n, 0.0), rv(n, 0.0), scale(n, 1.0);
+  std::vector<uint8_t> decay(n, 0);
+  for (size_t i = 0; i < vit->params().size(); ++i) {
+    const model::ParamInfo& p = vit->params()[i];
+    for (uint64_t e = p.offset; e < p.offset + p.count; ++e) scale[e] = groups.lr_scale[i], decay[e] = p.decay;
+  }
+  ops::ref::adamw_step(rp.data(), rm.data(), rv.data(), g.data(), 1.0, decay.data(), scale.data(), n, h, 1);
+  require_close(vit->read_params(), rp, 5e-7, 1e-6, "params after a layer-decayed step");
+  // At t = 1 an update is about lr * scale: the head's ~1e-2, cls_token's 0.65^4 of it.
+  const auto moved = [&](const std::string& name) {
+    const model::ParamInfo& p = vit->layout().at(name);
+    const std::vector<float> p1 = vit->read_params();
+    double most = 0;
+    for (uint64_t e = p.offset; e < p.offset + p.count; ++e) most = std::max(most, std::abs(double(p1[e]) - p0[e]));
+    return most;
+  };
+  CHECK(moved("head.bias") == Approx(1e-2).epsilon(0.01));
+  CHECK(moved("cls_token") == Approx(1e-2 * std::pow(0.65, 4)).epsilon(0.01));
   CHECK(validation_errors_so_far() == errors_before);
 }
 
