@@ -207,8 +207,15 @@ void check_frozen_steps(bool amp, double layer_decay, const std::vector<std::str
     const std::vector<float> g = vit->read_grads();
     double sum = 0;
     for (size_t i = 0; i < vit->params().size(); ++i) {
-      if (groups.frozen[i]) continue;
       const model::ParamInfo& p = vit->params()[i];
+      const bool linear = p.name.find("attn.") != std::string::npos || p.name.find("mlp.") != std::string::npos ||
+                          p.name.rfind("head.", 0) == 0;
+      if (groups.frozen[i] && linear) {  // the linear layers skip frozen gradients: the zeros stay
+        INFO(p.name);
+        CHECK(std::all_of(g.begin() + std::ptrdiff_t(p.offset), g.begin() + std::ptrdiff_t(p.offset + p.count),
+                          [](float x) { return x == 0.0f; }));
+      }
+      if (groups.frozen[i]) continue;
       const std::vector<float> got(g.begin() + std::ptrdiff_t(p.offset), g.begin() + std::ptrdiff_t(p.offset + p.count));
       const std::vector<float> want(g_full.begin() + std::ptrdiff_t(p.offset),
                                     g_full.begin() + std::ptrdiff_t(p.offset + p.count));
@@ -239,6 +246,8 @@ TEST_CASE("frozen tensors keep their bits and the rest train on the full pass's 
     check_frozen_steps(false, 0.75, {"patch_embed.*", "cls_token", "pos_embed", "blocks.0.*"});
   }
   SECTION("biases only, frozen in the middle of every block") { check_frozen_steps(false, 0, {"blocks.*.bias"}); }
+  SECTION("attention in every block, its weight gradients skipped") { check_frozen_steps(false, 0, {"blocks.*.attn.*"}); }
+  SECTION("amp: MLP weights, their gradients skipped") { check_frozen_steps(true, 0, {"blocks.*.mlp.fc?.weight"}); }
   SECTION("amp: the stem and the first two blocks") {
     check_frozen_steps(true, 0.65, {"patch_embed.*", "cls_token", "pos_embed", "blocks.[01].*"});
   }

@@ -388,6 +388,7 @@ void Vit::set_frozen(const std::vector<bool>& frozen) {
   for (auto& b : blocks_) {
     b->fc1.set_frozen(is_frozen(b->prefix + "mlp.fc1.weight"), is_frozen(b->prefix + "mlp.fc1.bias"));
     b->fc2.set_frozen(is_frozen(b->prefix + "mlp.fc2.weight"), is_frozen(b->prefix + "mlp.fc2.bias"));
+    b->mixer->set_frozen(is_frozen);
   }
 }
 

@@ -72,7 +72,7 @@ class Vit {
   void backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
                 const std::function<void(uint64_t first)>& grads_ready = {});
 
-  // Freezing (train.freeze): frozen[i] for params()[i]. The MLP and head layers skip a frozen
+  // Freezing (train.freeze): frozen[i] for params()[i]. The linear layers skip a frozen
   // weight's or bias's gradient, and backward() stops below the lowest block that still has a
   // trainable tensor at or under it (a linear probe runs the head's backward only). Gradients of
   // frozen tensors are then left as they were or computed anyway: the optimizer ignores them.
