@@ -347,10 +347,27 @@ TEST_CASE("two ranks accumulating with layer decay and a frozen stem train like 
     CHECK(std::abs(a[i].loss - b[i].loss) <= 2e-5 * std::abs(a[i].loss) + 1e-6);
     CHECK(std::abs(a[i].grad_norm - b[i].grad_norm) <= 1e-4 * std::abs(a[i].grad_norm) + 1e-6);
   }
-  const CliRun probe = run_cli("train --config " + q(config) + " --data-dir " + q(data) + " --linear-probe --output " +
-                               q(dir.path / "probe"));
+  // A linear probe without accumulation (the data-parallel loop of plain steps): the ranks send
+  // the head's gradients only.
+  auto probe_args = [&](int batch, const fs::path& out) {
+    return "train --config " + q(config) + " --data-dir " + q(data) + " -b " + std::to_string(batch) +
+           " --linear-probe --output " + q(out);
+  };
+  const CliRun probe = run_cli(probe_args(16, dir.path / "probe1"));
   INFO(probe.err);
   REQUIRE(probe.status == 0);
   CHECK(probe.err.find("frozen (train.freeze)") != std::string::npos);
+  const CliRun probe2 = mpirun("-np 2 " + std::string(VKVIT_BINARY) + " " + probe_args(8, dir.path / "probe2"));
+  INFO(probe2.err);
+  REQUIRE(probe2.status == 0);
+  CHECK(probe2.err.find("0.0 MB per step") != std::string::npos);  // 4 x 32 + 4 floats and the loss
+  const auto c = read_steps(dir.path / "probe1"), d = read_steps(dir.path / "probe2");
+  REQUIRE(c.size() == 8);
+  REQUIRE(d.size() == 8);
+  for (size_t i = 0; i < c.size(); ++i) {
+    CHECK(c[i].lr == d[i].lr);
+    CHECK(std::abs(c[i].loss - d[i].loss) <= 2e-5 * std::abs(c[i].loss) + 1e-6);
+    CHECK(std::abs(c[i].grad_norm - d[i].grad_norm) <= 1e-4 * std::abs(c[i].grad_norm) + 1e-6);
+  }
 }
 #endif

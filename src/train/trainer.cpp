@@ -180,7 +180,9 @@ Trainer::Trainer(vk::Context& ctx, const RunConfig& cfg, const TrainOptions& opt
   if (cfg.train.lr_scaling == "linear") schedule_cfg.lr *= ranks_;  // the linear scaling rule
   peak_lr_ = schedule_cfg.lr;
   schedule_.emplace(LrSchedule::from_config(schedule_cfg, steps_per_epoch));
-  if (distributed_) sync_ = GradientSync::with_tuning(ctx, world_, vit_->layout(), vit_->grads_view());
+  if (distributed_)
+    sync_ = GradientSync::with_tuning(ctx, world_, vit_->layout(), vit_->grads_view(),
+                                      groups_.active() ? groups_.frozen : std::vector<bool>{});
   hyper_ = adamw_hyper(cfg.train);
   announce();
   // The bar or the periodic lines (train/progress.h); erased on the way out when an error stops the run.
