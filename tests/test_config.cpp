@@ -99,6 +99,9 @@ train:
   model_ema_decay: 0.999
   model_ema_warmup: true
   pretrained: timm:runs/a b/w.safetensors
+  accum_steps: 3
+  layer_decay: 0.65
+  freeze: ["*", "!head.*"]
 output:
   dir: "out dir/x: y"
 )";
@@ -169,6 +172,9 @@ train:
   model_ema_decay: 0.999
   model_ema_warmup: true
   pretrained: "timm:runs/a b/w.safetensors"
+  accum_steps: 3
+  layer_decay: 0.65
+  freeze: ["*", "!head.*"]
 output:
   dir: "out dir/x: y"
 )";

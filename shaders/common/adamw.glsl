@@ -3,6 +3,10 @@
 //   g = grad * clip_coef; p *= 1 - lr wd (decayed elements only);
 //   m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= step_size * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
 // Whether an element decays: its bit in the decay mask (bit i % 32 of word i / 32).
+// SCALED (layer-wise lr decay, frozen tensors; train/param_groups.h): every 64-float block of the
+// flat buffer has an lr scale s (tensors start at multiples of 64 floats, so a block is one
+// tensor's): lr becomes s lr, in the step size and in the decay 1 - s lr wd; s = 0 (a frozen
+// tensor) writes nothing. Without it the scale is never read and the code is the unscaled one.
 // A non-finite clip coefficient (NaN/Inf gradients) skips the step: nothing is written.
 //
 // Four per invocation, read and written as two 64-bit components where the launcher allows
@@ -22,6 +26,7 @@ const bool WIDE = false;  // the plain module has no 64-bit pairs (wide.glsl)
 // llvmpipe runs both sides of an `if`, so a per-element path merely present in the kernel cost
 // every invocation its lane loops (BENCHMARKS.md, "lavapipe: the loop mask and the accumulators").
 layout(constant_id = 2) const bool PARTIAL = true;
+layout(constant_id = 3) const bool SCALED = false;
 
 layout(set = 0, binding = 0) buffer Params { float params[]; };         // (n)
 layout(set = 0, binding = 1) buffer M { float m[]; };                   // (n) first moment
@@ -29,6 +34,7 @@ layout(set = 0, binding = 2) buffer V { float v[]; };                   // (n) s
 layout(set = 0, binding = 3) readonly buffer Grads { float grads[]; };  // (n)
 layout(set = 0, binding = 4) readonly buffer Clip { float clip[]; };    // (2) grad_norm's [norm, coef]
 layout(set = 0, binding = 5) readonly buffer Decay { uint mask[]; };    // (n / 32) decay bits
+layout(set = 0, binding = 6) readonly buffer Scale { float lr_scale[]; };  // (n / 64) SCALED: lr scale per block
 layout(set = 0, binding = 0) buffer Params8 { wide4 params8[]; };
 layout(set = 0, binding = 1) buffer M8 { wide4 m8[]; };
 layout(set = 0, binding = 2) buffer V8 { wide4 v8[]; };
@@ -44,6 +50,7 @@ layout(push_constant) uniform Push {
   float beta1, one_minus_beta1;
   float beta2, one_minus_beta2;
   float eps;
+  float lr_wd;  // lr wd, for SCALED's decay 1 - s lr wd
 } p;
 
 void main() {
@@ -56,6 +63,14 @@ void main() {
   }
   // The four elements share a mask word: chunks start at multiples of 64 elements.
   const uint index = p.first + i0;
+  float step_size = p.step_size, decay_factor = p.decay_factor;
+  if (SCALED) {
+    // The four elements share a block: i0 and the chunk's first element are multiples of 4 and 64.
+    const float s = lr_scale[index >> 6];
+    if (s == 0.0) return;  // frozen: params, m and v stay as they are
+    step_size *= s;
+    decay_factor = 1.0 - p.lr_wd * s;
+  }
   const uint bits = mask[index >> 5] >> (index & 31u);
   const bvec4 decayed = notEqual(uvec4(bits) & uvec4(1u, 2u, 4u, 8u), uvec4(0u));
 
@@ -71,10 +86,10 @@ void main() {
     }
   }
   g *= coef;
-  w = mix(w, w * p.decay_factor, decayed);
+  w = mix(w, w * decay_factor, decayed);
   mi = p.beta1 * mi + p.one_minus_beta1 * g;
   vi = p.beta2 * vi + p.one_minus_beta2 * (g * g);
-  w -= p.step_size * mi / (sqrt(vi) / p.bias_correction2_sqrt + p.eps);
+  w -= step_size * mi / (sqrt(vi) / p.bias_correction2_sqrt + p.eps);
   if (whole) {
     const uint q = i0 >> 2;
     m8[q] = pack4(mi), v8[q] = pack4(vi), params8[q] = pack4(w);

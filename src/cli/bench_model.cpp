@@ -86,7 +86,9 @@ class ModelBench {
         ctx_(global.context_options()),
         vit_(ctx_, s_.vit, B_, o.amp || s_.optim.amp) {
     vit_.init(s_.optim.seed);
-    if (train_step) step_ = std::make_unique<train::TrainStep>(ctx_, vit_, B_);
+    // A config's train.layer_decay and train.freeze time the step with its parameter groups.
+    groups_ = train::param_groups(vit_.layout(), s_.vit.depth, s_.optim.layer_decay, s_.optim.freeze);
+    if (train_step) step_ = std::make_unique<train::TrainStep>(ctx_, vit_, B_, &groups_);
   }
 
   // Random inputs of the right scale (normalized pixels are roughly N(0, 1)) and labels.
@@ -200,6 +202,7 @@ class ModelBench {
   const char* const mode_;
   vk::Context ctx_;
   model::Vit vit_;
+  train::ParamGroups groups_;
   std::unique_ptr<train::TrainStep> step_;
 };
 

@@ -25,6 +25,10 @@ struct TrainArgs {
   double model_ema_decay = -1;
   double mixup = -1, cutmix = -1;
   double drop_path = -1;
+  int accum_steps = 0;
+  double layer_decay = -1;
+  std::vector<std::string> freeze;
+  bool linear_probe = false;
   std::vector<std::string> overrides;
   bool quiet = false;
   uint64_t max_steps = 0;
@@ -64,6 +68,15 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--drop-path", args->drop_path,
                   "Stochastic depth rate as timm's --drop-path, 0 = off (train.drop_path)")
       ->check(CLI::Range(0.0, 0.999999));
+  cmd->add_option("--accum-steps", args->accum_steps,
+                  "Micro-batches per optimizer step (gradient accumulation; train.accum_steps)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--layer-decay", args->layer_decay, "Layer-wise lr decay as timm's --layer-decay (train.layer_decay)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--freeze", args->freeze,
+                  "Freeze the tensors matching these fnmatch patterns, in order, !pattern unfreezes "
+                  "(train.freeze), e.g. --freeze 'patch_embed.*' cls_token pos_embed 'blocks.[0-5].*'");
+  cmd->add_flag("--linear-probe", args->linear_probe, "Train the head only: --freeze '*' '!head.*'");
   cmd->add_option("--set", args->overrides, "Override any config key: --set train.warmup_epochs=1 (repeatable)");
   cmd->add_option("overrides", args->overrides, "Overrides as key=value, like --set");
   cmd->add_flag("--quiet,-q", args->quiet, "Only errors on stderr");
@@ -102,6 +115,16 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
         ov.push_back(buf);
       }
     if (args->model_ema) ov.push_back("train.model_ema=true");
+    if (args->accum_steps) ov.push_back("train.accum_steps=" + std::to_string(args->accum_steps));
+    if (args->layer_decay >= 0) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "train.layer_decay=%.17g", args->layer_decay);
+      ov.push_back(buf);
+    }
+    if (args->linear_probe && !args->freeze.empty())
+      throw CLI::ValidationError("--linear-probe", "freezes everything but head.*; give it or --freeze, not both");
+    if (args->linear_probe) args->freeze = {"*", "!head.*"};
+    if (!args->freeze.empty()) cfg.train.freeze = args->freeze;  // patterns may hold YAML's special characters
     if (!ov.empty()) cfg.apply_overrides(ov);
     if (!args->pretrained.empty()) {
       if (!args->resume.empty())

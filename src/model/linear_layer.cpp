@@ -72,18 +72,26 @@ void Linear::forward_gelu(vk::Recorder& rec, const vk::View& out, const vk::View
   else ops::linear_gelu_forward(rec, out, pre, in, w_, b_, M, out_, in_);
 }
 
+void Linear::set_frozen(bool weight, bool bias) {
+  frozen_w_ = weight;
+  frozen_b_ = bias;
+}
+
 void Linear::backward(vk::Recorder& rec, const vk::View& din, bool accumulate, const vk::View& dout, uint32_t M) {
   check_forwarded("backward");
-  if (f16_) ops::linear_backward_f16(rec, din, accumulate ? 1.0f : 0.0f, dw_, db_, dout, dy16_, in16_, w16_, M, out_, in_);
-  else if (accumulate) ops::linear_backward(rec, din, dw_, db_, dout, input_, w_, M, out_, in_);
-  else linear_backward_overwrite(rec, din, dw_, db_, dout, input_, w_, M, out_, in_);
+  const vk::View dw = frozen_w_ ? vk::View{} : dw_, db = frozen_b_ ? vk::View{} : db_;
+  const bool has_din = din.buffer != VK_NULL_HANDLE;
+  if (f16_) ops::linear_backward_f16(rec, din, accumulate ? 1.0f : 0.0f, dw, db, dout, dy16_, in16_, w16_, M, out_, in_);
+  else if (accumulate || !has_din) ops::linear_backward(rec, din, dw, db, dout, input_, w_, M, out_, in_);
+  else linear_backward_overwrite(rec, din, dw, db, dout, input_, w_, M, out_, in_);
 }
 
 void Linear::backward_through_gelu(vk::Recorder& rec, const vk::View& dpre, const vk::View& dout, const vk::View& pre,
                                    const vk::View& dhidden, uint32_t M) {
   check_forwarded("backward_through_gelu");
-  if (f16_) ops::linear_gelu_backward_f16(rec, dpre, dw_, db_, dout, dy16_, in16_, w16_, pre, dhidden, M, out_, in_);
-  else ops::linear_gelu_backward(rec, dpre, dw_, db_, dout, input_, w_, pre, dhidden, M, out_, in_);
+  const vk::View dw = frozen_w_ ? vk::View{} : dw_, db = frozen_b_ ? vk::View{} : db_;
+  if (f16_) ops::linear_gelu_backward_f16(rec, dpre, dw, db, dout, dy16_, in16_, w16_, pre, dhidden, M, out_, in_);
+  else ops::linear_gelu_backward(rec, dpre, dw, db, dout, input_, w_, pre, dhidden, M, out_, in_);
 }
 
 void Linear::check_forwarded(const char* what) const {

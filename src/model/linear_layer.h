@@ -42,8 +42,12 @@ class Linear {
   // it; pre empty: not kept (inference).
   void forward_gelu(vk::Recorder& rec, const vk::View& out, const vk::View& pre, const vk::View& in, uint32_t M);
 
-  // After forward(): din (M, in) = dout W, added to din when `accumulate` else overwriting it;
-  // the weight and bias gradients accumulate.
+  // Freezing (Vit::set_frozen): a frozen weight's or bias's gradient is not computed.
+  void set_frozen(bool weight, bool bias);
+
+  // After forward(): din (M, in) = dout W, added to din when `accumulate` else overwriting it
+  // (din empty: not computed, the layer below needs no gradient); the weight and bias gradients
+  // accumulate.
   void backward(vk::Recorder& rec, const vk::View& din, bool accumulate, const vk::View& dout, uint32_t M);
   // After forward() on an input that is gelu(pre) (fc2 after fc1's GELU): dpre (M, in) =
   // (dout W) * gelu'(pre), overwritten, the GELU's backward in the product's stores where the
@@ -59,6 +63,7 @@ class Linear {
   uint64_t weight_offset_ = 0;  // floats into the flat buffers (the fp16 copy's too)
   vk::View w_, b_;              // (out, in) (out)
   vk::View dw_, db_;            // same shapes
+  bool frozen_w_ = false, frozen_b_ = false;
   vk::View input_;              // fp32: the last forward's input, for the weight gradient
   // Mixed precision (enable_f16).
   bool f16_ = false;

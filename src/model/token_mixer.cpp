@@ -84,6 +84,11 @@ class AttentionMixer : public TokenMixer {
     proj_layer_.enable_f16(params16);
   }
 
+  void set_frozen(const std::function<bool(const std::string&)>& is_frozen) override {
+    qkv_layer_.set_frozen(is_frozen(prefix_ + "attn.qkv.weight"), is_frozen(prefix_ + "attn.qkv.bias"));
+    proj_layer_.set_frozen(is_frozen(prefix_ + "attn.proj.weight"), is_frozen(prefix_ + "attn.proj.bias"));
+  }
+
   void forward(vk::Recorder& rec, const vk::View& out, const vk::View& in, uint32_t batch,
                const vk::View& residual) override {
     const uint32_t M = batch * T_;

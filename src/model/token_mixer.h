@@ -5,6 +5,7 @@
 // Also holds the small layer helpers that the mixers and the block share.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -74,6 +75,9 @@ class TokenMixer {
   // refreshed by the model before every forward. Called before allocate(); mixers without
   // matmuls (or not yet converted) ignore it and stay fp32, which autocast permits.
   virtual void enable_f16(const vk::View& params16) { (void)params16; }
+  // Freezing (Vit::set_frozen): is_frozen(tensor name) for each of the mixer's tensors; mixers
+  // whose linear layers can skip a frozen weight's gradient do (Linear::set_frozen).
+  virtual void set_frozen(const std::function<bool(const std::string&)>& is_frozen) { (void)is_frozen; }
   // The softmax probabilities of the last forward, (B, H, N, N), when the mixer is attention on
   // the unfused path; an empty view (size 0) otherwise.
   virtual vk::View attention_probs() const { return {}; }

@@ -445,7 +445,15 @@ void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
     throw Error("internal: model backward: dlogits holds " + std::to_string(dlogits.size / 4) + " floats, needs " +
                 std::to_string(uint64_t(batch) * K));
 
-  head_.backward(rec, dpooled_, /*accumulate=*/false, dlogits.slice(0, uint64_t(batch) * K), batch);
+  // Frozen tensors (set_frozen): the backward pass ends where nothing below needs a gradient.
+  const int lowest = lowest_trainable_;
+  const int depth = static_cast<int>(blocks_.size());
+  head_.backward(rec, lowest <= depth + 1 ? dpooled_ : vk::View{}, /*accumulate=*/false,
+                 dlogits.slice(0, uint64_t(batch) * K), batch);
+  if (lowest > depth + 1) {  // a linear probe: the head's gradients are all there is
+    if (grads_ready) grads_ready(0);
+    return;
+  }
   // dxn[b] (N, D) = pool_w^T (N, 1) x dpooled[b] (1, D): overwrites every row, zero where the pool ignores a token.
   ops::MatmulShape s;
   s.M = N;
@@ -464,7 +472,8 @@ void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
 
   // dx_ holds the gradient of each block's output; every norm backward adds the gradient that
   // reaches the block input through its branch.
-  for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
+  // Block i runs while some tensor at position <= 1 + i trains (position: set_frozen).
+  for (auto it = blocks_.rbegin(); it != blocks_.rend() - std::max(lowest - 1, 0); ++it) {
     const int layer = static_cast<int>(blocks_.rend() - it) - 1;
     if (cfg_.post_norm()) backward_block_post(rec, layer, batch);
     else backward_block_pre(rec, layer, batch);
@@ -475,12 +484,42 @@ void Vit::backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
   const vk::View dpw = grad("patch_embed.proj.weight"), dpb = grad("patch_embed.proj.bias");
   // A fixed sincos table takes no gradient: the patch embedding's backward writes it aside.
   const vk::View dcls = grad("cls_token"), dpos = cfg_.learned_pos_embed() ? grad("pos_embed") : dpos_unused_;
-  for_each_embed_chunk(ctx_, cfg_, batch, [&](uint64_t first, uint64_t n) {
-    ops::patch_embed_backward(rec, dpw, dpb, dcls, dpos, proj_.slice(first * Np * D, n * Np * D),
-                              dx_.slice(first * N * D, n * N * D), patches_.slice(first * Np * CPP, n * Np * CPP),
-                              embed_shape(cfg_, n));
-  });
+  if (lowest == 0)
+    for_each_embed_chunk(ctx_, cfg_, batch, [&](uint64_t first, uint64_t n) {
+      ops::patch_embed_backward(rec, dpw, dpb, dcls, dpos, proj_.slice(first * Np * D, n * Np * D),
+                                dx_.slice(first * N * D, n * N * D), patches_.slice(first * Np * CPP, n * Np * CPP),
+                                embed_shape(cfg_, n));
+    });
   if (grads_ready) grads_ready(0);
+}
+
+void Vit::set_frozen(const std::vector<bool>& frozen) {
+  if (frozen.size() != params().size())
+    throw Error("internal: Vit::set_frozen: " + std::to_string(frozen.size()) + " flags for " +
+                std::to_string(params().size()) + " tensors");
+  const int depth = static_cast<int>(blocks_.size());
+  auto is_frozen = [&](const std::string& name) {
+    for (size_t i = 0; i < params().size(); ++i)
+      if (params()[i].name == name) return bool(frozen[i]);
+    return false;
+  };
+  // Position from the input up: 0 embeddings, 1 + i block i, depth + 1 final norm, depth + 2 head.
+  lowest_trainable_ = depth + 3;
+  for (size_t i = params().size(); i-- > 0;) {
+    if (frozen[i]) continue;
+    const std::string& name = params()[i].name;
+    int position = depth + 2;
+    if (name.rfind("blocks.", 0) == 0) position = 1 + std::stoi(name.substr(7));
+    else if (name.rfind("norm.", 0) == 0) position = depth + 1;
+    else if (name.rfind("head.", 0) != 0) position = 0;  // cls_token, pos_embed, patch_embed.*
+    lowest_trainable_ = std::min(lowest_trainable_, position);
+  }
+  head_.set_frozen(is_frozen("head.weight"), is_frozen("head.bias"));
+  for (auto& b : blocks_) {
+    b->fc1.set_frozen(is_frozen(b->prefix + "mlp.fc1.weight"), is_frozen(b->prefix + "mlp.fc1.bias"));
+    b->fc2.set_frozen(is_frozen(b->prefix + "mlp.fc2.weight"), is_frozen(b->prefix + "mlp.fc2.bias"));
+    b->mixer->set_frozen(is_frozen);
+  }
 }
 
 }  // namespace vkvit::model

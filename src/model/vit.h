@@ -85,6 +85,12 @@ class Vit {
   void backward(vk::Recorder& rec, uint32_t batch, const vk::View& dlogits,
                 const std::function<void(uint64_t first)>& grads_ready = {});
 
+  // Freezing (train.freeze): frozen[i] for params()[i]. The linear layers skip a frozen
+  // weight's or bias's gradient, and backward() stops below the lowest block that still has a
+  // trainable tensor at or under it (a linear probe runs the head's backward only). Gradients of
+  // frozen tensors are then left as they were or computed anyway: the optimizer ignores them.
+  void set_frozen(const std::vector<bool>& frozen);
+
   // After forward(rec, batch) has run: block `layer`'s attention probabilities softmax(scale Q K^T),
   // (max_batch, H, N, N), of which the first `batch` images are this forward's. Throws Error for a
   // block that is not attention, or a model built without keep_attention_probs on the fused path.
@@ -137,6 +143,7 @@ class Vit {
   uint64_t activation_bytes_ = 0;
   std::vector<std::unique_ptr<Block>> blocks_;
   Linear head_;  // (K, D)
+  int lowest_trainable_ = 0;  // set_frozen's position of the lowest trainable tensor: 0 = all train
 
   vk::View patches_;  // (B, Np, CPP) input
   vk::View x0_;       // (B, N, D) patch embedding output = first block's input

@@ -92,6 +92,10 @@ void linear_gelu_backward(vk::Recorder& rec, const vk::View& dpre, const vk::Vie
 void linear_backward(vk::Recorder& rec, const vk::View& dx, const vk::View& dw, const vk::View& db,
                      const vk::View& dy, const vk::View& x, const vk::View& w, uint32_t M, uint32_t N, uint32_t K) {
   if (present(dx)) matmul(rec, dx, dy, w, input_grad_product(M, N, K, 1.0f));
+  if (!present(dw)) {  // a frozen weight (model::Linear::set_frozen)
+    if (present(db)) bias_grad(rec, db, dy, M, N);
+    return;
+  }
   if (present(db) && matmul_epilogue_supported(MatmulKernel::automatic, rec.context())) {
     // db += column sums of dy = row sums of dy^T, the weight gradient's A: one pass over dy.
     MatmulShape s = weight_grad_product(M, N, K);
@@ -157,7 +161,7 @@ void linear_gelu_backward_f16(vk::Recorder& rec, const vk::View& dpre, const vk:
   MatmulShape s = input_grad_product(M, N, K, 0.0f);
   s.epilogue = MatmulEpilogue::gelu_grad;
   matmul_f16(rec, dpre, dy16, w16, s, vk::View{}, MatmulOut::f32, pre);
-  matmul_f16(rec, dw, dy16, hidden16, weight_grad_product(M, N, K));
+  if (present(dw)) matmul_f16(rec, dw, dy16, hidden16, weight_grad_product(M, N, K));
   if (present(db)) bias_grad(rec, db, dy, M, N);
 }
 
@@ -166,7 +170,7 @@ void linear_backward_f16(vk::Recorder& rec, const vk::View& dx, float dx_beta, c
                          uint32_t M, uint32_t N, uint32_t K) {
   cast_f32_to_f16(rec, dy16, dy, uint64_t(M) * N);
   if (present(dx)) matmul_f16(rec, dx, dy16, w16, input_grad_product(M, N, K, dx_beta));
-  matmul_f16(rec, dw, dy16, x16, weight_grad_product(M, N, K));
+  if (present(dw)) matmul_f16(rec, dw, dy16, x16, weight_grad_product(M, N, K));
   if (present(db)) bias_grad(rec, db, dy, M, N);
 }
 

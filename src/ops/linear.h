@@ -33,15 +33,16 @@ void linear_residual_forward(vk::Recorder& rec, const vk::View& y /* (M, N) */, 
 // The backward of linear_gelu_forward's successor: fc2 = linear(hidden) with hidden = gelu(pre).
 // dpre = (dy W) * gelu'(pre), overwritten (fused into the input-gradient matmul where the kernel
 // allows it, else through dhidden, an (M, K) scratch); dW += dy^T hidden; db += column sums of dy.
-void linear_gelu_backward(vk::Recorder& rec, const vk::View& dpre /* (M, K) */, const vk::View& dw /* (N, K) */,
+void linear_gelu_backward(vk::Recorder& rec, const vk::View& dpre /* (M, K) */, const vk::View& dw /* (N, K) or empty */,
                           const vk::View& db /* (N) or empty */, const vk::View& dy /* (M, N) */,
                           const vk::View& hidden /* (M, K) */, const vk::View& w /* (N, K) */,
                           const vk::View& pre /* (M, K) */, const vk::View& dhidden /* (M, K) scratch */, uint32_t M,
                           uint32_t N, uint32_t K);
 
-// dx may be an empty View when the input needs no gradient (the patch-embedding input);
+// dx may be an empty View when the input needs no gradient (the patch-embedding input), dw when
+// the weight is frozen (model::Linear::set_frozen);
 // db may be empty for a layer without bias.
-void linear_backward(vk::Recorder& rec, const vk::View& dx /* (M, K) or empty */, const vk::View& dw /* (N, K) */,
+void linear_backward(vk::Recorder& rec, const vk::View& dx /* (M, K) or empty */, const vk::View& dw /* (N, K) or empty */,
                      const vk::View& db /* (N) or empty */, const vk::View& dy /* (M, N) */,
                      const vk::View& x /* (M, K) */, const vk::View& w /* (N, K) */, uint32_t M, uint32_t N,
                      uint32_t K);
@@ -56,7 +57,7 @@ void linear_forward_f16(vk::Recorder& rec, const vk::View& y /* (M, N) */, const
 // dy16 (M, N) fp16 is scratch that receives the cast of dy. dx = dx_beta * dx + dy W (dx_beta 0
 // overwrites, 1 accumulates; dx may be empty), dW += dy^T x, db += column sums of dy (fp32).
 void linear_backward_f16(vk::Recorder& rec, const vk::View& dx /* (M, K) or empty */, float dx_beta,
-                         const vk::View& dw /* (N, K) */, const vk::View& db /* (N) or empty */,
+                         const vk::View& dw /* (N, K) or empty */, const vk::View& db /* (N) or empty */,
                          const vk::View& dy /* (M, N) */, const vk::View& dy16 /* (M, N) fp16 scratch */,
                          const vk::View& x16 /* (M, K) fp16 */, const vk::View& w16 /* (N, K) fp16 */, uint32_t M,
                          uint32_t N, uint32_t K);

@@ -107,6 +107,11 @@ struct TrainConfig {
   // Fine-tuning (train/pretrained.h): the weights a new run starts from instead of the init, a
   // vkvit checkpoint or "timm:FILE" / "torchvision:FILE"; "" = the init.
   std::string pretrained;
+  // Optimizer steps and parameter groups (train/param_groups.h): k micro-batches of batch_size per
+  // optimizer step; timm's layer-wise lr decay (0 = off); frozen tensors by fnmatch pattern.
+  int accum_steps = 1;
+  double layer_decay = 0;
+  std::vector<std::string> freeze;
 
   bool operator==(const TrainConfig& o) const;
   bool operator!=(const TrainConfig& o) const { return !(*this == o); }

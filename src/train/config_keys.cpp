@@ -29,6 +29,11 @@ void put(YAML::Emitter& e, const std::vector<double>& v) {
   for (double d : v) put(e, d);
   e << YAML::EndSeq;
 }
+void put(YAML::Emitter& e, const std::vector<std::string>& v) {
+  e << YAML::Flow << YAML::BeginSeq;
+  for (const std::string& s : v) e << YAML::DoubleQuoted << s;
+  e << YAML::EndSeq;
+}
 template <class T>
 void put(YAML::Emitter& e, const T& v) {
   e << v;  // integers, booleans, strings
@@ -40,6 +45,11 @@ std::string shown(const T& v) {
   std::ostringstream s;
   s << v;
   return s.str();
+}
+std::string shown(const std::vector<std::string>& v) {
+  std::string s;
+  for (const std::string& p : v) s += (s.empty() ? "" : ", ") + p;
+  return "[" + s + "]";
 }
 std::string shown(const std::vector<double>& v) {
   std::string s;
@@ -134,6 +144,23 @@ Reader<std::string> mixer_names() {
       if (mixer.empty()) w.fail("must not be empty");
     }
     return mixer;
+  }};
+}
+
+// train.freeze: a list of fnmatch patterns, each non-empty ("!pattern" unfreezes); one string
+// reads as a list of one. Whether each matches a tensor is checked when the model is built.
+Reader<std::vector<std::string>> patterns() {
+  return {[](const YAML::Node& n, const Where& w) {
+    std::vector<std::string> out;
+    if (n.IsNull()) return out;
+    if (!n.IsSequence()) {
+      out.push_back(read_string(n, w));
+    } else {
+      for (size_t i = 0; i < n.size(); ++i) out.push_back(read_string(n[i], w));
+    }
+    for (const std::string& p : out)
+      if (p.empty() || p == "!") w.fail("every pattern must be non-empty");
+    return out;
   }};
 }
 
@@ -281,6 +308,15 @@ const Section<TrainConfig>& train_keys() {
       key("pretrained", &T::pretrained, optional_text(),
           "weights a new run starts from: a vkvit checkpoint, or timm:FILE / torchvision:FILE as vkvit convert "
           "reads them; the head is re-initialised when the class count differs (vkvit train --pretrained)"),
+      key("accum_steps", &T::accum_steps, integer(1, 1 << 16),
+          "gradient accumulation: micro-batches of batch_size per optimizer step (effective batch "
+          "accum_steps x batch_size); steps, lr schedule and checkpoints count optimizer steps"),
+      key("layer_decay", &T::layer_decay, number({[](double v) { return v >= 0 && v <= 1; }, "must be in [0, 1]"}),
+          "layer-wise lr decay as timm's --layer-decay (0 = off; fine-tuning uses 0.65-0.75): lr x "
+          "layer_decay^(depth + 1 - layer id), head 1, final norm with the last block, embeddings 0"),
+      key("freeze", &T::freeze, patterns(),
+          "tensors left untrained, as fnmatch patterns in order, !pattern unfreezes: [\"*\", \"!head.*\"] "
+          "is a linear probe, [\"patch_embed.*\", \"cls_token\", \"pos_embed\", \"blocks.[0-5].*\"] the stem and six blocks"),
   }};
   return section;
 }

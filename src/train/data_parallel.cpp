@@ -79,29 +79,43 @@ void broadcast_device(dist::Comm& comm, vk::Context& ctx, const vk::View& view) 
 }
 
 GradientSync::GradientSync(vk::Context& ctx, dist::Comm& comm, const model::ParamLayout& layout,
-                           const vk::View& grads, uint64_t bucket_bytes, bool overlap)
+                           const vk::View& grads, uint64_t bucket_bytes, bool overlap, const std::vector<bool>& frozen)
     : comm_(comm), grads_(grads), floats_(layout.total_floats()), overlap_(overlap) {
   staging_ = std::make_unique<vk::Buffer>(ctx, (floats_ + 1) * 4, vk::MemoryKind::host_readback, "gradient staging");
   // A tensor's range runs to the next tensor's offset, so the buckets tile the whole buffer,
-  // alignment padding included; walked from the end, as the backward pass finishes them.
+  // alignment padding included; walked from the end, as the backward pass finishes them. Frozen
+  // tensors (train.freeze) are left out: a bucket ends at one, and nothing of theirs is sent.
   const auto& params = layout.params();
   const uint64_t bucket_floats = std::max<uint64_t>(bucket_bytes / 4, 1);
   uint64_t bucket_end = floats_;
+  bool open = false;  // a bucket ends at bucket_end and has not been pushed yet
   for (size_t i = params.size(); i-- > 0;) {
     const uint64_t first = i == 0 ? 0 : params[i].offset;
+    const uint64_t end = i + 1 < params.size() ? params[i + 1].offset : floats_;
+    if (!frozen.empty() && frozen[i]) {
+      if (open) buckets_.push_back({end, bucket_end - end, false, -1});
+      open = false;
+      continue;
+    }
+    if (!open) bucket_end = end;
+    open = true;
     if (bucket_end - first >= bucket_floats || i == 0) {
       buckets_.push_back({first, bucket_end - first, false, -1});
       bucket_end = first;
+      open = false;
     }
   }
+  partial_ = std::find(frozen.begin(), frozen.end(), true) != frozen.end();
+  for (const Bucket& b : buckets_) sent_floats_ += b.count;
 }
 
 std::unique_ptr<GradientSync> GradientSync::with_tuning(vk::Context& ctx, dist::Comm& comm,
-                                                     const model::ParamLayout& layout, const vk::View& grads) {
+                                                     const model::ParamLayout& layout, const vk::View& grads,
+                                                     const std::vector<bool>& frozen) {
   const vk::Tuning& tuning = ctx.tuning();
   return std::make_unique<GradientSync>(ctx, comm, layout, grads,
                                         tuning.allreduce_bucket_bytes.value_or(kDefaultBucketBytes),
-                                        tuning.allreduce_overlap);
+                                        tuning.allreduce_overlap, frozen);
 }
 
 void GradientSync::begin_step() {
@@ -143,7 +157,11 @@ void GradientSync::allreduce(vk::Recorder* rec, const std::function<float()>& we
 }
 
 void GradientSync::record_copy_back(vk::Recorder& rec) {
-  rec.copy(staging_->view().slice(0, floats_), grads_.slice(0, floats_));
+  if (!partial_) {
+    rec.copy(staging_->view().slice(0, floats_), grads_.slice(0, floats_));
+    return;
+  }
+  for (const Bucket& b : buckets_) rec.copy(staging_->view().slice(b.first, b.count), grads_.slice(b.first, b.count));
 }
 
 }  // namespace vkvit::train

@@ -40,13 +40,15 @@ class GradientSync {
   // `grads`: the flat gradient buffer laid out by `layout`; a bucket holds whole tensors, about
   // `bucket_bytes` (a larger tensor is a bucket of its own). `overlap`: flush the recorder at
   // every completed bucket so that its sum overlaps the rest of the backward pass.
+  // `frozen` (train.freeze, one flag per tensor of layout; empty: none): those tensors' gradients
+  // are not sent, nor copied back (the optimizer ignores them).
   GradientSync(vk::Context& ctx, dist::Comm& comm, const model::ParamLayout& layout, const vk::View& grads,
-               uint64_t bucket_bytes, bool overlap);
+               uint64_t bucket_bytes, bool overlap, const std::vector<bool>& frozen = {});
   static constexpr uint64_t kDefaultBucketBytes = 25ull << 20;  // PyTorch DDP's default bucket_cap_mb
   // With the bucket size and overlap of ctx.tuning(), where VKVIT_ALLREDUCE_BUCKET_MB and
   // VKVIT_ALLREDUCE_OVERLAP=0|1 override the defaults (tuning, tests).
   static std::unique_ptr<GradientSync> with_tuning(vk::Context& ctx, dist::Comm& comm, const model::ParamLayout& layout,
-                                                    const vk::View& grads);
+                                                    const vk::View& grads, const std::vector<bool>& frozen = {});
 
   // Before a step's gradients are recorded.
   void begin_step();
@@ -60,7 +62,7 @@ class GradientSync {
   void record_copy_back(vk::Recorder& rec);
   float loss() const { return staging()[floats_]; }  // the global batch's mean loss after allreduce()
 
-  uint64_t bytes_per_step() const { return (floats_ + 1) * 4; }  // what each rank contributes
+  uint64_t bytes_per_step() const { return (sent_floats_ + 1) * 4; }  // what each rank contributes
   size_t buckets() const { return buckets_.size(); }
   bool overlap() const { return overlap_; }
 
@@ -77,6 +79,8 @@ class GradientSync {
   bool overlap_;
   std::unique_ptr<vk::Buffer> staging_;  // (floats + 1): gradients, then the loss
   std::vector<Bucket> buckets_;          // in the order the backward pass completes them
+  uint64_t sent_floats_ = 0;             // the buckets' floats
+  bool partial_ = false;                 // frozen tensors left out: copy back bucket by bucket
 };
 
 }  // namespace vkvit::train

@@ -32,17 +32,65 @@ std::vector<float> draw_drop_path(double rate, int depth, uint32_t batch, uint64
   return scales;
 }
 
-TrainStep::TrainStep(vk::Context& ctx, model::Vit& vit, uint32_t B) : vit_(vit) {
+namespace {
+// The floats [first, first + count) of the flat layout that train: the whole buffer, or with
+// frozen tensors the runs of adjacent trainable ones (padding between them included).
+std::vector<TrainStep::Run> trainable_runs(const model::Vit& vit, const ParamGroups* groups) {
+  const bool any_frozen = groups && std::find(groups->frozen.begin(), groups->frozen.end(), true) != groups->frozen.end();
+  if (!any_frozen) return {{0, vit.layout().total_floats()}};
+  std::vector<TrainStep::Run> runs;
+  bool open = false;
+  for (size_t i = 0; i < vit.params().size(); ++i) {
+    const model::ParamInfo& p = vit.params()[i];
+    if (groups->frozen[i]) {
+      open = false;
+      continue;
+    }
+    if (!open) runs.push_back({p.offset, 0});
+    runs.back().count = p.offset + p.count - runs.back().first;
+    open = true;
+  }
+  return runs;
+}
+
+// The gradients the norm counts (torch's clip_grad_norm_ sees parameters with a .grad only).
+std::vector<vk::View> run_views(const vk::View& flat, const std::vector<TrainStep::Run>& runs) {
+  std::vector<vk::View> views;
+  for (const TrainStep::Run& r : runs) views.push_back(flat.slice(r.first, r.count));
+  return views;
+}
+
+// AdamW runs once per trainable run up to this many (a linear probe: one, the head; a frozen
+// stem: one, the rest); beyond, once over everything, its lr-scale table keeping frozen tensors.
+constexpr size_t kMaxUpdateRuns = 16;
+}  // namespace
+
+TrainStep::TrainStep(vk::Context& ctx, model::Vit& vit, uint32_t B, const ParamGroups* groups)
+    : vit_(vit), runs_(trainable_runs(vit, groups)), norm_grads_(run_views(vit.grads_view(), runs_)) {
   // Test hook: VKVIT_LOSS_SCALE_GROWTH_INTERVAL=N grows the loss scale after N good steps instead
   // of 2000, so that tests of short runs see the growth rule (and its state across a resume).
   if (const auto interval = ctx.tuning().loss_scale_growth_interval) scaler_.set_growth_interval(*interval);
   const uint64_t K = vit.config().num_classes;
   const uint64_t n = vit.layout().total_floats();
-  const std::vector<vk::View> grads = {vit.grads_view()};
   std::vector<ops::ParamRange> ranges;
-  for (const auto& p : vit.params()) ranges.push_back({p.offset, p.count, p.decay});
+  for (size_t i = 0; i < vit.params().size(); ++i) {
+    const model::ParamInfo& p = vit.params()[i];
+    ranges.push_back({p.offset, p.count, p.decay, groups ? groups->lr_scale.at(i) : 1.0});
+  }
   const std::vector<uint32_t> mask = ops::adamw_decay_mask(ranges, n);
-  const uint64_t scratch = ops::grad_norm_scratch_floats(ctx, grads);
+  const uint64_t scratch = ops::grad_norm_scratch_floats(ctx, norm_grads_);
+  if (groups && groups->active()) {
+    vit.set_frozen(groups->frozen);
+    // The scale table, unless every trainable scale is 1 and AdamW runs over trainable runs only.
+    bool other_than_one = runs_.size() > kMaxUpdateRuns;
+    for (size_t i = 0; i < ranges.size(); ++i) other_than_one |= !groups->frozen[i] && ranges[i].lr_scale != 1.0;
+    if (runs_.size() > kMaxUpdateRuns) runs_ = {{0, n}};
+    if (other_than_one) {
+      const std::vector<float> blocks = ops::adamw_lr_scale_blocks(ranges, n);
+      lr_scales_ = std::make_unique<vk::Buffer>(ctx, blocks.size() * 4, vk::MemoryKind::device, "AdamW lr scales");
+      ctx.upload(lr_scales_->view(), blocks.data(), blocks.size() * 4);
+    }
+  }
 
   const uint64_t pad = 256;  // per-view alignment slack
   const uint64_t floats = (6 + ops::kMixWords) * B + 1 + B * K + 1 + ops::kGradNormFloats + scratch + 2 * n + mask.size();
@@ -78,9 +126,9 @@ void TrainStep::record(vk::Recorder& rec, uint32_t batch, const ops::AdamWHyper&
 }
 
 void TrainStep::record_gradients(vk::Recorder& rec, uint32_t batch, float label_smoothing, float grad_weight,
-                                 const std::function<void(uint64_t first)>& grads_ready) {
+                                 const std::function<void(uint64_t first)>& grads_ready, bool accumulate) {
   const uint32_t K = static_cast<uint32_t>(vit_.config().num_classes);
-  rec.fill(vit_.grads_view(), 0.0f);
+  if (!accumulate) rec.fill(vit_.grads_view(), 0.0f);
   rec.fill(dlogits_, 0.0f);
   // amp: the loss gradient carries the loss scale, so every gradient after it is scaled too.
   const float dloss = (vit_.amp() ? scaler_.scale() : 1.0f) * grad_weight;
@@ -140,13 +188,14 @@ void TrainStep::record_drop_path(vk::Recorder& rec, double rate, uint64_t seed, 
 void TrainStep::record_update(vk::Recorder& rec, const ops::AdamWHyper& hyper, uint64_t t, float clip_grad) {
   if (vit_.amp()) {
     // The norm of the scaled gradients, then the true norm and a coefficient that unscales and clips.
-    ops::grad_norm(rec, norm_, norm_scratch_, {vit_.grads_view()}, 0.0f);
+    ops::grad_norm(rec, norm_, norm_scratch_, norm_grads_, 0.0f);
     record_unscale(rec, norm_, scaler_.scale(), clip_grad);
   } else {
-    ops::grad_norm(rec, norm_, norm_scratch_, {vit_.grads_view()}, clip_grad);
+    ops::grad_norm(rec, norm_, norm_scratch_, norm_grads_, clip_grad);
   }
-  ops::adamw_step(rec, vit_.params_view(), m_, v_, vit_.grads_view(), norm_, decay_mask_,
-                  vit_.layout().total_floats(), hyper, t);
+  for (const Run& r : runs_)
+    ops::adamw_step(rec, vit_.params_view(), m_, v_, vit_.grads_view(), norm_, decay_mask_, r.count, hyper, t,
+                    lr_scales_ ? lr_scales_->view() : vk::View{}, r.first);
 }
 
 }  // namespace vkvit::train

@@ -10,6 +10,12 @@
 // before the gradients: the batch is mixed and that step's loss is the soft-target one.
 // With stochastic depth (train.drop_path) the caller records record_drop_path before the
 // gradients: that step's forward and backward scale each block branch per image.
+// Gradient accumulation (train.accum_steps): record_gradients once per micro-batch, the first
+// zeroing the gradients and the others adding to them, each weighted 1/k; then record_update once.
+// Parameter groups (train/param_groups.h): layer-wise lr scales and frozen tensors reach AdamW as
+// its per-block lr-scale table; frozen tensors are left out of the gradient norm (torch's
+// clip_grad_norm_ sees only parameters with a .grad) and their gradients are skipped where the
+// model can (Vit::set_frozen).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -20,6 +26,7 @@
 #include "ops/adamw.h"
 #include "train/loss_scaler.h"
 #include "train/mixup.h"
+#include "train/param_groups.h"
 #include "vk/context.h"
 #include "vk/memory.h"
 #include "vk/recorder.h"
@@ -40,7 +47,8 @@ std::vector<float> draw_drop_path(double rate, int depth, uint32_t batch, uint64
 
 class TrainStep {
  public:
-  TrainStep(vk::Context& ctx, model::Vit& vit, uint32_t max_batch);
+  // groups: null or inactive (no scale but 1) for the plain step.
+  TrainStep(vk::Context& ctx, model::Vit& vit, uint32_t max_batch, const ParamGroups* groups = nullptr);
 
   // One step on the batch already in vit.patches_input() and labels(). `t` is the 1-based count
   // of applied updates (AdamW's bias correction); clip_grad 0 = no clipping.
@@ -50,8 +58,9 @@ class TrainStep {
   // the gradients of `grad_weight` times the batch's mean loss (a rank's batch / the global batch,
   // so that the ranks' sums are the global mean's gradients), then norm, clipping and AdamW.
   // `grads_ready` is handed to Vit::backward (data-parallel runs send finished buckets early).
+  // `accumulate`: add to the gradients already there (a micro-batch after an optimizer step's first).
   void record_gradients(vk::Recorder& rec, uint32_t batch, float label_smoothing, float grad_weight,
-                        const std::function<void(uint64_t first)>& grads_ready = {});
+                        const std::function<void(uint64_t first)>& grads_ready = {}, bool accumulate = false);
   void record_update(vk::Recorder& rec, const ops::AdamWHyper& hyper, uint64_t t, float clip_grad);
   // Mixes the batch whose upload to vit.patches_input() is recorded, with `mixer`'s draws for
   // `step`: on the GPU (ops::mix_batch) where ops::mix_batch_on_gpu says so, else in `staged` (the
@@ -64,6 +73,10 @@ class TrainStep {
   // and records their upload (Vit::set_drop_path). rate 0: records nothing, so the step is the
   // one without drop path, command for command.
   void record_drop_path(vk::Recorder& rec, double rate, uint64_t seed, uint64_t rank, uint32_t batch, uint64_t step);
+  // Floats [first, first + count) of the flat parameter layout.
+  struct Run {
+    uint64_t first = 0, count = 0;
+  };
 
   const vk::View& labels() const { return labels_; }  // (max_batch) uint32 class indices
   const vk::View& loss() const { return loss_; }      // (1) mean loss of the recorded step
@@ -79,6 +92,9 @@ class TrainStep {
   float dloss_value_ = 1.0f;  // what dloss_ holds: the loss scale (amp) times the gradient weight
   bool next_mixed_ = false;   // record_mix ran since the last record_gradients
   std::unique_ptr<vk::Arena> arena_;
+  std::vector<Run> runs_;                  // what trains: AdamW's ranges (one: everything)
+  std::vector<vk::View> norm_grads_;       // the trainable tensors' gradients, in contiguous runs
+  std::unique_ptr<vk::Buffer> lr_scales_;  // parameter groups: AdamW's per-block lr scales
   void record_words(vk::Recorder& rec, const vk::View& dst, const void* words, uint64_t count, const char* label);
   vk::View labels_, labels_b_, lam_, mixes_, losses_, loss_, correct_, lse_, dlogits_, dloss_, norm_, norm_scratch_, m_, v_, decay_mask_;
 };

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include "train/memory_plan.h"
 #include "train/metrics.h"
 #include "train/mixup.h"
+#include "train/param_groups.h"
 #include "train/plots.h"
 #include "train/pretrained.h"
 #include "train/progress.h"
@@ -72,6 +74,9 @@ class Trainer {
   void start_epoch();
   bool train_epoch_pipelined();    // true: --max-steps stopped the run
   bool train_epoch_distributed();  // true: --max-steps stopped the run
+  bool train_epoch_accumulated();  // train.accum_steps > 1; true: --max-steps stopped the run
+  bool record_micro_batches(uint64_t& images);  // false: the epoch ran out within the step
+  void record_micro_batch(int slot, uint32_t j, float share, bool accumulate);
   void end_epoch();
 
   void start_step();
@@ -98,14 +103,18 @@ class Trainer {
   dist::Comm& world_;
   const bool distributed_, root_, quiet_;
   const uint32_t ranks_, batch_;
+  const uint32_t accum_;  // train.accum_steps: micro-batches per optimizer step
   const RunSplits splits_;
   data::Loader train_loader_;
   std::unique_ptr<data::Loader> val_loader_;
   std::unique_ptr<model::Vit> vit_;
+  const ParamGroups groups_;  // train.layer_decay, train.freeze
   std::unique_ptr<TrainStep> train_step_;
   std::optional<RunDir> run_;
   ResumePoint resumed_;  // where this process started (step 0 for a new run)
   double peak_lr_ = 0;
+  uint64_t steps_per_epoch_ = 0;  // optimizer steps
+  std::vector<float> micro_weights_;  // accumulation: each micro-batch's weight in the step's loss
   std::optional<LrSchedule> schedule_;
   std::unique_ptr<GradientSync> sync_;  // data-parallel runs
   ops::AdamWHyper hyper_;
@@ -135,12 +144,14 @@ Trainer::Trainer(vk::Context& ctx, const RunConfig& cfg, const TrainOptions& opt
       quiet_(options.quiet || !root_),
       ranks_(static_cast<uint32_t>(world_.size())),
       batch_(static_cast<uint32_t>(cfg.train.batch_size)),
+      accum_(static_cast<uint32_t>(cfg.train.accum_steps)),
       splits_(scan_splits(cfg, world_)),
       train_loader_(splits_.train, sharded(loader_config(cfg, true), world_)),
       vit_((check_memory_plan(ctx, to_vit_config(cfg.model), batch_, cfg.train.amp, cfg.name),
             std::make_unique<model::Vit>(ctx, to_vit_config(cfg.model), batch_, cfg.train.amp))),
-      train_step_(std::make_unique<TrainStep>(ctx, *vit_, batch_)),
-      io_(ctx, *vit_, batch_, 1 + ops::kGradNormFloats),
+      groups_(param_groups(vit_->layout(), vit_->config().depth, cfg.train.layer_decay, cfg.train.freeze)),
+      train_step_(std::make_unique<TrainStep>(ctx, *vit_, batch_, &groups_)),
+      io_(ctx, *vit_, batch_, 1 + ops::kGradNormFloats + accum_),
       mixer_(batch_mixer(cfg, uint64_t(world_.rank()))),
       rec0_(ctx),
       rec1_(ctx) {
@@ -156,12 +167,24 @@ Trainer::Trainer(vk::Context& ctx, const RunConfig& cfg, const TrainOptions& opt
   }
   if (cfg.train.model_ema) start_ema();
   open_run_folder();
-  const uint64_t steps_per_epoch = train_loader_.batches_per_epoch();
+  steps_per_epoch_ = train_loader_.batches_per_epoch();
+  if (accum_ > 1) {
+    // Ranks agree on the count (a shard may hold a batch less); the tail short of a step is dropped.
+    double batches = double(steps_per_epoch_);
+    if (distributed_) world_.allreduce_max(&batches, 1);
+    steps_per_epoch_ = uint64_t(batches) / accum_;
+    if (steps_per_epoch_ == 0)
+      throw Error("train.accum_steps " + std::to_string(accum_) + " x train.batch_size " + std::to_string(batch_) +
+                  " is more than an epoch's " + std::to_string(uint64_t(batches)) + " batches");
+  }
+  const uint64_t steps_per_epoch = steps_per_epoch_;
   TrainConfig schedule_cfg = cfg.train;
   if (cfg.train.lr_scaling == "linear") schedule_cfg.lr *= ranks_;  // the linear scaling rule
   peak_lr_ = schedule_cfg.lr;
   schedule_.emplace(LrSchedule::from_config(schedule_cfg, steps_per_epoch));
-  if (distributed_) sync_ = GradientSync::with_tuning(ctx, world_, vit_->layout(), vit_->grads_view());
+  if (distributed_)
+    sync_ = GradientSync::with_tuning(ctx, world_, vit_->layout(), vit_->grads_view(),
+                                      groups_.active() ? groups_.frozen : std::vector<bool>{});
   hyper_ = adamw_hyper(cfg.train);
   announce();
   // The bar or the periodic lines (train/progress.h); erased on the way out when an error stops the run.
@@ -223,7 +246,17 @@ void Trainer::announce() const {
   std::fprintf(stderr, "vkvit: training %s (%llu parameters) on %s: %zu train / %zu val images, %llu steps per epoch\n",
                cfg_.name.c_str(), static_cast<unsigned long long>(vit_->param_count()), ctx_.info().name.c_str(),
                splits_.train.size(), splits_.val.size(),
-               static_cast<unsigned long long>(train_loader_.batches_per_epoch()));
+               static_cast<unsigned long long>(steps_per_epoch_));
+  if (accum_ > 1)
+    std::fprintf(stderr, "vkvit: %u micro-batches of %u images per optimizer step (train.accum_steps); %llu steps per epoch\n",
+                 accum_, batch_, static_cast<unsigned long long>(steps_per_epoch_));
+  if (groups_.active()) {
+    const size_t frozen = size_t(std::count(groups_.frozen.begin(), groups_.frozen.end(), true));
+    std::fprintf(stderr, "vkvit: %zu of %zu parameter tensors frozen (train.freeze); layer decay ", frozen,
+                 groups_.frozen.size());
+    if (cfg_.train.layer_decay > 0) std::fprintf(stderr, "%g (train.layer_decay)\n", cfg_.train.layer_decay);
+    else std::fprintf(stderr, "off\n");
+  }
   if (!distributed_) return;
   std::fprintf(stderr,
                "vkvit: %u ranks x batch %u = global batch %llu; gradients averaged in %zu bucket%s, %.1f MB "
@@ -237,7 +270,9 @@ void Trainer::announce() const {
 TrainResult Trainer::run() {
   for (state_.epoch = resumed_.epoch; state_.epoch < static_cast<uint64_t>(cfg_.train.epochs); ++state_.epoch) {
     start_epoch();
-    const bool stopped = distributed_ ? train_epoch_distributed() : train_epoch_pipelined();
+    const bool stopped = accum_ > 1     ? train_epoch_accumulated()
+                         : distributed_ ? train_epoch_distributed()
+                                        : train_epoch_pipelined();
     if (stopped) {
       stop_at_max_steps();
       return result_;
@@ -256,7 +291,7 @@ void Trainer::start_epoch() {
   state_.epoch_step = 0;
   if (resumed_mid_epoch) {
     state_.epoch_loss.restore(resumed_.epoch_loss_sum, double(resumed_.epoch_images));
-    state_.epoch_step = resumed_.epoch_images / (uint64_t(batch_) * ranks_);
+    state_.epoch_step = resumed_.epoch_images / (uint64_t(batch_) * ranks_ * accum_);
   }
   state_.epoch_speed.start();
   state_.lr = schedule_->at(state_.step);
@@ -338,6 +373,100 @@ bool Trainer::train_epoch_distributed() {
     rec0_.submit_and_wait();
     if (apply_step(sync_->loss(), io_.readback(0)[1 + ops::kGradNormIndex], images)) return true;
   }
+}
+
+// Gradient accumulation (train.accum_steps = k > 1): an optimizer step is k micro-batches, each
+// one's loss gradient weighted 1/k (and, data-parallel, by the rank's share of the global
+// micro-batch), their gradients added up; norm, clipping, AdamW and the EMA run once, after the
+// last, and data-parallel ranks sum the gradients once, during the last one's backward pass. The
+// logged loss is the same weighted sum of the micro-batches' losses. An epoch's micro-batches that
+// do not fill a step are not read. One submission at a time (no step is read ahead).
+bool Trainer::train_epoch_accumulated() {
+  for (;;) {
+    if (state_.epoch_step >= steps_per_epoch_) return false;
+    start_step();
+    uint64_t images = 0;
+    if (!record_micro_batches(images)) return false;
+    float loss = 0;
+    if (sync_) {
+      // A rank without a batch in the whole step takes part with zeros.
+      const bool recorded = std::any_of(micro_weights_.begin(), micro_weights_.end(), [](float w) { return w > 0; });
+      if (recorded) rec0_.submit();
+      sync_->allreduce(recorded ? &rec0_ : nullptr, [&] {
+        float sum = 0;
+        for (uint32_t j = 0; j < accum_; ++j) sum += io_.readback(0)[1 + ops::kGradNormFloats + j] * micro_weights_[j];
+        return sum;
+      });
+      sync_->record_copy_back(rec0_);
+    }
+    train_step_->record_update(rec0_, hyper_, state_.step + 1, static_cast<float>(cfg_.train.clip_grad));
+    record_ema(rec0_);
+    io_.record_readback(rec0_, 0, train_step_->norm(), 1);
+    if (vk::fault::device_lost_at(state_.step + 1)) rec0_.inject_wait_result(VK_ERROR_DEVICE_LOST);
+    rec0_.submit_and_wait();
+    if (sync_) {
+      loss = sync_->loss();
+    } else {
+      for (uint32_t j = 0; j < accum_; ++j) loss += io_.readback(0)[1 + ops::kGradNormFloats + j] * micro_weights_[j];
+    }
+    if (apply_step(loss, io_.readback(0)[1 + ops::kGradNormIndex], images)) return true;
+  }
+}
+
+// Records the step's k micro-batches into rec0_, each flushed as soon as it is recorded, so that
+// the host assembles the next in the other staging slot while the GPU runs it; `images`: the
+// global count. The last micro-batch is left recording. false: the loader ran out first, the
+// partial step was waited for and is dropped.
+bool Trainer::record_micro_batches(uint64_t& images) {
+  micro_weights_.assign(accum_, 0.0f);
+  int parts[StepIo::kSlots] = {-1, -1};
+  bool started = false;  // some micro-batch of this rank's step has zeroed the gradients
+  for (uint32_t j = 0; j < accum_; ++j) {
+    const int slot = int(j % StepIo::kSlots);
+    rec0_.wait_flushed(parts[slot]);  // micro-batch j - 2's upload has read the slot
+    const bool have = next_batch(slot);
+    uint64_t micro_images = have ? pending_[slot].batch.size : 0;
+    if (distributed_) world_.allreduce_sum(&micro_images, 1);
+    if (micro_images == 0) {
+      if (j > 0) rec0_.submit_and_wait();
+      return false;
+    }
+    images += micro_images;
+    const bool last = j + 1 == accum_;
+    if (last && sync_) sync_->begin_step();
+    if (have) {
+      micro_weights_[j] = float(pending_[slot].batch.size) / float(micro_images) / float(accum_);
+      record_micro_batch(slot, j, micro_weights_[j], started);
+      started = true;
+    } else if (last && sync_ && started) {
+      sync_->grads_ready(rec0_, 0);  // this rank's earlier micro-batches still count
+    }
+    if (!last) {
+      parts[slot] = rec0_.flush();
+      if (parts[slot] < 0 && started) {  // no part (profiling, or nothing new recorded): wait here instead
+        rec0_.submit_and_wait();
+        parts[0] = parts[1] = -1;  // a wait ends every part's id
+      }
+    }
+  }
+  return true;
+}
+
+// One micro-batch of the accumulated step from staging `slot`: upload, mix (keyed by the
+// micro-batch's own number, so that no two share their draws), gradients added with weight
+// `share`, its loss copied out. The NaN fault hook poisons a step's first micro-batch.
+void Trainer::record_micro_batch(int slot, uint32_t j, float share, bool accumulate) {
+  const data::Batch& batch = pending_[slot].batch;
+  io_.record_upload(rec0_, slot, batch, vit_->patches_input(), &train_step_->labels());
+  if (mixer_.enabled())
+    train_step_->record_mix(rec0_, mixer_, io_.patches(slot), batch.labels, batch.size, state_.step * accum_ + j + 1);
+  if (j == 0 && vk::fault::nan_at(state_.step + 1, state_.nonfinite_in_a_row))
+    rec0_.fill(vit_->patches_input().slice(0, 1), NAN);
+  std::function<void(uint64_t)> hook;
+  if (sync_ && j + 1 == accum_) hook = [&](uint64_t first) { sync_->grads_ready(rec0_, first); };
+  train_step_->record_gradients(rec0_, batch.size, static_cast<float>(cfg_.train.label_smoothing), share, hook,
+                                accumulate);
+  io_.record_readback(rec0_, 0, train_step_->loss(), 1 + ops::kGradNormFloats + j);
 }
 
 void Trainer::start_step() {
