@@ -132,6 +132,8 @@ TEST_CASE("an accumulated run resumed after --max-steps retraces the uninterrupt
   r.cfg.train.batch_size = 8;
   r.cfg.train.accum_steps = 3;  // 8 micro-batches an epoch: 2 steps, the last 2 micro-batches dropped
   r.cfg.train.mixup = 0.8;      // draws keyed per micro-batch
+  r.cfg.model.depth = 2;        // so that drop path drops in block 1; its draws are keyed per micro-batch too
+  r.cfg.train.drop_path = 0.3;
   CHECK(r.run("resumed", 3).stopped_early);
   r.run("", 0, r.dir / "resumed/last.safetensors");
   r.run("whole");
@@ -143,6 +145,10 @@ TEST_CASE("an accumulated run resumed after --max-steps retraces the uninterrupt
     CHECK(a[i].loss == b[i].loss);
     CHECK(a[i].grad_norm == b[i].grad_norm);
   }
+  // Drop path did act on the accumulated steps: without it the same run trains otherwise.
+  r.cfg.train.drop_path = 0;
+  r.run("no_drop_path");
+  CHECK(read_steps(r.dir / "no_drop_path")[0].loss != b[0].loss);
   const model::SafeTensors x = model::read_safetensors(r.dir / "resumed/last.safetensors");
   const model::SafeTensors y = model::read_safetensors(r.dir / "whole/last.safetensors");
   REQUIRE(x.tensors.size() == y.tensors.size());

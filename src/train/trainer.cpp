@@ -452,14 +452,16 @@ bool Trainer::record_micro_batches(uint64_t& images) {
   return true;
 }
 
-// One micro-batch of the accumulated step from staging `slot`: upload, mix (keyed by the
-// micro-batch's own number, so that no two share their draws), gradients added with weight
+// One micro-batch of the accumulated step from staging `slot`: upload, mix and drop path (keyed
+// by the micro-batch's own number, so that no two share their draws), gradients added with weight
 // `share`, its loss copied out. The NaN fault hook poisons a step's first micro-batch.
 void Trainer::record_micro_batch(int slot, uint32_t j, float share, bool accumulate) {
   const data::Batch& batch = pending_[slot].batch;
   io_.record_upload(rec0_, slot, batch, vit_->patches_input(), &train_step_->labels());
   if (mixer_.enabled())
     train_step_->record_mix(rec0_, mixer_, io_.patches(slot), batch.labels, batch.size, state_.step * accum_ + j + 1);
+  train_step_->record_drop_path(rec0_, cfg_.train.drop_path, cfg_.train.seed, uint64_t(world_.rank()), batch.size,
+                                state_.step * accum_ + j + 1);
   if (j == 0 && vk::fault::nan_at(state_.step + 1, state_.nonfinite_in_a_row))
     rec0_.fill(vit_->patches_input().slice(0, 1), NAN);
   std::function<void(uint64_t)> hook;
