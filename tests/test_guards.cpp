@@ -144,11 +144,14 @@ TEST_CASE("NaN steps injected on the GPU are skipped and too many in a row stop 
   }
 }
 
-TEST_CASE("out of device memory names the buffer and the device's limits and the suggested batch trains",
-          "[guards][gpu]") {
-  TinyRun run("oom", 1);
+namespace {
+// `extra`: more train options, whose buffers the plan must count too.
+void check_out_of_memory_advice(const std::string& tag, const std::string& extra) {
+  INFO("options:" << extra);
+  TinyRun run(tag, 1);
   // 32x32 inputs (resized stripes) in 4x4 patches: 65 tokens, so activations dominate the plan.
-  const std::string model = " --set model.image_size=32 --set model.dim=64 --set model.heads=2 --set model.mlp_dim=128";
+  const std::string model =
+      " --set model.image_size=32 --set model.dim=64 --set model.heads=2 --set model.mlp_dim=128" + extra;
   model::VitConfig vc;
   vc.image_size = 32, vc.patch_size = 4, vc.in_chans = 1, vc.dim = 64, vc.depth = 1, vc.heads = 2, vc.mlp_dim = 128;
   vc.num_classes = 4;
@@ -190,6 +193,14 @@ TEST_CASE("out of device memory names the buffer and the device's limits and the
   REQUIRE(peak > 0);
   CHECK(peak <= plan);
   CHECK(plan <= limit);
+}
+}  // namespace
+
+TEST_CASE("out of device memory names the buffer and the device's limits and the suggested batch trains",
+          "[guards][gpu]") {
+  check_out_of_memory_advice("oom", "");
+  // The model EMA (a second copy of the weights), AdamW's lr-scale table and drop path's scales.
+  check_out_of_memory_advice("oom-recipe", " --model-ema --layer-decay 0.75 --drop-path 0.1 --set model.depth=2");
 }
 
 TEST_CASE("activation_plan counts exactly what the model allocates", "[guards][gpu]") {

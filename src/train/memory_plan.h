@@ -6,6 +6,7 @@
 #include <string>
 
 #include "model/vit_config.h"
+#include "train/config.h"
 #include "vk/context.h"
 
 namespace vkvit::train {
@@ -18,17 +19,22 @@ struct MemoryPlan {
   uint64_t largest = 0;       // the largest single allocation or tensor
   uint64_t parameters = 0;    // one flat parameter-layout buffer (params, grads, Adam m and v)
   uint64_t staging = 0;       // batch upload and readback buffers (training and evaluation)
+  uint64_t recipe = 0;        // what train's options add: the model EMA, AdamW's lr-scale table, drop path scales
   uint64_t total = 0;
 };
 
-MemoryPlan plan_memory(vk::Context& ctx, const model::VitConfig& vcfg, uint32_t b, bool amp);
+// `train` gives batch-independent options that take memory (amp, model_ema, layer_decay, freeze,
+// drop_path, accum_steps); its batch_size is not read.
+MemoryPlan plan_memory(vk::Context& ctx, const model::VitConfig& vcfg, uint32_t b, const TrainConfig& train);
 
 // Throws OutOfMemoryError when the plan of batch B cannot fit the device (a device that reports no
 // device-local heap is left to the allocator).
-void check_memory_plan(vk::Context& ctx, const model::VitConfig& vcfg, uint32_t B, bool amp, const std::string& run_name);
+void check_memory_plan(vk::Context& ctx, const model::VitConfig& vcfg, uint32_t B, const TrainConfig& train,
+                       const std::string& run_name);
 
 // The advice after an out-of-memory error at batch B: the largest batch whose plan fits in nine
 // tenths of the heap, or what else to change.
-std::string batch_advice(vk::Context& ctx, const model::VitConfig& vcfg, uint32_t B, bool amp, const std::string& run_name);
+std::string batch_advice(vk::Context& ctx, const model::VitConfig& vcfg, uint32_t B, const TrainConfig& train,
+                         const std::string& run_name);
 
 }  // namespace vkvit::train

@@ -147,7 +147,7 @@ Trainer::Trainer(vk::Context& ctx, const RunConfig& cfg, const TrainOptions& opt
       accum_(static_cast<uint32_t>(cfg.train.accum_steps)),
       splits_(scan_splits(cfg, world_)),
       train_loader_(splits_.train, sharded(loader_config(cfg, true), world_)),
-      vit_((check_memory_plan(ctx, to_vit_config(cfg.model), batch_, cfg.train.amp, cfg.name),
+      vit_((check_memory_plan(ctx, to_vit_config(cfg.model), batch_, cfg.train, cfg.name),
             std::make_unique<model::Vit>(ctx, to_vit_config(cfg.model), batch_, cfg.train.amp))),
       groups_(param_groups(vit_->layout(), vit_->config().depth, cfg.train.layer_decay, cfg.train.freeze)),
       train_step_(std::make_unique<TrainStep>(ctx, *vit_, batch_, &groups_)),
@@ -729,12 +729,12 @@ TrainResult train(vk::Context& ctx, RunConfig cfg, const TrainOptions& options) 
     // plan is a counting pass over a shell model: only built when the line is printed.
     if (log_level() >= LogLevel::info)
       log_info("device memory: peak " + std::to_string(ctx.peak_allocated_bytes()) + " bytes, memory plan " +
-               std::to_string(plan_memory(ctx, to_vit_config(cfg.model), uint32_t(cfg.train.batch_size), cfg.train.amp).total) +
+               std::to_string(plan_memory(ctx, to_vit_config(cfg.model), uint32_t(cfg.train.batch_size), cfg.train).total) +
                " bytes");
     return r;
   } catch (const OutOfMemoryError& e) {
     // Everything the run allocated is freed by now: the advice sees the device as the run found it.
-    throw OutOfMemoryError(e.detail(), batch_advice(ctx, to_vit_config(cfg.model), uint32_t(cfg.train.batch_size), cfg.train.amp, cfg.name));
+    throw OutOfMemoryError(e.detail(), batch_advice(ctx, to_vit_config(cfg.model), uint32_t(cfg.train.batch_size), cfg.train, cfg.name));
   } catch (const DeviceLostError&) {
     // Nothing on the device can be trusted, and nothing more is read from it: the run ends here,
     // with what is on disk.
