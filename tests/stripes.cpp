@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <opencv2/imgcodecs.hpp>
 
+#include "harness.h"
+
 namespace vkvit::test {
 
 const std::vector<std::string>& stripe_classes() {
@@ -68,6 +70,16 @@ std::string tiny_stripes_config_yaml(int epochs, const std::string& data_dir) {
          "  weight_decay: 0.05\n"
          "  label_smoothing: 0.0\n"
          "  seed: 7\n";
+}
+
+train::TrainResult train_quietly(const train::RunConfig& cfg, const std::filesystem::path& output, uint64_t max_steps,
+                                 const std::string& resume) {
+  train::TrainOptions o;
+  if (resume.empty()) o.output = output.string();
+  o.resume = resume;
+  o.quiet = true;
+  o.max_steps = max_steps;
+  return train::train(ctx(), cfg, o);
 }
 
 }  // namespace vkvit::test

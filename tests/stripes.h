@@ -7,6 +7,9 @@
 
 #include <opencv2/core.hpp>
 
+#include "train/config.h"
+#include "train/trainer.h"
+
 namespace vkvit::test {
 
 // Class names in sorted order, so ImageFolder's label order is this order.
@@ -23,5 +26,10 @@ void write_stripe_dataset(const std::filesystem::path& root, int train_per_class
 // Grayscale, no augmentation (the stripes are the whole signal), one worker so the cores are left
 // to lavapipe. `data_dir` empty: no data.dir line (given on the command line instead).
 std::string tiny_stripes_config_yaml(int epochs, const std::string& data_dir = "");
+
+// Trains `cfg` in this process on the suite's device, quietly: a new run in `output`, or, with
+// `resume` (a last.safetensors), that run continued (`output` unused). max_steps 0: every epoch.
+train::TrainResult train_quietly(const train::RunConfig& cfg, const std::filesystem::path& output,
+                                 uint64_t max_steps = 0, const std::string& resume = "");
 
 }  // namespace vkvit::test

@@ -72,12 +72,7 @@ struct Run {
     cfg = train::RunConfig::parse(tiny_stripes_config_yaml(epochs, data.string()), "tiny_stripes.yaml");
   }
   train::TrainResult run(const std::string& folder, uint64_t max_steps = 0, const std::string& resume = "") {
-    train::TrainOptions o;
-    if (resume.empty()) o.output = dir / folder;
-    o.resume = resume;
-    o.quiet = true;
-    o.max_steps = max_steps;
-    return train::train(ctx(), cfg, o);
+    return train_quietly(cfg, dir / folder, max_steps, resume);
   }
 };
 

@@ -37,17 +37,9 @@ TEST_CASE("a run with every recipe option on, resumed mid-epoch, retraces the un
   cfg.train.layer_decay = 0.75;
   cfg.train.freeze = {"patch_embed.*"};
   cfg.train.label_smoothing = 0.1;
-  auto run = [&](const std::string& folder, uint64_t max_steps, const std::string& resume) {
-    train::TrainOptions o;
-    if (resume.empty()) o.output = (dir.path / folder).string();
-    o.resume = resume;
-    o.quiet = true;
-    o.max_steps = max_steps;
-    return train::train(ctx(), cfg, o);
-  };
-  CHECK(run("resumed", 3, "").stopped_early);  // inside epoch 1
-  run("", 0, (dir.path / "resumed/last.safetensors").string());
-  run("whole", 0, "");
+  CHECK(train_quietly(cfg, dir.path / "resumed", 3).stopped_early);  // inside epoch 1
+  train_quietly(cfg, "", 0, (dir.path / "resumed/last.safetensors").string());
+  train_quietly(cfg, dir.path / "whole");
 
   CHECK(read_file(dir.path / "resumed/steps.csv") == read_file(dir.path / "whole/steps.csv"));
   CHECK(lines_of(read_file(dir.path / "whole/steps.csv")).size() == 1 + 8);

@@ -77,6 +77,7 @@ class Trainer {
   bool train_epoch_accumulated();  // train.accum_steps > 1; true: --max-steps stopped the run
   bool record_micro_batches(uint64_t& images);  // false: the epoch ran out within the step
   void record_micro_batch(int slot, uint32_t j, float share, bool accumulate);
+  void submit_update_and_wait();
   void end_epoch();
 
   void start_step();
@@ -366,13 +367,19 @@ bool Trainer::train_epoch_distributed() {
       sync_->allreduce(nullptr, {});
     }
     sync_->record_copy_back(rec0_);
-    train_step_->record_update(rec0_, hyper_, state_.step + 1, static_cast<float>(cfg_.train.clip_grad));
-    record_ema(rec0_);
-    io_.record_readback(rec0_, 0, train_step_->norm(), 1);
-    if (vk::fault::device_lost_at(state_.step + 1)) rec0_.inject_wait_result(VK_ERROR_DEVICE_LOST);
-    rec0_.submit_and_wait();
+    submit_update_and_wait();
     if (apply_step(sync_->loss(), io_.readback(0)[1 + ops::kGradNormIndex], images)) return true;
   }
+}
+
+// The update half of a step whose gradients (summed across ranks) are recorded in rec0_: AdamW,
+// the EMA and the norm's readback, submitted and waited for.
+void Trainer::submit_update_and_wait() {
+  train_step_->record_update(rec0_, hyper_, state_.step + 1, static_cast<float>(cfg_.train.clip_grad));
+  record_ema(rec0_);
+  io_.record_readback(rec0_, 0, train_step_->norm(), 1);
+  if (vk::fault::device_lost_at(state_.step + 1)) rec0_.inject_wait_result(VK_ERROR_DEVICE_LOST);
+  rec0_.submit_and_wait();
 }
 
 // Gradient accumulation (train.accum_steps = k > 1): an optimizer step is k micro-batches, each
@@ -399,11 +406,7 @@ bool Trainer::train_epoch_accumulated() {
       });
       sync_->record_copy_back(rec0_);
     }
-    train_step_->record_update(rec0_, hyper_, state_.step + 1, static_cast<float>(cfg_.train.clip_grad));
-    record_ema(rec0_);
-    io_.record_readback(rec0_, 0, train_step_->norm(), 1);
-    if (vk::fault::device_lost_at(state_.step + 1)) rec0_.inject_wait_result(VK_ERROR_DEVICE_LOST);
-    rec0_.submit_and_wait();
+    submit_update_and_wait();
     if (sync_) {
       loss = sync_->loss();
     } else {
