@@ -89,15 +89,22 @@ TEST_CASE("crop-aware JPEG decoding gives a full decode's pixels for every box",
 
 TEST_CASE("an EXIF-rotated JPEG is decoded whole, with the rotated size given to the chooser", "[data]") {
   test::TempDir d("decode-region-exif");
-  std::vector<uint8_t> jpg = read_image_file(kFixtures + "chelsea.jpg", 1 << 20);
   // APP1 "Exif": big-endian TIFF header, one IFD entry, Orientation (0x0112) = 6 (90° clockwise).
-  const std::vector<uint8_t> app1 = {0xFF, 0xE1, 0, 34, 'E', 'x', 'i', 'f', 0, 0, 'M', 'M', 0, 42, 0, 0, 0, 8,
-                                     0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0};
-  jpg.insert(jpg.begin() + 2, app1.begin(), app1.end());
-  test::write_file(d / "rot.jpg", std::string(jpg.begin(), jpg.end()));
-  const cv::Mat full = decode_image(d / "rot.jpg", 3);
-  REQUIRE(full.rows == 251);  // rotated: 187 wide, 251 high
-  check_every_box(d / "rot.jpg", 3, false);
+  // OpenCV reads the TIFF header 6 bytes into the first APP1 segment whatever its identifier says,
+  // so a mangled identifier (found by fuzzing: "ExRIFF") rotates the image too.
+  for (const std::string& id : {std::string("Exif\0\0", 6), std::string("ExRIFF")}) {
+    INFO("identifier " << id.substr(0, 4));
+    std::vector<uint8_t> jpg = read_image_file(kFixtures + "chelsea.jpg", 1 << 20);
+    std::vector<uint8_t> app1 = {0xFF, 0xE1, 0, 34};
+    app1.insert(app1.end(), id.begin(), id.end());
+    app1.insert(app1.end(), {'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0});
+    jpg.insert(jpg.begin() + 2, app1.begin(), app1.end());
+    const std::string file = d / (id[2] == 'i' ? "rot.jpg" : "rot-mangled.jpg");
+    test::write_file(file, std::string(jpg.begin(), jpg.end()));
+    const cv::Mat full = decode_image(file, 3);
+    REQUIRE(full.rows == 251);  // rotated: 187 wide, 251 high
+    check_every_box(file, 3, false);
+  }
 }
 
 TEST_CASE("the loader's crop-aware batches equal transform + patchify of the whole image", "[data]") {

@@ -31,12 +31,14 @@ uint32_t get32(const uint8_t* p, bool le) {
 }
 
 // The EXIF orientation of an APP1 segment: 1 when the segment has none, 0 when it is unreadable.
+// As OpenCV's EXIF reader, the TIFF header is looked for 6 bytes in whatever the segment's
+// identifier says ("Exif\0\0" or not): a file OpenCV would rotate must not be taken as upright.
 int exif_orientation(const uint8_t* d, size_t n) {
-  if (n < 14 || std::memcmp(d, "Exif\0\0", 6) != 0) return 1;
+  if (n < 14) return 1;
   const uint8_t* tiff = d + 6;
   const size_t size = n - 6;
-  const bool le = tiff[0] == 'I';
-  if (!(le || tiff[0] == 'M')) return 0;
+  const bool le = tiff[0] == 'I' && tiff[1] == 'I', be = tiff[0] == 'M' && tiff[1] == 'M';
+  if (!le && !be) return 1;  // not a TIFF header (XMP, ...): OpenCV reads no orientation either
   const uint32_t ifd = get32(tiff + 4, le);
   if (ifd > size - 2) return 0;
   const uint32_t entries = get16(tiff + ifd, le);

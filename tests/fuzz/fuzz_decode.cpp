@@ -1,4 +1,6 @@
-// Fuzz target: arbitrary bytes as an image file -> data::decode_image with small limits.
+// Fuzz target: arbitrary bytes as an image file -> data::decode_image with small limits, and
+// data::decode_image_region (the loader's crop-aware path) on a box drawn from the input, which
+// must give the same pixels in its box as the whole decode, or the same refusal.
 // The input's length picks the channel count (odd: gray, even: RGB) so one corpus covers both
 // conversions without a prefix byte that would make the seeds stop being images.
 // A vkvit::Error is the expected answer to a bad file; anything else (another exception such as
@@ -6,6 +8,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "base/error.h"
 #include "data/decode.h"
@@ -16,6 +23,40 @@ namespace {
 [[noreturn]] void broken(const char* what) {
   std::fprintf(stderr, "vkvit fuzz decode: decoded image breaks a promise: %s\n", what);
   std::abort();
+}
+
+// The crop-aware decode of a box picked from the input's first bytes: its box's pixels must be
+// the whole decode's.
+void check_region(const std::vector<uint8_t>& bytes, const std::string& path, int channels,
+                  const vkvit::data::DecodeLimits& limits, const cv::Mat& whole) {
+  const uint32_t pick = bytes.size() >= 4 ? uint32_t(bytes[bytes.size() - 1]) | uint32_t(bytes[bytes.size() - 2]) << 8 |
+                                                uint32_t(bytes[bytes.size() - 3]) << 16 | uint32_t(bytes[bytes.size() - 4]) << 24
+                                          : 0;
+  auto choose = [pick](int w, int h) {
+    vkvit::data::CropBox b;
+    b.width = 1 + int(pick % uint32_t(w));
+    b.height = 1 + int((pick >> 8) % uint32_t(h));
+    b.x = int((pick >> 16) % uint32_t(w - b.width + 1));
+    b.y = int((pick >> 24) % uint32_t(h - b.height + 1));
+    return b;
+  };
+  vkvit::data::SourceRegion r;
+  try {
+    r = vkvit::data::decode_image_region(bytes, path, channels, limits, choose);
+  } catch (const vkvit::Error&) {
+    broken("decode_image_region refused a file that decode_image decodes");
+  }
+  const vkvit::data::CropBox& b = r.box;
+  if (r.width != whole.cols || r.height != whole.rows) broken("the region's image size differs from the whole decode's");
+  if (b.x < r.x || b.y < r.y || b.x + b.width > r.x + r.pixels.cols || b.y + b.height > r.y + r.pixels.rows)
+    broken("the decoded region does not hold the box");
+  if (r.pixels.channels() != whole.channels() && !(r.pixels.channels() == 1 && whole.channels() == 3))
+    broken("the region has another channel count");
+  cv::Mat region = r.pixels(cv::Rect(b.x - r.x, b.y - r.y, b.width, b.height));
+  if (region.channels() != whole.channels()) cv::cvtColor(region, region, cv::COLOR_GRAY2RGB);
+  cv::Mat diff;
+  cv::absdiff(region, whole(cv::Rect(b.x, b.y, b.width, b.height)), diff);
+  if (cv::countNonZero(diff.reshape(1)) != 0) broken("the region's box differs from the same box of the whole decode");
 }
 
 }  // namespace
@@ -57,5 +98,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                  (unsigned long long)header.width, (unsigned long long)header.height, img.cols, img.rows);
     broken("decoded size differs from the size probe_image read from the header");
   }
+  check_region(std::vector<uint8_t>(data, data + size), path, channels, limits, img);
   return 0;
 }
