@@ -1,6 +1,7 @@
 #include "harness.h"
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <sstream>
@@ -71,6 +72,17 @@ std::vector<float> random_floats(size_t n, uint32_t seed, float lo, float hi) {
 }
 
 std::vector<double> to_double(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
+
+std::vector<float> random_params(const model::ParamLayout& L, uint32_t seed) {
+  std::vector<float> flat(L.total_floats(), 0.0f);
+  for (size_t t = 0; t < L.params().size(); ++t) {
+    const model::ParamInfo& p = L.params()[t];
+    const bool norm_weight = p.name.find("norm") != std::string::npos && p.name.find(".weight") != std::string::npos;
+    auto v = random_floats(p.count, seed + 17 * uint32_t(t), norm_weight ? 0.5f : -0.5f, norm_weight ? 1.5f : 0.5f);
+    std::copy(v.begin(), v.end(), flat.begin() + std::ptrdiff_t(p.offset));
+  }
+  return flat;
+}
 
 std::vector<float> to_float(const std::vector<double>& v) {
   std::vector<float> out(v.size());

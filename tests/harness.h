@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include "base/error.h"
+#include "model/vit_params.h"
 #include "vk/context.h"
 #include "vk/memory.h"
 #include "vk/recorder.h"
@@ -41,6 +42,9 @@ bool skip_unless_allocatable(uint64_t bytes, const std::string& what);
 std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f);
 std::vector<double> to_double(const std::vector<float>& v);
 std::vector<float> to_float(const std::vector<double>& v);
+// Random ViT weights in layout L (not the init): every tensor in [-0.5, 0.5), norm weights in
+// [0.5, 1.5), padding zero.
+std::vector<float> random_params(const model::ParamLayout& L, uint32_t seed);
 
 // A device buffer holding `data` (or n floats of garbage-free zeros), freed with the object.
 class DeviceTensor {

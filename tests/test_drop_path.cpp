@@ -127,17 +127,6 @@ VitConfig odd_config() {
   return c;
 }
 
-std::vector<float> random_params(const ParamLayout& L, uint32_t seed) {
-  std::vector<float> flat(L.total_floats(), 0.0f);
-  for (size_t t = 0; t < L.params().size(); ++t) {
-    const model::ParamInfo& p = L.params()[t];
-    const bool norm_weight = p.name.find("norm") != std::string::npos && p.name.find(".weight") != std::string::npos;
-    auto v = random_floats(p.count, seed + 17 * uint32_t(t), norm_weight ? 0.5f : -0.5f, norm_weight ? 1.5f : 0.5f);
-    std::copy(v.begin(), v.end(), flat.begin() + p.offset);
-  }
-  return flat;
-}
-
 // Fixed masks for B images: every branch of block 0 kept at scale 1; the others mix dropped (0)
 // and kept (1 / 0.8) images, each branch with at least one of each when B >= 2.
 std::vector<float> fixed_scales(int depth, uint32_t B) {

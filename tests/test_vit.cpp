@@ -45,18 +45,6 @@ VitConfig odd_config(const std::string& pool) {
   return c;
 }
 
-// Random weights (not the init): every tensor in [-0.5, 0.5), norm weights around 1, padding zero.
-std::vector<float> random_params(const ParamLayout& L, uint32_t seed) {
-  std::vector<float> flat(L.total_floats(), 0.0f);
-  for (size_t t = 0; t < L.params().size(); ++t) {
-    const model::ParamInfo& p = L.params()[t];
-    const bool norm_weight = p.name.find("norm") != std::string::npos && p.name.find(".weight") != std::string::npos;
-    auto v = random_floats(p.count, seed + 17 * uint32_t(t), norm_weight ? 0.5f : -0.5f, norm_weight ? 1.5f : 0.5f);
-    std::copy(v.begin(), v.end(), flat.begin() + p.offset);
-  }
-  return flat;
-}
-
 std::vector<double> slice(const std::vector<double>& flat, const model::ParamInfo& p) {
   return {flat.begin() + p.offset, flat.begin() + p.offset + p.count};
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes the reference that tests/test_mixup_reference.cpp compares vkvit's Mixup/CutMix against,
+"""Writes the reference that tests/test_mixup.cpp compares vkvit's Mixup/CutMix against,
 into tests/fixtures/mixup/:
 
     /usr/bin/python3 tests/reference/make_mixup_fixtures.py    # from the repository root, < 2 s
