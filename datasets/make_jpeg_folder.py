@@ -2,7 +2,7 @@
 """Builds an ImageNet-like JPEG folder from the real photographs that Debian's python3-skimage
 ships, so that `vkvit bench loader` and tests/bench/loader_compare.sh can run without ImageNet:
 
-    /usr/bin/python3 datasets/make_jpeg_folder.py --out /tmp/jpegs [--train 2000 --val 500]
+    /usr/bin/python3 datasets/make_jpeg_folder.py --out /tmp/jpegs [--train 2000 --val 500] [--large]
 
 Writes OUT/train/<class>/*.jpg and OUT/val/<class>/*.jpg; a class is one source photograph. Each
 image is a random crop (a third to all of the photograph's area) of one photograph, resized to a
@@ -10,6 +10,12 @@ size drawn from ImageNet's common ones (500x375, 375x500, 500x333, 500x500, 640x
 500x430 on average), mirrored half the time, saved at quality 90 with Pillow's default 4:2:0
 chroma subsampling; one in 30 is greyscale, as a few ImageNet images are. Fixed seed: reruns
 write the same files.
+
+--large writes camera-sized images instead (2048x1536 to 4032x3024, portrait or landscape), for
+the decoder's DCT scaling (data.jpeg_dct_scaling): the photographs are only about 500 px, so each
+image is a mosaic of crops at about their own resolution (tiles of 160 to 480 px, enlarged only
+where a photograph is smaller than its tile), not one upscaled photograph, whose smoothness would
+make it decode and shrink unrealistically well.
 """
 import argparse
 import os
@@ -40,13 +46,37 @@ def random_view(photo, width, height, rng):
     return img.transpose(Image.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else img
 
 
-def write_split(out, split, count, photos, grey, rng):
-    sizes = [s[:2] for s in SIZES for _ in range(s[2])]
+LARGE_SIZES = [(2048, 1536, 3), (1536, 2048, 1), (3024, 2268, 2), (2268, 3024, 1), (4032, 3024, 2), (3024, 4032, 1)]
+
+
+def mosaic(photos, width, height, rng):
+    """A width x height canvas tiled with random crops of the photographs at their own resolution."""
+    canvas = Image.new("RGB", (width, height))
+    y = 0
+    while y < height:
+        th = rng.randint(160, 480)
+        x = 0
+        while x < width:
+            tw = rng.randint(160, 480)
+            photo = rng.choice(photos)[1]
+            pw, ph = photo.size
+            w, h = min(tw, pw), min(th, ph)
+            px, py = rng.randint(0, pw - w), rng.randint(0, ph - h)
+            canvas.paste(photo.crop((px, py, px + w, py + h)).resize((tw, th), Image.LANCZOS), (x, y))
+            x += tw
+        y += th
+    return canvas
+
+
+def write_split(out, split, count, photos, grey, rng, large):
+    sizes = [s[:2] for s in (LARGE_SIZES if large else SIZES) for _ in range(s[2])]
     total = 0
     for i in range(count):
         cls = rng.randrange(len(photos))
         width, height = rng.choice(sizes)
-        if rng.randrange(30) == 0:
+        if large:
+            img = mosaic(photos, width, height, rng)
+        elif rng.randrange(30) == 0:
             img = random_view(grey, width, height, rng).convert("L")
         else:
             img = random_view(photos[cls][1], width, height, rng)
@@ -64,12 +94,13 @@ def main():
     ap.add_argument("--train", type=int, default=2000, help="training images")
     ap.add_argument("--val", type=int, default=500, help="validation images")
     ap.add_argument("--seed", type=int, default=22)
+    ap.add_argument("--large", action="store_true", help="camera-sized mosaics (2048x1536 to 4032x3024)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     photos = [(os.path.splitext(p)[0], Image.open(os.path.join(PHOTO_DIR, p)).convert("RGB")) for p in PHOTOS]
     grey = Image.open(os.path.join(PHOTO_DIR, GREY)).convert("RGB")
-    write_split(args.out, "train", args.train, photos, grey, rng)
-    write_split(args.out, "val", args.val, photos, grey, rng)
+    write_split(args.out, "train", args.train, photos, grey, rng, args.large)
+    write_split(args.out, "val", args.val, photos, grey, rng, args.large)
 
 
 if __name__ == "__main__":

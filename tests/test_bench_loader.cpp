@@ -71,4 +71,11 @@ TEST_CASE("vkvit bench loader prints the rates, the stages and a RESULT line", "
   CHECK(result_field(val.out, "workers") == "0");
   const test::CliRun missing = test::run_cli("bench loader --data-dir " + test::q(d / "nowhere"));
   CHECK(missing.status != 0);
+  const test::CliRun reduced =
+      test::run_cli("bench loader --data-dir " + test::q(d.path) + " --split val --images 7 --jpeg-dct-scaling 2");
+  CHECK(reduced.status == 0);
+  const test::CliRun bad_gap =
+      test::run_cli("bench loader --data-dir " + test::q(d.path) + " --split val --jpeg-dct-scaling 0.5");
+  CHECK(bad_gap.status != 0);
+  CHECK_THAT(bad_gap.err, Contains("jpeg_dct_scaling is 0 (off) or a gap in [1, 64]"));
 }

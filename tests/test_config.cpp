@@ -71,6 +71,7 @@ data:
   max_pixels: 12345678901
   repeated_aug: true
   num_repeats: 5
+  jpeg_dct_scaling: 1.5
 train:
   epochs: 7
   batch_size: 33
@@ -144,6 +145,7 @@ data:
   max_pixels: 12345678901
   repeated_aug: true
   num_repeats: 5
+  jpeg_dct_scaling: 1.5
 train:
   epochs: 7
   batch_size: 33
@@ -302,6 +304,7 @@ TEST_CASE("out-of-range values name key, line and the allowed range", "[config]"
       {"model:\n  mlp_ratio: 0\n", "cfg/x.yaml:2: model.mlp_ratio: must be > 0"},
       {"data:\n  crop_pct: 1.5\n", "cfg/x.yaml:2: data.crop_pct: must be in (0, 1]"},
       {"data:\n  hflip: 2\n", "cfg/x.yaml:2: data.hflip: is a probability in [0, 1], got 2"},
+      {"data:\n  jpeg_dct_scaling: 0.5\n", "cfg/x.yaml:2: data.jpeg_dct_scaling: is 0 (off) or a gap in [1, 64], got 0.5"},
       {"data:\n  scale: [0.5, 0.1]\n", "cfg/x.yaml:2: data.scale: min must be <= max"},
       {"data:\n  scale: [0.5, 1.5]\n", "cfg/x.yaml:2: data.scale: max must be <= 1"},
       {"data:\n  ratio: [0, 1]\n", "cfg/x.yaml:2: data.ratio: values must be > 0"},

@@ -28,6 +28,7 @@ namespace {
 struct LoaderBenchOptions {
   std::string data_dir, split = "train", config;
   uint32_t workers = 1, images = 2000, batch = 64;
+  double jpeg_dct_scaling = -1;  // < 0: the config's
 };
 
 // `images` samples spread evenly over the folder (every class appears); training keeps whole
@@ -75,6 +76,7 @@ void run_loader_bench(const LoaderBenchOptions& o) {
   data::LoaderConfig lc;  // without --config: timm's ImageNet defaults (224, bicubic, patch 16)
   if (!o.config.empty()) lc = train::loader_config(train::RunConfig::load(o.config), train);
   lc.train = train;
+  if (o.jpeg_dct_scaling >= 0) lc.transform.jpeg_dct_scaling = o.jpeg_dct_scaling;
   lc.workers = o.workers;
   lc.batch_size = o.batch;
   lc.measure_stages = true;
@@ -111,10 +113,15 @@ void add_loader_bench_command(CLI::App* bench) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("-b,--batch-size", o->batch, "Batch size")->check(CLI::PositiveNumber);
   cmd->add_option("--config", o->config, "Run config whose data transforms and model size to use (default: timm's ImageNet ones)");
+  cmd->add_option("--jpeg-dct-scaling", o->jpeg_dct_scaling,
+                  "data.jpeg_dct_scaling for this run: 0 = off, g >= 1 = decode JPEGs reduced where the crop keeps g x "
+                  "the output size")
+      ->check(CLI::Range(0.0, 64.0));
   cmd->footer("Examples:\n"
               "  /usr/bin/python3 datasets/make_jpeg_folder.py --out /tmp/jpegs\n"
               "  vkvit bench loader --data-dir /tmp/jpegs --workers 1\n"
-              "  vkvit bench loader --data-dir /tmp/jpegs --split val --workers 4 --images 4000");
+              "  vkvit bench loader --data-dir /tmp/jpegs --split val --workers 4 --images 4000\n"
+              "  vkvit bench loader --data-dir /tmp/large --split val --jpeg-dct-scaling 2");
   cmd->callback([o] { run_loader_bench(*o); });
 }
 

@@ -84,7 +84,7 @@ SourceRegion decode_image_region(const std::vector<uint8_t>& bytes, const std::s
   r.pixels = decode_image_bytes(bytes, path, channels, limits);
   r.width = r.pixels.cols;
   r.height = r.pixels.rows;
-  r.box = choose(r.width, r.height);
+  r.box = choose(r.width, r.height).box;
   return r;
 }
 

@@ -53,19 +53,33 @@ struct CropBox {
   int x = 0, y = 0, width = 0, height = 0;
 };
 
-// Part of a decoded image: pixels holds [x, x + cols) x [y, y + rows) of the width x height image
-// (EXIF orientation applied), which contains `box`, the box the chooser asked for.
+// What a transform asks of a decode: the box it reads, and the coarsest JPEG DCT scaling it accepts
+// (1, 2, 4 or 8: libjpeg then decodes at 1/scale_denom of the size, much faster, as Pillow's
+// Image.draft does; 1 = full size). Other formats are always decoded at full size.
+struct RegionRequest {
+  CropBox box;
+  int scale_denom = 1;
+  RegionRequest(CropBox b = {}, int denom = 1) : box(b), scale_denom(denom) {}  // a box alone: full size
+};
+
+// Part of a decoded image. width x height is the image's full size (EXIF orientation applied) and
+// `box` the box the chooser asked for, in those pixels. The image was decoded at 1/scale_denom of
+// its size (ceil(width / scale_denom) pixels wide; decoded pixel i covers full pixels
+// [i * scale_denom, (i + 1) * scale_denom)), and pixels holds its columns [x, x + cols) and rows
+// [y, y + rows), in decoded pixels, which cover the box.
 struct SourceRegion {
   cv::Mat pixels;
   int x = 0, y = 0, width = 0, height = 0;
   CropBox box;
+  int scale_denom = 1;
 };
-// Given the image's size, the box a transform will read (called once per decode).
-using RegionChooser = std::function<CropBox(int width, int height)>;
+// Given the image's size, what a transform will read (called once per decode).
+using RegionChooser = std::function<RegionRequest(int width, int height)>;
 
 // decode_image for a transform that reads only a box: the same checks, errors and pixels, but a
 // JPEG that is upright (no EXIF rotation) and YCbCr or greyscale is decoded by libjpeg-turbo
-// only around the box (data/decode_jpeg.cpp); other files are decoded whole (region = image).
+// only around the box (data/decode_jpeg.cpp), at the requested DCT scaling; other files are
+// decoded whole at full size (region = image, scale_denom 1).
 SourceRegion decode_image_region(const std::vector<uint8_t>& bytes, const std::string& path, int channels,
                                  const DecodeLimits& limits, const RegionChooser& choose);
 

@@ -4,10 +4,13 @@
 // decoding stops after the box's last row. One iMCU of margin is decoded on every side that
 // is not the image's edge, so that chroma upsampling near the box sees the neighbours it sees in
 // a full decode; the box's pixels then equal a full decode's (tests/test_decode_region.cpp).
+// With DCT scaling (a request's scale_denom > 1) the same is done in the reduced image's pixels,
+// which then equal a whole reduced decode's (libjpeg's scale_num / scale_denom; tests/test_dct_scaling.cpp).
 #include <algorithm>
 #include <csetjmp>
 #include <cstdio>  // before jpeglib.h, which uses FILE and size_t without including it
 #include <cstring>
+#include <string>
 
 #include <jpeglib.h>
 
@@ -96,19 +99,32 @@ bool decode(Job& job) {
   }
   cinfo.out_color_space = cinfo.jpeg_color_space == JCS_GRAYSCALE ? JCS_GRAYSCALE : JCS_RGB;
   const int W = int(cinfo.image_width), H = int(cinfo.image_height);
-  const CropBox box = (*job.choose)(W, H);
-  jpeg_start_decompress(&cinfo);
-  const int mcu_w = cinfo.max_h_samp_factor * DCTSIZE, mcu_h = cinfo.max_v_samp_factor * DCTSIZE;
-  const int x0 = std::max(box.x - mcu_w, 0), x1 = std::min(box.x + box.width + mcu_w, W);
-  const int y0 = std::max(box.y - mcu_h, 0), y1 = std::min(box.y + box.height + mcu_h, H);
+  const RegionRequest request = (*job.choose)(W, H);
+  const CropBox& box = request.box;
+  const int d = request.scale_denom;
+  if (d != 1 && d != 2 && d != 4 && d != 8) {
+    jpeg_destroy_decompress(&cinfo);
+    throw Error("internal: a JPEG region's scale_denom must be 1, 2, 4 or 8 (got " + std::to_string(d) + ")");
+  }
+  cinfo.scale_num = 1;
+  cinfo.scale_denom = unsigned(d);
+  jpeg_start_decompress(&cinfo);  // output_width = ceil(W / d), output_height = ceil(H / d)
+  const int OW = int(cinfo.output_width), OH = int(cinfo.output_height);
+  // The box in decoded pixels (whole pixels covering it), one decoded iMCU of margin around it.
+  const int mcu_w = cinfo.max_h_samp_factor * DCTSIZE / d, mcu_h = cinfo.max_v_samp_factor * DCTSIZE / d;
+  const int bx0 = box.x / d, bx1 = (box.x + box.width + d - 1) / d;
+  const int by0 = box.y / d, by1 = (box.y + box.height + d - 1) / d;
+  const int x0 = std::max(bx0 - mcu_w, 0), x1 = std::min(bx1 + mcu_w, OW);
+  const int y0 = std::max(by0 - mcu_h, 0), y1 = std::min(by1 + mcu_h, OH);
   JDIMENSION xoffset = JDIMENSION(x0), width = JDIMENSION(x1 - x0);
-  if (width < JDIMENSION(W)) jpeg_crop_scanline(&cinfo, &xoffset, &width);
+  if (width < JDIMENSION(OW)) jpeg_crop_scanline(&cinfo, &xoffset, &width);
   read_rows(&cinfo, JDIMENSION(y0), JDIMENSION(y1), job);
   job.out->x = int(xoffset);
   job.out->y = y0;
   job.out->width = W;
   job.out->height = H;
   job.out->box = box;
+  job.out->scale_denom = d;
   jpeg_abort_decompress(&cinfo);  // the rows below are not needed
   jpeg_destroy_decompress(&cinfo);
   return true;

@@ -178,7 +178,8 @@ void Loader::prepare(uint64_t position, Slot& slot) const {
     const TransformConfig& t = config_.transform;
     std::mt19937_64 rng(mix_seed(config_.seed, epoch_, draw_key(position)));
     const SourceRegion src = decode_image_region(bytes, sample.path, t.channels, config_.limits, [&](int w, int h) {
-      return config_.train ? train_source_box(w, h, t, rng) : eval_source_box(w, h, t);
+      const CropBox box = config_.train ? train_source_box(w, h, t, rng) : eval_source_box(w, h, t);
+      return RegionRequest(box, dct_scale_denom(w, h, box, t, config_.train));
     });
     lap(kDecode, clock);
     slot.data.resize(floats_per_image());

@@ -54,15 +54,19 @@ int32_t fixed_point(double w) { return int32_t(w < 0 ? w * (1 << kPrecisionBits)
 // Only the window [window_start, window_start + window) of the out_size outputs is computed: the eval
 // resize of a 1x300000 image to 256 x 76.8 million pixels, of which the crop keeps 224 rows, then
 // costs the crop alone instead of gigabytes of taps.
-Taps make_taps(int in_size, int64_t out_size, int64_t window_start, int window, Filter f) {
+// The source span [in0, in0 + in_span) is resized to out_size pixels; taps read source pixels
+// [0, in_size). A crop is the span [0, in_size) (Pillow's crop().resize()); a source decoded at a
+// reduced scale has a fractional span (Pillow's resize with a float box), with in_size the pixels
+// that cover it.
+Taps make_taps(int in_size, double in0, double in_span, int64_t out_size, int64_t window_start, int window, Filter f) {
   Taps t;
   t.first.resize(window);
   t.count.resize(window);
-  const double scale = double(in_size) / double(out_size);
+  const double scale = in_span / double(out_size);
   if (f == Filter::nearest) {  // Pillow's affine nearest: floor((i + 0.5) * scale)
     t.weight.assign(window, 1 << kPrecisionBits);
     for (int i = 0; i < window; ++i) {
-      t.first[i] = int(std::min<double>((double(window_start + i) + 0.5) * scale, in_size - 1));
+      t.first[i] = int(std::min<double>(in0 + (double(window_start + i) + 0.5) * scale, in_size - 1));
       t.count[i] = 1;
     }
     return t;
@@ -73,7 +77,7 @@ Taps make_taps(int in_size, int64_t out_size, int64_t window_start, int window, 
   t.weight.assign(size_t(window) * t.stride, 0);
   std::vector<double> w(t.stride);
   for (int i = 0; i < window; ++i) {
-    const double center = (double(window_start + i) + 0.5) * scale;
+    const double center = in0 + (double(window_start + i) + 0.5) * scale;
     const int lo = std::max(int(center - support + 0.5), 0);
     const int hi = std::min(int(center + support + 0.5), in_size);
     double sum = 0.0;
@@ -158,6 +162,22 @@ Taps identity_taps(int64_t start, int n) {
 // to 8 bits. An axis whose size does not change is not resampled (Pillow skips that pass; its
 // weights would be the identity anyway). The source may be a region of the image (crop-aware
 // decoding) as long as it holds every pixel the window reads.
+// One axis of a box in the decoded pixels of an image decoded at 1/denom of its full size: the
+// span [start / denom, (start + length) / denom), fractional unless denom is 1, and the whole
+// decoded pixels [first, first + count) that cover it.
+struct DecodedSpan {
+  int first = 0, count = 0;
+  double in0 = 0, span = 0;  // the span, relative to `first`
+};
+DecodedSpan decoded_span(int start, int length, int full_size, int denom) {
+  DecodedSpan s;
+  s.first = start / denom;
+  s.count = std::min((start + length + denom - 1) / denom, (full_size + denom - 1) / denom) - s.first;
+  s.in0 = double(start) / denom - s.first;
+  s.span = double(length) / denom;
+  return s;
+}
+
 cv::Mat resample_window(const SourceRegion& src, const CropBox& box, int64_t full_w, int64_t full_h, int64_t ox,
                         int64_t oy, int w, int h, Filter f) {
   const cv::Mat& px = src.pixels;
@@ -165,11 +185,13 @@ cv::Mat resample_window(const SourceRegion& src, const CropBox& box, int64_t ful
   if (box.width <= 0 || box.height <= 0 || box.x < 0 || box.y < 0 || box.x + box.width > src.width ||
       box.y + box.height > src.height)
     throw Error("transform: crop box outside the image");
-  const bool same_w = full_w == box.width, same_h = full_h == box.height;
-  Taps tx = same_w ? identity_taps(ox, w) : make_taps(box.width, full_w, ox, w, f);
-  Taps ty = same_h ? identity_taps(oy, h) : make_taps(box.height, full_h, oy, h, f);
-  rebase(tx, src.x - box.x, px.cols);
-  rebase(ty, src.y - box.y, px.rows);
+  const int d = src.scale_denom;
+  const DecodedSpan sx = decoded_span(box.x, box.width, src.width, d), sy = decoded_span(box.y, box.height, src.height, d);
+  const bool same_w = d == 1 && full_w == box.width, same_h = d == 1 && full_h == box.height;
+  Taps tx = same_w ? identity_taps(ox, w) : make_taps(sx.count, sx.in0, sx.span, full_w, ox, w, f);
+  Taps ty = same_h ? identity_taps(oy, h) : make_taps(sy.count, sy.in0, sy.span, full_h, oy, h, f);
+  rebase(tx, src.x - sx.first, px.cols);
+  rebase(ty, src.y - sy.first, px.rows);
   const int row0 = ty.first[0];
   int row1 = row0;
   for (int y = 0; y < h; ++y) row1 = std::max(row1, ty.first[y] + ty.count[y]);
@@ -194,7 +216,9 @@ cv::Mat resample_window(const SourceRegion& src, const CropBox& box, int64_t ful
   return out;
 }
 
-SourceRegion whole(const cv::Mat& image8) { return {image8, 0, 0, image8.cols, image8.rows, {0, 0, image8.cols, image8.rows}}; }
+SourceRegion whole(const cv::Mat& image8) {
+  return {image8, 0, 0, image8.cols, image8.rows, {0, 0, image8.cols, image8.rows}, 1};
+}
 
 // (x / 255 - mean) / std of an 8-bit image, through the table, into a new float image.
 cv::Mat normalize(const cv::Mat& image8, const NormalizeTable& table) {
@@ -287,6 +311,8 @@ void validate(const TransformConfig& c) {
     bad("scale must satisfy 0 < scale_min <= scale_max <= 1");
   if (!(c.ratio_min > 0.0f && c.ratio_min <= c.ratio_max)) bad("ratio must satisfy 0 < ratio_min <= ratio_max");
   if (!c.auto_augment.empty()) parse_rand_augment(c.auto_augment);
+  if (!(c.jpeg_dct_scaling == 0 || (c.jpeg_dct_scaling >= 1 && c.jpeg_dct_scaling <= 64)))
+    bad("jpeg_dct_scaling is 0 (off) or a gap in [1, 64] (got " + std::to_string(c.jpeg_dct_scaling) + ")");
   validate(erasing_config(c));
 }
 
@@ -345,7 +371,7 @@ CropBox eval_source_box(int width, int height, const TransformConfig& config) {
   // The taps of the centre crop's window on each axis bound the source pixels it reads.
   auto span = [&](int in, int64_t out, int64_t start) {
     if (out == in) return std::pair<int, int>(int(start), int(start) + size);
-    const Taps t = make_taps(in, out, start, size, f);
+    const Taps t = make_taps(in, 0.0, in, out, start, size, f);
     int lo = in, hi = 0;
     for (int i = 0; i < size; ++i) lo = std::min(lo, t.first[i]), hi = std::max(hi, t.first[i] + t.count[i]);
     return std::pair<int, int>(lo, hi);
@@ -353,6 +379,19 @@ CropBox eval_source_box(int width, int height, const TransformConfig& config) {
   const auto [x0, x1] = span(width, g.rw, g.left);
   const auto [y0, y1] = span(height, g.rh, g.top);
   return {x0, y0, x1 - x0, y1 - y0};
+}
+
+int dct_scale_denom(int width, int height, const CropBox& box, const TransformConfig& config, bool train) {
+  if (config.jpeg_dct_scaling <= 0) return 1;
+  double have_w = box.width, have_h = box.height, need_w = config.image_size, need_h = config.image_size;
+  if (!(train && config.random_resized_crop)) {  // eval geometry: the whole image is resized
+    const EvalGeometry g = eval_geometry_of(width, height, config);
+    have_w = width, have_h = height, need_w = double(g.rw), need_h = double(g.rh);
+  }
+  const double gap = config.jpeg_dct_scaling;
+  for (int d : {8, 4, 2})
+    if (have_w >= need_w * d * gap && have_h >= need_h * d * gap) return d;
+  return 1;
 }
 
 CropBox train_source_box(int width, int height, const TransformConfig& config, std::mt19937_64& rng) {

@@ -34,6 +34,11 @@ struct TransformConfig {
   float reprob = 0.0f;       // random erasing probability (0 = off)
   std::string remode = "pixel";  // const | rand | pixel
   int recount = 1;           // at most this many erased boxes
+  // 0: off (Pillow's pixels to the bit). g >= 1: decode a JPEG at 1/2, 1/4 or 1/8 of its size
+  // (libjpeg's DCT scaling, as Pillow's Image.draft) when the crop there still has at least g times
+  // the output's size, as Pillow's reducing_gap: much less decoding for large photos, pixels close
+  // to the exact path (tests/test_dct_scaling.cpp states how close; 2 is Pillow's thumbnail default).
+  double jpeg_dct_scaling = 0;
 };
 
 // Throws vkvit::Error for an unusable config (sizes, mean/std length, interpolation name, ranges).
@@ -80,6 +85,11 @@ cv::Mat transform_eval_8bit(const cv::Mat& rgb8, const TransformConfig& config);
 // crop. The 8-bit transforms then run on a region decoded around that box (src.box), train drawing
 // the rest (flip, RandAugment): the same pixels and draws as from the whole image.
 CropBox train_source_box(int width, int height, const TransformConfig& config, std::mt19937_64& rng);
+// The DCT scaling to decode a JPEG at for that box (train: the box drawn; eval: eval_source_box):
+// the largest d of 8, 4, 2 that leaves what is resized at least jpeg_dct_scaling times the resize's
+// output size on both axes at 1/d, else 1 (always 1 with jpeg_dct_scaling 0). The transforms read such a region
+// (SourceRegion::scale_denom) as Pillow resizes a float box of a reduced image.
+int dct_scale_denom(int width, int height, const CropBox& box, const TransformConfig& config, bool train);
 CropBox eval_source_box(int width, int height, const TransformConfig& config);
 cv::Mat transform_train_8bit(const SourceRegion& src, const TransformConfig& config, std::mt19937_64& rng);
 cv::Mat transform_eval_8bit(const SourceRegion& src, const TransformConfig& config);

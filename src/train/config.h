@@ -68,6 +68,9 @@ struct DataConfig {
   // epoch as long as without it. DeiT trains ImageNet with it on.
   bool repeated_aug = false;
   int num_repeats = 3;
+  // JPEGs decoded at 1/2, 1/4 or 1/8 size where the crop keeps this many times the output size
+  // (data/transform.h); 0 = off, Pillow's pixels.
+  double jpeg_dct_scaling = 0;
 
   bool operator==(const DataConfig& o) const;
   bool operator!=(const DataConfig& o) const { return !(*this == o); }

@@ -250,6 +250,10 @@ const Section<DataConfig>& data_keys() {
           "train: repeated augmentation as DeiT's RASampler: every image num_repeats times per epoch, each "
           "repeat augmented on its own and read by another rank; the epoch keeps its length (data/sampler.h)"),
       key("num_repeats", &D::num_repeats, integer(1, 64), "repeated_aug: copies of each image (DeiT: 3)"),
+      key("jpeg_dct_scaling", &D::jpeg_dct_scaling,
+          number({[](double v) { return v == 0 || (v >= 1 && v <= 64); }, "is 0 (off) or a gap in [1, 64]"}),
+          "0 = off; g >= 1: decode a JPEG at 1/2, 1/4 or 1/8 size (libjpeg DCT scaling, as Pillow's draft) where the "
+          "crop keeps g x the output size (2 recommended): faster on large photos, pixels close to Pillow's"),
   }};
   return section;
 }

@@ -29,6 +29,7 @@ data::LoaderConfig loader_config(const RunConfig& cfg, bool train) {
   t.reprob = static_cast<float>(cfg.data.reprob);
   t.remode = cfg.data.remode;
   t.recount = cfg.data.recount;
+  t.jpeg_dct_scaling = cfg.data.jpeg_dct_scaling;
   lc.limits.max_pixels = cfg.data.max_pixels;
   lc.repeated_aug = train && cfg.data.repeated_aug;
   lc.num_repeats = static_cast<uint32_t>(cfg.data.num_repeats);

@@ -5,6 +5,7 @@
 #
 #   tests/bench/loader_compare.sh --data-dir /tmp/jpegs [--split "train val"] [--workers 1]
 #                                 [--images 1000] [--rounds 3] [--vkvit PATH] [--log DIR]
+#                                 [--jpeg-dct-scaling G]
 #
 # Transforms: timm's ImageNet defaults, 224 px, bicubic. train: RandomResizedCrop + flip +
 # ToTensor + Normalize (vkvit adds patchify); val: Resize(256) + CenterCrop(224) + ToTensor +
@@ -13,15 +14,17 @@
 # CPU-second (all threads and worker processes; the figure that says how many cores a GPU needs).
 # One warm-up run of each reads the files into the page cache first. With --workers 0 the torch
 # side also prints its stages (open + decode, transform, collate) in its full output.
+# --jpeg-dct-scaling G runs vkvit with data.jpeg_dct_scaling G (reduced JPEG decoding; torchvision
+# decodes at full size, as timm does), for folders of large photographs (make_jpeg_folder.py --large).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 vkvit="$root/build/src/vkvit"
 python=/usr/bin/python3
-data="" splits="train val" workers=1 images=1000 rounds=3 log="" batch=64
+data="" splits="train val" workers=1 images=1000 rounds=3 log="" batch=64 dct=0
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --data-dir) data=$2; shift 2 ;;
@@ -32,6 +35,7 @@ while [ $# -gt 0 ]; do
     -b|--batch-size) batch=$2; shift 2 ;;
     --vkvit) vkvit=$2; shift 2 ;;
     --log) log=$2; shift 2 ;;
+    --jpeg-dct-scaling) dct=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "loader_compare.sh: unknown argument '$1'" >&2; usage 2 >&2 ;;
   esac
@@ -98,10 +102,10 @@ PY
 
 field() { grep '^RESULT ' "$1" | tail -1 | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-run_vkvit() { "$vkvit" bench loader --data-dir "$data" --split "$1" --workers "$workers" --images "$images" -b "$batch"; }
+run_vkvit() { "$vkvit" bench loader --data-dir "$data" --split "$1" --workers "$workers" --images "$images" -b "$batch" --jpeg-dct-scaling "$dct"; }
 run_torch() { "$python" "$log/torchvision_loader.py" "$data" "$1" "$workers" "$images" "$batch"; }
 
-echo "# $data, $images images, workers $workers, batch $batch; $(nproc) CPUs; $(uptime | sed 's/.*load/load/')"
+echo "# $data, $images images, workers $workers, batch $batch, vkvit jpeg_dct_scaling $dct; $(nproc) CPUs; $(uptime | sed 's/.*load/load/')"
 {
   echo "split round vkvit_img/s torch_img/s vkvit_img/CPU-s torch_img/CPU-s vkvit/torch vkvit/torch_per_CPU-s"
   for split in $splits; do
