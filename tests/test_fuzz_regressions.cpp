@@ -148,3 +148,23 @@ TEST_CASE("a PNM header is read the way OpenCV reads it, '#' after a number and 
     }
   }
 }
+
+// vkvit_fuzz_decode, in a 120 s run: an "FF 00" between a JPEG's segments was taken for a marker
+// with a length, so probe_jpeg skipped the two bytes after it as a segment length (256 bytes here)
+// and read the size from a later frame header: probed 13x65472, decoded 40x2. libjpeg treats FF 00
+// outside a scan as junk and looks on for the next marker; the probe now does the same.
+TEST_CASE("FF 00 between JPEG segments is junk, not a marker, as libjpeg reads it", "[fuzz-regression]") {
+  TempDir d("fuzz-jpeg-ff00");
+  const std::string kFixture = std::string(VKVIT_SOURCE_DIR) + "/tests/fixtures/pillow/chelsea.jpg";
+  const std::vector<uint8_t> original = vkvit::data::read_image_file(kFixture, 1 << 20);
+  std::vector<uint8_t> jpg(original.begin(), original.begin() + 2);  // SOI
+  for (uint8_t b : {0xFF, 0x00, 0x01, 0x00, 0x00}) jpg.push_back(b);  // FF 00, then bytes a length would be read from
+  jpg.insert(jpg.end(), original.begin() + 2, original.end());
+  const vkvit::data::ImageHeader h = vkvit::data::probe_image(jpg, "ff00.jpg");
+  CHECK(h.width == 251);
+  CHECK(h.height == 187);
+  vkvit::test::write_file(d / "ff00.jpg", std::string(jpg.begin(), jpg.end()));
+  const cv::Mat m = vkvit::data::decode_image(d / "ff00.jpg", 3);
+  CHECK(m.cols == 251);
+  CHECK(m.rows == 187);
+}

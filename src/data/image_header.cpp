@@ -62,6 +62,7 @@ ImageHeader probe_jpeg(const Bytes& b, const std::string& path) {
     while (pos < b.n && b.d[pos] == 0xFF) ++pos;
     if (pos >= b.n) fail(path, truncated);
     const uint8_t m = b.d[pos++];
+    if (m == 0x00) continue;                                // FF 00: junk outside a scan, as libjpeg skips it
     if (m == 0xD9) break;                                   // EOI
     if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;     // TEM, RSTn, SOI: no length
     if (pos + 2 > b.n) fail(path, truncated);

@@ -1,6 +1,8 @@
 // Fuzz target: arbitrary bytes as an image file -> data::decode_image with small limits, and
 // data::decode_image_region (the loader's crop-aware path) on a box drawn from the input, which
-// must give the same pixels in its box as the whole decode, or the same refusal.
+// must give the same pixels in its box as the whole decode, or the same refusal; then the same box
+// decoded at a reduced scale (JPEG DCT scaling, 1/2 to 1/8) must hold the box and resample without
+// an error.
 // The input's length picks the channel count (odd: gray, even: RGB) so one corpus covers both
 // conversions without a prefix byte that would make the seeds stop being images.
 // A vkvit::Error is the expected answer to a bad file; anything else (another exception such as
@@ -8,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -16,6 +19,7 @@
 
 #include "base/error.h"
 #include "data/decode.h"
+#include "data/transform.h"
 #include "memfile.h"
 
 namespace {
@@ -57,6 +61,35 @@ void check_region(const std::vector<uint8_t>& bytes, const std::string& path, in
   cv::Mat diff;
   cv::absdiff(region, whole(cv::Rect(b.x, b.y, b.width, b.height)), diff);
   if (cv::countNonZero(diff.reshape(1)) != 0) broken("the region's box differs from the same box of the whole decode");
+
+  // The same box at 1/2, 1/4 or 1/8 (two more bits of the pick): the region covers the box in
+  // decoded pixels, and a RandomResizedCrop of it to 8 px reads only pixels the region holds.
+  const int denom = 2 << ((pick >> 12) % 3);
+  try {
+    r = vkvit::data::decode_image_region(bytes, path, channels, limits, [&](int w, int h) {
+      return vkvit::data::RegionRequest(choose(w, h), denom);
+    });
+  } catch (const vkvit::Error&) {
+    broken("decode_image_region at a reduced scale refused a file that decode_image decodes");
+  }
+  const int d = r.scale_denom;
+  if (d != 1 && d != denom) broken("the region's scale is neither full nor the requested one");
+  if (d == 1 && (r.pixels.cols != whole.cols || r.pixels.rows != whole.rows)) broken("a full-scale fallback is not whole");
+  if (r.x > b.x / d || r.y > b.y / d || (b.x + b.width + d - 1) / d > r.x + r.pixels.cols ||
+      (b.y + b.height + d - 1) / d > r.y + r.pixels.rows)
+    broken("the region decoded at a reduced scale does not cover the box");
+  vkvit::data::TransformConfig t;
+  t.image_size = 8;
+  t.channels = channels;
+  t.mean.assign(1, 0.5f);
+  t.std.assign(1, 0.25f);
+  std::mt19937_64 rng(pick);
+  try {
+    vkvit::data::transform_train_8bit(r, t, rng);
+  } catch (const vkvit::Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    broken("the resize of a region decoded at a reduced scale failed");
+  }
 }
 
 }  // namespace
