@@ -72,8 +72,7 @@ struct Diff {
 Diff diff(const cv::Mat& a, const cv::Mat& b) {
   cv::Mat d;
   cv::absdiff(a, b, d);
-  std::vector<uint8_t> v(d.begin<uint8_t>(), d.end<uint8_t>());
-  if (d.channels() > 1) v.assign(d.datastart, d.dataend);
+  std::vector<uint8_t> v(d.datastart, d.dataend);  // absdiff's output is continuous: every channel value
   std::sort(v.begin(), v.end());
   Diff out;
   out.max = v.back();

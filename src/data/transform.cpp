@@ -156,12 +156,6 @@ Taps identity_taps(int64_t start, int n) {
   return t;
 }
 
-// Resamples `box` (in source-image pixels) of the source to a virtual full_w x full_h image and
-// returns its window [ox, ox + w) x [oy, oy + h), 8-bit, as Pillow's ImagingResample computes it:
-// the horizontal pass first (only over the source rows the vertical pass reads), each pass clamped
-// to 8 bits. An axis whose size does not change is not resampled (Pillow skips that pass; its
-// weights would be the identity anyway). The source may be a region of the image (crop-aware
-// decoding) as long as it holds every pixel the window reads.
 // One axis of a box in the decoded pixels of an image decoded at 1/denom of its full size: the
 // span [start / denom, (start + length) / denom), fractional unless denom is 1, and the whole
 // decoded pixels [first, first + count) that cover it.
@@ -178,6 +172,13 @@ DecodedSpan decoded_span(int start, int length, int full_size, int denom) {
   return s;
 }
 
+// Resamples `box` (in source-image pixels) of the source to a virtual full_w x full_h image and
+// returns its window [ox, ox + w) x [oy, oy + h), 8-bit, as Pillow's ImagingResample computes it:
+// the horizontal pass first (only over the source rows the vertical pass reads), each pass clamped
+// to 8 bits. An axis whose size does not change is not resampled (Pillow skips that pass; its
+// weights would be the identity anyway). The source may be a region of the image (crop-aware
+// decoding) as long as it holds every pixel the window reads, also one decoded at a reduced
+// scale (its box is then a fractional span of the decoded pixels, see decoded_span).
 cv::Mat resample_window(const SourceRegion& src, const CropBox& box, int64_t full_w, int64_t full_h, int64_t ox,
                         int64_t oy, int w, int h, Filter f) {
   const cv::Mat& px = src.pixels;

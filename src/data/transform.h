@@ -85,12 +85,13 @@ cv::Mat transform_eval_8bit(const cv::Mat& rgb8, const TransformConfig& config);
 // crop. The 8-bit transforms then run on a region decoded around that box (src.box), train drawing
 // the rest (flip, RandAugment): the same pixels and draws as from the whole image.
 CropBox train_source_box(int width, int height, const TransformConfig& config, std::mt19937_64& rng);
-// The DCT scaling to decode a JPEG at for that box (train: the box drawn; eval: eval_source_box):
-// the largest d of 8, 4, 2 that leaves what is resized at least jpeg_dct_scaling times the resize's
-// output size on both axes at 1/d, else 1 (always 1 with jpeg_dct_scaling 0). The transforms read such a region
-// (SourceRegion::scale_denom) as Pillow resizes a float box of a reduced image.
-int dct_scale_denom(int width, int height, const CropBox& box, const TransformConfig& config, bool train);
 CropBox eval_source_box(int width, int height, const TransformConfig& config);
+// The DCT scaling to decode a JPEG at for that box (train: the box drawn; eval: eval_source_box):
+// the largest d of 8, 4, 2 that leaves what is resized at least jpeg_dct_scaling times the
+// resize's output size on both axes at 1/d, else 1 (always 1 with jpeg_dct_scaling 0). The
+// transforms read such a region (SourceRegion::scale_denom) as Pillow resizes a float box of a
+// reduced image.
+int dct_scale_denom(int width, int height, const CropBox& box, const TransformConfig& config, bool train);
 cv::Mat transform_train_8bit(const SourceRegion& src, const TransformConfig& config, std::mt19937_64& rng);
 cv::Mat transform_eval_8bit(const SourceRegion& src, const TransformConfig& config);
 

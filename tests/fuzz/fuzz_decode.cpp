@@ -50,7 +50,7 @@ void check_region(const std::vector<uint8_t>& bytes, const std::string& path, in
   } catch (const vkvit::Error&) {
     broken("decode_image_region refused a file that decode_image decodes");
   }
-  const vkvit::data::CropBox& b = r.box;
+  const vkvit::data::CropBox b = r.box;  // r is decoded again below
   if (r.width != whole.cols || r.height != whole.rows) broken("the region's image size differs from the whole decode's");
   if (b.x < r.x || b.y < r.y || b.x + b.width > r.x + r.pixels.cols || b.y + b.height > r.y + r.pixels.rows)
     broken("the decoded region does not hold the box");
