@@ -78,4 +78,17 @@ TEST_CASE("vkvit bench loader prints the rates, the stages and a RESULT line", "
       test::run_cli("bench loader --data-dir " + test::q(d.path) + " --split val --jpeg-dct-scaling 0.5");
   CHECK(bad_gap.status != 0);
   CHECK_THAT(bad_gap.err, Contains("jpeg_dct_scaling is 0 (off) or a gap in [1, 64]"));
+
+  // --set over --config, as `vkvit train --set`: one config serves a table of loader options.
+  test::write_file(d / "run.yaml", test::tiny_stripes_config_yaml(1));
+  const std::string with_config = "bench loader --data-dir " + test::q(d.path) + " --images 10 -b 5 --config " + test::q(d / "run.yaml");
+  const test::CliRun augmented = test::run_cli(with_config + " --set data.auto_augment=rand-m9-mstd0.5-inc1 --set data.reprob=0.25");
+  CHECK(augmented.status == 0);
+  CHECK(result_field(augmented.out, "images") == "10");
+  const test::CliRun bad_policy = test::run_cli(with_config + " --set data.auto_augment=rand-x9");
+  CHECK(bad_policy.status != 0);
+  CHECK_THAT(bad_policy.err, Contains("rand-x9"));
+  const test::CliRun no_config = test::run_cli("bench loader --data-dir " + test::q(d.path) + " --set data.reprob=0.25");
+  CHECK(no_config.status != 0);
+  CHECK_THAT(no_config.err, Contains("--set needs --config"));
 }

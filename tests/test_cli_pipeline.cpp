@@ -377,3 +377,40 @@ TEST_CASE("vkvit bench train-step and infer run the model and end with a RESULT 
   CHECK(bad.status != 0);
   CHECK_THAT(bad.err, Contains("vit_nonexistent"));
 }
+
+// The recipe options that change the GPU step are part of what train-step times, and the header
+// says which; with accumulation a timed step is the whole optimizer step of k batches.
+TEST_CASE("vkvit bench train-step times a config's mixup, drop path, EMA and accumulation", "[cli]") {
+  TempDir dir("bench-recipe");
+  std::string config = kTinyConfig;
+  config.replace(config.find("  depth: 1\n"), 11, "  depth: 2\n");
+  write_file(dir.path / "plain.yaml", config);
+  write_file(dir.path / "recipe.yaml",
+             config + "  mixup: 0.8\n  cutmix: 1.0\n  drop_path: 0.1\n  model_ema: true\n  accum_steps: 2\n");
+  const Run plain = run("bench train-step --config " + q(dir.path / "plain.yaml") + " -b 4 --steps 2 --warmup 1");
+  INFO(plain.out << plain.err);
+  REQUIRE(plain.status == 0);
+  CHECK_THAT(plain.out, Contains("# recipe in the step: none (plain step)"));
+  CHECK_THAT(lines_of(plain.out).back(), Contains("accum=1"));
+
+  const Run recipe = run("bench train-step --config " + q(dir.path / "recipe.yaml") + " -b 4 --steps 2 --warmup 1");
+  INFO(recipe.out << recipe.err);
+  REQUIRE(recipe.status == 0);
+  for (const char* part : {"mixup 0.8 / cutmix 1", "drop path 0.1", "model EMA", "2 micro-batches per step"})
+    CHECK_THAT(recipe.out, Contains(part));
+  CHECK_THAT(lines_of(recipe.out).back(), Contains("accum=2"));
+  CHECK_THAT(recipe.out, !Contains("loss of the last step: nan"));
+
+  // --set changes the config as `vkvit train --set` does, so one file serves every row of a table.
+  const Run set = run("bench train-step --config " + q(dir.path / "plain.yaml") +
+                      " -b 4 --steps 1 --warmup 0 --set train.drop_path=0.2 --set train.model_ema=true");
+  INFO(set.out << set.err);
+  REQUIRE(set.status == 0);
+  CHECK_THAT(set.out, Contains("# recipe in the step: drop path 0.2, model EMA"));
+  const Run bad_key = run("bench train-step --config " + q(dir.path / "plain.yaml") + " --set train.drop_paths=0.2");
+  CHECK(bad_key.status != 0);
+  CHECK_THAT(bad_key.err, Contains("train.drop_paths"));
+  const Run preset = run("bench train-step --preset vit_fmnist_tiny --set train.drop_path=0.2");
+  CHECK(preset.status != 0);
+  CHECK_THAT(preset.err, Contains("--set needs --config"));
+}

@@ -29,6 +29,7 @@ struct LoaderBenchOptions {
   std::string data_dir, split = "train", config;
   uint32_t workers = 1, images = 2000, batch = 64;
   double jpeg_dct_scaling = -1;  // < 0: the config's
+  std::vector<std::string> overrides;  // --set key=value over --config
 };
 
 // `images` samples spread evenly over the folder (every class appears); training keeps whole
@@ -74,7 +75,12 @@ void print_report(const LoaderBenchOptions& o, const data::LoaderConfig& lc, uin
 void run_loader_bench(const LoaderBenchOptions& o) {
   const bool train = o.split == "train";
   data::LoaderConfig lc;  // without --config: timm's ImageNet defaults (224, bicubic, patch 16)
-  if (!o.config.empty()) lc = train::loader_config(train::RunConfig::load(o.config), train);
+  if (!o.overrides.empty() && o.config.empty()) throw Error("bench loader: --set needs --config FILE");
+  if (!o.config.empty()) {
+    train::RunConfig cfg = train::RunConfig::load(o.config);
+    if (!o.overrides.empty()) cfg.apply_overrides(o.overrides);
+    lc = train::loader_config(cfg, train);
+  }
   lc.train = train;
   if (o.jpeg_dct_scaling >= 0) lc.transform.jpeg_dct_scaling = o.jpeg_dct_scaling;
   lc.workers = o.workers;
@@ -113,6 +119,8 @@ void add_loader_bench_command(CLI::App* bench) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("-b,--batch-size", o->batch, "Batch size")->check(CLI::PositiveNumber);
   cmd->add_option("--config", o->config, "Run config whose data transforms and model size to use (default: timm's ImageNet ones)");
+  cmd->add_option("--set", o->overrides,
+                  "Override a config key as `vkvit train --set`, e.g. --set data.reprob=0.25 (repeatable)");
   cmd->add_option("--jpeg-dct-scaling", o->jpeg_dct_scaling,
                   "data.jpeg_dct_scaling for this run: 0 = off, g >= 1 = decode JPEGs reduced where the crop keeps g x "
                   "the output size")
