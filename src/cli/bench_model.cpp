@@ -222,6 +222,13 @@ class ModelBench {
       }
       step_->record_drop_path(rec, s_.optim.drop_path, uint64_t(s_.optim.seed), 0, B_, draw);
       step_->record_gradients(rec, B_, smoothing, 1.0f / float(k), {}, /*accumulate=*/j > 0);
+      // One staging buffer: the next micro-batch's host mix must wait until this one's upload has
+      // read it (the trainer alternates two slots for the same reason).
+      if (staging_ && j + 1 < k) {
+        const int part = rec.flush();
+        if (part < 0) rec.submit_and_wait();
+        else rec.wait_flushed(part);
+      }
     }
     step_->record_update(rec, hyper, t, static_cast<float>(s_.optim.clip_grad));
     if (ema_)
