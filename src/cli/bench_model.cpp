@@ -31,7 +31,6 @@
 #include "cli/commands.h"
 #include "model/vit.h"
 #include "ops/ema.h"
-#include "ops/mix_batch.h"
 #include "train/config.h"
 #include "train/mixup.h"
 #include "train/train_step.h"
@@ -70,6 +69,7 @@ struct BenchSetup {
 
 BenchSetup resolve(const ModelBenchOptions& o) {
   if (o.config.empty() == o.preset.empty()) throw Error("bench: give exactly one of --config FILE or --preset NAME");
+  if (!o.overrides.empty() && o.config.empty()) throw Error("bench: --set needs --config FILE (a preset has no run config)");
   BenchSetup s;
   if (!o.config.empty()) {
     train::RunConfig cfg = train::RunConfig::load(o.config);
@@ -82,7 +82,6 @@ BenchSetup resolve(const ModelBenchOptions& o) {
     s.model_name = o.preset;
     s.vit = model::VitConfig::preset(o.preset);
   }
-  if (!o.overrides.empty() && o.config.empty()) throw Error("bench: --set needs --config FILE (a preset has no run config)");
   if (o.batch > 0) s.optim.batch_size = o.batch;
   return s;
 }
@@ -204,7 +203,7 @@ class ModelBench {
   }
 
  private:
-  uint32_t accum() const { return step_ ? static_cast<uint32_t>(std::max(1, s_.optim.accum_steps)) : 1u; }
+  uint32_t accum() const { return step_ ? static_cast<uint32_t>(s_.optim.accum_steps) : 1u; }  // >= 1 (config check)
 
   // One optimizer step as the trainer records it (Trainer::train_epoch and record_micro_batch):
   // per micro-batch the upload and mix when mixing, the drop-path draws, forward and backward
@@ -240,21 +239,14 @@ class ModelBench {
   std::string recipe() const {
     std::string r;
     auto add = [&r](const std::string& part) { r += (r.empty() ? "" : ", ") + part; };
-    char buf[96];
-    if (s_.mixer.enabled()) {
-      std::snprintf(buf, sizeof buf, "mixup %g / cutmix %g (batch mixed on the %s)", s_.optim.mixup, s_.optim.cutmix,
-                    ops::mix_batch_on_gpu(ctx_, mix_shape()) ? "GPU" : "host");
-      add(buf);
-    }
+    if (s_.mixer.enabled())
+      add("mixup " + format_number(s_.optim.mixup) + " / cutmix " + format_number(s_.optim.cutmix) +
+          " (batch mixed on the " + (train::TrainStep::mixes_on_gpu(ctx_, s_.mixer, B_) ? "GPU)" : "host)"));
     if (s_.optim.drop_path > 0) add("drop path " + format_number(s_.optim.drop_path));
     if (s_.optim.model_ema) add("model EMA");
     if (accum() > 1) add(std::to_string(accum()) + " micro-batches per step (accum_steps)");
     if (groups_.active()) add("parameter groups (layer_decay / freeze)");
     return r.empty() ? "none (plain step)" : r;
-  }
-  ops::MixBatchShape mix_shape() const {
-    const train::PatchGeometry& g = s_.mixer.geometry();
-    return ops::MixBatchShape{B_, uint32_t(g.image_size), uint32_t(g.patch_size), uint32_t(g.channels)};
   }
   static std::string format_number(double v) {
     char buf[32];

@@ -161,11 +161,22 @@ void TrainStep::record_words(vk::Recorder& rec, const vk::View& dst, const void*
   }
 }
 
+namespace {
+ops::MixBatchShape mix_shape(const BatchMixer& mixer, uint32_t batch) {
+  const PatchGeometry& g = mixer.geometry();
+  return ops::MixBatchShape{batch, uint32_t(g.image_size), uint32_t(g.patch_size), uint32_t(g.channels)};
+}
+}  // namespace
+
+bool TrainStep::mixes_on_gpu(const vk::Context& ctx, const BatchMixer& mixer, uint32_t batch) {
+  return ops::mix_batch_on_gpu(ctx, mix_shape(mixer, batch));
+}
+
 void TrainStep::record_mix(vk::Recorder& rec, const BatchMixer& mixer, float* staged,
                            const std::vector<uint32_t>& labels, uint32_t batch, uint64_t step) {
   const std::vector<SampleMix> mixes = mixer.draw(batch, step);
   const PatchGeometry& g = mixer.geometry();
-  const ops::MixBatchShape shape{batch, uint32_t(g.image_size), uint32_t(g.patch_size), uint32_t(g.channels)};
+  const ops::MixBatchShape shape = mix_shape(mixer, batch);
   if (ops::mix_batch_on_gpu(rec.context(), shape)) {
     const std::vector<uint32_t> words = encode_mixes(mixes);
     record_words(rec, mixes_, words.data(), words.size(), "mixup draws");

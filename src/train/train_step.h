@@ -66,6 +66,8 @@ class TrainStep {
   // `step`: on the GPU (ops::mix_batch) where ops::mix_batch_on_gpu says so, else in `staged` (the
   // upload's mapped source, read by the copy at submission) on the host. Uploads the draws and
   // targets within the command buffer; the next record_gradients / record uses the two-label loss.
+  // Whether record_mix mixes a batch of `batch` images on the GPU (true) or on the host.
+  static bool mixes_on_gpu(const vk::Context& ctx, const BatchMixer& mixer, uint32_t batch);
   void record_mix(vk::Recorder& rec, const BatchMixer& mixer, float* staged, const std::vector<uint32_t>& labels,
                   uint32_t batch, uint64_t step);
 

@@ -48,6 +48,7 @@ mkdir -p "$OUT"
 PLAIN="--set train.mixup=0 --set train.cutmix=0 --set train.drop_path=0 --set train.model_ema=false
        --set train.accum_steps=1 --set train.layer_decay=0 --set train.amp=false"
 BATCH=$(sed -n 's/^ *batch_size: *\([0-9]*\).*/\1/p' "$CONFIG" | head -1)
+[ -n "$BATCH" ] || { echo "recipe_costs.sh: $CONFIG sets no train.batch_size (the accumulation row halves it)" >&2; exit 1; }
 HALF=$((BATCH / 2))
 
 # name|overrides (the GPU step; accumulation runs two half batches per update, the same images)
