@@ -63,6 +63,7 @@ data:
   random_resized_crop: false
   scale: [0.2, 0.9]
   ratio: [0.5, 2]
+  random_crop_padding: 3
   hflip: 0
   auto_augment: rand-m7-n3-mstd1
   reprob: 0.3
@@ -137,6 +138,7 @@ data:
   random_resized_crop: false
   scale: [0.2, 0.9]
   ratio: [0.5, 2]
+  random_crop_padding: 3
   hflip: 0
   auto_augment: "rand-m7-n3-mstd1"
   reprob: 0.3
@@ -330,6 +332,10 @@ TEST_CASE("rules between fields name the key and its line", "[config]") {
              Catch::StartsWith("cfg/x.yaml:4: data.mean: has 2 values, model.in_chans is 1"));
   // A key left at its default has no line: the file is named alone.
   CHECK_THAT(parse_error("model:\n  in_chans: 1\n"), Catch::StartsWith("cfg/x.yaml: data.mean: has 3 values"));
+  CHECK_THAT(parse_error("data:\n  random_crop_padding: 2\n"),
+             Catch::StartsWith("cfg/x.yaml:2: data.random_crop_padding: needs data.random_resized_crop: false"));
+  CHECK_THAT(parse_error("data:\n  random_crop_padding: -1\n"),
+             Catch::StartsWith("cfg/x.yaml:2: data.random_crop_padding: must be in [0, 4096]"));
   CHECK_THAT(parse_error("train:\n  lr: 1.0e-4\n  min_lr: 1.0e-3\n"),
              Catch::StartsWith("cfg/x.yaml:3: train.min_lr: must be <= train.lr (0.001 > 0.0001)"));
   // A warmup longer than the run is not an error: it is a short run of a long config.

@@ -3,10 +3,12 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <map>
 #include <random>
 
 #include "base/error.h"
 #include "data/patchify.h"
+#include "data/rng.h"
 #include "data/transform.h"
 
 using namespace vkvit;
@@ -200,6 +202,60 @@ TEST_CASE("train transform: output size, determinism per rng, crop bounds and fl
     std::mt19937_64 r(seed);
     CHECK(cv::norm(transform_train(img, whole, r), plain, cv::NORM_INF) < 1e-5);
   }
+}
+
+TEST_CASE("padded random crop: torchvision's RandomCrop(size, padding) shifts with zero fill, uniform offsets", "[data]") {
+  // The reference is RandomCrop's definition: pad by p with 0, then crop the size x size window at
+  // (top, left), both drawn uniform in [0, 2p], top first; out(y, x) = in(y + top - p, x + left - p)
+  // where that lies inside the image, else 0.
+  cv::Mat img(9, 11, CV_8UC1);
+  cv::randu(img, 1, 256);  // no zeros, so the fill is recognisable
+  const int p = 3;
+  std::map<std::pair<int, int>, int> seen;
+  for (uint64_t seed = 0; seed < 2000; ++seed) {
+    std::mt19937_64 rng(seed), same(seed);
+    const cv::Mat out = padded_random_crop(img, p, rng);
+    REQUIRE(out.size() == img.size());
+    const int top = int(uniform_below(same, 2 * p + 1)), left = int(uniform_below(same, 2 * p + 1));
+    ++seen[{top, left}];
+    for (int y = 0; y < img.rows; ++y)
+      for (int x = 0; x < img.cols; ++x) {
+        const int sy = y + top - p, sx = x + left - p;
+        const bool inside = sy >= 0 && sy < img.rows && sx >= 0 && sx < img.cols;
+        REQUIRE(int(out.at<uint8_t>(y, x)) == (inside ? int(img.at<uint8_t>(sy, sx)) : 0));
+      }
+  }
+  // All 49 offsets occur, each near 2000 / 49 = 40.8 times (binomial sd 6.3: 5 sd either side).
+  REQUIRE(seen.size() == size_t((2 * p + 1) * (2 * p + 1)));
+  for (const auto& [offset, count] : seen) {
+    INFO("offset " << offset.first << ", " << offset.second);
+    CHECK(count > 9);
+    CHECK(count < 73);
+  }
+
+  // In the train transform: eval geometry (a 28 px image at crop_pct 1 is itself), then the crop,
+  // then the flip, drawing in that order; normalisation last.
+  cv::Mat small(28, 28, CV_8UC1);
+  cv::randu(small, 0, 256);
+  TransformConfig c = identity_norm(28, 1);
+  c.crop_pct = 1.0f;
+  c.random_resized_crop = false;
+  c.crop_padding = 2;
+  c.hflip = 0.5f;
+  int shifted = 0;
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    std::mt19937_64 rng(seed), same(seed);
+    cv::Mat expect = padded_random_crop(small, 2, same);
+    if (uniform01(same) < 0.5) cv::flip(expect, expect, 1);
+    cv::Mat expect_f;
+    expect.convertTo(expect_f, CV_32F, 1.0 / 255.0);
+    const cv::Mat t = transform_train(small, c, rng);
+    CHECK(cv::norm(t, expect_f, cv::NORM_INF) < 1e-6);
+    shifted += cv::norm(expect, small, cv::NORM_INF) > 0;
+  }
+  CHECK(shifted > 10);
+  c.random_resized_crop = true;
+  CHECK_THROWS_WITH(validate(c), Contains("crop_padding needs random_resized_crop off"));
 }
 
 TEST_CASE("transform config validation names the bad field", "[data]") {

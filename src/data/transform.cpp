@@ -311,10 +311,22 @@ void validate(const TransformConfig& c) {
   if (!(c.scale_min > 0.0f && c.scale_min <= c.scale_max && c.scale_max <= 1.0f))
     bad("scale must satisfy 0 < scale_min <= scale_max <= 1");
   if (!(c.ratio_min > 0.0f && c.ratio_min <= c.ratio_max)) bad("ratio must satisfy 0 < ratio_min <= ratio_max");
+  if (c.crop_padding < 0) bad("crop_padding must be >= 0 (got " + std::to_string(c.crop_padding) + ")");
+  if (c.crop_padding > 0 && c.random_resized_crop) bad("crop_padding needs random_resized_crop off (it replaces it)");
   if (!c.auto_augment.empty()) parse_rand_augment(c.auto_augment);
   if (!(c.jpeg_dct_scaling == 0 || (c.jpeg_dct_scaling >= 1 && c.jpeg_dct_scaling <= 64)))
     bad("jpeg_dct_scaling is 0 (off) or a gap in [1, 64] (got " + std::to_string(c.jpeg_dct_scaling) + ")");
   validate(erasing_config(c));
+}
+
+cv::Mat padded_random_crop(const cv::Mat& image8, int padding, std::mt19937_64& rng) {
+  // torchvision's RandomCrop.get_params draws the top offset, then the left one, each uniform over
+  // the padded image's positions (transforms.py, RandomCrop.forward: pad, then crop).
+  const int top = int(uniform_below(rng, uint64_t(2 * padding) + 1));
+  const int left = int(uniform_below(rng, uint64_t(2 * padding) + 1));
+  cv::Mat padded;
+  cv::copyMakeBorder(image8, padded, padding, padding, padding, padding, cv::BORDER_CONSTANT, cv::Scalar::all(0));
+  return padded(cv::Rect(left, top, image8.cols, image8.rows)).clone();
 }
 
 CropBox random_resized_crop_box(int width, int height, const TransformConfig& c, std::mt19937_64& rng) {
@@ -406,6 +418,7 @@ cv::Mat transform_train_8bit(const SourceRegion& src, const TransformConfig& con
   cv::Mat img8 = config.random_resized_crop ? resample_window(src, src.box, size, size, 0, 0, size, size,
                                                               parse_filter(config.interpolation))
                                             : eval_geometry(src, config);
+  if (config.crop_padding > 0) img8 = padded_random_crop(img8, config.crop_padding, rng);
   const bool flip = config.hflip > 0 && uniform01(rng) < config.hflip;
   if (flip) cv::flip(img8, img8, 1);
   if (!config.auto_augment.empty()) img8 = augment_8bit(img8, config, rng);

@@ -29,6 +29,9 @@ struct TransformConfig {
   std::string interpolation = "bicubic";  // bilinear | bicubic | nearest
   bool random_resized_crop = true;        // false: train uses the eval geometry (plus flip)
   float scale_min = 0.08f, scale_max = 1.0f, ratio_min = 3.f / 4, ratio_max = 4.f / 3;
+  // > 0 (with random_resized_crop false): torchvision's RandomCrop(image_size, padding) on the eval
+  // geometry's output: zero-padded by this many pixels on each side, a window at a uniform offset.
+  int crop_padding = 0;
   float hflip = 0.5f;  // probability of a horizontal flip in training (0 = off), as timm
   std::string auto_augment;  // timm RandAugment string ("rand-m9-mstd0.5-inc1"); "" = off
   float reprob = 0.0f;       // random erasing probability (0 = off)
@@ -55,6 +58,10 @@ CropBox random_resized_crop_box(int width, int height, const TransformConfig& co
 cv::Mat resample8(const cv::Mat& image8, const CropBox& box, int out_w, int out_h, const std::string& interpolation);
 cv::Mat resample(const cv::Mat& image8, const CropBox& box, int out_w, int out_h, const std::string& interpolation);
 
+// torchvision's RandomCrop(size of image8, padding): image8 zero-padded by `padding` pixels on each
+// side, then the window of image8's size at a top, then left, offset uniform in [0, 2 * padding].
+cv::Mat padded_random_crop(const cv::Mat& image8, int padding, std::mt19937_64& rng);
+
 // (v / 255 - mean[c]) / std[c] for every 8-bit value v of each channel c: the one place the
 // normalisation is computed, so that every path that uses it gives the same bits.
 struct NormalizeTable {
@@ -67,7 +74,7 @@ cv::Mat normalize8(const cv::Mat& image8, const NormalizeTable& table);
 // transform_train's random erasing (nothing when reprob is 0) on its normalised output.
 void random_erase_normalized(cv::Mat& normalized, const TransformConfig& config, std::mt19937_64& rng);
 
-// Train: random-resized-crop (or eval geometry) + flip with p = 0.5, rng-driven. Eval: resize the
+// Train: random-resized-crop (or eval geometry, then the padded random crop) + flip with p = 0.5, rng-driven. Eval: resize the
 // shorter side to floor(size / crop_pct) (longer side truncated, as torchvision), center crop
 // (offsets rounded half to even, as Python's round). Output: float32 size x size x C, normalized.
 cv::Mat transform_train(const cv::Mat& rgb8, const TransformConfig& config, std::mt19937_64& rng);

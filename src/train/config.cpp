@@ -75,6 +75,9 @@ void check_cross(const RunConfig& c, const std::map<std::string, Where>& where, 
   if (c.data.std.size() != size_t(m.in_chans))
     at("data.std").fail("has " + std::to_string(c.data.std.size()) + " values, model.in_chans is " +
                         std::to_string(m.in_chans));
+  if (c.data.random_crop_padding > 0 && c.data.random_resized_crop)
+    at("data.random_crop_padding")
+        .fail("needs data.random_resized_crop: false (the padded crop replaces RandomResizedCrop)");
   if (c.train.min_lr > c.train.lr)
     at("train.min_lr")
         .fail("must be <= train.lr (" + yaml_number(c.train.min_lr) + " > " + yaml_number(c.train.lr) + ")");

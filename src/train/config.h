@@ -57,6 +57,10 @@ struct DataConfig {
   bool random_resized_crop = true;
   std::vector<double> scale = {0.08, 1.0};
   std::vector<double> ratio = {3.0 / 4.0, 4.0 / 3.0};
+  // Train: torchvision's RandomCrop(image_size, padding=p) after the eval resize + crop (zero
+  // fill): shifts of up to p pixels without resampling, the usual augmentation for small images.
+  // 0 = off; needs random_resized_crop false, which it replaces.
+  int random_crop_padding = 0;
   double hflip = 0.5;
   std::string auto_augment;  // "" = off (DeiT: rand-m9-mstd0.5-inc1)
   double reprob = 0;  // DeiT: 0.25

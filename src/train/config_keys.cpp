@@ -235,6 +235,9 @@ const Section<DataConfig>& data_keys() {
           "train: RandomResizedCrop(image_size, scale, ratio); false = eval resize+crop"),
       key("scale", &D::scale, area_range(), "area fraction range [min, max] of the random crop"),
       key("ratio", &D::ratio, range(), "aspect ratio range [min, max] of the random crop"),
+      key("random_crop_padding", &D::random_crop_padding, integer(0, 4096),
+          "train: RandomCrop(image_size, padding=p) as torchvision (zero fill) after the eval resize+crop; 0 = off; "
+          "needs random_resized_crop false"),
       key("hflip", &D::hflip, number({[](double v) { return v >= 0 && v <= 1; }, "is a probability in [0, 1]"}),
           "probability of a horizontal flip in training (0 = off), as timm"),
       key("auto_augment", &D::auto_augment, rand_augment_spec(),

@@ -24,6 +24,7 @@ data::LoaderConfig loader_config(const RunConfig& cfg, bool train) {
   t.scale_max = static_cast<float>(cfg.data.scale[1]);
   t.ratio_min = static_cast<float>(cfg.data.ratio[0]);
   t.ratio_max = static_cast<float>(cfg.data.ratio[1]);
+  t.crop_padding = cfg.data.random_crop_padding;
   t.hflip = static_cast<float>(cfg.data.hflip);
   t.auto_augment = cfg.data.auto_augment;
   t.reprob = static_cast<float>(cfg.data.reprob);
