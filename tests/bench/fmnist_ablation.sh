@@ -8,8 +8,8 @@
 #   tests/bench/fmnist_ablation.sh [--vkvit build/src/vkvit] [--out runs/ablation] [--epochs 10]
 #                                  [--long 30] [--only "name ..."]
 #
-# --epochs sets the short runs' length, --long the three long ones (no augmentation vs r1's crop +
-# flip vs the shipped shift + flip), which show whether augmentation pays once the schedule is long enough.
+# --epochs sets the short runs' length, --long the three long ones (no augmentation, r1's crop +
+# flip, shifts + flip), which show whether augmentation pays once the schedule is long enough.
 set -eu
 VKVIT=build/src/vkvit
 OUT=runs/ablation
@@ -31,8 +31,8 @@ CONFIG=configs/fmnist_vit_tiny.yaml
 # The crop of run r1 (BENCHMARKS.md): scale down to 60% of the area; configs/fmnist_vit_small.yaml
 # now keeps 80%, as this ablation found the stronger crop costly at short budgets.
 CROP="--set data.random_resized_crop=true --set data.scale=[0.6,1.0] --set data.ratio=[0.8,1.25]"
-# configs/fmnist_vit_small.yaml's augmentation: shifts of up to 2 px (torchvision's RandomCrop with
-# padding 2), no resampling.
+# Shifts of up to 2 px (data.random_crop_padding: torchvision's RandomCrop with padding 2), no
+# resampling: the usual augmentation for small images.
 SHIFT="--set data.random_crop_padding=2"
 FLIP="--set data.hflip=0.5"
 EMA="--model-ema --model-ema-decay 0.999"
