@@ -74,9 +74,10 @@ cv::Mat normalize8(const cv::Mat& image8, const NormalizeTable& table);
 // transform_train's random erasing (nothing when reprob is 0) on its normalised output.
 void random_erase_normalized(cv::Mat& normalized, const TransformConfig& config, std::mt19937_64& rng);
 
-// Train: random-resized-crop (or eval geometry, then the padded random crop) + flip with p = 0.5, rng-driven. Eval: resize the
-// shorter side to floor(size / crop_pct) (longer side truncated, as torchvision), center crop
-// (offsets rounded half to even, as Python's round). Output: float32 size x size x C, normalized.
+// Train: random-resized-crop (or eval geometry, then the padded random crop) + flip with p = 0.5,
+// rng-driven. Eval: resize the shorter side to floor(size / crop_pct) (longer side truncated, as
+// torchvision), center crop (offsets rounded half to even, as Python's round). Output: float32
+// size x size x C, normalized.
 cv::Mat transform_train(const cv::Mat& rgb8, const TransformConfig& config, std::mt19937_64& rng);
 cv::Mat transform_eval(const cv::Mat& rgb8, const TransformConfig& config);
 // The same transforms up to normalisation: the 8-bit size x size x C image (cropped, resized,

@@ -10,6 +10,9 @@ recipe that wins here is then trained with vkvit, whose figure is the one BENCHM
   /usr/bin/python3 tests/bench/fmnist_torch_proxy.py --epochs 10 --patch 7 --dim 128 --depth 4 \
       --crop 0.8 --flip --ema 0.999 [--spt] [--shift 2]
 
+--stem C: a convolutional stem before the patch embedding (in the spirit of Xiao et al. 2021,
+"Early convolutions help transformers see better"): a 3x3 convolution to C channels and GELU at
+full resolution, then the patches of those C channels.
 --spt: shifted patch tokenization (Lee et al. 2021, "Vision Transformer for Small-Size Datasets"):
 each patch also sees the image shifted by half a patch along the four diagonals (zero fill), so the
 patch embedding reads 5 x C x P x P values. Reads Debian's dataset-fashion-mnist files.
@@ -57,7 +60,8 @@ class ViT(nn.Module):
         super().__init__()
         self.p, self.spt = a.patch, a.spt
         grid = 28 // a.patch
-        k = (5 if a.spt else 1) * a.patch * a.patch
+        self.stem = nn.Sequential(nn.Conv2d(1, a.stem, 3, padding=1), nn.GELU()) if a.stem else None
+        k = (5 if a.spt else 1) * (a.stem or 1) * a.patch * a.patch
         self.embed = nn.Linear(k, a.dim)
         self.cls = nn.Parameter(torch.zeros(1, 1, a.dim))
         self.pos = nn.Parameter(torch.randn(1, grid * grid + 1, a.dim) * 0.02)
@@ -76,6 +80,8 @@ class ViT(nn.Module):
             shifts = [pad[:, :, s + dy:s + dy + 28, s + dx:s + dx + 28] for dy, dx in ((-s, -s), (-s, s), (s, -s), (s, s))]
             x = torch.cat([x] + shifts, 1)
         x = (x - MEAN) / STD
+        if self.stem is not None:
+            x = self.stem(x)
         b, c = x.shape[:2]
         x = F.unfold(x, self.p, stride=self.p).transpose(1, 2)  # (B, tokens, C*P*P), [c][py][px]
         x = torch.cat([self.cls.expand(b, -1, -1), self.embed(x)], 1) + self.pos
@@ -123,7 +129,7 @@ def evaluate(model, x, y):
 def main():
     ap = argparse.ArgumentParser()
     for name, default in (("epochs", 10), ("patch", 7), ("dim", 128), ("depth", 4), ("heads", 4), ("mlp", 256),
-                          ("batch", 128), ("shift", 0), ("seed", 42), ("threads", 2)):
+                          ("batch", 128), ("shift", 0), ("stem", 0), ("seed", 42), ("threads", 2)):
         ap.add_argument("--" + name, type=int, default=default)
     for name, default in (("lr", 1e-3), ("min_lr", 1e-5), ("warmup", 2.0), ("wd", 0.05), ("ls", 0.1), ("clip", 1.0),
                           ("crop", 1.0), ("ratio", 0.9), ("ema", 0.0)):
