@@ -60,8 +60,9 @@ class ViT(nn.Module):
         super().__init__()
         self.p, self.spt = a.patch, a.spt
         grid = 28 // a.patch
-        self.stem = nn.Sequential(nn.Conv2d(1, a.stem, 3, padding=1), nn.GELU()) if a.stem else None
-        k = (5 if a.spt else 1) * (a.stem or 1) * a.patch * a.patch
+        channels = 5 if a.spt else 1  # the image and its four shifted copies
+        self.stem = nn.Sequential(nn.Conv2d(channels, a.stem, 3, padding=1), nn.GELU()) if a.stem else None
+        k = (a.stem or channels) * a.patch * a.patch
         self.embed = nn.Linear(k, a.dim)
         self.cls = nn.Parameter(torch.zeros(1, 1, a.dim))
         self.pos = nn.Parameter(torch.randn(1, grid * grid + 1, a.dim) * 0.02)
@@ -147,8 +148,9 @@ def main():
     if a.ema:
         ema = ViT(a)
         ema.load_state_dict(model.state_dict())
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1 and n not in ("pos", "cls")]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and n not in ("pos", "cls"))]
+    decay, no_decay = [], []  # weights decay; biases, norms, positions and the cls token do not
+    for n, p in model.named_parameters():
+        (decay if p.ndim > 1 and n not in ("pos", "cls") else no_decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
     steps_per_epoch = len(xtr) // a.batch
